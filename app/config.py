@@ -1,0 +1,81 @@
+"""Settings of a training run and of a fine-tune round, as frozen dataclasses.
+
+The desktop app and the command line build the same two objects; a checkpoint stores them
+(`dataclasses.asdict`) so a run describes itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "small_cnn"  # a name from models.MODEL_NAMES
+    epochs: int = 10  # epochs to train (counted from the checkpoint's epoch when resuming)
+    batch_size: int = 64  # images per optimiser step
+    lr: float = 1e-3  # Adam learning rate
+    weight_decay: float = 0.0  # Adam L2 penalty on the weights
+    guidance: Optional[str] = "rrr"  # guidance loss on annotated images: punisher | rrr | gradcam | None
+    lam: Optional[float] = None  # weight of the guidance term; None = the loss's default
+    seed: int = 0  # seeds weights, shuffling and the train/val split
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N | mps
+    num_workers: int = 0  # DataLoader worker processes (0 = load in the training thread)
+    input_size: Optional[int] = None  # square model input side in pixels; None = the model's default
+    val_fraction: float = 0.2  # share of the training folder held out when no val folder is given
+    weights_path: Optional[str] = None  # local file with pretrained weights for the backbone
+    feedback_every: int = 0  # pause for painting every N epochs (0 = never; the CLI never pauses)
+    images_per_round: int = 8  # images shown in the brush window per round
+    selection: str = "random"  # how those images are chosen (app.selection.SELECTION_STRATEGIES)
+    saliency_method: str = "saliency"  # captum method for display (app.saliency.SALIENCY_METHODS)
+
+    def __post_init__(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
+        for name, value in positive.items():
+            if not value > 0:
+                raise UserError(f"{name} must be positive, got {value}")
+        if self.lam is not None and self.lam < 0:
+            raise UserError(f"lambda must be >= 0, got {self.lam}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise UserError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
+        if self.feedback_every < 0 or self.images_per_round < 1:
+            raise UserError("feedback_every must be >= 0 and images_per_round >= 1")
+        if self.input_size is not None and self.input_size < 16:
+            raise UserError(f"input_size must be at least 16 pixels, got {self.input_size}")
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":
+        """Build from a stored dict, ignoring keys this version does not know."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    lr: float = 5e-4  # Adam learning rate of the fine-tune round
+    max_steps: int = 150  # hard cap on optimiser steps
+    check_every: int = 5  # evaluate the stop criteria every N steps
+    val_loss_rise: float = 1.2  # stop when val loss >= this x the val loss before the round
+    guidance_drop: float = 0.5  # stop when guidance <= L0 - this x |L0| (L0 = before the round)
+    replay_batch: int = 32  # training images mixed into each step's CE so the model does not forget
+    max_val_images: Optional[int] = 2000  # cap on validation images used by the stop check
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.check_every < 1:
+            raise UserError("max_steps and check_every must be >= 1")
+        if self.val_loss_rise <= 1.0:
+            raise UserError(f"val_loss_rise must be > 1, got {self.val_loss_rise}")
+        if not 0.0 < self.guidance_drop <= 1.0:
+            raise UserError(f"guidance_drop must be in (0, 1], got {self.guidance_drop}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> "FinetuneConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})

@@ -1,0 +1,172 @@
+"""Typed messages between the training engine and whoever drives it (the Tk app, the CLI).
+
+Events flow from the trainer thread to the consumer through a callback (the app puts them on a
+`queue.Queue` and drains it with `after()`); commands flow back through `Trainer.submit`.
+All are frozen dataclasses holding plain values and numpy arrays -- never a widget, never a
+tensor that the training thread may still be writing to -- so the consumer never runs the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Tuple
+
+import numpy as np
+
+from .finetune_report import FinetuneReport
+
+
+# ---------------------------------------------------------------- events: trainer -> consumer
+@dataclass(frozen=True)
+class RunStarted:
+    device: str  # human-readable, e.g. "CPU" or "CUDA: NVIDIA H100"
+    classes: Tuple[str, ...]
+    n_train: int
+    n_val: int
+    first_epoch: int  # 1-based epoch about to run (> 1 when resuming)
+    epochs: int  # last epoch of the run
+    batches_per_epoch: int
+    skipped: Tuple[Tuple[str, str], ...] = ()  # (relpath, reason) of unreadable images
+
+
+@dataclass(frozen=True)
+class BatchFinished:
+    epoch: int
+    batch: int  # 1-based
+    batches: int
+    loss: float  # total loss of the batch (CE + lambda x guidance)
+    accuracy: float  # batch accuracy in [0, 1]
+    n_annotated: int  # annotated images in the batch
+
+
+@dataclass(frozen=True)
+class EpochFinished:
+    epoch: int
+    epochs: int
+    train: Mapping[str, float]  # train_one_epoch's dict: loss, ce, guidance, accuracy, ...
+    val: Mapping[str, Any]  # evaluate's dict: loss, accuracy, per_class_accuracy, ...
+    seconds: float  # wall-clock time of the epoch including validation
+
+
+@dataclass(frozen=True)
+class FeedbackItem:
+    """One image offered for painting."""
+
+    relpath: str
+    image: np.ndarray  # H x W x 3 uint8 RGB, the original image (long side capped for display)
+    saliency: np.ndarray  # h x w float32 in [0, 1] at the model's input size
+    true_label: str
+    predicted_label: str
+    confidence: float  # softmax probability of the predicted class, [0, 1]
+    mask: Optional[np.ndarray] = None  # H x W int8 in {-1, 0, 1}: the mask painted earlier, if any
+    reason: str = ""  # why it was chosen, e.g. "entropy 1.92" or "misclassified"
+
+
+@dataclass(frozen=True)
+class FeedbackNeeded:
+    round: int  # 1-based feedback round
+    epoch: int  # epoch just finished
+    items: Tuple[FeedbackItem, ...]
+    strategy: str
+
+
+@dataclass(frozen=True)
+class FinetuneStarted:
+    round: int
+    n_annotated: int
+    max_steps: int
+
+
+@dataclass(frozen=True)
+class FinetuneProgress:
+    round: int
+    step: int
+    max_steps: int
+    guidance: float  # guidance loss on the annotated images at the last check
+    val_loss: float  # validation loss at the last check
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Old vs new model on one annotated image, for the chooser."""
+
+    relpath: str
+    image: np.ndarray  # H x W x 3 uint8 RGB
+    mask: np.ndarray  # H x W int8 in {-1, 0, 1}
+    saliency_old: np.ndarray  # h x w float32 in [0, 1]
+    saliency_new: np.ndarray  # h x w float32 in [0, 1]
+    true_label: str
+    predicted_old: str
+    predicted_new: str
+    confidence_old: float
+    confidence_new: float
+
+
+@dataclass(frozen=True)
+class FinetuneDone:
+    round: int
+    report: FinetuneReport
+    comparisons: Tuple[Comparison, ...]
+
+
+@dataclass(frozen=True)
+class RoundDecided:
+    round: int
+    epoch: int
+    committed: bool  # False: rejected, or cancelled before fine-tuning
+    finetuned: bool  # False when the user cancelled the brush window
+
+
+@dataclass(frozen=True)
+class StateChanged:
+    state: str  # "training" | "paused" | "waiting_for_feedback" | "finetuning" | "waiting_for_decision" | "stopping"
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    path: str
+    epoch: int
+
+
+@dataclass(frozen=True)
+class TrainingFinished:
+    epoch: int  # last epoch completed
+    stopped: bool  # True when stopped by the user before the last epoch
+    history: Tuple[Mapping[str, Any], ...] = field(default=())  # one dict per epoch
+
+
+@dataclass(frozen=True)
+class TrainingFailed:
+    message: str  # one line for a dialog
+    details: str = ""  # traceback, for the log pane
+    user_error: bool = False  # True: a mistake in the input, not a bug
+
+
+# --------------------------------------------------------------- commands: consumer -> trainer
+@dataclass(frozen=True)
+class StartFinetune:
+    """The user finished painting; masks are already saved in the mask store."""
+
+    relpaths: Tuple[str, ...]  # images annotated in this round (the round uses all masks)
+
+
+@dataclass(frozen=True)
+class SkipFeedback:
+    """The user cancelled the brush window: resume training unchanged."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Keep the fine-tuned candidate."""
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Discard the candidate; the weights stay exactly as before the round."""
+
+
+EVENT_TYPES = (
+    RunStarted, BatchFinished, EpochFinished, FeedbackNeeded, FinetuneStarted, FinetuneProgress,
+    FinetuneDone, RoundDecided, StateChanged, CheckpointSaved, TrainingFinished, TrainingFailed,
+)
+COMMAND_TYPES = (StartFinetune, SkipFeedback, Commit, Reject)
