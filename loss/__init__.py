@@ -1,0 +1,35 @@
+"""Differentiable guidance losses (Punisher, RRR, Grad-CAM alignment) and the guided batch loss.
+
+Every guidance loss is an ``nn.Module`` called as ``loss(model, images, targets, masks) ->
+scalar`` on the annotated samples only; ``guided_loss`` combines it with the cross-entropy of the
+whole batch.
+"""
+
+from loss.factory import DEFAULT_LAMBDAS, GUIDANCE_NAMES, build_guidance
+from loss.gradcam import GradCAMLoss
+from loss.guided import GuidedLoss, guided_loss
+from loss.input_gradients import (
+    abs_sum_over_channels,
+    input_gradients,
+    labelled_logit,
+    square_sum_over_channels,
+    summed_log_probs,
+)
+from loss.punisher import PunisherLoss
+from loss.rrr import RRRLoss
+
+__all__ = [
+    "DEFAULT_LAMBDAS",
+    "GUIDANCE_NAMES",
+    "GradCAMLoss",
+    "GuidedLoss",
+    "PunisherLoss",
+    "RRRLoss",
+    "abs_sum_over_channels",
+    "build_guidance",
+    "guided_loss",
+    "input_gradients",
+    "labelled_logit",
+    "square_sum_over_channels",
+    "summed_log_probs",
+]

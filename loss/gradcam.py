@@ -1,0 +1,137 @@
+"""Grad-CAM alignment loss (RES, KDD 2022; HINT, ICCV 2019; CYBORG, WACV 2023): the Grad-CAM map of
+a conv layer, normalised to [0, 1], is pulled towards the human mask.
+
+    A      = activations of ``layer``                     N x K x h x w
+    alpha  = spatial mean of d s_y / d A                  N x K        (create_graph=True)
+    cam    = relu(sum_k alpha_k A_k), bilinearly upsampled to H x W, divided by its max + eps
+    loss_n = mean(cam over red pixels) + mean(1 - cam over green pixels)
+
+A sample with no red (or no green) pixel contributes 0 for that term; the loss is the mean of
+``loss_n`` over samples, in [0, 2]. Only the gradient with respect to the layer's activations
+is needed, not with respect to the input, which makes this far cheaper than input-gradient
+penalties.
+
+The forward hook that captures ``A`` is registered for the duration of one call and removed
+afterwards (also on error), so it never fires during ordinary training forward passes.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from loss.input_gradients import check_guidance_inputs, labelled_logit, zero_loss
+
+logger = logging.getLogger(__name__)
+
+
+class GradCAMLoss(nn.Module):
+    """Grad-CAM of ``layer`` pulled towards the mask: low on red, high on green.
+
+    Args:
+        layer: the module (inside the model passed to ``forward``) whose output Grad-CAM uses,
+            e.g. ``models.gradcam_layer(model)``. Its output must be an N x K x h x w tensor and
+            it must run exactly once per forward pass.
+        eps: added to the per-sample max before dividing, so an all-zero map stays 0.
+
+    ``layer`` is kept as a plain reference, not as a registered submodule, so the loss owns no
+    parameters and ``loss.to(...)`` / ``state_dict()`` never touch the model. Build a new loss
+    for a copied model (``build_guidance(name, copy)``): the layer belongs to one model.
+    """
+
+    def __init__(self, layer: nn.Module, eps: float = 1e-8) -> None:
+        super().__init__()
+        if not isinstance(layer, nn.Module):
+            raise TypeError(f"layer must be an nn.Module, got {type(layer).__name__}")
+        # Bypass nn.Module.__setattr__ so the layer is not registered as our submodule.
+        self.__dict__["_layer"] = layer
+        self.eps = eps
+
+    @property
+    def layer(self) -> nn.Module:
+        """The hooked conv layer."""
+        return self.__dict__["_layer"]
+
+    def cam(self, model: nn.Module, images: Tensor, targets: Tensor) -> Tensor:
+        """Differentiable, normalised Grad-CAM of the labelled class.
+
+        Args:
+            model: classifier containing ``self.layer``.
+            images: N x C x H x W, normalised.
+            targets: N long labelled classes.
+
+        Returns:
+            N x H x W in [0, 1], part of the autograd graph.
+        """
+        captured: list[Tensor] = []
+
+        def capture(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor:
+            if not isinstance(output, Tensor):
+                raise TypeError(
+                    f"Grad-CAM layer {type(module).__name__} must return a tensor, "
+                    f"got {type(output).__name__}"
+                )
+            if not output.requires_grad:
+                # Frozen backbone: make the activations a leaf so d s / d A still exists.
+                output = output.detach().requires_grad_(True)
+            captured.append(output)
+            # Hand the rest of the network a copy, so an in-place op after the layer
+            # (e.g. ReLU(inplace=True)) cannot overwrite the activations we differentiate.
+            return output.clone()
+
+        height, width = images.shape[-2:]
+        with torch.enable_grad():
+            handle = self.layer.register_forward_hook(capture)
+            try:
+                logits = model(images)
+            finally:
+                handle.remove()
+            if len(captured) != 1:
+                raise RuntimeError(
+                    f"the Grad-CAM layer ran {len(captured)} times in one forward pass, expected "
+                    "once; is it part of this model? (build the loss with build_guidance(name, "
+                    "model) for the model you train)"
+                )
+            activations = captured[0]
+            if activations.dim() != 4:
+                raise ValueError(
+                    "Grad-CAM layer output must be N x K x h x w, "
+                    f"got shape {tuple(activations.shape)}"
+                )
+            scores = labelled_logit(logits, targets)
+            (grads,) = torch.autograd.grad(scores.sum(), activations, create_graph=True)
+        weights = grads.mean(dim=(2, 3), keepdim=True)  # N x K x 1 x 1
+        cam = F.relu((weights * activations).sum(dim=1, keepdim=True))  # N x 1 x h x w
+        cam = F.interpolate(cam, size=(height, width), mode="bilinear", align_corners=False)
+        cam = cam.squeeze(1)
+        return cam / (cam.amax(dim=(1, 2), keepdim=True) + self.eps)
+
+    def forward(self, model: nn.Module, images: Tensor, targets: Tensor, masks: Tensor) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            model: classifier containing ``self.layer`` (eval mode recommended).
+            images: N x C x H x W annotated samples, normalised.
+            targets: N long labelled classes.
+            masks: N x H x W in {-1, 0, +1} (+1 red, -1 green).
+
+        Returns:
+            Scalar in [0, 2]: mean over samples of (mean cam on red + mean (1 - cam) on green).
+            Differentiable w.r.t. the parameters.
+        """
+        check_guidance_inputs(images, targets, masks)
+        if images.shape[0] == 0:
+            return zero_loss(model, images)
+        cam = self.cam(model, images, targets)
+        masks = masks.to(device=cam.device)
+        red = (masks == 1).to(cam.dtype)
+        green = (masks == -1).to(cam.dtype)
+        red_term = (red * cam).sum(dim=(1, 2)) / red.sum(dim=(1, 2)).clamp(min=1.0)
+        green_term = (green * (1.0 - cam)).sum(dim=(1, 2)) / green.sum(dim=(1, 2)).clamp(min=1.0)
+        return (red_term + green_term).mean()
+
+    def extra_repr(self) -> str:
+        return f"layer={type(self.layer).__name__}, eps={self.eps}"
