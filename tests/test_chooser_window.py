@@ -1,0 +1,154 @@
+"""ChooserWindow: Commit / Reject by button, key and window close; browsing; mask outlines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.finetune_report import STOP_GUIDANCE, FinetuneReport
+from app.messages import Comparison, FinetuneDone
+from ui.chooser_window import ChooserWindow, compose, mask_outline
+
+
+def make_done(n: int = 2) -> FinetuneDone:
+    rng = np.random.default_rng(0)
+    comparisons = []
+    for i in range(n):
+        image = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
+        mask = np.zeros((32, 32), dtype=np.int8)
+        mask[0:4, 0:4] = 1
+        mask[10:20, 10:20] = -1
+        comparisons.append(Comparison(
+            relpath=f"{i}/img_{i:04d}.png", image=image, mask=mask,
+            saliency_old=rng.random((32, 32), dtype=np.float32),
+            saliency_new=rng.random((32, 32), dtype=np.float32),
+            true_label=str(i), predicted_old="7", predicted_new=str(i),
+            confidence_old=0.91, confidence_new=0.64,
+        ))
+    report = FinetuneReport(
+        stop_reason=STOP_GUIDANCE, steps=37, n_annotated=n, val_loss_before=0.5,
+        val_loss_after=0.55, val_accuracy_before=0.9, val_accuracy_after=0.88,
+        guidance_before=2.0, guidance_after=0.8, red_share_before=0.4, red_share_after=0.1,
+        green_share_before=0.2, green_share_after=0.45, seconds=3.2,
+    )
+    return FinetuneDone(round=3, report=report, comparisons=tuple(comparisons))
+
+
+class Calls:
+    def __init__(self):
+        self.commits = 0
+        self.rejects = 0
+
+    def commit(self):
+        self.commits += 1
+
+    def reject(self):
+        self.rejects += 1
+
+
+def open_chooser(root, done=None):
+    calls = Calls()
+    window = ChooserWindow(root, done or make_done(), calls.commit, calls.reject)
+    window.update()
+    return window, calls
+
+
+# ------------------------------------------------------------------------- pure helpers
+def test_mask_outline_keeps_only_boundary_pixels_with_their_colour():
+    mask = np.zeros((6, 6), dtype=np.int8)
+    mask[1:5, 1:5] = 1  # a 4x4 red square: its 12 edge pixels are the outline
+    mask[2:4, 2:4] = -1  # a 2x2 green square inside: all 4 pixels are boundary
+    outline = mask_outline(mask)
+    expected = np.zeros((6, 6), dtype=np.int8)
+    expected[1:5, 1:5] = 1
+    expected[2:4, 2:4] = -1
+    # red pixels touching only red neighbours: none (the green core touches every inner red)
+    assert np.array_equal(outline, expected)
+    solid = np.zeros((7, 7), dtype=np.int8)
+    solid[1:6, 1:6] = 1
+    ring = mask_outline(solid)
+    assert ring[3, 3] == 0 and ring[1, 3] == 1 and ring.sum() == 16
+
+
+def test_compose_enlarges_and_draws_the_outline_in_the_mask_colours():
+    image = np.full((8, 8, 3), 100, dtype=np.uint8)
+    mask = np.zeros((8, 8), dtype=np.int8)
+    mask[0:2, 0:2] = 1
+    picture = compose(image, np.zeros((8, 8), np.float32), mask, 80, show_heatmap=False)
+    assert picture.shape == (80, 80, 3)
+    assert tuple(picture[0, 0]) == (255, 0, 0)  # outline at the image corner
+    assert tuple(picture[70, 70]) == (100, 100, 100)  # untouched, no heatmap
+    plain = compose(image, np.zeros((8, 8), np.float32), None, 80, show_heatmap=False)
+    assert np.all(plain == 100)
+
+
+# ------------------------------------------------------------------------------ window
+@pytest.mark.gui
+def test_commit_button_calls_on_commit_once_and_closes(tk_root):
+    window, calls = open_chooser(tk_root)
+    window.commit_button.invoke()
+    assert window.result == "commit"
+    assert (calls.commits, calls.rejects) == (1, 0)
+    assert not window.winfo_exists()
+
+
+@pytest.mark.gui
+def test_reject_button_calls_on_reject(tk_root):
+    window, calls = open_chooser(tk_root)
+    window.reject_button.invoke()
+    assert window.result == "reject"
+    assert (calls.commits, calls.rejects) == (0, 1)
+
+
+@pytest.mark.gui
+@pytest.mark.parametrize("key, result", [("<Return>", "commit"), ("<Key-c>", "commit"),
+                                         ("<Escape>", "reject"), ("<Key-r>", "reject")])
+def test_keys_choose(tk_root, key, result):
+    window, calls = open_chooser(tk_root)
+    window.focus_force()
+    window.update()
+    window.event_generate(key)
+    tk_root.update()
+    assert window.result == result
+    assert (calls.commits, calls.rejects) == ((1, 0) if result == "commit" else (0, 1))
+
+
+@pytest.mark.gui
+def test_closing_the_window_rejects(tk_root):
+    window, calls = open_chooser(tk_root)
+    window.tk.call(window.protocol("WM_DELETE_WINDOW"))
+    assert window.result == "reject"
+    assert (calls.commits, calls.rejects) == (0, 1)
+
+
+@pytest.mark.gui
+def test_browsing_and_numbers_shown(tk_root):
+    window, _ = open_chooser(tk_root)
+    assert window.position_label.cget("text").startswith("Image 1 of 2")
+    assert "disabled" in window.prev_button.state()
+    window.focus_force()
+    window.update()
+    window.event_generate("<Right>")
+    assert window.index == 1
+    assert window.position_label.cget("text").startswith("Image 2 of 2:  1/img_0001.png")
+    assert "disabled" in window.next_button.state()
+    window.next_button.invoke()  # disabled: nothing happens
+    assert window.index == 1
+    window.prev_button.invoke()
+    assert window.index == 0
+    assert window.caption_labels[0].cget("text") == "predicted 7 (91%)"
+    assert window.caption_labels[1].cget("text") == "predicted 0 (64%)"
+    before, after = window.summary_labels["Saliency on red"]
+    assert (before.cget("text"), after.cget("text")) == ("40.0%", "10.0%")
+    assert "guidance loss fell past the target" in window.stop_label.cget("text")
+    assert "37 steps" in window.stop_label.cget("text")
+    window.reject()
+
+
+@pytest.mark.gui
+def test_a_round_without_comparisons_still_decides(tk_root):
+    done = make_done(0)
+    window, calls = open_chooser(tk_root, done)
+    assert window.position_label.cget("text") == "No annotated images to compare"
+    window.commit_button.invoke()
+    assert calls.commits == 1

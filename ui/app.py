@@ -1,0 +1,62 @@
+"""Start the desktop app: a Tk root with the main window, until the window is closed.
+
+`python main.py` (or `python main.py app --data DIR --session DIR`) ends up here through
+`app/cli.py`. New sessions go under `app.session.default_sessions_root()`
+(`~/.local/share/saliency-steering/sessions/` unless `$XDG_DATA_HOME` says otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import tkinter as tk
+from typing import Optional
+
+from .main_window import MainWindow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GEOMETRY = "1400x860"
+
+
+def _tune_fonts(root: tk.Tk) -> None:
+    """Slightly larger default fonts: Tk's 9 pt default is small on today's screens."""
+    from tkinter import font
+
+    for name in ("TkDefaultFont", "TkTextFont", "TkMenuFont", "TkHeadingFont"):
+        try:
+            font.nametofont(name, root=root).configure(size=10)
+        except tk.TclError:
+            pass
+
+
+def build_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None, *,
+              sessions_root: Optional[str] = None, **options) -> MainWindow:
+    """Make the Tk root and the main window without entering the main loop (tests, scripts)."""
+    root = tk.Tk()
+    root.geometry(DEFAULT_GEOMETRY)
+    root.minsize(1000, 640)
+    _tune_fonts(root)
+    try:
+        from tkinter import ttk
+
+        style = ttk.Style(root)
+        if "clam" in style.theme_names():
+            style.theme_use("clam")
+    except tk.TclError:
+        pass
+    return MainWindow(root, data_dir=data_dir, session_dir=session_dir,
+                      sessions_root=sessions_root, **options)
+
+
+def run_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None, *,
+            sessions_root: Optional[str] = None) -> int:
+    """Open the main window and run the Tk main loop; returns the exit code (0).
+
+    `data_dir`: image folder root/<class>/<image> shown in the form (blank: demo data).
+    `session_dir`: a session folder to reopen (its settings, plots and masks; Train resumes it).
+    `sessions_root`: where new sessions go (default: `app.session.default_sessions_root()`).
+    """
+    window = build_app(data_dir, session_dir, sessions_root=sessions_root)
+    window.mainloop()
+    failed = window.last_failure is not None and not window.last_failure.user_error
+    return 1 if failed else 0

@@ -1,0 +1,262 @@
+"""The chooser: old vs new model after a fine-tune round, and the explicit Commit / Reject.
+
+For each annotated image (browse with the arrow keys or the buttons) it shows the image with
+the old model's saliency on the left and the new model's on the right, the painted mask as an
+outline (or filled, with a toggle), and each model's prediction and confidence. Above, the
+round's numbers: validation accuracy and loss, guidance loss, share of saliency on red and on
+green, before and after, and which stop criterion ended the round.
+
+Changing the weights must be a deliberate choice: Commit (button, Enter or C) calls
+`on_commit`; Reject (button, Escape or R) and closing the window call `on_reject`.
+`self.result` is "commit" or "reject" afterwards. Exactly one of the callbacks is called once.
+"""
+
+from __future__ import annotations
+
+import tkinter as tk
+from tkinter import ttk
+from typing import Callable, List, Optional
+
+import numpy as np
+from PIL import Image, ImageTk
+
+from app.messages import Comparison, FinetuneDone
+
+from .geometry import display_indices, fit_image
+from .overlay import GREEN_RGB, RED_RGB, blend, mask_overlay
+
+PANEL_SIZE = 300  # canvas side of each image panel, in pixels
+OUTLINE_RED = RED_RGB
+OUTLINE_GREEN = (0, 200, 0)
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray:
+    """Boundary pixels of the painted regions: `H x W` {-1,0,1} -> `H x W` int8 in {-1,0,1}.
+
+    A marked pixel is on the boundary when one of its 4 neighbours (or the image edge) has a
+    different value; the result keeps the pixel's colour value there and 0 elsewhere.
+    """
+    mask = np.asarray(mask)
+    padded = np.pad(mask, 1, mode="constant", constant_values=0)
+    centre = padded[1:-1, 1:-1]
+    differs = ((padded[:-2, 1:-1] != centre) | (padded[2:, 1:-1] != centre)
+               | (padded[1:-1, :-2] != centre) | (padded[1:-1, 2:] != centre))
+    return np.where((centre != 0) & differs, centre, 0).astype(np.int8)
+
+
+def _resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    if mask.shape == (height, width):
+        return mask
+    rows = np.minimum((np.arange(height) + 0.5) * mask.shape[0] / height, mask.shape[0] - 1)
+    cols = np.minimum((np.arange(width) + 0.5) * mask.shape[1] / width, mask.shape[1] - 1)
+    return mask[rows.astype(np.int64)][:, cols.astype(np.int64)]
+
+
+def compose(image: np.ndarray, saliency: np.ndarray, mask: Optional[np.ndarray], size: int, *,
+            opacity: float = 0.5, show_heatmap: bool = True, fill_mask: bool = False) -> np.ndarray:
+    """The picture of one panel: `D_h x D_w x 3` uint8 fitting in `size x size`.
+
+    The image is enlarged with nearest-neighbour (crisp pixels), the saliency (`h x w` in [0, 1]
+    at the model's input size, stretched like the model's input) is blended over it at display
+    resolution, then the mask is drawn as an outline (and filled with `fill_mask`).
+    """
+    fit = fit_image(image.shape[1], image.shape[0], size, size)
+    rows, cols = display_indices(fit)
+    shown = np.ascontiguousarray(image[rows][:, cols])
+    shown = blend(shown, saliency, opacity, show_heatmap)
+    if mask is not None and np.any(mask):
+        mask = _resize_nearest(np.asarray(mask, dtype=np.int8), image.shape[0], image.shape[1])
+        big = mask[rows][:, cols]
+        if fill_mask:
+            shown = mask_overlay(shown, big, 0.45)
+        edge = mask_outline(big)
+        # thicken to 2 px so the outline reads on a busy heatmap
+        edge = np.where(edge != 0, edge, np.roll(edge, 1, axis=0))
+        edge = np.where(edge != 0, edge, np.roll(edge, 1, axis=1))
+        shown[edge > 0] = OUTLINE_RED
+        shown[edge < 0] = OUTLINE_GREEN
+    return shown
+
+
+class ChooserWindow(tk.Toplevel):
+    """Compare the model before and after a fine-tune round; commit or reject it."""
+
+    def __init__(self, master: tk.Misc, done: FinetuneDone, on_commit: Callable[[], None],
+                 on_reject: Callable[[], None], *, panel_size: int = PANEL_SIZE) -> None:
+        super().__init__(master)
+        self.done = done
+        self.report = done.report
+        self.comparisons: List[Comparison] = list(done.comparisons)
+        self.on_commit = on_commit
+        self.on_reject = on_reject
+        self.panel_size = panel_size
+        self.result: Optional[str] = None
+        self.index = 0
+        self.opacity = tk.DoubleVar(self, value=0.5)
+        self.show_heatmap = tk.BooleanVar(self, value=True)
+        self.fill_mask = tk.BooleanVar(self, value=False)
+        self._photos: List[ImageTk.PhotoImage] = []  # keep references: Tk does not
+
+        self.title(f"Fine-tune round {done.round}: commit or reject?")
+        self.transient(master.winfo_toplevel())
+        self.protocol("WM_DELETE_WINDOW", self.reject)
+
+        outer = ttk.Frame(self, padding=10)
+        outer.pack(fill="both", expand=True)
+        self._build_summary(outer).pack(fill="x")
+        self._build_images(outer).pack(fill="both", expand=True, pady=(10, 0))
+        self._build_buttons(outer).pack(fill="x", pady=(10, 0))
+
+        for key in ("<Return>", "<KP_Enter>", "<Key-c>", "<Key-C>"):
+            self.bind(key, lambda _e: self.commit())
+        for key in ("<Escape>", "<Key-r>", "<Key-R>"):
+            self.bind(key, lambda _e: self.reject())
+        self.bind("<Left>", lambda _e: self.show(self.index - 1))
+        self.bind("<Right>", lambda _e: self.show(self.index + 1))
+        self.show(0)
+        self.focus_set()
+
+    # ---------------------------------------------------------------------------- layout
+    def _build_summary(self, parent: tk.Misc) -> ttk.Frame:
+        report = self.report
+        frame = ttk.LabelFrame(parent, text=f"Round {self.done.round}: old model vs fine-tuned",
+                               padding=8)
+        headers = ("", "before (old)", "after (new)", "")
+        for col, text in enumerate(headers):
+            ttk.Label(frame, text=text, font=("TkDefaultFont", 10, "bold")).grid(
+                row=0, column=col, sticky="w", padx=8)
+        rows = (
+            ("Validation accuracy", f"{report.val_accuracy_before:.1%}",
+             f"{report.val_accuracy_after:.1%}", "higher is better"),
+            ("Validation loss", f"{report.val_loss_before:.4f}", f"{report.val_loss_after:.4f}",
+             "lower is better"),
+            ("Guidance loss (annotated)", f"{report.guidance_before:.4g}",
+             f"{report.guidance_after:.4g}", "lower: saliency follows the masks"),
+            ("Saliency on red", f"{report.red_share_before:.1%}", f"{report.red_share_after:.1%}",
+             "lower is better (discouraged)"),
+            ("Saliency on green", f"{report.green_share_before:.1%}",
+             f"{report.green_share_after:.1%}", "higher is better (encouraged)"),
+        )
+        self.summary_labels = {}
+        for row, (name, before, after, hint) in enumerate(rows, start=1):
+            ttk.Label(frame, text=name).grid(row=row, column=0, sticky="w", padx=8)
+            b = ttk.Label(frame, text=before)
+            b.grid(row=row, column=1, sticky="w", padx=8)
+            a = ttk.Label(frame, text=after, font=("TkDefaultFont", 10, "bold"))
+            a.grid(row=row, column=2, sticky="w", padx=8)
+            ttk.Label(frame, text=hint, foreground="#666666").grid(row=row, column=3, sticky="w", padx=8)
+            self.summary_labels[name] = (b, a)
+        self.stop_label = ttk.Label(
+            frame, text=(f"Stopped after {report.steps} steps on {report.n_annotated} annotated "
+                         f"images ({report.seconds:.1f} s): {report.stop_text}."))
+        self.stop_label.grid(row=len(rows) + 1, column=0, columnspan=4, sticky="w", padx=8,
+                             pady=(6, 0))
+        return frame
+
+    def _build_images(self, parent: tk.Misc) -> ttk.Frame:
+        frame = ttk.Frame(parent)
+        nav = ttk.Frame(frame)
+        nav.pack(fill="x")
+        self.prev_button = ttk.Button(nav, text="\u25c0 Previous", command=lambda: self.show(self.index - 1))
+        self.prev_button.pack(side="left")
+        self.position_label = ttk.Label(nav, text="", anchor="center")
+        self.position_label.pack(side="left", fill="x", expand=True)
+        self.next_button = ttk.Button(nav, text="Next \u25b6", command=lambda: self.show(self.index + 1))
+        self.next_button.pack(side="right")
+
+        panels = ttk.Frame(frame)
+        panels.pack(pady=(6, 0))
+        self.canvases: List[tk.Canvas] = []
+        self.caption_labels: List[ttk.Label] = []
+        for col, title in enumerate(("Before: old model", "After: fine-tuned model")):
+            ttk.Label(panels, text=title, font=("TkDefaultFont", 11, "bold")).grid(row=0, column=col)
+            canvas = tk.Canvas(panels, width=self.panel_size, height=self.panel_size,
+                               background="#202020", highlightthickness=0)
+            canvas.grid(row=1, column=col, padx=6)
+            caption = ttk.Label(panels, text="", font=("TkDefaultFont", 10))
+            caption.grid(row=2, column=col, pady=(4, 0))
+            self.canvases.append(canvas)
+            self.caption_labels.append(caption)
+
+        options = ttk.Frame(frame)
+        options.pack(fill="x", pady=(6, 0))
+        self.heatmap_check = ttk.Checkbutton(options, text="Heatmap", variable=self.show_heatmap,
+                                             command=self.refresh)
+        self.heatmap_check.pack(side="left")
+        ttk.Label(options, text="opacity").pack(side="left", padx=(12, 4))
+        self.opacity_scale = ttk.Scale(options, from_=0.0, to=1.0, variable=self.opacity,
+                                       command=lambda _v: self.refresh(), length=160)
+        self.opacity_scale.pack(side="left")
+        self.fill_check = ttk.Checkbutton(options, text="Fill mask (outline: red = discourage, "
+                                          "green = encourage)", variable=self.fill_mask,
+                                          command=self.refresh)
+        self.fill_check.pack(side="left", padx=(12, 0))
+        return frame
+
+    def _build_buttons(self, parent: tk.Misc) -> ttk.Frame:
+        frame = ttk.Frame(parent)
+        ttk.Label(frame, text="Keys: \u2190 \u2192 browse, Enter/C commit, Esc/R reject",
+                  foreground="#666666").pack(side="left")
+        self.commit_button = ttk.Button(frame, text="Commit (keep new weights)", command=self.commit)
+        self.commit_button.pack(side="right")
+        self.reject_button = ttk.Button(frame, text="Reject (keep old weights)", command=self.reject)
+        self.reject_button.pack(side="right", padx=(0, 8))
+        return frame
+
+    # ---------------------------------------------------------------------------- browsing
+    def show(self, index: int) -> None:
+        """Show comparison `index` (clamped to the valid range)."""
+        if not self.comparisons:
+            self.position_label.configure(text="No annotated images to compare")
+            for canvas in self.canvases:
+                canvas.delete("all")
+            for button in (self.prev_button, self.next_button):
+                button.state(["disabled"])
+            return
+        self.index = max(0, min(index, len(self.comparisons) - 1))
+        item = self.comparisons[self.index]
+        self.position_label.configure(
+            text=f"Image {self.index + 1} of {len(self.comparisons)}:  {item.relpath}  "
+                 f"(true label: {item.true_label})")
+        self.prev_button.state(["!disabled"] if self.index > 0 else ["disabled"])
+        self.next_button.state(["!disabled"] if self.index < len(self.comparisons) - 1 else ["disabled"])
+        self.caption_labels[0].configure(
+            text=f"predicted {item.predicted_old} ({item.confidence_old:.0%})",
+            foreground="#000000" if item.predicted_old == item.true_label else "#c00000")
+        self.caption_labels[1].configure(
+            text=f"predicted {item.predicted_new} ({item.confidence_new:.0%})",
+            foreground="#000000" if item.predicted_new == item.true_label else "#c00000")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Redraw both panels with the current overlay options."""
+        if not self.comparisons:
+            return
+        item = self.comparisons[self.index]
+        self._photos = []
+        for canvas, saliency in zip(self.canvases, (item.saliency_old, item.saliency_new)):
+            picture = compose(item.image, saliency, item.mask, self.panel_size,
+                              opacity=float(self.opacity.get()),
+                              show_heatmap=bool(self.show_heatmap.get()),
+                              fill_mask=bool(self.fill_mask.get()))
+            photo = ImageTk.PhotoImage(Image.fromarray(picture), master=canvas)
+            self._photos.append(photo)
+            canvas.delete("all")
+            canvas.create_image(self.panel_size // 2, self.panel_size // 2, image=photo,
+                                anchor="center")
+
+    # ---------------------------------------------------------------------------- decision
+    def commit(self) -> None:
+        self._decide("commit", self.on_commit)
+
+    def reject(self) -> None:
+        self._decide("reject", self.on_reject)
+
+    def _decide(self, result: str, callback: Callable[[], None]) -> None:
+        if self.result is not None:
+            return
+        self.result = result
+        try:
+            callback()
+        finally:
+            self.destroy()

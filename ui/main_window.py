@@ -1,0 +1,647 @@
+"""The main window: settings, Train / Pause / Stop, progress, live plots, log and status bar.
+
+The training runs in the engine's background thread (`app.Trainer`); this window never touches
+the model. Every engine event arrives on `self.events` (the trainer's `emit` is
+`self.events.put`) and is handled on the Tk thread by an `EventPump`. Feedback rounds open the
+brush window (`FeedbackNeeded`), then the chooser (`FinetuneDone`); their buttons become trainer
+commands (`StartFinetune` / `SkipFeedback`, `Commit` / `Reject`).
+
+Sessions: every Train starts a new session folder under `sessions_root` (default
+`$XDG_DATA_HOME/saliency-steering/sessions/<YYYYmmdd-HHMMSS>`, i.e.
+`~/.local/share/saliency-steering/sessions/...`), unless a session was opened with
+"Open session...": then Train resumes that one (with the epochs now in the form as the total).
+The data folder left blank means the built-in demo data, made on first use into the cache
+folder (`datasets.default_demo_dir()`) in a background thread.
+
+Closing the window mid-run stops the trainer (which saves the checkpoint and the session),
+waits for its thread without freezing the window (a "Stopping..." note shows if it takes a
+moment), then destroys the window; every `after` timer is cancelled first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+import tkinter as tk
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from tkinter import filedialog, ttk
+from typing import Any, Callable, Dict, Optional, Sequence
+
+from app import messages as msg
+from app.config import FinetuneConfig, TrainConfig
+from app.errors import UserError
+
+from .chooser_window import ChooserWindow
+from .dialogs import ErrorDialog
+from .event_pump import EventPump
+from .log_pane import LogLine, LogPane, QueueLogHandler
+from .plots import PlotsPanel
+from .progress_panel import ProgressPanel
+from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
+
+log = logging.getLogger(__name__)
+
+JOIN_TIMEOUT_S = 60.0  # how long closing waits for the trainer thread before giving up
+STOPPING_NOTE_AFTER_MS = 300  # show "Stopping..." when the thread takes longer than this
+
+STATE_TEXT = {
+    "idle": "Ready. Press Train to start.",
+    "preparing": "Preparing the demo data (first run only)...",
+    "loading": "Loading the data and the model...",
+    "training": "Training",
+    "paused": "Paused",
+    "selecting": "Choosing images for feedback...",
+    "waiting_for_feedback": "Waiting for your paint (brush window)",
+    "finetuning": "Fine-tuning on the masks...",
+    "waiting_for_decision": "Waiting for your decision (commit or reject)",
+    "stopping": "Stopping... saving the session",
+    "stopped": "Stopped",
+    "finished": "Finished",
+    "failed": "Failed",
+}
+
+
+@dataclass(frozen=True)
+class DemoReady:
+    """Private event: the demo data exists at `root` (posted by the preparation thread)."""
+
+    root: str
+
+
+@dataclass(frozen=True)
+class DemoFailed:
+    message: str
+    details: str = ""
+
+
+TrainerFactory = Callable[..., Any]
+
+
+def _default_trainer_factory(config, finetune_config, paths, *, emit, session):  # type: ignore[no-untyped-def]
+    from app.trainer import Trainer  # imported late: torch is slow to import
+
+    return Trainer(config, finetune_config, paths, emit=emit, session=session)
+
+
+class MainWindow(ttk.Frame):
+    """The app's main window, packed into `master` (normally the `tk.Tk` root)."""
+
+    def __init__(
+        self,
+        master: tk.Tk,
+        *,
+        data_dir: Optional[str] = None,
+        session_dir: Optional[str] = None,
+        sessions_root: Optional[str] = None,
+        demo_dir: Optional[str] = None,
+        finetune_config: FinetuneConfig = FinetuneConfig(),
+        trainer_factory: TrainerFactory = _default_trainer_factory,
+        join_timeout_s: float = JOIN_TIMEOUT_S,
+        destroy_root_on_close: bool = True,
+    ) -> None:
+        super().__init__(master, padding=6)
+        self.root = master
+        self.sessions_root = sessions_root
+        self.demo_dir = demo_dir
+        self.finetune_config = finetune_config
+        self.trainer_factory = trainer_factory
+        self.join_timeout_s = join_timeout_s
+        self.destroy_root_on_close = destroy_root_on_close
+
+        self.events: "queue.Queue[Any]" = queue.Queue()
+        self.trainer: Any = None
+        self.thread: Optional[threading.Thread] = None
+        self.session: Any = None  # app.Session of the current / last run
+        self.resume_session: Any = None  # set by "Open session...": Train resumes it
+        self.state = "idle"
+        self.paused = False
+        self.closing = False
+        self.closed = False
+        self.device = ""
+        self.brush_window: Any = None
+        self.chooser_window: Optional[ChooserWindow] = None
+        self.error_dialog: Optional[ErrorDialog] = None
+        self.last_failure: Optional[msg.TrainingFailed] = None
+        self.finished: Optional[msg.TrainingFinished] = None
+        self.event_log: list = []  # type names of handled events, in order (tests, screenshots)
+        self.listeners: list = []  # callables(event) called after each event is handled
+        self._after_ids: Dict[str, str] = {}
+        self._close_started = 0.0
+        self._epochs = 1
+
+        master.title("Saliency steering")
+        master.protocol("WM_DELETE_WINDOW", self.on_close)
+        self._build()
+        self.pack(fill="both", expand=True)
+
+        self.log_handler = QueueLogHandler(self.events, level=logging.WARNING)
+        for name in ("app", "datasets", "models", "loss"):
+            logging.getLogger(name).addHandler(self.log_handler)
+
+        self.pump = EventPump(self, self.events, self.handle_event)
+        self.pump.start()
+        self._set_state("idle")
+        if session_dir:
+            self.open_session(session_dir)
+        elif data_dir:
+            self.settings.vars["train_dir"].set(data_dir)
+
+    # ------------------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        top = ttk.Frame(self)
+        top.pack(fill="both", expand=True)
+
+        left = ttk.Frame(top)
+        left.pack(side="left", fill="y", padx=(0, 8))
+        self.settings = SettingsPanel(left, base_config=DEFAULT_CONFIG)
+        self.settings.pack(fill="x")
+
+        buttons = ttk.Frame(left, padding=(0, 8))
+        buttons.pack(fill="x")
+        self.train_button = ttk.Button(buttons, text="\u25b6 Train", command=self.on_train)
+        self.pause_button = ttk.Button(buttons, text="\u23f8 Pause", command=self.on_pause)
+        self.stop_button = ttk.Button(buttons, text="\u25a0 Stop", command=self.on_stop)
+        for button in (self.train_button, self.pause_button, self.stop_button):
+            button.pack(side="left", padx=(0, 6))
+
+        session_frame = ttk.LabelFrame(left, text="Session", padding=6)
+        session_frame.pack(fill="x")
+        self.session_var = tk.StringVar(self, value="New session on Train")
+        self.session_label = ttk.Label(session_frame, textvariable=self.session_var, wraplength=420,
+                                       justify="left")
+        self.session_label.pack(fill="x")
+        session_buttons = ttk.Frame(session_frame)
+        session_buttons.pack(fill="x", pady=(4, 0))
+        self.open_session_button = ttk.Button(session_buttons, text="Open session...",
+                                              command=self.on_open_session)
+        self.open_session_button.pack(side="left")
+        self.new_session_button = ttk.Button(session_buttons, text="New session",
+                                              command=self.on_new_session)
+        self.new_session_button.pack(side="left", padx=(6, 0))
+
+        self.progress = ProgressPanel(left)
+        self.progress.pack(fill="x", pady=(8, 0))
+
+        right = ttk.Frame(top)
+        right.pack(side="left", fill="both", expand=True)
+        self.plots = PlotsPanel(right)
+        self.plots.pack(fill="both", expand=True)
+        ttk.Label(right, text="Log").pack(anchor="w", pady=(6, 0))
+        self.log = LogPane(right, height=9)
+        self.log.pack(fill="both", expand=False)
+
+        status = ttk.Frame(self, relief="sunken", padding=(6, 2))
+        status.pack(fill="x", side="bottom", pady=(6, 0))
+        self.status_var = tk.StringVar(self, value="")
+        self.device_var = tk.StringVar(self, value="Device: not started")
+        ttk.Label(status, textvariable=self.status_var).pack(side="left")
+        ttk.Label(status, textvariable=self.device_var).pack(side="right")
+
+    # ------------------------------------------------------------------------------ state
+    @property
+    def running(self) -> bool:
+        """True while a trainer thread (or the demo-data preparation) is alive."""
+        return self.state == "preparing" or (self.thread is not None and self.thread.is_alive())
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        text = STATE_TEXT.get(state, state)
+        if state == "paused" or (self.paused and state == "training"):
+            text = STATE_TEXT["paused"]
+        self.status_var.set(text)
+        busy = state not in ("idle", "stopped", "finished", "failed")
+        self.train_button.state(["disabled"] if busy else ["!disabled"])
+        self.stop_button.state(["!disabled"] if busy and state != "stopping" else ["disabled"])
+        can_pause = state in ("training", "paused", "loading")
+        self.pause_button.state(["!disabled"] if can_pause else ["disabled"])
+        self.open_session_button.state(["disabled"] if busy else ["!disabled"])
+        self.new_session_button.state(["disabled"] if busy else ["!disabled"])
+        self.settings.set_enabled(not busy)
+
+    def _update_session_label(self) -> None:
+        if self.resume_session is not None:
+            self.session_var.set(f"{self.resume_session.folder}\n(Train resumes this session)")
+        elif self.session is not None:
+            self.session_var.set(f"{self.session.folder}")
+        else:
+            self.session_var.set("New session on Train")
+
+    # ------------------------------------------------------------------------------ actions
+    def on_train(self) -> bool:
+        """Validate the form and start a run; False (with a message) when it cannot start."""
+        if self.running:
+            return False
+        try:
+            values = self.settings.read()
+        except FormError as error:
+            self.show_error("Some settings need fixing:\n" + str(error), user_error=True,
+                            title="Check the settings")
+            return False
+        self._pending_values = values
+        if values.train_dir is None and self.resume_session is None:
+            self._prepare_demo_then_train()
+            return True
+        return self._start_run(values.train_dir, values.val_dir, values.config)
+
+    def _prepare_demo_then_train(self) -> None:
+        from datasets import default_demo_dir
+
+        target = Path(self.demo_dir) if self.demo_dir else default_demo_dir()
+        if (target / "demo.json").is_file():
+            self._on_demo_ready(str(target))
+            return
+        self._set_state("preparing")
+        self.log.append(f"Making the demo data in {target} (first run only)...")
+        self.progress.epoch_bar.configure(mode="indeterminate")
+        self.progress.epoch_bar.start(50)
+        events = self.events
+
+        def work() -> None:
+            try:
+                from datasets import ensure_demo_data
+
+                events.put(DemoReady(str(ensure_demo_data(target))))
+            except Exception as error:  # noqa: BLE001 -- reported to the user as a dialog
+                events.put(DemoFailed(f"Could not make the demo data: {error}",
+                                      traceback.format_exc()))
+
+        threading.Thread(target=work, name="demo-data", daemon=True).start()
+
+    def _stop_indeterminate(self) -> None:
+        self.progress.epoch_bar.stop()
+        self.progress.epoch_bar.configure(mode="determinate", value=0.0)
+
+    def _on_demo_ready(self, root: str) -> None:
+        self._stop_indeterminate()
+        if self.closing:
+            self._set_state("idle")
+            return
+        values = self._pending_values
+        val_dir = values.val_dir or str(Path(root) / "val")
+        self._set_state("idle")
+        self._start_run(str(Path(root) / "train"), val_dir, values.config)
+
+    def _start_run(self, train_dir: Optional[str], val_dir: Optional[str],
+                   config: TrainConfig) -> bool:
+        from app.session import Session, default_sessions_root, new_session_folder
+
+        try:
+            if self.resume_session is not None:
+                session = self.resume_session
+                session.update_configs(config)
+                self.log.append(f"Resuming session {session.folder}")
+            else:
+                root = Path(self.sessions_root) if self.sessions_root else default_sessions_root()
+                session = Session.create(new_session_folder(root), train_dir, val_dir, config,
+                                         self.finetune_config)
+                self.log.append(f"New session {session.folder}")
+                self.plots.clear()
+            paths = session.run_paths()
+            trainer = self.trainer_factory(config, session.finetune_config, paths,
+                                           emit=self.events.put, session=session)
+        except (UserError, OSError, ValueError) as error:
+            self.show_error(str(error), user_error=True, title="Cannot start training")
+            self._set_state("idle")
+            return False
+        self.session = session
+        self.trainer = trainer
+        self.paused = False
+        self.finished = None
+        self.last_failure = None
+        self._epochs = config.epochs
+        self.pause_button.configure(text="\u23f8 Pause")
+        self.progress.reset()
+        self._update_session_label()
+        self._set_state("loading")
+        self.thread = trainer.start()
+        return True
+
+    def on_pause(self) -> None:
+        """Pause between batches, or resume."""
+        if self.trainer is None or not self.running:
+            return
+        if self.paused:
+            self.paused = False
+            self.trainer.resume()
+            self.pause_button.configure(text="\u23f8 Pause")
+            self.log.append("Resumed")
+            if self.state == "paused":
+                self._set_state("training")
+        else:
+            self.paused = True
+            self.trainer.pause()
+            self.pause_button.configure(text="\u25b6 Resume")
+            self.log.append("Pausing after the current batch")
+            self._set_state(self.state)
+
+    def on_stop(self) -> None:
+        """Stop the run (the trainer saves its checkpoint); windows of a round are closed."""
+        if self.trainer is None or not self.running:
+            return
+        self.trainer.stop()
+        self.paused = False
+        self.pause_button.configure(text="\u23f8 Pause")
+        self._close_round_windows()
+        self.log.append("Stopping after the current batch...")
+        self._set_state("stopping")
+
+    def on_open_session(self) -> None:
+        from app.session import default_sessions_root
+
+        root = Path(self.sessions_root) if self.sessions_root else default_sessions_root()
+        folder = filedialog.askdirectory(parent=self, title="Open a session folder",
+                                         initialdir=str(root if root.is_dir() else Path.home()),
+                                         mustexist=True)
+        if folder:
+            self.open_session(folder)
+
+    def open_session(self, folder: str) -> bool:
+        """Load a session folder: its settings into the form, its curves and rounds into the
+        plots; Train then resumes it. False (with a dialog) when it is not a session."""
+        from app.session import Session
+
+        if self.running:
+            return False
+        try:
+            session = Session.open(folder)
+            epochs = session.epoch_history()
+            rounds = session.history()
+        except (UserError, OSError, ValueError) as error:
+            self.show_error(str(error), user_error=True, title="Cannot open the session")
+            return False
+        self.resume_session = session
+        self.session = session
+        self.settings.load(session.train_dir, session.val_dir, session.train_config)
+        self.plots.set_history(epochs, rounds)
+        self._update_session_label()
+        done = epochs[-1].get("epoch", len(epochs)) if epochs else 0
+        self.log.append(f"Opened session {session.folder}: {done} epochs done, {len(rounds)} "
+                        f"feedback rounds, {len(session.masks.annotated())} masks")
+        return True
+
+    def on_new_session(self) -> None:
+        """Forget the opened session: the next Train starts a fresh one."""
+        if self.running:
+            return
+        self.resume_session = None
+        self.session = None
+        self.plots.clear()
+        self.progress.reset()
+        self._update_session_label()
+
+    # ------------------------------------------------------------------------------ events
+    def handle_event(self, event: Any) -> None:
+        """Dispatch one engine event (runs on the Tk thread, called by the pump)."""
+        handler = self._handlers.get(type(event))
+        self.event_log.append(type(event).__name__)
+        if handler is not None:
+            handler(self, event)
+        else:
+            log.debug("unhandled event %r", event)
+        for listener in list(self.listeners):
+            listener(event)
+
+    def _on_run_started(self, event: msg.RunStarted) -> None:
+        self.device = event.device
+        self.device_var.set(f"Device: {event.device}")
+        self._epochs = event.epochs
+        self.progress.run_started(event.first_epoch, event.epochs, event.batches_per_epoch)
+        self.log.append(f"Training on {event.device}: {event.n_train} training and {event.n_val} "
+                        f"validation images, {len(event.classes)} classes, epochs "
+                        f"{event.first_epoch}-{event.epochs}")
+        if event.skipped:
+            self.log.append(f"{len(event.skipped)} images were skipped (unreadable):", "warning")
+            for relpath, reason in event.skipped[:20]:
+                self.log.append(f"  {relpath}: {reason}", "warning")
+            if len(event.skipped) > 20:
+                self.log.append(f"  ... and {len(event.skipped) - 20} more", "warning")
+
+    def _on_batch(self, event: msg.BatchFinished) -> None:
+        self.progress.batch_done(event.epoch, event.batch, event.batches, self._epochs)
+        self.plots.add_batch(event.epoch, event.batch, event.batches, event.loss, event.accuracy)
+
+    def _on_epoch(self, event: msg.EpochFinished) -> None:
+        self.progress.epoch_done(event.epoch, event.epochs, event.seconds)
+        self.plots.add_epoch(event.epoch, event.train, event.val)
+        train, val = event.train, event.val
+        self.log.append(
+            f"Epoch {event.epoch}/{event.epochs}: train loss {train.get('loss', float('nan')):.4f}"
+            f", acc {train.get('accuracy', float('nan')):.1%}; val loss "
+            f"{val.get('loss', float('nan')):.4f}, acc {val.get('accuracy', float('nan')):.1%} "
+            f"({event.seconds:.1f} s)")
+
+    def _on_feedback(self, event: msg.FeedbackNeeded) -> None:
+        if self.closing or self.trainer is None or self.trainer.stopping:
+            return
+        self.log.append(f"Feedback round {event.round} after epoch {event.epoch}: "
+                        f"{len(event.items)} images chosen by {event.strategy}")
+        from .brush_window import BrushWindow  # imported late: it is a sibling's module
+
+        trainer = self.trainer
+
+        def done(relpaths: Sequence[str]) -> None:
+            self.brush_window = None
+            self.log.append(f"Painted {len(relpaths)} images; fine-tuning...")
+            trainer.submit(msg.StartFinetune(tuple(relpaths)))
+
+        def cancel() -> None:
+            self.brush_window = None
+            self.log.append("Painting cancelled; training continues unchanged")
+            trainer.submit(msg.SkipFeedback())
+
+        self.brush_window = BrushWindow(self.root, event.items, self.session.masks,
+                                        round_number=event.round, on_done=done, on_cancel=cancel)
+
+    def _on_finetune_started(self, event: msg.FinetuneStarted) -> None:
+        self.progress.finetune_started(event.round, event.max_steps)
+        self.log.append(f"Fine-tune round {event.round}: {event.n_annotated} annotated images, "
+                        f"at most {event.max_steps} steps")
+
+    def _on_finetune_progress(self, event: msg.FinetuneProgress) -> None:
+        self.progress.finetune_progress(event.round, event.step, event.max_steps, event.guidance,
+                                        event.val_loss)
+
+    def _on_finetune_done(self, event: msg.FinetuneDone) -> None:
+        report = event.report
+        self.progress.finetune_finished(event.round, report.steps, report.stop_text)
+        self.log.append(
+            f"Fine-tune round {event.round} done after {report.steps} steps ({report.stop_text}): "
+            f"val acc {report.val_accuracy_before:.1%} -> {report.val_accuracy_after:.1%}, "
+            f"saliency on red {report.red_share_before:.1%} -> {report.red_share_after:.1%}")
+        if self.closing or self.trainer is None or self.trainer.stopping:
+            return
+        trainer = self.trainer
+
+        def commit() -> None:
+            self.chooser_window = None
+            trainer.submit(msg.Commit())
+
+        def reject() -> None:
+            self.chooser_window = None
+            trainer.submit(msg.Reject())
+
+        self.chooser_window = ChooserWindow(self.root, event, commit, reject)
+
+    def _on_round_decided(self, event: msg.RoundDecided) -> None:
+        self.plots.add_round(event.round, event.epoch, event.committed, event.finetuned)
+        if event.committed:
+            text = "committed: training continues with the fine-tuned weights"
+        elif event.finetuned:
+            text = "rejected: training continues with the weights from before the round"
+        else:
+            text = "skipped"
+        self.log.append(f"Round {event.round} (after epoch {event.epoch}) {text}")
+
+    def _on_state(self, event: msg.StateChanged) -> None:
+        if self.state == "stopping" and event.state not in ("stopped", "finished", "failed"):
+            return  # keep showing "stopping" until the thread says it is done
+        if event.state == "training" and self.paused:
+            self.paused = False  # resumed by someone else (the trainer never resumes by itself)
+            self.pause_button.configure(text="\u23f8 Pause")
+        self._set_state(event.state)
+
+    def _on_checkpoint(self, event: msg.CheckpointSaved) -> None:
+        self.log.append(f"Checkpoint saved (epoch {event.epoch})", "debug")
+
+    def _on_finished(self, event: msg.TrainingFinished) -> None:
+        self.finished = event
+        if event.stopped:
+            self.log.append(f"Stopped after epoch {event.epoch}; session saved")
+        else:
+            self.log.append(f"Training finished: {event.epoch} epochs")
+        self._close_round_windows()
+        self._set_state("stopped" if event.stopped else "finished")
+
+    def _on_failed(self, event: msg.TrainingFailed) -> None:
+        self.last_failure = event
+        self.log.append(f"Training failed: {event.message}", "error")
+        if event.details:
+            self.log.append(event.details, "error")
+        self._close_round_windows()
+        self._set_state("failed")
+        if not self.closing:
+            title = "Cannot train" if event.user_error else "Training failed"
+            self.show_error(event.message, details=event.details, user_error=event.user_error,
+                            title=title)
+
+    def _on_log_line(self, event: LogLine) -> None:
+        self.log.append(event.text, event.level)
+
+    def _on_demo_ready_event(self, event: DemoReady) -> None:
+        self._on_demo_ready(event.root)
+
+    def _on_demo_failed(self, event: DemoFailed) -> None:
+        self._stop_indeterminate()
+        self.log.append(event.message, "error")
+        self._set_state("idle")
+        if not self.closing:
+            self.show_error(event.message, details=event.details, user_error=True)
+
+    _handlers: Dict[type, Callable[["MainWindow", Any], None]] = {
+        msg.RunStarted: _on_run_started,
+        msg.BatchFinished: _on_batch,
+        msg.EpochFinished: _on_epoch,
+        msg.FeedbackNeeded: _on_feedback,
+        msg.FinetuneStarted: _on_finetune_started,
+        msg.FinetuneProgress: _on_finetune_progress,
+        msg.FinetuneDone: _on_finetune_done,
+        msg.RoundDecided: _on_round_decided,
+        msg.StateChanged: _on_state,
+        msg.CheckpointSaved: _on_checkpoint,
+        msg.TrainingFinished: _on_finished,
+        msg.TrainingFailed: _on_failed,
+        LogLine: _on_log_line,
+        DemoReady: _on_demo_ready_event,
+        DemoFailed: _on_demo_failed,
+    }
+
+    # ------------------------------------------------------------------------------ dialogs
+    def show_error(self, message: str, *, details: str = "", user_error: bool = False,
+                   title: str = "Error") -> ErrorDialog:
+        if self.error_dialog is not None:
+            try:
+                self.error_dialog.destroy()
+            except tk.TclError:
+                pass
+        self.error_dialog = ErrorDialog(self.root, message, details=details, title=title,
+                                        user_error=user_error)
+        return self.error_dialog
+
+    def _close_round_windows(self) -> None:
+        """Close the brush window / chooser without sending their commands (the run is over)."""
+        for name in ("brush_window", "chooser_window"):
+            window = getattr(self, name)
+            setattr(self, name, None)
+            if window is not None:
+                try:
+                    window.destroy()
+                except tk.TclError:
+                    pass
+
+    # ------------------------------------------------------------------------------ closing
+    def on_close(self) -> None:
+        """Window closed: stop the trainer, wait for its thread without freezing, then quit."""
+        if self.closed:
+            return
+        if not self.closing:
+            self.closing = True
+            self._close_started = time.monotonic()
+            if self.trainer is not None and self.thread is not None and self.thread.is_alive():
+                self.trainer.stop()
+                self._close_round_windows()
+                self.log.append("Closing: stopping the training and saving the session...")
+                self._after_ids["stopping_note"] = self.after(
+                    STOPPING_NOTE_AFTER_MS, self._show_stopping_note)
+        self._poll_close()
+
+    def _show_stopping_note(self) -> None:
+        self._after_ids.pop("stopping_note", None)
+        self._set_state("stopping")
+        self.status_var.set("Stopping... saving the session (the window closes by itself)")
+
+    def _poll_close(self) -> None:
+        self._after_ids.pop("close_poll", None)
+        alive = self.thread is not None and self.thread.is_alive()
+        waited = time.monotonic() - self._close_started
+        if alive and waited < self.join_timeout_s:
+            self._after_ids["close_poll"] = self.after(50, self._poll_close)
+            return
+        if alive:
+            log.warning("the training thread did not stop within %.0f s; closing anyway", waited)
+        self.teardown()
+
+    def teardown(self) -> None:
+        """Cancel timers, detach the log handler and destroy the window (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.closing = True
+        self.pump.stop()
+        for after_id in self._after_ids.values():
+            try:
+                self.after_cancel(after_id)
+            except tk.TclError:
+                pass
+        self._after_ids.clear()
+        for name in ("app", "datasets", "models", "loss"):
+            logging.getLogger(name).removeHandler(self.log_handler)
+        self._close_round_windows()
+        if self.error_dialog is not None:
+            try:
+                self.error_dialog.destroy()
+            except tk.TclError:
+                pass
+        try:
+            self.progress.epoch_bar.stop()
+        except tk.TclError:
+            pass
+        target = self.root if self.destroy_root_on_close else self
+        try:
+            target.destroy()
+        except tk.TclError:
+            pass

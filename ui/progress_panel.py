@@ -1,0 +1,166 @@
+"""Progress of the epoch, of the whole run and of a fine-tune round, with time remaining.
+
+`EtaEstimator` is pure (no Tk): it times consecutive `BatchFinished` events of one epoch (the
+median of the recent ones, so a slow batch or a pause does not swing the estimate) and adds the
+per-epoch overhead measured from `EpochFinished.seconds` (validation). Time spent paused or
+painting is not counted. `ProgressPanel` shows three bars with labels.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import tkinter as tk
+from collections import deque
+from tkinter import ttk
+from typing import Deque, Optional
+
+
+def format_duration(seconds: Optional[float]) -> str:
+    """`75.4` -> "1:15", `3725` -> "1:02:05", None -> "--:--"."""
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "--:--"
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{minutes}:{secs:02d}"
+
+
+class EtaEstimator:
+    """Estimates the time left in the epoch and in the run from measured batch times."""
+
+    def __init__(self, window: int = 50) -> None:
+        self._durations: Deque[float] = deque(maxlen=window)
+        self._last: Optional[tuple[int, int, float]] = None  # (epoch, batch, time) of the last batch
+        self.epoch_overhead = 0.0  # seconds per epoch beyond the batches (validation, checkpoint)
+        self.first_epoch = 1
+        self.epochs = 1
+        self.batches_per_epoch = 1
+        self.epoch = 0
+        self.batch = 0
+
+    def start(self, first_epoch: int, epochs: int, batches_per_epoch: int) -> None:
+        self.first_epoch, self.epochs = first_epoch, epochs
+        self.batches_per_epoch = max(1, batches_per_epoch)
+        self.epoch, self.batch = first_epoch, 0
+        self._last = None
+
+    def batch_done(self, epoch: int, batch: int, batches: int, now: Optional[float] = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self._last is not None:
+            last_epoch, last_batch, last_time = self._last
+            if last_epoch == epoch and batch == last_batch + 1:
+                self._durations.append(now - last_time)
+        self._last = (epoch, batch, now)
+        self.epoch, self.batch, self.batches_per_epoch = epoch, batch, max(1, batches)
+
+    def epoch_done(self, epoch: int, seconds: float) -> None:
+        per_batch = self.seconds_per_batch
+        if per_batch is not None and seconds > 0:
+            self.epoch_overhead = max(0.0, seconds - per_batch * self.batches_per_epoch)
+        self.epoch, self.batch = epoch + 1, 0
+        self._last = None  # the next epoch's first batch follows validation/painting: not a batch time
+
+    def pause(self) -> None:
+        """Forget the running batch timer (the gap across a pause is not a batch time)."""
+        self._last = None
+
+    @property
+    def seconds_per_batch(self) -> Optional[float]:
+        if not self._durations:
+            return None
+        return statistics.median(self._durations)
+
+    def epoch_remaining(self) -> Optional[float]:
+        per_batch = self.seconds_per_batch
+        if per_batch is None:
+            return None
+        return (self.batches_per_epoch - self.batch) * per_batch + self.epoch_overhead
+
+    def run_remaining(self) -> Optional[float]:
+        this_epoch = self.epoch_remaining()
+        if this_epoch is None:
+            return None
+        later_epochs = max(0, self.epochs - self.epoch)
+        per_epoch = self.batches_per_epoch * (self.seconds_per_batch or 0.0) + self.epoch_overhead
+        return this_epoch + later_epochs * per_epoch
+
+    def run_fraction(self) -> float:
+        """Share of the run's batches done, in [0, 1]."""
+        total_epochs = max(1, self.epochs - self.first_epoch + 1)
+        done = (self.epoch - self.first_epoch) * self.batches_per_epoch + self.batch
+        return min(1.0, max(0.0, done / (total_epochs * self.batches_per_epoch)))
+
+
+class ProgressPanel(ttk.Frame):
+    """Bars for the epoch, the run and the fine-tune round, each with a text label."""
+
+    def __init__(self, master: tk.Misc) -> None:
+        super().__init__(master)
+        self.eta = EtaEstimator()
+        self.epoch_bar = ttk.Progressbar(self, maximum=1.0, length=240)
+        self.run_bar = ttk.Progressbar(self, maximum=1.0, length=240)
+        self.finetune_bar = ttk.Progressbar(self, maximum=1.0, length=240)
+        self.epoch_text = tk.StringVar(value="Epoch: not started")
+        self.run_text = tk.StringVar(value="Run: not started")
+        self.finetune_text = tk.StringVar(value="Fine-tune: none yet")
+        rows = ((self.epoch_bar, self.epoch_text), (self.run_bar, self.run_text),
+                (self.finetune_bar, self.finetune_text))
+        for row, (bar, var) in enumerate(rows):
+            bar.grid(row=row, column=0, sticky="ew", padx=(0, 8), pady=2)
+            ttk.Label(self, textvariable=var, width=44, anchor="w").grid(row=row, column=1, sticky="w")
+        self.columnconfigure(0, weight=1)
+
+    def reset(self) -> None:
+        self.eta = EtaEstimator()
+        for bar in (self.epoch_bar, self.run_bar, self.finetune_bar):
+            bar.configure(value=0.0)
+        self.epoch_text.set("Epoch: not started")
+        self.run_text.set("Run: not started")
+        self.finetune_text.set("Fine-tune: none yet")
+
+    def run_started(self, first_epoch: int, epochs: int, batches_per_epoch: int) -> None:
+        self.eta.start(first_epoch, epochs, batches_per_epoch)
+        self.epoch_bar.configure(value=0.0)
+        self.run_bar.configure(value=0.0)
+        self.epoch_text.set(f"Epoch {first_epoch}/{epochs}: starting")
+        self.run_text.set(f"Run: epochs {first_epoch}-{epochs}")
+
+    def batch_done(self, epoch: int, batch: int, batches: int, epochs: int) -> None:
+        self.eta.batch_done(epoch, batch, batches)
+        self.eta.epochs = epochs
+        self.epoch_bar.configure(value=batch / max(1, batches))
+        self.run_bar.configure(value=self.eta.run_fraction())
+        self.epoch_text.set(f"Epoch {epoch}/{epochs}: batch {batch}/{batches}, "
+                            f"{format_duration(self.eta.epoch_remaining())} left")
+        self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, "
+                          f"{format_duration(self.eta.run_remaining())} left")
+
+    def epoch_done(self, epoch: int, epochs: int, seconds: float) -> None:
+        self.eta.epoch_done(epoch, seconds)
+        self.epoch_bar.configure(value=1.0)
+        self.run_bar.configure(value=self.eta.run_fraction())
+        self.epoch_text.set(f"Epoch {epoch}/{epochs} done in {format_duration(seconds)}")
+        if epoch >= epochs:
+            self.run_text.set("Run: 100%")
+        else:
+            self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, "
+                              f"{format_duration(self.eta.run_remaining())} left")
+
+    def finetune_progress(self, round_number: int, step: int, max_steps: int,
+                          guidance: float, val_loss: float) -> None:
+        self.eta.pause()
+        self.finetune_bar.configure(value=step / max(1, max_steps))
+        self.finetune_text.set(f"Fine-tune round {round_number}: step {step}/{max_steps}, "
+                               f"guidance {guidance:.3g}, val loss {val_loss:.3g}")
+
+    def finetune_started(self, round_number: int, max_steps: int) -> None:
+        self.eta.pause()
+        self.finetune_bar.configure(value=0.0)
+        self.finetune_text.set(f"Fine-tune round {round_number}: starting (max {max_steps} steps)")
+
+    def finetune_finished(self, round_number: int, steps: int, stop_text: str) -> None:
+        self.finetune_bar.configure(value=1.0)
+        self.finetune_text.set(f"Fine-tune round {round_number}: {steps} steps, {stop_text}")

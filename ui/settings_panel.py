@@ -1,0 +1,305 @@
+"""The settings form of the main window: data folders, model, losses, schedule of feedback rounds.
+
+Defaults let a newcomer press Train straight away: the built-in demo data (data folder left
+blank), small_cnn, 6 epochs, a feedback round every 2 epochs with 6 images, RRR guidance.
+`read()` checks every field and, when something is wrong, puts a message next to each bad field
+and raises `FormError` (the main window shows a dialog); it never lets a traceback through.
+Settings the form does not show (batch size, seed, device, ...) come from `base_config`, which is
+`TrainConfig()` or the configuration of an opened session.
+"""
+
+from __future__ import annotations
+
+import os
+import tkinter as tk
+from dataclasses import dataclass
+from tkinter import filedialog, ttk
+from typing import Dict, Optional, Sequence
+
+from app.config import TrainConfig
+from app.errors import UserError
+
+FALLBACK_SELECTION = ("random", "entropy", "misclassified", "unreasonable")
+FALLBACK_SALIENCY = ("saliency", "integrated_gradients", "gradcam")
+FALLBACK_GUIDANCE = ("punisher", "rrr", "gradcam")
+NO_GUIDANCE = "none"
+
+# What a newcomer gets: small and quick on a laptop CPU, with two feedback rounds.
+DEFAULT_CONFIG = TrainConfig(model="small_cnn", epochs=6, feedback_every=2, images_per_round=6,
+                             guidance="rrr", lr=1e-3)
+
+
+def _choices(module: str, name: str, fallback: Sequence[str]) -> tuple[str, ...]:
+    """A tuple of names from the engine when importable, else `fallback`."""
+    try:
+        imported = __import__(module, fromlist=[name])
+        values = tuple(getattr(imported, name))
+    except (ImportError, AttributeError):
+        return tuple(fallback)
+    return values or tuple(fallback)
+
+
+def model_choices() -> tuple[str, ...]:
+    return _choices("models", "MODEL_NAMES", ("small_cnn",))
+
+
+def saliency_choices() -> tuple[str, ...]:
+    return _choices("app.saliency", "SALIENCY_METHODS", FALLBACK_SALIENCY)
+
+
+def guidance_choices() -> tuple[str, ...]:
+    return _choices("loss", "GUIDANCE_NAMES", FALLBACK_GUIDANCE) + (NO_GUIDANCE,)
+
+
+def selection_choices() -> tuple[str, ...]:
+    return _choices("app.selection", "SELECTION_STRATEGIES", FALLBACK_SELECTION)
+
+
+class FormError(ValueError):
+    """Some fields are invalid; `errors` maps field name -> message (also shown in the form)."""
+
+    def __init__(self, errors: Dict[str, str]) -> None:
+        self.errors = dict(errors)
+        lines = [f"{FIELD_LABELS.get(k, k)}: {v}" for k, v in self.errors.items()]
+        super().__init__("\n".join(lines))
+
+
+FIELD_LABELS = {
+    "train_dir": "Data folder",
+    "val_dir": "Validation folder",
+    "model": "Model",
+    "saliency_method": "Saliency method",
+    "guidance": "Guidance loss",
+    "lam": "Lambda",
+    "epochs": "Epochs",
+    "feedback_every": "Feedback every N epochs",
+    "images_per_round": "Images per round",
+    "selection": "Choose images by",
+    "lr": "Learning rate",
+    "config": "Settings",
+}
+
+
+@dataclass(frozen=True)
+class FormValues:
+    """What the form describes: the folders and the training configuration."""
+
+    train_dir: Optional[str]  # None: use the built-in demo data
+    val_dir: Optional[str]
+    config: TrainConfig
+
+
+class SettingsPanel(ttk.LabelFrame):
+    """Entries and menus for one run. Tk variables are attributes named after the fields."""
+
+    def __init__(self, master: tk.Misc, *, base_config: TrainConfig = DEFAULT_CONFIG,
+                 data_dir: Optional[str] = None) -> None:
+        super().__init__(master, text="Settings", padding=8)
+        self.base_config = base_config
+        self.vars: Dict[str, tk.StringVar] = {}
+        self.error_labels: Dict[str, ttk.Label] = {}
+        self.inputs: Dict[str, tk.Widget] = {}
+        self._row = 0
+
+        self.train_dir_entry = self._path_row("train_dir", "Data folder",
+                                              "blank: built-in demo digits", data_dir or "")
+        self.val_dir_entry = self._path_row("val_dir", "Validation folder",
+                                            "blank: hold out 20% of the data", "")
+        self.model_box = self._combo_row("model", model_choices(), "")
+        self.saliency_box = self._combo_row("saliency_method", saliency_choices(),
+                                            "heatmap shown while painting")
+        self.guidance_box = self._combo_row("guidance", guidance_choices(),
+                                            "penalty on annotated images")
+        self.lam_entry = self._entry_row("lam", "", "blank: the loss's default")
+        self.epochs_spin = self._spin_row("epochs", 1, 10000, "")
+        self.feedback_spin = self._spin_row("feedback_every", 0, 10000, "0: never pause")
+        self.images_spin = self._spin_row("images_per_round", 1, 200, "")
+        self.selection_box = self._combo_row("selection", selection_choices(), "")
+        self.lr_entry = self._entry_row("lr", "", "Adam, e.g. 0.001")
+        self.config_error = ttk.Label(self, text="", foreground="#c00000", wraplength=520)
+        self.config_error.grid(row=self._row, column=0, columnspan=4, sticky="w")
+        self.config_error.hint = ""  # type: ignore[attr-defined]
+        self.error_labels["config"] = self.config_error
+        self.columnconfigure(1, weight=1)
+        self.load(data_dir, None, base_config)
+
+    # ------------------------------------------------------------------ layout helpers
+    def _label(self, name: str) -> None:
+        ttk.Label(self, text=FIELD_LABELS[name]).grid(row=self._row, column=0, sticky="w",
+                                                      padx=(0, 6), pady=2)
+
+    def _finish_row(self, name: str, hint: str, widget: tk.Widget) -> None:
+        self.inputs[name] = widget
+        error = ttk.Label(self, text=hint, foreground="#666666", wraplength=260)
+        error.grid(row=self._row, column=3, sticky="w", padx=(6, 0))
+        error.hint = hint  # type: ignore[attr-defined]
+        self.error_labels[name] = error
+        self._row += 1
+
+    def _var(self, name: str, value: str = "") -> tk.StringVar:
+        var = tk.StringVar(self, value=value)
+        self.vars[name] = var
+        return var
+
+    def _path_row(self, name: str, _label: str, hint: str, value: str) -> ttk.Entry:
+        self._label(name)
+        entry = ttk.Entry(self, textvariable=self._var(name, value), width=34)
+        entry.grid(row=self._row, column=1, sticky="ew", pady=2)
+        button = ttk.Button(self, text="Browse...", width=9,
+                            command=lambda: self._browse(name))
+        button.grid(row=self._row, column=2, sticky="w", padx=(4, 0))
+        setattr(self, f"{name}_button", button)
+        self._finish_row(name, hint, entry)
+        return entry
+
+    def _combo_row(self, name: str, values: Sequence[str], hint: str) -> ttk.Combobox:
+        self._label(name)
+        box = ttk.Combobox(self, textvariable=self._var(name), values=list(values),
+                           state="readonly", width=22)
+        box.grid(row=self._row, column=1, columnspan=2, sticky="w", pady=2)
+        self._finish_row(name, hint, box)
+        return box
+
+    def _entry_row(self, name: str, value: str, hint: str) -> ttk.Entry:
+        self._label(name)
+        entry = ttk.Entry(self, textvariable=self._var(name, value), width=12)
+        entry.grid(row=self._row, column=1, columnspan=2, sticky="w", pady=2)
+        self._finish_row(name, hint, entry)
+        return entry
+
+    def _spin_row(self, name: str, low: int, high: int, hint: str) -> ttk.Spinbox:
+        self._label(name)
+        spin = ttk.Spinbox(self, textvariable=self._var(name), from_=low, to=high, increment=1,
+                           width=8)
+        spin.grid(row=self._row, column=1, columnspan=2, sticky="w", pady=2)
+        self._finish_row(name, hint, spin)
+        return spin
+
+    def _browse(self, name: str) -> None:
+        start = self.vars[name].get() or os.getcwd()
+        chosen = filedialog.askdirectory(parent=self, initialdir=start,
+                                         title=f"Choose the {FIELD_LABELS[name].lower()}")
+        if chosen:
+            self.vars[name].set(chosen)
+
+    # ------------------------------------------------------------------ values in / out
+    def load(self, train_dir: Optional[str], val_dir: Optional[str], config: TrainConfig) -> None:
+        """Fill the form from folders and a config (e.g. those of an opened session)."""
+        self.base_config = config
+        values = {
+            "train_dir": train_dir or "",
+            "val_dir": val_dir or "",
+            "model": config.model,
+            "saliency_method": config.saliency_method,
+            "guidance": config.guidance or NO_GUIDANCE,
+            "lam": "" if config.lam is None else f"{config.lam:g}",
+            "epochs": str(config.epochs),
+            "feedback_every": str(config.feedback_every),
+            "images_per_round": str(config.images_per_round),
+            "selection": config.selection,
+            "lr": f"{config.lr:g}",
+        }
+        for name, value in values.items():
+            self.vars[name].set(value)
+        self.clear_errors()
+
+    def clear_errors(self) -> None:
+        for label in self.error_labels.values():
+            label.configure(text=label.hint, foreground="#666666")  # type: ignore[attr-defined]
+
+    def show_errors(self, errors: Dict[str, str]) -> None:
+        self.clear_errors()
+        for name, message in errors.items():
+            label = self.error_labels.get(name, self.config_error)
+            label.configure(text=message, foreground="#c00000")
+
+    def errors_shown(self) -> Dict[str, str]:
+        """Field -> error text currently shown (for tests)."""
+        return {name: str(label.cget("text")) for name, label in self.error_labels.items()
+                if str(label.cget("foreground")) == "#c00000"}
+
+    def read(self) -> FormValues:
+        """The form's values; raises `FormError` (and marks the fields) when any is invalid."""
+        errors: Dict[str, str] = {}
+        get = lambda name: self.vars[name].get().strip()  # noqa: E731
+
+        def folder(name: str) -> Optional[str]:
+            text = get(name)
+            if not text:
+                return None
+            path = os.path.expanduser(text)
+            if not os.path.isdir(path):
+                errors[name] = "no such folder" if not os.path.exists(path) else "not a folder"
+            return path
+
+        def integer(name: str, low: int) -> int:
+            text = get(name)
+            try:
+                value = int(text)
+            except ValueError:
+                errors[name] = f"enter a whole number (got {text!r})" if text else "required"
+                return low
+            if value < low:
+                errors[name] = f"must be at least {low}"
+            return value
+
+        def number(name: str, *, blank_ok: bool, positive: bool) -> Optional[float]:
+            text = get(name)
+            if not text and blank_ok:
+                return None
+            try:
+                value = float(text)
+            except ValueError:
+                errors[name] = f"enter a number (got {text!r})" if text else "required"
+                return None
+            if value != value or value in (float("inf"), float("-inf")):
+                errors[name] = "must be a finite number"
+            elif positive and value <= 0:
+                errors[name] = "must be greater than 0"
+            elif value < 0:
+                errors[name] = "must be 0 or more"
+            return value
+
+        def choice(name: str, allowed: Sequence[str]) -> str:
+            value = get(name)
+            if value not in allowed:
+                errors[name] = f"choose one of: {', '.join(allowed)}"
+            return value
+
+        train_dir = folder("train_dir")
+        val_dir = folder("val_dir")
+        model = choice("model", model_choices())
+        saliency = choice("saliency_method", saliency_choices())
+        guidance = choice("guidance", guidance_choices())
+        lam = number("lam", blank_ok=True, positive=False)
+        epochs = integer("epochs", 1)
+        feedback_every = integer("feedback_every", 0)
+        images = integer("images_per_round", 1)
+        selection = choice("selection", selection_choices())
+        lr = number("lr", blank_ok=False, positive=True)
+        if errors:
+            self.show_errors(errors)
+            raise FormError(errors)
+        try:
+            config = self.base_config.replace(
+                model=model, saliency_method=saliency,
+                guidance=None if guidance == NO_GUIDANCE else guidance,
+                lam=lam, epochs=epochs, feedback_every=feedback_every, images_per_round=images,
+                selection=selection, lr=lr,
+            )
+        except (UserError, ValueError, TypeError) as error:
+            errors["config"] = str(error)
+            self.show_errors(errors)
+            raise FormError(errors) from None
+        self.clear_errors()
+        return FormValues(train_dir, val_dir, config)
+
+    def set_enabled(self, enabled: bool) -> None:
+        """Lock the form while a run is going (its settings cannot change mid-run)."""
+        for name, widget in self.inputs.items():
+            if isinstance(widget, ttk.Combobox):
+                widget.configure(state="readonly" if enabled else "disabled")
+            else:
+                widget.configure(state="normal" if enabled else "disabled")
+        for name in ("train_dir", "val_dir"):
+            getattr(self, f"{name}_button").configure(state="normal" if enabled else "disabled")
