@@ -28,11 +28,14 @@ class GuidedLoss(NamedTuple):
     ce: scalar, mean cross-entropy over the whole batch (detached, for logging).
     guidance: scalar, the unweighted guidance loss on the annotated rows (detached; 0 when no
         guidance term was computed).
+    logits: N x K, the cross-entropy forward's logits (detached), so a loop can count hits
+        without a second forward.
     """
 
     total: Tensor
     ce: Tensor
     guidance: Tensor
+    logits: Tensor
 
 
 def guided_loss(
@@ -70,7 +73,7 @@ def guided_loss(
     ce = F.cross_entropy(logits, targets)
     annotated = has_mask.to(device=images.device, dtype=bool)
     if guidance is None or lam == 0 or not bool(annotated.any()):
-        return GuidedLoss(total=ce, ce=ce.detach(), guidance=ce.new_zeros(()))
+        return GuidedLoss(total=ce, ce=ce.detach(), guidance=ce.new_zeros(()), logits=logits.detach())
 
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
@@ -81,4 +84,6 @@ def guided_loss(
     finally:
         for module, training in modes:
             module.training = training
-    return GuidedLoss(total=ce + lam * penalty, ce=ce.detach(), guidance=penalty.detach())
+    return GuidedLoss(
+        total=ce + lam * penalty, ce=ce.detach(), guidance=penalty.detach(), logits=logits.detach()
+    )
