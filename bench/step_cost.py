@@ -1,0 +1,152 @@
+"""Cost of a guided training step relative to a plain one.
+
+For each model, guidance loss and share of annotated rows, times a full training step
+(forward + backward + optimizer step through ``loss.guided_loss``) with the annotated rows
+penalised, against the same step with nothing annotated (a plain CE step: one forward, no
+double backpropagation). Plain and guided steps alternate so that drift in machine load hits
+both alike; the table shows the median of the timed steps after warm-up.
+
+Targets: <= 1.3x at 5 % annotated, <= 3x at 100 % annotated.
+
+Run from the repository root:
+
+    python bench/step_cost.py                       # small_cnn and resnet18, CPU or CUDA
+    python bench/step_cost.py --models small_cnn --steps 20 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from loss import DEFAULT_LAMBDAS, GUIDANCE_NAMES, build_guidance, guided_loss  # noqa: E402
+from models import build_model, device_label, pick_device  # noqa: E402
+
+NUM_CLASSES = 10
+FRACTIONS = (1.0, 0.25, 0.05)
+TARGET_AT_5 = 1.3
+TARGET_AT_100 = 3.0
+# Per-model defaults (batch, input size): small enough for a CPU, as in the cost notes.
+DEFAULT_SHAPES = {"small_cnn": (64, 32), "resnet18": (32, 64)}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def synthetic_batch(batch: int, size: int, device: torch.device):
+    """Random normalised images, labels, and a mask per row: red top-left quarter, green centre."""
+    images = torch.randn(batch, 3, size, size, device=device)
+    targets = torch.randint(0, NUM_CLASSES, (batch,), device=device)
+    masks = torch.zeros(batch, size, size, device=device)
+    masks[:, : size // 4, : size // 4] = 1.0
+    masks[:, size // 3 : 2 * size // 3, size // 3 : 2 * size // 3] = -1.0
+    return images, targets, masks
+
+
+def annotated_rows(batch: int, fraction: float, device: torch.device) -> torch.Tensor:
+    """A has_mask vector with round(fraction * batch) rows set (at least one)."""
+    count = max(1, round(fraction * batch))
+    has_mask = torch.zeros(batch, dtype=torch.bool, device=device)
+    has_mask[:count] = True
+    return has_mask
+
+
+def timed_step(model, optimizer, images, targets, masks, has_mask, guidance, lam, device) -> float:
+    """One training step; returns its wall time in milliseconds."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    result = guided_loss(model, images, targets, masks, has_mask, guidance, lam)
+    result.total.backward()
+    optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) * 1000.0
+
+
+def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float]:
+    """Median plain and guided step times (ms) for one configuration."""
+    default_batch, default_size = DEFAULT_SHAPES.get(model_name, (32, 64))
+    batch = args.batch or default_batch
+    size = args.size or default_size
+    seed_everything(args.seed)
+    model = build_model(model_name, NUM_CLASSES).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
+    guidance = build_guidance(loss_name, model)
+    lam = DEFAULT_LAMBDAS[loss_name]
+    images, targets, masks = synthetic_batch(batch, size, device)
+    nothing = torch.zeros(batch, dtype=torch.bool, device=device)
+    some = annotated_rows(batch, fraction, device)
+    plain, guided = [], []
+    for step in range(args.warmup + args.steps):
+        plain_ms = timed_step(model, optimizer, images, targets, masks, nothing, guidance, lam, device)
+        guided_ms = timed_step(model, optimizer, images, targets, masks, some, guidance, lam, device)
+        if step >= args.warmup:
+            plain.append(plain_ms)
+            guided.append(guided_ms)
+    return statistics.median(plain), statistics.median(guided)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["small_cnn", "resnet18"])
+    parser.add_argument("--losses", nargs="+", default=list(GUIDANCE_NAMES), choices=GUIDANCE_NAMES)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size for every model (default: small_cnn 64, others 32)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="input side in pixels for every model (default: small_cnn 32, others 64)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = pick_device(args.device)
+    print(f"device: {device_label(device)}, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}, {args.warmup} warm-up + {args.steps} timed steps "
+          f"(median); lambdas {dict(DEFAULT_LAMBDAS)}")
+    header = f"{'model':<10} {'shape':>10} {'loss':<9} {'annot.':>7} {'plain ms':>9} {'guided ms':>10} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    ratios: dict[float, list[tuple[float, str]]] = {fraction: [] for fraction in FRACTIONS}
+    for model_name in args.models:
+        default_batch, default_size = DEFAULT_SHAPES.get(model_name, (32, 64))
+        shape = f"{args.batch or default_batch}x{args.size or default_size}"
+        for loss_name in args.losses:
+            for fraction in FRACTIONS:
+                plain_ms, guided_ms = measure(model_name, loss_name, fraction, args, device)
+                ratio = guided_ms / plain_ms
+                ratios[fraction].append((ratio, f"{model_name}/{loss_name}"))
+                print(f"{model_name:<10} {shape:>10} {loss_name:<9} {fraction:>6.0%} "
+                      f"{plain_ms:>9.1f} {guided_ms:>10.1f} {ratio:>5.2f}x", flush=True)
+    worst_5, where_5 = max(ratios[0.05])
+    worst_100, where_100 = max(ratios[1.0])
+    ok_5, ok_100 = worst_5 <= TARGET_AT_5, worst_100 <= TARGET_AT_100
+    print(f"verdict: {'PASS' if ok_5 and ok_100 else 'FAIL'} -- worst at 5 % annotated "
+          f"{worst_5:.2f}x ({where_5}; target <= {TARGET_AT_5}x{'' if ok_5 else ', MISSED'}), "
+          f"worst at 100 % {worst_100:.2f}x ({where_100}; target <= {TARGET_AT_100}x"
+          f"{'' if ok_100 else ', MISSED'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
