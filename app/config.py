@@ -79,3 +79,13 @@ class FinetuneConfig:
     def from_dict(cls, values: Mapping[str, Any]) -> "FinetuneConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    train_dir: str  # image folder root/<class>/<image>
+    val_dir: Optional[str] = None  # separate validation folder; None = a stratified split of train_dir
+    masks_dir: Optional[str] = None  # painted masks, <masks_dir>/<relpath>.png
+    init_checkpoint: Optional[str] = None  # start from this checkpoint's weights
+    checkpoint_out: Optional[str] = None  # written after every epoch and every committed round
+    resume: bool = False  # True: init_checkpoint is this run's own; train up to `epochs` in total

@@ -1,0 +1,18 @@
+"""The engine: training, fine-tune rounds, checkpoints, sessions. No tkinter here."""
+
+from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .config import FinetuneConfig, RunPaths, TrainConfig
+from .errors import CheckpointError, UserError
+from .finetune import FinetuneResult, commit_candidate, finetune_round
+from .finetune_report import FinetuneReport
+from .loops import TrainingDiverged, evaluate, train_one_epoch
+from .session import Session, default_sessions_root, new_session_folder
+from .trainer import Trainer
+
+__all__ = [
+    "Checkpoint", "CheckpointError", "FinetuneConfig", "FinetuneReport", "FinetuneResult",
+    "RunPaths", "Session", "TrainConfig", "Trainer", "TrainingDiverged", "UserError",
+    "commit_candidate", "default_sessions_root", "evaluate", "finetune_round",
+    "load_checkpoint", "model_from_checkpoint", "new_session_folder", "save_checkpoint",
+    "train_one_epoch",
+]

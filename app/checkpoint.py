@@ -1,0 +1,167 @@
+"""Self-describing checkpoints: weights plus everything needed to rebuild and trust them.
+
+A checkpoint is a plain dict (architecture, class names, input size, normalisation, configs,
+epoch, metrics, per-epoch history, weights, optimiser state), written to a temp file and moved
+into place with `os.replace` so a crash never leaves half a file, and loaded with
+`weights_only=True` so opening one never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint. `state_dict` holds CPU tensors."""
+
+    model_name: str
+    classes: List[str]
+    input_size: int
+    mean: Tuple[float, float, float]
+    std: Tuple[float, float, float]
+    epoch: int
+    state_dict: Dict[str, torch.Tensor]
+    train_config: Dict[str, Any] = field(default_factory=dict)
+    finetune_config: Dict[str, Any] = field(default_factory=dict)
+    metrics: Dict[str, Any] = field(default_factory=dict)
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    optimizer_state: Optional[Dict[str, Any]] = None
+    path: Optional[str] = None
+
+    def check_compatible(self, model_name: Optional[str] = None, classes: Optional[Sequence[str]] = None) -> None:
+        """Raise CheckpointError when it was trained for another architecture or other classes."""
+        where = f" ({self.path})" if self.path else ""
+        if model_name is not None and model_name != self.model_name:
+            raise CheckpointError(
+                f"the checkpoint{where} is a '{self.model_name}' model, not '{model_name}'; "
+                f"choose --model {self.model_name} or another checkpoint"
+            )
+        if classes is not None and list(classes) != list(self.classes):
+            if len(classes) != len(self.classes):
+                detail = f"{len(self.classes)} classes, the data has {len(classes)}"
+            else:
+                detail = "other class names"
+            raise CheckpointError(
+                f"the checkpoint{where} was trained on {detail}: checkpoint {list(self.classes)}, "
+                f"data {list(classes)}"
+            )
+
+
+def _plain(value: Any) -> Any:
+    """Turn tuples/mappings/numbers into the plain types `weights_only` loading accepts."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return value.item()
+    return value
+
+
+def save_checkpoint(
+    path: os.PathLike | str,
+    model: nn.Module,
+    *,
+    model_name: str,
+    classes: Sequence[str],
+    input_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    epoch: int,
+    train_config: Mapping[str, Any] = (),
+    finetune_config: Mapping[str, Any] = (),
+    metrics: Mapping[str, Any] = (),
+    history: Sequence[Mapping[str, Any]] = (),
+    optimizer: Optional[torch.optim.Optimizer] = None,
+) -> Path:
+    """Write the checkpoint atomically (temp file in the same folder, then os.replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model_name": model_name,
+        "classes": list(classes),
+        "input_size": int(input_size),
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "epoch": int(epoch),
+        "train_config": _plain(dict(train_config)),
+        "finetune_config": _plain(dict(finetune_config)),
+        "metrics": _plain(dict(metrics)),
+        "history": _plain(list(history)),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
+    }
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+        raise
+    return path
+
+
+def load_checkpoint(path: os.PathLike | str) -> Checkpoint:
+    """Read a checkpoint written by save_checkpoint; CheckpointError says what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 -- any unpickling failure is a bad file
+        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+    required = ("model_name", "classes", "input_size", "mean", "std", "epoch", "state_dict")
+    if not isinstance(payload, dict) or any(key not in payload for key in required):
+        raise CheckpointError(
+            f"{path} is not a checkpoint of this app (a bare state_dict? use it as "
+            "pretrained weights instead)"
+        )
+    return Checkpoint(
+        model_name=payload["model_name"],
+        classes=list(payload["classes"]),
+        input_size=int(payload["input_size"]),
+        mean=tuple(payload["mean"]),
+        std=tuple(payload["std"]),
+        epoch=int(payload["epoch"]),
+        state_dict=payload["state_dict"],
+        train_config=payload.get("train_config") or {},
+        finetune_config=payload.get("finetune_config") or {},
+        metrics=payload.get("metrics") or {},
+        history=list(payload.get("history") or []),
+        optimizer_state=payload.get("optimizer_state"),
+        path=str(path),
+    )
+
+
+def model_from_checkpoint(checkpoint: Checkpoint) -> nn.Module:
+    """Rebuild the model of a checkpoint with its weights (on the CPU)."""
+    from models import build_model
+
+    model = build_model(checkpoint.model_name, len(checkpoint.classes))
+    try:
+        model.load_state_dict(checkpoint.state_dict)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"the weights in {checkpoint.path} do not fit a '{checkpoint.model_name}' "
+            f"model with {len(checkpoint.classes)} classes: {error}"
+        ) from error
+    return model

@@ -1,0 +1,330 @@
+"""The command line: the same engine as the desktop app, without a window.
+
+`python main.py --help` lists the commands. User mistakes print one `error:` line and exit 2;
+a bug prints its traceback and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import queue
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from . import messages as msg
+from .config import FinetuneConfig, RunPaths, TrainConfig
+from .errors import UserError
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    from .session import _write_json_atomic
+
+    _write_json_atomic(path, payload)
+
+
+def _guidance_arg(value: str) -> Optional[str]:
+    return None if value == "none" else value
+
+
+# ----------------------------------------------------------------------------- train
+def _progress_consumer(verbose: bool) -> Callable[[Any], None]:
+    """Turn trainer events into a tqdm bar per epoch and one summary line per epoch."""
+    from tqdm import tqdm
+
+    state: Dict[str, Any] = {"bar": None}
+
+    def close_bar() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+            state["bar"] = None
+
+    def consume(event: Any) -> None:
+        if isinstance(event, msg.RunStarted):
+            print(f"device: {event.device}; {event.n_train} training / {event.n_val} validation images; "
+                  f"classes: {', '.join(event.classes)}", file=sys.stderr)
+            for relpath, reason in event.skipped:
+                print(f"skipped {relpath}: {reason}", file=sys.stderr)
+        elif isinstance(event, msg.BatchFinished):
+            if state["bar"] is None:
+                state["bar"] = tqdm(total=event.batches, desc=f"epoch {event.epoch}", unit="batch", leave=False, file=sys.stderr)
+            state["bar"].update(1)
+            state["bar"].set_postfix(loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.2f}")
+        elif isinstance(event, msg.EpochFinished):
+            close_bar()
+            print(f"epoch {event.epoch}/{event.epochs}: train loss {event.train['loss']:.4f} "
+                  f"acc {event.train['accuracy']:.3f} | val loss {event.val['loss']:.4f} "
+                  f"acc {event.val['accuracy']:.3f} | {event.seconds:.1f}s", file=sys.stderr)
+        elif isinstance(event, (msg.TrainingFinished, msg.TrainingFailed)):
+            close_bar()
+
+    return consume
+
+
+def _run_trainer(trainer_factory: Callable[[Callable[[Any], None]], Any], verbose: bool) -> Any:
+    """Run a trainer in a thread, feed its events to the terminal; Ctrl+C stops it cleanly."""
+    events: "queue.Queue[Any]" = queue.Queue()
+    trainer = trainer_factory(events.put)
+    consume = _progress_consumer(verbose)
+    thread = trainer.start()
+    outcome = None
+    try:
+        while outcome is None:
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                if not thread.is_alive() and events.empty():
+                    break
+                continue
+            consume(event)
+            if isinstance(event, (msg.TrainingFinished, msg.TrainingFailed)):
+                outcome = event
+    except KeyboardInterrupt:
+        print("\nstopping after the current batch (the checkpoint is saved)...", file=sys.stderr)
+        trainer.stop()
+        thread.join()
+        raise
+    thread.join()
+    return trainer, outcome
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .trainer import Trainer
+
+    model = args.model
+    if model is None:
+        model = "small_cnn"
+        if args.init:
+            from .checkpoint import load_checkpoint
+
+            model = load_checkpoint(args.init).model_name
+    config = TrainConfig(
+        model=model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        guidance=_guidance_arg(args.guidance), lam=args.lam, seed=args.seed, device=args.device,
+        num_workers=args.workers, input_size=args.input_size, weights_path=args.weights,
+        val_fraction=args.val_fraction,
+    )
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = RunPaths(
+        train_dir=args.data, val_dir=args.val, masks_dir=args.masks,
+        init_checkpoint=args.init, checkpoint_out=str(out / "model.pt"),
+    )
+    trainer, outcome = _run_trainer(lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit), args.verbose)
+    if isinstance(outcome, msg.TrainingFailed):
+        if outcome.user_error:
+            raise UserError(outcome.message)
+        print(outcome.details, file=sys.stderr)
+        return EXIT_BUG
+    _write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "history": trainer.history})
+    print(json.dumps({"checkpoint": str(out / "model.pt"), "epochs": trainer.epoch,
+                      "final": trainer.history[-1] if trainer.history else None}, indent=2))
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------- evaluate
+def evaluate_checkpoint(checkpoint_path: str, data_dir: str, masks_dir: Optional[str] = None, device_name: str = "auto") -> Dict[str, Any]:
+    """accuracy, loss, n_images, per_class_accuracy (+ saliency_on_red/green with masks)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from datasets import ImageFolderData
+    from models import pick_device
+
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+    from .explanation_metrics import gradient_saliency, mass_share
+    from .finetune import annotated_indices, stack_samples
+    from .loops import evaluate
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    device = pick_device(device_name)
+    data = ImageFolderData(data_dir, checkpoint.input_size, checkpoint.mean, checkpoint.std, masks_dir=masks_dir)
+    checkpoint.check_compatible(classes=data.classes)
+    model = model_from_checkpoint(checkpoint).to(device)
+    loader = DataLoader(data, batch_size=128, shuffle=False)
+    result = evaluate(model, loader, device=device, classes=data.classes)
+    result["n_skipped"] = len(data.skipped)
+    if masks_dir is not None:
+        indices = annotated_indices(data)
+        reds: List[float] = []
+        greens: List[float] = []
+        for start in range(0, len(indices), 64):
+            images, targets, masks, _ = stack_samples(data, indices[start:start + 64], device)
+            red, green = mass_share(gradient_saliency(model, images, targets), masks.cpu())
+            reds += red.tolist()
+            greens += green.tolist()
+        result["n_annotated"] = len(indices)
+        result["saliency_on_red"] = sum(reds) / len(reds) if reds else None
+        result["saliency_on_green"] = sum(greens) / len(greens) if greens else None
+    return result
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    result = evaluate_checkpoint(args.checkpoint, args.data, args.masks, args.device)
+    print(json.dumps(result, indent=2))
+    return EXIT_OK
+
+
+# -------------------------------------------------------------------------- finetune
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from torch.utils.data import DataLoader
+
+    from datasets import load_splits
+    from loss import DEFAULT_LAMBDAS
+    from models import pick_device
+
+    from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+    from .finetune import finetune_round
+
+    checkpoint = load_checkpoint(args.checkpoint)
+    stored = TrainConfig.from_dict(checkpoint.train_config) if checkpoint.train_config else TrainConfig(model=checkpoint.model_name)
+    device = pick_device(args.device)
+    data = load_splits(
+        args.data, args.val, input_size=checkpoint.input_size, mean=checkpoint.mean, std=checkpoint.std,
+        masks_dir=args.masks, val_fraction=stored.val_fraction, seed=stored.seed,
+    )
+    checkpoint.check_compatible(classes=data.train.classes)
+    model = model_from_checkpoint(checkpoint).to(device)
+    guidance = _guidance_arg(args.guidance) or stored.guidance or "rrr"
+    lam = args.lam if args.lam is not None else (stored.lam if stored.lam is not None and stored.guidance == guidance else DEFAULT_LAMBDAS[guidance])
+    defaults = FinetuneConfig()
+    config = FinetuneConfig(
+        lr=args.lr or defaults.lr, max_steps=args.max_steps or defaults.max_steps,
+        val_loss_rise=args.val_loss_rise or defaults.val_loss_rise,
+        guidance_drop=args.guidance_drop or defaults.guidance_drop,
+    )
+    val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
+
+    def on_progress(step: int, max_steps: int, guidance_value: float, val_loss: float) -> None:
+        print(f"step {step}/{max_steps}: guidance {guidance_value:.4g}, val loss {val_loss:.4f}", file=sys.stderr)
+
+    result = finetune_round(
+        model, train_data=data.train, val_loader=val_loader, guidance_name=guidance, lam=lam,
+        config=config, device=device, seed=stored.seed, on_progress=on_progress,
+    )
+    if result.report.n_annotated == 0:
+        raise UserError(f"no image in {args.data} has a mask in {args.masks}: nothing to fine-tune on")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(
+        out / "model.pt", result.candidate, model_name=checkpoint.model_name, classes=checkpoint.classes,
+        input_size=checkpoint.input_size, mean=checkpoint.mean, std=checkpoint.std, epoch=checkpoint.epoch,
+        train_config=checkpoint.train_config, finetune_config=dataclasses.asdict(config),
+        metrics={"val_loss": result.report.val_loss_after, "val_accuracy": result.report.val_accuracy_after},
+        history=checkpoint.history,
+    )
+    report = {**result.report.to_dict(), "stop_text": result.report.stop_text, "guidance": guidance, "lam": lam}
+    _write_json(out / "report.json", report)
+    print(json.dumps(report, indent=2))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------- demo-data
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from datasets import make_demo_data
+
+    info = make_demo_data(args.out, seed=args.seed)
+    print(json.dumps(dataclasses.asdict(info) if dataclasses.is_dataclass(info) else str(info), indent=2, default=str))
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------- app
+def cmd_app(args: argparse.Namespace) -> int:
+    try:
+        from ui.app import run_app
+    except ImportError as error:  # tkinter missing from this Python
+        raise UserError(f"the desktop app needs Tk ({error}); install python3-tk or use the CLI commands") from error
+    return run_app(data_dir=args.data, session_dir=args.session)
+
+
+# ---------------------------------------------------------------------------- parser
+def _add_common_training(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from loss import GUIDANCE_NAMES
+    from models import MODEL_NAMES
+
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Steer an image classifier's attention with painted masks. Without a command, "
+                    "opens the desktop app on the built-in demo data.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log engine details to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    app = commands.add_parser("app", help="open the desktop app (the default)")
+    app.add_argument("--data", help="image folder root/<class>/<image> (default: the built-in demo data)")
+    app.add_argument("--session", help="reopen this session folder")
+    app.set_defaults(handler=cmd_app)
+
+    train = commands.add_parser("train", help="train a model, optionally guided by masks")
+    train.add_argument("--data", required=True, help="training image folder root/<class>/<image>")
+    train.add_argument("--val", help="validation folder (default: a seeded stratified split of --data)")
+    train.add_argument("--val-fraction", type=float, default=0.2, help="held-out share when --val is not given")
+    train.add_argument("--masks", help="mask folder (<masks>/<relpath>.png, red = discourage, green = encourage)")
+    train.add_argument("--model", choices=MODEL_NAMES, help="architecture (default small_cnn, or the --init checkpoint's)")
+    train.add_argument("--epochs", type=int, default=10, help="epochs to train (more epochs after --init)")
+    train.add_argument("--guidance", choices=GUIDANCE_NAMES + ("none",), default="rrr", help="guidance loss on masked images")
+    train.add_argument("--lam", type=float, help="weight of the guidance loss (default: per loss)")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--input-size", type=int, help="square input side (default: the model's)")
+    train.add_argument("--weights", help="local file with pretrained weights (torchvision state_dict)")
+    train.add_argument("--init", help="continue from this checkpoint")
+    train.add_argument("--workers", type=int, default=0, help="data loading worker processes")
+    train.add_argument("--out", required=True, help="run folder: writes model.pt and metrics.json")
+    _add_common_training(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("evaluate", help="accuracy (and saliency on masks) of a checkpoint, as JSON")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data", required=True, help="image folder with the checkpoint's classes")
+    evaluate.add_argument("--masks", help="mask folder: adds saliency_on_red / saliency_on_green")
+    _add_common_training(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    finetune = commands.add_parser("finetune", help="one fine-tune round on the masked images; writes a candidate")
+    finetune.add_argument("--checkpoint", required=True)
+    finetune.add_argument("--data", required=True, help="training folder the masks belong to")
+    finetune.add_argument("--val", help="validation folder (default: the same split as training)")
+    finetune.add_argument("--masks", required=True)
+    finetune.add_argument("--out", required=True, help="writes model.pt (candidate) and report.json")
+    finetune.add_argument("--guidance", choices=GUIDANCE_NAMES + ("none",), default="none", help="default: the checkpoint's")
+    finetune.add_argument("--lam", type=float)
+    finetune.add_argument("--lr", type=float)
+    finetune.add_argument("--max-steps", type=int)
+    finetune.add_argument("--val-loss-rise", type=float, help="stop when val loss >= this x before (default 1.2)")
+    finetune.add_argument("--guidance-drop", type=float, help="stop when guidance <= L0 - this x |L0| (default 0.5)")
+    _add_common_training(finetune)
+    finetune.set_defaults(handler=cmd_finetune)
+
+    demo = commands.add_parser("demo-data", help="write the shortcut demo data set (scikit-learn digits + decoy swatch)")
+    demo.add_argument("--out", required=True)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=cmd_demo_data)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        args = parser.parse_args(["app"] + list(argv or []))
+    try:
+        return args.handler(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED

@@ -1,0 +1,207 @@
+"""One fine-tune round (thesis section 4.4): steer a copy of the model with the painted masks.
+
+The round trains a deep copy of the model on the annotated images (CE + lambda x guidance,
+with a replay batch of ordinary training images in every step's CE so the model does not
+forget), checks the stop criteria every few steps, and returns the candidate with a report.
+The caller commits (`commit_candidate`) or rejects (does nothing): the original model is never
+touched, so a rejected round leaves its weights bit-identical.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from loss import build_guidance, guided_loss
+
+from .config import FinetuneConfig
+from .explanation_metrics import gradient_saliency, mass_share
+from .finetune_report import (
+    STOP_CANCELLED,
+    STOP_GUIDANCE,
+    STOP_NON_FINITE,
+    STOP_NOTHING_ANNOTATED,
+    STOP_STEP_CAP,
+    STOP_VAL_LOSS,
+    FinetuneReport,
+)
+from .loops import evaluate
+
+logger = logging.getLogger(__name__)
+
+# on_progress(step, max_steps, guidance, val_loss)
+ProgressCallback = Callable[[int, int, float, float], None]
+
+GUIDANCE_EVAL_IMAGES = 256  # annotated images the stop check measures the guidance loss on
+CHUNK = 32  # images per forward/backward when measuring
+
+
+@dataclass
+class FinetuneResult:
+    candidate: nn.Module  # the fine-tuned copy (on the same device as the original)
+    report: FinetuneReport
+    annotated_indices: List[int]  # dataset indices of the annotated images used
+
+
+def stack_samples(dataset: Any, indices: Sequence[int], device: torch.device) -> Tuple[torch.Tensor, ...]:
+    """images N x 3 x H x W, targets N, masks N x H x W, has_mask N of dataset[indices]."""
+    samples = [dataset[i] for i in indices]
+    images = torch.stack([s[0] for s in samples]).to(device)
+    targets = torch.tensor([int(s[1]) for s in samples], dtype=torch.long, device=device)
+    masks = torch.stack([torch.as_tensor(s[2]) for s in samples]).to(device)
+    has_mask = torch.tensor([bool(s[3]) for s in samples], dtype=torch.bool, device=device)
+    return images, targets, masks, has_mask
+
+
+def annotated_indices(dataset: Any) -> List[int]:
+    """Indices of the dataset's images that have a mask in its mask store."""
+    store = getattr(dataset, "masks", None)
+    if store is None:
+        return []
+    return [i for i, relpath in enumerate(dataset.relpaths) if store.has(relpath)]
+
+
+def guidance_value(model: nn.Module, guidance: nn.Module, images: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> float:
+    """Mean guidance loss over the given annotated images (eval mode, no parameter update)."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        for start in range(0, images.shape[0], CHUNK):
+            stop = start + CHUNK
+            value = guidance(model, images[start:stop], targets[start:stop], masks[start:stop])
+            total += float(value.detach()) * images[start:stop].shape[0]
+            count += images[start:stop].shape[0]
+    finally:
+        model.train(was_training)
+        model.zero_grad(set_to_none=True)
+    return total / max(count, 1)
+
+
+def saliency_shares(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> Tuple[float, float]:
+    """Mean share of vanilla-gradient saliency on red and on green pixels, each in [0, 1]."""
+    saliency = gradient_saliency(model, images, targets)
+    red, green = mass_share(saliency, masks.cpu())
+    return float(red.mean()), float(green.mean())
+
+
+def commit_candidate(model: nn.Module, candidate: nn.Module) -> None:
+    """Swap the candidate's weights (and buffers) into `model` in place."""
+    model.load_state_dict(candidate.state_dict())
+
+
+def finetune_round(
+    model: nn.Module,
+    *,
+    train_data: Any,
+    val_loader: Any,
+    guidance_name: str,
+    lam: float,
+    config: FinetuneConfig,
+    device: torch.device,
+    seed: int = 0,
+    on_progress: Optional[ProgressCallback] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+) -> FinetuneResult:
+    """Run one round on every annotated image of `train_data` (an ImageFolderData with masks).
+
+    Stops at the first check where val loss >= config.val_loss_rise x before (it is
+    forgetting) or guidance <= L0 - config.guidance_drop x |L0| (saliency moved enough), at
+    config.max_steps, on a non-finite loss (the candidate keeps its last finite weights) or
+    when `should_stop()` returns True.
+    """
+    started = time.monotonic()
+    generator = torch.Generator().manual_seed(seed)
+    indices = annotated_indices(train_data)
+    candidate = copy.deepcopy(model).to(device)
+    if not indices:
+        val = evaluate(model, val_loader, device=device, max_images=config.max_val_images)
+        report = FinetuneReport(
+            stop_reason=STOP_NOTHING_ANNOTATED, steps=0, n_annotated=0,
+            val_loss_before=val["loss"], val_loss_after=val["loss"],
+            val_accuracy_before=val["accuracy"], val_accuracy_after=val["accuracy"],
+            guidance_before=0.0, guidance_after=0.0, red_share_before=0.0, red_share_after=0.0,
+            green_share_before=0.0, green_share_after=0.0, seconds=time.monotonic() - started,
+        )
+        return FinetuneResult(candidate, report, [])
+
+    # A fixed subset of the annotated images measures the guidance loss and the shares.
+    order = torch.randperm(len(indices), generator=generator).tolist()
+    measured = [indices[i] for i in order[:GUIDANCE_EVAL_IMAGES]]
+    images, targets, masks, _ = stack_samples(train_data, measured, device)
+
+    guidance_old = build_guidance(guidance_name, model)
+    guidance_new = build_guidance(guidance_name, candidate)
+    val_before = evaluate(model, val_loader, device=device, max_images=config.max_val_images)
+    l0 = guidance_value(model, guidance_old, images, targets, masks)
+    red_before, green_before = saliency_shares(model, images, targets, masks)
+    target_guidance = l0 - config.guidance_drop * abs(l0)
+    val_limit = config.val_loss_rise * val_before["loss"]
+    logger.info(
+        "fine-tune round: %d annotated images, L0=%.4g (target <= %.4g), val loss %.4g (limit %.4g)",
+        len(indices), l0, target_guidance, val_before["loss"], val_limit,
+    )
+
+    optimizer = torch.optim.Adam(candidate.parameters(), lr=config.lr)
+    annotated_per_step = min(len(indices), CHUNK)
+    stop_reason = STOP_STEP_CAP
+    steps = 0
+    val_loss, guidance_now = val_before["loss"], l0
+    for step in range(1, config.max_steps + 1):
+        if should_stop is not None and should_stop():
+            stop_reason = STOP_CANCELLED
+            break
+        pick = torch.randperm(len(indices), generator=generator)[:annotated_per_step].tolist()
+        replay = torch.randint(len(train_data), (config.replay_batch,), generator=generator).tolist()
+        batch = stack_samples(train_data, [indices[i] for i in pick] + replay, device)
+        has_mask = torch.zeros_like(batch[3])
+        has_mask[: len(pick)] = True  # replay rows contribute CE only
+        candidate.train()
+        result = guided_loss(candidate, batch[0], batch[1], batch[2], has_mask, guidance_new, lam)
+        if not torch.isfinite(result.total):
+            logger.warning("fine-tune loss became %s at step %d; keeping the last finite weights", result.total.item(), step)
+            stop_reason = STOP_NON_FINITE
+            break
+        optimizer.zero_grad(set_to_none=True)
+        result.total.backward()
+        optimizer.step()
+        steps = step
+
+        if step % config.check_every == 0 or step == config.max_steps:
+            val_loss = evaluate(candidate, val_loader, device=device, max_images=config.max_val_images)["loss"]
+            guidance_now = guidance_value(candidate, guidance_new, images, targets, masks)
+            if on_progress is not None:
+                on_progress(step, config.max_steps, guidance_now, val_loss)
+            if not (math.isfinite(val_loss) and math.isfinite(guidance_now)):
+                stop_reason = STOP_NON_FINITE
+                break
+            if val_loss >= val_limit:
+                stop_reason = STOP_VAL_LOSS
+                break
+            if guidance_now <= target_guidance:
+                stop_reason = STOP_GUIDANCE
+                break
+
+    candidate.eval()
+    candidate.zero_grad(set_to_none=True)
+    val_after = evaluate(candidate, val_loader, device=device, max_images=config.max_val_images)
+    guidance_after = guidance_value(candidate, guidance_new, images, targets, masks)
+    red_after, green_after = saliency_shares(candidate, images, targets, masks)
+    report = FinetuneReport(
+        stop_reason=stop_reason, steps=steps, n_annotated=len(indices),
+        val_loss_before=val_before["loss"], val_loss_after=val_after["loss"],
+        val_accuracy_before=val_before["accuracy"], val_accuracy_after=val_after["accuracy"],
+        guidance_before=l0, guidance_after=guidance_after,
+        red_share_before=red_before, red_share_after=red_after,
+        green_share_before=green_before, green_share_after=green_after,
+        seconds=time.monotonic() - started,
+    )
+    logger.info("fine-tune round done: %s after %d steps", report.stop_text, steps)
+    return FinetuneResult(candidate, report, indices)

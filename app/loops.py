@@ -1,0 +1,156 @@
+"""The training and evaluation loops: plain functions returning metric dicts (timm-style).
+
+Batches are `datasets.Sample` tuples: images N x 3 x H x W (normalised), targets N,
+masks N x H x W in {-1, 0, 1}, has_mask N bool, index N.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Callable, Dict, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from loss import guided_loss
+
+from .errors import UserError
+
+logger = logging.getLogger(__name__)
+
+# on_batch(batch, batches, loss, accuracy, n_annotated)
+BatchCallback = Callable[[int, int, float, float, int], None]
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite; the message suggests what to change."""
+
+
+def move_batch(batch: Sequence[torch.Tensor], device: torch.device):
+    """Images, targets, masks, has_mask of a Sample batch on `device`."""
+    images, targets, masks, has_mask = batch[0], batch[1], batch[2], batch[3]
+    non_blocking = device.type == "cuda"
+    return (
+        images.to(device, non_blocking=non_blocking),
+        targets.to(device, non_blocking=non_blocking),
+        masks.to(device, non_blocking=non_blocking),
+        has_mask.to(device, non_blocking=non_blocking).bool(),
+    )
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Any,
+    optimizer: torch.optim.Optimizer,
+    *,
+    device: torch.device,
+    guidance: Optional[nn.Module] = None,
+    lam: float = 0.0,
+    on_batch: Optional[BatchCallback] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+) -> Dict[str, float]:
+    """One pass over `loader` minimising CE + lam x guidance (guidance on annotated rows only).
+
+    `should_stop` is polled before every batch (it may block, which is how pausing works);
+    when it returns True the epoch ends early and the result has `stopped = 1.0`.
+    Returns loss, ce, guidance (means per image), accuracy in [0, 1], n_images, n_annotated.
+    Raises TrainingDiverged on a non-finite loss (the weights are not updated by that batch).
+    """
+    model.train()
+    total_loss = total_ce = total_guidance = 0.0
+    correct = seen = annotated = 0
+    stopped = False
+    batches = len(loader)
+    for batch_number, batch in enumerate(loader, start=1):
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        images, targets, masks, has_mask = move_batch(batch, device)
+        result = guided_loss(model, images, targets, masks, has_mask, guidance, lam)
+        if not torch.isfinite(result.total):
+            raise TrainingDiverged(
+                f"the training loss became {result.total.item()} at batch {batch_number}; "
+                "lower the learning rate or lambda"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        result.total.backward()
+        optimizer.step()
+
+        n = targets.shape[0]
+        n_annotated = int(has_mask.sum())
+        batch_correct = int((result.logits.detach().argmax(1) == targets).sum())
+        total_loss += float(result.total.detach()) * n
+        total_ce += float(result.ce.detach()) * n
+        total_guidance += float(result.guidance.detach()) * n_annotated
+        correct += batch_correct
+        seen += n
+        annotated += n_annotated
+        if on_batch is not None:
+            on_batch(batch_number, batches, float(result.total.detach()), batch_correct / n, n_annotated)
+    seen_or_one = max(seen, 1)
+    return {
+        "loss": total_loss / seen_or_one,
+        "ce": total_ce / seen_or_one,
+        "guidance": total_guidance / max(annotated, 1),
+        "accuracy": correct / seen_or_one,
+        "n_images": float(seen),
+        "n_annotated": float(annotated),
+        "stopped": float(stopped),
+    }
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Any,
+    *,
+    device: torch.device,
+    classes: Optional[Sequence[str]] = None,
+    max_images: Optional[int] = None,
+) -> Dict[str, Any]:
+    """Mean CE loss, accuracy in [0, 1], n_images and per-class accuracy, in eval mode.
+
+    `max_images` stops after that many images (the loader's order decides which).
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum = 0.0
+    correct = seen = 0
+    num_classes = len(classes) if classes is not None else None
+    class_correct: Dict[int, int] = {}
+    class_seen: Dict[int, int] = {}
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                images, targets = batch[0].to(device), batch[1].to(device)
+                logits = model(images)
+                loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
+                hits = logits.argmax(1) == targets
+                correct += int(hits.sum())
+                seen += targets.shape[0]
+                for target, hit in zip(targets.tolist(), hits.tolist()):
+                    class_seen[target] = class_seen.get(target, 0) + 1
+                    class_correct[target] = class_correct.get(target, 0) + int(hit)
+                if max_images is not None and seen >= max_images:
+                    break
+    finally:
+        model.train(was_training)
+    if seen == 0:
+        return {"loss": math.nan, "accuracy": math.nan, "n_images": 0, "per_class_accuracy": {}}
+
+    def class_name(index: int) -> str:
+        return classes[index] if classes is not None and index < len(classes) else str(index)
+
+    per_class = {
+        class_name(c): class_correct[c] / class_seen[c] for c in sorted(class_seen)
+    }
+    if num_classes is not None:
+        for c in range(num_classes):
+            per_class.setdefault(class_name(c), math.nan)
+    return {
+        "loss": loss_sum / seen,
+        "accuracy": correct / seen,
+        "n_images": seen,
+        "per_class_accuracy": per_class,
+    }

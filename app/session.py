@@ -1,0 +1,195 @@
+"""A session folder: everything one steering effort produces, so nothing painted is ever lost.
+
+```
+<session>/session.json    paths and configs (rewritten atomically when they change)
+<session>/masks/          painted and propagated masks (datasets.MaskStore)
+<session>/checkpoint.pt   the current committed model, saved after every epoch and round
+<session>/history.jsonl   one line per feedback round: images, decision, report
+```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from datasets import MaskStore
+
+from .checkpoint import load_checkpoint
+from .config import FinetuneConfig, RunPaths, TrainConfig
+from .errors import CheckpointError, UserError
+
+logger = logging.getLogger(__name__)
+
+SESSION_FILE = "session.json"
+HISTORY_FILE = "history.jsonl"
+CHECKPOINT_FILE = "checkpoint.pt"
+MASKS_DIR = "masks"
+
+
+def default_sessions_root() -> Path:
+    """Where new sessions go: $XDG_DATA_HOME (or ~/.local/share)/saliency-steering/sessions."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "saliency-steering" / "sessions"
+
+
+def new_session_folder(root: Optional[os.PathLike | str] = None) -> Path:
+    """A fresh, not yet existing folder under `root` named by the local time."""
+    root = Path(root) if root is not None else default_sessions_root()
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = root / stamp
+    suffix = 1
+    while candidate.exists():
+        suffix += 1
+        candidate = root / f"{stamp}-{suffix}"
+    return candidate
+
+
+def _write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            json.dump(payload, stream, indent=2, sort_keys=True)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        if os.path.exists(temp_name):
+            os.unlink(temp_name)
+        raise
+
+
+class Session:
+    """One session folder; create with `Session.create`, reopen with `Session.open`."""
+
+    def __init__(self, folder: Path, train_dir: str, val_dir: Optional[str], train_config: TrainConfig, finetune_config: FinetuneConfig, created: str):
+        self.folder = Path(folder)
+        self.train_dir = train_dir
+        self.val_dir = val_dir
+        self.train_config = train_config
+        self.finetune_config = finetune_config
+        self.created = created
+        self.masks = MaskStore(self.masks_dir)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def masks_dir(self) -> Path:
+        return self.folder / MASKS_DIR
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.folder / CHECKPOINT_FILE
+
+    @property
+    def history_path(self) -> Path:
+        return self.folder / HISTORY_FILE
+
+    # ------------------------------------------------------------- lifecycle
+    @classmethod
+    def create(
+        cls,
+        folder: os.PathLike | str,
+        train_dir: os.PathLike | str,
+        val_dir: Optional[os.PathLike | str] = None,
+        train_config: TrainConfig = TrainConfig(),
+        finetune_config: FinetuneConfig = FinetuneConfig(),
+    ) -> "Session":
+        """Make a new session folder (it must not exist or be empty)."""
+        folder = Path(folder)
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise UserError(f"cannot start a session in {folder}: it exists and is not an empty folder")
+        (folder / MASKS_DIR).mkdir(parents=True, exist_ok=True)
+        session = cls(
+            folder, str(Path(train_dir).resolve()), str(Path(val_dir).resolve()) if val_dir else None,
+            train_config, finetune_config, time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
+        session.save()
+        return session
+
+    @classmethod
+    def open(cls, folder: os.PathLike | str) -> "Session":
+        """Reopen a session folder; UserError when it is not one."""
+        folder = Path(folder)
+        path = folder / SESSION_FILE
+        if not path.is_file():
+            raise UserError(f"{folder} is not a session folder (no {SESSION_FILE} in it)")
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            session = cls(
+                folder, payload["train_dir"], payload.get("val_dir"),
+                TrainConfig.from_dict(payload.get("train_config", {})),
+                FinetuneConfig.from_dict(payload.get("finetune_config", {})),
+                payload.get("created", ""),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise UserError(f"{path} is damaged: {error}") from error
+        session.masks_dir.mkdir(parents=True, exist_ok=True)
+        return session
+
+    def save(self) -> None:
+        _write_json_atomic(self.folder / SESSION_FILE, {
+            "format_version": 1,
+            "created": self.created,
+            "train_dir": self.train_dir,
+            "val_dir": self.val_dir,
+            "train_config": dataclasses.asdict(self.train_config),
+            "finetune_config": dataclasses.asdict(self.finetune_config),
+        })
+
+    def update_configs(self, train_config: TrainConfig, finetune_config: Optional[FinetuneConfig] = None) -> None:
+        """Store edited settings (e.g. more epochs before resuming)."""
+        self.train_config = train_config
+        if finetune_config is not None:
+            self.finetune_config = finetune_config
+        self.save()
+
+    def run_paths(self) -> RunPaths:
+        """Where the trainer reads and writes for this session; resumes from its checkpoint."""
+        has_checkpoint = self.checkpoint_path.is_file()
+        return RunPaths(
+            train_dir=self.train_dir,
+            val_dir=self.val_dir,
+            masks_dir=str(self.masks_dir),
+            init_checkpoint=str(self.checkpoint_path) if has_checkpoint else None,
+            checkpoint_out=str(self.checkpoint_path),
+            resume=has_checkpoint,
+        )
+
+    # --------------------------------------------------------------- history
+    def append_history(self, record: Mapping[str, Any]) -> None:
+        """Append one round's record as a JSON line, flushed to disk before returning."""
+        line = json.dumps(dict(record), sort_keys=True, default=float)
+        with open(self.history_path, "a", encoding="utf-8") as stream:
+            stream.write(line + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+
+    def history(self) -> List[Dict[str, Any]]:
+        """All round records; a line cut short by a crash is skipped with a warning."""
+        if not self.history_path.is_file():
+            return []
+        records = []
+        for number, line in enumerate(self.history_path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                logger.warning("%s line %d is damaged and was skipped", self.history_path, number)
+        return records
+
+    def epoch_history(self) -> List[Dict[str, Any]]:
+        """Per-epoch metrics stored in the checkpoint (empty before the first epoch)."""
+        if not self.checkpoint_path.is_file():
+            return []
+        try:
+            return load_checkpoint(self.checkpoint_path).history
+        except CheckpointError as error:
+            logger.warning("cannot read the session checkpoint: %s", error)
+            return []

@@ -1,0 +1,388 @@
+"""The trainer: runs a whole training run in a background thread and talks only in messages.
+
+It never touches a widget. Events go out through the `emit` callback (the app passes
+`queue.put`); commands come in through `submit` and the thread-safe `pause`/`resume`/`stop`.
+Everything that can fail is reported as a `TrainingFailed` event, never as an exception that
+silently kills the thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import random
+import threading
+import time
+import traceback
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from datasets import load_splits
+from loss import DEFAULT_LAMBDAS, build_guidance
+from models import build_model, device_label, model_spec, pick_device
+
+from . import messages as msg
+from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+from .config import FinetuneConfig, RunPaths, TrainConfig
+from .errors import UserError
+from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
+from .loops import evaluate, train_one_epoch
+from .saliency import saliency_maps
+from .selection import select_images
+
+logger = logging.getLogger(__name__)
+
+DISPLAY_MAX_SIDE = 768  # long side of the images sent to the brush window and the chooser
+FALLBACK_GUIDANCE = "rrr"  # fine-tune rounds need a guidance loss even when training uses none
+COMPARISONS_MAX = 12  # annotated images shown in the chooser
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class _Stopped(Exception):
+    """Raised inside the thread when stop() was requested while waiting."""
+
+
+class Trainer:
+    """One training run. Create, `start()` (or call `run()` in your own thread), drive, `stop()`."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        finetune_config: FinetuneConfig,
+        paths: RunPaths,
+        *,
+        emit: Callable[[Any], None],
+        session: Any = None,
+    ):
+        self.config = config
+        self.finetune_config = finetune_config
+        self.paths = paths
+        self.session = session
+        self._emit = emit
+        self._commands: "queue.Queue[Any]" = queue.Queue()
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()  # set = not paused
+        self._thread: Optional[threading.Thread] = None
+        self.state = "idle"
+        # Filled in by run(); read by tests and the CLI after the thread ends.
+        self.model: Optional[torch.nn.Module] = None
+        self.data = None
+        self.history: List[Dict[str, Any]] = []
+        self.epoch = 0
+        self.rounds = 0
+
+    # ------------------------------------------------------------ control (any thread)
+    def start(self) -> threading.Thread:
+        self._thread = threading.Thread(target=self.run, name="trainer", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # wake a paused loop so it can see the stop
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def submit(self, command: Any) -> None:
+        """Hand a command (StartFinetune, SkipFeedback, Commit, Reject) to the training thread."""
+        if not isinstance(command, msg.COMMAND_TYPES):
+            raise TypeError(f"not a trainer command: {command!r}")
+        self._commands.put(command)
+
+    # ------------------------------------------------------------------ thread body
+    def run(self) -> None:
+        """The whole run; blocking. Every outcome ends in TrainingFinished or TrainingFailed."""
+        try:
+            self._run()
+        except _Stopped:
+            self._finish(stopped=True)
+        except UserError as error:
+            logger.warning("training stopped: %s", error)
+            self._set_state("failed")
+            self._emit(msg.TrainingFailed(str(error), user_error=True))
+        except Exception as error:  # noqa: BLE001 -- the thread must report, not die silently
+            logger.exception("training failed")
+            self._set_state("failed")
+            self._emit(msg.TrainingFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        self._emit(msg.StateChanged(state))
+
+    def _should_stop(self) -> bool:
+        """Polled between batches: blocks while paused; True when stop() was called."""
+        if not self._running.is_set():
+            self._set_state("paused")
+            while not self._running.wait(timeout=0.1):
+                pass
+            if not self._stop.is_set():
+                self._set_state("training")
+        return self._stop.is_set()
+
+    def _wait_command(self, accepted: Tuple[Type, ...]) -> Any:
+        while True:
+            if self._stop.is_set():
+                raise _Stopped()
+            try:
+                command = self._commands.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if isinstance(command, accepted):
+                return command
+            logger.warning("ignoring %s while waiting for %s", type(command).__name__, [t.__name__ for t in accepted])
+
+    # ------------------------------------------------------------------ setup
+    def _setup(self) -> Tuple[int, int]:
+        """Load data and model; returns (first_epoch, last_epoch)."""
+        config, paths = self.config, self.paths
+        seed_everything(config.seed)
+        self.device = pick_device(config.device)
+        checkpoint: Optional[Checkpoint] = None
+        if paths.init_checkpoint:
+            checkpoint = load_checkpoint(paths.init_checkpoint)
+            checkpoint.check_compatible(model_name=config.model)
+            input_size, mean, std = checkpoint.input_size, checkpoint.mean, checkpoint.std
+        else:
+            spec = model_spec(config.model)
+            input_size, mean, std = config.input_size or spec.input_size, spec.mean, spec.std
+        self.input_size, self.mean, self.std = input_size, tuple(mean), tuple(std)
+
+        self.data = load_splits(
+            paths.train_dir, paths.val_dir, input_size=input_size, mean=mean, std=std,
+            masks_dir=paths.masks_dir, val_fraction=config.val_fraction, seed=config.seed,
+        )
+        classes = list(self.data.train.classes)
+        if checkpoint is not None:
+            checkpoint.check_compatible(classes=classes)
+            self.model = model_from_checkpoint(checkpoint)
+        else:
+            self.model = build_model(config.model, len(classes), weights_path=config.weights_path)
+        self.model.to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        if checkpoint is not None and paths.resume and checkpoint.optimizer_state:
+            try:
+                self.optimizer.load_state_dict(checkpoint.optimizer_state)
+            except (ValueError, KeyError) as error:
+                logger.warning("optimizer state not restored (%s); starting it fresh", error)
+
+        self.guidance_name = config.guidance
+        self.guidance = build_guidance(config.guidance, self.model) if config.guidance else None
+        finetune_guidance = config.guidance or FALLBACK_GUIDANCE
+        self.lam = config.lam if config.lam is not None else DEFAULT_LAMBDAS[finetune_guidance]
+        self.finetune_guidance = finetune_guidance
+
+        generator = torch.Generator().manual_seed(config.seed)
+        n_train = len(self.data.train)
+        self.train_loader = DataLoader(
+            self.data.train, batch_size=config.batch_size, shuffle=True, generator=generator,
+            num_workers=config.num_workers, drop_last=n_train % config.batch_size == 1 and n_train > 1,
+            pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
+        )
+        self.val_loader = DataLoader(self.data.val, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers)
+
+        start_epoch = checkpoint.epoch if checkpoint is not None else 0
+        self.history = list(checkpoint.history) if (checkpoint is not None and paths.resume) else []
+        self.epoch = start_epoch
+        if self.session is not None:
+            self.rounds = len(self.session.history())
+        last_epoch = config.epochs if paths.resume else start_epoch + config.epochs
+        skipped = tuple(getattr(self.data.train, "skipped", ())) + tuple(getattr(self.data.val, "skipped", ()))
+        self._emit(msg.RunStarted(
+            device=device_label(self.device), classes=tuple(classes), n_train=n_train,
+            n_val=len(self.data.val), first_epoch=start_epoch + 1, epochs=last_epoch,
+            batches_per_epoch=len(self.train_loader), skipped=tuple((str(a), str(b)) for a, b in skipped),
+        ))
+        return start_epoch + 1, last_epoch
+
+    # ------------------------------------------------------------------ main loop
+    def _run(self) -> None:
+        self._set_state("loading")
+        first_epoch, last_epoch = self._setup()
+        self._set_state("training")
+        for epoch in range(first_epoch, last_epoch + 1):
+            started = time.monotonic()
+
+            def on_batch(batch: int, batches: int, loss: float, accuracy: float, n_annotated: int, epoch: int = epoch) -> None:
+                self._emit(msg.BatchFinished(epoch, batch, batches, loss, accuracy, n_annotated))
+
+            train_metrics = train_one_epoch(
+                self.model, self.train_loader, self.optimizer, device=self.device,
+                guidance=self.guidance, lam=self.lam if self.guidance is not None else 0.0,
+                on_batch=on_batch, should_stop=self._should_stop,
+            )
+            if train_metrics["stopped"]:
+                self._save_checkpoint(partial=True)
+                raise _Stopped()
+            val_metrics = evaluate(self.model, self.val_loader, device=self.device, classes=self.data.train.classes)
+            self.epoch = epoch
+            record = {
+                "epoch": epoch,
+                **{f"train_{k}": v for k, v in train_metrics.items() if k != "stopped"},
+                "val_loss": val_metrics["loss"],
+                "val_accuracy": val_metrics["accuracy"],
+                "seconds": time.monotonic() - started,
+            }
+            self.history.append(record)
+            self._save_checkpoint()
+            self._emit(msg.EpochFinished(epoch, last_epoch, train_metrics, val_metrics, record["seconds"]))
+            every = self.config.feedback_every
+            if every and epoch % every == 0 and epoch < last_epoch:
+                self._feedback_round(epoch)
+                if self.stopping:
+                    raise _Stopped()
+                self._set_state("training")
+        self._finish(stopped=False)
+
+    def _finish(self, stopped: bool) -> None:
+        self._set_state("stopped" if stopped else "finished")
+        self._emit(msg.TrainingFinished(self.epoch, stopped, tuple(self.history)))
+
+    def _save_checkpoint(self, partial: bool = False) -> None:
+        if not self.paths.checkpoint_out or self.model is None:
+            return
+        last = self.history[-1] if self.history else {}
+        path = save_checkpoint(
+            self.paths.checkpoint_out, self.model, model_name=self.config.model,
+            classes=self.data.train.classes, input_size=self.input_size, mean=self.mean, std=self.std,
+            epoch=self.epoch, train_config=dataclasses.asdict(self.config),
+            finetune_config=dataclasses.asdict(self.finetune_config),
+            metrics={**last, "partial_epoch": partial}, history=self.history, optimizer=self.optimizer,
+        )
+        self._emit(msg.CheckpointSaved(str(path), self.epoch))
+
+    # ------------------------------------------------------------------ feedback
+    def _predict(self, model: torch.nn.Module, images: torch.Tensor) -> Tuple[List[int], List[float]]:
+        model.eval()
+        with torch.inference_mode():
+            probabilities = torch.softmax(model(images), dim=1)
+        confidence, predicted = probabilities.max(1)
+        return predicted.tolist(), confidence.tolist()
+
+    def _saliency(self, model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+        return saliency_maps(model, images, targets, self.config.saliency_method).numpy()
+
+    def _feedback_items(self, epoch: int) -> List[msg.FeedbackItem]:
+        train = self.data.train
+        annotated = train.masks.annotated() if train.masks is not None else []
+        choices = select_images(
+            self.model, train, self.config.images_per_round, self.config.selection,
+            device=self.device, seed=self.config.seed + epoch, exclude=annotated,
+        )
+        if not choices:
+            return []
+        images, targets, _, _ = stack_samples(train, [c.index for c in choices], self.device)
+        predicted, confidence = self._predict(self.model, images)
+        saliency = self._saliency(self.model, images, targets)
+        classes = train.classes
+        items = []
+        for row, choice in enumerate(choices):
+            existing = train.masks.load_array(choice.relpath) if train.masks is not None else None
+            items.append(msg.FeedbackItem(
+                relpath=choice.relpath, image=train.display_image(choice.index, max_side=DISPLAY_MAX_SIDE),
+                saliency=saliency[row], true_label=classes[int(targets[row])],
+                predicted_label=classes[predicted[row]], confidence=float(confidence[row]),
+                mask=existing, reason=choice.reason,
+            ))
+        return items
+
+    def _comparisons(self, result: FinetuneResult, relpaths: Sequence[str]) -> Tuple[msg.Comparison, ...]:
+        train = self.data.train
+        wanted = [r for r in relpaths if train.masks is not None and train.masks.has(r)]
+        if not wanted:
+            wanted = [train.relpaths[i] for i in result.annotated_indices]
+        indices = [train.index_of(r) for r in wanted[:COMPARISONS_MAX]]
+        if not indices:
+            return ()
+        images, targets, _, _ = stack_samples(train, indices, self.device)
+        old_pred, old_conf = self._predict(self.model, images)
+        new_pred, new_conf = self._predict(result.candidate, images)
+        old_saliency = self._saliency(self.model, images, targets)
+        new_saliency = self._saliency(result.candidate, images, targets)
+        classes = train.classes
+        comparisons = []
+        for row, index in enumerate(indices):
+            image = train.display_image(index, max_side=DISPLAY_MAX_SIDE)
+            mask = train.masks.load_array(train.relpaths[index])
+            comparisons.append(msg.Comparison(
+                relpath=train.relpaths[index], image=image, mask=mask,
+                saliency_old=old_saliency[row], saliency_new=new_saliency[row],
+                true_label=classes[int(targets[row])], predicted_old=classes[old_pred[row]],
+                predicted_new=classes[new_pred[row]], confidence_old=float(old_conf[row]),
+                confidence_new=float(new_conf[row]),
+            ))
+        return tuple(comparisons)
+
+    def _record_round(self, epoch: int, relpaths: Sequence[str], decision: str, report: Optional[Dict[str, Any]]) -> None:
+        if self.session is None:
+            return
+        self.session.append_history({
+            "round": self.rounds, "epoch": epoch, "images": list(relpaths), "decision": decision,
+            "n_annotated_total": len(self.data.train.masks.annotated()) if self.data.train.masks else 0,
+            "report": report, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        })
+
+    def _feedback_round(self, epoch: int) -> None:
+        """Select, wait for paint, fine-tune, wait for the decision, apply it."""
+        self.rounds += 1
+        round_number = self.rounds
+        if self.data.train.masks is None:
+            logger.warning("feedback round skipped: this run has no mask folder")
+            return
+        self._set_state("selecting")
+        items = self._feedback_items(epoch)
+        if not items:
+            logger.info("feedback round %d skipped: no unannotated images left", round_number)
+            return
+        self._set_state("waiting_for_feedback")
+        self._emit(msg.FeedbackNeeded(round_number, epoch, tuple(items), self.config.selection))
+        command = self._wait_command((msg.StartFinetune, msg.SkipFeedback))
+        if isinstance(command, msg.SkipFeedback):
+            self._record_round(epoch, (), "cancelled", None)
+            self._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
+            return
+
+        self._set_state("finetuning")
+        n_annotated = len(self.data.train.masks.annotated())
+        self._emit(msg.FinetuneStarted(round_number, n_annotated, self.finetune_config.max_steps))
+
+        def on_progress(step: int, max_steps: int, guidance: float, val_loss: float) -> None:
+            self._emit(msg.FinetuneProgress(round_number, step, max_steps, guidance, val_loss))
+
+        result = finetune_round(
+            self.model, train_data=self.data.train, val_loader=self.val_loader,
+            guidance_name=self.finetune_guidance, lam=self.lam, config=self.finetune_config,
+            device=self.device, seed=self.config.seed + 1000 * round_number,
+            on_progress=on_progress, should_stop=lambda: self._stop.is_set(),
+        )
+        comparisons = self._comparisons(result, command.relpaths)
+        self._set_state("waiting_for_decision")
+        self._emit(msg.FinetuneDone(round_number, result.report, comparisons))
+        try:
+            decision = self._wait_command((msg.Commit, msg.Reject))
+        except _Stopped:
+            self._record_round(epoch, command.relpaths, "stopped", result.report.to_dict())
+            raise
+        committed = isinstance(decision, msg.Commit)
+        if committed:
+            commit_candidate(self.model, result.candidate)
+            self._save_checkpoint()
+        self._record_round(epoch, command.relpaths, "commit" if committed else "reject", result.report.to_dict())
+        self._emit(msg.RoundDecided(round_number, epoch, committed=committed, finetuned=True))
