@@ -1,15 +1,21 @@
 """Data for the classifier: image folders, masks on disk, and the demo shortcut benchmark."""
 
 from .errors import DatasetError
+from .image_folder import ImageFolderData, Sample
 from .image_loading import DEFAULT_MAX_PIXELS
 from .masks import GREEN, RED, MaskStore, mask_path, read_mask, read_mask_meta, write_mask
+from .splits import DataSplits, load_splits
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "DataSplits",
     "DatasetError",
     "GREEN",
+    "ImageFolderData",
     "MaskStore",
     "RED",
+    "Sample",
+    "load_splits",
     "mask_path",
     "read_mask",
     "read_mask_meta",
