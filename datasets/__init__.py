@@ -1,5 +1,6 @@
 """Data for the classifier: image folders, masks on disk, and the demo shortcut benchmark."""
 
+from .demo import DemoInfo, default_demo_dir, ensure_demo_data, make_demo_data
 from .errors import DatasetError
 from .image_folder import ImageFolderData, Sample
 from .image_loading import DEFAULT_MAX_PIXELS
@@ -10,12 +11,16 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DataSplits",
     "DatasetError",
+    "DemoInfo",
     "GREEN",
     "ImageFolderData",
     "MaskStore",
     "RED",
     "Sample",
+    "default_demo_dir",
+    "ensure_demo_data",
     "load_splits",
+    "make_demo_data",
     "mask_path",
     "read_mask",
     "read_mask_meta",

@@ -1,0 +1,248 @@
+"""The demo shortcut benchmark: scikit-learn's 8x8 digits with a Decoy-MNIST swatch.
+
+Every 32x32 grayscale image shows a digit (the 8x8 original, ink 0..16 -> 0..255 white on
+black, upscaled bilinearly to 24x24 and centred, so it spans pixels 4..27) and a 4x4 swatch in
+one of the four corners, chosen at random per image. The corners lie inside the 4-pixel border,
+so the swatch never touches the digit. In `train` and `val` the swatch shade is `255 - 25*y`
+(y the digit): a perfect shortcut. In `test` it is `255 - 25*r`, r random per image, so a model
+that learnt the shortcut fails there. The recipe is the RRR paper's Decoy MNIST; the digits ship
+inside scikit-learn (1,797 images), so nothing is downloaded.
+
+Layout (relpaths "<digit>/<name>.png", the same in every tree):
+    out/train|val|test/<digit>/<name>.png     the images
+    out/truth/<split>/<digit>/<name>.png      ground-truth masks (datasets.masks format):
+                                              red over the swatch, green over the digit's ink
+    out/README.txt, out/demo.json             description; seed and counts
+The same seed gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from PIL import Image
+
+from .errors import DatasetError
+from .masks import GREEN, RED, _png_text, mask_to_image
+
+log = logging.getLogger(__name__)
+
+DEMO_VERSION = "demo-v1"
+SPLITS = ("train", "val", "test")
+_SPLIT_FRACTIONS = {"val": 0.2, "test": 0.2}  # the rest (about 60%) is train
+CANVAS = 32  # side of each image
+DIGIT_SIDE = 24  # side of the upscaled digit, centred on the canvas
+DIGIT_OFFSET = (CANVAS - DIGIT_SIDE) // 2  # 4: the border the swatch lives in
+SWATCH = 4  # side of the swatch
+# Upscaled ink at or above this counts as the digit for the green truth mask (a quarter of full
+# ink: the stroke, not the faint bilinear fringe), then grown by 1 pixel to cover the soft edge.
+_INK_THRESHOLD = 64
+
+_README = """\
+Demo shortcut data ({version}, seed {seed}) made by saliency-steering.
+
+A "Decoy MNIST" benchmark built from scikit-learn's 8x8 handwritten digits (1,797 images).
+Each 32x32 grayscale image is a digit (upscaled to 24x24, centred) plus a 4x4 swatch in a
+random corner. In train/ and val/ the swatch shade is 255 - 25 * digit, so the swatch alone
+predicts the label (a shortcut). In test/ the shade is 255 - 25 * r with r random, so a model
+that relies on the swatch fails there, while one that reads the digit does not.
+
+  train/<digit>/*.png   {train} images
+  val/<digit>/*.png     {val} images
+  test/<digit>/*.png    {test} images
+  truth/<split>/<digit>/*.png   ground-truth masks: red (255,0,0) over the swatch
+                                (discourage), green (0,255,0) over the digit (encourage),
+                                transparent elsewhere.
+
+Painting the swatch red on a few training images and fine-tuning should move the model's
+attention to the digit and raise its test accuracy.
+"""
+
+
+@dataclass(frozen=True)
+class DemoInfo:
+    """What make_demo_data wrote."""
+
+    root: Path  # the demo folder
+    seed: int  # the seed it was made with
+    counts: Mapping[str, int] = field(default_factory=dict)  # images per split
+    classes: tuple[str, ...] = tuple(str(d) for d in range(10))  # class folder names
+
+    @property
+    def train_dir(self) -> Path:
+        return self.root / "train"
+
+    @property
+    def val_dir(self) -> Path:
+        return self.root / "val"
+
+    @property
+    def test_dir(self) -> Path:
+        return self.root / "test"
+
+    def truth_dir(self, split: str) -> Path:
+        """Ground-truth masks of `split` ("train", "val" or "test"), a mask folder."""
+        if split not in SPLITS:
+            raise DatasetError(f"The demo data has the splits {', '.join(SPLITS)}; not {split!r}.")
+        return self.root / "truth" / split
+
+    @classmethod
+    def from_dir(cls, root: str | os.PathLike) -> DemoInfo:
+        """Describe an existing demo folder from its demo.json."""
+        root = Path(root)
+        try:
+            record = json.loads((root / "demo.json").read_text(encoding="utf-8"))
+            return cls(root, int(record["seed"]), dict(record["counts"]),
+                       tuple(record["classes"]))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DatasetError(f"{root} is not a complete demo folder ({error}). Delete it and "
+                               "it will be made again.") from None
+
+
+def default_demo_dir() -> Path:
+    """The per-user cache folder of the demo data: $XDG_CACHE_HOME (or ~/.cache) /
+    saliency-steering/demo-v1."""
+    cache = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(cache) if cache and Path(cache).is_absolute() else Path.home() / ".cache"
+    return base / "saliency-steering" / DEMO_VERSION
+
+
+def _split_assignment(targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Split name per image: per class, 20% test, 20% val, the rest train (seeded)."""
+    assignment = np.empty(len(targets), dtype=object)
+    for label in np.unique(targets):
+        members = rng.permutation(np.flatnonzero(targets == label))
+        n_test = int(round(len(members) * _SPLIT_FRACTIONS["test"]))
+        n_val = int(round(len(members) * _SPLIT_FRACTIONS["val"]))
+        assignment[members[:n_test]] = "test"
+        assignment[members[n_test:n_test + n_val]] = "val"
+        assignment[members[n_test + n_val:]] = "train"
+    return assignment
+
+
+def _dilate(region: np.ndarray) -> np.ndarray:
+    """bool HxW grown by one pixel in all 8 directions."""
+    padded = np.pad(region, 1)
+    grown = np.zeros_like(region)
+    height, width = region.shape
+    for dy in range(3):
+        for dx in range(3):
+            grown |= padded[dy:dy + height, dx:dx + width]
+    return grown
+
+
+def _corner_origin(corner: int) -> tuple[int, int]:
+    """(row, col) of the swatch's top-left pixel for corner 0..3 (TL, TR, BL, BR)."""
+    far = CANVAS - SWATCH
+    return ((0, 0), (0, far), (far, 0), (far, far))[corner]
+
+
+def render_digit(digit8: np.ndarray, corner: int, shade: int) -> tuple[np.ndarray, np.ndarray]:
+    """One demo image and its truth mask.
+
+    digit8: 8x8 ink in 0..16. Returns (image np.uint8 32x32, mask np.int8 32x32 in {-1,0,+1}).
+    """
+    ink = np.rint(np.asarray(digit8, dtype=np.float64) * (255.0 / 16.0)).astype(np.uint8)
+    upscaled = np.asarray(Image.fromarray(ink, mode="L").resize(
+        (DIGIT_SIDE, DIGIT_SIDE), Image.Resampling.BILINEAR))
+    image = np.zeros((CANVAS, CANVAS), dtype=np.uint8)
+    box = slice(DIGIT_OFFSET, DIGIT_OFFSET + DIGIT_SIDE)
+    image[box, box] = upscaled
+    row, col = _corner_origin(corner)
+    image[row:row + SWATCH, col:col + SWATCH] = shade
+
+    mask = np.zeros((CANVAS, CANVAS), dtype=np.int8)
+    digit_region = np.zeros((CANVAS, CANVAS), dtype=bool)
+    digit_region[box, box] = _dilate(upscaled >= _INK_THRESHOLD)
+    mask[digit_region] = GREEN
+    mask[row:row + SWATCH, col:col + SWATCH] = RED
+    return image, mask
+
+
+def make_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> DemoInfo:
+    """Write the demo benchmark (see the module docstring) into `out_dir`.
+
+    `out_dir` must not exist or be empty. Deterministic: the same seed gives byte-identical
+    files. Raises DatasetError when `out_dir` is a file or holds something already.
+    """
+    from sklearn.datasets import load_digits  # bundled with scikit-learn, no download
+
+    root = Path(out_dir)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise DatasetError(f"Cannot make the demo data in {root}: it is not an empty folder. "
+                           "Choose a new folder.")
+    digits = load_digits()
+    images8, targets = digits.images, digits.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    assignment = _split_assignment(targets, rng)
+    corners = rng.integers(0, 4, size=len(targets))
+    random_labels = rng.integers(0, 10, size=len(targets))
+
+    truth_text = _png_text({"source": "demo-truth"})
+    counts = {split: 0 for split in SPLITS}
+    class_counts = {split: {str(d): 0 for d in range(10)} for split in SPLITS}
+    for i, (digit8, label) in enumerate(zip(images8, targets)):
+        split = assignment[i]
+        shade_label = random_labels[i] if split == "test" else label
+        image, mask = render_digit(digit8, int(corners[i]), 255 - 25 * int(shade_label))
+        relpath = f"{label}/{i:04d}.png"
+        image_file = root / split / relpath
+        truth_file = root / "truth" / split / relpath
+        image_file.parent.mkdir(parents=True, exist_ok=True)
+        truth_file.parent.mkdir(parents=True, exist_ok=True)
+        # Plain saves: the folder as a whole is made atomically by ensure_demo_data.
+        Image.fromarray(image, mode="L").save(image_file, format="PNG")
+        mask_to_image(mask).save(truth_file, format="PNG", pnginfo=truth_text)
+        counts[split] += 1
+        class_counts[split][str(label)] += 1
+
+    info = DemoInfo(root, int(seed), counts)
+    record = {"version": DEMO_VERSION, "seed": int(seed), "counts": counts,
+              "class_counts": class_counts, "classes": list(info.classes),
+              "image_size": CANVAS, "digit_box": [DIGIT_OFFSET, DIGIT_OFFSET + DIGIT_SIDE],
+              "swatch_size": SWATCH, "swatch_shade": "255 - 25 * y (train, val); "
+              "255 - 25 * r, r random (test)", "source": "sklearn.datasets.load_digits"}
+    (root / "demo.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n",
+                                    encoding="utf-8")
+    (root / "README.txt").write_text(
+        _README.format(version=DEMO_VERSION, seed=seed, **counts), encoding="utf-8")
+    log.info("Made demo data in %s: %s", root, counts)
+    return info
+
+
+def ensure_demo_data(dir: str | os.PathLike | None = None) -> Path:  # noqa: A002 -- API name
+    """The demo folder (default: default_demo_dir()), made once with seed 0 and reused.
+
+    It is built in a temporary folder next to it and renamed into place, so an interrupted or
+    concurrent run never leaves a half-made folder behind. Raises DatasetError when the folder
+    exists but holds something else.
+    """
+    target = Path(dir).expanduser() if dir is not None else default_demo_dir()
+    if (target / "demo.json").is_file():
+        return target
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise DatasetError(f"{target} exists but holds no demo data (no demo.json). Delete it, "
+                           "or choose another folder for the demo data.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        os.chmod(building, 0o755)  # mkdtemp makes it owner-only; this is an ordinary folder
+        make_demo_data(building, seed=0)
+        try:
+            os.rename(building, target)  # replaces an empty folder, fails on a full one
+        except OSError:
+            if not (target / "demo.json").is_file():
+                raise
+            log.info("Another process made %s first; using it", target)
+    finally:
+        if building.exists():
+            shutil.rmtree(building, ignore_errors=True)
+    return target
