@@ -101,9 +101,12 @@ def _raw_maps(
     n_steps: int,
     internal_batch_size: int,
 ) -> torch.Tensor:
-    """Unnormalised maps `N x H x W` (non-negative) of one chunk."""
+    """Unnormalised maps `N x H x W` (non-negative) of one chunk.
+
+    `internal_batch_size` caps how many interpolated images Integrated Gradients runs at once.
+    """
     if method == "gradcam":
-        return _gradcam(model, images, targets, layer if layer is not None else gradcam_layer(model))
+        return _gradcam(model, images, targets, gradcam_layer(model) if layer is None else layer)
     if method == "saliency":
         attributions = Saliency(model).attribute(images, target=targets, abs=True)
     elif method == "integrated_gradients":
@@ -145,7 +148,9 @@ def saliency_maps(
     are restored afterwards, so this can be called between optimizer steps.
     """
     if method not in SALIENCY_METHODS:
-        raise ValueError(f"unknown saliency method {method!r}; choose one of: {', '.join(SALIENCY_METHODS)}")
+        raise ValueError(
+            f"unknown saliency method {method!r}; choose one of: {', '.join(SALIENCY_METHODS)}"
+        )
     if images.dim() != 4:
         raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
     targets = torch.as_tensor(targets, dtype=torch.long).reshape(-1)

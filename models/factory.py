@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def _torchvision_model(name: str, num_classes: int) -> nn.Module:
-    """A torchvision architecture with random weights (never downloads) and `num_classes` outputs."""
+    """A torchvision architecture, randomly initialised (never downloads), `num_classes` outputs."""
     if name == "resnet18":
         # torchvision's resnet18 is ResNet(BasicBlock, [2, 2, 2, 2]); the untied block only
         # differs in its activations, so state_dict keys match torchvision's weight files.
