@@ -89,6 +89,16 @@ def _scan_classes(root: Path, what: str) -> list[str]:
     return classes
 
 
+def _check_masks_outside(masks_dir: Path, root: Path) -> None:
+    """DatasetError if the mask folder would be scanned as (part of) the images."""
+    masks, images = masks_dir.resolve(), root.resolve()
+    if masks == images or (masks.is_relative_to(images) and not any(
+            part.startswith(".") for part in masks.relative_to(images).parts)):
+        raise DatasetError(f"The mask folder {masks_dir} is inside the image folder {root}, so "
+                           "its masks would be read as images of a class. Choose a mask folder "
+                           "outside it.")
+
+
 class ImageFolderData(Dataset):
     """The images of `root/<class>/<image>`, resized to input_size x input_size and normalised.
 
@@ -122,6 +132,8 @@ class ImageFolderData(Dataset):
             raise DatasetError(f"mean and std need 3 values each, std > 0; got {mean}, {std}.")
         self.max_pixels = int(max_pixels)
 
+        if masks_dir is not None:
+            _check_masks_outside(Path(masks_dir).expanduser(), self.root)
         found = _scan_classes(self.root, what)
         if classes is None:
             self.classes = found

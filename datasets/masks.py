@@ -70,8 +70,11 @@ def mask_path(masks_dir: str | os.PathLike, relpath: str) -> Path:
         raise DatasetError(f"Cannot place a mask for {relpath!r}: it names no file.") from None
     root = Path(masks_dir)
     candidate = root / relative_mask
-    resolved_root = root.resolve()
-    if not candidate.resolve().is_relative_to(resolved_root):
+    try:
+        inside = candidate.resolve().is_relative_to(root.resolve())
+    except (OSError, ValueError) as error:  # a NUL byte, a symbolic link loop
+        raise DatasetError(f"Cannot place a mask for {relpath!r}: {error}.") from None
+    if not inside:
         raise DatasetError(f"The mask for {relpath!r} would be written outside the mask folder "
                            f"{root} (a symbolic link inside it points elsewhere). Remove the "
                            "link or choose another mask folder.")
@@ -322,9 +325,9 @@ class MaskStore:
             image_for_key = dict(self._image_for_key)
         found = []
         for path in self.masks_dir.rglob(f"*{MASK_SUFFIX}"):
-            if path.name.startswith(".") or not path.is_file():
-                continue  # temp files of an interrupted write, editor droppings
             key = path.relative_to(self.masks_dir).as_posix()
+            if any(part.startswith(".") for part in key.split("/")) or not path.is_file():
+                continue  # temp files of an interrupted write, editor droppings
             found.append(image_for_key.get(key, key))
         return sorted(found)
 

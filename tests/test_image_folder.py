@@ -182,8 +182,9 @@ def test_display_image(tmp_path):
 
 
 def test_helpers_subset_index_of_counts(tmp_path):
-    _folder(tmp_path, {"cat": 3, "dog": 2})
-    data = _data(tmp_path, masks_dir=tmp_path / "masks")
+    root = tmp_path / "data"
+    _folder(root, {"cat": 3, "dog": 2})
+    data = _data(root, masks_dir=tmp_path / "masks")
     assert data.num_classes == 2 and len(data) == 5
     assert data.class_counts() == {"cat": 3, "dog": 2}
     assert data.index_of("dog/1.png") == 4
@@ -199,8 +200,9 @@ def test_helpers_subset_index_of_counts(tmp_path):
 
 
 def test_masks_repainted_between_reads_and_annotated_indices(tmp_path):
-    _folder(tmp_path, {"cat": 2, "dog": 2}, size=(4, 4))
-    data = _data(tmp_path, masks_dir=tmp_path / "masks")
+    root = tmp_path / "data"
+    _folder(root, {"cat": 2, "dog": 2}, size=(4, 4))
+    data = _data(root, masks_dir=tmp_path / "masks")
     assert data.annotated_indices() == []
     data.masks.save("dog/0.png", np.full((4, 4), RED, dtype=np.int8))
     assert data[2].has_mask and data[2].mask.eq(RED).all()
@@ -211,16 +213,18 @@ def test_masks_repainted_between_reads_and_annotated_indices(tmp_path):
 
 
 def test_two_images_sharing_a_mask_file_are_refused(tmp_path):
-    _folder(tmp_path, {"cat": 1, "dog": 1})
-    Image.new("RGB", (4, 4)).save(tmp_path / "cat" / "0.jpg")
-    assert len(_data(tmp_path)) == 3  # fine without masks
+    root = tmp_path / "data"
+    _folder(root, {"cat": 1, "dog": 1})
+    Image.new("RGB", (4, 4)).save(root / "cat" / "0.jpg")
+    assert len(_data(root)) == 3  # fine without masks
     with pytest.raises(DatasetError, match=r"cat/0.jpg and cat/0.png .* share the mask file"):
-        _data(tmp_path, masks_dir=tmp_path / "masks")
+        _data(root, masks_dir=tmp_path / "masks")
 
 
 def test_picklable_for_dataloader_workers(tmp_path):
-    _folder(tmp_path, {"cat": 2, "dog": 2})
-    data = _data(tmp_path, masks_dir=tmp_path / "masks")
+    root = tmp_path / "data"
+    _folder(root, {"cat": 2, "dog": 2})
+    data = _data(root, masks_dir=tmp_path / "masks")
     data.masks.save("cat/1.png", np.full((10, 12), RED, dtype=np.int8))
     copy = pickle.loads(pickle.dumps(data))
     for index in range(len(data)):
@@ -229,8 +233,9 @@ def test_picklable_for_dataloader_workers(tmp_path):
 
 
 def test_default_collate_batches_samples(tmp_path):
-    _folder(tmp_path, {"cat": 3, "dog": 2})
-    data = _data(tmp_path, masks_dir=tmp_path / "masks")
+    root = tmp_path / "data"
+    _folder(root, {"cat": 3, "dog": 2})
+    data = _data(root, masks_dir=tmp_path / "masks")
     data.masks.save("cat/2.png", np.full((10, 12), RED, dtype=np.int8))
     batch = next(iter(DataLoader(data, batch_size=4, shuffle=False)))
     assert isinstance(batch, Sample)
@@ -260,3 +265,12 @@ def test_nested_folders_and_uppercase_extensions(tmp_path):
     data = _data(tmp_path)
     assert data.classes == ["cat", "dog"]
     assert data.relpaths == ["cat/0.png", "cat/more/X.PNG", "dog/0.png"]
+
+
+def test_a_mask_folder_inside_the_image_folder_is_refused(tmp_path):
+    _folder(tmp_path, {"cat": 1, "dog": 1})
+    with pytest.raises(DatasetError, match="inside the image folder"):
+        _data(tmp_path, masks_dir=tmp_path / "masks")
+    with pytest.raises(DatasetError, match="inside the image folder"):
+        _data(tmp_path, masks_dir=tmp_path / "cat" / "masks")
+    assert _data(tmp_path, masks_dir=tmp_path / ".masks").masks is not None  # hidden: fine

@@ -83,7 +83,7 @@ def test_mask_path_replaces_the_suffix_and_stays_inside(tmp_path):
     masks = tmp_path / "masks"
     assert mask_path(masks, "3/img_0012.jpg") == masks / "3" / "img_0012.png"
     assert mask_path(masks, "cat/sub/a.b.tiff") == masks / "cat" / "sub" / "a.b.png"
-    for bad in ["/etc/passwd", "../outside.png", "cat/../../x.png", "C:/x.png", ""]:
+    for bad in ["/etc/passwd", "../outside.png", "cat/../../x.png", "C:/x.png", "", "a\0.png"]:
         with pytest.raises(DatasetError):
             mask_path(masks, bad)
 
@@ -141,6 +141,7 @@ def test_store_save_load_delete_and_meta(tmp_path):
     assert store.meta("cat/1.jpg") == {"source": "user"}
     # A mask whose image the store does not know is listed by its own relative path.
     write_mask(tmp_path / "masks" / "bird" / "9.png", EXAMPLE)
+    write_mask(tmp_path / "masks" / ".trash" / "old.png", EXAMPLE)  # hidden: not listed
     assert store.annotated() == ["bird/9.png", "cat/1.jpg"]
 
     store.delete("cat/1.jpg")
