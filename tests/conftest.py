@@ -16,6 +16,14 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+def pytest_configure(config):
+    # One intra-op thread: the models under test are tiny, and on a 2-core machine OpenMP
+    # threads fighting the Tk thread (or a parallel job) cost far more than they gain.
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     import random
@@ -77,3 +85,35 @@ def tk_root(x_display):
         root.destroy()
     except tkinter.TclError:
         pass
+
+
+def make_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 12, size: int = 32, seed: int = 0) -> Path:
+    """A tiny learnable image folder: class k is a bright square in a class-specific place."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+            top = (k * size // len(classes)) % (size - 8)
+            pixels[top:top + 8, 4:12] = 230
+            Image.fromarray(pixels).save(root / name / f"{name}_{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """root/<class>/<image>.png with two classes of 12 images each."""
+    return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    """The built-in shortcut demo data (train/val/test/truth), generated once per test session."""
+    from datasets import make_demo_data
+
+    root = tmp_path_factory.mktemp("demo")
+    make_demo_data(root, seed=0)
+    return root

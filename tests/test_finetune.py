@@ -1,0 +1,133 @@
+"""The fine-tune round: stop criteria, report, and commit/reject semantics."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from app.config import FinetuneConfig
+from app.finetune import commit_candidate, finetune_round
+from app.finetune_report import (
+    STOP_GUIDANCE,
+    STOP_NON_FINITE,
+    STOP_NOTHING_ANNOTATED,
+    STOP_STEP_CAP,
+    STOP_VAL_LOSS,
+)
+from datasets import MaskStore, load_splits
+from models import build_model, model_spec
+
+
+@pytest.fixture
+def splits(image_folder, tmp_path):
+    spec = model_spec("small_cnn")
+    masks_dir = tmp_path / "masks"
+    data = load_splits(image_folder, None, input_size=32, mean=spec.mean, std=spec.std,
+                       masks_dir=masks_dir, val_fraction=0.25, seed=0)
+    return data, MaskStore(masks_dir)
+
+
+def _paint_corner(store, relpaths, size=32):
+    mask = np.zeros((size, size), dtype=np.int8)
+    mask[:12, :12] = 1  # red: top-left corner
+    mask[20:, 20:] = -1  # green
+    for relpath in relpaths:
+        store.save(relpath, mask)
+
+
+def _run(model, data, config, lam=10.0, guidance="rrr"):
+    return finetune_round(
+        model, train_data=data.train, val_loader=DataLoader(data.val, batch_size=16),
+        guidance_name=guidance, lam=lam, config=config, device=torch.device("cpu"), seed=0,
+    )
+
+
+def _snapshot(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_reject_leaves_weights_bit_identical_and_commit_swaps_them(splits):
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    model = build_model("small_cnn", 2)
+    before = _snapshot(model)
+    result = _run(model, data, FinetuneConfig(max_steps=6, check_every=3, val_loss_rise=100.0, guidance_drop=1.0))
+    # Reject = do nothing with the candidate: the original is untouched, bit for bit.
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    changed = [k for k, v in result.candidate.state_dict().items() if not torch.equal(v, before[k])]
+    assert changed, "the candidate should differ after fine-tuning"
+    commit_candidate(model, result.candidate)
+    for name, tensor in result.candidate.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+
+
+def test_report_describes_the_round(splits):
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    result = _run(build_model("small_cnn", 2), data, FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, guidance_drop=1.0))
+    report = result.report
+    assert report.stop_reason == STOP_STEP_CAP and report.steps == 4
+    assert report.n_annotated == 4 and len(result.annotated_indices) == 4
+    for value in (report.val_loss_before, report.val_loss_after, report.guidance_before, report.guidance_after):
+        assert math.isfinite(value)
+    for share in (report.red_share_before, report.red_share_after, report.green_share_before, report.green_share_after):
+        assert 0.0 <= share <= 1.0
+    # 144 of 1024 pixels red: a model that ignores the mask would put ~14 % of its saliency there.
+    assert 0.0 < report.red_share_before < 1.0
+    assert set(report.to_dict()) >= {"stop_reason", "val_accuracy_before", "val_accuracy_after"}
+
+
+def test_stops_when_validation_loss_rises(splits):
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    # Any increase at all trips a threshold this tight; a big lr guarantees one.
+    config = FinetuneConfig(lr=0.5, max_steps=50, check_every=1, val_loss_rise=1.0001, guidance_drop=1.0)
+    result = _run(build_model("small_cnn", 2), data, config)
+    assert result.report.stop_reason == STOP_VAL_LOSS
+    assert result.report.val_loss_after >= 1.0001 * result.report.val_loss_before
+    assert result.report.steps < 50
+
+
+def test_stops_when_guidance_falls_enough(splits):
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    config = FinetuneConfig(lr=1e-3, max_steps=60, check_every=1, val_loss_rise=100.0, guidance_drop=0.05)
+    # Punisher: RRR's penalty starts near 0 on a fresh model (summed log-probs of a uniform
+    # output have ~zero input gradient), so it cannot halve; the punisher's can.
+    result = _run(build_model("small_cnn", 2), data, config, lam=50.0, guidance="punisher")
+    report = result.report
+    assert report.stop_reason == STOP_GUIDANCE
+    assert report.guidance_after <= report.guidance_before - 0.05 * abs(report.guidance_before) + 1e-6
+
+
+def test_nothing_annotated_returns_unchanged_copy(splits):
+    data, _ = splits
+    model = build_model("small_cnn", 2)
+    result = _run(model, data, FinetuneConfig(max_steps=3))
+    assert result.report.stop_reason == STOP_NOTHING_ANNOTATED and result.report.steps == 0
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(result.candidate.state_dict()[name], tensor)
+
+
+class _NanGuidance(nn.Module):
+    def forward(self, model, images, targets, masks):
+        return model(images).sum() * float("nan")
+
+
+def test_non_finite_loss_aborts_and_keeps_last_finite_weights(splits, monkeypatch):
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:2])
+    import app.finetune as finetune_module
+
+    monkeypatch.setattr(finetune_module, "build_guidance", lambda name, model: _NanGuidance())
+    model = build_model("small_cnn", 2)
+    result = _run(model, data, FinetuneConfig(max_steps=5, check_every=1))
+    assert result.report.stop_reason == STOP_NON_FINITE
+    assert result.report.steps == 0
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and "running" not in name and "num_batches" not in name:
+            assert torch.equal(result.candidate.state_dict()[name], tensor), name
