@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from . import messages as msg
 from .config import FinetuneConfig, RunPaths, TrainConfig
-from .errors import UserError
+from .errors import UserError, user_error_types
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,8 @@ def _progress_consumer(verbose: bool) -> Callable[[Any], None]:
                 print(f"skipped {relpath}: {reason}", file=sys.stderr)
         elif isinstance(event, msg.BatchFinished):
             if state["bar"] is None:
-                state["bar"] = tqdm(total=event.batches, desc=f"epoch {event.epoch}", unit="batch", leave=False, file=sys.stderr)
+                state["bar"] = tqdm(total=event.batches, desc=f"epoch {event.epoch}", unit="batch", leave=False,
+                                    file=sys.stderr, disable=not sys.stderr.isatty())
             state["bar"].update(1)
             state["bar"].set_postfix(loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.2f}")
         elif isinstance(event, msg.EpochFinished):
@@ -323,8 +324,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args = parser.parse_args(["app"] + list(argv or []))
     try:
         return args.handler(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except Exception as error:  # noqa: BLE001 -- user mistakes get one line, bugs a traceback
+        if isinstance(error, user_error_types()):
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        raise

@@ -11,3 +11,14 @@ class UserError(ValueError):
 
 class CheckpointError(UserError):
     """A checkpoint that is missing, unreadable, or does not fit the model/data it is used with."""
+
+
+def user_error_types() -> tuple:
+    """Every exception type that means "fix your input", from all core packages.
+
+    The engine shows these as one message; anything else is a bug and keeps its traceback.
+    """
+    from datasets import DatasetError
+    from models import DeviceError, UnknownModelError, WeightsError
+
+    return (UserError, DatasetError, DeviceError, UnknownModelError, WeightsError)

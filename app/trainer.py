@@ -28,7 +28,7 @@ from models import build_model, device_label, model_spec, pick_device
 from . import messages as msg
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
-from .errors import UserError
+from .errors import user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
 from .loops import evaluate, train_one_epoch
 from .saliency import saliency_maps
@@ -114,11 +114,12 @@ class Trainer:
             self._run()
         except _Stopped:
             self._finish(stopped=True)
-        except UserError as error:
-            logger.warning("training stopped: %s", error)
-            self._set_state("failed")
-            self._emit(msg.TrainingFailed(str(error), user_error=True))
         except Exception as error:  # noqa: BLE001 -- the thread must report, not die silently
+            if isinstance(error, user_error_types()):
+                logger.warning("training stopped: %s", error)
+                self._set_state("failed")
+                self._emit(msg.TrainingFailed(str(error), user_error=True))
+                return
             logger.exception("training failed")
             self._set_state("failed")
             self._emit(msg.TrainingFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))
