@@ -63,18 +63,20 @@ def annotated_rows(batch: int, fraction: float, device: torch.device) -> torch.T
     return has_mask
 
 
-def timed_step(model, optimizer, images, targets, masks, has_mask, guidance, lam, device) -> float:
-    """One training step; returns its wall time in milliseconds."""
+def timed_step(
+    model, optimizer, images, targets, masks, has_mask, guidance, lam, device, clock=time.perf_counter
+) -> float:
+    """One training step; returns its duration in milliseconds on ``clock``."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    start = time.perf_counter()
+    start = clock()
     optimizer.zero_grad(set_to_none=True)
     result = guided_loss(model, images, targets, masks, has_mask, guidance, lam)
     result.total.backward()
     optimizer.step()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return (time.perf_counter() - start) * 1000.0
+    return (clock() - start) * 1000.0
 
 
 def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float]:
@@ -90,10 +92,15 @@ def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float
     images, targets, masks = synthetic_batch(batch, size, device)
     nothing = torch.zeros(batch, dtype=torch.bool, device=device)
     some = annotated_rows(batch, fraction, device)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     plain, guided = [], []
     for step in range(args.warmup + args.steps):
-        plain_ms = timed_step(model, optimizer, images, targets, masks, nothing, guidance, lam, device)
-        guided_ms = timed_step(model, optimizer, images, targets, masks, some, guidance, lam, device)
+        plain_ms = timed_step(
+            model, optimizer, images, targets, masks, nothing, guidance, lam, device, clock
+        )
+        guided_ms = timed_step(
+            model, optimizer, images, targets, masks, some, guidance, lam, device, clock
+        )
         if step >= args.warmup:
             plain.append(plain_ms)
             guided.append(guided_ms)
@@ -113,6 +120,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--clock", choices=("wall", "cpu"), default="wall",
+        help="wall time, or this process's CPU time (steadier on a busy machine with "
+        "--threads 1; CPU device only)",
+    )
     return parser.parse_args(argv)
 
 
@@ -121,10 +133,15 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
+    if args.clock == "cpu" and device.type != "cpu":
+        raise SystemExit("--clock cpu measures CPU time; use it with --device cpu")
     print(f"device: {device_label(device)}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, {args.warmup} warm-up + {args.steps} timed steps "
-          f"(median); lambdas {dict(DEFAULT_LAMBDAS)}")
-    header = f"{'model':<10} {'shape':>10} {'loss':<9} {'annot.':>7} {'plain ms':>9} {'guided ms':>10} {'ratio':>6}"
+          f"threads {torch.get_num_threads()}, {args.clock} clock, {args.warmup} warm-up + "
+          f"{args.steps} timed steps (median); lambdas {dict(DEFAULT_LAMBDAS)}")
+    header = (
+        f"{'model':<10} {'shape':>10} {'loss':<9} {'annot.':>7} "
+        f"{'plain ms':>9} {'guided ms':>10} {'ratio':>6}"
+    )
     print(header)
     print("-" * len(header))
     ratios: dict[float, list[tuple[float, str]]] = {fraction: [] for fraction in FRACTIONS}

@@ -112,3 +112,77 @@ def test_zero_loss_is_zero_and_backpropagates():
     assert zero.shape == () and zero.item() == 0.0
     zero.backward()
     assert torch.count_nonzero(model[1].weight.grad) == 0
+
+
+# loss/affine_batchnorm.py is an implementation detail of input_gradients; tested here.
+
+
+class TinyBN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(C, 4, 3, padding=1)
+        self.bn = nn.BatchNorm2d(4)
+        self.head = nn.Linear(4 * H * W, K)
+
+    def forward(self, images):
+        return self.head(torch.tanh(self.bn(self.conv(images))).flatten(1))
+
+
+def trained_bn_model() -> TinyBN:
+    """A TinyBN whose BatchNorm has non-trivial running stats and affine parameters."""
+    torch.manual_seed(0)
+    model = TinyBN().double()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(8, C, H, W, dtype=torch.float64) * 2 + 1)
+        model.bn.weight.uniform_(0.5, 2.0)
+        model.bn.bias.uniform_(-1.0, 1.0)
+    return model
+
+
+def test_affine_batchnorm_matches_native_eval_batchnorm_to_second_order():
+    from loss.affine_batchnorm import affine_batchnorm
+
+    model = trained_bn_model().eval()
+    images, targets = batch()
+
+    def second_order(use_affine: bool):
+        model.zero_grad(set_to_none=True)
+        inputs = images.clone().requires_grad_(True)
+        if use_affine:
+            with affine_batchnorm(model):
+                logits = model(inputs)
+        else:
+            logits = model(inputs)
+        (grads,) = torch.autograd.grad(
+            labelled_logit(logits, targets).sum(), inputs, create_graph=True
+        )
+        grads.pow(2).sum().backward()
+        return logits.detach(), grads.detach(), [p.grad for p in model.parameters()]
+
+    native, affine = second_order(False), second_order(True)
+    torch.testing.assert_close(affine[0], native[0])
+    torch.testing.assert_close(affine[1], native[1])
+    for got, want in zip(affine[2], native[2]):
+        if want is None:  # the head's bias does not change input gradients
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want)
+    assert model.bn.weight.grad.abs().sum() > 0
+    assert len(model.bn._forward_hooks) == 0
+
+
+def test_affine_batchnorm_leaves_train_mode_alone_and_removes_hooks_on_error():
+    from loss.affine_batchnorm import affine_batchnorm
+
+    model = trained_bn_model().train()
+    reference = trained_bn_model().train()
+    images, _ = batch()
+    with affine_batchnorm(model):
+        out = model(images)
+    torch.testing.assert_close(out, reference(images))
+    torch.testing.assert_close(model.bn.running_mean, reference.bn.running_mean)
+    with pytest.raises(RuntimeError, match="boom"):
+        with affine_batchnorm(model):
+            raise RuntimeError("boom")
+    assert len(model.bn._forward_hooks) == 0
