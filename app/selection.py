@@ -3,23 +3,36 @@
 Strategies rank a pool of training images and return the top k:
 - random: a seeded random sample (the thesis);
 - entropy: highest predictive entropy first (the model is unsure; the poster);
-- misclassified: wrong predictions first, most confident mistakes first, then by entropy.
+- misclassified: wrong predictions first, most confident mistakes first, then by entropy;
+- unreasonable: explanations first whose saliency sits where it should not (GRADIA, DeepFuse):
+  on regions painted red in annotated images, on a region salient across classes, off the
+  object. The score of an image is the largest of those three shares of its saliency mass
+  (`app.reasonability` defines them); the reason names the dominant cause, e.g. "saliency on a
+  region salient across classes: 62 %". The ranking is diversified, so that one round shows
+  different problems rather than the same shortcut k times: picking greedily, each remaining
+  image's score is multiplied by `1 - DIVERSITY x (the largest cosine similarity between its
+  saliency map and the maps already picked)`. Saliency is computed for a seeded random
+  `UNREASONABLE_POOL` of the pool at most (one forward and backward per image).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
 
 from .errors import UserError
+from .reasonability import build_priors, pool_saliency, saliency_distribution, unreasonable_scores
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_POOL = 2000  # images scored per round at most (a seeded random pool beyond that)
+UNREASONABLE_POOL = 512  # of those, images whose saliency "unreasonable" computes at most
+DIVERSITY = 0.5  # "unreasonable": how strongly a pick pushes down images whose saliency resembles it
 
 
 @dataclass(frozen=True)
@@ -87,10 +100,60 @@ def _rank_misclassified(context: Dict[str, Any]) -> List[Choice]:
     return choices
 
 
+def diversified_order(scores: torch.Tensor, distributions: torch.Tensor, picks: int, diversity: float = DIVERSITY) -> Tuple[List[int], torch.Tensor]:
+    """Greedy order of N images: (order, adjusted score at pick time, non-increasing).
+
+    scores: N >= 0; distributions: N x H x W saliency maps. The first `picks` are chosen one by
+    one, each time maximising `score x (1 - diversity x max cosine similarity to the maps picked
+    so far)`; the rest follow by that adjusted score.
+    """
+    n = scores.shape[0]
+    flat = distributions.flatten(1).float()
+    unit = flat / flat.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    closest = torch.zeros(n)
+    remaining = torch.ones(n, dtype=torch.bool)
+    order: List[int] = []
+    adjusted_at_pick = []
+    for _ in range(min(picks, n)):
+        adjusted = scores * (1 - diversity * closest)
+        adjusted = torch.where(remaining, adjusted, torch.full_like(adjusted, -math.inf))
+        best = int(torch.argmax(adjusted))
+        order.append(best)
+        adjusted_at_pick.append(float(adjusted[best]))
+        remaining[best] = False
+        closest = torch.maximum(closest, (unit @ unit[best]).clamp(0, 1))
+    adjusted = scores * (1 - diversity * closest)
+    rest = [i for i in torch.argsort(adjusted, descending=True, stable=True).tolist() if remaining[i]]
+    return order + rest, torch.tensor(adjusted_at_pick + [float(adjusted[i]) for i in rest])
+
+
+def _rank_unreasonable(context: Dict[str, Any]) -> List[Choice]:
+    pool, relpaths, dataset = context["pool"], context["relpaths"], context["dataset"]
+    scored = pool
+    if len(scored) > UNREASONABLE_POOL:
+        generator = torch.Generator().manual_seed(context["seed"] + 2)
+        keep = sorted(torch.randperm(len(scored), generator=generator)[:UNREASONABLE_POOL].tolist())
+        scored = [scored[i] for i in keep]
+    saliency, targets, _ = pool_saliency(context["model"], dataset, scored, context["device"])
+    distributions = saliency_distribution(saliency)
+    priors = build_priors(dataset, distributions, targets)
+    result = unreasonable_scores(distributions, targets, priors)
+    order, adjusted = diversified_order(result.score, distributions, context.get("k", 1))
+    choices = [Choice(scored[i], relpaths[scored[i]], float(adjusted[rank]), result.reason(i)) for rank, i in enumerate(order)]
+    # Images of the pool left out of the saliency pool follow, unscored, in random order.
+    left = sorted(set(pool) - set(scored))
+    if left:
+        generator = torch.Generator().manual_seed(context["seed"] + 3)
+        for j in torch.randperm(len(left), generator=generator).tolist():
+            choices.append(Choice(left[j], relpaths[left[j]], -1.0, "not scored (beyond the saliency pool)"))
+    return choices
+
+
 RANKERS: Dict[str, Callable[[Dict[str, Any]], List[Choice]]] = {
     "random": _rank_random,
     "entropy": _rank_entropy,
     "misclassified": _rank_misclassified,
+    "unreasonable": _rank_unreasonable,
 }
 SELECTION_STRATEGIES = tuple(RANKERS)
 
@@ -133,7 +196,7 @@ def select_images(
     context = {
         "model": model, "dataset": dataset, "pool": pool, "relpaths": dataset.relpaths,
         "targets": dataset.targets, "classes": dataset.classes, "seed": seed, "device": device,
-        "probabilities": probabilities,
+        "probabilities": probabilities, "k": k,
     }
     ranked = RANKERS[strategy](context)
     return ranked[:k]
