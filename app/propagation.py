@@ -1,0 +1,380 @@
+"""Apply a painted mask beyond its own image: a red stroke often states a rule, not a detail.
+
+"Never the bottom-right corner", "never this watermark": the user paints it once and propagates
+it to other training images. Scopes:
+
+- `all`: every image of the training set;
+- `class`: every image of the source image's class;
+- `similar`: the images where the model's saliency concentrates in the source's red region:
+  at least `similar_share` of the image's vanilla-gradient saliency mass (true class) falls
+  inside that region, grown by a pixel or two at the model's input size (a swatch or a watermark
+  the model stares at in the source, it stares at in these images too).
+
+`plan_propagation` is the preview (which images, how many; nothing is written);
+`apply_propagation` writes the masks. Several sources may be propagated at once: an image then
+gets the union of the red of every source that selects it (e.g. the corners a round's painted
+images showed).
+
+Rules, and why:
+- Masks live in normalised image coordinates: a source mask (stored at its displayed image's
+  size) is resized with nearest neighbour to each target's displayed size (the original image,
+  long side capped at `app.trainer.DISPLAY_MAX_SIDE`), the size the brush window paints at.
+- Only red propagates by default. Green marks *the object* of one image, and objects are not in
+  the same place in every image; `include_green=True` copies it as well (red wins where a
+  source's red and another's green overlap).
+- A hand-painted mask (any mask whose meta `source` is not "propagated") is never touched: those
+  images are skipped and listed in the plan. The user's own statement about an image beats a
+  rule derived from another image; merging would silently change what they painted.
+- A propagated mask records its sources (`meta["from"]`, relpaths separated by newlines) and
+  scope. Propagating a source again replaces everything that source propagated before: its
+  earlier targets that are no longer selected lose its contribution (and their mask is deleted
+  when nothing else contributed), while contributions of other sources are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from datasets import GREEN, RED, MaskStore
+
+from .errors import UserError
+from .explanation_metrics import gradient_saliency
+
+logger = logging.getLogger(__name__)
+
+PROPAGATED = "propagated"  # meta["source"] of a propagated mask
+SCOPES = ("all", "class", "similar")
+DEFAULT_SIMILAR_SHARE = 0.3  # "similar": share of the image's saliency inside the source's red region
+SIMILAR_GROW = 1 / 32  # the red region is grown by this fraction of the input side (1 px at 32)
+SALIENCY_CHUNK = 64  # images per saliency batch
+_EXIF_ORIENTATION = 0x0112
+_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
+
+ProgressCallback = Callable[[int, int], None]  # (images done, images in all)
+
+
+@dataclass(frozen=True)
+class PropagationPlan:
+    """What a propagation would write: the preview shown before applying it."""
+
+    scope: str
+    sources: Tuple[str, ...]  # relpaths of the source images
+    targets: Mapping[str, Tuple[str, ...]]  # target relpath -> the sources whose red it gets
+    skipped_hand_painted: Tuple[str, ...] = ()  # selected, but their own painted mask stays
+    include_green: bool = False
+    shares: Mapping[str, float] = field(default_factory=dict)  # "similar": target -> best share
+
+    @property
+    def count(self) -> int:
+        """How many images would get a propagated mask."""
+        return len(self.targets)
+
+    @property
+    def relpaths(self) -> List[str]:
+        """The target images, sorted."""
+        return sorted(self.targets)
+
+
+@dataclass(frozen=True)
+class PropagationResult:
+    written: int  # masks written (new or replaced)
+    removed: int  # earlier propagated masks deleted because their sources no longer select them
+    plan: PropagationPlan
+
+
+# ------------------------------------------------------------------------- helpers
+def is_propagated(store: MaskStore, relpath: str) -> bool:
+    """Whether `relpath` has a mask in `store` and it was written by propagation."""
+    return store.has(relpath) and store.meta(relpath).get("source") == PROPAGATED
+
+
+def is_hand_painted(store: Optional[MaskStore], relpath: str) -> bool:
+    """Whether `relpath` has a mask in `store` that a person painted (not propagated)."""
+    return store is not None and store.has(relpath) and store.meta(relpath).get("source") != PROPAGATED
+
+
+def hand_painted(store: MaskStore) -> List[str]:
+    """Relpaths of the hand-painted masks in `store`, sorted (what a feedback round should skip)."""
+    return [relpath for relpath in store.annotated() if store.meta(relpath).get("source") != PROPAGATED]
+
+
+def propagated_sources(store: MaskStore, relpath: str) -> Tuple[str, ...]:
+    """The sources recorded in a propagated mask's meta (empty for other masks)."""
+    meta = store.meta(relpath)
+    if meta.get("source") != PROPAGATED:
+        return ()
+    return tuple(s for s in meta.get("from", "").split("\n") if s)
+
+
+def display_size(path: Any, max_side: Optional[int] = None) -> Tuple[int, int]:
+    """(H, W) of the image at `path` as `ImageFolderData.display_image` shows it.
+
+    Reads only the header: EXIF rotations by 90 degrees swap the sides; the long side is capped
+    at `max_side` keeping the aspect ratio (rounded as display_image rounds).
+    """
+    with Image.open(path) as image:
+        width, height = image.size
+        try:
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+        except Exception:  # noqa: BLE001 -- a broken EXIF block: display_image ignores it too
+            orientation = 1
+    if orientation in _SWAPPING_ORIENTATIONS:
+        width, height = height, width
+    if max_side is not None:
+        scale = max_side / max(width, height)
+        if scale < 1:
+            width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    return height, width
+
+
+def resize_nearest(mask: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """np.int8 H x W mask in {-1, 0, +1} resized to size = (H, W), nearest neighbour."""
+    if mask.shape == tuple(size):
+        return mask.astype(np.int8)
+    codes = Image.fromarray((mask.astype(np.int16) + 1).astype(np.uint8), mode="L")
+    resized = codes.resize((size[1], size[0]), Image.Resampling.NEAREST)
+    return np.asarray(resized).astype(np.int8) - 1
+
+
+def _red_region(mask: torch.Tensor, grow: int) -> torch.Tensor:
+    """bool H x W: the red pixels of `mask` (H x W) grown by `grow` pixels (a square brush)."""
+    red = (mask > 0).float()[None, None]
+    if grow > 0:
+        red = F.max_pool2d(red, kernel_size=2 * grow + 1, stride=1, padding=grow)
+    return red[0, 0] > 0
+
+
+def _check_sources(dataset: Any, store: MaskStore, sources: Sequence[str], include_green: bool) -> List[str]:
+    if not sources:
+        raise UserError("choose at least one painted image to propagate from")
+    checked = []
+    for relpath in dict.fromkeys(sources):  # keeps order, drops repeats
+        dataset.index_of(relpath)  # DatasetError when the image is not in the data set
+        mask = store.load_array(relpath)
+        if mask is None:
+            raise UserError(f"{relpath} has no mask in {store.masks_dir}: paint it before propagating it")
+        if not (mask == RED).any() and not (include_green and (mask == GREEN).any()):
+            raise UserError(f"the mask of {relpath} has no red to propagate (green stays with its own image)")
+        checked.append(relpath)
+    return checked
+
+
+def similar_shares(
+    model: nn.Module,
+    dataset: Any,
+    sources: Sequence[str],
+    candidates: Sequence[int],
+    store: MaskStore,
+    *,
+    device: torch.device,
+    on_progress: Optional[ProgressCallback] = None,
+) -> torch.Tensor:
+    """S x N: share of each candidate's saliency inside each source's (grown) red region, [0, 1].
+
+    candidates: dataset indices. Saliency: vanilla gradient of the true class at the input size.
+    """
+    size = (dataset.input_size, dataset.input_size)
+    grow = max(1, round(dataset.input_size * SIMILAR_GROW))
+    regions = []
+    for relpath in sources:
+        mask = store.load(relpath, size)
+        regions.append(_red_region(mask, grow) if mask is not None else torch.zeros(size, dtype=torch.bool))
+    region_stack = torch.stack(regions).float().flatten(1)  # S x HW
+    shares = []
+    for start in range(0, len(candidates), SALIENCY_CHUNK):
+        chunk = [dataset[i] for i in candidates[start:start + SALIENCY_CHUNK]]
+        images = torch.stack([s[0] for s in chunk]).to(device)
+        targets = torch.tensor([int(s[1]) for s in chunk], dtype=torch.long, device=device)
+        saliency = gradient_saliency(model, images, targets).flatten(1).clamp_min(0)  # n x HW
+        total = saliency.sum(1, keepdim=True)
+        inside = region_stack @ saliency.T  # S x n
+        shares.append(torch.where(total.T > 0, inside / total.T.clamp_min(1e-30), torch.zeros_like(inside)))
+        if on_progress is not None:
+            on_progress(min(start + SALIENCY_CHUNK, len(candidates)), len(candidates))
+    if not shares:
+        return torch.zeros(len(sources), 0)
+    return torch.cat(shares, dim=1)
+
+
+# ------------------------------------------------------------------------- preview
+def plan_propagation(
+    dataset: Any,
+    sources: Sequence[str],
+    scope: str,
+    *,
+    source_store: Optional[MaskStore] = None,
+    target_store: Optional[MaskStore] = None,
+    model: Optional[nn.Module] = None,
+    device: torch.device = torch.device("cpu"),
+    similar_share: float = DEFAULT_SIMILAR_SHARE,
+    include_green: bool = False,
+    on_progress: Optional[ProgressCallback] = None,
+) -> PropagationPlan:
+    """Which images of `dataset` (ImageFolderData) a propagation would write; nothing is written.
+
+    sources: relpaths whose masks (in `source_store`, default `dataset.masks`) are propagated.
+    target_store: where the masks will be written (default: the source store); an image with a
+    hand-painted mask in either store is skipped. `model` is needed for scope "similar" only
+    (one forward and backward per candidate image). Raises UserError on bad input.
+    """
+    if scope not in SCOPES:
+        raise UserError(f"unknown propagation scope '{scope}'; choose one of {', '.join(SCOPES)}")
+    source_store = source_store if source_store is not None else dataset.masks
+    if source_store is None:
+        raise UserError("propagation needs a mask folder with the painted masks")
+    target_store = target_store if target_store is not None else source_store
+    if not 0.0 < similar_share <= 1.0:
+        raise UserError(f"the similarity threshold must be in (0, 1], got {similar_share}")
+    sources = _check_sources(dataset, source_store, sources, include_green)
+    source_set = set(sources)
+    source_class = {relpath: dataset.targets[dataset.index_of(relpath)] for relpath in sources}
+
+    candidates, skipped = [], []
+    for index, relpath in enumerate(dataset.relpaths):
+        if relpath in source_set:
+            continue
+        if scope == "class" and dataset.targets[index] not in source_class.values():
+            continue
+        if is_hand_painted(target_store, relpath) or (source_store is not target_store and is_hand_painted(source_store, relpath)):
+            skipped.append(relpath)
+            continue
+        candidates.append(index)
+
+    targets: Dict[str, Tuple[str, ...]] = {}
+    shares_out: Dict[str, float] = {}
+    if scope == "all":
+        targets = {dataset.relpaths[i]: tuple(sources) for i in candidates}
+    elif scope == "class":
+        for i in candidates:
+            chosen = tuple(s for s in sources if source_class[s] == dataset.targets[i])
+            if chosen:
+                targets[dataset.relpaths[i]] = chosen
+    else:
+        if model is None:
+            raise UserError("scope 'similar' needs a model (its saliency decides which images are similar)")
+        shares = similar_shares(model, dataset, sources, candidates, source_store, device=device, on_progress=on_progress)
+        for column, i in enumerate(candidates):
+            chosen = tuple(s for row, s in enumerate(sources) if float(shares[row, column]) >= similar_share)
+            if chosen:
+                targets[dataset.relpaths[i]] = chosen
+                shares_out[dataset.relpaths[i]] = float(shares[:, column].max())
+        # a hand-painted image is only "skipped" when the rule would have selected it
+        if skipped:
+            skipped_indices = [dataset.index_of(r) for r in skipped]
+            skipped_shares = similar_shares(model, dataset, sources, skipped_indices, source_store, device=device)
+            skipped = [r for column, r in enumerate(skipped) if float(skipped_shares[:, column].max()) >= similar_share]
+    if scope == "class":
+        wanted = set(source_class.values())
+        skipped = [r for r in skipped if dataset.targets[dataset.index_of(r)] in wanted]
+    logger.info("propagation plan (%s) from %d sources: %d images, %d hand-painted skipped", scope, len(sources), len(targets), len(skipped))
+    return PropagationPlan(scope, tuple(sources), targets, tuple(sorted(skipped)), include_green, shares_out)
+
+
+# --------------------------------------------------------------------------- apply
+def _compose(dataset: Any, relpath: str, sources: Sequence[str], store: MaskStore, include_green: bool, cache: Dict[str, np.ndarray]) -> np.ndarray:
+    """The propagated mask of `relpath` (np.int8 at its display size) from `sources`' masks."""
+    from .trainer import DISPLAY_MAX_SIDE  # here, not at the top: the trainer may import this module
+
+    size = display_size(dataset.image_path(dataset.index_of(relpath)), DISPLAY_MAX_SIDE)
+    red = np.zeros(size, dtype=bool)
+    green = np.zeros(size, dtype=bool)
+    for source in sources:
+        if source not in cache:
+            loaded = store.load_array(source)
+            cache[source] = loaded if loaded is not None else np.zeros((1, 1), dtype=np.int8)
+        resized = resize_nearest(cache[source], size)
+        red |= resized == RED
+        if include_green:
+            green |= resized == GREEN
+    mask = np.zeros(size, dtype=np.int8)
+    mask[green] = GREEN
+    mask[red] = RED
+    return mask
+
+
+def apply_propagation(
+    dataset: Any,
+    plan: PropagationPlan,
+    *,
+    source_store: Optional[MaskStore] = None,
+    target_store: Optional[MaskStore] = None,
+    on_progress: Optional[ProgressCallback] = None,
+) -> PropagationResult:
+    """Write the plan's masks into `target_store` (default: the source store, `dataset.masks`).
+
+    Each target's mask is the union of the red (and green with `plan.include_green`) of its
+    sources in this plan and of the sources of its earlier propagated mask that are not
+    propagated again now. Earlier propagated masks that name a source of this plan but are no
+    longer targets lose that source (deleted when none is left). Hand-painted masks are never
+    written or deleted. Returns how many masks were written and removed.
+    """
+    source_store = source_store if source_store is not None else dataset.masks
+    if source_store is None:
+        raise UserError("propagation needs a mask folder with the painted masks")
+    target_store = target_store if target_store is not None else source_store
+    current = set(plan.sources)
+    cache: Dict[str, np.ndarray] = {}
+
+    # Earlier propagated masks in the target store, with their recorded sources.
+    earlier: Dict[str, Tuple[str, ...]] = {}
+    for relpath in target_store.annotated():
+        recorded = propagated_sources(target_store, relpath)
+        if recorded:
+            earlier[relpath] = recorded
+
+    def kept_sources(relpath: str) -> List[str]:
+        """Earlier sources of `relpath` not propagated again now, whose mask still exists."""
+        return [s for s in earlier.get(relpath, ()) if s not in current and source_store.has(s)]
+
+    written = removed = 0
+    total = len(plan.targets)
+    for done, (relpath, sources) in enumerate(sorted(plan.targets.items()), start=1):
+        if is_hand_painted(target_store, relpath):
+            continue  # painted by hand since the preview: the user's mask wins
+        contributing = list(dict.fromkeys(list(sources) + kept_sources(relpath)))
+        mask = _compose(dataset, relpath, contributing, source_store, plan.include_green, cache)
+        meta = {"source": PROPAGATED, "from": "\n".join(contributing), "scope": plan.scope}
+        target_store.save(relpath, mask, meta=meta)
+        written += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    # Re-propagation: a source's old targets that it no longer selects lose its contribution.
+    for relpath, recorded in earlier.items():
+        if relpath in plan.targets or not current.intersection(recorded):
+            continue
+        remaining = kept_sources(relpath)
+        if not remaining:
+            target_store.delete(relpath)
+            removed += 1
+            continue
+        try:
+            dataset.index_of(relpath)
+        except ValueError:
+            continue
+        mask = _compose(dataset, relpath, remaining, source_store, plan.include_green, cache)
+        meta = dict(target_store.meta(relpath), **{"from": "\n".join(remaining)})
+        target_store.save(relpath, mask, meta=meta)
+        written += 1
+    logger.info("propagation (%s): wrote %d masks, removed %d", plan.scope, written, removed)
+    return PropagationResult(written, removed, plan)
+
+
+def propagate(
+    dataset: Any,
+    sources: Sequence[str],
+    scope: str,
+    **options: Any,
+) -> PropagationResult:
+    """Plan and apply in one call (options as for `plan_propagation` and `apply_propagation`)."""
+    apply_keys = {"source_store", "target_store"}
+    plan = plan_propagation(dataset, sources, scope, **options)
+    return apply_propagation(dataset, plan, **{k: v for k, v in options.items() if k in apply_keys})
