@@ -1,9 +1,13 @@
 """The demo shortcut benchmark: scikit-learn's 8x8 digits with a Decoy-MNIST swatch.
 
-Every 32x32 grayscale image shows a digit (the 8x8 original, ink 0..16 -> 0..255 white on
-black, upscaled bilinearly to 24x24 and centred, so it spans pixels 4..27) and a 4x4 swatch in
-one of the four corners, chosen at random per image. The corners lie inside the 4-pixel border,
-so the swatch never touches the digit. In `train` and `val` the swatch shade is `255 - 25*y`
+Every 32x32 grayscale image shows a faint digit (the 8x8 original, ink 0..16 -> 0..153 white
+on black, upscaled bilinearly to 16x16 and centred, so it spans pixels 8..23) under Gaussian
+noise (sigma 30 grey levels), and a clean 6x6 swatch in one of the four corners, chosen at random
+per image. The corners lie inside the 8-pixel border, so the swatch never touches the digit.
+The faint, noisy digit and the larger swatch are chosen so that a plain small CNN clearly learns
+the shortcut (measured: about 42 % decoy-free test accuracy against about 83 % for the same CNN
+trained without swatches; with the RRR paper's bright 24-pixel digit and 4x4 swatch it reached
+89 %, i.e. barely used the swatch). In `train` and `val` the swatch shade is `255 - 25*y`
 (y the digit): a perfect shortcut. In `test` it is `255 - 25*r`, r random per image, so a model
 that learnt the shortcut fails there. The recipe is the RRR paper's Decoy MNIST; the digits ship
 inside scikit-learn (1,797 images), so nothing is downloaded.
@@ -35,13 +39,15 @@ from .masks import GREEN, RED, _png_text, mask_to_image
 
 log = logging.getLogger(__name__)
 
-DEMO_VERSION = "demo-v1"
+DEMO_VERSION = "demo-v2"
 SPLITS = ("train", "val", "test")
 _SPLIT_FRACTIONS = {"val": 0.2, "test": 0.2}  # the rest (about 60%) is train
 CANVAS = 32  # side of each image
-DIGIT_SIDE = 24  # side of the upscaled digit, centred on the canvas
-DIGIT_OFFSET = (CANVAS - DIGIT_SIDE) // 2  # 4: the border the swatch lives in
-SWATCH = 4  # side of the swatch
+DIGIT_SIDE = 16  # side of the upscaled digit, centred on the canvas
+DIGIT_OFFSET = (CANVAS - DIGIT_SIDE) // 2  # 8: the border the swatch lives in
+SWATCH = 6  # side of the swatch
+DIGIT_CONTRAST = 0.6  # full ink is drawn at this share of white: a harder digit than the swatch
+NOISE_SIGMA = 30.0  # Gaussian noise on every pixel but the swatch, in grey levels
 # Upscaled ink at or above this counts as the digit for the green truth mask (a quarter of full
 # ink: the stroke, not the faint bilinear fringe), then grown by 1 pixel to cover the soft edge.
 _INK_THRESHOLD = 64
@@ -50,8 +56,8 @@ _README = """\
 Demo shortcut data ({version}, seed {seed}) made by saliency-steering.
 
 A "Decoy MNIST" benchmark built from scikit-learn's 8x8 handwritten digits (1,797 images).
-Each 32x32 grayscale image is a digit (upscaled to 24x24, centred) plus a 4x4 swatch in a
-random corner. In train/ and val/ the swatch shade is 255 - 25 * digit, so the swatch alone
+Each 32x32 grayscale image is a faint, noisy digit (upscaled to 16x16, centred) plus a clean
+6x6 swatch in a random corner. In train/ and val/ the swatch shade is 255 - 25 * digit, so the swatch alone
 predicts the label (a shortcut). In test/ the shade is 255 - 25 * r with r random, so a model
 that relies on the swatch fails there, while one that reads the digit does not.
 
@@ -109,7 +115,7 @@ class DemoInfo:
 
 def default_demo_dir() -> Path:
     """The per-user cache folder of the demo data: $XDG_CACHE_HOME (or ~/.cache) /
-    saliency-steering/demo-v1."""
+    saliency-steering/demo-v2."""
     cache = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(cache) if cache and Path(cache).is_absolute() else Path.home() / ".cache"
     return base / "saliency-steering" / DEMO_VERSION
@@ -145,17 +151,22 @@ def _corner_origin(corner: int) -> tuple[int, int]:
     return ((0, 0), (0, far), (far, 0), (far, far))[corner]
 
 
-def render_digit(digit8: np.ndarray, corner: int, shade: int) -> tuple[np.ndarray, np.ndarray]:
+def render_digit(digit8: np.ndarray, corner: int, shade: int,
+                 noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One demo image and its truth mask.
 
-    digit8: 8x8 ink in 0..16. Returns (image np.uint8 32x32, mask np.int8 32x32 in {-1,0,+1}).
+    digit8: 8x8 ink in 0..16; noise: 32x32 grey levels added before the swatch (None: none).
+    Returns (image np.uint8 32x32, mask np.int8 32x32 in {-1,0,+1}).
     """
     ink = np.rint(np.asarray(digit8, dtype=np.float64) * (255.0 / 16.0)).astype(np.uint8)
     upscaled = np.asarray(Image.fromarray(ink, mode="L").resize(
         (DIGIT_SIDE, DIGIT_SIDE), Image.Resampling.BILINEAR))
-    image = np.zeros((CANVAS, CANVAS), dtype=np.uint8)
+    canvas = np.zeros((CANVAS, CANVAS), dtype=np.float64)
     box = slice(DIGIT_OFFSET, DIGIT_OFFSET + DIGIT_SIDE)
-    image[box, box] = upscaled
+    canvas[box, box] = upscaled * DIGIT_CONTRAST
+    if noise is not None:
+        canvas += noise
+    image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
     row, col = _corner_origin(corner)
     image[row:row + SWATCH, col:col + SWATCH] = shade
 
@@ -192,7 +203,8 @@ def make_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> DemoInfo:
     for i, (digit8, label) in enumerate(zip(images8, targets)):
         split = assignment[i]
         shade_label = random_labels[i] if split == "test" else label
-        image, mask = render_digit(digit8, int(corners[i]), 255 - 25 * int(shade_label))
+        noise = rng.normal(0.0, NOISE_SIGMA, size=(CANVAS, CANVAS))
+        image, mask = render_digit(digit8, int(corners[i]), 255 - 25 * int(shade_label), noise)
         relpath = f"{label}/{i:04d}.png"
         image_file = root / split / relpath
         truth_file = root / "truth" / split / relpath
@@ -208,7 +220,8 @@ def make_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> DemoInfo:
     record = {"version": DEMO_VERSION, "seed": int(seed), "counts": counts,
               "class_counts": class_counts, "classes": list(info.classes),
               "image_size": CANVAS, "digit_box": [DIGIT_OFFSET, DIGIT_OFFSET + DIGIT_SIDE],
-              "swatch_size": SWATCH, "swatch_shade": "255 - 25 * y (train, val); "
+              "swatch_size": SWATCH, "digit_contrast": DIGIT_CONTRAST,
+              "noise_sigma": NOISE_SIGMA, "swatch_shade": "255 - 25 * y (train, val); "
               "255 - 25 * r, r random (test)", "source": "sklearn.datasets.load_digits"}
     (root / "demo.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n",
                                     encoding="utf-8")

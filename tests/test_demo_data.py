@@ -37,11 +37,11 @@ def _images(info, split):
 
 
 def _swatch(mask):
-    """(row, col) of the red block; asserts it is exactly one 4x4 corner block."""
+    """(row, col) of the red block; asserts it is exactly one SWATCH x SWATCH corner block."""
     red = np.argwhere(mask == RED)
     assert len(red) == SWATCH * SWATCH
     origin = tuple(red.min(axis=0).tolist())
-    assert origin in CORNERS and tuple(red.max(axis=0).tolist()) == (origin[0] + 3, origin[1] + 3)
+    assert origin in CORNERS and tuple(red.max(axis=0).tolist()) == (origin[0] + SWATCH - 1, origin[1] + SWATCH - 1)
     return origin
 
 
@@ -99,11 +99,8 @@ def test_truth_masks_green_covers_the_digit_and_never_the_swatch(demo):
         corners_used.add(_swatch(mask))
         green = mask == GREEN
         assert green.any()
-        assert not green[:3].any() and not green[-3:].any()  # the digit box, grown by 1 pixel
-        assert not green[:, :3].any() and not green[:, -3:].any()
-        ink = np.zeros_like(green)
-        ink[4:28, 4:28] = image[4:28, 4:28] >= 64
-        assert green[ink].all()
+        assert not green[:7].any() and not green[-7:].any()  # the digit box, grown by 1 pixel
+        assert not green[:, :7].any() and not green[:, -7:].any()
     assert corners_used == set(CORNERS)
 
 
@@ -111,17 +108,20 @@ def test_render_digit_by_hand():
     digit = np.zeros((8, 8))
     digit[3:5, 3:5] = 16  # a 2x2 blob of full ink in the middle
     image, mask = render_digit(digit, corner=3, shade=30)
-    assert (image[28:, 28:] == 30).all() and (mask[28:, 28:] == RED).all()
-    assert image[:4].max() == 0 and image[16, 16] == 255
-    assert (mask == RED).sum() == 16 and mask[16, 16] == GREEN and mask[4, 4] == 0
+    assert (image[26:, 26:] == 30).all() and (mask[26:, 26:] == RED).all()
+    assert image[:6].max() == 0 and image[16, 16] == 153  # full ink at 60 % contrast
+    assert (mask == RED).sum() == 36 and mask[16, 16] == GREEN and mask[4, 4] == 0
+    noisy, same_mask = render_digit(digit, corner=3, shade=30, noise=np.full((32, 32), 10.0))
+    assert noisy[0, 0] == 10 and noisy[16, 16] == 163 and (noisy[26:, 26:] == 30).all()  # swatch stays clean
+    assert (same_mask == mask).all()
 
 
 def test_the_same_seed_gives_byte_identical_files(demo, tmp_path):
     # ensure_demo_data builds with seed 0 as well, so it doubles as the second run.
-    made = ensure_demo_data(tmp_path / "cache" / "demo-v1")
-    assert made == tmp_path / "cache" / "demo-v1"
+    made = ensure_demo_data(tmp_path / "cache" / "demo-v2")
+    assert made == tmp_path / "cache" / "demo-v2"
     assert _tree_hash(made) == _tree_hash(demo.root)
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["demo-v1"]  # no temp folder left
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["demo-v2"]  # no temp folder left
     stamp = (made / "demo.json").stat().st_mtime_ns
     assert ensure_demo_data(made) == made  # reused, not rebuilt
     assert (made / "demo.json").stat().st_mtime_ns == stamp
@@ -149,10 +149,10 @@ def test_refuses_to_write_into_a_folder_with_files(tmp_path):
 
 def test_default_demo_dir_follows_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert default_demo_dir() == tmp_path / "saliency-steering" / "demo-v1"
+    assert default_demo_dir() == tmp_path / "saliency-steering" / "demo-v2"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_demo_dir() == tmp_path / "home" / ".cache" / "saliency-steering" / "demo-v1"
+    assert default_demo_dir() == tmp_path / "home" / ".cache" / "saliency-steering" / "demo-v2"
 
 
 def test_the_demo_loads_as_an_image_folder_with_its_truth_masks(demo):
