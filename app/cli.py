@@ -313,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", required=True)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=cmd_demo_data)
+
+    from .cli_workflow import add_commands
+
+    add_commands(commands)  # select, propagate
     return parser
 
 

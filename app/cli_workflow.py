@@ -1,0 +1,146 @@
+"""The `select` and `propagate` commands: the feedback workflow of the app, without a window.
+
+    python main.py select --checkpoint CKPT --data DIR --k K --strategy NAME [--masks DIR]
+    python main.py propagate --checkpoint CKPT --data DIR --masks DIR --scope all|class|similar
+                             [--source RELPATH ...] --out DIR
+
+With `train --init`, `finetune` and `evaluate` this makes the whole workflow scriptable: train,
+select the images worth painting, paint them (any image editor: red (255,0,0), green
+(0,255,0)), propagate, fine-tune, evaluate. Each command prints one JSON value on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Tuple
+
+from .errors import UserError
+
+EXIT_OK = 0
+
+
+def _load(checkpoint_path: str, data_dir: str, masks_dir: str | None, device_name: str) -> Tuple[Any, Any, Any]:
+    """(model on its device, ImageFolderData with the checkpoint's input, device)."""
+    from datasets import ImageFolderData
+    from models import pick_device
+
+    from .checkpoint import load_checkpoint, model_from_checkpoint
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    device = pick_device(device_name)
+    data = ImageFolderData(data_dir, checkpoint.input_size, checkpoint.mean, checkpoint.std, masks_dir=masks_dir)
+    checkpoint.check_compatible(classes=data.classes)
+    model = model_from_checkpoint(checkpoint).to(device)
+    model.eval()
+    return model, data, device
+
+
+def _as_user_errors(handler):
+    """Report dataset/model/device mistakes as UserError, which the CLI prints as one line."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        from .errors import user_error_types
+
+        try:
+            return handler(args)
+        except UserError:
+            raise
+        except user_error_types() as error:
+            raise UserError(str(error)) from error
+
+    wrapped.__name__ = handler.__name__
+    wrapped.__doc__ = handler.__doc__
+    return wrapped
+
+
+@_as_user_errors
+def cmd_select(args: argparse.Namespace) -> int:
+    """Print the JSON list of the chosen images' paths relative to --data, best first."""
+    from .selection import select_images
+
+    if args.k < 1:
+        raise UserError(f"--k must be at least 1, got {args.k}")
+    if args.masks is not None and not Path(args.masks).is_dir():
+        raise UserError(f"the mask folder {args.masks} does not exist")
+    model, data, device = _load(args.checkpoint, args.data, args.masks, args.device)
+    exclude = []
+    if data.masks is not None and not args.include_annotated:
+        from .propagation import hand_painted
+
+        exclude = hand_painted(data.masks)
+    choices = select_images(model, data, args.k, args.strategy, device=device, seed=args.seed, exclude=exclude)
+    if args.reasons:
+        print(json.dumps([{"relpath": c.relpath, "score": c.score, "reason": c.reason} for c in choices], indent=2))
+    else:
+        print(json.dumps([c.relpath for c in choices], indent=2))
+    return EXIT_OK
+
+
+@_as_user_errors
+def cmd_propagate(args: argparse.Namespace) -> int:
+    """Write propagated masks to --out and print how many (JSON)."""
+    from datasets import MaskStore
+
+    from .propagation import apply_propagation, hand_painted, plan_propagation
+
+    if not Path(args.masks).is_dir():
+        raise UserError(f"the mask folder {args.masks} does not exist")
+    model, data, device = _load(args.checkpoint, args.data, args.masks, args.device)
+    source_store = data.masks
+    target_store = source_store if Path(args.out).resolve() == Path(args.masks).resolve() else MaskStore(args.out, data.relpaths)
+    sources = list(args.source) if args.source else hand_painted(source_store)
+    if not sources:
+        raise UserError(f"{args.masks} has no hand-painted mask to propagate; paint one or name it with --source")
+    plan = plan_propagation(
+        data, sources, args.scope, source_store=source_store, target_store=target_store, model=model,
+        device=device, similar_share=args.similar_share, include_green=args.include_green,
+    )
+    if args.dry_run:
+        result = {"would_write": plan.count, "images": plan.relpaths}
+    else:
+        outcome = apply_propagation(data, plan, source_store=source_store, target_store=target_store)
+        result = {"written": outcome.written, "removed": outcome.removed}
+    result.update({
+        "scope": args.scope, "sources": list(plan.sources),
+        "skipped_hand_painted": len(plan.skipped_hand_painted), "out": str(args.out),
+    })
+    print(json.dumps(result, indent=2))
+    return EXIT_OK
+
+
+def add_commands(commands: Any) -> None:
+    """Register `select` and `propagate` on the main parser's subparsers."""
+    from .propagation import DEFAULT_SIMILAR_SHARE, SCOPES
+    from .selection import SELECTION_STRATEGIES
+
+    select = commands.add_parser("select", help="choose the images worth painting; prints their paths as JSON")
+    select.add_argument("--checkpoint", required=True)
+    select.add_argument("--data", required=True, help="training image folder root/<class>/<image>")
+    select.add_argument("--k", type=int, required=True, help="how many images to choose")
+    select.add_argument("--strategy", choices=SELECTION_STRATEGIES, default="unreasonable",
+                        help="random, entropy (most unsure first), misclassified, unreasonable (explanations "
+                             "on red of painted images, on regions salient across classes, off the object)")
+    select.add_argument("--masks", help="mask folder: its hand-painted images are skipped, its masks inform 'unreasonable'")
+    select.add_argument("--include-annotated", action="store_true", help="do not skip images that already have a mask")
+    select.add_argument("--reasons", action="store_true", help="print relpath, score and reason per image")
+    select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    select.set_defaults(handler=cmd_select)
+
+    propagate = commands.add_parser("propagate", help="apply painted masks to more images; prints how many (JSON)")
+    propagate.add_argument("--checkpoint", required=True, help="the model (its saliency decides 'similar')")
+    propagate.add_argument("--data", required=True, help="training image folder the masks belong to")
+    propagate.add_argument("--masks", required=True, help="mask folder with the painted masks")
+    propagate.add_argument("--scope", required=True, choices=SCOPES,
+                           help="all images, the source's class, or images whose saliency sits in the source's red region")
+    propagate.add_argument("--source", nargs="+", metavar="RELPATH",
+                           help="painted images to propagate (default: every hand-painted mask in --masks)")
+    propagate.add_argument("--out", required=True, help="mask folder to write to (may equal --masks)")
+    propagate.add_argument("--similar-share", type=float, default=DEFAULT_SIMILAR_SHARE,
+                           help="'similar': least share of an image's saliency inside the red region")
+    propagate.add_argument("--include-green", action="store_true", help="propagate green as well (off by default)")
+    propagate.add_argument("--dry-run", action="store_true", help="only print which images would get a mask")
+    propagate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    propagate.set_defaults(handler=cmd_propagate)
