@@ -6,7 +6,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from ui.overlay import GREEN_RGB, RED_RGB, blend, heatmap_rgba, mask_overlay, resize_saliency
+from ui.overlay import (
+    GREEN_RGB, RED_RGB, blend, heatmap_rgba, mask_overlay, mix, paint_outline, resize_saliency,
+)
 from ui.strokes import GREEN, RED
 
 
@@ -86,3 +88,45 @@ def test_mask_overlay_shape_must_match():
     with pytest.raises(ValueError):
         mask_overlay(np.zeros((2, 2, 3), np.uint8), np.zeros((3, 2), np.int8))
 
+
+
+def test_mix_is_the_rounded_linear_blend():
+    image = np.array([[[0, 100, 255]]], np.uint8)
+    heat = np.array([[[255, 0, 255]]], np.uint8)
+    assert mix(image, heat, 0.5).tolist() == [[[128, 50, 255]]]  # 127.5 rounds to even 128
+    assert mix(image, heat, 0.0).tolist() == image.tolist()
+    assert mix(image, heat, 1.7).tolist() == heat.tolist()  # opacity clipped to 1
+
+
+def test_paint_outline_marks_the_inner_rim_of_each_region():
+    mask = np.zeros((6, 7), np.int8)
+    mask[1:5, 1:6] = RED
+    mask[2:4, 3] = GREEN  # a green hole inside the red
+    rim = paint_outline(mask, 1)
+    expected = np.array([[0, 0, 0, 0, 0, 0, 0],
+                         [0, 1, 1, 1, 1, 1, 0],
+                         [0, 1, 0, 1, 0, 1, 0],
+                         [0, 1, 0, 1, 0, 1, 0],
+                         [0, 1, 1, 1, 1, 1, 0],
+                         [0, 0, 0, 0, 0, 0, 0]], bool)
+    # Red next to the green column, and the green column itself, are rim too.
+    expected[2:4, 2] = expected[2:4, 4] = True
+    assert np.array_equal(rim, expected)
+    assert not paint_outline(mask, 0).any()
+
+
+def test_paint_outline_width_and_border():
+    mask = np.zeros((3, 9), np.int8)
+    mask[:, 2:] = GREEN  # touches the top, bottom and right border: no rim there
+    assert paint_outline(mask, 2)[1].tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 0]
+    assert paint_outline(mask, 2)[0].tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 0]
+
+
+def test_mask_overlay_draws_the_outline_solid():
+    composite = np.full((1, 3, 3), 100, np.uint8)
+    mask = np.array([[RED, RED, GREEN]], np.int8)
+    outline = np.array([[True, False, True]])
+    out = mask_overlay(composite, mask, 0.5, outline=outline)
+    assert out[0, 0].tolist() == list(RED_RGB)
+    assert out[0, 1].tolist() == [178, 50, 50]
+    assert out[0, 2].tolist() == list(GREEN_RGB)

@@ -65,19 +65,54 @@ def blend(image: np.ndarray, saliency: np.ndarray, opacity: float, show_heatmap:
     opacity = float(np.clip(opacity, 0.0, 1.0))
     if not show_heatmap or opacity == 0.0:
         return image.copy()
-    heat = heatmap_rgba(saliency, image.shape[:2], cmap)[..., :3].astype(np.float32)
-    mixed = image.astype(np.float32) * (1.0 - opacity) + heat * opacity
-    return np.rint(mixed).astype(np.uint8)
+    return mix(image, heatmap_rgba(saliency, image.shape[:2], cmap)[..., :3], opacity)
+
+
+def mix(image: np.ndarray, heat_rgb: np.ndarray, opacity: float) -> np.ndarray:
+    """`round((1 - opacity) * image + opacity * heat_rgb)`, both H x W x 3 uint8 -> uint8.
+
+    The cheap half of `blend`: a window that caches the coloured heatmap of an image calls only
+    this when the opacity slider moves.
+    """
+    opacity = float(np.clip(opacity, 0.0, 1.0))
+    base = image.astype(np.float32)
+    out = heat_rgb.astype(np.float32)
+    out -= base
+    out *= opacity
+    out += base
+    np.rint(out, out=out)
+    return out.astype(np.uint8)
+
+
+def paint_outline(mask: np.ndarray, width: int = 2) -> np.ndarray:
+    """Marked pixels within `width` pixels (4-neighbour steps along a row or column) of a pixel
+    with another value: the inner rim of every red / green region. H x W bool.
+
+    Beyond the array the mask counts as continuing unchanged (no rim along the border).
+    """
+    mask = np.asarray(mask)
+    if width <= 0:
+        return np.zeros(mask.shape, bool)
+    padded = np.pad(mask, width, mode="edge")
+    height, width_px = mask.shape
+    rim = np.zeros(mask.shape, bool)
+    for step in range(-width, width + 1):
+        if step:
+            rim |= padded[width + step:width + step + height, width:width + width_px] != mask
+            rim |= padded[width:width + height, width + step:width + step + width_px] != mask
+    return rim & (mask != 0)
 
 
 def mask_overlay(composite: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
                  red_rgb: Tuple[int, int, int] = RED_RGB,
-                 green_rgb: Tuple[int, int, int] = GREEN_RGB) -> np.ndarray:
+                 green_rgb: Tuple[int, int, int] = GREEN_RGB,
+                 outline: np.ndarray | None = None) -> np.ndarray:
     """Paint drawn semi-transparently: red where `mask == RED`, green where `mask == GREEN`.
 
     `composite`: H x W x 3 uint8; `mask`: H x W in {-1, 0, 1} (same H x W). A marked pixel
     becomes `(1 - alpha) * pixel + alpha * colour` (rounded); unmarked pixels are unchanged.
-    Returns a new H x W x 3 uint8 array.
+    `outline` (H x W bool, e.g. `paint_outline(mask)`): marked pixels drawn in the solid colour,
+    so paint stays distinct from a red or green heatmap under it. Returns a new H x W x 3 uint8.
     """
     composite = np.asarray(composite)
     mask = np.asarray(mask)
@@ -91,4 +126,6 @@ def mask_overlay(composite: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
             pixels = composite[where].astype(np.float32)
             colour_term = np.asarray(colour, dtype=np.float32) * alpha
             out[where] = np.rint(pixels * (1.0 - alpha) + colour_term).astype(np.uint8)
+            if outline is not None:
+                out[where & outline] = colour
     return out

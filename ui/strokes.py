@@ -21,10 +21,7 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 
-# Same values as `datasets.masks.RED` / `GREEN` (the architecture's mask convention); defined
-# here until `datasets.masks` lands, then imported from there.
-RED = 1  # discourage: the model should not look here
-GREEN = -1  # encourage: the model should look here
+from datasets.masks import GREEN, RED
 
 ERASE = 0  # the eraser paints "unmarked"
 
