@@ -4,9 +4,10 @@ annotated rows only.
     total = CE(model(images), targets) + lam * guidance(model, images[a], targets[a], masks[a])
 
 with ``a = has_mask``. The guidance term runs a second forward of just the annotated rows with
-the model temporarily in eval mode: tiny annotated sub-batches would otherwise pollute the
-BatchNorm running statistics, and eval mode is the model whose explanation the user sees and
-paints on. When nothing is annotated (or ``guidance is None`` or ``lam == 0``) there is no second
+the model temporarily in eval mode, its BatchNorm layers normalising with the statistics the
+cross-entropy forward just used (``loss.batch_statistics``): both terms then act on the same
+network, a tiny annotated sub-batch neither sets the statistics nor pollutes the running
+averages, and dropout is off so the penalty is deterministic. When nothing is annotated (or ``guidance is None`` or ``lam == 0``) there is no second
 forward at all, so the step costs the same as a plain step.
 """
 
@@ -17,6 +18,8 @@ from typing import NamedTuple, Optional
 
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from loss.batch_statistics import capture_batch_statistics, normalise_with
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +72,22 @@ def guided_loss(
         raise ValueError(
             f"has_mask must have shape ({images.shape[0]},), got {tuple(has_mask.shape)}"
         )
-    logits = model(images)
-    ce = F.cross_entropy(logits, targets)
     annotated = has_mask.to(device=images.device, dtype=bool)
     if guidance is None or lam == 0 or not bool(annotated.any()):
+        logits = model(images)
+        ce = F.cross_entropy(logits, targets)
         return GuidedLoss(total=ce, ce=ce.detach(), guidance=ce.new_zeros(()), logits=logits.detach())
 
+    with capture_batch_statistics(model) as statistics:
+        logits = model(images)
+    ce = F.cross_entropy(logits, targets)
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
-        penalty = guidance(
-            model, images[annotated], targets[annotated], masks.to(images.device)[annotated]
-        )
+        with normalise_with(statistics):
+            penalty = guidance(
+                model, images[annotated], targets[annotated], masks.to(images.device)[annotated]
+            )
     finally:
         for module, training in modes:
             module.training = training

@@ -103,11 +103,19 @@ def test_total_is_ce_over_all_plus_lam_times_guidance_on_annotated_rows(guidance
     result = guided_loss(model, images, targets, masks, has_mask, guidance_class(), lam)
     assert counter.calls == 2
 
-    # The pieces, computed separately on the copy.
+    # The pieces, computed separately on the copy: the guidance sees the train-mode network with
+    # BatchNorm normalising by the whole batch's statistics (held constant), not running averages.
     ce = F.cross_entropy(reference(images), targets)
+    with torch.no_grad():
+        features = reference.conv(images)
+        batch_mean = features.mean(dim=(0, 2, 3))
+        batch_var = features.var(dim=(0, 2, 3), unbiased=False)
+    running = (reference.bn.running_mean.clone(), reference.bn.running_var.clone())
+    reference.bn.running_mean, reference.bn.running_var = batch_mean, batch_var
     reference.eval()
     penalty = guidance_class()(reference, images[has_mask], targets[has_mask], masks[has_mask])
     reference.train()
+    reference.bn.running_mean, reference.bn.running_var = running
     assert penalty.abs().item() > 0
     torch.testing.assert_close(result.ce, ce.detach())
     torch.testing.assert_close(result.guidance, penalty.detach())
