@@ -211,13 +211,17 @@ class MainWindow(ttk.Frame):
     def _set_state(self, state: str) -> None:
         self.state = state
         text = STATE_TEXT.get(state, state)
-        if state == "paused" or (self.paused and state == "training"):
-            text = STATE_TEXT["paused"]
+        if self.paused and state != "paused" and state in ("training", "loading"):
+            text = "Pausing after the current batch..."
+        elif self.paused and state in ("waiting_for_feedback", "finetuning", "waiting_for_decision"):
+            text += " (training will pause after this round)"
         self.status_var.set(text)
         busy = state not in ("idle", "stopped", "finished", "failed")
         self.train_button.state(["disabled"] if busy else ["!disabled"])
         self.stop_button.state(["!disabled"] if busy and state != "stopping" else ["disabled"])
-        can_pause = state in ("training", "paused", "loading")
+        # Pausing acts between batches; asked for while painting or deciding, it holds the
+        # training before its next batch (e.g. to look at a committed model first).
+        can_pause = busy and state not in ("preparing", "stopping")
         self.pause_button.state(["!disabled"] if can_pause else ["disabled"])
         self.open_session_button.state(["disabled"] if busy else ["!disabled"])
         self.new_session_button.state(["disabled"] if busy else ["!disabled"])
@@ -411,6 +415,7 @@ class MainWindow(ttk.Frame):
         self.device_var.set(f"Device: {event.device}")
         self._epochs = event.epochs
         self.progress.run_started(event.first_epoch, event.epochs, event.batches_per_epoch)
+        self.plots.set_run_range(event.epochs)
         self.log.append(f"Training on {event.device}: {event.n_train} training and {event.n_val} "
                         f"validation images, {len(event.classes)} classes, epochs "
                         f"{event.first_epoch}-{event.epochs}")
@@ -446,11 +451,15 @@ class MainWindow(ttk.Frame):
 
         def done(relpaths: Sequence[str]) -> None:
             self.brush_window = None
+            if trainer.stopping:
+                return
             self.log.append(f"Painted {len(relpaths)} images; fine-tuning...")
             trainer.submit(msg.StartFinetune(tuple(relpaths)))
 
         def cancel() -> None:
             self.brush_window = None
+            if trainer.stopping:
+                return
             self.log.append("Painting cancelled; training continues unchanged")
             trainer.submit(msg.SkipFeedback())
 
@@ -500,9 +509,6 @@ class MainWindow(ttk.Frame):
     def _on_state(self, event: msg.StateChanged) -> None:
         if self.state == "stopping" and event.state not in ("stopped", "finished", "failed"):
             return  # keep showing "stopping" until the thread says it is done
-        if event.state == "training" and self.paused:
-            self.paused = False  # resumed by someone else (the trainer never resumes by itself)
-            self.pause_button.configure(text="\u23f8 Pause")
         self._set_state(event.state)
 
     def _on_checkpoint(self, event: msg.CheckpointSaved) -> None:
@@ -573,15 +579,23 @@ class MainWindow(ttk.Frame):
         return self.error_dialog
 
     def _close_round_windows(self) -> None:
-        """Close the brush window / chooser without sending their commands (the run is over)."""
-        for name in ("brush_window", "chooser_window"):
-            window = getattr(self, name)
-            setattr(self, name, None)
-            if window is not None:
-                try:
-                    window.destroy()
-                except tk.TclError:
-                    pass
+        """Close the brush window (saving its paint) and the chooser (deciding nothing: a
+        stopped trainer keeps the weights it had before the round)."""
+        brush, chooser = self.brush_window, self.chooser_window
+        self.brush_window = self.chooser_window = None
+        if brush is not None:
+            try:
+                if hasattr(brush, "cancel"):
+                    brush.cancel()  # saves the mask on screen; its command goes nowhere
+                if brush.winfo_exists():
+                    brush.destroy()
+            except tk.TclError:
+                pass
+        if chooser is not None:
+            try:
+                chooser.destroy()
+            except tk.TclError:
+                pass
 
     # ------------------------------------------------------------------------------ closing
     def on_close(self) -> None:

@@ -1,0 +1,382 @@
+"""MainWindow: defaults, form validation, engine events -> progress/plots/log, errors, closing.
+
+Most tests drive the window with a scripted fake trainer (exact numbers, fast); one trains the
+real engine on the demo data for two tiny epochs; one reopens the session it wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+import tkinter as tk
+from pathlib import Path
+
+import pytest
+
+from app import messages as msg
+from app.config import FinetuneConfig
+
+pytestmark = pytest.mark.gui
+
+
+def wait_until(widget, predicate, timeout=60.0):
+    """Run the real Tk main loop until `predicate()` holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+
+    def poll():
+        if predicate() or time.monotonic() > deadline:
+            widget.quit()
+        else:
+            widget.after(10, poll)
+
+    if not predicate():
+        widget.after(10, poll)
+        widget.mainloop()
+    if not predicate():
+        raise AssertionError("timed out waiting for the window")
+
+
+class FakeTrainer:
+    """Emits a scripted run: `epochs` x `batches`, with exact losses; honours pause/stop."""
+
+    instances: list = []
+
+    def __init__(self, config, finetune_config, paths, *, emit, session, epochs=2, batches=5,
+                 fail=None, endless=False):
+        self.config, self.paths, self.session, self.emit = config, paths, session, emit
+        self.epochs, self.batches, self.fail, self.endless = epochs, batches, fail, endless
+        self.commands: "queue.Queue" = queue.Queue()
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+        self.calls = []
+        FakeTrainer.instances.append(self)
+
+    @property
+    def stopping(self):
+        return self._stop.is_set()
+
+    def start(self):
+        thread = threading.Thread(target=self.run, daemon=True)
+        thread.start()
+        return thread
+
+    def pause(self):
+        self.calls.append("pause")
+        self._running.clear()
+
+    def resume(self):
+        self.calls.append("resume")
+        self._running.set()
+
+    def stop(self):
+        self.calls.append("stop")
+        self._stop.set()
+        self._running.set()
+
+    def submit(self, command):
+        self.commands.put(command)
+
+    def run(self):
+        emit = self.emit
+        emit(msg.StateChanged("loading"))
+        if self.fail is not None:
+            emit(self.fail)
+            return
+        emit(msg.RunStarted("FakeCPU", ("a", "b"), 100, 20, 1, self.epochs, self.batches,
+                            skipped=(("a/broken.png", "cannot identify image file"),)))
+        emit(msg.StateChanged("training"))
+        epoch = 0
+        while epoch < self.epochs or self.endless:
+            epoch += 1
+            for batch in range(1, self.batches + 1):
+                if not self._running.is_set():
+                    emit(msg.StateChanged("paused"))
+                    self._running.wait()
+                    emit(msg.StateChanged("training"))
+                if self._stop.is_set():
+                    time.sleep(0.8)  # "saving the checkpoint" takes a moment
+                    emit(msg.StateChanged("stopped"))
+                    emit(msg.TrainingFinished(epoch - 1, True))
+                    return
+                emit(msg.BatchFinished(epoch, batch, self.batches, 1.0 / epoch, 0.5, 0))
+                time.sleep(0.02)
+            emit(msg.EpochFinished(epoch, self.epochs, {"loss": 1.0 / epoch, "accuracy": 0.5},
+                                   {"loss": 2.0 / epoch, "accuracy": 0.25 * epoch}, 0.1))
+        emit(msg.StateChanged("finished"))
+        emit(msg.TrainingFinished(epoch, False))
+
+
+def fake_factory(**options):
+    def factory(config, finetune_config, paths, *, emit, session):
+        return FakeTrainer(config, finetune_config, paths, emit=emit, session=session, **options)
+    return factory
+
+
+@pytest.fixture
+def window_factory(tk_root, tmp_path):
+    from ui.main_window import MainWindow
+
+    made = []
+
+    def make(**options):
+        options.setdefault("sessions_root", str(tmp_path / "sessions"))
+        options.setdefault("destroy_root_on_close", False)
+        window = MainWindow(tk_root, **options)
+        made.append(window)
+        tk_root.update()
+        return window
+
+    yield make
+    for window in made:
+        for trainer in FakeTrainer.instances:
+            trainer.stop()
+        window.teardown()
+    FakeTrainer.instances.clear()
+
+
+@pytest.fixture
+def data_folder(tmp_path):
+    folder = tmp_path / "data"
+    for name in ("a", "b"):
+        (folder / name).mkdir(parents=True)
+    return folder
+
+
+# ----------------------------------------------------------------------------- building
+def test_builds_with_newcomer_defaults(window_factory):
+    window = window_factory()
+    values = {name: var.get() for name, var in window.settings.vars.items()}
+    assert values["train_dir"] == ""  # the demo data
+    assert values["model"] == "small_cnn"
+    assert values["epochs"] == "6"
+    assert values["feedback_every"] == "2"
+    assert values["images_per_round"] == "6"
+    assert values["guidance"] == "rrr"
+    assert values["lam"] == ""
+    assert window.status_var.get() == "Ready. Press Train to start."
+    assert "disabled" in window.pause_button.state()
+    assert "disabled" in window.stop_button.state()
+    assert "disabled" not in window.train_button.state()
+    form = window.settings.read()
+    assert form.train_dir is None and form.config.epochs == 6 and form.config.guidance == "rrr"
+
+
+def test_bad_input_is_reported_next_to_each_field_and_in_a_dialog(window_factory, tmp_path):
+    window = window_factory(trainer_factory=fake_factory())
+    window.settings.vars["train_dir"].set(str(tmp_path / "nowhere"))
+    window.settings.vars["epochs"].set("abc")
+    window.settings.vars["lr"].set("0")
+    window.settings.vars["lam"].set("-1")
+    window.settings.vars["images_per_round"].set("0")
+    assert window.on_train() is False
+    errors = window.settings.errors_shown()
+    assert errors == {
+        "train_dir": "no such folder",
+        "epochs": "enter a whole number (got 'abc')",
+        "lr": "must be greater than 0",
+        "lam": "must be 0 or more",
+        "images_per_round": "must be at least 1",
+    }
+    dialog = window.error_dialog
+    assert dialog is not None and dialog.winfo_exists()
+    text = dialog.message_label.cget("text")
+    assert "Epochs: enter a whole number (got 'abc')" in text
+    assert "bug" not in dialog.hint_label.cget("text")
+    assert window.trainer is None and not FakeTrainer.instances
+    dialog.ok_button.invoke()
+    window.settings.vars["train_dir"].set("")
+    window.settings.vars["epochs"].set("3")
+    window.settings.vars["lr"].set("0.01")
+    window.settings.vars["lam"].set("")
+    window.settings.vars["images_per_round"].set("4")
+    assert window.settings.read().config.lr == 0.01
+    assert window.settings.errors_shown() == {}
+
+
+def test_guidance_none_and_lambda_reach_the_config(window_factory):
+    window = window_factory()
+    window.settings.vars["guidance"].set("none")
+    window.settings.vars["lam"].set("2.5")
+    config = window.settings.read().config
+    assert config.guidance is None and config.lam == 2.5
+
+
+# ----------------------------------------------------------------------------- fake engine
+def test_events_update_progress_plots_log_and_status(window_factory, data_folder, tmp_path):
+    window = window_factory(trainer_factory=fake_factory(epochs=2, batches=5))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    assert window.on_train() is True
+    assert "disabled" in window.train_button.state()
+    wait_until(window, lambda: window.finished is not None)
+    assert window.plots.epochs == [1, 2]
+    assert window.plots.train_loss == [1.0, 0.5]
+    assert window.plots.val_loss == [2.0, 1.0]
+    assert window.plots.val_accuracy == [0.25, 0.5]
+    assert window.plots.batch_x[:2] == [0.2, 0.4] and len(window.plots.batch_x) == 10
+    assert window.progress.epoch_text.get() == "Epoch 2/2 done in 0:00"
+    assert window.progress.run_text.get() == "Run: 100%"
+    assert float(window.progress.run_bar.cget("value")) == 1.0
+    assert window.device_var.get() == "Device: FakeCPU"
+    assert window.status_var.get() == "Finished"
+    lines = window.log.lines()
+    assert "Training on FakeCPU: 100 training and 20 validation images, 2 classes, epochs 1-2" in lines
+    assert "  a/broken.png: cannot identify image file" in lines
+    assert "Epoch 2/2: train loss 0.5000, acc 50.0%; val loss 1.0000, acc 50.0% (0.1 s)" in lines
+    # a new session folder with the settings of the run
+    sessions = list((tmp_path / "sessions").iterdir())
+    assert len(sessions) == 1
+    stored = json.loads((sessions[0] / "session.json").read_text())
+    assert stored["train_dir"] == str(data_folder.resolve())
+    assert stored["train_config"]["epochs"] == 6
+    assert str(sessions[0]) in window.session_var.get()
+    assert "disabled" not in window.train_button.state()
+
+
+def test_pause_toggles_resume(window_factory, data_folder):
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: "BatchFinished" in window.event_log)
+    window.pause_button.invoke()
+    trainer = FakeTrainer.instances[-1]
+    assert trainer.calls == ["pause"]
+    assert window.pause_button.cget("text").endswith("Resume")
+    wait_until(window, lambda: window.state == "paused")
+    assert window.status_var.get() == "Paused"
+    window.pause_button.invoke()
+    assert trainer.calls == ["pause", "resume"]
+    assert window.pause_button.cget("text").endswith("Pause")
+    wait_until(window, lambda: window.state == "training")
+    window.stop_button.invoke()
+    assert trainer.calls[-1] == "stop"
+    wait_until(window, lambda: window.finished is not None)
+    assert window.finished.stopped and window.status_var.get() == "Stopped"
+
+
+@pytest.mark.parametrize("user_error", [True, False])
+def test_training_failed_shows_a_dialog(window_factory, data_folder, user_error):
+    failure = msg.TrainingFailed("the folder has no class subfolders" if user_error else
+                                 "RuntimeError: shapes do not match",
+                                 "" if user_error else "Traceback (most recent call last): ...",
+                                 user_error=user_error)
+    window = window_factory(trainer_factory=fake_factory(fail=failure))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: window.error_dialog is not None)
+    dialog = window.error_dialog
+    assert dialog.message_label.cget("text") == failure.message
+    hint = dialog.hint_label.cget("text")
+    if user_error:
+        assert "bug" not in hint and dialog.details_button is None
+        assert dialog.title() == "Cannot train"
+    else:
+        assert "bug" in hint
+        dialog.details_button.invoke()
+        assert dialog.details_shown
+        assert "Traceback (most recent call last): ..." in window.log.lines()
+    assert window.status_var.get() == "Failed"
+    assert "disabled" not in window.train_button.state()
+
+
+def test_closing_mid_training_stops_and_joins_the_thread(tk_root, tmp_path, data_folder, capfd):
+    from ui.main_window import MainWindow
+
+    errors = []
+    tk_root.report_callback_exception = lambda *exc: errors.append(exc)
+    window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"),
+                        trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(tk_root, lambda: "EpochFinished" in window.event_log)
+    thread = window.thread
+    tk_root.tk.call(tk_root.protocol("WM_DELETE_WINDOW"))  # the window manager's close button
+    trainer = FakeTrainer.instances[-1]
+    assert trainer.calls == ["stop"]
+    assert not window.closed  # it waits for the thread without blocking the event loop
+    wait_until(tk_root, lambda: window.status_var.get().startswith("Stopping..."), timeout=20)
+    wait_until(tk_root, lambda: window.closed, timeout=20)
+    assert not thread.is_alive()
+    assert not window.pump.running
+    with pytest.raises(tk.TclError):
+        tk_root.winfo_exists()  # the root window is gone
+    time.sleep(0.2)
+    assert errors == []
+    assert "invalid command name" not in capfd.readouterr().err
+    FakeTrainer.instances.clear()
+
+
+# ----------------------------------------------------------------------------- real engine
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    """The demo data cut to 10 training / 3 validation images per digit (seconds per epoch)."""
+    import shutil
+
+    from datasets import ensure_demo_data
+
+    full = ensure_demo_data(tmp_path_factory.getbasetemp() / "demo")
+    mini = tmp_path_factory.mktemp("mini-demo-main")
+    shutil.copy(full / "demo.json", mini / "demo.json")
+    for split, count in (("train", 10), ("val", 3)):
+        for class_dir in sorted((full / split).iterdir()):
+            (mini / split / class_dir.name).mkdir(parents=True)
+            for image in sorted(class_dir.glob("*.png"))[:count]:
+                shutil.copy(image, mini / split / class_dir.name / image.name)
+    return mini
+
+
+def test_real_training_on_demo_data_updates_progress_and_plots(window_factory, demo_root, tmp_path):
+    window = window_factory(demo_dir=str(demo_root),
+                            finetune_config=FinetuneConfig(max_steps=5, check_every=5))
+    form = window.settings.vars
+    form["epochs"].set("2")
+    form["feedback_every"].set("1")
+    form["images_per_round"].set("2")
+    assert window.on_train() is True
+    wait_until(window, lambda: window.brush_window is not None, timeout=120)
+    assert window.device_var.get() == "Device: CPU"
+    assert window.plots.epochs == [1]
+    assert len(window.plots.batch_x) >= 1
+    assert float(window.progress.run_bar.cget("value")) == pytest.approx(0.5)
+    assert window.status_var.get() == "Waiting for your paint (brush window)"
+    assert len(window.brush_window.items) == 2
+    window.brush_window.cancel_button.invoke()  # skip the round: training goes on unchanged
+    wait_until(window, lambda: window.finished is not None, timeout=120)
+    assert not window.finished.stopped
+    assert window.plots.epochs == [1, 2]
+    assert [(r.round, r.epoch, r.committed, r.finetuned) for r in window.plots.rounds] == [
+        (1, 1, False, False)]
+    assert "Round 1 (after epoch 1) skipped" in window.log.lines()
+    session = window.session
+    assert session.checkpoint_path.is_file()
+    assert [row["decision"] for row in session.history()] == ["cancelled"]
+
+    # reopening the session redraws its curves and rounds and loads its settings
+    window.on_new_session()
+    assert window.plots.epochs == []
+    assert window.open_session(str(session.folder)) is True
+    assert window.plots.epochs == [1, 2]
+    assert [(r.epoch, r.committed, r.finetuned) for r in window.plots.rounds] == [(1, False, False)]
+    assert form["epochs"].get() == "2" and form["feedback_every"].get() == "1"
+    assert form["train_dir"].get() == str(Path(demo_root, "train").resolve())
+    assert "Train resumes this session" in window.session_var.get()
+
+    # Train now resumes it: one more epoch in the same folder, the curves continue
+    form["epochs"].set("3")
+    assert window.on_train() is True
+    wait_until(window, lambda: window.finished is not None and window.finished.epoch == 3,
+               timeout=120)
+    assert window.plots.epochs == [1, 2, 3]
+    assert window.session.folder == session.folder
+    assert len(list((tmp_path / "sessions").iterdir())) == 1
+    assert "Training on CPU: 100 training and 30 validation images, 10 classes, epochs 3-3" \
+        in window.log.lines()
+
+
+def test_opening_a_folder_that_is_no_session_says_so(window_factory, tmp_path):
+    window = window_factory()
+    assert window.open_session(str(tmp_path)) is False
+    assert "is not a session folder" in window.error_dialog.message_label.cget("text")
+    assert window.resume_session is None
