@@ -1,0 +1,354 @@
+"""The brush window under a virtual X display, driven by real Tk events (and xdotool).
+
+Images are 16 x 16, so with the canvas at 320 screen pixels every image pixel is a 20 x 20
+square; the points below are image pixel centres, exact after the canvas round trip.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import numpy as np
+import pytest
+
+from app.messages import FeedbackItem
+from datasets.masks import GREEN, RED, MaskStore, read_mask, read_mask_array, write_mask
+from ui.geometry import to_canvas
+
+pytestmark = pytest.mark.gui
+
+SIDE = 16
+
+
+def _item(relpath: str, seed: int, mask=None) -> FeedbackItem:
+    rng = np.random.default_rng(seed)
+    return FeedbackItem(
+        relpath=relpath,
+        image=rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8),
+        saliency=rng.random((8, 8)).astype(np.float32),
+        true_label="3", predicted_label="8" if seed else "3", confidence=0.75,
+        mask=mask, reason="misclassified" if seed else "entropy 1.92")
+
+
+@pytest.fixture
+def store(tmp_path):
+    return MaskStore(tmp_path / "masks")
+
+
+@pytest.fixture
+def make_window(tk_root, store):
+    """Build a BrushWindow on two 16x16 items; returns (window, calls)."""
+    from ui.brush_window import BrushWindow
+
+    made = []
+
+    def make(items=None, **kwargs):
+        calls = {"done": [], "cancel": 0}
+
+        def on_cancel():
+            calls["cancel"] += 1
+
+        window = BrushWindow(tk_root, items or [_item("a/one.png", 0), _item("b/two.jpg", 1)],
+                             store, round_number=2, on_done=calls["done"].append,
+                             on_cancel=on_cancel, canvas_size=320, **kwargs)
+        window.geometry("+0+0")
+        window.update()
+        window.canvas.focus_force()
+        window.update()
+        made.append(window)
+        return window, calls
+
+    yield make
+    for window in made:
+        if window.winfo_exists():
+            window.destroy()
+
+
+def _xy(window, col, row):
+    """Canvas point of the centre of image pixel (col, row)."""
+    x, y = to_canvas(window._fit, col + 0.5, row + 0.5)
+    return int(round(x)), int(round(y))
+
+
+def _stroke(window, *pixels):
+    """Press at the first pixel centre, drag through the others, release at the last."""
+    canvas = window.canvas
+    x, y = _xy(window, *pixels[0])
+    canvas.event_generate("<ButtonPress-1>", x=x, y=y)
+    window.update()
+    for pixel in pixels[1:]:
+        x, y = _xy(window, *pixel)
+        canvas.event_generate("<B1-Motion>", x=x, y=y)
+        window.update()
+    canvas.event_generate("<ButtonRelease-1>", x=x, y=y)
+    window.update()
+
+
+def _key(window, keysym, **kwargs):
+    window.canvas.event_generate(f"<{keysym}>", **kwargs)
+    window.update()
+
+
+def _saved(store, relpath):
+    return read_mask_array(store.path_for(relpath))
+
+
+def _pixels(mask, value):
+    return sorted(map(tuple, np.argwhere(mask == value).tolist()))
+
+
+def test_window_shows_the_item(make_window):
+    window, _ = make_window()
+    assert window.title() == "Paint feedback — round 2"
+    assert window.counter_label.cget("text") == "Image 1 of 2"
+    assert window.path_label.cget("text") == "a/one.png"
+    assert window.true_label.cget("text") == "True label: 3"
+    assert window.predicted_label.cget("text") == "Predicted: 3 (75%)"
+    assert window.reason_label.cget("text") == "Chosen: entropy 1.92"
+    assert window._fit.scale == 20 and window.mask.shape == (SIDE, SIDE)
+    assert window.prev_button.instate(["disabled"]) and not window.next_button.instate(["disabled"])
+    assert "Red brush" in window.status_label.cget("text")
+
+
+def test_red_stroke_is_saved_exactly_where_it_went(make_window, store):
+    window, _ = make_window()
+    window.set_radius(1)
+    _stroke(window, (2, 3), (6, 3), (9, 3))  # a horizontal line in row 3, cols 2..9
+    expected = np.zeros((SIDE, SIDE), np.int8)
+    expected[3, 1:11] = RED  # the line plus one pixel at each end (radius 1)
+    expected[2, 2:10] = expected[4, 2:10] = RED  # the rows above and below
+    assert np.array_equal(window.mask, expected)
+    assert not store.has("a/one.png")  # saved when leaving the image, not per stroke
+    # What a person sees: the displayed photo is tinted red on the stroke, untouched elsewhere.
+    red_px = window.tk.call(str(window._photo), "get", *[v - o for v, o in zip(
+        _xy(window, 5, 3), (window._fit.offset_x, window._fit.offset_y))])
+    plain_px = window._base[int(window._fit.scale * 8.5), int(window._fit.scale * 8.5)]
+    assert int(red_px[0]) > int(red_px[1]) and int(red_px[0]) > int(red_px[2])
+    assert list(map(int, window.tk.call(str(window._photo), "get", 170, 170))) == plain_px.tolist()
+
+    window.next_button.invoke()
+    window.update()
+    assert window.counter_label.cget("text") == "Image 2 of 2"
+    assert np.array_equal(_saved(store, "a/one.png"), expected)
+    assert read_mask(store.path_for("a/one.png")).eq(RED).sum() == expected.sum()
+    assert not store.has("b/two.jpg")
+
+
+def test_green_key_eraser_undo_and_redo(make_window, store):
+    window, _ = make_window()
+    window.set_radius(2)
+    _key(window, "KeyPress-g")
+    assert window.tool == "green"
+    _stroke(window, (4, 4), (11, 11))
+    green = window.mask.copy()
+    assert set(np.unique(green)) == {0, GREEN} and green[4, 4] == green[11, 11] == GREEN
+    _key(window, "KeyPress-e")
+    window.set_radius(1)
+    _stroke(window, (11, 11))
+    erased = window.mask.copy()
+    assert _pixels(green - erased, GREEN) == [(10, 11), (11, 10), (11, 11), (11, 12), (12, 11)]
+    _key(window, "Control-z")
+    assert np.array_equal(window.mask, green)
+    _key(window, "Control-y")
+    assert np.array_equal(window.mask, erased)
+    window.undo_button.invoke()
+    window.undo_button.invoke()
+    assert not window.mask.any() and window.undo_button.instate(["disabled"])
+    window.redo_button.invoke()
+    assert np.array_equal(window.mask, green)
+    _key(window, "KeyPress-r")
+    assert window.tool == "red"
+    window.done_button.invoke()
+    assert np.array_equal(_saved(store, "a/one.png"), green)
+
+
+def test_radius_keys_slider_and_cursor(make_window):
+    window, _ = make_window()
+    window.radius_scale.set(5)
+    window.update()
+    assert window.radius == 5
+    _key(window, "KeyPress-bracketright")
+    assert window.radius == 6
+    _key(window, "KeyPress-bracketleft")
+    _key(window, "KeyPress-bracketleft")
+    assert window.radius == 4
+    window.set_radius(20)
+    _key(window, "KeyPress-bracketright")
+    assert window.radius == 24  # a fifth of the radius per step from 10 up
+    window.set_radius(500)
+    assert window.radius == 80 and window.radius_scale.get() == 80
+    for _ in range(3):
+        _key(window, "KeyPress-bracketleft")
+    window.set_radius(1)
+    _key(window, "KeyPress-bracketleft")
+    assert window.radius == 1
+    assert "radius 1 px" in window.status_label.cget("text")
+    # The cursor circle has the brush radius in screen pixels.
+    window.set_radius(3)
+    x, y = _xy(window, 8, 8)
+    window.canvas.event_generate("<Motion>", x=x, y=y)
+    window.update()
+    left, top, right, bottom = window.canvas.coords(window._cursor_items[1])
+    assert (right - left, bottom - top) == (120, 120)  # 2 x 3 image px x 20
+    assert ((left + right) / 2, (top + bottom) / 2) == (x, y)
+
+
+def test_fast_stroke_is_continuous(make_window):
+    window, _ = make_window()
+    window.set_radius(1)
+    _stroke(window, (0, 0), (15, 15))  # one motion event across the whole image
+    assert all(window.mask[i, i] == RED for i in range(SIDE))
+    assert all(window.mask[i, i + 1] == RED for i in range(SIDE - 1))
+
+
+def test_previous_and_next_save_and_keep_undo(make_window, store):
+    window, _ = make_window()
+    window.set_radius(1)
+    _stroke(window, (1, 1))
+    _key(window, "KeyPress-Right")
+    assert window.index == 1 and store.has("a/one.png")
+    _key(window, "KeyPress-g")
+    _stroke(window, (14, 14))
+    _key(window, "KeyPress-Left")
+    assert window.index == 0
+    assert _pixels(_saved(store, "b/two.jpg"), GREEN) == [(13, 14), (14, 13), (14, 14), (14, 15),
+                                                          (15, 14)]
+    assert window.undo_button.instate(["!disabled"])  # the stroke of the first visit
+    _key(window, "Control-z")
+    assert not window.mask.any()
+    window.next_button.invoke()
+    assert not store.has("a/one.png")  # emptied by undo: the stored mask is deleted
+    mtime = store.path_for("b/two.jpg").stat().st_mtime_ns
+    window.prev_button.invoke()  # nothing changed on image 2: not rewritten
+    assert store.path_for("b/two.jpg").stat().st_mtime_ns == mtime
+
+
+def test_done_reports_painted_relpaths_and_closes(make_window, store):
+    window, calls = make_window()
+    _stroke(window, (5, 5))
+    window.next_button.invoke()  # image 2 left unpainted
+    window.done_button.invoke()
+    assert window.result == ("done", ("a/one.png",))
+    assert calls == {"done": [("a/one.png",)], "cancel": 0}
+    assert not window.winfo_exists()
+    assert store.annotated() == ["a/one.png"]
+
+
+def test_done_saves_the_image_on_screen(make_window, store):
+    window, calls = make_window()
+    window.next_button.invoke()
+    _stroke(window, (2, 2))
+    window.done_button.invoke()
+    assert window.result == ("done", ("b/two.jpg",)) and calls["done"] == [("b/two.jpg",)]
+    assert _saved(store, "b/two.jpg")[2, 2] == RED
+
+
+def test_cancel_by_escape_or_close_button_still_saves(make_window, store):
+    window, calls = make_window()
+    _stroke(window, (7, 7))
+    _key(window, "KeyPress-Escape")
+    assert window.result == ("cancel", ()) and calls == {"done": [], "cancel": 1}
+    assert _saved(store, "a/one.png")[7, 7] == RED
+
+    window, calls = make_window()
+    window.next_button.invoke()
+    _stroke(window, (3, 3))
+    window.tk.eval(window.protocol("WM_DELETE_WINDOW"))  # what the window manager's X does
+    assert window.result == ("cancel", ()) and calls["cancel"] == 1
+    assert _saved(store, "b/two.jpg")[3, 3] == RED and store.has("a/one.png")
+
+
+def test_existing_mask_is_loaded_kept_by_skip_and_deleted_by_clear(make_window, store):
+    earlier = np.zeros((8, 8), np.int8)  # stored at another size: shown upscaled (nearest)
+    earlier[0, 0] = RED
+    earlier[7, 7] = GREEN
+    write_mask(store.path_for("a/one.png"), earlier)
+    before = store.path_for("a/one.png").read_bytes()
+    window, calls = make_window()
+    assert _pixels(window.mask, RED) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert _pixels(window.mask, GREEN) == [(14, 14), (14, 15), (15, 14), (15, 15)]
+    assert "has a saved mask" in window.mask_label.cget("text")
+    _key(window, "KeyPress-s")  # skip: move on, the stored mask stays as it was
+    assert window.index == 1 and store.path_for("a/one.png").read_bytes() == before
+    assert window.skip_button.cget("text") == "Skip & finish"
+    window.prev_button.invoke()
+    _key(window, "KeyPress-Delete")  # clear (undoable)
+    assert not window.mask.any()
+    window.skip_button.invoke()
+    assert not store.has("a/one.png")  # the user cleared it: skip deletes it
+    window.skip_button.invoke()  # the last image: skip finishes the round
+    assert window.result == ("done", ()) and calls["done"] == [()]
+
+
+def test_item_mask_is_the_starting_point(make_window, store):
+    start = np.zeros((SIDE, SIDE), np.int8)
+    start[5:7, 5:7] = GREEN
+    window, _ = make_window([_item("a/one.png", 0, mask=start), _item("b/two.jpg", 1)])
+    assert np.array_equal(window.mask, start)
+    window.next_button.invoke()  # differs from the (empty) store: written
+    assert np.array_equal(_saved(store, "a/one.png"), start)
+
+
+def test_heatmap_toggle_and_opacity(make_window):
+    window, _ = make_window()
+    image = window.item.image
+    shown = window._composite[10, 10]  # display pixel inside image pixel (0, 0)
+    assert shown.tolist() != image[0, 0].tolist()  # the heatmap is laid over
+    _key(window, "KeyPress-h")
+    assert not window.show_heatmap_var.get()
+    assert window._composite[10, 10].tolist() == image[0, 0].tolist()
+    _key(window, "KeyPress-h")
+    window.opacity_scale.set(0)
+    window.update()
+    assert window._composite[10, 10].tolist() == image[0, 0].tolist()
+    window.opacity_scale.set(100)
+    window.update()
+    assert window._composite[10, 10].tolist() == window._heat[10, 10].tolist()
+
+
+@pytest.mark.skipif(shutil.which("xdotool") is None, reason="needs xdotool")
+def test_real_pointer_stroke_with_xdotool(make_window, store):
+    """The X server's own pointer events (not event_generate) paint the mask."""
+    window, _ = make_window()
+    window.set_radius(1)
+    window.lift()
+    window.update()
+    root_x, root_y = window.canvas.winfo_rootx(), window.canvas.winfo_rooty()
+
+    def screen(col, row):
+        x, y = _xy(window, col, row)
+        return str(root_x + x), str(root_y + y)
+
+    subprocess.run(["xdotool", "mousemove", *screen(2, 12), "mousedown", "1",
+                    "mousemove", *screen(8, 12), "mousemove", *screen(13, 12), "mouseup", "1"],
+                   check=True, timeout=10)
+    for _ in range(100):  # let Tk read the X events (a second at most)
+        time.sleep(0.01)
+        window.update()
+        if not window._state().history.drawing and window.mask.any():
+            break
+    assert window.mask[12, 2:14].tolist() == [RED] * 12
+    assert window.mask[12, 0] == 0 and window.mask[0].sum() == 0
+    window.done_button.invoke()
+    assert _saved(store, "a/one.png")[12, 2:14].tolist() == [RED] * 12
+
+
+def test_destroyed_from_outside_still_saves(make_window, store):
+    window, calls = make_window()
+    _stroke(window, (9, 9))
+    window.destroy()  # e.g. the main window closing mid-round
+    assert _saved(store, "a/one.png")[9, 9] == RED
+    assert window.result is None and calls == {"done": [], "cancel": 0}
+
+
+def test_unreadable_stored_mask_is_replaced_by_new_paint(make_window, store):
+    broken = store.path_for("a/one.png")
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a png")
+    window, _ = make_window()
+    assert not window.mask.any()
+    _stroke(window, (4, 4))
+    window.done_button.invoke()
+    assert _saved(store, "a/one.png")[4, 4] == RED

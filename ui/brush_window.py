@@ -1,0 +1,603 @@
+"""The brush window: paint red ("not here") and green ("look here") on the images of a round.
+
+For each `FeedbackItem` the window shows the image scaled to fill the canvas with the model's
+saliency heatmap over it, the labels and why the image was chosen, and lets the user paint a
+mask at the image's own resolution. The picture on the canvas is ONE `PhotoImage` (the
+composite of image, heatmap and paint): a mouse move paints into the numpy mask and schedules
+one refresh of the touched region, so the brush stays smooth however many motion events arrive.
+
+Saving: a mask is written to the `MaskStore` when the user leaves its image (previous, next,
+skip, done, cancel, closing the window) and only if it differs from what the store holds; a
+mask left empty (cleared or erased) deletes the stored file. A crash therefore loses at most
+the strokes on the image being painted. Cancel saves as well: nothing painted is thrown away.
+
+Skip moves on like Next without asking for paint (and finishes the round on the last image);
+it never writes an empty mask, keeps an earlier mask untouched, and honours a clear done on
+this visit (the cleared mask is deleted), exactly like leaving the image any other way.
+"""
+
+from __future__ import annotations
+
+import logging
+import tkinter as tk
+from dataclasses import dataclass
+from tkinter import messagebox, ttk
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image, ImageTk
+
+from app.messages import FeedbackItem
+
+from .geometry import Fit, display_indices, display_span, fit_image, radius_to_canvas, to_image
+from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
+from .strokes import ERASE, GREEN, RED, Box, StrokeHistory, union
+
+log = logging.getLogger(__name__)
+
+MIN_RADIUS, MAX_RADIUS = 1, 80  # brush radius in pixels of the image
+DEFAULT_CANVAS = 768  # canvas side in screen pixels (smaller on small screens)
+DEFAULT_OPACITY = 40  # heatmap opacity in percent
+PAINT_ALPHA = 0.5  # opacity of red / green paint on the canvas
+OUTLINE_PX = 2  # solid rim of painted regions, in screen pixels (tells paint from heatmap)
+TOOLS = {"red": RED, "green": GREEN, "eraser": ERASE}
+TOOL_NAMES = {"red": "Red brush (discourage)", "green": "Green brush (encourage)",
+              "eraser": "Eraser"}
+KEY_HELP = ("R / G / E: red, green, eraser\n"
+            "[ ]: radius    H: heatmap\n"
+            "Ctrl+Z / Ctrl+Y: undo / redo\n"
+            "Del: clear    S: skip\n"
+            "← →: previous / next image\n"
+            "Esc: cancel")
+
+
+@dataclass
+class _ImageState:
+    """What the window keeps per image while it is open (so undo survives prev / next)."""
+
+    mask: np.ndarray  # H x W int8 in {-1, 0, 1}, painted in place
+    history: StrokeHistory
+    saved: np.ndarray  # what the mask store holds (zeros when it holds nothing)
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    """H x W x 3 uint8 from an RGB, RGBA or grayscale uint8 array."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"image must be H x W x 3, got shape {image.shape}")
+    return np.ascontiguousarray(image[..., :3], dtype=np.uint8)
+
+
+def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of an int8 mask to H x W (a stored mask of another size)."""
+    mask = np.asarray(mask, dtype=np.int8)
+    if mask.shape == (height, width):
+        return mask.copy()
+    rows = np.minimum((np.arange(height) + 0.5) * mask.shape[0] / height, mask.shape[0] - 1)
+    cols = np.minimum((np.arange(width) + 0.5) * mask.shape[1] / width, mask.shape[1] - 1)
+    return mask[rows.astype(np.int64)][:, cols.astype(np.int64)].copy()
+
+
+class BrushWindow(tk.Toplevel):
+    """Paint masks on the images of one feedback round.
+
+    items: the images offered (at least one). masks: the session's `datasets.MaskStore`.
+    on_done(relpaths): called after Done with the relpaths of this round's images that have a
+    mask in the store. on_cancel(): called after Cancel, Escape or closing the window.
+    `self.result` becomes `("done", relpaths)` or `("cancel", ())`; the window then destroys
+    itself. `canvas_size` (screen pixels) defaults to 768, less on a small screen.
+    """
+
+    def __init__(self, master: tk.Misc, items: Sequence[FeedbackItem], masks, *,
+                 round_number: int = 1,
+                 on_done: Optional[Callable[[Tuple[str, ...]], None]] = None,
+                 on_cancel: Optional[Callable[[], None]] = None,
+                 canvas_size: Optional[int] = None) -> None:
+        if not items:
+            raise ValueError("the brush window needs at least one image")
+        super().__init__(master)
+        self.items: Tuple[FeedbackItem, ...] = tuple(items)
+        self.masks = masks
+        self.round_number = round_number
+        self.on_done = on_done
+        self.on_cancel = on_cancel
+        self.result: Optional[Tuple[str, Tuple[str, ...]]] = None
+        self.index = 0
+        self._images = [_as_rgb(item.image) for item in self.items]
+        self._states: List[Optional[_ImageState]] = [None] * len(self.items)
+        self._fit: Optional[Fit] = None
+        self._rows = self._cols = np.zeros(0, np.int64)
+        self._shown_key: Optional[Tuple[int, Fit]] = None  # what _shown and _heat are for
+        self._shown: Optional[np.ndarray] = None  # the image at display size, H' x W' x 3
+        self._heat: Optional[np.ndarray] = None  # its heatmap colours, H' x W' x 3
+        self._base: Optional[np.ndarray] = None  # image + heatmap at display size
+        self._composite: Optional[np.ndarray] = None  # base + paint at display size
+        self._photo: Optional[ImageTk.PhotoImage] = None
+        self._pending: Optional[Box] = None  # region waiting for the next refresh
+        self._refresh_job: Optional[str] = None
+        self._pointer: Optional[Tuple[float, float]] = None  # last canvas point of the mouse
+        self._closed = False
+
+        first = self._images[0]
+        default_radius = int(np.clip(round(min(first.shape[:2]) / 16), MIN_RADIUS, 12))
+        self.tool_var = tk.StringVar(self, value="red")
+        self.radius_var = tk.IntVar(self, value=default_radius)
+        self.opacity_var = tk.IntVar(self, value=DEFAULT_OPACITY)
+        self.show_heatmap_var = tk.BooleanVar(self, value=True)
+
+        if canvas_size is None:
+            canvas_size = min(DEFAULT_CANVAS, self.winfo_screenheight() - 220,
+                              self.winfo_screenwidth() - 360)
+        self.title(f"Paint feedback — round {round_number}")
+        self.transient(master.winfo_toplevel())
+        self._build(max(200, int(canvas_size)))
+        self._bind_keys()
+        self.protocol("WM_DELETE_WINDOW", self.cancel)
+        self.bind("<Destroy>", self._on_destroy, add="+")
+        self.tool_var.trace_add("write", lambda *_: self._update_status())
+        self.radius_var.trace_add("write", lambda *_: self._radius_changed())
+        self.show(0)
+        self.canvas.focus_set()
+
+    # ------------------------------------------------------------------------------ layout
+    def _build(self, canvas_size: int) -> None:
+        self.columnconfigure(0, weight=1)
+        self.rowconfigure(0, weight=1)
+        self.canvas = tk.Canvas(self, width=canvas_size, height=canvas_size, background="#1e1e1e",
+                                highlightthickness=0, cursor="crosshair")
+        self.canvas.grid(row=0, column=0, sticky="nsew")
+        self._image_item = self.canvas.create_image(0, 0, anchor="nw")
+        # The brush cursor: a dark and a light circle, visible on any background. Two canvas
+        # items for the whole window, moved with `coords`, never created per event.
+        self._cursor_items = (
+            self.canvas.create_oval(0, 0, 0, 0, outline="black", width=3, state="hidden"),
+            self.canvas.create_oval(0, 0, 0, 0, outline="white", width=1, state="hidden"),
+        )
+
+        side = ttk.Frame(self, padding=(12, 10))
+        side.grid(row=0, column=1, sticky="ns")
+        wrap = 250
+        self.counter_label = ttk.Label(side, font=("TkDefaultFont", 13, "bold"))
+        self.counter_label.pack(anchor="w")
+        self.path_label = ttk.Label(side, wraplength=wrap, foreground="#555555")
+        self.path_label.pack(anchor="w", pady=(0, 8))
+        self.true_label = ttk.Label(side, font=("TkDefaultFont", 11), wraplength=wrap)
+        self.true_label.pack(anchor="w")
+        self.predicted_label = ttk.Label(side, font=("TkDefaultFont", 11), wraplength=wrap)
+        self.predicted_label.pack(anchor="w")
+        self.reason_label = ttk.Label(side, wraplength=wrap)
+        self.reason_label.pack(anchor="w", pady=(4, 0))
+        self.mask_label = ttk.Label(side, wraplength=wrap, foreground="#555555")
+        self.mask_label.pack(anchor="w", pady=(2, 0))
+
+        brush = ttk.LabelFrame(side, text="Brush", padding=8)
+        brush.pack(fill="x", pady=(12, 0))
+        self.tool_buttons = {}
+        for name, text, colour in (("red", "Red — not here (R)", "#ff8080"),
+                                   ("green", "Green — look here (G)", "#80e080"),
+                                   ("eraser", "Eraser (E)", "#d0d0d0")):
+            button = tk.Radiobutton(brush, text=text, value=name, variable=self.tool_var,
+                                    indicatoron=False, selectcolor=colour, anchor="w",
+                                    padx=8, pady=3, takefocus=False)
+            button.pack(fill="x", pady=1)
+            self.tool_buttons[name] = button
+        ttk.Label(brush, text="Radius (image pixels)   [  ]").pack(anchor="w", pady=(8, 0))
+        self.radius_scale = tk.Scale(brush, from_=MIN_RADIUS, to=MAX_RADIUS, orient="horizontal",
+                                     variable=self.radius_var, resolution=1, takefocus=False,
+                                     length=220)
+        self.radius_scale.pack(fill="x")
+        edits = ttk.Frame(brush)
+        edits.pack(fill="x", pady=(6, 0))
+        self.undo_button = ttk.Button(edits, text="Undo", width=6, command=self.undo,
+                                      takefocus=False)
+        self.redo_button = ttk.Button(edits, text="Redo", width=6, command=self.redo,
+                                      takefocus=False)
+        self.clear_button = ttk.Button(edits, text="Clear", width=6, command=self.clear,
+                                       takefocus=False)
+        for button in (self.undo_button, self.redo_button, self.clear_button):
+            button.pack(side="left", expand=True, fill="x", padx=1)
+
+        heat = ttk.LabelFrame(side, text="Saliency heatmap", padding=8)
+        heat.pack(fill="x", pady=(12, 0))
+        self.heatmap_check = ttk.Checkbutton(heat, text="Show heatmap (H)",
+                                             variable=self.show_heatmap_var,
+                                             command=self._render_all, takefocus=False)
+        self.heatmap_check.pack(anchor="w")
+        ttk.Label(heat, text="Opacity (%)").pack(anchor="w", pady=(6, 0))
+        self.opacity_scale = tk.Scale(heat, from_=0, to=100, orient="horizontal", resolution=5,
+                                      variable=self.opacity_var, takefocus=False, length=220,
+                                      command=lambda _value: self._render_all())
+        self.opacity_scale.pack(fill="x")
+
+        navigation = ttk.Frame(side)
+        navigation.pack(fill="x", pady=(16, 0))
+        self.prev_button = ttk.Button(navigation, text="◀ Previous", command=self.previous,
+                                      takefocus=False)
+        self.skip_button = ttk.Button(navigation, text="Skip", command=self.skip,
+                                      takefocus=False)
+        self.next_button = ttk.Button(navigation, text="Next ▶", command=self.next,
+                                      takefocus=False)
+        for button in (self.prev_button, self.skip_button, self.next_button):
+            button.pack(side="left", expand=True, fill="x", padx=1)
+        finish = ttk.Frame(side)
+        finish.pack(fill="x", pady=(8, 0))
+        self.cancel_button = ttk.Button(finish, text="Cancel", command=self.cancel,
+                                        takefocus=False)
+        self.done_button = ttk.Button(finish, text="Done — fine-tune", command=self.done,
+                                      takefocus=False)
+        self.cancel_button.pack(side="left", expand=True, fill="x", padx=1)
+        self.done_button.pack(side="left", expand=True, fill="x", padx=1)
+
+        self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap,
+                                    foreground="#666666", justify="left")
+        self.help_label.pack(anchor="w", pady=(16, 0))
+
+        # width=1: the status text must never widen the window (and so resize the canvas).
+        self.status_label = ttk.Label(self, anchor="w", padding=(8, 3), relief="sunken", width=1)
+        self.status_label.grid(row=1, column=0, columnspan=2, sticky="ew")
+
+        self.canvas.bind("<Configure>", lambda _e: self._render_all())
+        self.canvas.bind("<ButtonPress-1>", self._on_press)
+        self.canvas.bind("<B1-Motion>", self._on_drag)
+        self.canvas.bind("<ButtonRelease-1>", self._on_release)
+        self.canvas.bind("<Motion>", self._on_motion)
+        self.canvas.bind("<Leave>", lambda _e: self._hide_cursor())
+
+    def _bind_keys(self) -> None:
+        bindings = {
+            ("r", "R"): lambda: self.set_tool("red"),
+            ("g", "G"): lambda: self.set_tool("green"),
+            ("e", "E"): lambda: self.set_tool("eraser"),
+            ("h", "H"): self.toggle_heatmap,
+            ("bracketleft",): lambda: self.change_radius(-1),
+            ("bracketright",): lambda: self.change_radius(+1),
+            ("Control-z", "Control-Z"): self.undo,
+            ("Control-y", "Control-Y"): self.redo,
+            ("Delete",): self.clear,
+            ("Left",): self.previous,
+            ("Right",): self.next,
+            ("s", "S"): self.skip,
+            ("Escape",): self.cancel,
+        }
+        for keys, action in bindings.items():
+            for key in keys:
+                # Bound on the toplevel: every widget of the window has it in its bindtags.
+                self.bind(f"<{key}>" if "-" in key else f"<KeyPress-{key}>",
+                          lambda _event, act=action: (act(), "break")[1])
+
+    # ------------------------------------------------------------------------ public actions
+    @property
+    def item(self) -> FeedbackItem:
+        """The item on screen."""
+        return self.items[self.index]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The mask of the image on screen (H x W int8, live)."""
+        return self._state().mask
+
+    @property
+    def tool(self) -> str:
+        """The tool in use: "red", "green" or "eraser"."""
+        return self.tool_var.get()
+
+    @property
+    def radius(self) -> int:
+        """Brush radius in image pixels."""
+        return int(self.radius_var.get())
+
+    def set_tool(self, tool: str) -> None:
+        """Choose "red", "green" or "eraser"."""
+        if tool not in TOOLS:
+            raise ValueError(f"unknown tool {tool!r}")
+        self.tool_var.set(tool)
+
+    def set_radius(self, radius: int) -> None:
+        """Brush radius in image pixels, clamped to [1, 80]."""
+        self.radius_var.set(int(np.clip(radius, MIN_RADIUS, MAX_RADIUS)))
+
+    def change_radius(self, direction: int) -> None:
+        """`]` / `[`: one pixel at a time up to 10, then in steps of a fifth of the radius."""
+        step = max(1, self.radius // 5) if self.radius >= 10 else 1
+        self.set_radius(self.radius + direction * step)
+
+    def toggle_heatmap(self) -> None:
+        self.show_heatmap_var.set(not self.show_heatmap_var.get())
+        self._render_all()
+
+    def undo(self) -> None:
+        self._apply(self._state().history.undo())
+
+    def redo(self) -> None:
+        self._apply(self._state().history.redo())
+
+    def clear(self) -> None:
+        """Erase all paint on this image (undoable)."""
+        self._apply(self._state().history.clear())
+
+    def previous(self) -> None:
+        if self.index > 0 and self._leave_image():
+            self.show(self.index - 1)
+
+    def next(self) -> None:
+        if self.index < len(self.items) - 1 and self._leave_image():
+            self.show(self.index + 1)
+
+    def skip(self) -> None:
+        """Move on without painting; on the last image this finishes the round like Done."""
+        if self.index == len(self.items) - 1:
+            self.done()
+        elif self._leave_image():
+            self.show(self.index + 1)
+
+    def done(self) -> None:
+        """Save, report the round's annotated images through on_done, close."""
+        if self._closed or not self._leave_image():
+            return
+        relpaths = tuple(item.relpath for item in self.items if self.masks.has(item.relpath))
+        self._finish(("done", relpaths), lambda: self.on_done and self.on_done(relpaths))
+
+    def cancel(self) -> None:
+        """Save what was painted, tell on_cancel, close."""
+        if self._closed:
+            return
+        if not self._leave_image() and not messagebox.askyesno(
+                "Close without saving?", "The strokes on this image could not be saved. Close "
+                "anyway and lose them?", parent=self):
+            return
+        self._finish(("cancel", ()), lambda: self.on_cancel and self.on_cancel())
+
+    def show(self, index: int) -> None:
+        """Display image `index` (0-based) without saving the current one."""
+        self._end_stroke()
+        self.index = int(index)
+        item, image = self.item, self._images[self.index]
+        self._state()
+        count = len(self.items)
+        self.counter_label.configure(text=f"Image {self.index + 1} of {count}")
+        self.path_label.configure(text=item.relpath)
+        self.true_label.configure(text=f"True label: {item.true_label}")
+        right = item.predicted_label == item.true_label
+        self.predicted_label.configure(
+            text=f"Predicted: {item.predicted_label} ({item.confidence:.0%})"
+                 + ("" if right else "  ✗"),
+            foreground="#1a7f1a" if right else "#c00000")
+        self.reason_label.configure(text=f"Chosen: {item.reason}" if item.reason else "")
+        self.mask_label.configure(text=f"{image.shape[1]} × {image.shape[0]} px"
+                                  + (" · has a saved mask" if self.masks.has(item.relpath)
+                                     else ""))
+        self.prev_button.state(["!disabled" if self.index > 0 else "disabled"])
+        self.next_button.state(["!disabled" if self.index < count - 1 else "disabled"])
+        self.skip_button.configure(text="Skip & finish" if self.index == count - 1 else "Skip")
+        self._render_all()
+
+    # ---------------------------------------------------------------------- mask bookkeeping
+    def _state(self) -> _ImageState:
+        """The state of the image on screen, loaded on first visit."""
+        state = self._states[self.index]
+        if state is None:
+            item = self.item
+            height, width = self._images[self.index].shape[:2]
+            try:
+                stored = self.masks.load_array(item.relpath)
+            except ValueError as error:  # DatasetError: an unreadable file; painting replaces it
+                log.warning("ignoring the stored mask of %s: %s", item.relpath, error)
+                stored = None
+            saved = (np.zeros((height, width), np.int8) if stored is None
+                     else _resize_mask(stored, height, width))
+            start = saved if item.mask is None else _resize_mask(item.mask, height, width)
+            mask = start.copy()
+            state = _ImageState(mask=mask, history=StrokeHistory(mask), saved=saved)
+            self._states[self.index] = state
+        return state
+
+    def _leave_image(self, report: bool = True) -> bool:
+        """Save the mask on screen if it changed; False when saving failed (with a dialog when
+        `report`)."""
+        self._end_stroke()
+        state = self._states[self.index]
+        if state is None or np.array_equal(state.mask, state.saved):
+            return True
+        relpath = self.item.relpath
+        try:
+            if state.mask.any():
+                self.masks.save(relpath, state.mask.copy())
+                log.info("saved the mask of %s", relpath)
+            else:
+                self.masks.delete(relpath)
+                log.info("deleted the emptied mask of %s", relpath)
+        except (OSError, ValueError) as error:
+            log.exception("cannot save the mask of %s", relpath)
+            if not report:
+                return False
+            messagebox.showerror("Cannot save the mask",
+                                 f"The mask of {relpath} could not be saved: {error}",
+                                 parent=self)
+            return False
+        state.saved = state.mask.copy()
+        return True
+
+    def _finish(self, result, callback: Callable[[], object]) -> None:
+        self._closed = True
+        self.result = result
+        if self._refresh_job is not None:
+            self.after_cancel(self._refresh_job)
+            self._refresh_job = None
+        try:
+            callback()
+        finally:
+            if self.winfo_exists():
+                self.destroy()
+
+    def _on_destroy(self, event) -> None:
+        """Destroyed from outside (the app closing): save the paint on screen, no dialogs."""
+        if event.widget is not self or self._closed:
+            return
+        self._closed = True
+        if self._refresh_job is not None:
+            self.after_cancel(self._refresh_job)
+        self._leave_image(report=False)
+
+    # --------------------------------------------------------------------------- mouse
+    def _image_point(self, event) -> Tuple[float, float]:
+        x, y = self.canvas.canvasx(event.x), self.canvas.canvasy(event.y)
+        self._pointer = (x, y)
+        return to_image(self._fit, x, y)
+
+    def _on_press(self, event) -> None:
+        self.canvas.focus_set()
+        x, y = self._image_point(event)
+        self._schedule(self._state().history.begin(x, y, self.radius, TOOLS[self.tool]))
+        self._move_cursor()
+
+    def _on_drag(self, event) -> None:
+        x, y = self._image_point(event)
+        self._schedule(self._state().history.extend(x, y))
+        self._move_cursor()
+
+    def _on_release(self, event) -> None:
+        if self._state().history.drawing:
+            x, y = self._image_point(event)
+            self._schedule(self._state().history.extend(x, y))
+        self._end_stroke()
+
+    def _on_motion(self, event) -> None:
+        self._image_point(event)
+        self._move_cursor()
+
+    def _end_stroke(self) -> None:
+        state = self._states[self.index]
+        if state is not None and state.history.drawing:
+            state.history.end()
+            self._update_status()
+
+    def _move_cursor(self) -> None:
+        if self._pointer is None or self._fit is None:
+            return
+        x, y = self._pointer
+        r = max(1.0, radius_to_canvas(self._fit, self.radius))
+        for item in self._cursor_items:
+            self.canvas.coords(item, x - r, y - r, x + r, y + r)
+            self.canvas.itemconfigure(item, state="normal")
+        self.canvas.tag_raise(self._cursor_items[0])
+        self.canvas.tag_raise(self._cursor_items[1])
+
+    def _hide_cursor(self) -> None:
+        self._pointer = None
+        for item in self._cursor_items:
+            self.canvas.itemconfigure(item, state="hidden")
+
+    def _radius_changed(self) -> None:
+        self._move_cursor()
+        self._update_status()
+
+    # ------------------------------------------------------------------------- rendering
+    def _render_all(self) -> None:
+        """Recompute the displayed image for the current canvas size, heatmap and mask."""
+        if self._closed:
+            return
+        width = max(1, self.canvas.winfo_width())
+        height = max(1, self.canvas.winfo_height())
+        if width <= 1 or height <= 1:  # not mapped yet: use the requested size
+            width, height = int(self.canvas["width"]), int(self.canvas["height"])
+        image = self._images[self.index]
+        fit = fit_image(image.shape[1], image.shape[0], width, height)
+        if (self.index, fit) != self._shown_key:
+            # The scaled image and its coloured heatmap change only with the image or the
+            # canvas size; the opacity slider then only re-mixes them.
+            self._fit = fit
+            self._rows, self._cols = display_indices(fit)
+            if fit.scale >= 2 or fit.scale == 1:
+                # Enlarged: nearest neighbour keeps every image pixel a crisp square, the grid
+                # the mask is painted on.
+                self._shown = image[self._rows][:, self._cols]
+            else:
+                resample = (Image.Resampling.LANCZOS if fit.scale < 1
+                            else Image.Resampling.BILINEAR)
+                self._shown = np.asarray(Image.fromarray(image).resize(
+                    (fit.display_w, fit.display_h), resample))
+            self._heat = heatmap_rgba(self.item.saliency, self._shown.shape[:2])[..., :3]
+            self._shown_key = (self.index, fit)
+        opacity = self.opacity_var.get() / 100.0
+        show_heatmap = self.show_heatmap_var.get() and opacity > 0
+        self._base = mix(self._shown, self._heat, opacity) if show_heatmap else self._shown
+        self._composite = self._compose(0, self._base.shape[0], 0, self._base.shape[1])
+        picture = Image.fromarray(self._composite)
+        if self._photo is None or (self._photo.width(), self._photo.height()) != picture.size:
+            self._photo = ImageTk.PhotoImage(picture, master=self)
+            self.canvas.itemconfigure(self._image_item, image=self._photo)
+        else:
+            self._photo.paste(picture)
+        self.canvas.coords(self._image_item, fit.offset_x, fit.offset_y)
+        self._pending = None
+        self._move_cursor()
+        self._update_status()
+
+    def _schedule(self, box: Optional[Box]) -> None:
+        """Queue a refresh of `box`; motion events arriving meanwhile merge into one refresh."""
+        if box is None:
+            return
+        self._pending = union(self._pending, box)
+        if self._refresh_job is None:
+            self._refresh_job = self.after_idle(self._refresh)
+
+    def _refresh(self) -> None:
+        """Redraw the pending region of the composite and push it to the one PhotoImage."""
+        self._refresh_job = None
+        box, self._pending = self._pending, None
+        if box is None or self._closed or self._composite is None:
+            return
+        top, bottom = display_span(self._rows, box.top, box.bottom)
+        left, right = display_span(self._cols, box.left, box.right)
+        if top >= bottom or left >= right:
+            return
+        # The rim of the paint around the changed pixels moves too.
+        top, left = max(0, top - OUTLINE_PX), max(0, left - OUTLINE_PX)
+        bottom = min(self._composite.shape[0], bottom + OUTLINE_PX)
+        right = min(self._composite.shape[1], right + OUTLINE_PX)
+        self._composite[top:bottom, left:right] = self._compose(top, bottom, left, right)
+        # Only the touched rectangle goes to Tk: a small PhotoImage copied into the big one
+        # costs about a millisecond, pasting the whole 768 x 768 composite several.
+        patch = ImageTk.PhotoImage(
+            Image.fromarray(np.ascontiguousarray(self._composite[top:bottom, left:right])),
+            master=self)
+        self.tk.call(str(self._photo), "copy", str(patch), "-to", left, top)
+        self._update_status()
+
+    def _compose(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+        """Base + paint for display rows [top, bottom) and columns [left, right)."""
+        # The outline needs OUTLINE_PX of neighbours around the region to be exact at its edge.
+        outer_top, outer_left = max(0, top - OUTLINE_PX), max(0, left - OUTLINE_PX)
+        outer_bottom = min(self._base.shape[0], bottom + OUTLINE_PX)
+        outer_right = min(self._base.shape[1], right + OUTLINE_PX)
+        shown = self.mask[self._rows[outer_top:outer_bottom]][:, self._cols[outer_left:outer_right]]
+        rim = paint_outline(shown, OUTLINE_PX)
+        inner = (slice(top - outer_top, bottom - outer_top),
+                 slice(left - outer_left, right - outer_left))
+        return mask_overlay(self._base[top:bottom, left:right], shown[inner], PAINT_ALPHA,
+                            outline=rim[inner])
+
+    def _apply(self, box: Optional[Box]) -> None:
+        """After undo / redo / clear: refresh what changed."""
+        if box is not None:
+            self._schedule(box)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        if self._closed or self._states[self.index] is None:
+            return
+        state = self._states[self.index]
+        history = state.history
+        self.undo_button.state(["!disabled" if history.can_undo else "disabled"])
+        self.redo_button.state(["!disabled" if history.can_redo else "disabled"])
+        self.clear_button.state(["!disabled" if state.mask.any() else "disabled"])
+        red = int((state.mask == RED).sum())
+        green = int((state.mask == GREEN).sum())
+        unsaved = not np.array_equal(state.mask, state.saved)
+        changed = " · unsaved (saved on leaving)" if unsaved else ""
+        self.status_label.configure(
+            text=f"{TOOL_NAMES[self.tool]} · radius {self.radius} px · "
+                 f"{history.undo_depth} stroke(s) to undo · red {red} px, green {green} px"
+                 f"{changed}")
