@@ -68,7 +68,7 @@ def make_window(tk_root, store):
 
 def _xy(window, col, row):
     """Canvas point of the centre of image pixel (col, row)."""
-    x, y = to_canvas(window._fit, col + 0.5, row + 0.5)
+    x, y = to_canvas(window.fit, col + 0.5, row + 0.5)
     return int(round(x)), int(round(y))
 
 

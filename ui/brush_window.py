@@ -274,6 +274,11 @@ class BrushWindow(tk.Toplevel):
         return self.items[self.index]
 
     @property
+    def fit(self) -> Optional[Fit]:
+        """Where the image lies on the canvas (`ui.geometry.to_canvas(window.fit, x, y)`)."""
+        return self._fit
+
+    @property
     def mask(self) -> np.ndarray:
         """The mask of the image on screen (H x W int8, live)."""
         return self._state().mask
