@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 JOIN_TIMEOUT_S = 60.0  # how long closing waits for the trainer thread before giving up
 STOPPING_NOTE_AFTER_MS = 300  # show "Stopping..." when the thread takes longer than this
 
+PAUSE_TEXT = "Pause"  # plain words: the pause symbol is missing from common X fonts
+RESUME_TEXT = "Resume"
 STATE_TEXT = {
     "idle": "Ready. Press Train to start.",
     "preparing": "Preparing the demo data (first run only)...",
@@ -153,6 +155,14 @@ class MainWindow(ttk.Frame):
 
     # ------------------------------------------------------------------------------ layout
     def _build(self) -> None:
+        # the status bar first: pack gives it its line even when the window is small
+        status = ttk.Frame(self, relief="sunken", padding=(6, 2))
+        status.pack(fill="x", side="bottom", pady=(6, 0))
+        self.status_var = tk.StringVar(self, value="")
+        self.device_var = tk.StringVar(self, value="Device: not started")
+        ttk.Label(status, textvariable=self.status_var).pack(side="left")
+        ttk.Label(status, textvariable=self.device_var).pack(side="right")
+
         top = ttk.Frame(self)
         top.pack(fill="both", expand=True)
 
@@ -164,7 +174,7 @@ class MainWindow(ttk.Frame):
         buttons = ttk.Frame(left, padding=(0, 8))
         buttons.pack(fill="x")
         self.train_button = ttk.Button(buttons, text="\u25b6 Train", command=self.on_train)
-        self.pause_button = ttk.Button(buttons, text="\u23f8 Pause", command=self.on_pause)
+        self.pause_button = ttk.Button(buttons, text=PAUSE_TEXT, command=self.on_pause)
         self.stop_button = ttk.Button(buttons, text="\u25a0 Stop", command=self.on_stop)
         for button in (self.train_button, self.pause_button, self.stop_button):
             button.pack(side="left", padx=(0, 6))
@@ -195,12 +205,6 @@ class MainWindow(ttk.Frame):
         self.log = LogPane(right, height=9)
         self.log.pack(fill="both", expand=False)
 
-        status = ttk.Frame(self, relief="sunken", padding=(6, 2))
-        status.pack(fill="x", side="bottom", pady=(6, 0))
-        self.status_var = tk.StringVar(self, value="")
-        self.device_var = tk.StringVar(self, value="Device: not started")
-        ttk.Label(status, textvariable=self.status_var).pack(side="left")
-        ttk.Label(status, textvariable=self.device_var).pack(side="right")
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -318,7 +322,7 @@ class MainWindow(ttk.Frame):
         self.finished = None
         self.last_failure = None
         self._epochs = config.epochs
-        self.pause_button.configure(text="\u23f8 Pause")
+        self.pause_button.configure(text=PAUSE_TEXT)
         self.progress.reset()
         self._update_session_label()
         self._set_state("loading")
@@ -332,14 +336,14 @@ class MainWindow(ttk.Frame):
         if self.paused:
             self.paused = False
             self.trainer.resume()
-            self.pause_button.configure(text="\u23f8 Pause")
+            self.pause_button.configure(text=PAUSE_TEXT)
             self.log.append("Resumed")
             if self.state == "paused":
                 self._set_state("training")
         else:
             self.paused = True
             self.trainer.pause()
-            self.pause_button.configure(text="\u25b6 Resume")
+            self.pause_button.configure(text=RESUME_TEXT)
             self.log.append("Pausing after the current batch")
             self._set_state(self.state)
 
@@ -349,7 +353,7 @@ class MainWindow(ttk.Frame):
             return
         self.trainer.stop()
         self.paused = False
-        self.pause_button.configure(text="\u23f8 Pause")
+        self.pause_button.configure(text=PAUSE_TEXT)
         self._close_round_windows()
         self.log.append("Stopping after the current batch...")
         self._set_state("stopping")

@@ -1,7 +1,7 @@
 """Live training curves embedded in Tk: loss and accuracy per epoch, with feedback-round marks.
 
-Two matplotlib axes side by side (a `Figure` drawn by `FigureCanvasTkAgg`, never pyplot, so no
-global figure state): loss on the left, accuracy on the right, each with train and validation
+Two matplotlib axes sharing the epoch axis (a `Figure` drawn by `FigureCanvasTkAgg`, never
+pyplot, so no global figure state): loss on top, accuracy below, each with train and validation
 per epoch and a faint running train curve per batch, so the plot moves during the first epoch.
 Every feedback round is a vertical line at the epoch it followed: solid green = committed,
 dashed red = rejected, dotted grey = painting skipped.
@@ -65,6 +65,14 @@ def _finite(values: Iterable[float]) -> List[float]:
     return [v for v in values if math.isfinite(v)]
 
 
+def _typical(values: List[float]) -> List[float]:
+    """The 90th percentile of the finite values (as a one-element list; empty when none)."""
+    finite = sorted(_finite(values))
+    if not finite:
+        return []
+    return [finite[min(len(finite) - 1, int(0.9 * len(finite)))]]
+
+
 class PlotsPanel(ttk.Frame):
     """Loss and accuracy curves. Data is kept in plain lists (attributes) so tests can read it."""
 
@@ -90,15 +98,14 @@ class PlotsPanel(ttk.Frame):
         self._backgrounds: Dict[Any, Any] = {}
         self._shown_limits: tuple = ()
 
-        self.figure = Figure(figsize=(8.0, 3.2), dpi=dpi)
-        self.figure.subplots_adjust(left=0.07, right=0.985, bottom=0.15, top=0.9, wspace=0.18)
-        self.loss_axes = self.figure.add_subplot(1, 2, 1)
-        self.accuracy_axes = self.figure.add_subplot(1, 2, 2)
+        self.figure = Figure(figsize=(8.0, 5.0), dpi=dpi)
+        self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.09, top=0.95, hspace=0.28)
+        self.loss_axes = self.figure.add_subplot(2, 1, 1)
+        self.accuracy_axes = self.figure.add_subplot(2, 1, 2, sharex=self.loss_axes)
         self.lines: Dict[str, Line2D] = {}
         for key, axes, title in (("loss", self.loss_axes, "Loss"),
                                  ("accuracy", self.accuracy_axes, "Accuracy")):
-            axes.set_title(title, fontsize=11)
-            axes.set_xlabel("epoch")
+            axes.set_ylabel(title.lower())
             axes.grid(True, alpha=0.3)
             self.lines[f"batch_{key}"], = axes.plot([], [], color=TRAIN_COLOUR, alpha=0.3,
                                                     linewidth=1, label="train (per batch)",
@@ -109,6 +116,10 @@ class PlotsPanel(ttk.Frame):
                                                   markersize=4, label="validation", animated=True)
         self._round_artists: List[Any] = []
         self.canvas = FigureCanvasTkAgg(self.figure, master=self)
+        # matplotlib's Tk backend scales the figure by screen DPI / 96 on Linux when mapped,
+        # but then renders wider than the widget (the right edge gets cut off on a 100 DPI
+        # screen); Tk pixels are physical pixels, so keep the ratio at 1.
+        self.canvas.get_tk_widget().unbind("<Map>")
         self.canvas.get_tk_widget().pack(fill="both", expand=True)
         self._draw_cid = self.canvas.mpl_connect("draw_event", self._on_full_draw)
         self._apply_static()
@@ -194,7 +205,9 @@ class PlotsPanel(ttk.Frame):
         """(x_max, loss_top): when these change the static part must be redrawn."""
         x_max = max([2, self.run_epochs, *self.epochs, *[math.ceil(x) for x in self.batch_x],
                      *[r.epoch for r in self.rounds]])
-        losses = _finite([*self.batch_loss, *self.train_loss, *self.val_loss])
+        # The range follows the epoch curves; a single spiky batch may leave the top of the
+        # plot rather than squash every curve to the bottom.
+        losses = _finite([*self.train_loss, *self.val_loss, *_typical(self.batch_loss)])
         top = self.loss_top
         if losses and max(losses) > top:
             top = max(losses) * 1.25  # grow with headroom so it rarely has to grow again
@@ -268,9 +281,12 @@ class PlotsPanel(ttk.Frame):
                     handles.append(Line2D([], [], color=colour, linestyle=style,
                                           label=f"round {label}"))
             legend = axes.legend(handles=handles, fontsize=8,
-                                 loc="upper right" if axes is self.loss_axes else "lower right")
+                                 loc="upper right" if axes is self.loss_axes else "lower right",
+                                 ncol=2 if self.rounds else 1)
             self._round_artists.append(legend)
         self.loss_axes.set_ylim(0.0, loss_top)
+        self.accuracy_axes.set_xlabel("epoch")
+        self.loss_axes.tick_params(labelbottom=False)
         self.accuracy_axes.set_ylim(0.0, 1.02)
 
     def _animated(self, axes) -> List[Line2D]:

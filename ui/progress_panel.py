@@ -16,6 +16,10 @@ from tkinter import ttk
 from typing import Deque, Optional
 
 
+BAR_STYLE = "Run.Horizontal.TProgressbar"
+FINETUNE_BAR_STYLE = "Finetune.Horizontal.TProgressbar"
+
+
 def format_duration(seconds: Optional[float]) -> str:
     """`75.4` -> "1:15", `3725` -> "1:02:05", None -> "--:--"."""
     if seconds is None or seconds != seconds or seconds < 0:
@@ -100,17 +104,24 @@ class ProgressPanel(ttk.Frame):
     def __init__(self, master: tk.Misc) -> None:
         super().__init__(master)
         self.eta = EtaEstimator()
-        self.epoch_bar = ttk.Progressbar(self, maximum=1.0, length=240)
-        self.run_bar = ttk.Progressbar(self, maximum=1.0, length=240)
-        self.finetune_bar = ttk.Progressbar(self, maximum=1.0, length=240)
+        style = ttk.Style(self)
+        # a coloured fill: in some themes (clam) the default fill is hard to tell from the trough
+        style.configure(BAR_STYLE, background="#3b7dd8", troughcolor="#e4e4e4")
+        style.configure(FINETUNE_BAR_STYLE, background="#2ca02c", troughcolor="#e4e4e4")
+        self.epoch_bar = ttk.Progressbar(self, maximum=1.0, length=240, style=BAR_STYLE)
+        self.run_bar = ttk.Progressbar(self, maximum=1.0, length=240, style=BAR_STYLE)
+        self.finetune_bar = ttk.Progressbar(self, maximum=1.0, length=240,
+                                            style=FINETUNE_BAR_STYLE)
         self.epoch_text = tk.StringVar(value="Epoch: not started")
         self.run_text = tk.StringVar(value="Run: not started")
         self.finetune_text = tk.StringVar(value="Fine-tune: none yet")
         rows = ((self.epoch_bar, self.epoch_text), (self.run_bar, self.run_text),
                 (self.finetune_bar, self.finetune_text))
         for row, (bar, var) in enumerate(rows):
-            bar.grid(row=row, column=0, sticky="ew", padx=(0, 8), pady=2)
-            ttk.Label(self, textvariable=var, width=44, anchor="w").grid(row=row, column=1, sticky="w")
+            # the text above its bar, full width: fine-tune lines are long
+            ttk.Label(self, textvariable=var, anchor="w", wraplength=480).grid(row=2 * row, column=0, sticky="ew",
+                                                               pady=(4 if row else 0, 0))
+            bar.grid(row=2 * row + 1, column=0, sticky="ew", pady=(1, 2))
         self.columnconfigure(0, weight=1)
 
     def reset(self) -> None:

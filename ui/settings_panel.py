@@ -72,7 +72,7 @@ FIELD_LABELS = {
     "guidance": "Guidance loss",
     "lam": "Lambda",
     "epochs": "Epochs",
-    "feedback_every": "Feedback every N epochs",
+    "feedback_every": "Paint every N epochs",
     "images_per_round": "Images per round",
     "selection": "Choose images by",
     "lr": "Learning rate",
@@ -102,21 +102,21 @@ class SettingsPanel(ttk.LabelFrame):
         self._row = 0
 
         self.train_dir_entry = self._path_row("train_dir", "Data folder",
-                                              "blank: built-in demo digits", data_dir or "")
+                                              "blank: demo digits", data_dir or "")
         self.val_dir_entry = self._path_row("val_dir", "Validation folder",
-                                            "blank: hold out 20% of the data", "")
+                                            "blank: 20% of the data", "")
         self.model_box = self._combo_row("model", model_choices(), "")
         self.saliency_box = self._combo_row("saliency_method", saliency_choices(),
-                                            "heatmap shown while painting")
+                                            "heatmap to paint on")
         self.guidance_box = self._combo_row("guidance", guidance_choices(),
-                                            "penalty on annotated images")
-        self.lam_entry = self._entry_row("lam", "", "blank: the loss's default")
+                                            "penalty on masks")
+        self.lam_entry = self._entry_row("lam", "", "blank: default")
         self.epochs_spin = self._spin_row("epochs", 1, 10000, "")
         self.feedback_spin = self._spin_row("feedback_every", 0, 10000, "0: never pause")
         self.images_spin = self._spin_row("images_per_round", 1, 200, "")
         self.selection_box = self._combo_row("selection", selection_choices(), "")
-        self.lr_entry = self._entry_row("lr", "", "Adam, e.g. 0.001")
-        self.config_error = ttk.Label(self, text="", foreground="#c00000", wraplength=520)
+        self.lr_entry = self._entry_row("lr", "", "Adam")
+        self.config_error = ttk.Label(self, text="", foreground="#c00000", wraplength=440)
         self.config_error.grid(row=self._row, column=0, columnspan=4, sticky="w")
         self.config_error.hint = ""  # type: ignore[attr-defined]
         self.error_labels["config"] = self.config_error
@@ -130,7 +130,7 @@ class SettingsPanel(ttk.LabelFrame):
 
     def _finish_row(self, name: str, hint: str, widget: tk.Widget) -> None:
         self.inputs[name] = widget
-        error = ttk.Label(self, text=hint, foreground="#666666", wraplength=260)
+        error = ttk.Label(self, text=hint, foreground="#666666", wraplength=170)
         error.grid(row=self._row, column=3, sticky="w", padx=(6, 0))
         error.hint = hint  # type: ignore[attr-defined]
         self.error_labels[name] = error
@@ -143,9 +143,9 @@ class SettingsPanel(ttk.LabelFrame):
 
     def _path_row(self, name: str, _label: str, hint: str, value: str) -> ttk.Entry:
         self._label(name)
-        entry = ttk.Entry(self, textvariable=self._var(name, value), width=34)
+        entry = ttk.Entry(self, textvariable=self._var(name, value), width=20)
         entry.grid(row=self._row, column=1, sticky="ew", pady=2)
-        button = ttk.Button(self, text="Browse...", width=9,
+        button = ttk.Button(self, text="\u2026", width=2,
                             command=lambda: self._browse(name))
         button.grid(row=self._row, column=2, sticky="w", padx=(4, 0))
         setattr(self, f"{name}_button", button)
@@ -155,7 +155,7 @@ class SettingsPanel(ttk.LabelFrame):
     def _combo_row(self, name: str, values: Sequence[str], hint: str) -> ttk.Combobox:
         self._label(name)
         box = ttk.Combobox(self, textvariable=self._var(name), values=list(values),
-                           state="readonly", width=22)
+                           state="readonly", width=20)
         box.grid(row=self._row, column=1, columnspan=2, sticky="w", pady=2)
         self._finish_row(name, hint, box)
         return box

@@ -1,0 +1,201 @@
+"""Make the README's screenshots from the running app: main window, brush window, chooser.
+
+    Xvfb :57 -screen 0 1600x1000x24 &        # or any X display
+    DISPLAY=:57 .venv/bin/python docs/make_screenshots.py
+
+It starts the real app (`ui.app.build_app`) on the built-in demo data with the default settings
+and drives it from inside its own event loop with `after()` callbacks, as a user would: Train;
+when the brush window opens, paint red over the corner swatch (the shortcut) of each image with
+real mouse events on the canvas, shoot the brush window, press Done; when the chooser opens,
+shoot it and press Commit; once training is back under way, shoot the main window; close it.
+Screenshots are taken with ImageMagick's `import -window <id>` into docs/screenshot_*.png.
+Sessions go to a temporary folder, so the user's session list is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.config import FinetuneConfig  # noqa: E402
+from datasets import RED, ensure_demo_data, read_mask  # noqa: E402
+from ui.app import build_app  # noqa: E402
+from ui.geometry import to_canvas  # noqa: E402
+
+DOCS = ROOT / "docs"
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def shoot(widget, name: str, out_dir: Path) -> Path:
+    """Save the toplevel of `widget` (as on screen) to out_dir/name with ImageMagick."""
+    top = widget.winfo_toplevel()
+    top.lift()
+    top.update_idletasks()
+    top.update()
+    frame = top.wm_frame()
+    window_id = frame if frame and frame != "0x0" else hex(top.winfo_id())
+    path = out_dir / name
+    subprocess.run(["import", "-window", window_id, str(path)], check=True)
+    say(f"saved {path}")
+    return path
+
+
+class Driver:
+    """Runs the scenario as a chain of after() callbacks in the app's own thread."""
+
+    def __init__(self, window, demo_root: Path, out_dir: Path, mid_epoch_fraction: float = 0.5):
+        self.window = window
+        self.demo_root = demo_root
+        self.out_dir = out_dir
+        self.mid_epoch_fraction = mid_epoch_fraction
+        self.step = "train"
+        self.error: BaseException | None = None
+        self.shot = set()
+        self.deadline = time.monotonic() + 1200
+
+    def start(self) -> None:
+        self.window.after(500, self.tick)
+
+    def tick(self) -> None:
+        try:
+            self._tick()
+        except BaseException as error:  # noqa: BLE001 -- report, then close the app
+            self.error = error
+            self.window.on_close()
+            return
+        if not self.window.closed:
+            self.window.after(100, self.tick)
+
+    def _tick(self) -> None:
+        w = self.window
+        if time.monotonic() > self.deadline:
+            raise TimeoutError(f"stuck at step {self.step}")
+        if w.last_failure is not None:
+            raise RuntimeError(f"training failed: {w.last_failure.message}\n{w.last_failure.details}")
+        if self.step == "train":
+            say("pressing Train")
+            w.train_button.invoke()
+            self.step = "wait_brush"
+        elif self.step == "wait_brush" and w.brush_window is not None:
+            brush = w.brush_window
+            if brush.winfo_viewable() and brush._fit is not None:
+                self.paint_round(brush)
+                self.step = "wait_chooser"
+        elif self.step == "wait_chooser" and w.chooser_window is not None:
+            chooser = w.chooser_window
+            chooser.update()
+            time.sleep(0.4)
+            shoot(chooser, "screenshot_chooser.png", self.out_dir)
+            chooser.commit_button.invoke()
+            self.step = "wait_mid_training"
+        elif self.step == "wait_mid_training":
+            progress = w.progress.eta
+            epoch_done_fraction = progress.batch / max(1, progress.batches_per_epoch)
+            if ("RoundDecided" in w.event_log and w.plots.epochs
+                    and progress.epoch > w.plots.epochs[-1]
+                    and epoch_done_fraction >= self.mid_epoch_fraction):
+                w.plots.flush()
+                w.update()
+                time.sleep(0.3)
+                shoot(w, "screenshot_main.png", self.out_dir)
+                self.step = "close"
+        elif self.step == "close":
+            say("closing the main window mid-training")
+            w.on_close()
+            self.step = "closing"
+
+    def paint_round(self, brush) -> None:
+        """Red over the swatch of every image (from the demo's truth masks), a green dab on the
+        first digit; shoots the first image with its strokes, then presses Done."""
+        count = len(brush.items)
+        say(f"brush window open with {count} images")
+        for index in range(count):
+            if index:
+                brush.next_button.invoke()
+            brush.update()
+            relpath = brush.item.relpath
+            truth = read_mask(self.demo_root / "truth" / "train" / f"{relpath}",
+                              size=brush._images[brush.index].shape[:2]).numpy()
+            rows, cols = np.nonzero(truth == RED)
+            brush.set_tool("red")
+            brush.set_radius(2)
+            top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+            # a zig-zag over the swatch, as a person would scribble
+            points = [(left + 0.5, top + 0.8), (right - 0.5, top + 0.8), (left + 0.5, bottom - 0.8),
+                      (right - 0.5, bottom - 0.8)]
+            self.drag(brush, points)
+            if index == 0:
+                brush.event_generate("<KeyPress-g>")
+                greens = np.argwhere(truth < 0)
+                middle = greens[len(greens) // 2]
+                self.drag(brush, [(middle[1] + 0.5, middle[0] + 0.5 - 2),
+                                  (middle[1] + 0.5, middle[0] + 0.5 + 2)])
+                brush.set_tool("red")
+        brush.show(0)
+        brush.update()
+        x, y = to_canvas(brush._fit, 16, 16)  # leave the brush cursor visible on the image
+        brush.canvas.event_generate("<Motion>", x=int(x), y=int(y))
+        brush.update()
+        time.sleep(0.3)
+        shoot(brush, "screenshot_brush.png", self.out_dir)
+        brush.done_button.invoke()
+        say("pressed Done: fine-tuning")
+
+    @staticmethod
+    def drag(brush, image_points) -> None:
+        canvas = brush.canvas
+        points = [to_canvas(brush._fit, x, y) for x, y in image_points]
+        (x0, y0) = points[0]
+        canvas.event_generate("<Motion>", x=int(x0), y=int(y0))
+        canvas.event_generate("<ButtonPress-1>", x=int(x0), y=int(y0))
+        for x, y in points[1:]:
+            canvas.event_generate("<B1-Motion>", x=int(x), y=int(y))
+        canvas.event_generate("<ButtonRelease-1>", x=int(points[-1][0]), y=int(points[-1][1]))
+        canvas.update()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(DOCS), help="folder for the PNGs (default: docs/)")
+    parser.add_argument("--demo-dir", default=None,
+                        help="demo data folder (default: the app's cache folder)")
+    parser.add_argument("--max-steps", type=int, default=FinetuneConfig().max_steps,
+                        help="fine-tune step cap (lower for a quicker run)")
+    args = parser.parse_args(argv)
+    if not os.environ.get("DISPLAY"):
+        parser.error("needs an X display: run under Xvfb, e.g. DISPLAY=:57")
+    if shutil.which("import") is None:
+        parser.error("needs ImageMagick's `import`")
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    demo_root = ensure_demo_data(args.demo_dir) if args.demo_dir else ensure_demo_data()
+    sessions = tempfile.mkdtemp(prefix="screenshot-sessions-")
+    window = build_app(sessions_root=sessions, demo_dir=str(demo_root),
+                       finetune_config=FinetuneConfig(max_steps=args.max_steps))
+    window.root.geometry("1400x860+0+0")
+    driver = Driver(window, demo_root, out_dir)
+    driver.start()
+    window.mainloop()
+    shutil.rmtree(sessions, ignore_errors=True)
+    if driver.error is not None:
+        raise driver.error
+    say("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
