@@ -92,7 +92,7 @@ class Driver:
             self.step = "wait_brush"
         elif self.step == "wait_brush" and w.brush_window is not None:
             brush = w.brush_window
-            if brush.winfo_viewable() and brush._fit is not None:
+            if brush.winfo_viewable() and brush.fit is not None:
                 self.paint_round(brush)
                 self.step = "wait_chooser"
         elif self.step == "wait_chooser" and w.chooser_window is not None:
@@ -105,7 +105,7 @@ class Driver:
         elif self.step == "wait_mid_training":
             progress = w.progress.eta
             epoch_done_fraction = progress.batch / max(1, progress.batches_per_epoch)
-            if ("RoundDecided" in w.event_log and w.plots.epochs
+            if ("RoundDecided" in w.event_counts and w.plots.epochs
                     and progress.epoch > w.plots.epochs[-1]
                     and epoch_done_fraction >= self.mid_epoch_fraction):
                 w.plots.flush()
@@ -129,7 +129,7 @@ class Driver:
             brush.update()
             relpath = brush.item.relpath
             truth = read_mask(self.demo_root / "truth" / "train" / f"{relpath}",
-                              size=brush._images[brush.index].shape[:2]).numpy()
+                              size=brush.item.image.shape[:2]).numpy()
             rows, cols = np.nonzero(truth == RED)
             brush.set_tool("red")
             brush.set_radius(2)
@@ -147,7 +147,7 @@ class Driver:
                 brush.set_tool("red")
         brush.show(0)
         brush.update()
-        x, y = to_canvas(brush._fit, 16, 16)  # leave the brush cursor visible on the image
+        x, y = to_canvas(brush.fit, 16, 16)  # leave the brush cursor visible on the image
         brush.canvas.event_generate("<Motion>", x=int(x), y=int(y))
         brush.update()
         time.sleep(0.3)
@@ -158,7 +158,7 @@ class Driver:
     @staticmethod
     def drag(brush, image_points) -> None:
         canvas = brush.canvas
-        points = [to_canvas(brush._fit, x, y) for x, y in image_points]
+        points = [to_canvas(brush.fit, x, y) for x, y in image_points]
         (x0, y0) = points[0]
         canvas.event_generate("<Motion>", x=int(x0), y=int(y0))
         canvas.event_generate("<ButtonPress-1>", x=int(x0), y=int(y0))

@@ -152,3 +152,24 @@ def test_a_round_without_comparisons_still_decides(tk_root):
     assert window.position_label.cget("text") == "No annotated images to compare"
     window.commit_button.invoke()
     assert calls.commits == 1
+
+
+@pytest.mark.gui
+def test_after_values_are_coloured_by_whether_they_improved(tk_root):
+    window, _ = open_chooser(tk_root)
+    colour = lambda name: str(window.summary_labels[name][1].cget("foreground"))  # noqa: E731
+    assert colour("Validation accuracy") == "#c00000"  # 90% -> 88%: worse
+    assert colour("Validation loss") == "#c00000"  # 0.5 -> 0.55: worse
+    assert colour("Saliency on red") == "#1a7f1a"  # 40% -> 10%: better
+    assert colour("Saliency on green") == "#1a7f1a"  # 20% -> 45%: better
+    window.reject()
+
+
+def test_outline_does_not_wrap_around_the_image_edges():
+    image = np.zeros((8, 8, 3), dtype=np.uint8)
+    mask = np.zeros((8, 8), dtype=np.int8)
+    mask[6:8, 0:2] = 1  # a swatch in the bottom-left corner
+    picture = compose(image, np.zeros((8, 8), np.float32), mask, 8, show_heatmap=False)
+    assert not picture[0].any()  # nothing leaks to the top row
+    assert not picture[:, 7].any()  # nor to the right column
+    assert tuple(picture[7, 0]) == (255, 0, 0)

@@ -110,14 +110,14 @@ def canvas_point(brush, col: float, row: float):
     """Canvas pixel of the image point (col, row) in image pixels."""
     from ui.geometry import to_canvas
 
-    x, y = to_canvas(brush._fit, col, row)
+    x, y = to_canvas(brush.fit, col, row)
     return int(round(x)), int(round(y))
 
 
 def paint_first_image(window):
     """Red stroke along the top rows, green dab in the centre; returns (relpath, masks store)."""
     brush = window.brush_window
-    wait_until(brush, lambda: brush.canvas.winfo_viewable() and brush._fit is not None, 20)
+    wait_until(brush, lambda: brush.canvas.winfo_viewable() and brush.fit is not None, 20)
     brush.set_radius(1)
     brush.set_tool("red")
     drag(brush.canvas, [canvas_point(brush, c + 0.5, 1.5) for c in (2, 9, 16, 23, 29)])
@@ -155,15 +155,15 @@ def run_round(window, decide: str):
     button = chooser.commit_button if decide == "commit" else chooser.reject_button
     button.invoke()
     assert chooser.result == decide
-    wait_until(window, lambda: "RoundDecided" in window.event_log and window.state == "paused")
+    wait_until(window, lambda: "RoundDecided" in window.event_counts and window.state == "paused")
     after_round = snapshot(trainer.model)
     saved = load_checkpoint(window.session.checkpoint_path).state_dict
     assert same_weights(after_round, saved)  # what training resumes from is what is on disk
-    batches_before_resume = window.event_log.count("BatchFinished")
+    batches_before_resume = window.event_counts["BatchFinished"]
     window.pause_button.invoke()  # resume
     wait_until(window, lambda: window.finished is not None)
     assert not window.finished.stopped
-    assert window.event_log.count("BatchFinished") > batches_before_resume  # training resumed
+    assert window.event_counts["BatchFinished"] > batches_before_resume  # training resumed
     return before_round, after_round, relpath
 
 

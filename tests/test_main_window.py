@@ -239,7 +239,7 @@ def test_pause_toggles_resume(window_factory, data_folder):
     window = window_factory(trainer_factory=fake_factory(endless=True))
     window.settings.vars["train_dir"].set(str(data_folder))
     window.on_train()
-    wait_until(window, lambda: "BatchFinished" in window.event_log)
+    wait_until(window, lambda: "BatchFinished" in window.event_counts)
     window.pause_button.invoke()
     trainer = FakeTrainer.instances[-1]
     assert trainer.calls == ["pause"]
@@ -290,7 +290,7 @@ def test_closing_mid_training_stops_and_joins_the_thread(tk_root, tmp_path, data
                         trainer_factory=fake_factory(endless=True))
     window.settings.vars["train_dir"].set(str(data_folder))
     window.on_train()
-    wait_until(tk_root, lambda: "EpochFinished" in window.event_log)
+    wait_until(tk_root, lambda: "EpochFinished" in window.event_counts)
     thread = window.thread
     tk_root.tk.call(tk_root.protocol("WM_DELETE_WINDOW"))  # the window manager's close button
     trainer = FakeTrainer.instances[-1]
@@ -380,3 +380,72 @@ def test_opening_a_folder_that_is_no_session_says_so(window_factory, tmp_path):
     assert window.open_session(str(tmp_path)) is False
     assert "is not a session folder" in window.error_dialog.message_label.cget("text")
     assert window.resume_session is None
+
+
+def test_blank_data_folder_makes_the_demo_data_in_the_background(window_factory, tmp_path):
+    demo = tmp_path / "cache" / "demo"
+    window = window_factory(demo_dir=str(demo), trainer_factory=fake_factory(epochs=1, batches=2))
+    assert window.on_train() is True
+    assert window.state == "preparing"  # the window is back in its loop while it is made
+    assert window.status_var.get() == "Preparing the demo data (first run only)..."
+    assert "disabled" in window.train_button.state()
+    wait_until(window, lambda: window.finished is not None, timeout=120)
+    assert (demo / "demo.json").is_file()
+    trainer = FakeTrainer.instances[-1]
+    assert Path(trainer.paths.train_dir) == (demo / "train").resolve()
+    assert Path(trainer.paths.val_dir) == (demo / "val").resolve()
+
+
+def test_resuming_with_other_data_is_refused_with_a_message(window_factory, data_folder, tmp_path):
+    window = window_factory(trainer_factory=fake_factory(epochs=1, batches=2))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: window.finished is not None)
+    assert window.open_session(str(window.session.folder))
+    other = tmp_path / "other"
+    (other / "a").mkdir(parents=True)
+    window.settings.vars["train_dir"].set(str(other))
+    assert window.on_train() is False
+    assert "This session trains on" in window.error_dialog.message_label.cget("text")
+    assert len(FakeTrainer.instances) == 1
+    window.settings.vars["train_dir"].set(str(data_folder))
+    assert window.on_train() is True  # the session's own folder: resumes
+    wait_until(window, lambda: len(FakeTrainer.instances) == 2 and window.finished is not None)
+    first, second = FakeTrainer.instances
+    assert second.session.folder == first.session.folder  # the same session folder
+    assert second.paths.checkpoint_out == first.paths.checkpoint_out
+
+
+# ----------------------------------------------------------------------------- pure helpers
+def test_eta_uses_the_median_batch_time_and_the_epoch_overhead():
+    from ui.progress_panel import EtaEstimator, format_duration
+
+    eta = EtaEstimator()
+    eta.start(first_epoch=1, epochs=3, batches_per_epoch=10)
+    for batch, now in enumerate([100.0, 100.5, 101.0, 101.5, 104.0], start=1):  # one slow batch
+        eta.batch_done(1, batch, 10, now=now)
+    assert eta.seconds_per_batch == 0.5  # median of 0.5, 0.5, 0.5, 2.5
+    assert eta.epoch_remaining() == 2.5  # 5 batches left
+    assert eta.run_remaining() == 2.5 + 2 * 5.0
+    eta.epoch_done(1, seconds=7.0)  # 10 x 0.5 s of batches + 2 s validation
+    assert eta.epoch_overhead == 2.0
+    eta.batch_done(2, 1, 10, now=200.0)  # the gap over validation is not a batch time
+    assert eta.seconds_per_batch == 0.5
+    assert eta.run_remaining() == (9 * 0.5 + 2.0) + (10 * 0.5 + 2.0)
+    assert eta.run_fraction() == 11 / 30
+    assert [format_duration(s) for s in (None, 0.4, 75.4, 3725)] == ["--:--", "0:00", "1:15",
+                                                                     "1:02:05"]
+
+
+def test_round_marks_from_history_records():
+    from ui.plots import round_mark_from_record
+
+    rows = [{"round": 1, "epoch": 2, "decision": "commit"},
+            {"round": 2, "epoch": 4, "decision": "reject"},
+            {"round": 3, "epoch": 6, "decision": "cancelled"},
+            {"round": 4, "epoch": 7, "decision": "stopped"},
+            {"round": 5, "decision": "commit"}]
+    marks = [round_mark_from_record(row) for row in rows]
+    assert [(m.round, m.epoch, m.committed, m.finetuned) for m in marks[:4]] == [
+        (1, 2, True, True), (2, 4, False, True), (3, 6, False, False), (4, 7, False, True)]
+    assert marks[4] is None

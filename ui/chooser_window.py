@@ -44,6 +44,18 @@ def mask_outline(mask: np.ndarray) -> np.ndarray:
     return np.where((centre != 0) & differs, centre, 0).astype(np.int8)
 
 
+def _thicken(edge: np.ndarray) -> np.ndarray:
+    """Grow outline pixels by one pixel down and right (no wrap-around), so a 1-pixel outline
+    on an enlarged image reads on a busy heatmap."""
+    out = edge.copy()
+    down = np.zeros_like(edge)
+    down[1:] = edge[:-1]
+    out = np.where(out != 0, out, down)
+    right = np.zeros_like(out)
+    right[:, 1:] = out[:, :-1]
+    return np.where(out != 0, out, right)
+
+
 def _resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     if mask.shape == (height, width):
         return mask
@@ -69,10 +81,7 @@ def compose(image: np.ndarray, saliency: np.ndarray, mask: Optional[np.ndarray],
         big = mask[rows][:, cols]
         if fill_mask:
             shown = mask_overlay(shown, big, 0.45)
-        edge = mask_outline(big)
-        # thicken to 2 px so the outline reads on a busy heatmap
-        edge = np.where(edge != 0, edge, np.roll(edge, 1, axis=0))
-        edge = np.where(edge != 0, edge, np.roll(edge, 1, axis=1))
+        edge = _thicken(mask_outline(big))
         shown[edge > 0] = OUTLINE_RED
         shown[edge < 0] = OUTLINE_GREEN
     return shown
@@ -125,24 +134,29 @@ class ChooserWindow(tk.Toplevel):
         for col, text in enumerate(headers):
             ttk.Label(frame, text=text, font=("TkDefaultFont", 10, "bold")).grid(
                 row=0, column=col, sticky="w", padx=8)
+        # (name, before, after, format, +1 if higher is better / -1 if lower is, hint)
         rows = (
-            ("Validation accuracy", f"{report.val_accuracy_before:.1%}",
-             f"{report.val_accuracy_after:.1%}", "higher is better"),
-            ("Validation loss", f"{report.val_loss_before:.4f}", f"{report.val_loss_after:.4f}",
+            ("Validation accuracy", report.val_accuracy_before, report.val_accuracy_after,
+             "{:.1%}", +1, "higher is better"),
+            ("Validation loss", report.val_loss_before, report.val_loss_after, "{:.4f}", -1,
              "lower is better"),
-            ("Guidance loss (annotated)", f"{report.guidance_before:.4g}",
-             f"{report.guidance_after:.4g}", "lower: saliency follows the masks"),
-            ("Saliency on red", f"{report.red_share_before:.1%}", f"{report.red_share_after:.1%}",
+            ("Guidance loss (annotated)", report.guidance_before, report.guidance_after,
+             "{:.4g}", -1, "lower: saliency follows the masks"),
+            ("Saliency on red", report.red_share_before, report.red_share_after, "{:.1%}", -1,
              "lower is better (discouraged)"),
-            ("Saliency on green", f"{report.green_share_before:.1%}",
-             f"{report.green_share_after:.1%}", "higher is better (encouraged)"),
+            ("Saliency on green", report.green_share_before, report.green_share_after, "{:.1%}",
+             +1, "higher is better (encouraged)"),
         )
         self.summary_labels = {}
-        for row, (name, before, after, hint) in enumerate(rows, start=1):
+        for row, (name, before_value, after_value, fmt, better, hint) in enumerate(rows, start=1):
+            before, after = fmt.format(before_value), fmt.format(after_value)
+            change = (after_value - before_value) * better
+            colour = "#1a7f1a" if change > 0 and after != before else (
+                "#c00000" if change < 0 and after != before else "#000000")
             ttk.Label(frame, text=name).grid(row=row, column=0, sticky="w", padx=8)
             b = ttk.Label(frame, text=before)
             b.grid(row=row, column=1, sticky="w", padx=8)
-            a = ttk.Label(frame, text=after, font=("TkDefaultFont", 10, "bold"))
+            a = ttk.Label(frame, text=after, font=("TkDefaultFont", 10, "bold"), foreground=colour)
             a.grid(row=row, column=2, sticky="w", padx=8)
             ttk.Label(frame, text=hint, foreground="#666666").grid(row=row, column=3, sticky="w", padx=8)
             self.summary_labels[name] = (b, a)

@@ -27,6 +27,7 @@ import threading
 import time
 import tkinter as tk
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from tkinter import filedialog, ttk
@@ -130,7 +131,7 @@ class MainWindow(ttk.Frame):
         self.error_dialog: Optional[ErrorDialog] = None
         self.last_failure: Optional[msg.TrainingFailed] = None
         self.finished: Optional[msg.TrainingFinished] = None
-        self.event_log: list = []  # type names of handled events, in order (tests, screenshots)
+        self.event_counts: Counter = Counter()  # handled events per type name (tests, benches)
         self.listeners: list = []  # callables(event) called after each event is handled
         self._after_ids: Dict[str, str] = {}
         self._close_started = 0.0
@@ -251,10 +252,27 @@ class MainWindow(ttk.Frame):
                             title="Check the settings")
             return False
         self._pending_values = values
+        if self.resume_session is not None and not self._same_folders(values):
+            self.show_error(
+                f"This session trains on {self.resume_session.train_dir} (validation: "
+                f"{self.resume_session.val_dir or 'held out from it'}). Put those folders back "
+                "to resume it, or press New session to train on other data.", user_error=True,
+                title="The session uses other data")
+            return False
         if values.train_dir is None and self.resume_session is None:
             self._prepare_demo_then_train()
             return True
         return self._start_run(values.train_dir, values.val_dir, values.config)
+
+    def _same_folders(self, values) -> bool:
+        """Do the form's folders match those of the session being resumed?"""
+        def same(a: Optional[str], b: Optional[str]) -> bool:
+            if not a or not b:
+                return not a and not b
+            return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+        session = self.resume_session
+        return same(values.train_dir, session.train_dir) and same(values.val_dir, session.val_dir)
 
     def _prepare_demo_then_train(self) -> None:
         from datasets import default_demo_dir
@@ -406,7 +424,7 @@ class MainWindow(ttk.Frame):
     def handle_event(self, event: Any) -> None:
         """Dispatch one engine event (runs on the Tk thread, called by the pump)."""
         handler = self._handlers.get(type(event))
-        self.event_log.append(type(event).__name__)
+        self.event_counts[type(event).__name__] += 1
         if handler is not None:
             handler(self, event)
         else:
@@ -467,8 +485,16 @@ class MainWindow(ttk.Frame):
             self.log.append("Painting cancelled; training continues unchanged")
             trainer.submit(msg.SkipFeedback())
 
-        self.brush_window = BrushWindow(self.root, event.items, self.session.masks,
-                                        round_number=event.round, on_done=done, on_cancel=cancel)
+        try:
+            self.brush_window = BrushWindow(self.root, event.items, self.session.masks,
+                                            round_number=event.round, on_done=done,
+                                            on_cancel=cancel)
+        except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting for paint
+            log.exception("cannot open the brush window")
+            self.brush_window = None
+            trainer.submit(msg.SkipFeedback())
+            self.show_error(f"Cannot open the brush window: {error}",
+                            details=traceback.format_exc(), title="Feedback round skipped")
 
     def _on_finetune_started(self, event: msg.FinetuneStarted) -> None:
         self.progress.finetune_started(event.round, event.max_steps)
@@ -498,7 +524,14 @@ class MainWindow(ttk.Frame):
             self.chooser_window = None
             trainer.submit(msg.Reject())
 
-        self.chooser_window = ChooserWindow(self.root, event, commit, reject)
+        try:
+            self.chooser_window = ChooserWindow(self.root, event, commit, reject)
+        except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting
+            log.exception("cannot open the chooser")
+            self.chooser_window = None
+            trainer.submit(msg.Reject())  # the safe choice: weights stay as before the round
+            self.show_error(f"Cannot show the comparison, so the round was rejected: {error}",
+                            details=traceback.format_exc(), title="Round rejected")
 
     def _on_round_decided(self, event: msg.RoundDecided) -> None:
         self.plots.add_round(event.round, event.epoch, event.committed, event.finetuned)
