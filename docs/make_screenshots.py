@@ -7,7 +7,8 @@ It starts the real app (`ui.app.build_app`) on the built-in demo data with the d
 and drives it from inside its own event loop with `after()` callbacks, as a user would: Train;
 when the brush window opens, paint red over the corner swatch (the shortcut) of each image with
 real mouse events on the canvas, shoot the brush window, press Done; when the chooser opens,
-shoot it and press Commit; once training is back under way, shoot the main window; close it.
+shoot it and press Commit (or Reject when the round cost validation accuracy, as a careful user
+would); once training is back under way, shoot the main window; close it.
 Screenshots are taken with ImageMagick's `import -window <id>` into docs/screenshot_*.png.
 Sessions go to a temporary folder, so the user's session list is left alone.
 """
@@ -100,7 +101,15 @@ class Driver:
             chooser.update()
             time.sleep(0.4)
             shoot(chooser, "screenshot_chooser.png", self.out_dir)
-            chooser.commit_button.invoke()
+            # decide as a careful user would: keep the new weights unless they lost accuracy
+            report = chooser.report
+            if report.val_accuracy_after >= report.val_accuracy_before - 0.02:
+                say("committing the round")
+                chooser.commit_button.invoke()
+            else:
+                say(f"rejecting the round (val accuracy {report.val_accuracy_before:.1%} -> "
+                    f"{report.val_accuracy_after:.1%})")
+                chooser.reject_button.invoke()
             self.step = "wait_mid_training"
         elif self.step == "wait_mid_training":
             progress = w.progress.eta
@@ -145,7 +154,8 @@ class Driver:
                 self.drag(brush, [(middle[1] + 0.5, middle[0] + 0.5 - 2),
                                   (middle[1] + 0.5, middle[0] + 0.5 + 2)])
                 brush.set_tool("red")
-        brush.show(0)
+        for _ in range(count - 1):  # back to the first image; leaving an image saves its mask
+            brush.prev_button.invoke()
         brush.update()
         x, y = to_canvas(brush.fit, 16, 16)  # leave the brush cursor visible on the image
         brush.canvas.event_generate("<Motion>", x=int(x), y=int(y))
