@@ -59,6 +59,14 @@ class ErrorDialog(tk.Toplevel):
         self.bind("<Escape>", lambda _e: self.close())
         self.protocol("WM_DELETE_WINDOW", self.close)
         self.ok_button.focus_set()
+        self._place_over(master.winfo_toplevel())
+
+    def _place_over(self, parent: tk.Misc) -> None:
+        """Centre on the parent window (window managers may still move it)."""
+        self.update_idletasks()
+        x = parent.winfo_rootx() + max(0, (parent.winfo_width() - self.winfo_reqwidth()) // 2)
+        y = parent.winfo_rooty() + max(0, (parent.winfo_height() - self.winfo_reqheight()) // 3)
+        self.geometry(f"+{x}+{y}")
 
     @property
     def details_shown(self) -> bool:

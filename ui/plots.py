@@ -26,6 +26,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 from matplotlib.backends.backend_tkagg import FigureCanvasTkAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#ff7f0e"
@@ -106,6 +107,7 @@ class PlotsPanel(ttk.Frame):
         for key, axes, title in (("loss", self.loss_axes, "Loss"),
                                  ("accuracy", self.accuracy_axes, "Accuracy")):
             axes.set_ylabel(title.lower())
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
             axes.grid(True, alpha=0.3)
             self.lines[f"batch_{key}"], = axes.plot([], [], color=TRAIN_COLOUR, alpha=0.3,
                                                     linewidth=1, label="train (per batch)",
