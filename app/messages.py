@@ -9,11 +9,14 @@ tensor that the training thread may still be writing to -- so the consumer never
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 
 import numpy as np
 
 from .finetune_report import FinetuneReport
+
+if TYPE_CHECKING:  # the real import pulls in torch; the messages module stays light
+    from .reasonability import ReasonabilityMatrix
 
 
 # ---------------------------------------------------------------- events: trainer -> consumer
@@ -142,6 +145,55 @@ class TrainingFailed:
     user_error: bool = False  # True: a mistake in the input, not a bug
 
 
+@dataclass(frozen=True)
+class ReasonabilityReady:
+    """GRADIA's matrix of the current model on a pool of training images, before a round.
+
+    Emitted right before `FeedbackNeeded`. `matrix.members` holds at most
+    `app.trainer.REASONABILITY_MEMBERS` relpaths per cell (most unreasonable first);
+    `matrix.counts` counts the whole pool.
+    """
+
+    round: int
+    epoch: int
+    matrix: "ReasonabilityMatrix"  # app.reasonability.ReasonabilityMatrix (plain dicts, tuples)
+    n_train: int  # training images in all (the pool is a seeded random subset when smaller)
+
+
+@dataclass(frozen=True)
+class PropagationPreview:
+    """Answer to `PreviewPropagation`: the images a propagation would write; nothing written."""
+
+    sources: Tuple[str, ...]
+    scope: str  # "all" | "class" | "similar"
+    count: int  # images that would get a propagated mask
+    relpaths: Tuple[str, ...]  # those images, sorted
+    skipped_hand_painted: Tuple[str, ...] = ()  # selected, but they keep their painted mask
+
+
+@dataclass(frozen=True)
+class PropagationApplied:
+    """Answer to `ApplyPropagation`: the masks are written (marked source=propagated)."""
+
+    sources: Tuple[str, ...]
+    scope: str
+    written: int  # masks written (new or replaced)
+    skipped_hand_painted: int  # selected images that kept their own painted mask
+    relpaths: Tuple[str, ...] = ()  # the images that got a propagated mask
+    removed: int = 0  # earlier propagated masks of these sources that no longer apply
+
+
+@dataclass(frozen=True)
+class PropagationFailed:
+    """A preview or apply could not be done; the round goes on (still waiting for paint)."""
+
+    sources: Tuple[str, ...]
+    scope: str
+    message: str  # one line for the user
+    details: str = ""  # traceback when it is a bug, not a mistake in the input
+    user_error: bool = True
+
+
 # --------------------------------------------------------------- commands: consumer -> trainer
 @dataclass(frozen=True)
 class StartFinetune:
@@ -165,8 +217,25 @@ class Reject:
     """Discard the candidate; the weights stay exactly as before the round."""
 
 
+@dataclass(frozen=True)
+class PreviewPropagation:
+    """While painting: which images would the red of `sources` go to? (`PropagationPreview`)"""
+
+    sources: Tuple[str, ...]  # relpaths whose masks are already saved in the mask store
+    scope: str  # "all" | "class" | "similar" (app.propagation.SCOPES)
+
+
+@dataclass(frozen=True)
+class ApplyPropagation:
+    """While painting: write the propagated masks (`PropagationApplied`)."""
+
+    sources: Tuple[str, ...]
+    scope: str
+
+
 EVENT_TYPES = (
     RunStarted, BatchFinished, EpochFinished, FeedbackNeeded, FinetuneStarted, FinetuneProgress,
     FinetuneDone, RoundDecided, StateChanged, CheckpointSaved, TrainingFinished, TrainingFailed,
+    ReasonabilityReady, PropagationPreview, PropagationApplied, PropagationFailed,
 )
-COMMAND_TYPES = (StartFinetune, SkipFeedback, Commit, Reject)
+COMMAND_TYPES = (StartFinetune, SkipFeedback, Commit, Reject, PreviewPropagation, ApplyPropagation)

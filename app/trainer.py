@@ -4,6 +4,12 @@ It never touches a widget. Events go out through the `emit` callback (the app pa
 `queue.put`); commands come in through `submit` and the thread-safe `pause`/`resume`/`stop`.
 Everything that can fail is reported as a `TrainingFailed` event, never as an exception that
 silently kills the thread.
+
+While it waits for paint (after `FeedbackNeeded`) it also answers `PreviewPropagation` and
+`ApplyPropagation` (with `PropagationPreview` / `PropagationApplied`, or `PropagationFailed`,
+which leaves the round waiting): the UI never runs the model, this thread does, and the model is
+not being trained while it waits. Before each round it emits `ReasonabilityReady`, GRADIA's
+matrix of the current model on a bounded pool of training images.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from .config import FinetuneConfig, RunPaths, TrainConfig
 from .errors import user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
 from .loops import evaluate, train_one_epoch
+from .propagation import apply_propagation, hand_painted, plan_propagation
+from .reasonability import reasonability_matrix
 from .saliency import saliency_maps
 from .selection import select_images
 
@@ -39,6 +47,13 @@ logger = logging.getLogger(__name__)
 DISPLAY_MAX_SIDE = 768  # long side of the images sent to the brush window and the chooser
 FALLBACK_GUIDANCE = "rrr"  # fine-tune rounds need a guidance loss even when training uses none
 COMPARISONS_MAX = 12  # annotated images shown in the chooser
+# The reasonability matrix costs one forward and backward per pooled image before every round,
+# which delays the brush window: 128 images of small_cnn take about 1 s on a busy 2-core CPU;
+# models at 224 px (resnet18) judge 16 images on a CPU (a few seconds there), 128 on a GPU.
+REASONABILITY_POOL = 128
+REASONABILITY_POOL_LARGE_CPU = 16
+LARGE_INPUT = 128  # input side from which a model counts as large for the pool above
+REASONABILITY_MEMBERS = 200  # relpaths sent per cell of the matrix
 
 
 def seed_everything(seed: int) -> None:
@@ -102,7 +117,8 @@ class Trainer:
         return self._stop.is_set()
 
     def submit(self, command: Any) -> None:
-        """Hand a command (StartFinetune, SkipFeedback, Commit, Reject) to the training thread."""
+        """Hand a command (StartFinetune, SkipFeedback, Commit, Reject, PreviewPropagation,
+        ApplyPropagation) to the training thread."""
         if not isinstance(command, msg.COMMAND_TYPES):
             raise TypeError(f"not a trainer command: {command!r}")
         self._commands.put(command)
@@ -282,7 +298,9 @@ class Trainer:
 
     def _feedback_items(self, epoch: int) -> List[msg.FeedbackItem]:
         train = self.data.train
-        annotated = train.masks.annotated() if train.masks is not None else []
+        # Only hand-painted images are left out: an image with a propagated mask still deserves
+        # a look (propagating to "all" would otherwise leave no image for the next round).
+        annotated = hand_painted(train.masks) if train.masks is not None else []
         choices = select_images(
             self.model, train, self.config.images_per_round, self.config.selection,
             device=self.device, seed=self.config.seed + epoch, exclude=annotated,
@@ -340,6 +358,53 @@ class Trainer:
             "report": report, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
         })
 
+    def _reasonability_pool(self) -> int:
+        if self.device.type == "cpu" and self.input_size >= LARGE_INPUT:
+            return REASONABILITY_POOL_LARGE_CPU
+        return REASONABILITY_POOL
+
+    def _emit_reasonability(self, round_number: int, epoch: int) -> None:
+        """Emit ReasonabilityReady for the current model; a failure only logs (the round goes on)."""
+        train = self.data.train
+        self._set_state("judging")
+        try:
+            matrix = reasonability_matrix(
+                self.model, train, device=self.device, pool_size=self._reasonability_pool(),
+                seed=self.config.seed + epoch, should_stop=self._stop.is_set,
+            )
+        except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round
+            logger.exception("reasonability matrix not computed")
+            return
+        if matrix is None:  # stopped meanwhile
+            return
+        members = {cell: tuple(relpaths[:REASONABILITY_MEMBERS]) for cell, relpaths in matrix.members.items()}
+        matrix = dataclasses.replace(matrix, counts=dict(matrix.counts), members=members)
+        self._emit(msg.ReasonabilityReady(round_number, epoch, matrix, len(train)))
+
+    def _propagation_command(self, command: Any) -> None:
+        """Answer PreviewPropagation / ApplyPropagation; errors become PropagationFailed."""
+        train = self.data.train
+        sources, scope = tuple(command.sources), command.scope
+        self._set_state("propagating")
+        try:
+            plan = plan_propagation(train, sources, scope, model=self.model, device=self.device)
+            if isinstance(command, msg.PreviewPropagation):
+                self._emit(msg.PropagationPreview(
+                    sources, scope, plan.count, tuple(plan.relpaths), tuple(plan.skipped_hand_painted)))
+                return
+            result = apply_propagation(train, plan)
+            self._emit(msg.PropagationApplied(
+                sources, scope, result.written, len(plan.skipped_hand_painted),
+                tuple(plan.relpaths), result.removed))
+        except Exception as error:  # noqa: BLE001 -- the round must go on whatever happened
+            if isinstance(error, user_error_types()):
+                logger.warning("propagation refused: %s", error)
+                self._emit(msg.PropagationFailed(sources, scope, str(error)))
+            else:
+                logger.exception("propagation failed")
+                self._emit(msg.PropagationFailed(sources, scope, f"{type(error).__name__}: {error}",
+                                                 traceback.format_exc(), user_error=False))
+
     def _feedback_round(self, epoch: int) -> None:
         """Select, wait for paint, fine-tune, wait for the decision, apply it."""
         self.rounds += 1
@@ -352,9 +417,15 @@ class Trainer:
         if not items:
             logger.info("feedback round %d skipped: no unannotated images left", round_number)
             return
+        self._emit_reasonability(round_number, epoch)
         self._set_state("waiting_for_feedback")
         self._emit(msg.FeedbackNeeded(round_number, epoch, tuple(items), self.config.selection))
-        command = self._wait_command((msg.StartFinetune, msg.SkipFeedback))
+        while True:
+            command = self._wait_command((msg.StartFinetune, msg.SkipFeedback, msg.PreviewPropagation, msg.ApplyPropagation))
+            if not isinstance(command, (msg.PreviewPropagation, msg.ApplyPropagation)):
+                break
+            self._propagation_command(command)
+            self._set_state("waiting_for_feedback")
         if isinstance(command, msg.SkipFeedback):
             self._record_round(epoch, (), "cancelled", None)
             self._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
