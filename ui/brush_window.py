@@ -11,6 +11,11 @@ skip, done, cancel, closing the window) and only if it differs from what the sto
 mask left empty (cleared or erased) deletes the stored file. A crash therefore loses at most
 the strokes on the image being painted. Cancel saves as well: nothing painted is thrown away.
 
+With a `submit` callable (the trainer's), a third column holds the "Apply to..." panel
+(`ui.propagation_panel`): it saves the image's mask, then asks the trainer to preview or apply
+propagating its red; after an apply, this round's other images reload their (now propagated)
+masks unless the user has changed them here.
+
 Skip moves on like Next without asking for paint (and finishes the round on the last image);
 it never writes an empty mask, keeps an earlier mask untouched, and honours a clear done on
 this visit (the cleared mask is deleted), exactly like leaving the image any other way.
@@ -22,12 +27,12 @@ import logging
 import tkinter as tk
 from dataclasses import dataclass
 from tkinter import messagebox, ttk
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageTk
 
-from app.messages import FeedbackItem
+from app.messages import FeedbackItem, PropagationApplied
 
 from .geometry import Fit, display_indices, display_span, fit_image, radius_to_canvas, to_image
 from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 
 MIN_RADIUS, MAX_RADIUS = 1, 80  # brush radius in pixels of the image
 DEFAULT_CANVAS = 768  # canvas side in screen pixels (smaller on small screens)
+SIDE_WIDTH = 360  # screen pixels the side panel and margins take beside the canvas
+PROPAGATION_WIDTH = 290  # ... and the propagation panel's column
 DEFAULT_OPACITY = 40  # heatmap opacity in percent
 PAINT_ALPHA = 0.5  # opacity of red / green paint on the canvas
 OUTLINE_PX = 2  # solid rim of painted regions, in screen pixels (tells paint from heatmap)
@@ -88,13 +95,16 @@ class BrushWindow(tk.Toplevel):
     mask in the store. on_cancel(): called after Cancel, Escape or closing the window.
     `self.result` becomes `("done", relpaths)` or `("cancel", ())`; the window then destroys
     itself. `canvas_size` (screen pixels) defaults to 768, less on a small screen.
+    submit(command): with it, the window shows the propagation panel (`self.propagation`,
+    else None), whose trainer commands go through it.
     """
 
     def __init__(self, master: tk.Misc, items: Sequence[FeedbackItem], masks, *,
                  round_number: int = 1,
                  on_done: Optional[Callable[[Tuple[str, ...]], None]] = None,
                  on_cancel: Optional[Callable[[], None]] = None,
-                 canvas_size: Optional[int] = None) -> None:
+                 canvas_size: Optional[int] = None,
+                 submit: Optional[Callable[[Any], None]] = None) -> None:
         if not items:
             raise ValueError("the brush window needs at least one image")
         super().__init__(master)
@@ -103,10 +113,13 @@ class BrushWindow(tk.Toplevel):
         self.round_number = round_number
         self.on_done = on_done
         self.on_cancel = on_cancel
+        self.submit = submit
+        self.propagation = None  # the "Apply to..." panel, built when `submit` is given
         self.result: Optional[Tuple[str, Tuple[str, ...]]] = None
         self.index = 0
         self._images = [_as_rgb(item.image) for item in self.items]
         self._states: List[Optional[_ImageState]] = [None] * len(self.items)
+        self._from_store: set = set()  # indices whose item.mask is stale: start from the store
         self._fit: Optional[Fit] = None
         self._rows = self._cols = np.zeros(0, np.int64)
         self._shown_key: Optional[Tuple[int, Fit]] = None  # what _shown and _heat are for
@@ -128,8 +141,9 @@ class BrushWindow(tk.Toplevel):
         self.show_heatmap_var = tk.BooleanVar(self, value=True)
 
         if canvas_size is None:
+            extra = PROPAGATION_WIDTH if submit is not None else 0
             canvas_size = min(DEFAULT_CANVAS, self.winfo_screenheight() - 220,
-                              self.winfo_screenwidth() - 360)
+                              self.winfo_screenwidth() - SIDE_WIDTH - extra)
         self.title(f"Paint feedback — round {round_number}")
         self.transient(master.winfo_toplevel())
         self._build(max(200, int(canvas_size)))
@@ -236,7 +250,16 @@ class BrushWindow(tk.Toplevel):
 
         # width=1: the status text must never widen the window (and so resize the canvas).
         self.status_label = ttk.Label(self, anchor="w", padding=(8, 3), relief="sunken", width=1)
-        self.status_label.grid(row=1, column=0, columnspan=2, sticky="ew")
+        self.status_label.grid(row=1, column=0, columnspan=3, sticky="ew")
+
+        if self.submit is not None:
+            from .propagation_panel import PropagationPanel
+
+            column = ttk.Frame(self, padding=(0, 10, 12, 10))
+            column.grid(row=0, column=2, sticky="ns")
+            self.propagation = PropagationPanel(column, self.submit, self._propagation_source,
+                                                on_applied=self._propagation_applied)
+            self.propagation.pack(fill="both", expand=True)
 
         self.canvas.bind("<Configure>", lambda _e: self._render_all())
         self.canvas.bind("<ButtonPress-1>", self._on_press)
@@ -376,7 +399,35 @@ class BrushWindow(tk.Toplevel):
         self.prev_button.state(["!disabled" if self.index > 0 else "disabled"])
         self.next_button.state(["!disabled" if self.index < count - 1 else "disabled"])
         self.skip_button.configure(text="Skip & finish" if self.index == count - 1 else "Skip")
+        if self.propagation is not None:
+            self.propagation.set_image(item.relpath, item.true_label)
         self._render_all()
+
+    # ---------------------------------------------------------------------- propagation
+    def _propagation_source(self) -> Tuple[Optional[str], str]:
+        """Save the mask on screen; (relpath, "") when it has red to propagate."""
+        if self._closed:
+            return None, "The window is closing."
+        if not self._leave_image():
+            return None, "The mask of this image could not be saved, so it cannot be propagated."
+        self._update_status()
+        if not (self._state().saved == RED).any():
+            return None, ("Paint red on this image first: only red propagates (green marks "
+                          "this image's own object).")
+        return self.item.relpath, ""
+
+    def _propagation_applied(self, event: PropagationApplied) -> None:
+        """Other images of this round may have got a propagated mask: reload those the user
+        has not changed here (a changed one was saved on leaving it, so it was skipped)."""
+        targets = set(event.relpaths)
+        for index, state in enumerate(self._states):
+            if index == self.index or self.items[index].relpath not in targets:
+                continue
+            if state is None:
+                self._from_store.add(index)  # not visited yet: start from the store, not item.mask
+            elif np.array_equal(state.mask, state.saved):
+                self._states[index] = None
+                self._from_store.add(index)
 
     # ---------------------------------------------------------------------- mask bookkeeping
     def _state(self) -> _ImageState:
@@ -392,7 +443,8 @@ class BrushWindow(tk.Toplevel):
                 stored = None
             saved = (np.zeros((height, width), np.int8) if stored is None
                      else _resize_mask(stored, height, width))
-            start = saved if item.mask is None else _resize_mask(item.mask, height, width)
+            start = (saved if item.mask is None or self.index in self._from_store
+                     else _resize_mask(item.mask, height, width))
             mask = start.copy()
             state = _ImageState(mask=mask, history=StrokeHistory(mask), saved=saved)
             self._states[self.index] = state

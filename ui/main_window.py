@@ -4,7 +4,10 @@ The training runs in the engine's background thread (`app.Trainer`); this window
 the model. Every engine event arrives on `self.events` (the trainer's `emit` is
 `self.events.put`) and is handled on the Tk thread by an `EventPump`. Feedback rounds open the
 brush window (`FeedbackNeeded`), then the chooser (`FinetuneDone`); their buttons become trainer
-commands (`StartFinetune` / `SkipFeedback`, `Commit` / `Reject`).
+commands (`StartFinetune` / `SkipFeedback`, `Commit` / `Reject`). The brush window's "Apply
+to..." panel sends `PreviewPropagation` / `ApplyPropagation` through `trainer.submit`; the
+answers are routed back to that panel. The latest `ReasonabilityReady` (sent before each round)
+is kept, and "Reasonability..." opens it in the reasonability window.
 
 Sessions: every Train starts a new session folder under `sessions_root` (default
 `$XDG_DATA_HOME/saliency-steering/sessions/<YYYYmmdd-HHMMSS>`, i.e.
@@ -59,6 +62,8 @@ STATE_TEXT = {
     "training": "Training",
     "paused": "Paused",
     "selecting": "Choosing images for feedback...",
+    "judging": "Judging the explanations (reasonability matrix)...",
+    "propagating": "Propagating your red to other images...",
     "waiting_for_feedback": "Waiting for your paint (brush window)",
     "finetuning": "Fine-tuning on the masks...",
     "waiting_for_decision": "Waiting for your decision (commit or reject)",
@@ -128,6 +133,8 @@ class MainWindow(ttk.Frame):
         self.device = ""
         self.brush_window: Any = None
         self.chooser_window: Optional[ChooserWindow] = None
+        self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
+        self.reasonability_window: Any = None
         self.error_dialog: Optional[ErrorDialog] = None
         self.last_failure: Optional[msg.TrainingFailed] = None
         self.finished: Optional[msg.TrainingFinished] = None
@@ -179,6 +186,10 @@ class MainWindow(ttk.Frame):
         self.stop_button = ttk.Button(buttons, text="\u25a0 Stop", command=self.on_stop)
         for button in (self.train_button, self.pause_button, self.stop_button):
             button.pack(side="left", padx=(0, 6))
+        self.reasonability_button = ttk.Button(buttons, text="Reasonability...",
+                                               command=self.on_reasonability)
+        self.reasonability_button.pack(side="right")
+        self.reasonability_button.state(["disabled"])  # until the first matrix arrives
 
         session_frame = ttk.LabelFrame(left, text="Session", padding=6)
         session_frame.pack(fill="x")
@@ -327,6 +338,7 @@ class MainWindow(ttk.Frame):
                                          self.finetune_config)
                 self.log.append(f"New session {session.folder}")
                 self.plots.clear()
+                self._forget_reasonability()
             paths = session.run_paths()
             trainer = self.trainer_factory(config, session.finetune_config, paths,
                                            emit=self.events.put, session=session)
@@ -376,6 +388,21 @@ class MainWindow(ttk.Frame):
         self.log.append("Stopping after the current batch...")
         self._set_state("stopping")
 
+    def on_reasonability(self) -> Any:
+        """Open (or raise and refresh) the reasonability window on the latest matrix."""
+        if self.reasonability is None:
+            return None
+        from .reasonability_window import ReasonabilityWindow
+
+        window = self.reasonability_window
+        if window is not None and window.winfo_exists():
+            window.show(self.reasonability)
+            window.deiconify()
+            window.lift()
+            return window
+        self.reasonability_window = ReasonabilityWindow(self.root, self.reasonability)
+        return self.reasonability_window
+
     def on_open_session(self) -> None:
         from app.session import default_sessions_root
 
@@ -418,7 +445,12 @@ class MainWindow(ttk.Frame):
         self.session = None
         self.plots.clear()
         self.progress.reset()
+        self._forget_reasonability()
         self._update_session_label()
+
+    def _forget_reasonability(self) -> None:
+        self.reasonability = None
+        self.reasonability_button.state(["disabled"])
 
     # ------------------------------------------------------------------------------ events
     def handle_event(self, event: Any) -> None:
@@ -488,13 +520,60 @@ class MainWindow(ttk.Frame):
         try:
             self.brush_window = BrushWindow(self.root, event.items, self.session.masks,
                                             round_number=event.round, on_done=done,
-                                            on_cancel=cancel)
+                                            on_cancel=cancel, submit=trainer.submit)
         except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting for paint
             log.exception("cannot open the brush window")
             self.brush_window = None
             trainer.submit(msg.SkipFeedback())
             self.show_error(f"Cannot open the brush window: {error}",
                             details=traceback.format_exc(), title="Feedback round skipped")
+
+    def _on_reasonability(self, event: msg.ReasonabilityReady) -> None:
+        self.reasonability = event
+        self.reasonability_button.state(["!disabled"])
+        matrix = event.matrix
+        total = matrix.n_images
+        bad = matrix.counts.get("accurate_unreasonable", 0)
+        self.log.append(f"Reasonability before round {event.round}: {bad} of {total} judged "
+                        f"images are right for the wrong reason (Reasonability... shows them)")
+        window = self.reasonability_window
+        if window is not None:
+            try:
+                if window.winfo_exists():
+                    window.show(event)
+            except tk.TclError:
+                self.reasonability_window = None
+
+    def _propagation_panel(self) -> Any:
+        brush = self.brush_window
+        panel = getattr(brush, "propagation", None)
+        try:
+            return panel if panel is not None and panel.winfo_exists() else None
+        except tk.TclError:
+            return None
+
+    def _on_propagation_preview(self, event: msg.PropagationPreview) -> None:
+        self.log.append(f"Propagation preview ({event.scope}) from {', '.join(event.sources)}: "
+                        f"{event.count} images")
+        panel = self._propagation_panel()
+        if panel is not None:
+            panel.show_preview(event)
+
+    def _on_propagation_applied(self, event: msg.PropagationApplied) -> None:
+        self.log.append(f"Propagated ({event.scope}) the red of {', '.join(event.sources)} to "
+                        f"{event.written} images")
+        panel = self._propagation_panel()
+        if panel is not None:
+            panel.show_applied(event)
+
+    def _on_propagation_failed(self, event: msg.PropagationFailed) -> None:
+        self.log.append(f"Propagation ({event.scope}) failed: {event.message}",
+                        "warning" if event.user_error else "error")
+        if event.details:
+            self.log.append(event.details, "error")
+        panel = self._propagation_panel()
+        if panel is not None:
+            panel.show_failed(event)
 
     def _on_finetune_started(self, event: msg.FinetuneStarted) -> None:
         self.progress.finetune_started(event.round, event.max_steps)
@@ -590,6 +669,10 @@ class MainWindow(ttk.Frame):
         msg.BatchFinished: _on_batch,
         msg.EpochFinished: _on_epoch,
         msg.FeedbackNeeded: _on_feedback,
+        msg.ReasonabilityReady: _on_reasonability,
+        msg.PropagationPreview: _on_propagation_preview,
+        msg.PropagationApplied: _on_propagation_applied,
+        msg.PropagationFailed: _on_propagation_failed,
         msg.FinetuneStarted: _on_finetune_started,
         msg.FinetuneProgress: _on_finetune_progress,
         msg.FinetuneDone: _on_finetune_done,
@@ -682,6 +765,12 @@ class MainWindow(ttk.Frame):
         for name in ("app", "datasets", "models", "loss"):
             logging.getLogger(name).removeHandler(self.log_handler)
         self._close_round_windows()
+        if self.reasonability_window is not None:
+            try:
+                self.reasonability_window.destroy()
+            except tk.TclError:
+                pass
+            self.reasonability_window = None
         if self.error_dialog is not None:
             try:
                 self.error_dialog.destroy()
