@@ -330,6 +330,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return args.handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `main.py evaluate ... | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return EXIT_OK
     except Exception as error:  # noqa: BLE001 -- user mistakes get one line, bugs a traceback
         if isinstance(error, user_error_types()):
             print(f"error: {error}", file=sys.stderr)

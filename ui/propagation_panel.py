@@ -20,6 +20,7 @@ from tkinter import ttk
 from typing import Any, Callable, Optional, Sequence, Tuple
 
 from app import messages as msg
+from app.propagation import DEFAULT_SIMILAR_SHARE
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,9 @@ class PropagationPanel(ttk.LabelFrame):
             text += f" {_plural(len(event.skipped_hand_painted), 'image')} you painted keep their own mask."
         if event.count:
             text += " Apply writes them."
+        elif event.scope == "similar":
+            text += (f" No other image has {DEFAULT_SIMILAR_SHARE:.0%} of its saliency on this red; "
+                     "try another scope.")
         self._set_status(text)
         self._fill_list(event.relpaths)
         self._update_buttons()
