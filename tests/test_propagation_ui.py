@@ -280,3 +280,15 @@ def test_main_window_routes_answers_to_the_open_panel(tk_root, tmp_path):
         assert window.event_counts["PropagationPreview"] == 2
     finally:
         window.teardown()
+
+
+@pytest.mark.gui
+def test_empty_similar_preview_says_why_and_offers_no_apply(brush):
+    panel = brush.propagation
+    _paint_red(brush)
+    panel.scope_buttons["similar"].invoke()
+    panel.preview_button.invoke()
+    panel.show_preview(msg.PropagationPreview(("3/a.png",), "similar", 0, ()))
+    text = panel.status_label.cget("text")
+    assert text.startswith("0 images would get this red") and "30% of its saliency" in text
+    assert panel.apply_button.instate(["disabled"]) and panel.listbox.size() == 0
