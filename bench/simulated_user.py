@@ -1,0 +1,93 @@
+"""A simulated user for the effectiveness benchmark: paints what a person would, on the demo data.
+
+Shown an image of the demo shortcut data, a person paints the swatch they see red, with a brush
+a little larger than the swatch (one pixel of margin all round), and the digit green. The demo's
+ground-truth masks (`<demo>/truth/<split>/<relpath>`) say exactly where the swatch and the digit
+are, so the simulated user reads them instead of looking; what it paints is not the truth mask
+itself but the dilated red plus the green, saved at the displayed image's size with
+`meta = {"source": "painted", "by": "simulated user"}`, as the brush window would save it.
+
+Also builds the oracle's data: a copy of train/val with every swatch painted over with the
+background's noise, so a model trained on it never sees a swatch.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable, List
+
+import numpy as np
+from PIL import Image
+
+from datasets import GREEN, RED, MaskStore
+from datasets.masks import read_mask_array
+
+PAINTED_META = {"source": "painted", "by": "simulated user"}
+BRUSH_MARGIN = 1  # pixels of red beyond the swatch on every side (at the image's own size)
+
+
+def grow(region: np.ndarray, pixels: int) -> np.ndarray:
+    """bool H x W region grown by `pixels` in all 8 directions."""
+    grown = region.copy()
+    for _ in range(pixels):
+        padded = np.pad(grown, 1)
+        height, width = grown.shape
+        step = np.zeros_like(grown)
+        for dy in range(3):
+            for dx in range(3):
+                step |= padded[dy:dy + height, dx:dx + width]
+        grown = step
+    return grown
+
+
+class SimulatedUser:
+    """Paints demo images into a mask store the way a person with a brush would."""
+
+    def __init__(self, truth_dir: os.PathLike | str, margin: int = BRUSH_MARGIN, paint_green: bool = True):
+        self.truth_dir = Path(truth_dir)
+        self.margin = margin
+        self.paint_green = paint_green
+        self.painted: List[str] = []
+
+    def mask_for(self, relpath: str) -> np.ndarray:
+        """np.int8 H x W: red over the swatch (grown by the brush margin), green over the digit."""
+        truth = read_mask_array(self.truth_dir / Path(relpath).with_suffix(".png"))
+        red = grow(truth == RED, self.margin)
+        mask = np.zeros(truth.shape, np.int8)
+        if self.paint_green:
+            mask[truth == GREEN] = GREEN
+        mask[red] = RED
+        return mask
+
+    def paint(self, store: MaskStore, relpaths: Iterable[str]) -> List[str]:
+        """Paint each image into `store`; returns the relpaths painted (in order)."""
+        done = []
+        for relpath in relpaths:
+            store.save(relpath, self.mask_for(relpath), meta=PAINTED_META)
+            done.append(relpath)
+        self.painted.extend(done)
+        return done
+
+
+def swatch_free_copy(image_dir: os.PathLike | str, truth_dir: os.PathLike | str, out_dir: os.PathLike | str, noise_sigma: float, seed: int = 0) -> Path:
+    """Copy an image folder, replacing every swatch (red in the truth mask) by background noise.
+
+    The demo's background is black under Gaussian noise of `noise_sigma` grey levels, clipped at
+    0; the swatch pixels get fresh noise of the same kind, so nothing marks where a swatch was.
+    """
+    image_dir, truth_dir, out_dir = Path(image_dir), Path(truth_dir), Path(out_dir)
+    rng = np.random.default_rng(seed)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    for path in sorted(image_dir.rglob("*.png")):
+        relpath = path.relative_to(image_dir)
+        pixels = np.array(Image.open(path).convert("L"), dtype=np.float64)
+        swatch = read_mask_array(truth_dir / relpath) == RED
+        noise = np.clip(rng.normal(0.0, noise_sigma, size=pixels.shape), 0, 255)
+        pixels[swatch] = noise[swatch]
+        target = out_dir / relpath
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.rint(pixels).astype(np.uint8), mode="L").save(target)
+    return out_dir
