@@ -95,7 +95,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         raise UserError(f"{args.masks} has no hand-painted mask to propagate; paint one or name it with --source")
     plan = plan_propagation(
         data, sources, args.scope, source_store=source_store, target_store=target_store, model=model,
-        device=device, similar_share=args.similar_share, include_green=args.include_green,
+        device=device, similar_share=args.similar_share, similar_lift=args.similar_lift, include_green=args.include_green,
     )
     if args.dry_run:
         result = {"would_write": plan.count, "images": plan.relpaths}
@@ -112,7 +112,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register `select` and `propagate` on the main parser's subparsers."""
-    from .propagation import DEFAULT_SIMILAR_SHARE, SCOPES
+    from .propagation import DEFAULT_SIMILAR_LIFT, DEFAULT_SIMILAR_SHARE, SCOPES
     from .selection import SELECTION_STRATEGIES
 
     select = commands.add_parser("select", help="choose the images worth painting; prints their paths as JSON")
@@ -139,7 +139,9 @@ def add_commands(commands: Any) -> None:
                            help="painted images to propagate (default: every hand-painted mask in --masks)")
     propagate.add_argument("--out", required=True, help="mask folder to write to (may equal --masks)")
     propagate.add_argument("--similar-share", type=float, default=DEFAULT_SIMILAR_SHARE,
-                           help="'similar': least share of an image's saliency inside the red region")
+                           help="'similar': share of an image's saliency inside the red region that suffices")
+    propagate.add_argument("--similar-lift", type=float, default=DEFAULT_SIMILAR_LIFT,
+                           help="'similar': ... or this many times the region's mean share over the images")
     propagate.add_argument("--include-green", action="store_true", help="propagate green as well (off by default)")
     propagate.add_argument("--dry-run", action="store_true", help="only print which images would get a mask")
     propagate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")

@@ -142,6 +142,30 @@ def test_scope_similar_follows_the_models_saliency(folder, store, tmp_path):
         plan_propagation(data, ["a/source.png"], "similar")
 
 
+def test_scope_similar_by_lift_over_the_average(tmp_path):
+    """Saliency spread over the image: an absolute share never reaches 30 %, but the images
+    that look at the corner more than the others do are found by the lift."""
+    root = tmp_path / "data"
+    centre = _ink(slice(6, 10), slice(6, 10))  # 16 pixels of ink in the middle
+    corner = centre.copy()
+    corner[0, 0] = 255  # plus one pixel in the top-left corner: share 1/17
+    _save(root, "a/source.png", corner)
+    for name in ("c1", "c2"):
+        _save(root, f"a/{name}.png", corner)
+    for name in ("m1", "m2", "m3"):
+        _save(root, f"b/{name}.png", centre)
+    masks = MaskStore(tmp_path / "masks")
+    masks.save("a/source.png", _source_mask())
+    data = _data(root, tmp_path / "masks")
+    plan = plan_propagation(data, ["a/source.png"], "similar", model=InkModel())
+    # mean share over the 5 candidates = 2/17/5; 1.2 x that = 0.028 <= 1/17
+    assert plan.relpaths == ["a/c1.png", "a/c2.png"]
+    assert plan.shares["a/c1.png"] == pytest.approx(1 / 17, rel=1e-4)
+    assert plan_propagation(data, ["a/source.png"], "similar", model=InkModel(), similar_lift=None).count == 0
+    with pytest.raises(UserError, match="lift must be above 1"):
+        plan_propagation(data, ["a/source.png"], "similar", model=InkModel(), similar_lift=0.5)
+
+
 def test_include_green_copies_green_too(folder, store, tmp_path):
     data = _data(folder, tmp_path / "masks")
     propagate(data, ["a/source.png"], "class", include_green=True)
