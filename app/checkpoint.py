@@ -9,7 +9,6 @@ into place with `os.replace` so a crash never leaves half a file, and loaded wit
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -17,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from .atomic_files import atomic_open
 from .errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -106,17 +106,8 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
     }
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+    with atomic_open(path, "wb") as stream:
+        torch.save(payload, stream)
     return path
 
 

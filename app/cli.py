@@ -25,9 +25,9 @@ EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _write_json(path: Path, payload: Any) -> None:
-    from .session import _write_json_atomic
+    from .atomic_files import write_json_atomic
 
-    _write_json_atomic(path, payload)
+    write_json_atomic(path, payload)
 
 
 def _guidance_arg(value: str) -> Optional[str]:

@@ -14,13 +14,13 @@ import dataclasses
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from datasets import MaskStore
 
+from .atomic_files import write_json_atomic
 from .checkpoint import load_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
 from .errors import CheckpointError, UserError
@@ -49,20 +49,6 @@ def new_session_folder(root: Optional[os.PathLike | str] = None) -> Path:
         suffix += 1
         candidate = root / f"{stamp}-{suffix}"
     return candidate
-
-
-def _write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(payload, stream, indent=2, sort_keys=True)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
 
 
 class Session:
@@ -133,7 +119,7 @@ class Session:
         return session
 
     def save(self) -> None:
-        _write_json_atomic(self.folder / SESSION_FILE, {
+        write_json_atomic(self.folder / SESSION_FILE, {
             "format_version": 1,
             "created": self.created,
             "train_dir": self.train_dir,
