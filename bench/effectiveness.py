@@ -22,23 +22,21 @@ With a later feedback epoch the workflow's first plain epochs are shared with th
 the same seed (it resumes from that checkpoint, as reopening a session does). Prints a table,
 writes `docs/effectiveness.md` and `docs/effectiveness.png`.
 
-`--guided-step train` swaps the engine's guided training step for a variant whose guidance
-forward runs in train mode (see `train_mode_guided_loss`): with the step as shipped, guided
-training on many annotated images collapses (measured numbers in docs/effectiveness.md).
-
 Target: with at most 6 hand-painted images, the workflow reaches at least 98 % of the oracle's
 decoy-free test accuracy and beats RRR with the same number of random images.
 
-Run from the repository root (about 20 minutes on 2 CPU cores; --quick: about 5):
+Run from the repository root (21 minutes measured on 2 shared CPU cores, 2 jobs; --quick: about 5):
 
-    python bench/effectiveness.py --guided-step train
+    python bench/effectiveness.py
     python bench/effectiveness.py --quick
+    python bench/effectiveness.py --replot docs/effectiveness.json     # table and plot again
     python bench/effectiveness.py --data DEMO_DIR --seeds 0 1 2 3 4 --scope similar
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -96,49 +94,6 @@ class RunResult:
     accuracy: float  # decoy-free test accuracy in [0, 1]
     seconds: float
     details: Dict[str, Any] = field(default_factory=dict)
-
-
-# ------------------------------------------------------- optional: a guided step in train mode
-def train_mode_guided_loss(model, images, targets, masks, has_mask, guidance, lam):
-    """`loss.guided_loss` with the guidance forward in train mode (BatchNorm on the annotated
-    rows' own batch statistics, running averages untouched: momentum 0 for that forward).
-
-    A workaround measured by this benchmark (--guided-step train): the engine's guided step
-    computes the penalty with BatchNorm normalising by the CE forward's statistics held constant;
-    with many annotated images that lets the optimiser lower the penalty along directions the
-    real (batch-statistics) network does not depend on, and training stalls or the eval-mode
-    network collapses (see the report in docs/effectiveness.md).
-    """
-    from torch.nn import functional as F
-    from torch.nn.modules.batchnorm import _BatchNorm
-
-    from loss import GuidedLoss
-
-    logits = model(images)
-    ce = F.cross_entropy(logits, targets)
-    annotated = has_mask.to(device=images.device, dtype=torch.bool)
-    if guidance is None or lam == 0 or not bool(annotated.any()):
-        return GuidedLoss(ce, ce.detach(), ce.new_zeros(()), logits.detach())
-    saved = [(m, m.momentum) for m in model.modules() if isinstance(m, _BatchNorm)]
-    for module, _ in saved:
-        module.momentum = 0.0
-    try:
-        penalty = guidance(model, images[annotated], targets[annotated], masks.to(images.device)[annotated])
-    finally:
-        for module, momentum in saved:
-            module.momentum = momentum
-    return GuidedLoss(ce + lam * penalty, ce.detach(), penalty.detach(), logits.detach())
-
-
-def use_guided_step(kind: str) -> None:
-    """'engine': loss.guided_loss as shipped; 'train': the workaround above, for every run."""
-    import app.finetune
-    import app.loops
-    import loss
-
-    step = loss.guided_loss if kind == "engine" else train_mode_guided_loss
-    app.loops.guided_loss = step
-    app.finetune.guided_loss = step
 
 
 # ------------------------------------------------------------------ the engine's path
@@ -385,32 +340,37 @@ def plot(summary: Dict[tuple, tuple], ks: Sequence[int], n_train: int, path: Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(7.5, 4.6), dpi=120)
+    figure, axes = plt.subplots(figsize=(9.5, 4.6), dpi=120)
+    position = {k: i for i, k in enumerate(ks)}  # K on evenly spaced positions: 11 and 12 stay readable
     colours = {"app": "#d62728", "rrr_random": "#1f77b4"}
     for method in ("app", "rrr_random"):
-        points = [(k, *summary[(method, k)][:2]) for k in ks if (method, k) in summary]
+        points = [(position[k], *summary[(method, k)][:2]) for k in ks if (method, k) in summary]
         if not points:
             continue
         x, mean, spread = (np.array(v, dtype=float) for v in zip(*points))
         axes.plot(x, 100 * mean, "o-", color=colours[method], label=METHOD_LABELS[method])
         axes.fill_between(x, 100 * (mean - spread), 100 * (mean + spread), color=colours[method], alpha=0.15)
     for method, style in (("oracle", ("#2ca02c", "--")), ("rrr_all", ("#9467bd", ":")), ("vanilla", ("#7f7f7f", "-."))):
-        if (method, None if method != "rrr_all" else n_train) in summary:
-            mean, spread, _ = summary[(method, None if method != "rrr_all" else n_train)]
+        key = (method, n_train if method == "rrr_all" else None)
+        if key in summary:
+            mean, spread, _ = summary[key]
             axes.axhline(100 * mean, color=style[0], linestyle=style[1], label=f"{METHOD_LABELS[method]}: {100 * mean:.1f} %")
             axes.axhspan(100 * (mean - spread), 100 * (mean + spread), color=style[0], alpha=0.08)
     if ("oracle", None) in summary:
         axes.axhline(100 * TARGET_SHARE_OF_ORACLE * summary[("oracle", None)][0], color="#2ca02c", linewidth=0.8,
                      alpha=0.6, label=f"target: {100 * TARGET_SHARE_OF_ORACLE:.0f} % of oracle")
-    axes.set_xscale("log")
-    axes.set_xticks(list(ks))
-    axes.set_xticklabels([str(k) for k in ks])
-    axes.minorticks_off()
-    axes.set_xlabel("hand-painted (or randomly masked) training images K")
+    labels = []
+    for k in ks:
+        share = 100 * k / n_train
+        labels.append(f"{k}\n({share:.0f} %)" if k > 6 and abs(share - round(share)) < 0.1 else str(k))
+    axes.set_xticks(range(len(ks)))
+    axes.set_xticklabels(labels)
+    axes.set_xlim(-0.4, len(ks) - 0.6)
+    axes.set_xlabel("hand-painted (or randomly masked) training images K (share of the training set)")
     axes.set_ylabel("decoy-free test accuracy (%)")
     axes.set_title(title, fontsize=10)
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7.5, loc="lower right")
+    axes.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -421,11 +381,10 @@ def plot(summary: Dict[tuple, tuple], ks: Sequence[int], n_train: int, path: Pat
 _WORKER: Dict[str, Any] = {}
 
 
-def _init_worker(demo_dir: Path, work: Path, settings: Settings, guided_step: str, threads: int) -> None:
-    """Set up one worker process: its torch threads, guided step and Benchmark (no data copy)."""
+def _init_worker(demo_dir: Path, work: Path, settings: Settings, threads: int) -> None:
+    """Set up one worker process: its torch threads and Benchmark (no data copy)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(threads)
-    use_guided_step(guided_step)
     _WORKER["bench"] = Benchmark(demo_dir, work, settings, prepare=False)
 
 
@@ -454,16 +413,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--lam-workflow", type=float, help="guidance weight in the app workflow (default: --lam)")
     parser.add_argument("--scope", default="all", choices=SCOPES + ("none",), help="how the simulated user propagates")
     parser.add_argument("--methods", nargs="+", default=["vanilla", "oracle", "rrr_all", "rrr_random", "app"])
-    parser.add_argument("--guided-step", default="engine", choices=("engine", "train"),
-                        help="engine: loss.guided_loss as shipped; train: guidance forward in train mode (workaround)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads in all")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, in worker processes (threads are shared out)")
     parser.add_argument("--out-dir", default=str(ROOT / "docs"), help="where effectiveness.md/.png go ('' = nowhere)")
     parser.add_argument("--work", help="scratch folder (default: a temp folder, removed afterwards)")
+    parser.add_argument("--replot", metavar="JSON", help="only print and write the report of stored results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.replot:
+        report(json.loads(Path(args.replot).read_text(encoding="utf-8")), Path(args.out_dir) if args.out_dir else None)
+        return 0
     torch.set_num_threads(args.threads)
-    use_guided_step(args.guided_step)
 
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     epochs = args.epochs or (6 if args.quick else 10)
@@ -484,7 +444,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"demo data {demo_dir} ({bench.n_train} training images), seeds {seeds}, K {ks}, {epochs} epochs, "
               f"feedback after epoch {settings.feedback_epoch}, {settings.guidance} lambda {settings.lam} "
               f"(workflow {settings.lam_workflow}), "
-              f"propagation scope {args.scope}, guided step {args.guided_step}, {args.threads} threads", flush=True)
+              f"propagation scope {args.scope}, {args.threads} threads, {args.jobs} jobs", flush=True)
         results: List[RunResult] = []
 
         def record(result: RunResult) -> None:
@@ -509,7 +469,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             context = multiprocessing.get_context("spawn")
-            worker_args = (demo_dir, work, settings, args.guided_step, max(1, args.threads // args.jobs))
+            worker_args = (demo_dir, work, settings, max(1, args.threads // args.jobs))
             with ProcessPoolExecutor(args.jobs, mp_context=context, initializer=_init_worker, initargs=worker_args) as pool:
                 futures = [pool.submit(_run_in_worker, task) for task in tasks]
                 for future in as_completed(futures):
@@ -517,44 +477,65 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
-    minutes = (time.monotonic() - started) / 60
+    record_of_run = {
+        "settings": {**dataclasses.asdict(settings), "scope": args.scope},
+        "seeds": seeds, "ks": ks, "n_train": bench.n_train, "minutes": (time.monotonic() - started) / 60,
+        "jobs": args.jobs, "threads": args.threads,
+        "results": [dataclasses.asdict(r) for r in results],
+    }
+    report(record_of_run, Path(args.out_dir) if args.out_dir else None)
+    return 0
+
+
+def report(run: Dict[str, Any], out_dir: Optional[Path]) -> None:
+    """Print the table and the target check; write effectiveness.md/.png/.json into out_dir."""
+    results = [RunResult(**r) for r in run["results"]]
+    settings, seeds, ks, n_train = run["settings"], run["seeds"], run["ks"], run["n_train"]
     summary = summarise(results)
-    lines = table_lines(summary, ks, bench.n_train)
+    lines = table_lines(summary, ks, n_train)
     checks = verdict(summary, ks)
     print()
     print("\n".join(lines))
     print()
     print("\n".join(checks))
-    print(f"\n{len(results)} runs in {minutes:.1f} min")
-    if args.out_dir:
-        out = Path(args.out_dir)
-        title = (f"Demo shortcut data: small_cnn, {epochs} epochs, {len(seeds)} seeds (mean ± std), guided step "
-                 f"'{args.guided_step}'\nworkflow: feedback after epoch {settings.feedback_epoch}, selection 'unreasonable', "
-                 f"propagation '{args.scope}'")
-        plot(summary, ks, bench.n_train, out / "effectiveness.png", title)
-        md = [
-            "# Effectiveness: fixing the demo shortcut with a handful of painted images",
-            "",
-            "Written by `python bench/effectiveness.py` (see its docstring for the methods). Metric: accuracy on the",
-            "decoy-free test split (`test/`, swatch shade random), mean ± standard deviation over seeds.",
-            "",
-            f"Settings: small_cnn, {epochs} epochs for every method, batch {settings.batch_size}, Adam lr {settings.lr}, "
-            f"guidance {settings.guidance} with lambda {settings.lam} (workflow: {settings.lam_workflow}), "
-            f"guided step '{args.guided_step}' (see below); seeds {seeds}; "
-            f"the workflow's feedback round after epoch {settings.feedback_epoch} (selection 'unreasonable', "
-            f"propagation scope '{args.scope}', fine-tune round with the default FinetuneConfig, committed); "
-            f"{len(results)} runs in {minutes:.1f} min.",
-            "",
-            *lines,
-            "",
-            *[f"- {c}" for c in checks],
-            "",
-            "![accuracy vs K](effectiveness.png)",
-            "",
-        ]
-        (out / "effectiveness.md").write_text("\n".join(md), encoding="utf-8")
-        print(f"wrote {out / 'effectiveness.md'} and {out / 'effectiveness.png'}")
-    return 0
+    print(f"\n{len(results)} runs in {run['minutes']:.1f} min ({run['jobs']} jobs, {run['threads']} threads)")
+    if out_dir is None:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    title = (f"Demo shortcut data: small_cnn, {settings['epochs']} epochs, {len(seeds)} seeds (mean ± std)\n"
+             f"workflow: feedback after epoch {settings['feedback_epoch']}, selection 'unreasonable', "
+             f"propagation '{settings['scope']}'")
+    plot(summary, ks, n_train, out_dir / "effectiveness.png", title)
+    md = [
+        "# Effectiveness: fixing the demo shortcut with a handful of painted images",
+        "",
+        "Written by `python bench/effectiveness.py` (see its docstring for the methods; `--replot",
+        "docs/effectiveness.json` redraws this from the stored results). Metric: accuracy on the decoy-free",
+        "test split (`test/`, swatch shade random), mean ± standard deviation over seeds, after the last epoch.",
+        "",
+        f"Settings: small_cnn, {settings['epochs']} epochs for every method, batch {settings['batch_size']}, "
+        f"Adam lr {settings['lr']}, guidance {settings['guidance']} with lambda {settings['lam']} "
+        f"(workflow: {settings['lam_workflow']}); seeds {seeds}; the workflow's feedback round after epoch "
+        f"{settings['feedback_epoch']} (selection 'unreasonable', the simulated user's red propagated with scope "
+        f"'{settings['scope']}', fine-tune round with the default FinetuneConfig, committed); "
+        f"{len(results)} runs in {run['minutes']:.1f} min ({run['jobs']} parallel jobs, {run['threads']} threads).",
+        "",
+        *lines,
+        "",
+        *[f"- {c}" for c in checks],
+        "",
+        "![accuracy vs K](effectiveness.png)",
+        "",
+        "Reading it: single runs of this small, noisy data set swing by several points from epoch to epoch",
+        "and between repeats of the same seed, so differences of a few points are within the noise; the",
+        "per-run numbers, the images the workflow painted and its fine-tune reports are in",
+        "`effectiveness.json`.",
+        "",
+        *run.get("notes", []),
+    ]
+    (out_dir / "effectiveness.md").write_text("\n".join(md), encoding="utf-8")
+    (out_dir / "effectiveness.json").write_text(json.dumps(run, indent=1, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {out_dir / 'effectiveness.md'}, .png and .json")
 
 
 if __name__ == "__main__":
