@@ -61,7 +61,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from app import FinetuneConfig, RunPaths, TrainConfig, Trainer  # noqa: E402
 from app import messages as msg  # noqa: E402
 from app.loops import evaluate  # noqa: E402
-from app.propagation import SCOPES, apply_propagation, hand_painted, plan_propagation  # noqa: E402
+from app.propagation import SCOPES, hand_painted  # noqa: E402
 from datasets import ImageFolderData, MaskStore  # noqa: E402
 from datasets import demo as demo_data  # noqa: E402
 from models import model_spec  # noqa: E402
@@ -119,7 +119,8 @@ class ScriptedUser:
     """Answers the trainer's feedback requests as a person at the app would.
 
     FeedbackNeeded: paint the offered images (up to the remaining budget of hand-painted images),
-    propagate the red of every hand-painted image with `scope` (the union of the round's strokes:
+    ask the trainer to propagate the red of every hand-painted image with `scope`
+    (`ApplyPropagation`, the brush window's "Apply to..." button: the union of the round's strokes,
     each swatch corner seen becomes "never here"), then start the fine-tune round. A round with no
     budget left is skipped. FinetuneDone: commit (the user sees the saliency leave the swatch;
     validation accuracy on the shortcut-bearing val split may drop, which is the point).
@@ -138,15 +139,17 @@ class ScriptedUser:
                 trainer.submit(msg.SkipFeedback())
                 return
             relpaths = [item.relpath for item in event.items][:left]
-            train = trainer.data.train
-            self.user.paint(train.masks, relpaths)
-            record: Dict[str, Any] = {"epoch": event.epoch, "painted": relpaths, "reasons": [i.reason for i in event.items][:left]}
+            store = trainer.data.train.masks
+            self.user.paint(store, relpaths)
+            self.rounds.append({"epoch": event.epoch, "painted": relpaths, "reasons": [i.reason for i in event.items][:left]})
             if self.scope is not None:
-                # The trainer waits for a command: its model is not being trained right now.
-                plan = plan_propagation(train, hand_painted(train.masks), self.scope, model=trainer.model, device=trainer.device)
-                record["propagated"] = apply_propagation(train, plan).written
-            self.rounds.append(record)
+                # Commands are handled in order: the propagation is written before the round starts.
+                trainer.submit(msg.ApplyPropagation(tuple(hand_painted(store)), self.scope))
             trainer.submit(msg.StartFinetune(tuple(relpaths)))
+        elif isinstance(event, msg.PropagationApplied):
+            self.rounds[-1]["propagated"] = event.written
+        elif isinstance(event, msg.PropagationFailed):
+            raise RuntimeError(f"propagation failed: {event.message}\n{event.details}")
         elif isinstance(event, msg.FinetuneDone):
             self.rounds[-1]["finetune"] = {
                 "stop": event.report.stop_reason, "steps": event.report.steps,
