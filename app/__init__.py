@@ -6,10 +6,15 @@ from .errors import CheckpointError, UserError
 from .finetune import FinetuneResult, commit_candidate, finetune_round
 from .finetune_report import FinetuneReport
 from .loops import TrainingDiverged, evaluate, train_one_epoch
+from .propagation import SCOPES, PropagationPlan, apply_propagation, plan_propagation, propagate
+from .reasonability import ReasonabilityMatrix, reasonability_matrix
+from .selection import SELECTION_STRATEGIES, Choice, select_images
 from .session import Session, default_sessions_root, new_session_folder
 from .trainer import Trainer
 
 __all__ = [
+    "SCOPES", "SELECTION_STRATEGIES", "Choice", "PropagationPlan", "ReasonabilityMatrix",
+    "apply_propagation", "plan_propagation", "propagate", "reasonability_matrix", "select_images",
     "Checkpoint", "CheckpointError", "FinetuneConfig", "FinetuneReport", "FinetuneResult",
     "RunPaths", "Session", "TrainConfig", "Trainer", "TrainingDiverged", "UserError",
     "commit_candidate", "default_sessions_root", "evaluate", "finetune_round",
