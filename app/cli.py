@@ -242,7 +242,17 @@ def cmd_app(args: argparse.Namespace) -> int:
         from ui.app import run_app
     except ImportError as error:  # tkinter missing from this Python
         raise UserError(f"the desktop app needs Tk ({error}); install python3-tk or use the CLI commands") from error
-    return run_app(data_dir=args.data, session_dir=args.session)
+    import tkinter
+
+    try:
+        return run_app(data_dir=args.data, session_dir=args.session)
+    except tkinter.TclError as error:
+        if "display" in str(error).lower():
+            raise UserError(
+                f"the desktop app needs a screen ({error}); on a headless machine use the "
+                "command line instead: main.py --help"
+            ) from error
+        raise
 
 
 # ---------------------------------------------------------------------------- parser

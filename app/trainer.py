@@ -132,7 +132,7 @@ class Trainer:
             self._finish(stopped=True)
         except Exception as error:  # noqa: BLE001 -- the thread must report, not die silently
             if isinstance(error, user_error_types()):
-                logger.warning("training stopped: %s", error)
+                logger.info("training stopped: %s", error)  # the consumer shows it
                 self._set_state("failed")
                 self._emit(msg.TrainingFailed(str(error), user_error=True))
                 return

@@ -95,3 +95,16 @@ def test_help_lists_every_command(capsys):
     text = capsys.readouterr().out
     for command in ("train", "evaluate", "finetune", "demo-data", "app"):
         assert command in text
+
+
+def test_app_without_a_display_says_so_instead_of_a_traceback():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "main.py", "app"], cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: the desktop app needs a screen") and "Traceback" not in result.stderr
