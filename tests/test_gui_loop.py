@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ import torch
 from app.checkpoint import load_checkpoint
 from app.config import FinetuneConfig
 from datasets import GREEN, RED, MaskStore
+from tk_wait import wait_until as _wait_until
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 
@@ -31,27 +31,8 @@ VAL_PER_CLASS = 4
 
 
 def wait_until(widget, predicate, timeout=120.0):
-    """Run the real Tk main loop until `predicate()` holds; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    pending = []
-
-    def poll():
-        pending.clear()
-        if predicate() or time.monotonic() > deadline:
-            widget.quit()
-        else:
-            pending.append(widget.after(10, poll))
-
-    if not predicate():
-        pending.append(widget.after(10, poll))
-        widget.mainloop()
-        for after_id in pending:  # the loop can also end because the window was destroyed
-            try:
-                widget.tk.call("after", "cancel", after_id)
-            except Exception:  # noqa: BLE001 -- the interpreter is gone: so is the timer
-                pass
-    if not predicate():
-        raise AssertionError("timed out waiting for the app")
+    """The shared waiter, with the longer timeout a training round needs."""
+    _wait_until(widget, predicate, timeout)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import queue
 import threading
 
 import numpy as np
-import pytest
 import torch
 
 from app import messages as msg

@@ -23,7 +23,7 @@ from PIL import Image, ImageTk
 from app.messages import Comparison, FinetuneDone
 
 from .geometry import display_indices, fit_image
-from .overlay import GREEN_RGB, RED_RGB, blend, mask_overlay
+from .overlay import RED_RGB, blend, mask_overlay
 
 PANEL_SIZE = 300  # canvas side of each image panel, in pixels
 OUTLINE_RED = RED_RGB

@@ -24,7 +24,6 @@ moment), then destroys the window; every `after` timer is cancelled first.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
