@@ -131,29 +131,39 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------- evaluate
-def evaluate_checkpoint(checkpoint_path: str, data_dir: str, masks_dir: Optional[str] = None, device_name: str = "auto") -> Dict[str, Any]:
-    """accuracy, loss, n_images, per_class_accuracy (+ saliency_on_red/green with masks)."""
-    import torch
-    from torch.utils.data import DataLoader
+def load_model_and_data(checkpoint_path: str, data_dir: str, masks_dir: Optional[str], device_name: str):
+    """(model in eval mode on its device, ImageFolderData at the checkpoint's input size, device).
 
+    CheckpointError when the folder's classes are not the checkpoint's.
+    """
     from datasets import ImageFolderData
     from models import pick_device
 
     from .checkpoint import load_checkpoint, model_from_checkpoint
-    from .explanation_metrics import gradient_saliency, mass_share
-    from .finetune import annotated_indices, stack_samples
-    from .loops import evaluate
 
     checkpoint = load_checkpoint(checkpoint_path)
     device = pick_device(device_name)
     data = ImageFolderData(data_dir, checkpoint.input_size, checkpoint.mean, checkpoint.std, masks_dir=masks_dir)
     checkpoint.check_compatible(classes=data.classes)
     model = model_from_checkpoint(checkpoint).to(device)
+    model.eval()
+    return model, data, device
+
+
+def evaluate_checkpoint(checkpoint_path: str, data_dir: str, masks_dir: Optional[str] = None, device_name: str = "auto") -> Dict[str, Any]:
+    """accuracy, loss, n_images, per_class_accuracy (+ saliency_on_red/green with masks)."""
+    from torch.utils.data import DataLoader
+
+    from .explanation_metrics import gradient_saliency, mass_share
+    from .finetune import stack_samples
+    from .loops import evaluate
+
+    model, data, device = load_model_and_data(checkpoint_path, data_dir, masks_dir, device_name)
     loader = DataLoader(data, batch_size=128, shuffle=False)
     result = evaluate(model, loader, device=device, classes=data.classes)
     result["n_skipped"] = len(data.skipped)
     if masks_dir is not None:
-        indices = annotated_indices(data)
+        indices = data.annotated_indices()
         reds: List[float] = []
         greens: List[float] = []
         for start in range(0, len(indices), 64):

@@ -14,48 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Tuple
+from typing import Any
 
+from .cli import load_model_and_data
 from .errors import UserError
 
 EXIT_OK = 0
 
 
-def _load(checkpoint_path: str, data_dir: str, masks_dir: str | None, device_name: str) -> Tuple[Any, Any, Any]:
-    """(model on its device, ImageFolderData with the checkpoint's input, device)."""
-    from datasets import ImageFolderData
-    from models import pick_device
-
-    from .checkpoint import load_checkpoint, model_from_checkpoint
-
-    checkpoint = load_checkpoint(checkpoint_path)
-    device = pick_device(device_name)
-    data = ImageFolderData(data_dir, checkpoint.input_size, checkpoint.mean, checkpoint.std, masks_dir=masks_dir)
-    checkpoint.check_compatible(classes=data.classes)
-    model = model_from_checkpoint(checkpoint).to(device)
-    model.eval()
-    return model, data, device
-
-
-def _as_user_errors(handler):
-    """Report dataset/model/device mistakes as UserError, which the CLI prints as one line."""
-
-    def wrapped(args: argparse.Namespace) -> int:
-        from .errors import user_error_types
-
-        try:
-            return handler(args)
-        except UserError:
-            raise
-        except user_error_types() as error:
-            raise UserError(str(error)) from error
-
-    wrapped.__name__ = handler.__name__
-    wrapped.__doc__ = handler.__doc__
-    return wrapped
-
-
-@_as_user_errors
 def cmd_select(args: argparse.Namespace) -> int:
     """Print the JSON list of the chosen images' paths relative to --data, best first."""
     from .selection import select_images
@@ -64,7 +30,7 @@ def cmd_select(args: argparse.Namespace) -> int:
         raise UserError(f"--k must be at least 1, got {args.k}")
     if args.masks is not None and not Path(args.masks).is_dir():
         raise UserError(f"the mask folder {args.masks} does not exist")
-    model, data, device = _load(args.checkpoint, args.data, args.masks, args.device)
+    model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     exclude = []
     if data.masks is not None and not args.include_annotated:
         from .propagation import hand_painted
@@ -78,7 +44,6 @@ def cmd_select(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@_as_user_errors
 def cmd_propagate(args: argparse.Namespace) -> int:
     """Write propagated masks to --out and print how many (JSON)."""
     from datasets import MaskStore
@@ -87,7 +52,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
     if not Path(args.masks).is_dir():
         raise UserError(f"the mask folder {args.masks} does not exist")
-    model, data, device = _load(args.checkpoint, args.data, args.masks, args.device)
+    model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     source_store = data.masks
     target_store = source_store if Path(args.out).resolve() == Path(args.masks).resolve() else MaskStore(args.out, data.relpaths)
     sources = list(args.source) if args.source else hand_painted(source_store)

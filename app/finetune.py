@@ -60,14 +60,6 @@ def stack_samples(dataset: Any, indices: Sequence[int], device: torch.device) ->
     return images, targets, masks, has_mask
 
 
-def annotated_indices(dataset: Any) -> List[int]:
-    """Indices of the dataset's images that have a mask in its mask store."""
-    store = getattr(dataset, "masks", None)
-    if store is None:
-        return []
-    return [i for i, relpath in enumerate(dataset.relpaths) if store.has(relpath)]
-
-
 def guidance_value(model: nn.Module, guidance: nn.Module, images: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> float:
     """Mean guidance loss over the given annotated images (eval mode, no parameter update)."""
     was_training = model.training
@@ -119,7 +111,7 @@ def finetune_round(
     """
     started = time.monotonic()
     generator = torch.Generator().manual_seed(seed)
-    indices = annotated_indices(train_data)
+    indices = train_data.annotated_indices()
     candidate = copy.deepcopy(model).to(device)
     if not indices:
         val = evaluate(model, val_loader, device=device, max_images=config.max_val_images)
