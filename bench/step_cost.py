@@ -37,7 +37,7 @@ from loss import DEFAULT_LAMBDAS, GUIDANCE_NAMES, build_guidance, guided_loss  #
 from models import build_model, device_label, pick_device  # noqa: E402
 
 NUM_CLASSES = 10
-FRACTIONS = (1.0, 0.25, 0.05)
+FRACTIONS = (1.0, 0.5, 0.25, 0.05)
 TARGET_AT_5 = 1.3
 TARGET_AT_100 = 3.0
 # Per-model defaults (batch, input size): small enough for a CPU, as in the cost notes.
@@ -69,14 +69,15 @@ def annotated_rows(batch: int, fraction: float, device: torch.device) -> torch.T
 
 
 def timed_step(
-    model, optimizer, images, targets, masks, has_mask, guidance, lam, device, clock=time.perf_counter
+    model, optimizer, images, targets, masks, has_mask, guidance, lam, device,
+    clock=time.perf_counter, shared_forward=None,
 ) -> float:
     """One training step; returns its duration in milliseconds on ``clock``."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = clock()
     optimizer.zero_grad(set_to_none=True)
-    result = guided_loss(model, images, targets, masks, has_mask, guidance, lam)
+    result = guided_loss(model, images, targets, masks, has_mask, guidance, lam, shared_forward)
     result.total.backward()
     optimizer.step()
     if device.type == "cuda":
@@ -98,13 +99,17 @@ def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float
     nothing = torch.zeros(batch, dtype=torch.bool, device=device)
     some = annotated_rows(batch, fraction, device)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    shared_forward = {"auto": None, "shared": True, "second": False}[args.forward]
+    if shared_forward and loss_name == "gradcam":
+        shared_forward = None  # Grad-CAM always runs its own forward
     plain, guided = [], []
     for step in range(args.warmup + args.steps):
         plain_ms = timed_step(
             model, optimizer, images, targets, masks, nothing, guidance, lam, device, clock
         )
         guided_ms = timed_step(
-            model, optimizer, images, targets, masks, some, guidance, lam, device, clock
+            model, optimizer, images, targets, masks, some, guidance, lam, device, clock,
+            shared_forward,
         )
         if step >= args.warmup:
             plain.append(plain_ms)
@@ -126,6 +131,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--forward", choices=("auto", "shared", "second"), default="auto",
+        help="where input-gradient losses get their gradients: auto (the shared CE forward "
+        "from loss.SHARED_FORWARD_FROM annotated), always shared, or always a second forward",
+    )
+    parser.add_argument(
         "--clock", choices=("wall", "cpu"), default="wall",
         help="wall time, or this process's CPU time (steadier on a busy machine with "
         "--threads 1; CPU device only)",
@@ -142,7 +152,8 @@ def main(argv=None) -> int:
         raise SystemExit("--clock cpu measures CPU time; use it with --device cpu")
     print(f"device: {device_label(device)}, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, {args.clock} clock, {args.warmup} warm-up + "
-          f"{args.steps} timed steps (median); lambdas {dict(DEFAULT_LAMBDAS)}")
+          f"{args.steps} timed steps (median); {args.forward} forward; "
+          f"lambdas {dict(DEFAULT_LAMBDAS)}")
     header = (
         f"{'model':<10} {'shape':>10} {'loss':<9} {'annot.':>7} "
         f"{'plain ms':>9} {'guided ms':>10} {'ratio':>6}"

@@ -3,10 +3,25 @@ annotated rows only.
 
     total = CE(model(images), targets) + lam * guidance(model, images[a], targets[a], masks[a])
 
-with ``a = has_mask``. The guidance term runs a second forward of just the annotated rows, in
-train mode with BatchNorm updating nothing and dropout off (``loss.batch_statistics`` says why:
-both cheaper alternatives let the optimiser game the penalty and collapse the model). When nothing is annotated (or ``guidance is None`` or ``lam == 0``) there is no second
-forward at all, so the step costs the same as a plain step.
+with ``a = has_mask``. Two ways to compute it, the same network either way (every BatchNorm
+normalises with the whole batch's statistics, ``loss.batch_statistics``):
+
+- **second forward** (few rows annotated): the CE forward of the batch, then a forward of just
+  the annotated rows with the CE forward's BatchNorm statistics and dropout off. The double
+  backward runs over the annotated rows only, so 5 % annotated costs little more than a plain
+  step.
+- **shared forward** (at least ``SHARED_FORWARD_FROM`` of the rows annotated, input-gradient
+  losses, and no BatchNorm in train mode): one forward of the batch with the input as a leaf;
+  the CE and the annotated rows' input gradients both come from it. One double backward over
+  the whole batch instead of a plain step plus a double backward of nearly the whole batch.
+  Train-mode BatchNorm rules it out: through the shared statistics, the gradient of the summed
+  scores with respect to one image picks up ``1/N`` times the sum of *every* row's sensitivity
+  to the statistics, a term of the same size as the image's own gradient, so the penalty
+  steers something else. Measured on the demo (small CNN, RRR, every image masked, seed 0):
+  53.5 % decoy-free test accuracy with the shared forward against 70 % with the second.
+
+When nothing is annotated (or ``guidance is None`` or ``lam == 0``) there is one forward and no
+double backward: the step costs the same as a plain step.
 """
 
 from __future__ import annotations
@@ -17,9 +32,19 @@ from typing import NamedTuple, Optional
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from loss.batch_statistics import guidance_mode
+from loss.affine_batchnorm import affine_batchnorm
+from loss.batch_statistics import (
+    normalises_across_the_batch,
+    normalising_with,
+    recording_batch_statistics,
+)
+from loss.input_gradient_loss import InputGradientLoss
 
 logger = logging.getLogger(__name__)
+
+# Share of annotated rows from which an input-gradient loss reuses the CE forward. Measured
+# with bench/step_cost.py (see docs/ARCHITECTURE.md); below it the second forward is cheaper.
+SHARED_FORWARD_FROM = 0.75
 
 
 class GuidedLoss(NamedTuple):
@@ -47,22 +72,26 @@ def guided_loss(
     has_mask: Tensor,
     guidance: Optional[nn.Module],
     lam: float,
+    shared_forward: Optional[bool] = None,
 ) -> GuidedLoss:
     """Cross-entropy over the batch plus ``lam`` times the guidance loss on the annotated rows.
 
     Args:
         model: classifier, N x C x H x W -> N x K logits, in the mode the caller set (usually
-            train) for the cross-entropy forward. Every submodule's mode is restored after the
-            eval-mode guidance forward, also when the guidance raises.
+            train). Every submodule's mode is restored after the guidance forward, also when the
+            guidance raises; BatchNorm running averages see the CE forward only.
         images: N x C x H x W (N >= 1), normalised.
         targets: N long class indices.
         masks: N x H x W in {-1, 0, +1}; rows without annotation are ignored.
         has_mask: N bool (or 0/1), which rows are annotated.
         guidance: a guidance loss called as ``guidance(model, images, targets, masks)``, or None.
         lam: weight of the guidance term, >= 0.
+        shared_forward: force (True) or forbid (False) taking the input gradients from the CE
+            forward; None shares it when that is both cheaper and exact (see the module
+            docstring). Only input-gradient losses (``InputGradientLoss``) can share it.
 
     Returns:
-        ``GuidedLoss(total, ce, guidance)``.
+        ``GuidedLoss(total, ce, guidance, logits)``.
     """
     if lam < 0:
         raise ValueError(f"lam must be >= 0, got {lam}")
@@ -76,12 +105,29 @@ def guided_loss(
         ce = F.cross_entropy(logits, targets)
         return GuidedLoss(total=ce, ce=ce.detach(), guidance=ce.new_zeros(()), logits=logits.detach())
 
-    logits = model(images)
-    ce = F.cross_entropy(logits, targets)
-    with guidance_mode(model):
-        penalty = guidance(
-            model, images[annotated], targets[annotated], masks.to(images.device)[annotated]
+    can_share = isinstance(guidance, InputGradientLoss)
+    if shared_forward and not can_share:
+        raise ValueError(f"{type(guidance).__name__} cannot share the cross-entropy forward")
+    if shared_forward is None:
+        shared_forward = (
+            can_share
+            and float(annotated.float().mean()) >= SHARED_FORWARD_FROM
+            and not normalises_across_the_batch(model)
         )
+    masks = masks.to(images.device)
+
+    if shared_forward:
+        inputs = images.detach().requires_grad_(True)
+        with affine_batchnorm(model):  # eval-mode BatchNorm: same values, cheaper double backward
+            logits = model(inputs)
+        ce = F.cross_entropy(logits, targets)
+        penalty = guidance.penalty_from_forward(inputs, logits, targets, masks, annotated)
+    else:
+        with recording_batch_statistics(model) as statistics:
+            logits = model(images)
+        ce = F.cross_entropy(logits, targets)
+        with normalising_with(model, statistics):
+            penalty = guidance(model, images[annotated], targets[annotated], masks[annotated])
     return GuidedLoss(
         total=ce + lam * penalty, ce=ce.detach(), guidance=penalty.detach(), logits=logits.detach()
     )

@@ -17,21 +17,18 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from torch import Tensor, nn
+from torch import Tensor
 
-from loss.input_gradients import (
-    abs_sum_over_channels,
-    check_guidance_inputs,
-    input_gradients,
-    labelled_logit,
-    zero_loss,
-)
+from loss.input_gradient_loss import InputGradientLoss
+from loss.input_gradients import abs_sum_over_channels, labelled_logit
 
 logger = logging.getLogger(__name__)
 
 
-class PunisherLoss(nn.Module):
+class PunisherLoss(InputGradientLoss):
     """Mask-weighted, clipped input-gradient magnitude of the labelled class's logit.
+
+    Called as ``loss(model, images N x C x H x W, targets N, masks N x H x W)``, +1 red, -1 green.
 
     Args:
         clip: upper bound on the per-pixel magnitude ``sum_c |G_c|`` (0.5 in the thesis);
@@ -44,27 +41,16 @@ class PunisherLoss(nn.Module):
             raise ValueError(f"clip must be positive or None, got {clip}")
         self.clip = clip
 
-    def forward(self, model: nn.Module, images: Tensor, targets: Tensor, masks: Tensor) -> Tensor:
-        """Compute the loss.
+    def score_fn(self, logits: Tensor, targets: Optional[Tensor]) -> Tensor:
+        return labelled_logit(logits, targets)
 
-        Args:
-            model: classifier, N x C x H x W -> N x K logits (eval mode recommended).
-            images: N x C x H x W annotated samples, normalised.
-            targets: N long labelled classes.
-            masks: N x H x W in {-1, 0, +1} (+1 red, -1 green).
-
-        Returns:
-            Scalar: mean over samples of the per-sample sum over pixels; in
-            ``[-clip * #green, clip * #red]`` per sample. Differentiable w.r.t. the parameters.
-        """
-        check_guidance_inputs(images, targets, masks)
-        if images.shape[0] == 0:
-            return zero_loss(model, images)
-        _, grads = input_gradients(model, images, labelled_logit, targets)
+    def penalty_from_gradients(self, grads: Tensor, masks: Tensor) -> Tensor:
+        """Mean over samples of ``sum_ij M_ij * clip(sum_c |G_c|)``; per sample in
+        ``[-clip * #green, clip * #red]``. Differentiable w.r.t. the parameters."""
         magnitude = abs_sum_over_channels(grads)  # N x H x W
         if self.clip is not None:
             magnitude = magnitude.clamp(min=0.0, max=self.clip)
-        masks = masks.to(device=magnitude.device, dtype=magnitude.dtype)
+        masks = masks.to(dtype=magnitude.dtype)
         return (masks * magnitude).sum(dim=(1, 2)).mean()
 
     def extra_repr(self) -> str:

@@ -12,37 +12,27 @@ from __future__ import annotations
 
 import logging
 
-from torch import Tensor, nn
+from typing import Optional
 
-from loss.input_gradients import (
-    check_guidance_inputs,
-    input_gradients,
-    summed_log_probs,
-    zero_loss,
-)
+from torch import Tensor
+
+from loss.input_gradient_loss import InputGradientLoss
+from loss.input_gradients import summed_log_probs
 
 logger = logging.getLogger(__name__)
 
 
-class RRRLoss(nn.Module):
-    """RRR's input-gradient penalty on red pixels (the targets are not used by the score)."""
+class RRRLoss(InputGradientLoss):
+    """RRR's input-gradient penalty on red pixels (the targets are not used by the score).
 
-    def forward(self, model: nn.Module, images: Tensor, targets: Tensor, masks: Tensor) -> Tensor:
-        """Compute the loss.
+    Called as ``loss(model, images N x C x H x W, targets N, masks N x H x W)``; only ``+1`` (red)
+    counts. Returns a scalar >= 0: the mean over samples of the per-sample sum over red pixels
+    and channels, differentiable w.r.t. the parameters.
+    """
 
-        Args:
-            model: classifier, N x C x H x W -> N x K logits (eval mode recommended).
-            images: N x C x H x W annotated samples, normalised.
-            targets: N long labels (only checked for shape; RRR's score uses all classes).
-            masks: N x H x W in {-1, 0, +1}; only ``+1`` (red) counts.
+    def score_fn(self, logits: Tensor, targets: Optional[Tensor]) -> Tensor:
+        return summed_log_probs(logits, targets)
 
-        Returns:
-            Scalar >= 0: mean over samples of the per-sample sum over red pixels and channels.
-            Differentiable w.r.t. the parameters.
-        """
-        check_guidance_inputs(images, targets, masks)
-        if images.shape[0] == 0:
-            return zero_loss(model, images)
-        _, grads = input_gradients(model, images, summed_log_probs, targets)
-        red = (masks == 1).to(device=grads.device, dtype=grads.dtype).unsqueeze(1)  # N x 1 x H x W
+    def penalty_from_gradients(self, grads: Tensor, masks: Tensor) -> Tensor:
+        red = (masks == 1).to(dtype=grads.dtype).unsqueeze(1)  # N x 1 x H x W
         return (red * grads).pow(2).sum(dim=(1, 2, 3)).mean()

@@ -1,4 +1,5 @@
-"""Tests for loss/guided.py (CE over the batch + lam * guidance on annotated rows, in eval mode)
+"""Tests for loss/guided.py (CE over the batch + lam * guidance on annotated rows, the same
+network: whole-batch BatchNorm statistics)
 and loss/factory.py (build_guidance, GUIDANCE_NAMES, DEFAULT_LAMBDAS)."""
 
 import copy
@@ -16,6 +17,7 @@ from loss import (
     PunisherLoss,
     RRRLoss,
     build_guidance,
+    SHARED_FORWARD_FROM,
     guided_loss,
 )
 
@@ -93,33 +95,112 @@ def test_plain_step_is_plain_cross_entropy_with_one_forward(guidance, lam, has_m
     assert result.total.requires_grad and not result.ce.requires_grad
 
 
+class HandNormalised(nn.Module):
+    """TinyBN with its BatchNorm written out, normalising with the statistics of ``batch``'s
+    conv output (kept in the graph): the network the guidance forward must compute."""
+
+    def __init__(self, model: TinyBN, batch_images) -> None:
+        super().__init__()
+        self.model = model
+        self.batch_images = batch_images
+
+    def forward(self, images):
+        m = self.model
+        variance, mean = torch.var_mean(m.conv(self.batch_images), dim=(0, 2, 3), unbiased=False)
+        scale = m.bn.weight / (variance + m.bn.eps).sqrt()
+        normalised = (m.conv(images) - mean.view(1, -1, 1, 1)) * scale.view(1, -1, 1, 1)
+        features = m.relu(normalised + m.bn.bias.view(1, -1, 1, 1))
+        return m.head(m.pool(features).flatten(1))
+
+
+def few_annotated():
+    """The batch with 2 of 6 rows annotated: below SHARED_FORWARD_FROM, a second forward."""
+    images, targets, masks, has_mask = batch()
+    has_mask = torch.tensor([True, False, False, False, False, True])
+    assert has_mask.float().mean() < SHARED_FORWARD_FROM
+    return images, targets, masks, has_mask
+
+
 @pytest.mark.parametrize("guidance_class", [PunisherLoss, RRRLoss])
-def test_total_is_ce_over_all_plus_lam_times_guidance_on_annotated_rows(guidance_class):
+def test_second_forward_uses_the_whole_batch_statistics_in_the_graph(guidance_class):
     model = TinyBN().train()
     reference = copy.deepcopy(model)
-    images, targets, masks, has_mask = batch()
+    images, targets, masks, has_mask = few_annotated()
     lam = 3.0
     counter = ForwardCounter(model)
     result = guided_loss(model, images, targets, masks, has_mask, guidance_class(), lam)
     assert counter.calls == 2
 
-    # The pieces, computed separately on the copy: the guidance is the train-mode network on the
-    # annotated rows alone (their own batch statistics), with the running averages left alone.
     ce = F.cross_entropy(reference(images), targets)
-    reference.bn.momentum = 0.0  # running averages stay as they are
-    penalty = guidance_class()(reference, images[has_mask], targets[has_mask], masks[has_mask])
-    reference.bn.momentum = 0.1
-    reference.bn.num_batches_tracked -= 1
+    hand = HandNormalised(reference, images)
+    penalty = guidance_class()(hand, images[has_mask], targets[has_mask], masks[has_mask])
     assert penalty.abs().item() > 0
     torch.testing.assert_close(result.ce, ce.detach())
     torch.testing.assert_close(result.guidance, penalty.detach())
     torch.testing.assert_close(result.total, ce + lam * penalty)
 
-    # ...and so are the parameter gradients.
+    # ...and so are the parameter gradients (including those through the statistics).
     result.total.backward()
     (ce + lam * penalty).backward()
     for got, want in zip(model.parameters(), reference.parameters()):
         torch.testing.assert_close(got.grad, want.grad)
+
+
+@pytest.mark.parametrize("shared_forward", [False, True])
+def test_penalty_cannot_be_gamed_by_scaling_weights_before_batchnorm(shared_forward):
+    # With statistics detached from the graph, shrinking the conv weights shrank the penalty
+    # (and training collapsed); normalising with statistics in the graph makes it invariant.
+    model = TinyBN().train()
+    images, targets, masks, has_mask = few_annotated()
+    before = guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0,
+                         shared_forward=shared_forward)
+    with torch.no_grad():
+        model.conv.weight.mul_(0.3)  # not smaller: BatchNorm's eps would start to count
+        model.conv.bias.mul_(0.3)
+    after = guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0,
+                        shared_forward=shared_forward)
+    torch.testing.assert_close(after.guidance, before.guidance, rtol=1e-3, atol=1e-9)
+
+
+@pytest.mark.parametrize("guidance_class", [PunisherLoss, RRRLoss])
+def test_shared_forward_equals_second_forward_without_batchnorm(guidance_class):
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(C, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * H * W, K))
+    twin = copy.deepcopy(model)
+    images, targets, masks, has_mask = batch()
+    counter = ForwardCounter(model)
+    shared = guided_loss(model, images, targets, masks, has_mask, guidance_class(), 2.0,
+                         shared_forward=True)
+    assert counter.calls == 1
+    second = guided_loss(twin, images, targets, masks, has_mask, guidance_class(), 2.0,
+                         shared_forward=False)
+    torch.testing.assert_close(shared.total, second.total)
+    shared.total.backward()
+    second.total.backward()
+    for got, want in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(got.grad, want.grad)
+
+
+def test_shared_forward_only_when_most_rows_are_annotated_and_rows_do_not_interact():
+    model = TinyBN().train()
+    images, targets, masks, _ = batch()
+    counter = ForwardCounter(model)
+    most = torch.tensor([True, True, True, True, True, False])
+    assert most.float().mean() >= SHARED_FORWARD_FROM
+    guided_loss(model, images, targets, masks, most, RRRLoss(), 1.0)
+    assert counter.calls == 2  # train-mode BatchNorm couples the rows: a second forward
+
+    model.bn.eval()  # frozen BatchNorm: rows independent, the CE forward is shared
+    counter.calls = 0
+    guided_loss(model, images, targets, masks, most, RRRLoss(), 1.0)
+    assert counter.calls == 1
+    guided_loss(model, images, targets, masks, *few_annotated()[3:], RRRLoss(), 1.0)
+    assert counter.calls == 3  # few rows: a second forward is cheaper
+    guided_loss(model, images, targets, masks, most, GradCAMLoss(model.conv), 1.0)
+    assert counter.calls == 5  # Grad-CAM always runs its own forward
+    with pytest.raises(ValueError, match="cannot share"):
+        guided_loss(model, images, targets, masks, most, GradCAMLoss(model.conv), 1.0,
+                    shared_forward=True)
 
 
 def test_guidance_sees_only_annotated_rows_in_train_mode():
@@ -131,8 +212,9 @@ def test_guidance_sees_only_annotated_rows_in_train_mode():
     torch.testing.assert_close(seen_images, images[has_mask])
     torch.testing.assert_close(seen_targets, targets[has_mask])
     torch.testing.assert_close(seen_masks, masks[has_mask])
-    assert seen_training is True  # batch statistics of the annotated rows, like the CE's
+    assert seen_training is True  # train mode, normalised with the whole batch's statistics
     assert model.training
+    assert "forward" not in vars(model.bn)  # the class's forward is back
 
 
 def test_each_submodule_mode_is_restored():
@@ -160,11 +242,13 @@ def test_mode_is_restored_when_the_guidance_raises():
     assert all(module.training for module in model.modules())
 
 
-def test_batchnorm_running_stats_only_see_the_full_batch():
+@pytest.mark.parametrize("shared_forward", [False, True])
+def test_batchnorm_running_stats_only_see_the_full_batch(shared_forward):
     model = TinyBN().train()
     plain = copy.deepcopy(model)
     images, targets, masks, has_mask = batch()
-    guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0).total.backward()
+    guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0,
+                shared_forward=shared_forward).total.backward()
     plain(images)  # one ordinary training forward of the whole batch
     torch.testing.assert_close(model.bn.running_mean, plain.bn.running_mean)
     torch.testing.assert_close(model.bn.running_var, plain.bn.running_var)
