@@ -96,6 +96,12 @@ def _run_trainer(trainer_factory: Callable[[Callable[[Any], None]], Any], verbos
     return trainer, outcome
 
 
+COUNTEREXAMPLES_HELP = (
+    "penalty only: do not swap the red pixels of masked images with other images' pixels "
+    "(by default they are swapped, so what is painted red stops predicting the label)"
+)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .trainer import Trainer
 
@@ -110,7 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model=model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         guidance=_guidance_arg(args.guidance), lam=args.lam, seed=args.seed, device=args.device,
         num_workers=args.workers, input_size=args.input_size, weights_path=args.weights,
-        val_fraction=args.val_fraction,
+        val_fraction=args.val_fraction, counterexamples=not args.no_counterexamples,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -210,6 +216,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         lr=args.lr or defaults.lr, max_steps=args.max_steps or defaults.max_steps,
         val_loss_rise=args.val_loss_rise or defaults.val_loss_rise,
         guidance_drop=args.guidance_drop or defaults.guidance_drop,
+        counterexamples=not args.no_counterexamples,
     )
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
 
@@ -296,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=10, help="epochs to train (more epochs after --init)")
     train.add_argument("--guidance", choices=GUIDANCE_NAMES + ("none",), default="rrr", help="guidance loss on masked images")
     train.add_argument("--lam", type=float, help="weight of the guidance loss (default: per loss)")
+    train.add_argument("--no-counterexamples", action="store_true", help=COUNTEREXAMPLES_HELP)
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
@@ -322,6 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--out", required=True, help="writes model.pt (candidate) and report.json")
     finetune.add_argument("--guidance", choices=GUIDANCE_NAMES + ("none",), default="none", help="default: the checkpoint's")
     finetune.add_argument("--lam", type=float)
+    finetune.add_argument("--no-counterexamples", action="store_true", help=COUNTEREXAMPLES_HELP)
     finetune.add_argument("--lr", type=float)
     finetune.add_argument("--max-steps", type=int)
     finetune.add_argument("--val-loss-rise", type=float, help="stop when val loss >= this x before (default 1.2)")

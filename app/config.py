@@ -22,6 +22,7 @@ class TrainConfig:
     weight_decay: float = 0.0  # Adam L2 penalty on the weights
     guidance: Optional[str] = "rrr"  # guidance loss on annotated images: punisher | rrr | gradcam | None
     lam: Optional[float] = None  # weight of the guidance term; None = the loss's default
+    counterexamples: bool = True  # swap annotated images' red pixels with other images' (loss.counterexamples)
     seed: int = 0  # seeds weights, shuffling and the train/val split
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N | mps
     num_workers: int = 0  # DataLoader worker processes (0 = load in the training thread)
@@ -65,6 +66,7 @@ class FinetuneConfig:
     val_loss_rise: float = 1.2  # stop when val loss >= this x the val loss before the round
     guidance_drop: float = 0.5  # stop when guidance <= L0 - this x |L0| (L0 = before the round)
     replay_batch: int = 32  # training images mixed into each step's CE so the model does not forget
+    counterexamples: bool = True  # swap annotated images' red pixels with replayed images' (loss.counterexamples)
     max_val_images: Optional[int] = 2000  # cap on validation images used by the stop check
 
     def __post_init__(self) -> None:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from loss import guided_loss
+from loss import guided_loss, swap_red_regions
 
 from .errors import UserError
 
@@ -48,10 +48,14 @@ def train_one_epoch(
     device: torch.device,
     guidance: Optional[nn.Module] = None,
     lam: float = 0.0,
+    counterexamples: bool = False,
     on_batch: Optional[BatchCallback] = None,
     should_stop: Optional[Callable[[], bool]] = None,
 ) -> Dict[str, float]:
     """One pass over `loader` minimising CE + lam x guidance (guidance on annotated rows only).
+
+    With `counterexamples`, each annotated image's red pixels are first replaced by another
+    batch image's (`loss.swap_red_regions`), so the painted region stops predicting the label.
 
     `should_stop` is polled before every batch (it may block, which is how pausing works);
     when it returns True the epoch ends early and the result has `stopped = 1.0`.
@@ -68,6 +72,8 @@ def train_one_epoch(
             stopped = True
             break
         images, targets, masks, has_mask = move_batch(batch, device)
+        if counterexamples:
+            images = swap_red_regions(images, masks, has_mask)
         result = guided_loss(model, images, targets, masks, has_mask, guidance, lam)
         if not torch.isfinite(result.total):
             raise TrainingDiverged(

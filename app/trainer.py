@@ -243,6 +243,7 @@ class Trainer:
             train_metrics = train_one_epoch(
                 self.model, self.train_loader, self.optimizer, device=self.device,
                 guidance=self.guidance, lam=self.lam if self.guidance is not None else 0.0,
+                counterexamples=self.config.counterexamples,
                 on_batch=on_batch, should_stop=self._should_stop,
             )
             if train_metrics["stopped"]:
@@ -440,7 +441,9 @@ class Trainer:
 
         result = finetune_round(
             self.model, train_data=self.data.train, val_loader=self.val_loader,
-            guidance_name=self.finetune_guidance, lam=self.lam, config=self.finetune_config,
+            guidance_name=self.finetune_guidance, lam=self.lam,
+            # one switch for the run: the round swaps red regions when the epochs do
+            config=dataclasses.replace(self.finetune_config, counterexamples=self.config.counterexamples),
             device=self.device, seed=self.config.seed + 1000 * round_number,
             on_progress=on_progress, should_stop=lambda: self._stop.is_set(),
         )

@@ -81,6 +81,7 @@ class Settings:
     lam: float = 100.0  # its weight for the RRR baselines
     lam_workflow: float = 100.0  # its weight in the workflow (may be tuned separately)
     scope: str = "all"  # how the simulated user propagates a round's red
+    counterexamples: bool = True  # the workflow swaps red regions (the app's default); RRR baselines never
     batch_size: int = 64
     lr: float = 1e-3
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -195,7 +196,7 @@ class Benchmark:
         s = self.settings
         values = dict(
             model="small_cnn", epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, guidance=guidance,
-            lam=s.lam if guidance else None, seed=seed, device="cpu",
+            lam=s.lam if guidance else None, seed=seed, device="cpu", counterexamples=False,
         )
         return TrainConfig(**{**values, **changes})
 
@@ -262,7 +263,8 @@ class Benchmark:
         user = SimulatedUser(self.demo / "truth" / "train")
         scripted = ScriptedUser(user, budget=k, scope=self.settings.scope)
         config = self.config(seed, self.settings.guidance, feedback_every=self.settings.feedback_epoch,
-                             images_per_round=k, selection="unreasonable", lam=self.settings.lam_workflow)
+                             images_per_round=k, selection="unreasonable", lam=self.settings.lam_workflow,
+                             counterexamples=self.settings.counterexamples)
         paths = RunPaths(str(self.demo / "train"), str(self.demo / "val"), masks_dir=str(folder / "masks"),
                          init_checkpoint=str(prefix) if prefix else None, checkpoint_out=str(folder / "model.pt"),
                          resume=prefix is not None)
@@ -415,6 +417,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--lam", type=float, default=100.0, help="guidance weight of the RRR baselines")
     parser.add_argument("--lam-workflow", type=float, help="guidance weight in the app workflow (default: --lam)")
     parser.add_argument("--scope", default="all", choices=SCOPES + ("none",), help="how the simulated user propagates")
+    parser.add_argument("--no-counterexamples", action="store_true",
+                        help="the workflow uses the gradient penalty alone (no red-region swapping)")
     parser.add_argument("--methods", nargs="+", default=["vanilla", "oracle", "rrr_all", "rrr_random", "app"])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads in all")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, in worker processes (threads are shared out)")
@@ -434,6 +438,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         epochs=epochs, feedback_epoch=args.feedback_epoch or 1, guidance=args.guidance, lam=args.lam,
         lam_workflow=args.lam_workflow if args.lam_workflow is not None else args.lam,
         scope=None if args.scope == "none" else args.scope,
+        counterexamples=not args.no_counterexamples,
+        finetune=FinetuneConfig(counterexamples=not args.no_counterexamples),
     )
     if not 1 <= settings.feedback_epoch < settings.epochs:
         parser.error("--feedback-epoch must be at least 1 and below --epochs")
@@ -447,7 +453,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"demo data {demo_dir} ({bench.n_train} training images), seeds {seeds}, K {ks}, {epochs} epochs, "
               f"feedback after epoch {settings.feedback_epoch}, {settings.guidance} lambda {settings.lam} "
               f"(workflow {settings.lam_workflow}), "
-              f"propagation scope {args.scope}, {args.threads} threads, {args.jobs} jobs", flush=True)
+              f"propagation scope {args.scope}, workflow counterexamples {settings.counterexamples}, "
+              f"{args.threads} threads, {args.jobs} jobs", flush=True)
         results: List[RunResult] = []
 
         def record(result: RunResult) -> None:

@@ -5,9 +5,11 @@ scalar`` on the annotated samples only; ``guided_loss`` combines it with the cro
 whole batch.
 """
 
+from loss.counterexamples import swap_red_regions
 from loss.factory import DEFAULT_LAMBDAS, GUIDANCE_NAMES, build_guidance
 from loss.gradcam import GradCAMLoss
-from loss.guided import GuidedLoss, guided_loss
+from loss.guided import SHARED_FORWARD_FROM, GuidedLoss, guided_loss
+from loss.input_gradient_loss import InputGradientLoss
 from loss.input_gradients import (
     abs_sum_over_channels,
     input_gradients,
@@ -23,8 +25,10 @@ __all__ = [
     "GUIDANCE_NAMES",
     "GradCAMLoss",
     "GuidedLoss",
+    "InputGradientLoss",
     "PunisherLoss",
     "RRRLoss",
+    "SHARED_FORWARD_FROM",
     "abs_sum_over_channels",
     "build_guidance",
     "guided_loss",
@@ -32,4 +36,5 @@ __all__ = [
     "labelled_logit",
     "square_sum_over_channels",
     "summed_log_probs",
+    "swap_red_regions",
 ]

@@ -103,3 +103,40 @@ def test_non_finite_loss_raises_a_clear_error(data):
 def test_evaluate_on_empty_loader_is_nan_not_crash():
     result = evaluate(build_model("small_cnn", 2), [], device=torch.device("cpu"))
     assert result["n_images"] == 0 and math.isnan(result["accuracy"])
+
+
+def _shortcut_batches(seed: int, batches: int = 30, n: int = 32):
+    """Batches where a clean corner block (rows 0-1, cols 0-1) gives the label away and a noisy
+    block (rows 4-7, cols 4-7) carries it honestly; every image has the corner painted red."""
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(batches):
+        targets = torch.randint(0, 2, (n,), generator=generator)
+        sign = (targets.float() * 2 - 1).view(n, 1, 1, 1)
+        images = torch.randn(n, 3, 8, 8, generator=generator) * 0.1
+        images[:, :, :2, :2] = sign
+        images[:, :, 4:, 4:] = 0.5 * sign + torch.randn(n, 3, 4, 4, generator=generator)
+        masks = torch.zeros(n, 8, 8)
+        masks[:, :2, :2] = 1.0
+        out.append((images, targets, masks, torch.ones(n, dtype=torch.bool)))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_counterexamples_stop_the_model_reading_the_red_region(seed):
+    weight_share = {}
+    for counterexamples in (False, True):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        for _ in range(3):
+            train_one_epoch(model, _shortcut_batches(seed), optimizer, device=torch.device("cpu"),
+                            counterexamples=counterexamples)
+        weights = model[1].weight.detach().view(2, 3, 8, 8)
+        red = weights[:, :, :2, :2].abs().mean()
+        honest = weights[:, :, 4:, 4:].abs().mean()
+        weight_share[counterexamples] = float(red / honest)
+    # Plain training leans on the clean corner; with its pixels swapped between images it
+    # carries no label information and its weights stay near their random start.
+    assert weight_share[False] > 1.0
+    assert weight_share[True] < 0.5 * weight_share[False]

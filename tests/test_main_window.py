@@ -190,6 +190,13 @@ def test_guidance_none_and_lambda_reach_the_config(window_factory):
     assert config.guidance is None and config.lam == 2.5
 
 
+def test_counterexamples_checkbox_reaches_the_config(window_factory):
+    window = window_factory()
+    assert window.settings.read().config.counterexamples is True  # on by default
+    window.settings.counterexamples_check.invoke()  # a real click toggles it
+    assert window.settings.read().config.counterexamples is False
+
+
 # ----------------------------------------------------------------------------- fake engine
 def test_events_update_progress_plots_log_and_status(window_factory, data_folder, tmp_path):
     window = window_factory(trainer_factory=fake_factory(epochs=2, batches=5))

@@ -71,6 +71,7 @@ FIELD_LABELS = {
     "saliency_method": "Saliency method",
     "guidance": "Guidance loss",
     "lam": "Lambda",
+    "counterexamples": "Counterexamples",
     "epochs": "Epochs",
     "feedback_every": "Paint every N epochs",
     "images_per_round": "Images per round",
@@ -111,6 +112,8 @@ class SettingsPanel(ttk.LabelFrame):
         self.guidance_box = self._combo_row("guidance", guidance_choices(),
                                             "penalty on masks")
         self.lam_entry = self._entry_row("lam", "", "blank: default")
+        self.counterexamples_check = self._check_row(
+            "counterexamples", "swap red regions", "red paint stops predicting the label")
         self.epochs_spin = self._spin_row("epochs", 1, 10000, "")
         self.feedback_spin = self._spin_row("feedback_every", 0, 10000, "0: never pause")
         self.images_spin = self._spin_row("images_per_round", 1, 200, "")
@@ -167,6 +170,14 @@ class SettingsPanel(ttk.LabelFrame):
         self._finish_row(name, hint, entry)
         return entry
 
+    def _check_row(self, name: str, text: str, hint: str) -> ttk.Checkbutton:
+        self._label(name)
+        check = ttk.Checkbutton(self, text=text, variable=self._var(name, "1"),
+                                onvalue="1", offvalue="0")
+        check.grid(row=self._row, column=1, columnspan=2, sticky="w", pady=2)
+        self._finish_row(name, hint, check)
+        return check
+
     def _spin_row(self, name: str, low: int, high: int, hint: str) -> ttk.Spinbox:
         self._label(name)
         spin = ttk.Spinbox(self, textvariable=self._var(name), from_=low, to=high, increment=1,
@@ -193,6 +204,7 @@ class SettingsPanel(ttk.LabelFrame):
             "saliency_method": config.saliency_method,
             "guidance": config.guidance or NO_GUIDANCE,
             "lam": "" if config.lam is None else f"{config.lam:g}",
+            "counterexamples": "1" if config.counterexamples else "0",
             "epochs": str(config.epochs),
             "feedback_every": str(config.feedback_every),
             "images_per_round": str(config.images_per_round),
@@ -285,7 +297,7 @@ class SettingsPanel(ttk.LabelFrame):
                 model=model, saliency_method=saliency,
                 guidance=None if guidance == NO_GUIDANCE else guidance,
                 lam=lam, epochs=epochs, feedback_every=feedback_every, images_per_round=images,
-                selection=selection, lr=lr,
+                selection=selection, lr=lr, counterexamples=get("counterexamples") == "1",
             )
         except (UserError, ValueError, TypeError) as error:
             errors["config"] = str(error)
