@@ -61,6 +61,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 from app import FinetuneConfig, RunPaths, TrainConfig, Trainer  # noqa: E402
 from app import messages as msg  # noqa: E402
 from app.loops import evaluate  # noqa: E402
+from loss import DEFAULT_LAMBDAS  # noqa: E402
 from app.propagation import SCOPES, hand_painted  # noqa: E402
 from datasets import ImageFolderData, MaskStore  # noqa: E402
 from datasets import demo as demo_data  # noqa: E402
@@ -79,7 +80,7 @@ class Settings:
     feedback_epoch: int = 1  # the workflow's feedback round comes after this epoch
     guidance: str = "rrr"  # guidance loss of every guided method
     lam: float = 100.0  # its weight for the RRR baselines
-    lam_workflow: float = 100.0  # its weight in the workflow (may be tuned separately)
+    lam_workflow: float = 10.0  # its weight in the workflow: the app's default (loss.DEFAULT_LAMBDAS)
     scope: str = "all"  # how the simulated user propagates a round's red
     counterexamples: bool = True  # the workflow swaps red regions (the app's default); RRR baselines never
     batch_size: int = 64
@@ -415,7 +416,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--feedback-epoch", type=int, help="the workflow's feedback round comes after this epoch (default 1)")
     parser.add_argument("--guidance", default="rrr", choices=("rrr", "punisher", "gradcam"))
     parser.add_argument("--lam", type=float, default=100.0, help="guidance weight of the RRR baselines")
-    parser.add_argument("--lam-workflow", type=float, help="guidance weight in the app workflow (default: --lam)")
+    parser.add_argument("--lam-workflow", type=float, help="guidance weight in the app workflow (default: the app's, loss.DEFAULT_LAMBDAS)")
     parser.add_argument("--scope", default="all", choices=SCOPES + ("none",), help="how the simulated user propagates")
     parser.add_argument("--no-counterexamples", action="store_true",
                         help="the workflow uses the gradient penalty alone (no red-region swapping)")
@@ -436,7 +437,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     epochs = args.epochs or (6 if args.quick else 10)
     settings = Settings(
         epochs=epochs, feedback_epoch=args.feedback_epoch or 1, guidance=args.guidance, lam=args.lam,
-        lam_workflow=args.lam_workflow if args.lam_workflow is not None else args.lam,
+        lam_workflow=args.lam_workflow if args.lam_workflow is not None else DEFAULT_LAMBDAS[args.guidance],
         scope=None if args.scope == "none" else args.scope,
         counterexamples=not args.no_counterexamples,
         finetune=FinetuneConfig(counterexamples=not args.no_counterexamples),
