@@ -526,7 +526,8 @@ def report(run: Dict[str, Any], out_dir: Optional[Path]) -> None:
         "",
         f"Settings: small_cnn, {settings['epochs']} epochs for every method, batch {settings['batch_size']}, "
         f"Adam lr {settings['lr']}, guidance {settings['guidance']} with lambda {settings['lam']} "
-        f"(workflow: {settings['lam_workflow']}); seeds {seeds}; the workflow's feedback round after epoch "
+        f"(workflow: {settings['lam_workflow']}, counterexamples {settings.get('counterexamples', False)}; "
+        f"RRR baselines: penalty only); seeds {seeds}; the workflow's feedback round after epoch "
         f"{settings['feedback_epoch']} (selection 'unreasonable', the simulated user's red propagated with scope "
         f"'{settings['scope']}', fine-tune round with the default FinetuneConfig, committed); "
         f"{len(results)} runs in {run['minutes']:.1f} min ({run['jobs']} parallel jobs, {run['threads']} threads).",
