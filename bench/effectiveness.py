@@ -439,8 +439,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         epochs=epochs, feedback_epoch=args.feedback_epoch or 1, guidance=args.guidance, lam=args.lam,
         lam_workflow=args.lam_workflow if args.lam_workflow is not None else DEFAULT_LAMBDAS[args.guidance],
         scope=None if args.scope == "none" else args.scope,
-        counterexamples=not args.no_counterexamples,
-        finetune=FinetuneConfig(counterexamples=not args.no_counterexamples),
+        counterexamples=not args.no_counterexamples,  # the trainer's rounds follow the run's switch
     )
     if not 1 <= settings.feedback_epoch < settings.epochs:
         parser.error("--feedback-epoch must be at least 1 and below --epochs")

@@ -20,19 +20,24 @@ from torch.nn.modules.batchnorm import _BatchNorm
 logger = logging.getLogger(__name__)
 
 
+def normalise(module: _BatchNorm, mean: Tensor, variance: Tensor, inputs: Tensor) -> Tensor:
+    """``module``'s BatchNorm output for N x C [x ...] ``inputs`` normalised with the given per-channel
+    ``mean`` and ``variance`` (C each), as one affine map; updates no running average."""
+    scale = (variance + module.eps).rsqrt()
+    if module.weight is not None:
+        scale = scale * module.weight
+    shift = -mean * scale
+    if module.bias is not None:
+        shift = shift + module.bias
+    shape = (1, -1) + (1,) * (inputs.dim() - 2)
+    return inputs * scale.view(shape) + shift.view(shape)
+
+
 def _affine_output(module: _BatchNorm, inputs: tuple, output: Tensor) -> Tensor | None:
     """Forward hook: replace an eval-mode BatchNorm's output by the equivalent affine map."""
     if module.training or module.running_mean is None or module.running_var is None:
         return None  # batch statistics are used: keep the native result
-    (images,) = inputs[:1]
-    scale = (module.running_var + module.eps).rsqrt()
-    if module.weight is not None:
-        scale = scale * module.weight
-    shift = -module.running_mean * scale
-    if module.bias is not None:
-        shift = shift + module.bias
-    shape = (1, -1) + (1,) * (images.dim() - 2)
-    return images * scale.view(shape) + shift.view(shape)
+    return normalise(module, module.running_mean, module.running_var, inputs[0])
 
 
 @contextlib.contextmanager

@@ -39,6 +39,8 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.dropout import _DropoutNd
 
+from loss.affine_batchnorm import normalise
+
 # BatchNorm module -> (mean C, biased variance C) of the batch it normalised, in the graph.
 BatchStatistics = Dict[nn.Module, Tuple[Tensor, Tensor]]
 
@@ -119,18 +121,6 @@ def recording_batch_statistics(model: nn.Module) -> Iterator[BatchStatistics]:
             handle.remove()
 
 
-def _normalise(module: _BatchNorm, mean: Tensor, variance: Tensor, inputs: Tensor) -> Tensor:
-    """BatchNorm's train-mode output with given statistics; updates no running average."""
-    shape = (1, -1) + (1,) * (inputs.dim() - 2)
-    scale = (variance + module.eps).rsqrt()
-    if module.weight is not None:
-        scale = scale * module.weight
-    shift = -mean * scale
-    if module.bias is not None:
-        shift = shift + module.bias
-    return inputs * scale.view(shape) + shift.view(shape)
-
-
 @contextlib.contextmanager
 def normalising_with(model: nn.Module, statistics: BatchStatistics) -> Iterator[None]:
     """Within the block, every train-mode BatchNorm normalises with its recorded statistics
@@ -150,7 +140,7 @@ def normalising_with(model: nn.Module, statistics: BatchStatistics) -> Iterator[
                         "cross-entropy forward inside recording_batch_statistics first"
                     )
                 mean, variance = statistics[module]
-                module.forward = functools.partial(_normalise, module, mean, variance)
+                module.forward = functools.partial(normalise, module, mean, variance)
                 replaced.append(module)
             elif isinstance(module, (_DropoutNd, nn.AlphaDropout)):
                 module.eval()

@@ -10,6 +10,7 @@ backward.
 
 from __future__ import annotations
 
+import abc
 from typing import Optional
 
 import torch
@@ -18,16 +19,17 @@ from torch import Tensor, nn
 from loss.input_gradients import check_guidance_inputs, input_gradients, zero_loss
 
 
-class InputGradientLoss(nn.Module):
-    """A guidance loss ``penalty(d score / d x, mask)``; subclasses define both pieces."""
+class InputGradientLoss(nn.Module, abc.ABC):
+    """A guidance loss ``penalty(d score / d x, mask)``; subclasses define both pieces (the base
+    cannot be instantiated)."""
 
+    @abc.abstractmethod
     def score_fn(self, logits: Tensor, targets: Optional[Tensor]) -> Tensor:
         """Per-sample scores N from logits N x K (and targets N) whose input gradient counts."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def penalty_from_gradients(self, grads: Tensor, masks: Tensor) -> Tensor:
         """Scalar penalty from input gradients N x C x H x W and masks N x H x W in {-1, 0, +1}."""
-        raise NotImplementedError
 
     def forward(self, model: nn.Module, images: Tensor, targets: Tensor, masks: Tensor) -> Tensor:
         """The penalty on ``images`` (N x C x H x W annotated samples, normalised), by a forward of

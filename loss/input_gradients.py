@@ -7,10 +7,11 @@ backpropagation). captum's attributions are taken without ``create_graph`` and a
 only.
 
 The per-sample gradients come from one backward pass of ``scores.sum()``; that is exact only when
-samples do not interact in the forward pass, i.e. BatchNorm in eval mode (which is how
-``loss.guided_loss`` calls the guidance losses). Eval-mode BatchNorm layers are computed as the
-equivalent affine map during this forward (``loss.affine_batchnorm``), whose double backward is
-much cheaper than the native kernel's.
+samples do not interact in the forward pass: BatchNorm in eval mode, or normalising with fixed
+statistics, which is how ``loss.guided_loss`` runs the guidance forward
+(``loss.batch_statistics``). Eval-mode BatchNorm layers are computed as the equivalent affine map
+during this forward (``loss.affine_batchnorm``), whose double backward is much cheaper than the
+native kernel's.
 """
 
 from __future__ import annotations

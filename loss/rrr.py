@@ -11,7 +11,6 @@ of the summed log-probabilities, penalised on the red pixels.
 from __future__ import annotations
 
 import logging
-
 from typing import Optional
 
 from torch import Tensor

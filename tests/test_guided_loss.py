@@ -300,3 +300,10 @@ def test_build_gradcam_hooks_the_models_gradcam_layer():
 def test_default_lambdas_cover_every_loss():
     assert set(DEFAULT_LAMBDAS) == set(GUIDANCE_NAMES)
     assert all(value > 0 for value in DEFAULT_LAMBDAS.values())
+
+
+def test_input_gradient_loss_base_needs_both_pieces():
+    from loss import InputGradientLoss
+
+    with pytest.raises(TypeError, match="abstract"):
+        InputGradientLoss()
