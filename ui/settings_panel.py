@@ -113,7 +113,7 @@ class SettingsPanel(ttk.LabelFrame):
                                             "penalty on masks")
         self.lam_entry = self._entry_row("lam", "", "blank: default")
         self.counterexamples_check = self._check_row(
-            "counterexamples", "swap red regions", "red paint stops predicting the label")
+            "counterexamples", "swap red regions", "red can't predict the label")
         self.epochs_spin = self._spin_row("epochs", 1, 10000, "")
         self.feedback_spin = self._spin_row("feedback_every", 0, 10000, "0: never pause")
         self.images_spin = self._spin_row("images_per_round", 1, 200, "")
