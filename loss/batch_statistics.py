@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Dict, Iterator, Tuple
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -41,18 +41,43 @@ from torch.nn.modules.dropout import _DropoutNd
 
 from loss.affine_batchnorm import normalise
 
+_DROPOUT = (_DropoutNd, nn.AlphaDropout)
+
 # BatchNorm module -> (mean C, biased variance C) of the batch it normalised, in the graph.
 BatchStatistics = Dict[nn.Module, Tuple[Tensor, Tensor]]
 
 
-def normalises_across_the_batch(model: nn.Module) -> bool:
-    """True when a BatchNorm of ``model`` is in train mode, i.e. rows of a batch interact."""
-    return any(isinstance(module, _BatchNorm) and module.training for module in model.modules())
+def has_active_dropout(model: nn.Module) -> bool:
+    """True when a dropout module of ``model`` is in train mode (``normalising_with`` turns
+    those off for the guidance forward; a shared forward cannot)."""
+    return any(isinstance(module, _DROPOUT) and module.training for module in model.modules())
 
 
 def _channel_dims(inputs: Tensor) -> list[int]:
     """Every dimension but the channels (dim 1): N x C [x L | x H x W] -> [0, 2, ...]."""
     return [0] + list(range(2, inputs.dim()))
+
+
+class StatisticsGate:
+    """Switches the batch statistics' input path off for one backward pass.
+
+    A forward that normalises with ``sharing_batch_statistics`` keeps each BatchNorm's mean and
+    variance as functions of its inputs. While the gate is ``closed()``, backpropagation through
+    those statistics stops at them, so an input gradient taken then is each row's own (as if the
+    statistics were constants); once it is open again, the usual backward (the cross-entropy's,
+    and the penalty's dependence on the statistics) flows through them in full.
+    """
+
+    def __init__(self) -> None:
+        self.is_closed = False
+
+    @contextlib.contextmanager
+    def closed(self) -> Iterator[None]:
+        self.is_closed = True
+        try:
+            yield
+        finally:
+            self.is_closed = False
 
 
 class _MeanAndVariance(torch.autograd.Function):
@@ -61,35 +86,39 @@ class _MeanAndVariance(torch.autograd.Function):
     On a CPU ``torch.var_mean`` over dims (0, 2, 3) took 12 ms for 64 x 32 x 32 x 32 and the
     autograd graph of ``mean(x * x) - mean(x)^2`` about 9 ms per layer to backpropagate, a third
     of a small CNN's step; this takes about 1.5 ms each way. The backward is not itself
-    differentiable: the statistics are constants of the guidance forward's inputs, so no double
-    backward ever reaches them.
+    differentiable: the input gradient a guidance loss differentiates again never passes through
+    the statistics (they are another forward's, or the gate is closed), so no double backward
+    reaches them.
     """
 
     @staticmethod
-    def forward(ctx, inputs: Tensor) -> Tuple[Tensor, Tensor]:
+    def forward(ctx, inputs: Tensor, gate: Optional[StatisticsGate]) -> Tuple[Tensor, Tensor]:
         dims = _channel_dims(inputs)
         mean = inputs.mean(dim=dims)
         variance = ((inputs * inputs).mean(dim=dims) - mean * mean).clamp(min=0.0)
         ctx.save_for_backward(inputs, mean)
+        ctx.gate = gate
         return mean, variance
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_mean: Tensor, grad_variance: Tensor) -> Tensor:
+    def backward(ctx, grad_mean: Tensor, grad_variance: Tensor) -> Tuple[Optional[Tensor], None]:
+        if ctx.gate is not None and ctx.gate.is_closed:
+            return None, None
         inputs, mean = ctx.saved_tensors
         count = inputs.numel() // inputs.shape[1]
         shape = (1, -1) + (1,) * (inputs.dim() - 2)
         # d mean / dx = 1/n, d variance / dx = 2 (x - mean) / n, per channel
         slope = (2.0 / count) * grad_variance
         offset = grad_mean / count - slope * mean
-        return torch.addcmul(offset.view(shape), inputs, slope.view(shape))
+        return torch.addcmul(offset.view(shape), inputs, slope.view(shape)), None
 
 
-def mean_and_variance(inputs: Tensor) -> Tuple[Tensor, Tensor]:
+def mean_and_variance(inputs: Tensor, gate: Optional[StatisticsGate] = None) -> Tuple[Tensor, Tensor]:
     """Per-channel mean C and biased variance C of N x C [x ...] inputs, as BatchNorm computes
     them (``E[x^2] - E[x]^2``: loses precision only when a channel's mean is thousands of times
-    its spread). Differentiable once w.r.t. ``inputs``."""
-    return _MeanAndVariance.apply(inputs)
+    its spread). Differentiable once w.r.t. ``inputs``; not at all while ``gate`` is closed."""
+    return _MeanAndVariance.apply(inputs, gate)
 
 
 @contextlib.contextmanager
@@ -142,7 +171,7 @@ def normalising_with(model: nn.Module, statistics: BatchStatistics) -> Iterator[
                 mean, variance = statistics[module]
                 module.forward = functools.partial(normalise, module, mean, variance)
                 replaced.append(module)
-            elif isinstance(module, (_DropoutNd, nn.AlphaDropout)):
+            elif isinstance(module, _DROPOUT):
                 module.eval()
         yield
     finally:
@@ -150,3 +179,58 @@ def normalising_with(model: nn.Module, statistics: BatchStatistics) -> Iterator[
             del module.forward  # back to the class's forward
         for module, training in modes:
             module.training = training
+
+
+def _update_running_statistics(module: _BatchNorm, mean: Tensor, variance: Tensor, count: int) -> None:
+    """What a train-mode BatchNorm forward does to its running averages (unbiased variance)."""
+    if not module.track_running_stats or module.running_mean is None or module.running_var is None:
+        return
+    with torch.no_grad():
+        module.num_batches_tracked.add_(1)
+        momentum = module.momentum if module.momentum is not None else 1.0 / float(module.num_batches_tracked)
+        unbiased = variance * (count / max(count - 1, 1))
+        module.running_mean.lerp_(mean.detach(), momentum)
+        module.running_var.lerp_(unbiased.detach(), momentum)
+
+
+def _shared_statistics_forward(module: _BatchNorm, gate: StatisticsGate, inputs: Tensor) -> Tensor:
+    mean, variance = mean_and_variance(inputs, gate)
+    _update_running_statistics(module, mean, variance, inputs.numel() // inputs.shape[1])
+    return normalise(module, mean, variance, inputs)
+
+
+def _running_statistics_forward(module: _BatchNorm, inputs: Tensor) -> Tensor:
+    return normalise(module, module.running_mean, module.running_var, inputs)
+
+
+@contextlib.contextmanager
+def sharing_batch_statistics(model: nn.Module) -> Iterator[StatisticsGate]:
+    """One forward for the cross-entropy and the guidance's input gradients, exact with
+    train-mode BatchNorm.
+
+    Within the block every BatchNorm computes its output as an affine map (cheap to
+    differentiate twice): a train-mode one with its batch's statistics, kept in the graph and
+    behind the yielded gate, updating its running averages as usual; an eval-mode one with its
+    running averages. Take the input gradient inside ``gate.closed()``: each row's gradient is
+    then its own, the same as a second forward normalised with these statistics
+    (``normalising_with``) gives, and the later backward of ``CE + lam * penalty`` reaches the
+    parameters through the statistics as well. Dropout is left as the caller set it.
+    Forwards are restored on exit, also on error.
+    """
+    gate = StatisticsGate()
+    replaced = []
+    try:
+        for module in model.modules():
+            if not isinstance(module, _BatchNorm):
+                continue
+            if module.training:
+                module.forward = functools.partial(_shared_statistics_forward, module, gate)
+            elif module.running_mean is not None and module.running_var is not None:
+                module.forward = functools.partial(_running_statistics_forward, module)
+            else:
+                continue
+            replaced.append(module)
+        yield gate
+    finally:
+        for module in replaced:
+            del module.forward

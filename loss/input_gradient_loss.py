@@ -51,8 +51,9 @@ class InputGradientLoss(nn.Module, abc.ABC):
             targets: N long; masks: N x H x W; annotated: N bool, at least one True.
 
         With train-mode BatchNorm the rows share statistics, so an annotated row's gradient also
-        carries the (order 1/N) terms through the other rows' statistics; a second forward
-        (``forward``) has none. Returns a scalar attached to the graph.
+        carries the (order 1/N) terms through the other rows' statistics, unless the forward ran
+        under ``loss.batch_statistics.sharing_batch_statistics`` and this is called with its gate
+        closed (``loss.guided_loss`` does that). Returns a scalar attached to the graph.
         """
         check_guidance_inputs(inputs, targets, masks)
         scores = self.score_fn(logits[annotated], targets[annotated])

@@ -162,10 +162,18 @@ def test_penalty_cannot_be_gamed_by_scaling_weights_before_batchnorm(shared_forw
     torch.testing.assert_close(after.guidance, before.guidance, rtol=1e-3, atol=1e-9)
 
 
-@pytest.mark.parametrize("guidance_class", [PunisherLoss, RRRLoss])
-def test_shared_forward_equals_second_forward_without_batchnorm(guidance_class):
+def tanh_net() -> nn.Module:
     torch.manual_seed(3)
-    model = nn.Sequential(nn.Conv2d(C, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * H * W, K))
+    return nn.Sequential(nn.Conv2d(C, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * H * W, K))
+
+
+@pytest.mark.parametrize("make_model", [tanh_net, lambda: TinyBN().train()], ids=["no-batchnorm", "train-batchnorm"])
+@pytest.mark.parametrize("guidance_class", [PunisherLoss, RRRLoss])
+def test_shared_forward_equals_second_forward(guidance_class, make_model):
+    # With train-mode BatchNorm the shared forward closes the statistics' input path for the
+    # input-gradient pass only: the same per-row penalty, and the same parameter gradients
+    # (through the statistics too) as the second forward normalised with the batch's statistics.
+    model = make_model()
     twin = copy.deepcopy(model)
     images, targets, masks, has_mask = batch()
     counter = ForwardCounter(model)
@@ -174,6 +182,8 @@ def test_shared_forward_equals_second_forward_without_batchnorm(guidance_class):
     assert counter.calls == 1
     second = guided_loss(twin, images, targets, masks, has_mask, guidance_class(), 2.0,
                          shared_forward=False)
+    assert second.guidance.abs().item() > 0
+    torch.testing.assert_close(shared.guidance, second.guidance)
     torch.testing.assert_close(shared.total, second.total)
     shared.total.backward()
     second.total.backward()
@@ -181,19 +191,27 @@ def test_shared_forward_equals_second_forward_without_batchnorm(guidance_class):
         torch.testing.assert_close(got.grad, want.grad)
 
 
-def test_shared_forward_only_when_most_rows_are_annotated_and_rows_do_not_interact():
+def test_shared_forward_without_the_gate_differs_under_train_batchnorm():
+    # The reason for the gate: the summed scores' gradient through shared statistics is not an
+    # image's own gradient.
+    model = TinyBN().train()
+    images, targets, masks, has_mask = batch()
+    inputs = images.clone().requires_grad_(True)
+    logits = model(inputs)  # native BatchNorm: statistics in the input path
+    coupled = RRRLoss().penalty_from_forward(inputs, logits, targets, masks, has_mask)
+    exact = guided_loss(TinyBN().train(), images, targets, masks, has_mask, RRRLoss(), 1.0,
+                        shared_forward=True).guidance
+    assert not torch.allclose(coupled, exact, rtol=1e-2)
+
+
+def test_shared_forward_when_most_rows_are_annotated_and_no_dropout_is_on():
     model = TinyBN().train()
     images, targets, masks, _ = batch()
     counter = ForwardCounter(model)
     most = torch.tensor([True, True, True, True, True, False])
     assert most.float().mean() >= SHARED_FORWARD_FROM
     guided_loss(model, images, targets, masks, most, RRRLoss(), 1.0)
-    assert counter.calls == 2  # train-mode BatchNorm couples the rows: a second forward
-
-    model.bn.eval()  # frozen BatchNorm: rows independent, the CE forward is shared
-    counter.calls = 0
-    guided_loss(model, images, targets, masks, most, RRRLoss(), 1.0)
-    assert counter.calls == 1
+    assert counter.calls == 1  # train-mode BatchNorm is fine: the statistics are gated
     guided_loss(model, images, targets, masks, *few_annotated()[3:], RRRLoss(), 1.0)
     assert counter.calls == 3  # few rows: a second forward is cheaper
     guided_loss(model, images, targets, masks, most, GradCAMLoss(model.conv), 1.0)
@@ -201,6 +219,11 @@ def test_shared_forward_only_when_most_rows_are_annotated_and_rows_do_not_intera
     with pytest.raises(ValueError, match="cannot share"):
         guided_loss(model, images, targets, masks, most, GradCAMLoss(model.conv), 1.0,
                     shared_forward=True)
+
+    dropping = nn.Sequential(TinyBN(), nn.Dropout(0.5)).train()
+    counter = ForwardCounter(dropping)
+    guided_loss(dropping, images, targets, masks, most, RRRLoss(), 1.0)
+    assert counter.calls == 2  # the second forward runs without dropout; a shared one cannot
 
 
 def test_guidance_sees_only_annotated_rows_in_train_mode():
