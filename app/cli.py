@@ -117,6 +117,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         guidance=_guidance_arg(args.guidance), lam=args.lam, seed=args.seed, device=args.device,
         num_workers=args.workers, input_size=args.input_size, weights_path=args.weights,
         val_fraction=args.val_fraction, counterexamples=not args.no_counterexamples,
+        oversample_annotated=args.oversample,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -304,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--guidance", choices=GUIDANCE_NAMES + ("none",), default="rrr", help="guidance loss on masked images")
     train.add_argument("--lam", type=float, help="weight of the guidance loss (default: per loss)")
     train.add_argument("--no-counterexamples", action="store_true", help=COUNTEREXAMPLES_HELP)
+    train.add_argument("--oversample", type=float, default=TrainConfig.oversample_annotated, metavar="X",
+                       help="draw each masked image X times as often as an unmasked one (default "
+                            "%(default)g; 1 = uniform), so a few masks steer every step")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)

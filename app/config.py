@@ -23,6 +23,7 @@ class TrainConfig:
     guidance: Optional[str] = "rrr"  # guidance loss on annotated images: punisher | rrr | gradcam | None
     lam: Optional[float] = None  # weight of the guidance term; None = the loss's default
     counterexamples: bool = True  # swap annotated images' red pixels with other images' (loss.counterexamples)
+    oversample_annotated: float = 10.0  # a masked image is drawn this many times as often as another (app.oversampling; 1 = uniform)
     seed: int = 0  # seeds weights, shuffling and the train/val split
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N | mps
     num_workers: int = 0  # DataLoader worker processes (0 = load in the training thread)
@@ -39,6 +40,8 @@ class TrainConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise UserError(f"{name} must be positive, got {value}")
+        if not self.oversample_annotated >= 1.0:
+            raise UserError(f"oversample_annotated must be at least 1, got {self.oversample_annotated}")
         if self.lam is not None and self.lam < 0:
             raise UserError(f"lambda must be >= 0, got {self.lam}")
         if not 0.0 < self.val_fraction < 1.0:

@@ -37,6 +37,7 @@ from .config import FinetuneConfig, RunPaths, TrainConfig
 from .errors import user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
 from .loops import evaluate, train_one_epoch
+from .oversampling import AnnotatedOversampler
 from .propagation import apply_propagation, hand_painted, plan_propagation
 from .reasonability import reasonability_matrix
 from .saliency import saliency_maps
@@ -209,7 +210,8 @@ class Trainer:
         generator = torch.Generator().manual_seed(config.seed)
         n_train = len(self.data.train)
         self.train_loader = DataLoader(
-            self.data.train, batch_size=config.batch_size, shuffle=True, generator=generator,
+            self.data.train, batch_size=config.batch_size,
+            sampler=AnnotatedOversampler(self.data.train, config.oversample_annotated, generator),
             num_workers=config.num_workers, drop_last=n_train % config.batch_size == 1 and n_train > 1,
             pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
         )

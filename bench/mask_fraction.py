@@ -3,12 +3,14 @@
 Issue 2's claim: on the demo data, `main.py train --masks DIR/truth/train` with only 5 % of the
 training images masked beats plain `train` on the decoy-free test split by a wide margin. This
 script copies the truth masks of a seeded random 5 % (or --fraction) of the training images into
-a folder, runs `train` plain, with the masks and the penalty only (--no-counterexamples), and
-with the masks as the app trains by default (penalty + counterexamples), then `evaluate`s each on
-`test/`. Prints one row per seed and the mean.
+a folder, runs `train` plain; with the masks and the penalty only, masked images drawn as often
+as the others (--no-counterexamples --oversample 1); the same with masked images drawn 10x as
+often (the default, app/oversampling.py); and with the masks as the app trains by default
+(penalty + oversampling + counterexamples). Then `evaluate`s each on `test/`. Prints one row per
+seed and the mean.
 
     python bench/mask_fraction.py                        # 5 %, 10 epochs, seeds 0 1 2
-    python bench/mask_fraction.py --epochs 6 --seeds 0   # about 1.5 min
+    python bench/mask_fraction.py --epochs 6 --seeds 0   # about 2 min
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ from datasets import make_demo_data  # noqa: E402
 
 VARIANTS = {
     "plain": ["--guidance", "none"],
-    "masks, penalty only": ["--no-counterexamples"],
-    "masks (app default)": [],
+    "penalty, uniform": ["--no-counterexamples", "--oversample", "1"],
+    "penalty, oversampled": ["--no-counterexamples"],
+    "defaults": [],
 }
 
 

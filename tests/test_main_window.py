@@ -17,6 +17,7 @@ import pytest
 
 from app import messages as msg
 from app.config import FinetuneConfig
+from ui.settings_panel import FormError
 from tk_wait import wait_until
 
 pytestmark = pytest.mark.gui
@@ -195,6 +196,17 @@ def test_counterexamples_checkbox_reaches_the_config(window_factory):
     assert window.settings.read().config.counterexamples is True  # on by default
     window.settings.counterexamples_check.invoke()  # a real click toggles it
     assert window.settings.read().config.counterexamples is False
+
+
+def test_oversampling_field_reaches_the_config_and_rejects_less_than_one(window_factory):
+    window = window_factory()
+    assert window.settings.read().config.oversample_annotated == 10.0  # the engine's default
+    window.settings.vars["oversample_annotated"].set("1")
+    assert window.settings.read().config.oversample_annotated == 1.0
+    window.settings.vars["oversample_annotated"].set("0.5")
+    with pytest.raises(FormError):
+        window.settings.read()
+    assert window.settings.errors_shown() == {"oversample_annotated": "must be at least 1"}
 
 
 # ----------------------------------------------------------------------------- fake engine

@@ -72,6 +72,7 @@ FIELD_LABELS = {
     "guidance": "Guidance loss",
     "lam": "Lambda",
     "counterexamples": "Counterexamples",
+    "oversample_annotated": "Masked images drawn",
     "epochs": "Epochs",
     "feedback_every": "Paint every N epochs",
     "images_per_round": "Images per round",
@@ -114,6 +115,7 @@ class SettingsPanel(ttk.LabelFrame):
         self.lam_entry = self._entry_row("lam", "", "blank: default")
         self.counterexamples_check = self._check_row(
             "counterexamples", "swap red regions", "red can't predict the label")
+        self.oversample_entry = self._entry_row("oversample_annotated", "", "x as often (1: uniform)")
         self.epochs_spin = self._spin_row("epochs", 1, 10000, "")
         self.feedback_spin = self._spin_row("feedback_every", 0, 10000, "0: never pause")
         self.images_spin = self._spin_row("images_per_round", 1, 200, "")
@@ -205,6 +207,7 @@ class SettingsPanel(ttk.LabelFrame):
             "guidance": config.guidance or NO_GUIDANCE,
             "lam": "" if config.lam is None else f"{config.lam:g}",
             "counterexamples": "1" if config.counterexamples else "0",
+            "oversample_annotated": f"{config.oversample_annotated:g}",
             "epochs": str(config.epochs),
             "feedback_every": str(config.feedback_every),
             "images_per_round": str(config.images_per_round),
@@ -284,6 +287,9 @@ class SettingsPanel(ttk.LabelFrame):
         saliency = choice("saliency_method", saliency_choices())
         guidance = choice("guidance", guidance_choices())
         lam = number("lam", blank_ok=True, positive=False)
+        oversample = number("oversample_annotated", blank_ok=False, positive=True)
+        if oversample is not None and "oversample_annotated" not in errors and oversample < 1:
+            errors["oversample_annotated"] = "must be at least 1"
         epochs = integer("epochs", 1)
         feedback_every = integer("feedback_every", 0)
         images = integer("images_per_round", 1)
@@ -298,6 +304,7 @@ class SettingsPanel(ttk.LabelFrame):
                 guidance=None if guidance == NO_GUIDANCE else guidance,
                 lam=lam, epochs=epochs, feedback_every=feedback_every, images_per_round=images,
                 selection=selection, lr=lr, counterexamples=get("counterexamples") == "1",
+                oversample_annotated=oversample,
             )
         except (UserError, ValueError, TypeError) as error:
             errors["config"] = str(error)
