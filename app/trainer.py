@@ -212,6 +212,7 @@ class Trainer:
         self.train_loader = DataLoader(
             self.data.train, batch_size=config.batch_size,
             sampler=AnnotatedOversampler(self.data.train, config.oversample_annotated, generator),
+            generator=generator,  # as with shuffle=True: the loader's base seed comes from it too
             num_workers=config.num_workers, drop_last=n_train % config.batch_size == 1 and n_train > 1,
             pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
         )

@@ -198,6 +198,7 @@ class Benchmark:
         values = dict(
             model="small_cnn", epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, guidance=guidance,
             lam=s.lam if guidance else None, seed=seed, device="cpu", counterexamples=False,
+            oversample_annotated=1.0,  # the RRR baselines as published: masked images drawn uniformly
         )
         return TrainConfig(**{**values, **changes})
 
@@ -265,7 +266,8 @@ class Benchmark:
         scripted = ScriptedUser(user, budget=k, scope=self.settings.scope)
         config = self.config(seed, self.settings.guidance, feedback_every=self.settings.feedback_epoch,
                              images_per_round=k, selection="unreasonable", lam=self.settings.lam_workflow,
-                             counterexamples=self.settings.counterexamples)
+                             counterexamples=self.settings.counterexamples,
+                             oversample_annotated=TrainConfig.oversample_annotated)
         paths = RunPaths(str(self.demo / "train"), str(self.demo / "val"), masks_dir=str(folder / "masks"),
                          init_checkpoint=str(prefix) if prefix else None, checkpoint_out=str(folder / "model.pt"),
                          resume=prefix is not None)

@@ -74,3 +74,21 @@ def test_annotated_share_bounds():
     assert annotated_share(0, 10, 5.0) == 0.0
     assert annotated_share(10, 10, 5.0) == 1.0
     assert annotated_share(1, 10, 1.0) == pytest.approx(0.1)
+
+
+def test_trainer_loader_batches_equal_the_plain_shuffled_loader_without_masks(image_folder):
+    # The loader must also draw its base seed from the generator, as DataLoader(shuffle=True)
+    # does, or unmasked runs would silently train on another order than before.
+    from torch.utils.data import DataLoader
+
+    from app.config import FinetuneConfig, RunPaths, TrainConfig
+    from app.trainer import Trainer
+
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=4, seed=5, device="cpu"), FinetuneConfig(),
+                      RunPaths(train_dir=str(image_folder)), emit=lambda event: None)
+    trainer._setup()
+    plain = DataLoader(trainer.data.train, batch_size=4, shuffle=True,
+                       generator=torch.Generator().manual_seed(5))
+    for _ in range(2):  # two epochs
+        for ours, theirs in zip(trainer.train_loader, plain, strict=True):
+            assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
