@@ -55,7 +55,9 @@ def train_one_epoch(
     """One pass over `loader` minimising CE + lam x guidance (guidance on annotated rows only).
 
     With `counterexamples`, each annotated image's red pixels are first replaced by another
-    batch image's (`loss.swap_red_regions`), so the painted region stops predicting the label.
+    batch image's (`loss.swap_red_regions`), so the painted region stops predicting the label;
+    the cross-entropy sees these counterexamples, the penalty the images as painted (when few
+    rows are annotated; see `loss.guided_loss`).
 
     `should_stop` is polled before every batch (it may block, which is how pausing works);
     when it returns True the epoch ends early and the result has `stopped = 1.0`.
@@ -72,9 +74,10 @@ def train_one_epoch(
             stopped = True
             break
         images, targets, masks, has_mask = move_batch(batch, device)
+        painted = None
         if counterexamples:
-            images = swap_red_regions(images, masks, has_mask)
-        result = guided_loss(model, images, targets, masks, has_mask, guidance, lam)
+            painted, images = images, swap_red_regions(images, masks, has_mask)
+        result = guided_loss(model, images, targets, masks, has_mask, guidance, lam, painted=painted)
         if not torch.isfinite(result.total):
             raise TrainingDiverged(
                 f"the training loss became {result.total.item()} at batch {batch_number}; "

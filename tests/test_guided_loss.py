@@ -146,6 +146,32 @@ def test_second_forward_uses_the_whole_batch_statistics_in_the_graph(guidance_cl
         torch.testing.assert_close(got.grad, want.grad)
 
 
+def test_penalty_on_the_painted_rows_cross_entropy_on_the_counterexamples():
+    # With counterexamples the CE trains on the swapped batch (and its statistics), while the
+    # penalty looks at the annotated rows as painted, where the marked shortcut still is.
+    model = TinyBN().train()
+    reference = copy.deepcopy(model)
+    painted, targets, masks, has_mask = few_annotated()
+    swapped = painted.clone()
+    swapped[has_mask, :, :3] = painted[~has_mask][:2, :, :3]  # red rows' pixels from other rows
+    result = guided_loss(model, swapped, targets, masks, has_mask, RRRLoss(), 2.0, painted=painted)
+
+    ce = F.cross_entropy(reference(swapped), targets)
+    hand = HandNormalised(reference, swapped)
+    penalty = RRRLoss()(hand, painted[has_mask], targets[has_mask], masks[has_mask])
+    on_swapped = RRRLoss()(hand, swapped[has_mask], targets[has_mask], masks[has_mask])
+    assert not torch.allclose(penalty, on_swapped)  # the choice matters
+    torch.testing.assert_close(result.ce, ce.detach())
+    torch.testing.assert_close(result.guidance, penalty.detach())
+    result.total.backward()
+    (ce + 2.0 * penalty).backward()
+    for got, want in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(got.grad, want.grad)
+
+    with pytest.raises(ValueError, match="painted must have"):
+        guided_loss(model, swapped, targets, masks, has_mask, RRRLoss(), 2.0, painted=painted[:2])
+
+
 @pytest.mark.parametrize("shared_forward", [False, True])
 def test_penalty_cannot_be_gamed_by_scaling_weights_before_batchnorm(shared_forward):
     # With statistics detached from the graph, shrinking the conv weights shrank the penalty
