@@ -155,11 +155,13 @@ def finetune_round(
         batch = stack_samples(train_data, [indices[i] for i in pick] + replay, device)
         has_mask = torch.zeros_like(batch[3])
         has_mask[: len(pick)] = True  # replay rows contribute CE only
-        batch_images = batch[0]
-        if config.counterexamples:
+        batch_images, painted = batch[0], None
+        if config.counterexamples:  # CE on counterexamples, the penalty on the painted images
+            painted = batch_images
             batch_images = swap_red_regions(batch_images, batch[2], has_mask, generator)
         candidate.train()
-        result = guided_loss(candidate, batch_images, batch[1], batch[2], has_mask, guidance_new, lam)
+        result = guided_loss(candidate, batch_images, batch[1], batch[2], has_mask, guidance_new, lam,
+                             painted=painted)
         if not torch.isfinite(result.total):
             logger.warning("fine-tune loss became %s at step %d; keeping the last finite weights", result.total.item(), step)
             stop_reason = STOP_NON_FINITE

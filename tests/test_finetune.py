@@ -131,3 +131,30 @@ def test_non_finite_loss_aborts_and_keeps_last_finite_weights(splits, monkeypatc
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and "running" not in name and "num_batches" not in name:
             assert torch.equal(result.candidate.state_dict()[name], tensor), name
+
+
+@pytest.mark.parametrize("counterexamples", [True, False])
+def test_round_penalises_the_painted_images_and_trains_ce_on_counterexamples(splits, monkeypatch, counterexamples):
+    import app.finetune as finetune_module
+
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    calls = []
+    real = finetune_module.guided_loss
+
+    def spy(model, images, targets, masks, has_mask, guidance, lam, painted=None):
+        calls.append((images.clone(), None if painted is None else painted.clone(), has_mask.clone(), masks.clone()))
+        return real(model, images, targets, masks, has_mask, guidance, lam, painted=painted)
+
+    monkeypatch.setattr(finetune_module, "guided_loss", spy)
+    _run(build_model("small_cnn", 2), data, FinetuneConfig(max_steps=2, check_every=1, val_loss_rise=100.0,
+                                                           guidance_drop=1.0, counterexamples=counterexamples))
+    assert calls
+    for images, painted, has_mask, masks in calls:
+        if not counterexamples:
+            assert painted is None
+            continue
+        red = (masks == 1) & has_mask.view(-1, 1, 1)
+        # Outside the annotated rows' red pixels the two batches agree; inside they differ.
+        assert torch.equal(images.permute(1, 0, 2, 3)[:, ~red], painted.permute(1, 0, 2, 3)[:, ~red])
+        assert not torch.equal(images.permute(1, 0, 2, 3)[:, red], painted.permute(1, 0, 2, 3)[:, red])

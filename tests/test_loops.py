@@ -140,3 +140,27 @@ def test_counterexamples_stop_the_model_reading_the_red_region(seed):
     # carries no label information and its weights stay near their random start.
     assert weight_share[False] > 1.0
     assert weight_share[True] < 0.5 * weight_share[False]
+
+
+def test_counterexamples_reach_the_loss_with_the_painted_batch(monkeypatch):
+    import app.loops as loops
+
+    seen = []
+    real = loops.guided_loss
+
+    def spy(model, images, targets, masks, has_mask, guidance, lam, painted=None):
+        seen.append((images, painted))
+        return real(model, images, targets, masks, has_mask, guidance, lam, painted=painted)
+
+    monkeypatch.setattr(loops, "guided_loss", spy)
+    batches = _shortcut_batches(0, batches=2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_one_epoch(model, batches, optimizer, device=torch.device("cpu"), counterexamples=True)
+    for (images, painted), batch in zip(seen, batches, strict=True):
+        assert torch.equal(painted, batch[0])  # the penalty's rows as painted
+        assert not torch.equal(images[:, :, :2, :2], batch[0][:, :, :2, :2])  # CE: swapped corners
+        assert torch.equal(images[:, :, 2:, 2:], batch[0][:, :, 2:, 2:])
+    seen.clear()
+    train_one_epoch(model, batches, optimizer, device=torch.device("cpu"), counterexamples=False)
+    assert all(painted is None for _, painted in seen)
