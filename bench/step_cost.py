@@ -16,7 +16,11 @@ Run from the repository root:
 
 At 5 %, resnet18's default batch of 32 means 2 annotated rows; double backpropagation has a
 fixed cost per parameter (gradient accumulation of weight-sized tensors) that such a tiny
-sub-batch cannot amortise on a CPU, so try --batch 64 there as well.
+sub-batch cannot amortise on a CPU, so try --batch 64 there as well. At 64 px the last
+stage is 2 x 2 pixels, so the network is weight-bound: profiled, most of the 5 % overhead is
+weight-sized work (the double backward's weight-gradient convolutions over 512 x 512 x 3 x 3
+kernels, and summing those gradients); `--size 224 --fractions 1 0.05` shows resnet18 at its
+native input size.
 """
 
 from __future__ import annotations
@@ -127,6 +131,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="batch size for every model (default: small_cnn 64, others 32)")
     parser.add_argument("--size", type=int, default=None,
                         help="input side in pixels for every model (default: small_cnn 32, others 64)")
+    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS),
+                        help="shares of the batch annotated (default: 1 0.5 0.25 0.05)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
@@ -160,24 +166,26 @@ def main(argv=None) -> int:
     )
     print(header)
     print("-" * len(header))
-    ratios: dict[float, list[tuple[float, str]]] = {fraction: [] for fraction in FRACTIONS}
+    ratios: dict[float, list[tuple[float, str]]] = {fraction: [] for fraction in args.fractions}
     for model_name in args.models:
         default_batch, default_size = DEFAULT_SHAPES.get(model_name, (32, 64))
         shape = f"{args.batch or default_batch}x{args.size or default_size}"
         for loss_name in args.losses:
-            for fraction in FRACTIONS:
+            for fraction in args.fractions:
                 plain_ms, guided_ms = measure(model_name, loss_name, fraction, args, device)
                 ratio = guided_ms / plain_ms
                 ratios[fraction].append((ratio, f"{model_name}/{loss_name}"))
                 print(f"{model_name:<10} {shape:>10} {loss_name:<9} {fraction:>6.0%} "
                       f"{plain_ms:>9.1f} {guided_ms:>10.1f} {ratio:>5.2f}x", flush=True)
-    worst_5, where_5 = max(ratios[0.05])
-    worst_100, where_100 = max(ratios[1.0])
-    ok_5, ok_100 = worst_5 <= TARGET_AT_5, worst_100 <= TARGET_AT_100
-    print(f"verdict: {'PASS' if ok_5 and ok_100 else 'FAIL'} -- worst at 5 % annotated "
-          f"{worst_5:.2f}x ({where_5}; target <= {TARGET_AT_5}x{'' if ok_5 else ', MISSED'}), "
-          f"worst at 100 % {worst_100:.2f}x ({where_100}; target <= {TARGET_AT_100}x"
-          f"{'' if ok_100 else ', MISSED'})")
+    verdicts = []
+    for fraction, target in ((0.05, TARGET_AT_5), (1.0, TARGET_AT_100)):
+        if ratios.get(fraction):
+            worst, where = max(ratios[fraction])
+            verdicts.append((worst <= target, f"worst at {fraction:.0%} annotated {worst:.2f}x "
+                             f"({where}; target <= {target}x{'' if worst <= target else ', MISSED'})"))
+    if verdicts:
+        passed = all(ok for ok, _ in verdicts)
+        print(f"verdict: {'PASS' if passed else 'FAIL'} -- " + ", ".join(text for _, text in verdicts))
     return 0
 
 
