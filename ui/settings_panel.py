@@ -114,7 +114,7 @@ class SettingsPanel(ttk.LabelFrame):
                                             "penalty on masks")
         self.lam_entry = self._entry_row("lam", "", "blank: default")
         self.counterexamples_check = self._check_row(
-            "counterexamples", "swap red regions", "red can't predict the label")
+            "counterexamples", "swap red regions", "red no longer predicts")
         self.oversample_entry = self._entry_row("oversample_annotated", "", "x as often (1: uniform)")
         self.epochs_spin = self._spin_row("epochs", 1, 10000, "")
         self.feedback_spin = self._spin_row("feedback_every", 0, 10000, "0: never pause")
