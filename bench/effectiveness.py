@@ -83,6 +83,7 @@ class Settings:
     lam_workflow: float = 10.0  # its weight in the workflow: the app's default (loss.DEFAULT_LAMBDAS)
     scope: str = "all"  # how the simulated user propagates a round's red
     counterexamples: bool = True  # the workflow swaps red regions (the app's default); RRR baselines never
+    oversample: float = TrainConfig.oversample_annotated  # the workflow's draws of masked images (app default)
     batch_size: int = 64
     lr: float = 1e-3
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -267,7 +268,7 @@ class Benchmark:
         config = self.config(seed, self.settings.guidance, feedback_every=self.settings.feedback_epoch,
                              images_per_round=k, selection="unreasonable", lam=self.settings.lam_workflow,
                              counterexamples=self.settings.counterexamples,
-                             oversample_annotated=TrainConfig.oversample_annotated)
+                             oversample_annotated=self.settings.oversample)
         paths = RunPaths(str(self.demo / "train"), str(self.demo / "val"), masks_dir=str(folder / "masks"),
                          init_checkpoint=str(prefix) if prefix else None, checkpoint_out=str(folder / "model.pt"),
                          resume=prefix is not None)
@@ -422,6 +423,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--scope", default="all", choices=SCOPES + ("none",), help="how the simulated user propagates")
     parser.add_argument("--no-counterexamples", action="store_true",
                         help="the workflow uses the gradient penalty alone (no red-region swapping)")
+    parser.add_argument("--oversample", type=float, default=TrainConfig.oversample_annotated,
+                        help="the workflow draws masked images this many times as often (1 = uniform)")
     parser.add_argument("--methods", nargs="+", default=["vanilla", "oracle", "rrr_all", "rrr_random", "app"])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads in all")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, in worker processes (threads are shared out)")
@@ -442,6 +445,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         lam_workflow=args.lam_workflow if args.lam_workflow is not None else DEFAULT_LAMBDAS[args.guidance],
         scope=None if args.scope == "none" else args.scope,
         counterexamples=not args.no_counterexamples,  # the trainer's rounds follow the run's switch
+        oversample=args.oversample,
     )
     if not 1 <= settings.feedback_epoch < settings.epochs:
         parser.error("--feedback-epoch must be at least 1 and below --epochs")
@@ -456,6 +460,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"feedback after epoch {settings.feedback_epoch}, {settings.guidance} lambda {settings.lam} "
               f"(workflow {settings.lam_workflow}), "
               f"propagation scope {args.scope}, workflow counterexamples {settings.counterexamples}, "
+              f"oversampling {settings.oversample:g}, "
               f"{args.threads} threads, {args.jobs} jobs", flush=True)
         results: List[RunResult] = []
 
