@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -85,6 +86,11 @@ def tk_root(x_display):
         root.destroy()
     except tkinter.TclError:
         pass
+    # Collect the window's Tk variables and images here, in the main thread: left to a later
+    # collection they may be freed in a trainer thread, where Tk raises "main thread is not in
+    # main loop" (seen as a PytestUnraisableExceptionWarning in a CLI test).
+    del root
+    gc.collect()
 
 
 def make_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 12, size: int = 32, seed: int = 0) -> Path:
