@@ -249,7 +249,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def cmd_demo_data(args: argparse.Namespace) -> int:
     from datasets import make_demo_data
 
-    info = make_demo_data(args.out, seed=args.seed)
+    info = make_demo_data(args.out, seed=args.seed, shortcut=args.shortcut, vary_size=args.vary_size)
     print(json.dumps(dataclasses.asdict(info) if dataclasses.is_dataclass(info) else str(info), indent=2, default=str))
     return EXIT_OK
 
@@ -345,6 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo-data", help="write the shortcut demo data set (scikit-learn digits + decoy swatch)")
     demo.add_argument("--out", required=True)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--shortcut", choices=("corner", "moving", "shape"), default="corner",
+                      help="corner: a shaded swatch in a random corner (Decoy MNIST); moving: the swatch "
+                           "anywhere in the border; shape: a glyph per digit anywhere in the border")
+    demo.add_argument("--vary-size", action="store_true", help="moving: a random swatch side of 4-8 pixels per image")
     demo.set_defaults(handler=cmd_demo_data)
 
     from .cli_workflow import add_commands

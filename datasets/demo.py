@@ -2,8 +2,19 @@
 
 Every 32x32 grayscale image shows a faint digit (the 8x8 original, ink 0..16 -> 0..153 white
 on black, upscaled bilinearly to 16x16 and centred, so it spans pixels 8..23) under Gaussian
-noise (sigma 30 grey levels), and a clean 6x6 swatch in one of the four corners, chosen at random
-per image. The corners lie inside the 8-pixel border, so the swatch never touches the digit.
+noise (sigma 30 grey levels), and a shortcut in the 8-pixel border around it, so the shortcut
+never touches the digit. Three kinds of shortcut (`SHORTCUTS`):
+
+- `corner` (the default, Decoy MNIST): a clean 6x6 swatch in one of the four corners, chosen at
+  random per image, whose shade gives the label away;
+- `moving`: the same shaded swatch, but anywhere in the border (uniform over every position
+  where it does not overlap the digit's box), and with `vary_size` of a random side in
+  `MOVING_SIDES` per image: a shortcut that moves like a watermark or a stamp;
+- `shape`: a small glyph (one of ten 7x7 shapes, `GLYPHS`, one per digit) at a random position in
+  the border, always the same grey: the *form* of the mark gives the label away, not its shade
+  (a hospital tag, a letter, a ruler's markings). The truth mask's red is the glyph's own
+  pixels; a person's brush covers them with a margin.
+
 The faint, noisy digit and the larger swatch are chosen so that a plain small CNN clearly learns
 the shortcut (measured: about 42 % decoy-free test accuracy against about 83 % for the same CNN
 trained without swatches; with the RRR paper's bright 24-pixel digit and 4x4 swatch it reached
@@ -41,6 +52,7 @@ log = logging.getLogger(__name__)
 
 DEMO_VERSION = "demo-v2"
 SPLITS = ("train", "val", "test")
+SHORTCUTS = ("corner", "moving", "shape")  # where and what the shortcut is (module docstring)
 _SPLIT_FRACTIONS = {"val": 0.2, "test": 0.2}  # the rest (about 60%) is train
 CANVAS = 32  # side of each image
 DIGIT_SIDE = 16  # side of the upscaled digit, centred on the canvas
@@ -51,6 +63,22 @@ NOISE_SIGMA = 30.0  # Gaussian noise on every pixel but the swatch, in grey leve
 # Upscaled ink at or above this counts as the digit for the green truth mask (a quarter of full
 # ink: the stroke, not the faint bilinear fringe), then grown by 1 pixel to cover the soft edge.
 _INK_THRESHOLD = 64
+MOVING_SIDES = (4, 8)  # `moving` with vary_size: swatch side drawn uniformly from 4..8 pixels
+GLYPH_SHADE = 230  # grey level of a `shape` glyph's pixels
+# Ten 7x7 glyphs, one per digit ("#" = glyph pixel), all the same grey: the form tells the digit.
+_GLYPH_ART = (
+    ("#######", "#.....#", "#.....#", "#.....#", "#.....#", "#.....#", "#######"),  # 0 square ring
+    ("...#...", "...#...", "...#...", "#######", "...#...", "...#...", "...#..."),  # 1 plus
+    ("#.....#", ".#...#.", "..#.#..", "...#...", "..#.#..", ".#...#.", "#.....#"),  # 2 cross
+    ("...#...", "..###..", ".#####.", "#######", ".#####.", "..###..", "...#..."),  # 3 diamond
+    ("...#...", "..#.#..", ".#...#.", "#.....#", "#######", ".......", "......."),  # 4 triangle
+    ("#......", "#......", "#......", "#......", "#......", "#......", "#######"),  # 5 L
+    ("#######", "...#...", "...#...", "...#...", "...#...", "...#...", "...#..."),  # 6 T
+    ("#.#.#.#", ".......", "#.#.#.#", ".......", "#.#.#.#", ".......", "#.#.#.#"),  # 7 dots
+    ("#######", ".......", "#######", ".......", "#######", ".......", "#######"),  # 8 bars
+    ("#......", ".#.....", "..#....", "...#...", "....#..", ".....#.", "......#"),  # 9 diagonal
+)
+GLYPHS = tuple(np.array([[c == "#" for c in row] for row in art]) for art in _GLYPH_ART)
 
 _README = """\
 Demo shortcut data ({version}, seed {seed}) made by saliency-steering.
@@ -60,6 +88,8 @@ Each 32x32 grayscale image is a faint, noisy digit (upscaled to 16x16, centred) 
 6x6 swatch in a random corner. In train/ and val/ the swatch shade is 255 - 25 * digit, so the swatch alone
 predicts the label (a shortcut). In test/ the shade is 255 - 25 * r with r random, so a model
 that relies on the swatch fails there, while one that reads the digit does not.
+Shortcut kind: {shortcut} (corner: a random corner; moving: anywhere in the border; shape: a
+glyph per digit anywhere in the border, random glyph in test/).
 
   train/<digit>/*.png   {train} images
   val/<digit>/*.png     {val} images
@@ -113,12 +143,13 @@ class DemoInfo:
                                "it will be made again.") from None
 
 
-def default_demo_dir() -> Path:
+def default_demo_dir(shortcut: str = "corner") -> Path:
     """The per-user cache folder of the demo data: $XDG_CACHE_HOME (or ~/.cache) /
-    saliency-steering/demo-v2."""
+    saliency-steering/demo-v2 (the corner demo) or demo-v2-<shortcut> (the others)."""
     cache = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(cache) if cache and Path(cache).is_absolute() else Path.home() / ".cache"
-    return base / "saliency-steering" / DEMO_VERSION
+    name = DEMO_VERSION if shortcut == "corner" else f"{DEMO_VERSION}-{shortcut}"
+    return base / "saliency-steering" / name
 
 
 def _split_assignment(targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -151,13 +182,15 @@ def _corner_origin(corner: int) -> tuple[int, int]:
     return ((0, 0), (0, far), (far, 0), (far, far))[corner]
 
 
-def render_digit(digit8: np.ndarray, corner: int, shade: int,
-                 noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One demo image and its truth mask.
+def border_origins(side: int) -> list[tuple[int, int]]:
+    """Every (row, col) where a side x side square fits the canvas without touching the digit box."""
+    box = range(DIGIT_OFFSET - side + 1, DIGIT_OFFSET + DIGIT_SIDE)  # origins that would overlap it
+    return [(row, col) for row in range(CANVAS - side + 1) for col in range(CANVAS - side + 1)
+            if not (row in box and col in box)]
 
-    digit8: 8x8 ink in 0..16; noise: 32x32 grey levels added before the swatch (None: none).
-    Returns (image np.uint8 32x32, mask np.int8 32x32 in {-1,0,+1}).
-    """
+
+def _digit_canvas(digit8: np.ndarray, noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(image float64 32x32 before clipping, digit region bool 32x32) of one faint digit."""
     ink = np.rint(np.asarray(digit8, dtype=np.float64) * (255.0 / 16.0)).astype(np.uint8)
     upscaled = np.asarray(Image.fromarray(ink, mode="L").resize(
         (DIGIT_SIDE, DIGIT_SIDE), Image.Resampling.BILINEAR))
@@ -166,26 +199,70 @@ def render_digit(digit8: np.ndarray, corner: int, shade: int,
     canvas[box, box] = upscaled * DIGIT_CONTRAST
     if noise is not None:
         canvas += noise
-    image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
-    row, col = _corner_origin(corner)
-    image[row:row + SWATCH, col:col + SWATCH] = shade
-
-    mask = np.zeros((CANVAS, CANVAS), dtype=np.int8)
     digit_region = np.zeros((CANVAS, CANVAS), dtype=bool)
     digit_region[box, box] = _dilate(upscaled >= _INK_THRESHOLD)
+    return canvas, digit_region
+
+
+def _compose(canvas: np.ndarray, digit_region: np.ndarray, shortcut: np.ndarray,
+             shortcut_pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(image uint8, truth mask int8): `shortcut_pixels` (bool) set to `shortcut`'s values."""
+    image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+    image[shortcut_pixels] = shortcut[shortcut_pixels]
+    mask = np.zeros((CANVAS, CANVAS), dtype=np.int8)
     mask[digit_region] = GREEN
-    mask[row:row + SWATCH, col:col + SWATCH] = RED
+    mask[shortcut_pixels] = RED
     return image, mask
 
 
-def make_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> DemoInfo:
+def render_digit(digit8: np.ndarray, corner: int, shade: int,
+                 noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One corner-demo image and its truth mask (a 6x6 swatch of `shade` in corner 0..3).
+
+    digit8: 8x8 ink in 0..16; noise: 32x32 grey levels added before the swatch (None: none).
+    Returns (image np.uint8 32x32, mask np.int8 32x32 in {-1,0,+1}).
+    """
+    return render_swatch(digit8, _corner_origin(corner), SWATCH, shade, noise)
+
+
+def render_swatch(digit8: np.ndarray, origin: tuple[int, int], side: int, shade: int,
+                  noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One image with a clean side x side swatch of `shade` at `origin` (row, col), and its mask."""
+    canvas, digit_region = _digit_canvas(digit8, noise)
+    pixels = np.zeros((CANVAS, CANVAS), dtype=bool)
+    pixels[origin[0]:origin[0] + side, origin[1]:origin[1] + side] = True
+    return _compose(canvas, digit_region, np.full((CANVAS, CANVAS), shade, np.uint8), pixels)
+
+
+def render_glyph(digit8: np.ndarray, origin: tuple[int, int], glyph: int,
+                 noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One image with glyph 0..9 (`GLYPHS`) drawn at `origin` (row, col), and its mask.
+
+    Only the glyph's own pixels are set (to `GLYPH_SHADE`); the rest of its 7x7 box keeps the
+    noisy background. The truth mask's red is exactly the glyph's pixels.
+    """
+    canvas, digit_region = _digit_canvas(digit8, noise)
+    shape = GLYPHS[glyph]
+    pixels = np.zeros((CANVAS, CANVAS), dtype=bool)
+    pixels[origin[0]:origin[0] + shape.shape[0], origin[1]:origin[1] + shape.shape[1]] = shape
+    return _compose(canvas, digit_region, np.full((CANVAS, CANVAS), GLYPH_SHADE, np.uint8), pixels)
+
+
+def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, shortcut: str = "corner",
+                   vary_size: bool = False) -> DemoInfo:
     """Write the demo benchmark (see the module docstring) into `out_dir`.
 
-    `out_dir` must not exist or be empty. Deterministic: the same seed gives byte-identical
-    files. Raises DatasetError when `out_dir` is a file or holds something already.
+    shortcut: one of `SHORTCUTS`; vary_size: `moving` only, a random swatch side in
+    `MOVING_SIDES` per image (else 6). `out_dir` must not exist or be empty. Deterministic: the
+    same arguments give byte-identical files. Raises DatasetError when `out_dir` is a file or
+    holds something already, or for an unknown shortcut.
     """
     from sklearn.datasets import load_digits  # bundled with scikit-learn, no download
 
+    if shortcut not in SHORTCUTS:
+        raise DatasetError(f"Unknown demo shortcut {shortcut!r}; choose one of {', '.join(SHORTCUTS)}.")
+    if vary_size and shortcut != "moving":
+        raise DatasetError("Varying the swatch size needs the 'moving' shortcut.")
     root = Path(out_dir)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise DatasetError(f"Cannot make the demo data in {root}: it is not an empty folder. "
@@ -196,6 +273,8 @@ def make_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> DemoInfo:
     assignment = _split_assignment(targets, rng)
     corners = rng.integers(0, 4, size=len(targets))
     random_labels = rng.integers(0, 10, size=len(targets))
+    # Drawn from a generator of their own, so the corner demo stays byte-identical to before.
+    placement = np.random.default_rng([seed, SHORTCUTS.index(shortcut)])
 
     truth_text = _png_text({"source": "demo-truth"})
     counts = {split: 0 for split in SPLITS}
@@ -204,7 +283,17 @@ def make_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> DemoInfo:
         split = assignment[i]
         shade_label = random_labels[i] if split == "test" else label
         noise = rng.normal(0.0, NOISE_SIGMA, size=(CANVAS, CANVAS))
-        image, mask = render_digit(digit8, int(corners[i]), 255 - 25 * int(shade_label), noise)
+        if shortcut == "corner":
+            image, mask = render_digit(digit8, int(corners[i]), 255 - 25 * int(shade_label), noise)
+        elif shortcut == "moving":
+            side = int(placement.integers(MOVING_SIDES[0], MOVING_SIDES[1] + 1)) if vary_size else SWATCH
+            origins = border_origins(side)
+            origin = origins[int(placement.integers(len(origins)))]
+            image, mask = render_swatch(digit8, origin, side, 255 - 25 * int(shade_label), noise)
+        else:
+            origins = border_origins(GLYPHS[0].shape[0])
+            origin = origins[int(placement.integers(len(origins)))]
+            image, mask = render_glyph(digit8, origin, int(shade_label), noise)
         relpath = f"{label}/{i:04d}.png"
         image_file = root / split / relpath
         truth_file = root / "truth" / split / relpath
@@ -218,27 +307,31 @@ def make_demo_data(out_dir: str | os.PathLike, seed: int = 0) -> DemoInfo:
 
     info = DemoInfo(root, int(seed), counts)
     record = {"version": DEMO_VERSION, "seed": int(seed), "counts": counts,
+              "shortcut": shortcut, "vary_size": bool(vary_size),
               "class_counts": class_counts, "classes": list(info.classes),
               "image_size": CANVAS, "digit_box": [DIGIT_OFFSET, DIGIT_OFFSET + DIGIT_SIDE],
-              "swatch_size": SWATCH, "digit_contrast": DIGIT_CONTRAST,
+              "swatch_size": SWATCH if shortcut == "corner" or not vary_size else list(MOVING_SIDES), "digit_contrast": DIGIT_CONTRAST,
               "noise_sigma": NOISE_SIGMA, "swatch_shade": "255 - 25 * y (train, val); "
               "255 - 25 * r, r random (test)", "source": "sklearn.datasets.load_digits"}
     (root / "demo.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n",
                                     encoding="utf-8")
     (root / "README.txt").write_text(
-        _README.format(version=DEMO_VERSION, seed=seed, **counts), encoding="utf-8")
+        _README.format(version=DEMO_VERSION, seed=seed, shortcut=shortcut, **counts), encoding="utf-8")
     log.info("Made demo data in %s: %s", root, counts)
     return info
 
 
-def ensure_demo_data(dir: str | os.PathLike | None = None) -> Path:  # noqa: A002 -- API name
-    """The demo folder (default: default_demo_dir()), made once with seed 0 and reused.
+def ensure_demo_data(dir: str | os.PathLike | None = None,  # noqa: A002 -- API name
+                     shortcut: str = "corner") -> Path:
+    """The demo folder (default: default_demo_dir(shortcut)), made once with seed 0 and reused.
+
+    `moving` is made with `vary_size` (a watermark's size varies too).
 
     It is built in a temporary folder next to it and renamed into place, so an interrupted or
     concurrent run never leaves a half-made folder behind. Raises DatasetError when the folder
     exists but holds something else.
     """
-    target = Path(dir).expanduser() if dir is not None else default_demo_dir()
+    target = Path(dir).expanduser() if dir is not None else default_demo_dir(shortcut)
     if (target / "demo.json").is_file():
         return target
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -248,7 +341,7 @@ def ensure_demo_data(dir: str | os.PathLike | None = None) -> Path:  # noqa: A00
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         os.chmod(building, 0o755)  # mkdtemp makes it owner-only; this is an ordinary folder
-        make_demo_data(building, seed=0)
+        make_demo_data(building, seed=0, shortcut=shortcut, vary_size=shortcut == "moving")
         try:
             os.rename(building, target)  # replaces an empty folder, fails on a full one
         except OSError:
