@@ -1,8 +1,8 @@
 """The `select` and `propagate` commands: the feedback workflow of the app, without a window.
 
     python main.py select --checkpoint CKPT --data DIR --k K --strategy NAME [--masks DIR]
-    python main.py propagate --checkpoint CKPT --data DIR --masks DIR --scope all|class|similar
-                             [--source RELPATH ...] --out DIR
+    python main.py propagate --checkpoint CKPT --data DIR --masks DIR --scope content|all|class|similar
+                             [--source RELPATH ...] [--not-this DIR] [--exclude RELPATH ...] --out DIR
 
 With `train --init`, `finetune` and `evaluate` this makes the whole workflow scriptable: train,
 select the images worth painting, paint them (any image editor: red (255,0,0), green
@@ -58,19 +58,30 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     sources = list(args.source) if args.source else hand_painted(source_store)
     if not sources:
         raise UserError(f"{args.masks} has no hand-painted mask to propagate; paint one or name it with --source")
+    negative_store = None
+    if args.not_this is not None:
+        if not Path(args.not_this).is_dir():
+            raise UserError(f"the 'not this' mask folder {args.not_this} does not exist")
+        negative_store = MaskStore(args.not_this, data.relpaths)
     plan = plan_propagation(
         data, sources, args.scope, source_store=source_store, target_store=target_store, model=model,
         device=device, similar_share=args.similar_share, similar_lift=args.similar_lift, include_green=args.include_green,
+        negative_store=negative_store, excluded=args.exclude or (),
     )
     if args.dry_run:
-        result = {"would_write": plan.count, "images": plan.relpaths}
+        result = {"would_write": plan.count, "images": plan.ranked()}
+        if plan.confidence:
+            result["confidence"] = {r: round(plan.confidence[r], 3) for r in plan.ranked()}
     else:
         outcome = apply_propagation(data, plan, source_store=source_store, target_store=target_store)
         result = {"written": outcome.written, "removed": outcome.removed}
     result.update({
         "scope": args.scope, "sources": list(plan.sources),
         "skipped_hand_painted": len(plan.skipped_hand_painted), "out": str(args.out),
+        "examined": plan.candidates,
     })
+    if args.scope == "content":
+        result.update({"threshold": round(plan.threshold, 3), "iou_on_sources": round(plan.source_iou, 3)})
     print(json.dumps(result, indent=2))
     return EXIT_OK
 
@@ -98,8 +109,13 @@ def add_commands(commands: Any) -> None:
     propagate.add_argument("--checkpoint", required=True, help="the model (its saliency decides 'similar')")
     propagate.add_argument("--data", required=True, help="training image folder the masks belong to")
     propagate.add_argument("--masks", required=True, help="mask folder with the painted masks")
-    propagate.add_argument("--scope", required=True, choices=SCOPES,
-                           help="all images, the source's class, or images whose saliency sits in the source's red region")
+    propagate.add_argument("--scope", default="content", choices=SCOPES,
+                           help="content (default): the painted red content found wherever it sits in each image; "
+                                "positional: all images, the source's class, or images whose saliency sits in the "
+                                "source's red region (the same pixels)")
+    propagate.add_argument("--not-this", metavar="DIR",
+                           help="'content': a mask folder whose red marks regions wrongly found ('not this')")
+    propagate.add_argument("--exclude", nargs="+", metavar="RELPATH", help="images dropped from the plan")
     propagate.add_argument("--source", nargs="+", metavar="RELPATH",
                            help="painted images to propagate (default: every hand-painted mask in --masks)")
     propagate.add_argument("--out", required=True, help="mask folder to write to (may equal --masks)")

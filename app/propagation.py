@@ -3,7 +3,13 @@
 "Never the bottom-right corner", "never this watermark": the user paints it once and propagates
 it to other training images. Scopes:
 
-- `all`: every image of the training set;
+- `content` (the default): the painted red *content*, found wherever it sits in each image
+  (`app.content_locator`: a per-pixel classifier trained on the strokes, ilastik-style). Each
+  image where it is found gets a mask covering the found regions there, with a confidence;
+  images where nothing is found get nothing. Red pixels of "not this" corrections
+  (`negative_store`) teach it what was wrongly found. For shortcuts that move: a watermark,
+  a tag, a stamp, a ruler beside the lesion.
+- `all`: every image of the training set (the source's red copied to the same place);
 - `class`: every image of the source image's class;
 - `similar`: the images where the model's saliency concentrates in the source's red region
   (grown by a pixel or two at the model's input size): the share of the image's vanilla-gradient
@@ -20,6 +26,8 @@ gets the union of the red of every source that selects it (e.g. the corners a ro
 images showed).
 
 Rules, and why:
+- `all`, `class` and `similar` are positional: they copy the painted pixels to the same place,
+  right only for a shortcut that really stands still (a border, a fixed corner).
 - Masks live in normalised image coordinates: a source mask (stored at its displayed image's
   size) is resized with nearest neighbour to each target's displayed size (the original image,
   long side capped at `app.trainer.DISPLAY_MAX_SIDE`), the size the brush window paints at.
@@ -32,7 +40,8 @@ Rules, and why:
 - A propagated mask records its sources (`meta["from"]`, relpaths separated by newlines) and
   scope. Propagating a source again replaces everything that source propagated before: its
   earlier targets that are no longer selected lose its contribution (and their mask is deleted
-  when nothing else contributed), while contributions of other sources are kept.
+  when nothing else contributed), while contributions of other sources are kept. A `content`
+  mask is one finding from all its sources together: it is replaced or deleted as a whole.
 """
 
 from __future__ import annotations
@@ -50,13 +59,16 @@ from torch import nn
 
 from datasets import GREEN, RED, MaskStore
 
+from .content_locator import ContentLocator, FoundContent, LocatorConfig, mask_at
 from .errors import UserError
 from .explanation_metrics import gradient_saliency
 
 logger = logging.getLogger(__name__)
 
 PROPAGATED = "propagated"  # meta["source"] of a propagated mask
-SCOPES = ("all", "class", "similar")
+SCOPES = ("content", "all", "class", "similar")
+POSITIONAL_SCOPES = ("all", "class", "similar")  # copy the painted pixels to the same place
+LOCATE_CHUNK = 256  # images per locator batch
 DEFAULT_SIMILAR_SHARE = 0.3  # "similar": share of the image's saliency inside the source's red region
 DEFAULT_SIMILAR_LIFT = 1.2  # ... or this many times that region's mean share over the candidates
 SIMILAR_GROW = 1 / 32  # the red region is grown by this fraction of the input side (1 px at 32)
@@ -77,6 +89,25 @@ class PropagationPlan:
     skipped_hand_painted: Tuple[str, ...] = ()  # selected, but their own painted mask stays
     include_green: bool = False
     shares: Mapping[str, float] = field(default_factory=dict)  # "similar": target -> best share
+    # "content": target -> the found regions (bool h x w at the locator's working resolution,
+    # packed with np.packbits; `found_mask` unpacks) and its confidence in [0, 1]
+    found: Mapping[str, Tuple[np.ndarray, Tuple[int, int]]] = field(default_factory=dict)
+    confidence: Mapping[str, float] = field(default_factory=dict)
+    threshold: float = 0.0  # "content": the locator's calibrated probability threshold
+    source_iou: float = 0.0  # "content": IoU of its finding with the sources' own red
+    candidates: int = 0  # images examined
+
+    def found_mask(self, relpath: str, size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        """bool mask of the content found in `relpath` ("content" only), at `size` = (H, W)
+        (nearest neighbour) or at the working resolution."""
+        packed, shape = self.found[relpath]
+        mask = np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
+        return mask if size is None else mask_at(FoundContent(mask, 0.0, 1), size)
+
+    def ranked(self) -> List[str]:
+        """Targets best first ("content": by confidence; else by share, else by name)."""
+        score = self.confidence or self.shares
+        return sorted(self.targets, key=lambda r: (-score.get(r, 0.0), r))
 
     @property
     def count(self) -> int:
@@ -158,6 +189,64 @@ def _red_region(mask: torch.Tensor, grow: int) -> torch.Tensor:
     return red[0, 0] > 0
 
 
+def unit_images(dataset: Any, indices: Sequence[int]) -> torch.Tensor:
+    """N x 3 x S x S in [0, 1]: dataset images at the model's input size, unnormalised."""
+    if not len(indices):
+        return torch.zeros(0, 3, dataset.input_size, dataset.input_size)
+    images = torch.stack([dataset[i].image for i in indices])
+    mean = torch.tensor(dataset.mean).view(1, 3, 1, 1)
+    std = torch.tensor(dataset.std).view(1, 3, 1, 1)
+    return (images * std + mean).clamp(0, 1)
+
+
+def fit_locator(
+    dataset: Any,
+    sources: Sequence[str],
+    store: MaskStore,
+    *,
+    negative_store: Optional[MaskStore] = None,
+    device: torch.device = torch.device("cpu"),
+    config: LocatorConfig = LocatorConfig(),
+) -> ContentLocator:
+    """A content locator trained on the red (and green) of `sources`' masks in `store`.
+
+    negative_store: "not this" corrections, a mask store whose red pixels (on images of
+    `dataset`) were wrongly found. Raises UserError when no source has red.
+    """
+    size = (dataset.input_size, dataset.input_size)
+    indices = [dataset.index_of(r) for r in sources]
+    masks = [store.load(r, size) for r in sources]
+    red = [(m > 0).numpy() if m is not None else np.zeros(size, bool) for m in masks]
+    green = [(m < 0).numpy() if m is not None else None for m in masks]
+    negatives = []
+    if negative_store is not None:
+        for relpath in negative_store.annotated():
+            try:
+                index = dataset.index_of(relpath)
+            except ValueError:
+                continue  # a correction on an image that left the data set
+            mask = negative_store.load(relpath, size)
+            if mask is not None and bool((mask > 0).any()):
+                negatives.append((unit_images(dataset, [index])[0], (mask > 0).numpy()))
+    return ContentLocator(config, device).fit(unit_images(dataset, indices), red, green, negatives)
+
+
+def locate_content(
+    locator: ContentLocator,
+    dataset: Any,
+    indices: Sequence[int],
+    on_progress: Optional[ProgressCallback] = None,
+) -> List[FoundContent]:
+    """The locator's finding in each of dataset[indices], in chunks of LOCATE_CHUNK images."""
+    found: List[FoundContent] = []
+    for start in range(0, len(indices), LOCATE_CHUNK):
+        chunk = list(indices[start:start + LOCATE_CHUNK])
+        found.extend(locator.locate(unit_images(dataset, chunk)))
+        if on_progress is not None:
+            on_progress(min(start + LOCATE_CHUNK, len(indices)), len(indices))
+    return found
+
+
 def _check_sources(dataset: Any, store: MaskStore, sources: Sequence[str], include_green: bool) -> List[str]:
     if not sources:
         raise UserError("choose at least one painted image to propagate from")
@@ -223,9 +312,17 @@ def plan_propagation(
     similar_share: float = DEFAULT_SIMILAR_SHARE,
     similar_lift: Optional[float] = DEFAULT_SIMILAR_LIFT,
     include_green: bool = False,
+    negative_store: Optional[MaskStore] = None,
+    locator_config: LocatorConfig = LocatorConfig(),
+    excluded: Sequence[str] = (),
     on_progress: Optional[ProgressCallback] = None,
 ) -> PropagationPlan:
     """Which images of `dataset` (ImageFolderData) a propagation would write; nothing is written.
+
+    Scope "content" trains a content locator on the sources (`fit_locator`, with the "not this"
+    corrections of `negative_store`) and keeps the images where it finds the content; the
+    plan holds each found region and its confidence. `excluded`: relpaths the user dropped
+    from the plan (never targets).
 
     sources: relpaths whose masks (in `source_store`, default `dataset.masks`) are propagated.
     target_store: where the masks will be written (default: the source store); an image with a
@@ -247,8 +344,9 @@ def plan_propagation(
     source_class = {relpath: dataset.targets[dataset.index_of(relpath)] for relpath in sources}
 
     candidates, skipped = [], []
+    dropped = set(excluded)
     for index, relpath in enumerate(dataset.relpaths):
-        if relpath in source_set:
+        if relpath in source_set or relpath in dropped:
             continue
         if scope == "class" and dataset.targets[index] not in source_class.values():
             continue
@@ -259,6 +357,26 @@ def plan_propagation(
 
     targets: Dict[str, Tuple[str, ...]] = {}
     shares_out: Dict[str, float] = {}
+    if scope == "content":
+        locator = fit_locator(dataset, sources, source_store, negative_store=negative_store, device=device,
+                              config=locator_config)
+        found: Dict[str, Tuple[np.ndarray, Tuple[int, int]]] = {}
+        confidence: Dict[str, float] = {}
+        for index, finding in zip(candidates, locate_content(locator, dataset, candidates, on_progress)):
+            if finding.found:
+                relpath = dataset.relpaths[index]
+                targets[relpath] = tuple(sources)
+                found[relpath] = (np.packbits(finding.mask), finding.mask.shape)
+                confidence[relpath] = finding.confidence
+        if skipped:  # a hand-painted image is only "skipped" when the content was found there
+            skipped_indices = [dataset.index_of(r) for r in skipped]
+            hits = locate_content(locator, dataset, skipped_indices)
+            skipped = [r for r, finding in zip(skipped, hits) if finding.found]
+        logger.info("propagation plan (content) from %d sources: found in %d of %d images (threshold %.2f, "
+                    "IoU on the sources %.2f)", len(sources), len(targets), len(candidates), locator.threshold,
+                    locator.source_iou)
+        return PropagationPlan(scope, tuple(sources), targets, tuple(sorted(skipped)), False, {}, found, confidence,
+                               locator.threshold, locator.source_iou, len(candidates))
     if scope == "all":
         targets = {dataset.relpaths[i]: tuple(sources) for i in candidates}
     elif scope == "class":
@@ -288,7 +406,8 @@ def plan_propagation(
         wanted = set(source_class.values())
         skipped = [r for r in skipped if dataset.targets[dataset.index_of(r)] in wanted]
     logger.info("propagation plan (%s) from %d sources: %d images, %d hand-painted skipped", scope, len(sources), len(targets), len(skipped))
-    return PropagationPlan(scope, tuple(sources), targets, tuple(sorted(skipped)), include_green, shares_out)
+    return PropagationPlan(scope, tuple(sources), targets, tuple(sorted(skipped)), include_green, shares_out,
+                           candidates=len(candidates))
 
 
 # --------------------------------------------------------------------------- apply
@@ -329,6 +448,8 @@ def apply_propagation(
     longer targets lose that source (deleted when none is left). Hand-painted masks are never
     written or deleted. Returns how many masks were written and removed.
     """
+    from .trainer import DISPLAY_MAX_SIDE  # here, not at the top: the trainer imports this module
+
     source_store = source_store if source_store is not None else dataset.masks
     if source_store is None:
         raise UserError("propagation needs a mask folder with the painted masks")
@@ -336,15 +457,22 @@ def apply_propagation(
     current = set(plan.sources)
     cache: Dict[str, np.ndarray] = {}
 
-    # Earlier propagated masks in the target store, with their recorded sources.
+    # Earlier propagated masks in the target store, with their recorded sources. A positional
+    # mask is a union of per-source copies; a content mask is one finding of all its sources.
     earlier: Dict[str, Tuple[str, ...]] = {}
+    earlier_content = set()
     for relpath in target_store.annotated():
         recorded = propagated_sources(target_store, relpath)
         if recorded:
             earlier[relpath] = recorded
+            if target_store.meta(relpath).get("scope") == "content":
+                earlier_content.add(relpath)
 
     def kept_sources(relpath: str) -> List[str]:
-        """Earlier sources of `relpath` not propagated again now, whose mask still exists."""
+        """Earlier sources of `relpath` not propagated again now, whose mask still exists
+        (positional masks only: a content finding is not split by source)."""
+        if relpath in earlier_content:
+            return []
         return [s for s in earlier.get(relpath, ()) if s not in current and source_store.has(s)]
 
     written = removed = 0
@@ -352,9 +480,16 @@ def apply_propagation(
     for done, (relpath, sources) in enumerate(sorted(plan.targets.items()), start=1):
         if is_hand_painted(target_store, relpath):
             continue  # painted by hand since the preview: the user's mask wins
-        contributing = list(dict.fromkeys(list(sources) + kept_sources(relpath)))
-        mask = _compose(dataset, relpath, contributing, source_store, plan.include_green, cache)
-        meta = {"source": PROPAGATED, "from": "\n".join(contributing), "scope": plan.scope}
+        if plan.scope == "content":
+            contributing = list(sources)
+            size = display_size(dataset.image_path(dataset.index_of(relpath)), DISPLAY_MAX_SIDE)
+            mask = np.where(plan.found_mask(relpath, size), np.int8(RED), np.int8(0)).astype(np.int8)
+            meta = {"source": PROPAGATED, "from": "\n".join(contributing), "scope": plan.scope,
+                    "confidence": f"{plan.confidence.get(relpath, 0.0):.3f}"}
+        else:
+            contributing = list(dict.fromkeys(list(sources) + kept_sources(relpath)))
+            mask = _compose(dataset, relpath, contributing, source_store, plan.include_green, cache)
+            meta = {"source": PROPAGATED, "from": "\n".join(contributing), "scope": plan.scope}
         target_store.save(relpath, mask, meta=meta)
         written += 1
         if on_progress is not None:

@@ -1,0 +1,416 @@
+"""Find what the user painted red in other images, wherever it sits: content-aware propagation.
+
+A red stroke usually marks a *thing* (a watermark, a tag, a ruler, a stamp), and real shortcuts
+move: the same thing sits in a different place, at a somewhat different size, in every image.
+Copying the painted pixels to the same place in other images (the positional scopes of
+`app.propagation`) only fixes shortcuts that stand still. This module learns, from the strokes of
+a few images, what the painted content *looks like*, and finds it in every other image.
+
+How (ilastik's interactive pixel classification, METHOD.md):
+1. Per pixel, a stack of filter responses at several scales (`pixel_features`): the colour
+   channels smoothed at sigma 0-4, and on the luminance the gradient magnitude, Laplacian of
+   Gaussian, local standard deviation (texture: a clean stamp is flat where a photo or noise is
+   not), the Hessian's eigenvalues (lines and blobs) and the contrast against a wide surround.
+   Computed with separable convolutions in torch, at a working resolution of at most
+   `LocatorConfig.work_side` pixels, batched, on the model's device.
+2. A small per-pixel classifier (a two-layer perceptron, i.e. 1x1 convolutions) trained on the
+   painted pixels only: red = the content; every other pixel of the painted images at least a
+   brush margin away from the red, the green ones weighted up, and any "not this" correction
+   (`negatives`) weighted up more, = not the content. ilastik uses a random forest; a
+   perceptron is chosen here because predicting it over every pixel of 10,000 images is two
+   matrix products on the GPU (a forest in scikit-learn costs about a microsecond per pixel and
+   tree on one CPU core: hours at 224 px), and with balanced classes and weight decay it is as
+   stable on a few thousand labelled pixels.
+3. The decision threshold is calibrated on the painted images themselves: the probability
+   threshold whose prediction best matches their own red (mean IoU).
+4. Per image: connected regions above the threshold whose area is within a factor of the
+   painted regions' areas (`area_range`), each with a confidence (its mean probability); the
+   image's confidence is its best region's. The regions are grown by a brush margin, as a
+   person's brush covers a thing with a margin.
+
+The model's own feature maps were tried as extra features (Reveal2Revise's idea: the model that
+uses the shortcut has features that fire on it); `README.md` and `docs/effectiveness.md` give the
+measurements that decided the default.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch import Tensor, nn
+
+from loss.image_filters import gaussian_blur
+
+from .errors import UserError
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[int, int], None]  # (images done, images in all)
+
+
+@dataclass(frozen=True)
+class LocatorConfig:
+    """Settings of the content locator (the defaults are not tuned to any one data set)."""
+
+    work_side: int = 112  # features and predictions at min(image side, this) pixels
+    sigmas: Tuple[float, ...] = (1.0, 2.0, 4.0)  # filter scales at the working resolution
+    surround_sigma: float = 8.0  # the wide surround a region's contrast is measured against
+    hidden: int = 32  # width of the per-pixel perceptron
+    steps: int = 300  # full-batch Adam steps to train it
+    lr: float = 0.01
+    weight_decay: float = 1e-3
+    max_pixels_per_class: int = 20000  # labelled pixels sampled per class (content / not)
+    margin: float = 1.5  # brush margin, in pixels at 32 px (scaled with the working side)
+    green_weight: float = 3.0  # a green pixel counts this many times as a plain "not" pixel
+    negative_weight: float = 10.0  # a "not this" correction counts this many times
+    # Copies of each painted image with random brightness/contrast per channel: the painted thing
+    # may carry another colour or shade in other images (a shade that gives the class away does),
+    # so its look relative to its surround must count more than its absolute colour.
+    jitter_copies: int = 4
+    jitter_range: Tuple[float, float] = (0.4, 1.6)  # contrast factor per channel, uniform
+    area_range: Tuple[float, float] = (0.2, 5.0)  # a found region's area / the painted regions' (min, max)
+    batch_images: int = 128  # images per feature batch
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FoundContent:
+    """Where the painted content was found in one image."""
+
+    mask: np.ndarray  # bool h x w at the working resolution: the found regions, grown by the margin
+    confidence: float  # mean probability of the best region, in [0, 1]; 0 when nothing was found
+    regions: int  # how many regions were kept
+
+    @property
+    def found(self) -> bool:
+        return self.regions > 0
+
+
+# ------------------------------------------------------------------------------- features
+def _derivatives(plane: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(dy, dx, dyy, dxx, dxy) of N x 1 x H x W by central differences (replicate borders)."""
+    padded = F.pad(plane, (1, 1, 1, 1), mode="replicate")
+    dy = (padded[:, :, 2:, 1:-1] - padded[:, :, :-2, 1:-1]) / 2
+    dx = (padded[:, :, 1:-1, 2:] - padded[:, :, 1:-1, :-2]) / 2
+    dyy = padded[:, :, 2:, 1:-1] - 2 * plane + padded[:, :, :-2, 1:-1]
+    dxx = padded[:, :, 1:-1, 2:] - 2 * plane + padded[:, :, 1:-1, :-2]
+    dxy = (padded[:, :, 2:, 2:] - padded[:, :, 2:, :-2] - padded[:, :, :-2, 2:] + padded[:, :, :-2, :-2]) / 4
+    return dy, dx, dyy, dxx, dxy
+
+
+def pixel_features(images: Tensor, config: LocatorConfig = LocatorConfig()) -> Tensor:
+    """Multi-scale filter responses per pixel.
+
+    Args:
+        images: N x 3 x H x W in [0, 1] (unnormalised RGB), at the working resolution.
+
+    Returns:
+        N x F x H x W float32 (F = `feature_count(config)`), not standardised.
+    """
+    luminance = images.mean(1, keepdim=True)
+    features: List[Tensor] = [images]
+    for sigma in config.sigmas:
+        smooth = gaussian_blur(images, sigma)
+        features.append(smooth)
+        lum = smooth.mean(1, keepdim=True)
+        dy, dx, dyy, dxx, dxy = _derivatives(lum)
+        features.append(torch.sqrt(dy ** 2 + dx ** 2 + 1e-12) * sigma)  # gradient magnitude
+        features.append((dyy + dxx) * sigma ** 2)  # Laplacian of Gaussian
+        half_trace = (dyy + dxx) / 2
+        root = torch.sqrt(((dyy - dxx) / 2) ** 2 + dxy ** 2 + 1e-12)
+        features.append((half_trace + root) * sigma ** 2)  # Hessian eigenvalues: lines and blobs
+        features.append((half_trace - root) * sigma ** 2)
+        variance = gaussian_blur(luminance ** 2, sigma) - gaussian_blur(luminance, sigma) ** 2
+        features.append(torch.sqrt(variance.clamp_min(0) + 1e-12))  # local standard deviation (texture)
+    features.append(images - gaussian_blur(images, config.surround_sigma))  # contrast against the surround
+    return torch.cat(features, dim=1)
+
+
+def feature_count(config: LocatorConfig = LocatorConfig()) -> int:
+    """F of `pixel_features`: 3 raw + per sigma (3 smooth + 5 luminance) + 3 contrast."""
+    return 3 + 8 * len(config.sigmas) + 3
+
+
+def model_feature_maps(model: nn.Module, images: Tensor, max_stride: int = 4) -> List[Tensor]:
+    """The model's own activations at each resolution down to 1/`max_stride` of the input.
+
+    For every spatial size a module's 4-D output takes (the input's, half of it, ...), the
+    output of the last module at that size in forward order (the deepest features there).
+    images: N x 3 x H x W normalised as the model expects. Returns N x C_k x H_k x W_k tensors.
+    """
+    outputs: Dict[Tuple[int, int], Tensor] = {}
+    hooks = []
+
+    def keep(_module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, Tensor) and output.dim() == 4 and output.shape[-1] * max_stride >= images.shape[-1]:
+            outputs[tuple(output.shape[-2:])] = output.detach()
+
+    for module in model.modules():
+        if not list(module.children()):  # leaves only: each activation seen once
+            hooks.append(module.register_forward_hook(keep))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return [outputs[size] for size in sorted(outputs, reverse=True)]
+
+
+# ------------------------------------------------------------------------------- the locator
+def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """bool h x w grown by `pixels` (a round brush); unchanged for 0."""
+    if pixels <= 0 or not mask.any():
+        return mask
+    radius = np.arange(-pixels, pixels + 1)
+    disk = (radius[:, None] ** 2 + radius[None, :] ** 2) <= pixels ** 2 + pixels
+    return ndimage.binary_dilation(mask, structure=disk)
+
+
+def _resize_bool(mask: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+    """bool mask to size = (H, W), nearest neighbour."""
+    if mask.shape == tuple(size):
+        return mask.astype(bool)
+    rows = (np.arange(size[0]) * mask.shape[0] // size[0]).clip(0, mask.shape[0] - 1)
+    cols = (np.arange(size[1]) * mask.shape[1] // size[1]).clip(0, mask.shape[1] - 1)
+    return mask[np.ix_(rows, cols)].astype(bool)
+
+
+class ContentLocator:
+    """A per-pixel classifier of "the painted content", trained on a few painted images.
+
+    `fit` learns from images and their masks; `locate` finds the content in other images.
+    Images are always N x 3 x H x W in [0, 1] (any H, W: resized to the working resolution).
+    """
+
+    def __init__(
+        self,
+        config: LocatorConfig = LocatorConfig(),
+        device: torch.device = torch.device("cpu"),
+        model: Optional[nn.Module] = None,
+        normalise: Optional[Callable[[Tensor], Tensor]] = None,
+    ):
+        """model, normalise: the classifier and its input normalisation ([0, 1] images -> model
+        input); given both, its own feature maps (`model_feature_maps`) join the filter features."""
+        self.config = config
+        self.device = device
+        self.model = model
+        self.normalise = normalise
+        self.side: Optional[int] = None  # the working resolution, set by fit
+        self.threshold: float = 0.5  # probability threshold, calibrated by fit
+        self.source_iou: float = 0.0  # mean IoU of the calibrated prediction with the painted red
+        self.area_bounds: Tuple[float, float] = (0.0, math.inf)  # allowed region areas, in pixels
+        self._mean: Optional[Tensor] = None
+        self._std: Optional[Tensor] = None
+        self._net: Optional[nn.Module] = None
+
+    # -- helpers
+    def _working(self, images: Tensor) -> Tensor:
+        images = images.to(self.device, torch.float32)
+        if images.shape[-1] != self.side or images.shape[-2] != self.side:
+            images = F.interpolate(images, size=(self.side, self.side), mode="area")
+        return images
+
+    def _raw_features(self, images: Tensor) -> Tensor:
+        """N x F x h x w unstandardised: filter responses (+ the model's maps, upsampled)."""
+        features = pixel_features(self._working(images), self.config)
+        if self.model is not None and self.normalise is not None:
+            inputs = self.normalise(images.to(self.device, torch.float32))
+            maps = model_feature_maps(self.model, inputs)
+            size = features.shape[-2:]
+            features = torch.cat([features] + [F.interpolate(m.float(), size=size, mode="bilinear", align_corners=False)
+                                               for m in maps], dim=1)
+        return features
+
+    def _features(self, images: Tensor) -> Tensor:
+        features = self._raw_features(images)
+        if self._mean is not None:
+            features = (features - self._mean) / self._std
+        return features
+
+    def margin_pixels(self) -> int:
+        """The brush margin at the working resolution."""
+        return max(1, int(round(self.config.margin * (self.side or 32) / 32)))
+
+    @torch.no_grad()
+    def probabilities(self, images: Tensor) -> Tensor:
+        """N x h x w in [0, 1]: the probability that each pixel shows the painted content."""
+        if self._net is None:
+            raise RuntimeError("fit the locator before using it")
+        self._net.eval()
+        out = []
+        for start in range(0, images.shape[0], self.config.batch_images):
+            features = self._features(images[start:start + self.config.batch_images])
+            out.append(torch.sigmoid(self._net(features))[:, 0].float().cpu())
+        return torch.cat(out) if out else torch.zeros(0, self.side or 0, self.side or 0)
+
+    # -- training
+    def fit(
+        self,
+        images: Tensor,
+        red: Sequence[np.ndarray],
+        green: Optional[Sequence[Optional[np.ndarray]]] = None,
+        negatives: Optional[Sequence[Tuple[Tensor, np.ndarray]]] = None,
+    ) -> "ContentLocator":
+        """Learn the content under `red` from the painted images.
+
+        Args:
+            images: S x 3 x H x W in [0, 1], the painted images (S >= 1).
+            red: S bool masks (any size each; resized) marking the content.
+            green: S bool masks or None: "look here", certainly not the content.
+            negatives: (image 3 x H x W in [0, 1], bool mask) pairs: "not this" corrections,
+                pixels that were wrongly found (on any image).
+        Raises:
+            UserError: when no image has red.
+        """
+        config = self.config
+        if images.shape[0] == 0 or not any(np.asarray(r).any() for r in red):
+            raise UserError("nothing is painted red: paint the thing to find on at least one image")
+        self.side = int(min(config.work_side, max(images.shape[-2:])))
+        side = (self.side, self.side)
+        generator = torch.Generator().manual_seed(config.seed)
+        if config.jitter_copies > 0:
+            images, red, green = self._jittered(images, red, green, generator)
+        features = self._raw_features(images)  # S x F x h x w (unstandardised)
+        n_features = features.shape[1]
+        margin = self.margin_pixels()
+
+        positives, negatives_px, weights_neg, red_small = [], [], [], []
+        areas = []
+        for i in range(images.shape[0]):
+            red_i = _resize_bool(np.asarray(red[i], dtype=bool), side)
+            red_small.append(red_i)
+            labelled, n = ndimage.label(red_i)
+            areas.extend(np.bincount(labelled.ravel())[1:].tolist() if n else [])
+            near = _grow(red_i, 2 * margin)
+            flat = features[i].reshape(n_features, -1).T  # h*w x F
+            positives.append(flat[torch.from_numpy(red_i.ravel()).to(flat.device)])
+            away = ~near
+            weight = np.ones(side, dtype=np.float32)
+            if green is not None and green[i] is not None:
+                green_i = _resize_bool(np.asarray(green[i], dtype=bool), side)
+                weight[green_i] = config.green_weight
+                away |= green_i & ~red_i
+            negatives_px.append(flat[torch.from_numpy(away.ravel()).to(flat.device)])
+            weights_neg.append(torch.from_numpy(weight.ravel()[away.ravel()]))
+        for image, mask in negatives or ():
+            mask_small = _resize_bool(np.asarray(mask, dtype=bool), side)
+            if not mask_small.any():
+                continue
+            flat = self._raw_features(image[None])[0].reshape(n_features, -1).T
+            negatives_px.append(flat[torch.from_numpy(mask_small.ravel()).to(flat.device)])
+            weights_neg.append(torch.full((int(mask_small.sum()),), config.negative_weight))
+        pos = torch.cat(positives)
+        neg = torch.cat(negatives_px)
+        neg_w = torch.cat(weights_neg).to(neg.device)
+        pos = pos[torch.randperm(pos.shape[0], generator=generator)[:config.max_pixels_per_class].to(pos.device)]
+        keep = torch.randperm(neg.shape[0], generator=generator)[:config.max_pixels_per_class].to(neg.device)
+        neg, neg_w = neg[keep], neg_w[keep]
+
+        # Standardise with the labelled pixels' statistics (both classes alike).
+        both = torch.cat([pos, neg])
+        self._mean = both.mean(0).view(1, -1, 1, 1)
+        self._std = both.std(0).clamp_min(1e-6).view(1, -1, 1, 1)
+        x = (both - self._mean.view(1, -1)) / self._std.view(1, -1)
+        y = torch.cat([torch.ones(pos.shape[0]), torch.zeros(neg.shape[0])]).to(x.device)
+        # Balanced classes: each class carries half the loss, whatever its pixel count.
+        w = torch.cat([torch.full((pos.shape[0],), 1.0 / pos.shape[0]).to(x.device),
+                       neg_w / neg_w.sum()]) / 2
+
+        torch.manual_seed(config.seed)
+        net = nn.Sequential(
+            nn.Conv2d(n_features, config.hidden, 1), nn.ReLU(),
+            nn.Conv2d(config.hidden, config.hidden, 1), nn.ReLU(),
+            nn.Conv2d(config.hidden, 1, 1),
+        ).to(self.device)
+        optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        x4 = x.T.reshape(1, n_features, -1, 1)
+        with torch.enable_grad():
+            for _ in range(config.steps):
+                optimiser.zero_grad()
+                logits = net(x4).view(-1)
+                loss = (F.binary_cross_entropy_with_logits(logits, y, reduction="none") * w).sum()
+                loss.backward()
+                optimiser.step()
+        self._net = net
+
+        # Calibrate the threshold on the painted images: best mean IoU with their own red.
+        n_painted = len(red) // (config.jitter_copies + 1)
+        probabilities = self.probabilities(images[:n_painted]).numpy()
+        red_small = red_small[:n_painted]
+        areas_arr = np.array(areas or [1.0], dtype=np.float64)
+        low, high = config.area_range
+        self.area_bounds = (float(areas_arr.min() * low), float(areas_arr.max() * high))
+        best = (-1.0, 0.5)
+        for threshold in np.linspace(0.1, 0.98, 23):
+            ious = []
+            for i, red_i in enumerate(red_small):
+                found = self._regions(probabilities[i], float(threshold))[0] > 0
+                union = (found | red_i).sum()
+                ious.append((found & red_i).sum() / union if union else 1.0)
+            score = float(np.mean(ious))
+            if score > best[0] + 1e-9:
+                best = (score, float(threshold))
+        self.source_iou, self.threshold = best
+        logger.info("content locator: %d painted images, %d/%d labelled pixels, working side %d, "
+                    "threshold %.2f, IoU on the painted images %.2f", images.shape[0], pos.shape[0],
+                    neg.shape[0], self.side, self.threshold, self.source_iou)
+        return self
+
+    def _jittered(self, images: Tensor, red: Sequence[np.ndarray], green: Optional[Sequence[Optional[np.ndarray]]],
+                  generator: torch.Generator) -> Tuple[Tensor, List[np.ndarray], Optional[List[Optional[np.ndarray]]]]:
+        """The painted images plus `jitter_copies` copies each with random per-channel contrast
+        and brightness around the image's own mean (values clipped to [0, 1]); masks repeated."""
+        copies = self.config.jitter_copies
+        n = images.shape[0]
+        low, high = self.config.jitter_range
+        contrast = low + (high - low) * torch.rand(n * copies, 3, 1, 1, generator=generator)
+        shift = 0.2 * (torch.rand(n * copies, 3, 1, 1, generator=generator) - 0.5)
+        base = images.repeat(copies, 1, 1, 1).float()
+        centre = base.mean(dim=(2, 3), keepdim=True)
+        jittered = ((base - centre) * contrast + centre + shift).clamp(0, 1)
+        all_images = torch.cat([images.float(), jittered])
+        all_red = list(red) * (copies + 1)
+        all_green = None if green is None else list(green) * (copies + 1)
+        return all_images, all_red, all_green
+
+    # -- prediction
+    def _regions(self, probability: np.ndarray, threshold: float) -> Tuple[np.ndarray, List[float]]:
+        """(labels h x w int: kept regions numbered from 1, their confidences)."""
+        labelled, n = ndimage.label(probability >= threshold)
+        if n == 0:
+            return np.zeros_like(labelled), []
+        index = np.arange(1, n + 1)
+        areas = ndimage.sum_labels(np.ones_like(probability), labelled, index)
+        means = ndimage.mean(probability, labelled, index)
+        low, high = self.area_bounds
+        keep = (areas >= low) & (areas <= high)
+        relabel = np.zeros(n + 1, dtype=np.int32)
+        relabel[index[keep]] = np.arange(1, int(keep.sum()) + 1)
+        return relabel[labelled], [float(m) for m in means[keep]]
+
+    def locate(self, images: Tensor) -> List[FoundContent]:
+        """Find the content in each of N x 3 x H x W images in [0, 1] (working resolution out)."""
+        probabilities = self.probabilities(images).numpy()
+        margin = self.margin_pixels()
+        found = []
+        for probability in probabilities:
+            labels, confidences = self._regions(probability, self.threshold)
+            mask = _grow(labels > 0, margin)
+            found.append(FoundContent(mask, max(confidences, default=0.0), len(confidences)))
+        return found
+
+
+def mask_at(found: FoundContent, size: Tuple[int, int]) -> np.ndarray:
+    """The found regions as a bool mask of size = (H, W) (nearest neighbour)."""
+    return _resize_bool(found.mask, size)
