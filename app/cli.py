@@ -123,7 +123,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(
         train_dir=args.data, val_dir=args.val, masks_dir=args.masks,
-        init_checkpoint=args.init, checkpoint_out=str(out / "model.pt"),
+        init_checkpoint=args.init, checkpoint_out=str(out / "model.pt"), test_dir=args.test,
     )
     trainer, outcome = _run_trainer(lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit), args.verbose)
     if isinstance(outcome, msg.TrainingFailed):
@@ -217,16 +217,19 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         lr=args.lr or defaults.lr, max_steps=args.max_steps or defaults.max_steps,
         val_loss_rise=args.val_loss_rise or defaults.val_loss_rise,
         guidance_drop=args.guidance_drop or defaults.guidance_drop,
-        counterexamples=not args.no_counterexamples,
+        counterexamples=not args.no_counterexamples, stop_rule=args.stop_rule,
     )
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
+    from .shortcut_broken import BrokenValidation
+
+    broken = BrokenValidation.build(data.train, data.val, device=device)
 
     def on_progress(step: int, max_steps: int, guidance_value: float, val_loss: float) -> None:
         print(f"step {step}/{max_steps}: guidance {guidance_value:.4g}, val loss {val_loss:.4f}", file=sys.stderr)
 
     result = finetune_round(
         model, train_data=data.train, val_loader=val_loader, guidance_name=guidance, lam=lam,
-        config=config, device=device, seed=stored.seed, on_progress=on_progress,
+        config=config, device=device, seed=stored.seed, on_progress=on_progress, broken=broken,
     )
     if result.report.n_annotated == 0:
         raise UserError(f"no image in {args.data} has a mask in {args.masks}: nothing to fine-tune on")
@@ -239,9 +242,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         metrics={"val_loss": result.report.val_loss_after, "val_accuracy": result.report.val_accuracy_after},
         history=checkpoint.history,
     )
-    report = {**result.report.to_dict(), "stop_text": result.report.stop_text, "guidance": guidance, "lam": lam}
+    report = {**result.report.to_dict(), "stop_text": result.report.stop_text,
+              "verdict_text": result.report.verdict_text, "guidance": guidance, "lam": lam}
     _write_json(out / "report.json", report)
     print(json.dumps(report, indent=2))
+    if result.report.verdict == "worse":
+        print(f"warning: this round made the model worse: {result.report.verdict_text}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -316,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--init", help="continue from this checkpoint")
     train.add_argument("--workers", type=int, default=0, help="data loading worker processes")
     train.add_argument("--out", required=True, help="run folder: writes model.pt and metrics.json")
+    train.add_argument("--test", help="a shortcut-free test folder, evaluated after every epoch (test_accuracy)")
     _add_common_training(train)
     train.set_defaults(handler=cmd_train)
 
@@ -339,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--max-steps", type=int)
     finetune.add_argument("--val-loss-rise", type=float, help="stop when val loss >= this x before (default 1.2)")
     finetune.add_argument("--guidance-drop", type=float, help="stop when guidance <= L0 - this x |L0| (default 0.5)")
+    finetune.add_argument("--stop-rule", choices=("saliency", "thesis"), default="saliency",
+                          help="saliency (default): stop when saliency on red halved or the shortcut-broken validation "
+                               "got worse; thesis: guidance halved or val loss rose")
     _add_common_training(finetune)
     finetune.set_defaults(handler=cmd_finetune)
 

@@ -61,6 +61,9 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
+STOP_RULES = ("saliency", "thesis")  # FinetuneConfig.stop_rule
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     lr: float = 1e-4  # Adam learning rate of the fine-tune round (5e-4 wrecked val accuracy in 5 steps on the demo)
@@ -71,10 +74,24 @@ class FinetuneConfig:
     replay_batch: int = 32  # training images mixed into each step's CE so the model does not forget
     counterexamples: bool = True  # swap annotated images' red pixels with replayed images' (loss.counterexamples)
     max_val_images: Optional[int] = 2000  # cap on validation images used by the stop check
+    # "saliency" (default): stop when the share of saliency on red (as the chooser measures it)
+    # has fallen by red_share_drop, or when accuracy on the shortcut-broken validation falls by
+    # more than broken_accuracy_drop; the forgetting check watches the shortcut-broken validation
+    # loss when there is one. "thesis": the thesis' criteria (guidance_drop, val_loss_rise on the
+    # plain validation), which can stop a round whose red share went up.
+    stop_rule: str = "saliency"
+    red_share_drop: float = 0.5  # "saliency": stop when red share <= (1 - this) x before
+    broken_accuracy_drop: float = 0.02  # "saliency": stop when shortcut-broken accuracy falls more than this
 
     def __post_init__(self) -> None:
         if self.max_steps < 1 or self.check_every < 1:
             raise UserError("max_steps and check_every must be >= 1")
+        if self.stop_rule not in STOP_RULES:
+            raise UserError(f"unknown stop rule {self.stop_rule!r}; choose one of {', '.join(STOP_RULES)}")
+        if not 0.0 < self.red_share_drop <= 1.0:
+            raise UserError(f"red_share_drop must be in (0, 1], got {self.red_share_drop}")
+        if not 0.0 <= self.broken_accuracy_drop <= 1.0:
+            raise UserError(f"broken_accuracy_drop must be in [0, 1], got {self.broken_accuracy_drop}")
         if self.val_loss_rise <= 1.0:
             raise UserError(f"val_loss_rise must be > 1, got {self.val_loss_rise}")
         if not 0.0 < self.guidance_drop <= 1.0:
@@ -94,3 +111,5 @@ class RunPaths:
     init_checkpoint: Optional[str] = None  # start from this checkpoint's weights
     checkpoint_out: Optional[str] = None  # written after every epoch and every committed round
     resume: bool = False  # True: init_checkpoint is this run's own; train up to `epochs` in total
+    test_dir: Optional[str] = None  # optional shortcut-free test folder, evaluated after every epoch
+    negatives_dir: Optional[str] = None  # "not this" corrections of content propagation (red = wrongly found)

@@ -73,8 +73,9 @@ class LocatorConfig:
     # Copies of each painted image with random brightness/contrast per channel: the painted thing
     # may carry another colour or shade in other images (a shade that gives the class away does),
     # so its look relative to its surround must count more than its absolute colour.
-    jitter_copies: int = 4
-    jitter_range: Tuple[float, float] = (0.4, 1.6)  # contrast factor per channel, uniform
+    jitter_copies: int = 8
+    jitter_range: Tuple[float, float] = (0.3, 1.7)  # contrast factor per channel, uniform
+    jitter_shift: float = 0.3  # brightness shift per channel, uniform in +-this
     area_range: Tuple[float, float] = (0.2, 5.0)  # a found region's area / the painted regions' (min, max)
     batch_images: int = 128  # images per feature batch
     seed: int = 0
@@ -177,7 +178,7 @@ def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
     return ndimage.binary_dilation(mask, structure=disk)
 
 
-def _resize_bool(mask: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
+def resize_bool(mask: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     """bool mask to size = (H, W), nearest neighbour."""
     if mask.shape == tuple(size):
         return mask.astype(bool)
@@ -279,8 +280,9 @@ class ContentLocator:
         self.side = int(min(config.work_side, max(images.shape[-2:])))
         side = (self.side, self.side)
         generator = torch.Generator().manual_seed(config.seed)
+        painted, painted_red = images, list(red)
         if config.jitter_copies > 0:
-            images, red, green = self._jittered(images, red, green, generator)
+            images, red, green = self._jittered(images, red, green, generator, config.jitter_copies)
         features = self._raw_features(images)  # S x F x h x w (unstandardised)
         n_features = features.shape[1]
         margin = self.margin_pixels()
@@ -288,7 +290,7 @@ class ContentLocator:
         positives, negatives_px, weights_neg, red_small = [], [], [], []
         areas = []
         for i in range(images.shape[0]):
-            red_i = _resize_bool(np.asarray(red[i], dtype=bool), side)
+            red_i = resize_bool(np.asarray(red[i], dtype=bool), side)
             red_small.append(red_i)
             labelled, n = ndimage.label(red_i)
             areas.extend(np.bincount(labelled.ravel())[1:].tolist() if n else [])
@@ -298,13 +300,13 @@ class ContentLocator:
             away = ~near
             weight = np.ones(side, dtype=np.float32)
             if green is not None and green[i] is not None:
-                green_i = _resize_bool(np.asarray(green[i], dtype=bool), side)
+                green_i = resize_bool(np.asarray(green[i], dtype=bool), side)
                 weight[green_i] = config.green_weight
                 away |= green_i & ~red_i
             negatives_px.append(flat[torch.from_numpy(away.ravel()).to(flat.device)])
             weights_neg.append(torch.from_numpy(weight.ravel()[away.ravel()]))
         for image, mask in negatives or ():
-            mask_small = _resize_bool(np.asarray(mask, dtype=bool), side)
+            mask_small = resize_bool(np.asarray(mask, dtype=bool), side)
             if not mask_small.any():
                 continue
             flat = self._raw_features(image[None])[0].reshape(n_features, -1).T
@@ -344,10 +346,13 @@ class ContentLocator:
                 optimiser.step()
         self._net = net
 
-        # Calibrate the threshold on the painted images: best mean IoU with their own red.
-        n_painted = len(red) // (config.jitter_copies + 1)
-        probabilities = self.probabilities(images[:n_painted]).numpy()
-        red_small = red_small[:n_painted]
+        # Calibrate the threshold on the painted images and on recoloured copies the perceptron
+        # has not seen (fresh colours, as other images' content may have): best mean IoU with
+        # their red. Calibrating on the training pixels alone picks thresholds too strict for
+        # content of a new colour.
+        held_out, held_red, _ = self._jittered(painted, painted_red, None, generator, max(1, config.jitter_copies // 4))
+        probabilities = self.probabilities(held_out).numpy()
+        red_small = [resize_bool(np.asarray(r, dtype=bool), side) for r in held_red]
         areas_arr = np.array(areas or [1.0], dtype=np.float64)
         low, high = config.area_range
         self.area_bounds = (float(areas_arr.min() * low), float(areas_arr.max() * high))
@@ -368,15 +373,17 @@ class ContentLocator:
         return self
 
     def _jittered(self, images: Tensor, red: Sequence[np.ndarray], green: Optional[Sequence[Optional[np.ndarray]]],
-                  generator: torch.Generator) -> Tuple[Tensor, List[np.ndarray], Optional[List[Optional[np.ndarray]]]]:
-        """The painted images plus `jitter_copies` copies each with random per-channel contrast
-        and brightness around the image's own mean (values clipped to [0, 1]); masks repeated."""
-        copies = self.config.jitter_copies
+                  generator: torch.Generator, copies: int) -> Tuple[Tensor, List[np.ndarray], Optional[List[Optional[np.ndarray]]]]:
+        """The painted images plus `copies` recoloured copies each: channels shuffled, and per
+        channel a random contrast around the image's mean and a random shift (clipped to [0, 1]);
+        masks repeated. What stays is the content's look relative to its surround."""
         n = images.shape[0]
         low, high = self.config.jitter_range
-        contrast = low + (high - low) * torch.rand(n * copies, 3, 1, 1, generator=generator)
-        shift = 0.2 * (torch.rand(n * copies, 3, 1, 1, generator=generator) - 0.5)
         base = images.repeat(copies, 1, 1, 1).float()
+        order = torch.stack([torch.randperm(3, generator=generator) for _ in range(n * copies)])
+        base = torch.gather(base, 1, order.view(-1, 3, 1, 1).expand_as(base))
+        contrast = low + (high - low) * torch.rand(n * copies, 3, 1, 1, generator=generator)
+        shift = self.config.jitter_shift * (2 * torch.rand(n * copies, 3, 1, 1, generator=generator) - 1)
         centre = base.mean(dim=(2, 3), keepdim=True)
         jittered = ((base - centre) * contrast + centre + shift).clamp(0, 1)
         all_images = torch.cat([images.float(), jittered])
@@ -409,8 +416,3 @@ class ContentLocator:
             mask = _grow(labels > 0, margin)
             found.append(FoundContent(mask, max(confidences, default=0.0), len(confidences)))
         return found
-
-
-def mask_at(found: FoundContent, size: Tuple[int, int]) -> np.ndarray:
-    """The found regions as a bool mask of size = (H, W) (nearest neighbour)."""
-    return _resize_bool(found.mask, size)

@@ -24,7 +24,9 @@ from loss import build_guidance, guided_loss, swap_red_regions
 from .config import FinetuneConfig
 from .explanation_metrics import gradient_saliency, mass_share
 from .finetune_report import (
+    STOP_BROKEN_WORSE,
     STOP_CANCELLED,
+    STOP_RED_SHARE,
     STOP_GUIDANCE,
     STOP_NON_FINITE,
     STOP_NOTHING_ANNOTATED,
@@ -101,13 +103,19 @@ def finetune_round(
     seed: int = 0,
     on_progress: Optional[ProgressCallback] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    broken: Optional[Any] = None,
 ) -> FinetuneResult:
     """Run one round on every annotated image of `train_data` (an ImageFolderData with masks).
 
-    Stops at the first check where val loss >= config.val_loss_rise x before (it is
-    forgetting) or guidance <= L0 - config.guidance_drop x |L0| (saliency moved enough), at
-    config.max_steps, on a non-finite loss (the candidate keeps its last finite weights) or
-    when `should_stop()` returns True.
+    broken: an `app.shortcut_broken.BrokenValidation` (None: there is none); its accuracy before
+    and after goes into the report and decides its verdict.
+    Stop rule "saliency" (the default): at the first check where the share of saliency on red
+    (as the chooser measures it) is <= (1 - config.red_share_drop) x before (it looks elsewhere),
+    where shortcut-broken accuracy fell by more than config.broken_accuracy_drop, or where the
+    shortcut-broken validation loss (else the plain one) is >= config.val_loss_rise x before (it
+    is forgetting). Rule "thesis": val loss >= config.val_loss_rise x before or guidance <= L0 -
+    config.guidance_drop x |L0|. Either way also at config.max_steps, on a non-finite loss (the
+    candidate keeps its last finite weights) or when `should_stop()` returns True.
     """
     started = time.monotonic()
     generator = torch.Generator().manual_seed(seed)
@@ -135,7 +143,13 @@ def finetune_round(
     l0 = guidance_value(model, guidance_old, images, targets, masks)
     red_before, green_before = saliency_shares(model, images, targets, masks)
     target_guidance = l0 - config.guidance_drop * abs(l0)
-    val_limit = config.val_loss_rise * val_before["loss"]
+    broken_before = broken.evaluate(model, device, config.max_val_images) if broken is not None else None
+    by_saliency = config.stop_rule == "saliency"
+    # The forgetting check: on the shortcut-broken validation when there is one, since a round
+    # that removes the shortcut raises the plain validation loss (the split carries the shortcut).
+    watch_broken = by_saliency and broken_before is not None
+    val_limit = config.val_loss_rise * (broken_before["loss"] if watch_broken else val_before["loss"])
+    target_red = (1.0 - config.red_share_drop) * red_before
     logger.info(
         "fine-tune round: %d annotated images, L0=%.4g (target <= %.4g), val loss %.4g (limit %.4g)",
         len(indices), l0, target_guidance, val_before["loss"], val_limit,
@@ -172,7 +186,9 @@ def finetune_round(
         steps = step
 
         if step % config.check_every == 0 or step == config.max_steps:
-            val_loss = evaluate(candidate, val_loader, device=device, max_images=config.max_val_images)["loss"]
+            broken_now = broken.evaluate(candidate, device, config.max_val_images) if watch_broken else None
+            val_loss = broken_now["loss"] if broken_now is not None else evaluate(
+                candidate, val_loader, device=device, max_images=config.max_val_images)["loss"]
             guidance_now = guidance_value(candidate, guidance_new, images, targets, masks)
             if on_progress is not None:
                 on_progress(step, config.max_steps, guidance_now, val_loss)
@@ -182,7 +198,14 @@ def finetune_round(
             if val_loss >= val_limit:
                 stop_reason = STOP_VAL_LOSS
                 break
-            if guidance_now <= target_guidance:
+            if by_saliency:
+                if broken_now is not None and broken_now["accuracy"] < broken_before["accuracy"] - config.broken_accuracy_drop:
+                    stop_reason = STOP_BROKEN_WORSE
+                    break
+                if saliency_shares(candidate, images, targets, masks)[0] <= target_red:
+                    stop_reason = STOP_RED_SHARE
+                    break
+            elif guidance_now <= target_guidance:
                 stop_reason = STOP_GUIDANCE
                 break
 
@@ -199,6 +222,9 @@ def finetune_round(
         red_share_before=red_before, red_share_after=red_after,
         green_share_before=green_before, green_share_after=green_after,
         seconds=time.monotonic() - started,
+        broken_accuracy_before=broken_before["accuracy"] if broken_before is not None else None,
+        broken_accuracy_after=broken.evaluate(candidate, device, config.max_val_images)["accuracy"] if broken is not None else None,
+        broken_found=broken.found if broken is not None else 0,
     )
-    logger.info("fine-tune round done: %s after %d steps", report.stop_text, steps)
+    logger.info("fine-tune round done: %s after %d steps; %s", report.stop_text, steps, report.verdict_text)
     return FinetuneResult(candidate, report, indices)

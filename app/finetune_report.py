@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 # Why a fine-tune round stopped.
 STOP_VAL_LOSS = "val_loss_rise"  # validation loss rose past the threshold: it started to forget
@@ -13,6 +13,14 @@ STOP_STEP_CAP = "step_cap"  # neither fired within max_steps
 STOP_NON_FINITE = "non_finite"  # a loss became NaN/inf; the candidate is the last finite state
 STOP_NOTHING_ANNOTATED = "nothing_annotated"  # no image had a mask; nothing to do
 STOP_CANCELLED = "cancelled"  # the user or the trainer stopped the round
+STOP_RED_SHARE = "red_share_drop"  # the share of saliency on red fell far enough: it looks elsewhere
+STOP_BROKEN_WORSE = "broken_accuracy_drop"  # it got worse on the shortcut-broken validation
+
+# The verdict on a round, from the shortcut-broken validation when there is one.
+VERDICT_BETTER = "better"
+VERDICT_WORSE = "worse"
+VERDICT_UNCLEAR = "unclear"
+BROKEN_NOISE = 0.01  # changes of shortcut-broken accuracy within this count as no change
 
 STOP_REASON_TEXT = {
     STOP_VAL_LOSS: "validation loss rose past the limit",
@@ -21,6 +29,8 @@ STOP_REASON_TEXT = {
     STOP_NON_FINITE: "loss became non-finite (NaN/inf)",
     STOP_NOTHING_ANNOTATED: "no annotated images",
     STOP_CANCELLED: "cancelled",
+    STOP_RED_SHARE: "saliency on red fell past the target",
+    STOP_BROKEN_WORSE: "accuracy fell on the shortcut-broken validation",
 }
 
 
@@ -42,10 +52,42 @@ class FinetuneReport:
     green_share_before: float  # mean share of saliency on green (encourage) pixels
     green_share_after: float
     seconds: float  # wall-clock time of the round
+    # Accuracy on the shortcut-broken validation (the found red content filled from its
+    # surround, `app.shortcut_broken`), in [0, 1]; None when nothing red was painted.
+    broken_accuracy_before: Optional[float] = None
+    broken_accuracy_after: Optional[float] = None
+    broken_found: int = 0  # validation images where the painted content was found
 
     @property
     def stop_text(self) -> str:
         return STOP_REASON_TEXT.get(self.stop_reason, self.stop_reason)
 
+    @property
+    def verdict(self) -> str:
+        """better / worse / unclear: shortcut-broken accuracy up or down by more than the noise,
+        and saliency on red down for "better"; without a shortcut-broken validation, the red
+        share alone can only say "unclear" or "worse" (it rose)."""
+        red_down = self.red_share_after < self.red_share_before
+        if self.broken_accuracy_before is None or self.broken_accuracy_after is None:
+            return VERDICT_UNCLEAR if red_down or self.n_annotated == 0 else VERDICT_WORSE
+        change = self.broken_accuracy_after - self.broken_accuracy_before
+        if change < -BROKEN_NOISE:
+            return VERDICT_WORSE
+        if change > BROKEN_NOISE and red_down:
+            return VERDICT_BETTER
+        return VERDICT_UNCLEAR
+
+    @property
+    def verdict_text(self) -> str:
+        """One line for the chooser and the CLI report."""
+        red = f"saliency on red {100 * self.red_share_before:.1f} % -> {100 * self.red_share_after:.1f} %"
+        if self.broken_accuracy_before is None or self.broken_accuracy_after is None:
+            broken = "no shortcut-broken validation (nothing painted red)"
+        else:
+            broken = (f"shortcut-broken validation {100 * self.broken_accuracy_before:.1f} % -> "
+                      f"{100 * self.broken_accuracy_after:.1f} %")
+        head = {VERDICT_BETTER: "Better", VERDICT_WORSE: "WORSE", VERDICT_UNCLEAR: "Unclear"}[self.verdict]
+        return f"{head}: {broken}; {red}"
+
     def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "verdict": self.verdict}

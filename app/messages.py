@@ -161,14 +161,28 @@ class ReasonabilityReady:
 
 
 @dataclass(frozen=True)
+class PreviewItem:
+    """One image of a content-propagation preview: where the painted content was found."""
+
+    relpath: str
+    thumbnail: np.ndarray  # h x w x 3 uint8 RGB, long side at most app.trainer.PREVIEW_SIDE
+    region: np.ndarray  # h x w bool at the thumbnail's size: the found content
+    confidence: float  # in [0, 1], the found region's mean probability
+
+
+@dataclass(frozen=True)
 class PropagationPreview:
     """Answer to `PreviewPropagation`: the images a propagation would write; nothing written."""
 
     sources: Tuple[str, ...]
-    scope: str  # "all" | "class" | "similar"
+    scope: str  # "content" | "all" | "class" | "similar"
     count: int  # images that would get a propagated mask
-    relpaths: Tuple[str, ...]  # those images, sorted
+    relpaths: Tuple[str, ...]  # those images, best first for "content" (by confidence), else sorted
     skipped_hand_painted: Tuple[str, ...] = ()  # selected, but they keep their painted mask
+    # "content": the best and the borderline finds, with thumbnails (at most PREVIEW_ITEMS)
+    items: Tuple[PreviewItem, ...] = ()
+    examined: int = 0  # images looked at
+    threshold: float = 0.0  # "content": the locator's calibrated probability threshold
 
 
 @dataclass(frozen=True)
@@ -222,7 +236,8 @@ class PreviewPropagation:
     """While painting: which images would the red of `sources` go to? (`PropagationPreview`)"""
 
     sources: Tuple[str, ...]  # relpaths whose masks are already saved in the mask store
-    scope: str  # "all" | "class" | "similar" (app.propagation.SCOPES)
+    scope: str  # "content" | "all" | "class" | "similar" (app.propagation.SCOPES)
+    excluded: Tuple[str, ...] = ()  # images the user dropped from the plan
 
 
 @dataclass(frozen=True)
@@ -231,6 +246,16 @@ class ApplyPropagation:
 
     sources: Tuple[str, ...]
     scope: str
+    excluded: Tuple[str, ...] = ()  # images the user dropped from the plan
+
+
+@dataclass(frozen=True)
+class MarkNotThis:
+    """While painting: `region` of `relpath` was wrongly found ("not this"); the next content
+    preview learns from it. Saved in the run's negatives folder (RunPaths.negatives_dir)."""
+
+    relpath: str
+    region: np.ndarray  # h x w bool, any size (resized to the image's display size)
 
 
 EVENT_TYPES = (
@@ -238,4 +263,4 @@ EVENT_TYPES = (
     FinetuneDone, RoundDecided, StateChanged, CheckpointSaved, TrainingFinished, TrainingFailed,
     ReasonabilityReady, PropagationPreview, PropagationApplied, PropagationFailed,
 )
-COMMAND_TYPES = (StartFinetune, SkipFeedback, Commit, Reject, PreviewPropagation, ApplyPropagation)
+COMMAND_TYPES = (StartFinetune, SkipFeedback, Commit, Reject, PreviewPropagation, ApplyPropagation, MarkNotThis)

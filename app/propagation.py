@@ -59,7 +59,7 @@ from torch import nn
 
 from datasets import GREEN, RED, MaskStore
 
-from .content_locator import ContentLocator, FoundContent, LocatorConfig, mask_at
+from .content_locator import ContentLocator, FoundContent, LocatorConfig, resize_bool
 from .errors import UserError
 from .explanation_metrics import gradient_saliency
 
@@ -69,6 +69,7 @@ PROPAGATED = "propagated"  # meta["source"] of a propagated mask
 SCOPES = ("content", "all", "class", "similar")
 POSITIONAL_SCOPES = ("all", "class", "similar")  # copy the painted pixels to the same place
 LOCATE_CHUNK = 256  # images per locator batch
+MAX_LOCATOR_SOURCES = 64  # painted images a locator learns from (spread evenly over the sources given)
 DEFAULT_SIMILAR_SHARE = 0.3  # "similar": share of the image's saliency inside the source's red region
 DEFAULT_SIMILAR_LIFT = 1.2  # ... or this many times that region's mean share over the candidates
 SIMILAR_GROW = 1 / 32  # the red region is grown by this fraction of the input side (1 px at 32)
@@ -102,7 +103,7 @@ class PropagationPlan:
         (nearest neighbour) or at the working resolution."""
         packed, shape = self.found[relpath]
         mask = np.unpackbits(packed, count=shape[0] * shape[1]).reshape(shape).astype(bool)
-        return mask if size is None else mask_at(FoundContent(mask, 0.0, 1), size)
+        return mask if size is None else resize_bool(mask, size)
 
     def ranked(self) -> List[str]:
         """Targets best first ("content": by confidence; else by share, else by name)."""
@@ -214,6 +215,9 @@ def fit_locator(
     `dataset`) were wrongly found. Raises UserError when no source has red.
     """
     size = (dataset.input_size, dataset.input_size)
+    if len(sources) > MAX_LOCATOR_SOURCES:  # a few dozen painted images say all there is to say
+        step = len(sources) / MAX_LOCATOR_SOURCES
+        sources = [sources[int(i * step)] for i in range(MAX_LOCATOR_SOURCES)]
     indices = [dataset.index_of(r) for r in sources]
     masks = [store.load(r, size) for r in sources]
     red = [(m > 0).numpy() if m is not None else np.zeros(size, bool) for m in masks]

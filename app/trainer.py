@@ -27,21 +27,23 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from datasets import load_splits
+from datasets import ImageFolderData, MaskStore, load_splits
 from loss import DEFAULT_LAMBDAS, build_guidance
 from models import build_model, device_label, model_spec, pick_device
 
 from . import messages as msg
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
+from .content_locator import resize_bool
 from .errors import user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
 from .loops import evaluate, train_one_epoch
 from .oversampling import AnnotatedOversampler
-from .propagation import apply_propagation, hand_painted, plan_propagation
+from .propagation import PropagationPlan, apply_propagation, hand_painted, plan_propagation
 from .reasonability import reasonability_matrix
 from .saliency import saliency_maps
 from .selection import select_images
+from .shortcut_broken import BrokenValidation
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,8 @@ REASONABILITY_POOL = 128
 REASONABILITY_POOL_LARGE_CPU = 16
 LARGE_INPUT = 128  # input side from which a model counts as large for the pool above
 REASONABILITY_MEMBERS = 200  # relpaths sent per cell of the matrix
+PREVIEW_SIDE = 160  # long side of a content-propagation preview thumbnail
+PREVIEW_ITEMS = 48  # thumbnails per preview: the best half and the most borderline half
 
 
 def seed_everything(seed: int) -> None:
@@ -217,6 +221,13 @@ class Trainer:
             pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
         )
         self.val_loader = DataLoader(self.data.val, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers)
+        self.test_loader = None
+        if paths.test_dir:
+            test = ImageFolderData(paths.test_dir, self.input_size, self.mean, self.std, classes=list(classes))
+            self.test_loader = DataLoader(test, batch_size=max(config.batch_size, 128), shuffle=False,
+                                          num_workers=config.num_workers)
+        self._broken: Optional[BrokenValidation] = None
+        self._broken_stale = True
 
         start_epoch = checkpoint.epoch if checkpoint is not None else 0
         self.history = list(checkpoint.history) if (checkpoint is not None and paths.resume) else []
@@ -253,12 +264,14 @@ class Trainer:
                 self._save_checkpoint(partial=True)
                 raise _Stopped()
             val_metrics = evaluate(self.model, self.val_loader, device=self.device, classes=self.data.train.classes)
+            val_metrics = {**val_metrics, **self._extra_validation()}
             self.epoch = epoch
             record = {
                 "epoch": epoch,
                 **{f"train_{k}": v for k, v in train_metrics.items() if k != "stopped"},
                 "val_loss": val_metrics["loss"],
                 "val_accuracy": val_metrics["accuracy"],
+                **{f"val_{k}": v for k, v in val_metrics.items() if k.startswith(("broken_", "test_"))},
                 "seconds": time.monotonic() - started,
             }
             self.history.append(record)
@@ -271,6 +284,39 @@ class Trainer:
                     raise _Stopped()
                 self._set_state("training")
         self._finish(stopped=False)
+
+    # ------------------------------------------------------------------ validation beyond the split
+    def _broken_validation(self) -> Optional[BrokenValidation]:
+        """The shortcut-broken validation for the current hand-painted masks (built when they
+        changed; None when nothing is painted red). A failure is logged, never fatal."""
+        if self._broken_stale:
+            self._broken_stale = False
+            try:
+                self._broken = BrokenValidation.build(self.data.train, self.data.val, device=self.device,
+                                                      negative_store=self._negative_store())
+            except Exception:  # noqa: BLE001 -- a missing extra metric must not end the run
+                logger.exception("shortcut-broken validation not built")
+                self._broken = None
+        return self._broken
+
+    def _negative_store(self) -> Optional[MaskStore]:
+        """The "not this" corrections of content propagation (RunPaths.negatives_dir), if any."""
+        if not self.paths.negatives_dir:
+            return None
+        return MaskStore(self.paths.negatives_dir, self.data.train.relpaths)
+
+    def _extra_validation(self) -> Dict[str, float]:
+        """broken_accuracy/broken_loss/broken_found (shortcut-broken validation) and
+        test_accuracy/test_loss (the optional shortcut-free test folder), where available."""
+        extra: Dict[str, float] = {}
+        broken = self._broken_validation()
+        if broken is not None:
+            metrics = broken.evaluate(self.model, self.device)
+            extra.update({f"broken_{k}": v for k, v in metrics.items()})
+        if self.test_loader is not None:
+            metrics = evaluate(self.model, self.test_loader, device=self.device)
+            extra.update({"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]})
+        return extra
 
     def _finish(self, stopped: bool) -> None:
         self._set_state("stopped" if stopped else "finished")
@@ -391,12 +437,15 @@ class Trainer:
         sources, scope = tuple(command.sources), command.scope
         self._set_state("propagating")
         try:
-            plan = plan_propagation(train, sources, scope, model=self.model, device=self.device)
+            plan = plan_propagation(train, sources, scope, model=self.model, device=self.device,
+                                    negative_store=self._negative_store(), excluded=tuple(command.excluded))
             if isinstance(command, msg.PreviewPropagation):
                 self._emit(msg.PropagationPreview(
-                    sources, scope, plan.count, tuple(plan.relpaths), tuple(plan.skipped_hand_painted)))
+                    sources, scope, plan.count, tuple(plan.ranked()), tuple(plan.skipped_hand_painted),
+                    self._preview_items(plan), plan.candidates, plan.threshold))
                 return
             result = apply_propagation(train, plan)
+            self._broken_stale = True
             self._emit(msg.PropagationApplied(
                 sources, scope, result.written, len(plan.skipped_hand_painted),
                 tuple(plan.relpaths), result.removed))
@@ -408,6 +457,41 @@ class Trainer:
                 logger.exception("propagation failed")
                 self._emit(msg.PropagationFailed(sources, scope, f"{type(error).__name__}: {error}",
                                                  traceback.format_exc(), user_error=False))
+
+    def _preview_items(self, plan: PropagationPlan) -> Tuple[msg.PreviewItem, ...]:
+        """Thumbnails of a content plan's best and most borderline finds (PREVIEW_ITEMS in all)."""
+        if plan.scope != "content" or not plan.targets:
+            return ()
+        ranked = plan.ranked()
+        half = PREVIEW_ITEMS // 2
+        chosen = ranked if len(ranked) <= PREVIEW_ITEMS else ranked[:half] + ranked[-half:]
+        train = self.data.train
+        items = []
+        for relpath in chosen:
+            thumbnail = train.display_image(train.index_of(relpath), max_side=PREVIEW_SIDE)
+            region = plan.found_mask(relpath, thumbnail.shape[:2])
+            items.append(msg.PreviewItem(relpath, thumbnail, region, plan.confidence.get(relpath, 0.0)))
+        return tuple(items)
+
+    def _mark_not_this(self, command: msg.MarkNotThis) -> None:
+        """Save a "not this" correction (red = wrongly found) in the negatives folder."""
+        store = self._negative_store()
+        if store is None:
+            self._emit(msg.PropagationFailed((command.relpath,), "content",
+                                             "this run has no folder for 'not this' corrections"))
+            return
+        train = self.data.train
+        try:
+            height, width = train.display_image(train.index_of(command.relpath), max_side=DISPLAY_MAX_SIDE).shape[:2]
+            plan_region = resize_bool(np.asarray(command.region, dtype=bool), (height, width))
+            earlier = store.load_array(command.relpath)
+            mask = np.where(plan_region, np.int8(1), np.int8(0)).astype(np.int8)
+            if earlier is not None and earlier.shape == mask.shape:
+                mask = np.maximum(mask, (earlier > 0).astype(np.int8))
+            store.save(command.relpath, mask, meta={"source": "not-this"})
+        except Exception as error:  # noqa: BLE001 -- the round goes on
+            logger.exception("'not this' correction not saved")
+            self._emit(msg.PropagationFailed((command.relpath,), "content", f"correction not saved: {error}"))
 
     def _feedback_round(self, epoch: int) -> None:
         """Select, wait for paint, fine-tune, wait for the decision, apply it."""
@@ -425,7 +509,11 @@ class Trainer:
         self._set_state("waiting_for_feedback")
         self._emit(msg.FeedbackNeeded(round_number, epoch, tuple(items), self.config.selection))
         while True:
-            command = self._wait_command((msg.StartFinetune, msg.SkipFeedback, msg.PreviewPropagation, msg.ApplyPropagation))
+            command = self._wait_command((msg.StartFinetune, msg.SkipFeedback, msg.PreviewPropagation,
+                                          msg.ApplyPropagation, msg.MarkNotThis))
+            if isinstance(command, msg.MarkNotThis):
+                self._mark_not_this(command)
+                continue
             if not isinstance(command, (msg.PreviewPropagation, msg.ApplyPropagation)):
                 break
             self._propagation_command(command)
@@ -442,8 +530,9 @@ class Trainer:
         def on_progress(step: int, max_steps: int, guidance: float, val_loss: float) -> None:
             self._emit(msg.FinetuneProgress(round_number, step, max_steps, guidance, val_loss))
 
+        self._broken_stale = True  # the round's paint is saved now
         result = finetune_round(
-            self.model, train_data=self.data.train, val_loader=self.val_loader,
+            self.model, train_data=self.data.train, val_loader=self.val_loader, broken=self._broken_validation(),
             guidance_name=self.finetune_guidance, lam=self.lam,
             # one switch for the run: the round swaps red regions when the epochs do
             config=dataclasses.replace(self.finetune_config, counterexamples=self.config.counterexamples),

@@ -66,11 +66,11 @@ from app.propagation import SCOPES, hand_painted  # noqa: E402
 from datasets import ImageFolderData, MaskStore  # noqa: E402
 from datasets import demo as demo_data  # noqa: E402
 from models import model_spec  # noqa: E402
-from simulated_user import SimulatedUser, swatch_free_copy  # noqa: E402
+from simulated_user import SimulatedUser, mask_quality, swatch_free_copy  # noqa: E402
 
 logger = logging.getLogger("effectiveness")
 
-TARGET_SHARE_OF_ORACLE = 0.98
+TARGET_SHARE_OF_ORACLE = 0.95  # issue 9: at least 95 % of the oracle with K = 6 on the moving demo
 TARGET_MAX_K = 6
 
 
@@ -81,7 +81,7 @@ class Settings:
     guidance: str = "rrr"  # guidance loss of every guided method
     lam: float = 100.0  # its weight for the RRR baselines
     lam_workflow: float = 10.0  # its weight in the workflow: the app's default (loss.DEFAULT_LAMBDAS)
-    scope: str = "all"  # how the simulated user propagates a round's red
+    scope: str = "content"  # how the simulated user propagates a round's red (the app's default)
     counterexamples: bool = True  # the workflow swaps red regions (the app's default); RRR baselines never
     oversample: float = TrainConfig.oversample_annotated  # the workflow's draws of masked images (app default)
     batch_size: int = 64
@@ -134,6 +134,8 @@ class ScriptedUser:
         self.budget = budget
         self.scope = scope
         self.rounds: List[Dict[str, Any]] = []
+        self.store: Optional[MaskStore] = None
+        self.train_relpaths: List[str] = []
 
     def __call__(self, trainer: Trainer, event: Any) -> None:
         if isinstance(event, msg.FeedbackNeeded):
@@ -143,6 +145,7 @@ class ScriptedUser:
                 return
             relpaths = [item.relpath for item in event.items][:left]
             store = trainer.data.train.masks
+            self.store, self.train_relpaths = store, list(trainer.data.train.relpaths)
             self.user.paint(store, relpaths)
             self.rounds.append({"epoch": event.epoch, "painted": relpaths, "reasons": [i.reason for i in event.items][:left]})
             if self.scope is not None:
@@ -151,6 +154,9 @@ class ScriptedUser:
             trainer.submit(msg.StartFinetune(tuple(relpaths)))
         elif isinstance(event, msg.PropagationApplied):
             self.rounds[-1]["propagated"] = event.written
+            others = [r for r in self.train_relpaths if r not in set(self.user.painted)]
+            quality = mask_quality(self.store, self.user.truth_dir, others)
+            self.rounds[-1]["mask_quality"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in quality.items()}
         elif isinstance(event, msg.PropagationFailed):
             raise RuntimeError(f"propagation failed: {event.message}\n{event.details}")
         elif isinstance(event, msg.FinetuneDone):
@@ -412,6 +418,8 @@ def parse_k(text: str, n_train: int) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="demo folder (demo-data output); default: made in a temp folder with seed 0")
+    parser.add_argument("--shortcut", default="corner", choices=demo_data.SHORTCUTS,
+                        help="the demo made when --data is not given: corner, moving (with varying size) or shape")
     parser.add_argument("--quick", action="store_true", help="2 seeds, K = 2 and 6, fewer epochs: a few minutes")
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default 0 1 2)")
     parser.add_argument("--ks", nargs="+", help="hand-painted image counts; N or N%% (default 2 6 12 1%% 5%%)")
@@ -420,7 +428,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--guidance", default="rrr", choices=("rrr", "punisher", "gradcam"))
     parser.add_argument("--lam", type=float, default=100.0, help="guidance weight of the RRR baselines")
     parser.add_argument("--lam-workflow", type=float, help="guidance weight in the app workflow (default: the app's, loss.DEFAULT_LAMBDAS)")
-    parser.add_argument("--scope", default="all", choices=SCOPES + ("none",), help="how the simulated user propagates")
+    parser.add_argument("--scope", default="content", choices=SCOPES + ("none",), help="how the simulated user propagates")
     parser.add_argument("--no-counterexamples", action="store_true",
                         help="the workflow uses the gradient penalty alone (no red-region swapping)")
     parser.add_argument("--oversample", type=float, default=TrainConfig.oversample_annotated,
@@ -453,7 +461,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
-        demo_dir = Path(args.data) if args.data else Path(demo_data.make_demo_data(work / "demo", seed=0).root)
+        demo_dir = Path(args.data) if args.data else Path(demo_data.make_demo_data(
+            work / "demo", seed=0, shortcut=args.shortcut, vary_size=args.shortcut == "moving").root)
         bench = Benchmark(demo_dir, work, settings)
         ks = sorted({parse_k(k, bench.n_train) for k in (args.ks or (["2", "6"] if args.quick else ["2", "6", "12", "1%", "5%"]))})
         print(f"demo data {demo_dir} ({bench.n_train} training images), seeds {seeds}, K {ks}, {epochs} epochs, "
@@ -495,6 +504,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     record_of_run = {
+        "shortcut": _demo_kind(demo_dir),
         "settings": {**dataclasses.asdict(settings), "scope": args.scope},
         "seeds": seeds, "ks": ks, "n_train": bench.n_train, "minutes": (time.monotonic() - started) / 60,
         "jobs": args.jobs, "threads": args.threads,
@@ -504,6 +514,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+def _demo_kind(demo_dir: Path) -> str:
+    """The demo's shortcut kind, from its demo.json ("corner" for demos made before kinds)."""
+    try:
+        return str(json.loads((demo_dir / "demo.json").read_text(encoding="utf-8")).get("shortcut", "corner"))
+    except (OSError, ValueError):
+        return "unknown"
+
+
+def output_stem(kind: str) -> str:
+    """File name stem of a report: effectiveness (corner demo) or effectiveness-<kind>."""
+    return "effectiveness" if kind == "corner" else f"effectiveness-{kind}"
+
+
+def quality_lines(results: Sequence[RunResult], ks: Sequence[int]) -> List[str]:
+    """A table of the workflow's propagation quality per K (first round, mean over seeds)."""
+    lines = ["| K painted | masks written | IoU with the shortcut (+1 px) | shortcut pixels covered | image precision |",
+             "|---:|---:|---:|---:|---:|"]
+    for k in ks:
+        rounds = [r.details["rounds"][0] for r in results if r.method == "app" and r.k == k
+                  and r.details.get("rounds") and "mask_quality" in r.details["rounds"][0]]
+        if not rounds:
+            continue
+        q = [round_["mask_quality"] for round_ in rounds]
+        mean = lambda key: float(np.mean([item[key] for item in q]))  # noqa: E731
+        lines.append(f"| {k} | {mean('masked'):.0f} of {q[0]['images']} | {mean('iou'):.2f} | {mean('covered'):.2f} | "
+                     f"{mean('precision'):.2f} |")
+    return lines if len(lines) > 2 else []
+
+
 def report(run: Dict[str, Any], out_dir: Optional[Path]) -> None:
     """Print the table and the target check; write effectiveness.md/.png/.json into out_dir."""
     results = [RunResult(**r) for r in run["results"]]
@@ -511,20 +550,27 @@ def report(run: Dict[str, Any], out_dir: Optional[Path]) -> None:
     summary = summarise(results)
     lines = table_lines(summary, ks, n_train)
     checks = verdict(summary, ks)
+    quality = quality_lines(results, ks)
+    kind = run.get("shortcut", "corner")
     print()
+    print(f"demo shortcut: {kind}")
     print("\n".join(lines))
+    if quality:
+        print()
+        print("\n".join(quality))
     print()
     print("\n".join(checks))
     print(f"\n{len(results)} runs in {run['minutes']:.1f} min ({run['jobs']} jobs, {run['threads']} threads)")
     if out_dir is None:
         return
     out_dir.mkdir(parents=True, exist_ok=True)
-    title = (f"Demo shortcut data: small_cnn, {settings['epochs']} epochs, {len(seeds)} seeds (mean ± std)\n"
+    stem = output_stem(kind)
+    title = (f"Demo shortcut data ({kind}): small_cnn, {settings['epochs']} epochs, {len(seeds)} seeds (mean ± std)\n"
              f"workflow: feedback after epoch {settings['feedback_epoch']}, selection 'unreasonable', "
              f"propagation '{settings['scope']}'")
-    plot(summary, ks, n_train, out_dir / "effectiveness.png", title)
+    plot(summary, ks, n_train, out_dir / f"{stem}.png", title)
     md = [
-        "# Effectiveness: fixing the demo shortcut with a handful of painted images",
+        f"# Effectiveness: fixing the demo shortcut ({kind}) with a handful of painted images",
         "",
         "Written by `python bench/effectiveness.py` (see its docstring for the methods; `--replot",
         "docs/effectiveness.json` redraws this from the stored results). Metric: accuracy on the decoy-free",
@@ -542,7 +588,8 @@ def report(run: Dict[str, Any], out_dir: Optional[Path]) -> None:
         "",
         *[f"- {c}" for c in checks],
         "",
-        "![accuracy vs K](effectiveness.png)",
+        *(["Propagation quality (the workflow's first round, against the truth masks):", "", *quality, ""] if quality else []),
+        f"![accuracy vs K]({stem}.png)",
         "",
         "Reading it: single runs of this small, noisy data set swing by several points from epoch to epoch",
         "and between repeats of the same seed, so differences of a few points are within the noise; the",
@@ -551,9 +598,9 @@ def report(run: Dict[str, Any], out_dir: Optional[Path]) -> None:
         "",
         *run.get("notes", []),
     ]
-    (out_dir / "effectiveness.md").write_text("\n".join(md), encoding="utf-8")
-    (out_dir / "effectiveness.json").write_text(json.dumps(run, indent=1, default=str) + "\n", encoding="utf-8")
-    print(f"wrote {out_dir / 'effectiveness.md'}, .png and .json")
+    (out_dir / f"{stem}.md").write_text("\n".join(md), encoding="utf-8")
+    (out_dir / f"{stem}.json").write_text(json.dumps(run, indent=1, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {out_dir / stem}.md, .png and .json")
 
 
 if __name__ == "__main__":

@@ -71,6 +71,37 @@ class SimulatedUser:
         return done
 
 
+def mask_quality(store: MaskStore, truth_dir: os.PathLike | str, relpaths: Iterable[str], margin: int = BRUSH_MARGIN) -> dict:
+    """How well propagated masks cover the shortcut, against the truth masks.
+
+    For each image: IoU of the mask's red with the truth red grown by `margin` (what a person
+    paints), and whether the red touches the truth red at all (a correct find). Returns the
+    mean IoU, the share of the true red pixels covered, and the image-level precision (finds
+    that touch the shortcut / images given a mask). Images with no mask count as IoU 0.
+    """
+    truth_dir = Path(truth_dir)
+    ious, covered, hits, n = [], [], 0, 0
+    for relpath in relpaths:
+        truth = read_mask_array(truth_dir / Path(relpath).with_suffix(".png")) == RED
+        mask = store.load_array(relpath)
+        n += 1
+        if mask is None:
+            ious.append(0.0)
+            covered.append(0.0)
+            continue
+        if mask.shape != truth.shape:
+            mask = np.asarray(Image.fromarray((mask + 1).astype(np.uint8)).resize(truth.shape[::-1], Image.NEAREST)).astype(np.int8) - 1
+        red = mask == RED
+        painted = grow(truth, margin)
+        union = (red | painted).sum()
+        ious.append(float((red & painted).sum() / union) if union else 1.0)
+        covered.append(float((red & truth).sum() / max(1, truth.sum())))
+        hits += bool((red & truth).any())
+    masked = sum(1 for relpath in relpaths if store.has(relpath)) if n else 0
+    return {"iou": float(np.mean(ious)) if ious else 0.0, "covered": float(np.mean(covered)) if covered else 0.0,
+            "precision": hits / masked if masked else 0.0, "images": n, "masked": masked, "hits": hits}
+
+
 def swatch_free_copy(image_dir: os.PathLike | str, truth_dir: os.PathLike | str, out_dir: os.PathLike | str, noise_sigma: float, seed: int = 0) -> Path:
     """Copy an image folder, replacing every swatch (red in the truth mask) by background noise.
 

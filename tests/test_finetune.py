@@ -54,7 +54,7 @@ def test_reject_leaves_weights_bit_identical_and_commit_swaps_them(splits):
     _paint_corner(store, data.train.relpaths[:4])
     model = build_model("small_cnn", 2)
     before = _snapshot(model)
-    result = _run(model, data, FinetuneConfig(max_steps=6, check_every=3, val_loss_rise=100.0, guidance_drop=1.0))
+    result = _run(model, data, FinetuneConfig(max_steps=6, check_every=3, val_loss_rise=100.0, guidance_drop=1.0, stop_rule="thesis"))
     # Reject = do nothing with the candidate: the original is untouched, bit for bit.
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, before[name]), name
@@ -68,7 +68,7 @@ def test_reject_leaves_weights_bit_identical_and_commit_swaps_them(splits):
 def test_report_describes_the_round(splits):
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
-    result = _run(build_model("small_cnn", 2), data, FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, guidance_drop=1.0))
+    result = _run(build_model("small_cnn", 2), data, FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, guidance_drop=1.0, stop_rule="thesis"))
     report = result.report
     assert report.stop_reason == STOP_STEP_CAP and report.steps == 4
     assert report.n_annotated == 4 and len(result.annotated_indices) == 4
@@ -85,7 +85,7 @@ def test_stops_when_validation_loss_rises(splits):
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
     # Any increase at all trips a threshold this tight; a big lr guarantees one.
-    config = FinetuneConfig(lr=0.5, max_steps=50, check_every=1, val_loss_rise=1.0001, guidance_drop=1.0)
+    config = FinetuneConfig(lr=0.5, max_steps=50, check_every=1, val_loss_rise=1.0001, guidance_drop=1.0, stop_rule="thesis")
     result = _run(build_model("small_cnn", 2), data, config)
     assert result.report.stop_reason == STOP_VAL_LOSS
     assert result.report.val_loss_after >= 1.0001 * result.report.val_loss_before
@@ -95,7 +95,7 @@ def test_stops_when_validation_loss_rises(splits):
 def test_stops_when_guidance_falls_enough(splits):
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
-    config = FinetuneConfig(lr=1e-3, max_steps=60, check_every=1, val_loss_rise=100.0, guidance_drop=0.05)
+    config = FinetuneConfig(lr=1e-3, max_steps=60, check_every=1, val_loss_rise=100.0, guidance_drop=0.05, stop_rule="thesis")
     # Punisher: RRR's penalty starts near 0 on a fresh model (summed log-probs of a uniform
     # output have ~zero input gradient), so it cannot halve; the punisher's can.
     result = _run(build_model("small_cnn", 2), data, config, lam=50.0, guidance="punisher")

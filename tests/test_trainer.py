@@ -12,7 +12,7 @@ from app.session import Session
 from app.trainer import Trainer
 from datasets import MaskStore
 
-FAST_FINETUNE = FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, guidance_drop=1.0)
+FAST_FINETUNE = FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, guidance_drop=1.0, stop_rule="thesis")
 
 
 def _config(**changes):

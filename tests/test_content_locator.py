@@ -1,0 +1,92 @@
+"""Tests for app/content_locator.py: painted content is found where it sits in *other* images.
+
+The synthetic images are hard in the ways real ones are: a smooth random background under noise,
+a random blob (the "object"), and the shortcut, a flat patch of a random colour and side 4-7 at a
+random position; only three images are painted. Thresholds are about 0.1 below what was measured
+(recorded next to each assertion), so a regression shows and seed noise does not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from app.content_locator import ContentLocator, LocatorConfig, pixel_features, feature_count
+from app.errors import UserError
+
+SIDE = 32
+
+
+def scene(rng: np.random.Generator, distractor: bool = False):
+    """(image 3 x 32 x 32 in [0, 1], patch mask bool 32 x 32, distractor mask bool 32 x 32)."""
+    yy, xx = np.mgrid[0:SIDE, 0:SIDE] / (SIDE - 1)
+    base = rng.uniform(0.1, 0.5) + rng.uniform(-0.2, 0.2) * xx + rng.uniform(-0.2, 0.2) * yy
+    image = np.repeat(base[None], 3, 0) + rng.normal(0, 0.08, (3, SIDE, SIDE))
+    cy, cx, r = rng.uniform(10, 22), rng.uniform(10, 22), rng.uniform(4, 7)  # the object: a noisy blob
+    blob = (yy * (SIDE - 1) - cy) ** 2 + (xx * (SIDE - 1) - cx) ** 2 < r ** 2
+    image[:, blob] += 0.25
+    side = int(rng.integers(4, 8))
+    while True:  # the shortcut: a flat patch of a random colour somewhere off the object
+        row, col = (int(v) for v in rng.integers(0, SIDE - side + 1, 2))
+        patch = np.zeros((SIDE, SIDE), bool)
+        patch[row:row + side, col:col + side] = True
+        if not (patch & blob).any():
+            break
+    image[:, patch] = rng.uniform(0.2, 1.0, (3, 1))
+    line = np.zeros((SIDE, SIDE), bool)
+    if distractor:  # a flat bright bar: flat like the patch, but not it
+        r0 = int(rng.integers(0, SIDE - 2))
+        line[r0:r0 + 2, 2:30] = ~patch[r0:r0 + 2, 2:30] & ~blob[r0:r0 + 2, 2:30]
+        image[:, line] = 0.95
+    return torch.from_numpy(np.clip(image, 0, 1)).float(), patch, line
+
+
+def scenes(n, seed, distractor=False):
+    rng = np.random.default_rng(seed)
+    made = [scene(rng, distractor) for _ in range(n)]
+    return torch.stack([m[0] for m in made]), [m[1] for m in made], [m[2] for m in made]
+
+
+def iou(a, b):
+    return (a & b).sum() / max(1, (a | b).sum())
+
+
+def test_features_have_the_documented_shape():
+    images = torch.rand(2, 3, 20, 24)
+    assert pixel_features(images).shape == (2, feature_count(), 20, 24)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_patch_is_found_where_it_sits_in_other_images(seed):
+    images, patches, _ = scenes(43, seed)
+    locator = ContentLocator(LocatorConfig()).fit(images[:3], patches[:3])
+    found = locator.locate(images[3:])
+    hits = [bool((f.mask & p).any()) for f, p in zip(found, patches[3:])]
+    covered = [float((f.mask & p).sum() / p.sum()) for f, p in zip(found, patches[3:])]
+    # measured (seeds 0, 1): hits 1.00 / 1.00, covered 0.99 / 0.98, IoU with the patch 0.47 / 0.50
+    # (the found region carries the brush margin around the patch)
+    assert np.mean(hits) >= 0.85
+    assert np.mean(covered) >= 0.8
+    assert np.mean([iou(f.mask, p) for f, p in zip(found, patches[3:])]) >= 0.35
+    assert all(0.0 <= f.confidence <= 1.0 for f in found)
+
+
+def test_a_not_this_correction_removes_a_false_find():
+    images, patches, lines = scenes(33, 3, distractor=True)
+    plain = ContentLocator(LocatorConfig()).fit(images[:3], patches[:3])
+    false_before = np.mean([bool((f.mask & l).any()) for f, l in zip(plain.locate(images[4:]), lines[4:])])
+    corrected = ContentLocator(LocatorConfig()).fit(images[:3], patches[:3], negatives=[(images[3], lines[3])])
+    found = corrected.locate(images[4:])
+    false_after = np.mean([bool((f.mask & l).any()) for f, l in zip(found, lines[4:])])
+    hits_after = np.mean([bool((f.mask & p).any()) for f, p in zip(found, patches[4:])])
+    # measured: false finds on the bar 0.93 -> 0.00, patch still found in 1.00 of the images
+    assert false_before >= 0.5
+    assert false_after <= 0.2
+    assert hits_after >= 0.8
+
+
+def test_nothing_red_is_a_user_error():
+    images, patches, _ = scenes(2, 0)
+    with pytest.raises(UserError, match="nothing is painted red"):
+        ContentLocator().fit(images, [np.zeros_like(p) for p in patches])
