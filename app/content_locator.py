@@ -16,7 +16,7 @@ How (ilastik's interactive pixel classification, METHOD.md):
 2. A small per-pixel classifier (a two-layer perceptron, i.e. 1x1 convolutions) trained on the
    painted pixels only: red = the content; every other pixel of the painted images at least a
    brush margin away from the red, the green ones weighted up, and any "not this" correction
-   (`negatives`) weighted up more, = not the content. ilastik uses a random forest; a
+   (`negatives`, a fixed share of the weight however few its pixels) = not the content. ilastik uses a random forest; a
    perceptron is chosen here because predicting it over every pixel of 10,000 images is two
    matrix products on the GPU (a forest in scikit-learn costs about a microsecond per pixel and
    tree on one CPU core: hours at 224 px), and with balanced classes and weight decay it is as
@@ -69,7 +69,7 @@ class LocatorConfig:
     max_pixels_per_class: int = 20000  # labelled pixels sampled per class (content / not)
     margin: float = 1.5  # brush margin, in pixels at 32 px (scaled with the working side)
     green_weight: float = 3.0  # a green pixel counts this many times as a plain "not" pixel
-    negative_weight: float = 10.0  # a "not this" correction counts this many times
+    correction_share: float = 0.3  # "not this" corrections' share of the "not" class's weight
     # Copies of each painted image with random brightness/contrast per channel: the painted thing
     # may carry another colour or shade in other images (a shade that gives the class away does),
     # so its look relative to its surround must count more than its absolute colour.
@@ -305,19 +305,30 @@ class ContentLocator:
                 away |= green_i & ~red_i
             negatives_px.append(flat[torch.from_numpy(away.ravel()).to(flat.device)])
             weights_neg.append(torch.from_numpy(weight.ravel()[away.ravel()]))
+        corrections = []
         for image, mask in negatives or ():
             mask_small = resize_bool(np.asarray(mask, dtype=bool), side)
             if not mask_small.any():
                 continue
-            flat = self._raw_features(image[None])[0].reshape(n_features, -1).T
-            negatives_px.append(flat[torch.from_numpy(mask_small.ravel()).to(flat.device)])
-            weights_neg.append(torch.full((int(mask_small.sum()),), config.negative_weight))
+            # Recoloured like the painted images, so a correction holds for other colours too.
+            copies, _, _ = self._jittered(image[None], [mask_small], None, generator, config.jitter_copies)
+            picked = torch.from_numpy(mask_small.ravel())
+            for copy in copies:
+                flat = self._raw_features(copy[None])[0].reshape(n_features, -1).T
+                corrections.append(flat[picked.to(flat.device)])
         pos = torch.cat(positives)
         neg = torch.cat(negatives_px)
         neg_w = torch.cat(weights_neg).to(neg.device)
         pos = pos[torch.randperm(pos.shape[0], generator=generator)[:config.max_pixels_per_class].to(pos.device)]
         keep = torch.randperm(neg.shape[0], generator=generator)[:config.max_pixels_per_class].to(neg.device)
-        neg, neg_w = neg[keep], neg_w[keep]
+        neg, neg_w = neg[keep], neg_w[keep] / neg_w[keep].sum()
+        if corrections:
+            # "Not this" carries a fixed share of the negative class, however few its pixels.
+            wrong = torch.cat(corrections)
+            wrong = wrong[torch.randperm(wrong.shape[0], generator=generator)[:config.max_pixels_per_class].to(wrong.device)]
+            share = config.correction_share
+            neg = torch.cat([neg, wrong])
+            neg_w = torch.cat([neg_w * (1 - share), torch.full((wrong.shape[0],), share / wrong.shape[0]).to(neg_w)])
 
         # Standardise with the labelled pixels' statistics (both classes alike).
         both = torch.cat([pos, neg])
@@ -326,8 +337,7 @@ class ContentLocator:
         x = (both - self._mean.view(1, -1)) / self._std.view(1, -1)
         y = torch.cat([torch.ones(pos.shape[0]), torch.zeros(neg.shape[0])]).to(x.device)
         # Balanced classes: each class carries half the loss, whatever its pixel count.
-        w = torch.cat([torch.full((pos.shape[0],), 1.0 / pos.shape[0]).to(x.device),
-                       neg_w / neg_w.sum()]) / 2
+        w = torch.cat([torch.full((pos.shape[0],), 1.0 / pos.shape[0]).to(x.device), neg_w]) / 2
 
         torch.manual_seed(config.seed)
         net = nn.Sequential(

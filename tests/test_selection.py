@@ -167,3 +167,15 @@ def test_bad_arguments(shortcut_folder):
     with pytest.raises(UserError, match=">= 1"):
         select_images(InkModel(), data, 0, "random")
     assert select_images(InkModel(), data, 2, "unreasonable", exclude=data.relpaths) == []
+
+
+def test_picks_are_spread_over_the_classes():
+    from app.selection import Choice, spread_over_classes
+
+    targets = [0, 0, 0, 0, 1, 1, 2, 2]
+    ranked = [Choice(i, f"{targets[i]}/{i}.png", float(10 - i), "") for i in range(8)]
+    picked = spread_over_classes(ranked, targets, 3)
+    assert [c.index for c in picked] == [0, 4, 6]  # the best of each class, in ranked order
+    # More picks than classes allow: at most ceil(k / classes) per class, then topped up.
+    assert [c.index for c in spread_over_classes(ranked, targets, 6)] == [0, 1, 4, 5, 6, 7]
+    assert [c.index for c in spread_over_classes(ranked, [0] * 8, 3)] == [0, 1, 2]
