@@ -34,7 +34,7 @@ from models import build_model, device_label, model_spec, pick_device
 from . import messages as msg
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
-from .errors import user_error_types
+from .errors import UserError, user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
 from .loops import evaluate, train_one_epoch
 from .oversampling import AnnotatedOversampler
@@ -224,6 +224,10 @@ class Trainer:
         if self.session is not None:
             self.rounds = len(self.session.history())
         last_epoch = config.epochs if paths.resume else start_epoch + config.epochs
+        if last_epoch <= start_epoch:
+            raise UserError(
+                f"this session has already trained all {start_epoch} of its epochs; set "
+                f"Epochs above {start_epoch} (the total) to train more")
         skipped = tuple(getattr(self.data.train, "skipped", ())) + tuple(getattr(self.data.val, "skipped", ()))
         self._emit(msg.RunStarted(
             device=device_label(self.device), classes=tuple(classes), n_train=n_train,

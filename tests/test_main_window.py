@@ -366,7 +366,7 @@ def test_real_training_on_demo_data_updates_progress_and_plots(window_factory, d
     assert [(r.epoch, r.committed, r.finetuned) for r in window.plots.rounds] == [(1, False, False)]
     assert form["epochs"].get() == "2" and form["feedback_every"].get() == "1"
     assert form["train_dir"].get() == str(Path(demo_root, "train").resolve())
-    assert "Train resumes this session" in window.session_var.get()
+    assert "Train continues this session, 2 epochs done" in window.session_var.get()
 
     # Train now resumes it: one more epoch in the same folder, the curves continue
     form["epochs"].set("3")
@@ -454,3 +454,106 @@ def test_round_marks_from_history_records():
     assert [(m.round, m.epoch, m.committed, m.finetuned) for m in marks[:4]] == [
         (1, 2, True, True), (2, 4, False, True), (3, 6, False, False), (4, 7, False, True)]
     assert marks[4] is None
+
+
+# ----------------------------------------------------------------------------- sessions continue
+def test_train_after_stop_continues_the_same_session(window_factory, data_folder, tmp_path):
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    wait_until(window, lambda: "EpochFinished" in window.event_counts)
+    first = window.session
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    assert "Train continues this session" in window.session_var.get()
+    plotted = list(window.plots.epochs)
+    window.train_button.invoke()
+    wait_until(window, lambda: len(FakeTrainer.instances) == 2)
+    second = FakeTrainer.instances[-1]
+    assert second.session.folder == first.folder
+    assert second.paths.checkpoint_out == str(first.checkpoint_path)
+    assert window.plots.epochs[:len(plotted)] == plotted  # the curves were not reset
+    assert len(list((tmp_path / "sessions").iterdir())) == 1
+    assert sum(line.startswith("New session") for line in window.log.lines()) == 1
+    wait_until(window, lambda: window.state == "training")
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    window.new_session_button.invoke()  # a new session is an explicit choice
+    assert window.resume_session is None and window.plots.epochs == []
+    window.train_button.invoke()
+    wait_until(window, lambda: len(FakeTrainer.instances) == 3)
+    assert FakeTrainer.instances[-1].session.folder != first.folder
+
+
+def test_finished_session_asks_for_more_epochs_instead_of_running_nothing(window_factory,
+                                                                          data_folder):
+    window = window_factory(trainer_factory=fake_factory(epochs=2, batches=2))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.settings.vars["epochs"].set("2")
+    window.train_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    assert window.epochs_done == 2
+    window.train_button.invoke()
+    dialog = window.more_epochs_dialog
+    assert dialog is not None and len(FakeTrainer.instances) == 1
+    assert "trained all 2 of its epochs" in dialog.message_label.cget("text")
+    dialog.more_var.set("3")
+    dialog.accept_button.invoke()
+    wait_until(window, lambda: len(FakeTrainer.instances) == 2)
+    assert FakeTrainer.instances[-1].config.epochs == 5  # the total: 2 done + 3 more
+    assert window.settings.vars["epochs"].get() == "5"
+    assert "Adding 3 epochs: epochs 3-5 of this session" in window.log.lines()
+
+
+def test_trainer_refuses_a_resume_whose_epochs_are_used_up(tmp_path):
+    """The engine's own guard (the CLI and any other driver): a clear UserError, no 'Epoch 7/6'."""
+    import torch
+
+    from app import Trainer
+    from app.checkpoint import save_checkpoint
+    from app.config import RunPaths, TrainConfig
+    from models import build_model
+
+    data = tmp_path / "data"
+    from PIL import Image
+    for name in ("a", "b"):
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(data / name / f"{i}.png")
+    checkpoint = tmp_path / "c.pt"
+    save_checkpoint(checkpoint, build_model("small_cnn", 2), model_name="small_cnn",
+                    classes=["a", "b"], input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, epoch=6,
+                    train_config={}, finetune_config={}, metrics={}, history=[{"epoch": 6}])
+    events = []
+    trainer = Trainer(TrainConfig(model="small_cnn", epochs=6, feedback_every=0),
+                      FinetuneConfig(), RunPaths(str(data), None, None, str(checkpoint),
+                                                 str(checkpoint), resume=True),
+                      emit=events.append)
+    trainer.run()
+    failed = [e for e in events if isinstance(e, msg.TrainingFailed)]
+    assert failed and failed[0].user_error
+    assert "already trained all 6 of its epochs" in failed[0].message
+    assert not any(isinstance(e, msg.RunStarted) for e in events)
+    del torch
+
+
+@pytest.mark.parametrize("layout", ["empty", "one_class"])
+def test_a_failed_train_leaves_no_empty_session_folder(window_factory, tmp_path, layout):
+    """The real engine on a folder it cannot train on: the dialog, and no folder left behind."""
+    from PIL import Image
+
+    data = tmp_path / "bad"
+    data.mkdir()
+    if layout == "one_class":
+        (data / "only").mkdir()
+        for i in range(3):
+            Image.new("RGB", (8, 8)).save(data / "only" / f"{i}.png")
+    window = window_factory()  # the real Trainer
+    window.settings.vars["train_dir"].set(str(data))
+    window.train_button.invoke()
+    wait_until(window, lambda: window.state == "failed", timeout=60)
+    assert window.error_dialog is not None
+    sessions = tmp_path / "sessions"
+    assert not sessions.exists() or list(sessions.iterdir()) == []
+    assert window.resume_session is None and window.session is None
+    assert window.session_var.get() == "New session on Train"

@@ -9,10 +9,13 @@ to..." panel sends `PreviewPropagation` / `ApplyPropagation` through `trainer.su
 answers are routed back to that panel. The latest `ReasonabilityReady` (sent before each round)
 is kept, and "Reasonability..." opens it in the reasonability window.
 
-Sessions: every Train starts a new session folder under `sessions_root` (default
+Sessions: the first Train makes a new session folder under `sessions_root` (default
 `$XDG_DATA_HOME/saliency-steering/sessions/<YYYYmmdd-HHMMSS>`, i.e.
-`~/.local/share/saliency-steering/sessions/...`), unless a session was opened with
-"Open session...": then Train resumes that one (with the epochs now in the form as the total).
+`~/.local/share/saliency-steering/sessions/...`); from then on Train continues that session
+(after Stop, after the run finished, or after "Open session..."), with the epochs in the form as
+the total. A new session is an explicit choice ("New session"). When the session has done all
+its epochs, Train asks how many more to add instead of running nothing. A Train that fails
+before producing anything removes the session folder it had just made.
 The data folder left blank means the built-in demo data, made on first use into the cache
 folder (`datasets.default_demo_dir()`) in a background thread.
 
@@ -142,6 +145,9 @@ class MainWindow(ttk.Frame):
         self._after_ids: Dict[str, str] = {}
         self._close_started = 0.0
         self._epochs = 1
+        self.epochs_done = 0  # last completed epoch of the current session
+        self._fresh_session = False  # the running session was made by this Train
+        self.more_epochs_dialog: Any = None
 
         master.title("Saliency steering")
         master.protocol("WM_DELETE_WINDOW", self.on_close)
@@ -244,7 +250,10 @@ class MainWindow(ttk.Frame):
 
     def _update_session_label(self) -> None:
         if self.resume_session is not None:
-            self.session_var.set(f"{self.resume_session.folder}\n(Train resumes this session)")
+            done = (f", {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''} done"
+                    if self.epochs_done else "")
+            self.session_var.set(f"{self.resume_session.folder}\n(Train continues this session"
+                                 f"{done}; New session starts another)")
         elif self.session is not None:
             self.session_var.set(f"{self.session.folder}")
         else:
@@ -269,10 +278,38 @@ class MainWindow(ttk.Frame):
                 "to resume it, or press New session to train on other data.", user_error=True,
                 title="The session uses other data")
             return False
+        if self.resume_session is not None and values.config.epochs <= self.epochs_done:
+            self._ask_more_epochs(values)
+            return False
         if values.train_dir is None and self.resume_session is None:
             self._prepare_demo_then_train()
             return True
         return self._start_run(values.train_dir, values.val_dir, values.config)
+
+    def _ask_more_epochs(self, values) -> None:
+        """The session's epochs are used up: offer to add more (the form's Epochs is the
+        total, so "more" raises it), instead of a run that does nothing."""
+        from .dialogs import MoreEpochsDialog
+
+        if self.more_epochs_dialog is not None:
+            try:
+                self.more_epochs_dialog.destroy()
+            except tk.TclError:
+                pass
+        done = self.epochs_done
+        suggested = max(1, min(done, 20))  # as many again, within reason
+
+        def accept(more: int) -> None:
+            self.more_epochs_dialog = None
+            self.settings.vars["epochs"].set(str(done + more))
+            self.log.append(f"Adding {more} epoch{'s' if more != 1 else ''}: epochs "
+                            f"{done + 1}-{done + more} of this session")
+            self.on_train()
+
+        def dismiss() -> None:
+            self.more_epochs_dialog = None
+
+        self.more_epochs_dialog = MoreEpochsDialog(self.root, done, suggested, accept, dismiss)
 
     def _same_folders(self, values) -> bool:
         """Do the form's folders match those of the session being resumed?"""
@@ -326,6 +363,7 @@ class MainWindow(ttk.Frame):
                    config: TrainConfig) -> bool:
         from app.session import Session, default_sessions_root, new_session_folder
 
+        session = None
         try:
             if self.resume_session is not None:
                 session = self.resume_session
@@ -338,14 +376,18 @@ class MainWindow(ttk.Frame):
                 self.log.append(f"New session {session.folder}")
                 self.plots.clear()
                 self._forget_reasonability()
+                self.epochs_done = 0
+                self._fresh_session = True
             paths = session.run_paths()
             trainer = self.trainer_factory(config, session.finetune_config, paths,
                                            emit=self.events.put, session=session)
         except (UserError, OSError, ValueError) as error:
+            self._discard_fresh_session(session)
             self.show_error(str(error), user_error=True, title="Cannot start training")
             self._set_state("idle")
             return False
         self.session = session
+        self.resume_session = session  # the next Train continues it (New session is explicit)
         self.trainer = trainer
         self.paused = False
         self.finished = None
@@ -428,6 +470,8 @@ class MainWindow(ttk.Frame):
             return False
         self.resume_session = session
         self.session = session
+        self._fresh_session = False
+        self.epochs_done = epochs[-1].get("epoch", len(epochs)) if epochs else 0
         self.settings.load(session.train_dir, session.val_dir, session.train_config)
         self.plots.set_history(epochs, rounds)
         self._update_session_label()
@@ -442,10 +486,25 @@ class MainWindow(ttk.Frame):
             return
         self.resume_session = None
         self.session = None
+        self.epochs_done = 0
+        self._fresh_session = False
         self.plots.clear()
         self.progress.reset()
         self._forget_reasonability()
         self._update_session_label()
+
+    def _discard_fresh_session(self, session: Any) -> None:
+        """Remove the folder of a session this Train made if it holds nothing yet."""
+        if session is None or not self._fresh_session:
+            return
+        self._fresh_session = False
+        if session.discard_if_empty():
+            self.log.append(f"Removed the empty session folder {session.folder}", "debug")
+            if self.resume_session is session:
+                self.resume_session = None
+            if self.session is session:
+                self.session = None
+            self._update_session_label()
 
     def _forget_reasonability(self) -> None:
         self.reasonability = None
@@ -484,6 +543,8 @@ class MainWindow(ttk.Frame):
         self.plots.add_batch(event.epoch, event.batch, event.batches, event.loss, event.accuracy)
 
     def _on_epoch(self, event: msg.EpochFinished) -> None:
+        self.epochs_done = max(self.epochs_done, event.epoch)
+        self._fresh_session = False  # it has a checkpoint now: never discarded
         self.progress.epoch_done(event.epoch, event.epochs, event.seconds)
         self.plots.add_epoch(event.epoch, event.train, event.val)
         train, val = event.train, event.val
@@ -634,9 +695,11 @@ class MainWindow(ttk.Frame):
         if event.stopped:
             self.log.append(f"Stopped after epoch {event.epoch}; session saved")
         else:
-            self.log.append(f"Training finished: {event.epoch} epochs")
+            self.log.append(f"Training finished: {event.epoch} epochs. Train adds more "
+                            "epochs to this session; New session starts another.")
         self._close_round_windows()
         self._set_state("stopped" if event.stopped else "finished")
+        self._update_session_label()
 
     def _on_failed(self, event: msg.TrainingFailed) -> None:
         self.last_failure = event
@@ -644,6 +707,7 @@ class MainWindow(ttk.Frame):
         if event.details:
             self.log.append(event.details, "error")
         self._close_round_windows()
+        self._discard_fresh_session(self.session)
         self._set_state("failed")
         if not self.closing:
             title = "Cannot train" if event.user_error else "Training failed"
