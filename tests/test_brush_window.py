@@ -7,6 +7,7 @@ square; the points below are image pixel centres, exact after the canvas round t
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 import subprocess
 import time
 
@@ -120,7 +121,8 @@ def test_red_stroke_is_saved_exactly_where_it_went(make_window, store):
     expected[3, 1:11] = RED  # the line plus one pixel at each end (radius 1)
     expected[2, 2:10] = expected[4, 2:10] = RED  # the rows above and below
     assert np.array_equal(window.mask, expected)
-    assert not store.has("a/one.png")  # saved when leaving the image, not per stroke
+    assert window.autosaver.flush(10)  # every finished stroke is written in the background
+    assert np.array_equal(_saved(store, "a/one.png"), expected)
     # What a person sees: the displayed photo is tinted red on the stroke, untouched elsewhere.
     red_px = window.tk.call(str(window._photo), "get", *[v - o for v, o in zip(
         _xy(window, 5, 3), (window._fit.offset_x, window._fit.offset_y))])
@@ -352,3 +354,97 @@ def test_unreadable_stored_mask_is_replaced_by_new_paint(make_window, store):
     _stroke(window, (4, 4))
     window.done_button.invoke()
     assert _saved(store, "a/one.png")[4, 4] == RED
+
+
+# ----------------------------------------------------------------------------- autosave
+def test_each_stroke_undo_and_clear_is_saved_without_leaving_the_image(make_window, store):
+    window, _ = make_window()
+    window.set_radius(1)
+    _stroke(window, (3, 3))
+    assert window.autosaver.flush(10) and _saved(store, "a/one.png")[3, 3] == RED
+    _stroke(window, (10, 10))
+    assert window.autosaver.flush(10) and _saved(store, "a/one.png")[10, 10] == RED
+    _key(window, "Control-z")
+    assert window.autosaver.flush(10)
+    assert _saved(store, "a/one.png")[10, 10] == 0 and _saved(store, "a/one.png")[3, 3] == RED
+    _key(window, "Delete")
+    assert window.autosaver.flush(10) and not store.has("a/one.png")  # cleared: file deleted
+    wait = time.monotonic() + 5
+    while "saved" not in window.status_label.cget("text") and time.monotonic() < wait:
+        window.update()
+        time.sleep(0.02)
+    assert window.status_label.cget("text").endswith("· saved")
+
+
+class _BrokenStore(MaskStore):
+    """A store whose disk is full."""
+
+    def save(self, relpath, mask, meta=None):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failed_autosave_is_shown_at_once_and_on_leaving(tk_root, tmp_path, monkeypatch):
+    from ui import brush_window as module
+
+    shown = []
+    monkeypatch.setattr(module.messagebox, "showerror", lambda title, text, **_: shown.append(text))
+    failures = []
+    window = module.BrushWindow(tk_root, [_item("a/one.png", 0), _item("b/two.jpg", 1)],
+                                _BrokenStore(tmp_path / "m"), canvas_size=320,
+                                on_save_failed=failures.append)
+    window.update()
+    _stroke(window, (5, 5))
+    assert window.autosaver.flush(10)
+    deadline = time.monotonic() + 5
+    while "NOT SAVED" not in window.status_label.cget("text") and time.monotonic() < deadline:
+        window.update()
+        time.sleep(0.02)
+    assert "NOT SAVED: [Errno 28] No space left on device" in window.status_label.cget("text")
+    window.next_button.invoke()  # leaving retries, then says so and stays on the image
+    assert window.index == 0
+    assert shown and "No space left on device" in shown[0]
+    window.destroy()  # closed from outside (the app quitting): no dialog, but the callback
+    assert failures and "a/one.png could not be saved" in failures[0]
+
+
+CRASH_APP = Path(__file__).with_name("brush_crash_app.py")
+
+
+def test_kill_9_while_painting_loses_at_most_the_stroke_in_progress(x_display, tmp_path):
+    """A real Tk app under Xvfb, painted with xdotool, killed with SIGKILL mid-stroke."""
+    import json
+    import os
+    import signal
+    import sys
+
+    masks = tmp_path / "masks"
+    proc = subprocess.Popen([sys.executable, str(CRASH_APP), str(masks)],
+                            stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, DISPLAY=x_display))
+    try:
+        info = json.loads(proc.stdout.readline())  # the canvas' screen origin and scale
+        scale, (left, top) = info["scale"], info["origin"]
+
+        def at(col, row):
+            return [str(int(left + (col + 0.5) * scale)), str(int(top + (row + 0.5) * scale))]
+
+        def xdo(*args):
+            subprocess.run(["xdotool", *args], check=True, timeout=10)
+
+        for row in (2, 6, 10):  # three finished strokes
+            xdo("mousemove", *at(2, row), "mousedown", "1", "mousemove", *at(8, row),
+                "mousemove", *at(13, row), "mouseup", "1")
+            time.sleep(0.3)
+        xdo("mousemove", *at(2, 14), "mousedown", "1", "mousemove", *at(13, 14))  # in progress
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subprocess.run(["xdotool", "mouseup", "1"], timeout=10)
+    saved = read_mask_array(MaskStore(masks).path_for("a/one.png"))
+    for row in (2, 6, 10):
+        assert saved[row, 2:14].tolist() == [RED] * 12, row
+    assert not saved[14].any()  # the stroke in progress is the only one lost
+    assert not any(p.name.startswith(".") for p in masks.rglob("*"))  # no torn temp file

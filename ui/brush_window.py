@@ -6,10 +6,13 @@ mask at the image's own resolution. The picture on the canvas is ONE `PhotoImage
 composite of image, heatmap and paint): a mouse move paints into the numpy mask and schedules
 one refresh of the touched region, so the brush stays smooth however many motion events arrive.
 
-Saving: a mask is written to the `MaskStore` when the user leaves its image (previous, next,
-skip, done, cancel, closing the window) and only if it differs from what the store holds; a
-mask left empty (cleared or erased) deletes the stored file. A crash therefore loses at most
-the strokes on the image being painted. Cancel saves as well: nothing painted is thrown away.
+Saving: every finished stroke (and every undo, redo, clear) hands the image's mask to a
+`MaskAutosaver`, which writes it atomically in a background thread (a burst of strokes costs
+one write of the latest state); a mask left empty deletes the stored file. A crash or `kill -9`
+therefore loses at most the stroke being drawn. Leaving an image (previous, next, skip, done,
+cancel, closing) waits for its write; a write that failed is shown in the status line at once
+and in a dialog when leaving, and, when the window is destroyed from outside, passed to
+`on_save_failed(message)` so it reaches the user, not only the log.
 
 With a `submit` callable (the trainer's), a third column holds the "Apply to..." panel
 (`ui.propagation_panel`): it saves the image's mask, then asks the trainer to preview or apply
@@ -34,6 +37,7 @@ from PIL import Image, ImageTk
 
 from app.messages import FeedbackItem, PropagationApplied
 
+from .mask_autosave import MaskAutosaver
 from .geometry import Fit, display_indices, display_span, fit_image, radius_to_canvas, to_image
 from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
 from .strokes import ERASE, GREEN, RED, Box, StrokeHistory, union
@@ -46,6 +50,7 @@ SIDE_WIDTH = 360  # screen pixels the side panel and margins take beside the can
 PROPAGATION_WIDTH = 290  # ... and the propagation panel's column
 DEFAULT_OPACITY = 40  # heatmap opacity in percent
 PAINT_ALPHA = 0.5  # opacity of red / green paint on the canvas
+SAVE_TIMEOUT_S = 30.0  # leaving an image waits this long at most for its mask's write
 OUTLINE_PX = 2  # solid rim of painted regions, in screen pixels (tells paint from heatmap)
 TOOLS = {"red": RED, "green": GREEN, "eraser": ERASE}
 TOOL_NAMES = {"red": "Red brush (discourage)", "green": "Green brush (encourage)",
@@ -104,7 +109,8 @@ class BrushWindow(tk.Toplevel):
                  on_done: Optional[Callable[[Tuple[str, ...]], None]] = None,
                  on_cancel: Optional[Callable[[], None]] = None,
                  canvas_size: Optional[int] = None,
-                 submit: Optional[Callable[[Any], None]] = None) -> None:
+                 submit: Optional[Callable[[Any], None]] = None,
+                 on_save_failed: Optional[Callable[[str], None]] = None) -> None:
         if not items:
             raise ValueError("the brush window needs at least one image")
         super().__init__(master)
@@ -114,6 +120,9 @@ class BrushWindow(tk.Toplevel):
         self.on_done = on_done
         self.on_cancel = on_cancel
         self.submit = submit
+        self.on_save_failed = on_save_failed
+        self.autosaver = MaskAutosaver(masks)
+        self._save_poll: Optional[str] = None
         self.propagation = None  # the "Apply to..." panel, built when `submit` is given
         self.result: Optional[Tuple[str, Tuple[str, ...]]] = None
         self.index = 0
@@ -455,33 +464,62 @@ class BrushWindow(tk.Toplevel):
         `report`)."""
         self._end_stroke()
         state = self._states[self.index]
-        if state is None or np.array_equal(state.mask, state.saved):
+        if state is None:
             return True
         relpath = self.item.relpath
-        try:
-            if state.mask.any():
-                self.masks.save(relpath, state.mask.copy())
-                log.info("saved the mask of %s", relpath)
-            else:
-                self.masks.delete(relpath)
-                log.info("deleted the emptied mask of %s", relpath)
-        except (OSError, ValueError) as error:
-            log.exception("cannot save the mask of %s", relpath)
-            if not report:
-                return False
+        if relpath in self.autosaver.failures():
+            self.autosaver.request(relpath, state.mask)  # try once more before giving up
+        else:
+            self._autosave()
+        if not self.autosaver.flush(SAVE_TIMEOUT_S):
+            error = f"writing it took longer than {SAVE_TIMEOUT_S:.0f} s"
+        else:
+            error = self.autosaver.failures().get(relpath)
+        if error is None:
+            return True
+        if report:
             messagebox.showerror("Cannot save the mask",
                                  f"The mask of {relpath} could not be saved: {error}",
                                  parent=self)
-            return False
+        return False
+
+    def _autosave(self) -> None:
+        """Hand the mask on screen to the background writer if it differs from the last one
+        handed over (a finished stroke, undo, redo, clear)."""
+        state = self._states[self.index]
+        if state is None:
+            return
+        if np.array_equal(state.mask, state.saved):
+            return
+        self.autosaver.request(self.item.relpath, state.mask)
         state.saved = state.mask.copy()
-        return True
+        if self._save_poll is None and not self._closed:
+            self._save_poll = self.after(50, self._poll_saves)
+
+    def _poll_saves(self) -> None:
+        """Show "saving..." until the writer is idle, and a failed write at once."""
+        self._save_poll = None
+        if self._closed:
+            return
+        self._update_status()
+        if not self.autosaver.idle:
+            self._save_poll = self.after(100, self._poll_saves)
+
+    def _cancel_timers(self) -> None:
+        for name in ("_refresh_job", "_save_poll"):
+            job = getattr(self, name)
+            if job is not None:
+                try:
+                    self.after_cancel(job)
+                except tk.TclError:
+                    pass
+                setattr(self, name, None)
 
     def _finish(self, result, callback: Callable[[], object]) -> None:
         self._closed = True
         self.result = result
-        if self._refresh_job is not None:
-            self.after_cancel(self._refresh_job)
-            self._refresh_job = None
+        self._cancel_timers()
+        self.autosaver.close()
         try:
             callback()
         finally:
@@ -492,10 +530,16 @@ class BrushWindow(tk.Toplevel):
         """Destroyed from outside (the app closing): save the paint on screen, no dialogs."""
         if event.widget is not self or self._closed:
             return
-        self._closed = True
-        if self._refresh_job is not None:
-            self.after_cancel(self._refresh_job)
-        self._leave_image(report=False)
+        self._closed = True  # no more timers or redraws: the widgets are going
+        if not self._leave_image(report=False):
+            relpath = self.item.relpath
+            error = self.autosaver.failures().get(relpath, "it did not finish in time")
+            message = f"The mask of {relpath} could not be saved: {error}"
+            log.error("%s", message)
+            if self.on_save_failed is not None:
+                self.on_save_failed(message)
+        self._cancel_timers()
+        self.autosaver.close()
 
     # --------------------------------------------------------------------------- mouse
     def _image_point(self, event) -> Tuple[float, float]:
@@ -528,6 +572,7 @@ class BrushWindow(tk.Toplevel):
         state = self._states[self.index]
         if state is not None and state.history.drawing:
             state.history.end()
+            self._autosave()  # every finished stroke reaches the disk (in the background)
             self._update_status()
 
     def _move_cursor(self) -> None:
@@ -640,6 +685,7 @@ class BrushWindow(tk.Toplevel):
         """After undo / redo / clear: refresh what changed."""
         if box is not None:
             self._schedule(box)
+        self._autosave()
         self._update_status()
 
     def _update_status(self) -> None:
@@ -652,9 +698,17 @@ class BrushWindow(tk.Toplevel):
         self.clear_button.state(["!disabled" if state.mask.any() else "disabled"])
         red = int((state.mask == RED).sum())
         green = int((state.mask == GREEN).sum())
-        unsaved = not np.array_equal(state.mask, state.saved)
-        changed = " · unsaved (saved on leaving)" if unsaved else ""
+        failed = self.autosaver.failures().get(self.item.relpath)
+        if failed is not None:
+            saving, colour = f" · NOT SAVED: {failed}", "#c00000"
+        elif history.drawing:
+            saving, colour = "", ""
+        elif not self.autosaver.idle:
+            saving, colour = " · saving...", ""
+        else:
+            saving, colour = " · saved", ""
+        strokes = history.undo_depth
         self.status_label.configure(
             text=f"{TOOL_NAMES[self.tool]} · radius {self.radius} px · "
-                 f"{history.undo_depth} stroke(s) to undo · red {red} px, green {green} px"
-                 f"{changed}")
+                 f"{strokes} stroke{'s' if strokes != 1 else ''} to undo · red {red} px, "
+                 f"green {green} px{saving}", foreground=colour)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 import tkinter as tk
@@ -580,13 +581,23 @@ class MainWindow(ttk.Frame):
         try:
             self.brush_window = BrushWindow(self.root, event.items, self.session.masks,
                                             round_number=event.round, on_done=done,
-                                            on_cancel=cancel, submit=trainer.submit)
+                                            on_cancel=cancel, submit=trainer.submit,
+                                            on_save_failed=self._mask_save_failed)
         except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting for paint
             log.exception("cannot open the brush window")
             self.brush_window = None
             trainer.submit(msg.SkipFeedback())
             self.show_error(f"Cannot open the brush window: {error}",
                             details=traceback.format_exc(), title="Feedback round skipped")
+
+    def _mask_save_failed(self, message: str) -> None:
+        """The brush window was closed from outside and could not save: tell the user (the
+        dialog when the app stays open, the terminal when it is quitting)."""
+        self.log.append(message, "error")
+        if self.closed or self.closing:
+            sys.stderr.write(f"saliency-steering: {message}\n")
+        else:
+            self.show_error(message, title="Paint not saved")
 
     def _on_reasonability(self, event: msg.ReasonabilityReady) -> None:
         self.reasonability = event
