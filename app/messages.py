@@ -90,6 +90,16 @@ class FinetuneProgress:
 
 
 @dataclass(frozen=True)
+class FinetuneStep:
+    """After every optimizer step of a fine-tune round (FinetuneProgress comes only at the
+    stop checks, every few steps), so the progress bar moves and the time left is known."""
+
+    round: int
+    step: int
+    max_steps: int
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Old vs new model on one annotated image, for the chooser."""
 
@@ -235,6 +245,7 @@ class ApplyPropagation:
 
 EVENT_TYPES = (
     RunStarted, BatchFinished, EpochFinished, FeedbackNeeded, FinetuneStarted, FinetuneProgress,
+    FinetuneStep,
     FinetuneDone, RoundDecided, StateChanged, CheckpointSaved, TrainingFinished, TrainingFailed,
     ReasonabilityReady, PropagationPreview, PropagationApplied, PropagationFailed,
 )

@@ -439,8 +439,13 @@ class Trainer:
             self._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
             return
 
-        self._set_state("finetuning")
         n_annotated = len(self.data.train.masks.annotated())
+        if n_annotated == 0:  # Done with nothing painted: a 0-step round would compare nothing
+            logger.info("round %d: nothing painted, nothing to fine-tune", round_number)
+            self._record_round(epoch, (), "skipped", None)  # nothing painted
+            self._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
+            return
+        self._set_state("finetuning")
         self._emit(msg.FinetuneStarted(round_number, n_annotated, self.finetune_config.max_steps))
 
         def on_progress(step: int, max_steps: int, guidance: float, val_loss: float) -> None:
@@ -453,6 +458,7 @@ class Trainer:
             config=dataclasses.replace(self.finetune_config, counterexamples=self.config.counterexamples),
             device=self.device, seed=self.config.seed + 1000 * round_number,
             on_progress=on_progress, should_stop=lambda: self._stop.is_set(),
+            on_step=lambda step, max_steps: self._emit(msg.FinetuneStep(round_number, step, max_steps)),
         )
         comparisons = self._comparisons(result, command.relpaths)
         self._set_state("waiting_for_decision")

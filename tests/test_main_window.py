@@ -557,3 +557,76 @@ def test_a_failed_train_leaves_no_empty_session_folder(window_factory, tmp_path,
     assert not sessions.exists() or list(sessions.iterdir()) == []
     assert window.resume_session is None and window.session is None
     assert window.session_var.get() == "New session on Train"
+
+
+# ----------------------------------------------------------------------------- progress
+def test_run_estimate_glides_when_the_pace_changes():
+    """Batches slow from 1 s to 2 s (guided batches after a round): the shown estimate never
+    jumps by more than a few percent between batches, yet converges to the new pace."""
+    from ui.progress_panel import EtaEstimator
+
+    eta = EtaEstimator()
+    eta.start(first_epoch=1, epochs=10, batches_per_epoch=50)
+    now, shown = 0.0, []
+    for batch in range(1, 51):
+        now += 1.0 if batch <= 25 else 2.0
+        eta.batch_done(1, batch, 50, now=now)
+        shown.append(eta.smoothed_run_remaining(now))
+    raw_jump = 2.0  # the raw estimate doubles within the epoch (the median flips)
+    steps = [abs(b - a) / a for a, b in zip(shown[25:], shown[26:])]
+    assert max(steps) < 0.15 < raw_jump - 1
+    eta.epoch_done(1, seconds=75.0)
+    for batch in range(1, 51):  # a second epoch at the new pace: the estimate has caught up
+        now += 2.0
+        eta.batch_done(2, batch, 50, now=now)
+    assert eta.smoothed_run_remaining(now) == pytest.approx(eta.run_remaining(), rel=0.05)
+    eta.pause()  # painting for ten minutes does not eat the estimate
+    assert eta.smoothed_run_remaining(now + 600) == pytest.approx(
+        eta.smoothed_run_remaining(now), rel=1e-6)
+
+
+def test_step_timer_gives_the_time_left_of_a_round():
+    from ui.progress_panel import StepTimer
+
+    timer = StepTimer()
+    assert timer.remaining(0, 40) is None
+    for step, now in enumerate([10.0, 12.0, 14.0, 16.5], start=1):
+        timer.step_done(step, now=now)
+    assert timer.remaining(4, 40) == 36 * 2.0
+
+
+def test_finetune_progress_moves_every_step_with_the_time_left(window_factory):
+    window = window_factory()
+    window.events.put(msg.FinetuneStarted(1, 3, 40))
+    wait_until(window, lambda: "FinetuneStarted" in window.event_counts)
+    bar = window.progress.finetune_bar
+    assert str(bar.cget("mode")) == "indeterminate"  # busy measuring, not hung
+    assert "measuring the model" in window.progress.finetune_text.get()
+    for step in (1, 2, 3):
+        window.events.put(msg.FinetuneStep(1, step, 40))
+        wait_until(window, lambda: window.event_counts["FinetuneStep"] == step)
+        assert float(bar.cget("value")) == pytest.approx(step / 40)
+    assert str(bar.cget("mode")) == "determinate"
+    text = window.progress.finetune_text.get()
+    assert text.startswith("Fine-tune round 1: step 3/40, at most ") and text.endswith(" left")
+    window.events.put(msg.FinetuneProgress(1, 5, 40, 0.25, 0.5))
+    wait_until(window, lambda: "FinetuneProgress" in window.event_counts)
+    assert "check at step 5: guidance 0.25, val loss 0.5" in window.progress.finetune_text.get()
+
+
+def test_done_with_nothing_painted_resumes_without_a_chooser(window_factory, demo_root):
+    window = window_factory(demo_dir=str(demo_root),
+                            finetune_config=FinetuneConfig(max_steps=5, check_every=5))
+    form = window.settings.vars
+    form["epochs"].set("2")
+    form["feedback_every"].set("1")
+    form["images_per_round"].set("2")
+    window.train_button.invoke()
+    wait_until(window, lambda: window.brush_window is not None, timeout=120)
+    window.brush_window.done_button.invoke()  # nothing painted
+    wait_until(window, lambda: window.finished is not None, timeout=120)
+    assert window.event_counts["FinetuneStarted"] == 0 and window.event_counts["FinetuneDone"] == 0
+    assert window.chooser_window is None
+    assert "Nothing painted, so nothing to fine-tune; training resumes" in window.log.lines()
+    assert [row["decision"] for row in window.session.history()] == ["cancelled"]
+    assert [(r.committed, r.finetuned) for r in window.plots.rounds] == [(False, False)]

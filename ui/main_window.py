@@ -49,6 +49,7 @@ from .event_pump import EventPump
 from .log_pane import LogLine, LogPane, QueueLogHandler
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
+from .wording import plural
 from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
 
 log = logging.getLogger(__name__)
@@ -533,7 +534,8 @@ class MainWindow(ttk.Frame):
                         f"validation images, {len(event.classes)} classes, epochs "
                         f"{event.first_epoch}-{event.epochs}")
         if event.skipped:
-            self.log.append(f"{len(event.skipped)} images were skipped (unreadable):", "warning")
+            self.log.append(f"{plural(len(event.skipped), 'image')} {'was' if len(event.skipped) == 1 else 'were'} "
+                            "skipped (unreadable):", "warning")
             for relpath, reason in event.skipped[:20]:
                 self.log.append(f"  {relpath}: {reason}", "warning")
             if len(event.skipped) > 20:
@@ -564,11 +566,19 @@ class MainWindow(ttk.Frame):
 
         trainer = self.trainer
 
+        masks = self.session.masks
+
         def done(relpaths: Sequence[str]) -> None:
             self.brush_window = None
             if trainer.stopping:
                 return
-            self.log.append(f"Painted {len(relpaths)} images; fine-tuning...")
+            if not relpaths and not masks.annotated():
+                # a 0-step round would open a chooser comparing nothing (two black panels)
+                self.log.append("Nothing painted, so nothing to fine-tune; training resumes")
+                self.status_var.set("Nothing painted: nothing to fine-tune. Training resumes.")
+                trainer.submit(msg.SkipFeedback())
+                return
+            self.log.append(f"Painted {plural(len(relpaths), 'image')}; fine-tuning...")
             trainer.submit(msg.StartFinetune(tuple(relpaths)))
 
         def cancel() -> None:
@@ -650,6 +660,9 @@ class MainWindow(ttk.Frame):
         self.progress.finetune_started(event.round, event.max_steps)
         self.log.append(f"Fine-tune round {event.round}: {event.n_annotated} annotated images, "
                         f"at most {event.max_steps} steps")
+
+    def _on_finetune_step(self, event: msg.FinetuneStep) -> None:
+        self.progress.finetune_step(event.round, event.step, event.max_steps)
 
     def _on_finetune_progress(self, event: msg.FinetuneProgress) -> None:
         self.progress.finetune_progress(event.round, event.step, event.max_steps, event.guidance,
@@ -749,6 +762,7 @@ class MainWindow(ttk.Frame):
         msg.PropagationFailed: _on_propagation_failed,
         msg.FinetuneStarted: _on_finetune_started,
         msg.FinetuneProgress: _on_finetune_progress,
+        msg.FinetuneStep: _on_finetune_step,
         msg.FinetuneDone: _on_finetune_done,
         msg.RoundDecided: _on_round_decided,
         msg.StateChanged: _on_state,
