@@ -40,6 +40,7 @@ class BatchFinished:
     loss: float  # total loss of the batch (CE + lambda x guidance)
     accuracy: float  # batch accuracy in [0, 1]
     n_annotated: int  # annotated images in the batch
+    ce: float = float("nan")  # the cross-entropy part of `loss` (what the plots draw)
 
 
 @dataclass(frozen=True)

@@ -244,8 +244,9 @@ class Trainer:
         for epoch in range(first_epoch, last_epoch + 1):
             started = time.monotonic()
 
-            def on_batch(batch: int, batches: int, loss: float, accuracy: float, n_annotated: int, epoch: int = epoch) -> None:
-                self._emit(msg.BatchFinished(epoch, batch, batches, loss, accuracy, n_annotated))
+            def on_batch(batch: int, batches: int, loss: float, accuracy: float, n_annotated: int, ce: float = float("nan"),
+                         epoch: int = epoch) -> None:
+                self._emit(msg.BatchFinished(epoch, batch, batches, loss, accuracy, n_annotated, ce))
 
             train_metrics = train_one_epoch(
                 self.model, self.train_loader, self.optimizer, device=self.device,

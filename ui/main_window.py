@@ -150,6 +150,7 @@ class MainWindow(ttk.Frame):
         self.epochs_done = 0  # last completed epoch of the current session
         self._fresh_session = False  # the running session was made by this Train
         self.more_epochs_dialog: Any = None
+        self._last_report: Any = None  # the FinetuneReport of the round being decided
 
         master.title("Saliency steering")
         master.protocol("WM_DELETE_WINDOW", self.on_close)
@@ -543,7 +544,8 @@ class MainWindow(ttk.Frame):
 
     def _on_batch(self, event: msg.BatchFinished) -> None:
         self.progress.batch_done(event.epoch, event.batch, event.batches, self._epochs)
-        self.plots.add_batch(event.epoch, event.batch, event.batches, event.loss, event.accuracy)
+        self.plots.add_batch(event.epoch, event.batch, event.batches, event.loss, event.accuracy,
+                             getattr(event, "ce", float("nan")))
 
     def _on_epoch(self, event: msg.EpochFinished) -> None:
         self.epochs_done = max(self.epochs_done, event.epoch)
@@ -669,7 +671,7 @@ class MainWindow(ttk.Frame):
                                         event.val_loss)
 
     def _on_finetune_done(self, event: msg.FinetuneDone) -> None:
-        report = event.report
+        report = self._last_report = event.report
         self.progress.finetune_finished(event.round, report.steps, report.stop_text)
         self.log.append(
             f"Fine-tune round {event.round} done after {report.steps} steps ({report.stop_text}): "
@@ -697,7 +699,11 @@ class MainWindow(ttk.Frame):
                             details=traceback.format_exc(), title="Round rejected")
 
     def _on_round_decided(self, event: msg.RoundDecided) -> None:
-        self.plots.add_round(event.round, event.epoch, event.committed, event.finetuned)
+        report = self._last_report if event.finetuned else None
+        self.plots.add_round(event.round, event.epoch, event.committed, event.finetuned,
+                             report.val_loss_after if report else float("nan"),
+                             report.val_accuracy_after if report else float("nan"))
+        self._last_report = None
         if event.committed:
             text = "committed: training continues with the fine-tuned weights"
         elif event.finetuned:
