@@ -30,6 +30,7 @@ class RunStarted:
     epochs: int  # last epoch of the run
     batches_per_epoch: int
     skipped: Tuple[Tuple[str, str], ...] = ()  # (relpath, reason) of unreadable images
+    class_counts: Tuple[int, ...] = ()  # training images per class, in `classes` order
 
 
 @dataclass(frozen=True)

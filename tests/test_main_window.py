@@ -630,3 +630,44 @@ def test_done_with_nothing_painted_resumes_without_a_chooser(window_factory, dem
     assert "Nothing painted, so nothing to fine-tune; training resumes" in window.log.lines()
     assert [row["decision"] for row in window.session.history()] == ["cancelled"]
     assert [(r.committed, r.finetuned) for r in window.plots.rounds] == [(False, False)]
+
+
+# ----------------------------------------------------------------------------- trust warnings
+def _small_folder(root, per_class=16, size=32):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("circles", "squares"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
+    return root
+
+
+def test_a_small_folder_gets_a_prominent_trust_warning(window_factory, tmp_path):
+    """The real engine on 32 noise images: the banner says why the numbers mean nothing and
+    offers the remedies; "Use small_cnn" and "Hide" act."""
+    data = _small_folder(tmp_path / "small")
+    window = window_factory()
+    form = window.settings.vars
+    form["train_dir"].set(str(data))
+    form["epochs"].set("2")
+    form["feedback_every"].set("0")
+    window.train_button.invoke()
+    wait_until(window, lambda: window.finished is not None or window.state == "failed",
+               timeout=120)
+    assert window.finished is not None
+    banner = window.trust_banner
+    assert banner.shown and banner.winfo_ismapped()
+    codes = [w.code for w in window.trust_warnings]
+    assert "few_steps" in codes and "few_images" in codes
+    text = banner.text()
+    assert text.startswith("\u26a0 These numbers may not mean anything")
+    assert "1 step per epoch" in text and "pretrained weights" in text and "small_cnn" in text
+    assert any(line.startswith("Warning: Too few steps") for line in window.log.lines())
+    form["model"].set("resnet18")
+    banner.smaller_button.invoke()
+    assert form["model"].get() == "small_cnn" and window.resume_session is None
+    assert not banner.shown  # a new session: the warnings belonged to the old one

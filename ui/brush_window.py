@@ -110,7 +110,8 @@ class BrushWindow(tk.Toplevel):
                  on_cancel: Optional[Callable[[], None]] = None,
                  canvas_size: Optional[int] = None,
                  submit: Optional[Callable[[Any], None]] = None,
-                 on_save_failed: Optional[Callable[[str], None]] = None) -> None:
+                 on_save_failed: Optional[Callable[[str], None]] = None,
+                 trust_note: str = "") -> None:
         if not items:
             raise ValueError("the brush window needs at least one image")
         super().__init__(master)
@@ -121,6 +122,7 @@ class BrushWindow(tk.Toplevel):
         self.on_cancel = on_cancel
         self.submit = submit
         self.on_save_failed = on_save_failed
+        self.trust_note = trust_note  # "the numbers may mean nothing" (app.trust_checks)
         self.autosaver = MaskAutosaver(masks)
         self._save_poll: Optional[str] = None
         self.propagation = None  # the "Apply to..." panel, built when `submit` is given
@@ -190,6 +192,10 @@ class BrushWindow(tk.Toplevel):
         self.true_label.pack(anchor="w")
         self.predicted_label = ttk.Label(side, font=("TkDefaultFont", 11), wraplength=wrap)
         self.predicted_label.pack(anchor="w")
+        self.trust_label = ttk.Label(side, wraplength=wrap, foreground="#8a0000",
+                                     text=f"\u26a0 {self.trust_note}" if self.trust_note else "")
+        if self.trust_note:
+            self.trust_label.pack(anchor="w", pady=(2, 0))
         self.reason_label = ttk.Label(side, wraplength=wrap)
         self.reason_label.pack(anchor="w", pady=(4, 0))
         self.mask_label = ttk.Label(side, wraplength=wrap, foreground="#555555")

@@ -49,6 +49,7 @@ from .event_pump import EventPump
 from .log_pane import LogLine, LogPane, QueueLogHandler
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
+from .trust_banner import TrustBanner
 from .wording import plural
 from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
 
@@ -151,6 +152,10 @@ class MainWindow(ttk.Frame):
         self._fresh_session = False  # the running session was made by this Train
         self.more_epochs_dialog: Any = None
         self._last_report: Any = None  # the FinetuneReport of the round being decided
+        self._sizes: Any = None  # app.trust_checks.DataSizes of the run
+        self._epoch_records: list = []  # per-epoch dicts for the trust rules
+        self.trust_warnings: list = []
+        self._run_config: Optional[TrainConfig] = None
 
         master.title("Saliency steering")
         master.protocol("WM_DELETE_WINDOW", self.on_close)
@@ -219,6 +224,9 @@ class MainWindow(ttk.Frame):
 
         right = ttk.Frame(top)
         right.pack(side="left", fill="both", expand=True)
+        self.trust_banner = TrustBanner(right, on_smaller_model=self.on_use_smaller_model,
+                                        on_weights=self.on_choose_weights,
+                                        place=self._place_banner)
         self.plots = PlotsPanel(right)
         self.plots.pack(fill="both", expand=True)
         ttk.Label(right, text="Log").pack(anchor="w", pady=(6, 0))
@@ -250,6 +258,59 @@ class MainWindow(ttk.Frame):
         self.open_session_button.state(["disabled"] if busy else ["!disabled"])
         self.new_session_button.state(["disabled"] if busy else ["!disabled"])
         self.settings.set_enabled(not busy)
+        self.trust_banner.set_actions_enabled(not busy)
+
+    # ------------------------------------------------------------------------------ trust
+    def _place_banner(self) -> None:
+        self.trust_banner.pack(fill="x", before=self.plots, pady=(0, 6))
+
+    def _check_trust(self) -> None:
+        """Re-run the trust rules on the epochs so far; show or hide the banner."""
+        from app.trust_checks import DataSizes, trust_warnings
+
+        if self._sizes is None:
+            self.trust_banner.show(())
+            return
+        warnings = trust_warnings(self._epoch_records, self._sizes, self.epochs_done or None)
+        changed = [w.code for w in warnings] != [w.code for w in self.trust_warnings]
+        self.trust_warnings = warnings
+        self.trust_banner.show(warnings)
+        if warnings and changed:
+            for warning in warnings:
+                self.log.append(f"Warning: {warning.title}: {warning.detail}. {warning.advice}",
+                                "warning")
+        del DataSizes
+
+    def _trust_note(self) -> str:
+        """One line for the brush window when the predictions it shows may mean nothing."""
+        if not self.trust_warnings:
+            return ""
+        return (f"Predictions and confidences may mean nothing: "
+                f"{self.trust_warnings[0].title.lower()} (see the main window)")
+
+    def on_use_smaller_model(self) -> None:
+        """Remedy: small_cnn in the form; a new session, as the model changes."""
+        if self.running:
+            self.show_error("Stop the run first: the model changes with a new session.",
+                            user_error=True, title="The run is going")
+            return
+        self.on_new_session()
+        self.settings.vars["model"].set("small_cnn")
+        self.log.append("Model set to small_cnn: press Train to start a new session with it")
+
+    def on_choose_weights(self) -> None:
+        """Remedy: pretrained weights from a local file, in the form (a new session)."""
+        if self.running:
+            self.show_error("Stop the run first: new weights mean a new session.",
+                            user_error=True, title="The run is going")
+            return
+        path = filedialog.askopenfilename(parent=self, title="Pretrained weights (.pth, .pt)",
+                                          filetypes=[("PyTorch weights", "*.pth *.pt"),
+                                                     ("All files", "*")])
+        if path:
+            self.on_new_session()
+            self.settings.vars["weights_path"].set(path)
+            self.log.append(f"Weights file {path}: press Train to start a new session from it")
 
     def _update_session_label(self) -> None:
         if self.resume_session is not None:
@@ -381,6 +442,9 @@ class MainWindow(ttk.Frame):
                 self._forget_reasonability()
                 self.epochs_done = 0
                 self._fresh_session = True
+                self._epoch_records = []
+                self.trust_warnings = []
+                self.trust_banner.show(())
             paths = session.run_paths()
             trainer = self.trainer_factory(config, session.finetune_config, paths,
                                            emit=self.events.put, session=session)
@@ -396,6 +460,7 @@ class MainWindow(ttk.Frame):
         self.finished = None
         self.last_failure = None
         self._epochs = config.epochs
+        self._run_config = config
         self.pause_button.configure(text=PAUSE_TEXT)
         self.progress.reset()
         self._update_session_label()
@@ -475,6 +540,9 @@ class MainWindow(ttk.Frame):
         self.session = session
         self._fresh_session = False
         self.epochs_done = epochs[-1].get("epoch", len(epochs)) if epochs else 0
+        self._epoch_records = [dict(row) for row in epochs]
+        self._sizes = None  # known again when Train reports the data's sizes
+        self.trust_banner.show(())
         self.settings.load(session.train_dir, session.val_dir, session.train_config)
         self.plots.set_history(epochs, rounds)
         self._update_session_label()
@@ -491,6 +559,10 @@ class MainWindow(ttk.Frame):
         self.session = None
         self.epochs_done = 0
         self._fresh_session = False
+        self._epoch_records = []
+        self._sizes = None
+        self.trust_warnings = []
+        self.trust_banner.show(())
         self.plots.clear()
         self.progress.reset()
         self._forget_reasonability()
@@ -526,6 +598,11 @@ class MainWindow(ttk.Frame):
             listener(event)
 
     def _on_run_started(self, event: msg.RunStarted) -> None:
+        from app.trust_checks import DataSizes
+
+        config = self._run_config or DEFAULT_CONFIG
+        self._sizes = DataSizes(event.n_train, event.n_val, len(event.classes), config.batch_size,
+                                config.model, tuple(getattr(event, "class_counts", ()) or ()))
         self.device = event.device
         self.device_var.set(f"Device: {event.device}")
         self._epochs = event.epochs
@@ -552,6 +629,10 @@ class MainWindow(ttk.Frame):
         self._fresh_session = False  # it has a checkpoint now: never discarded
         self.progress.epoch_done(event.epoch, event.epochs, event.seconds)
         self.plots.add_epoch(event.epoch, event.train, event.val)
+        self._epoch_records = [r for r in self._epoch_records if r.get("epoch") != event.epoch]
+        self._epoch_records.append({"epoch": event.epoch, "train": dict(event.train),
+                                    "val": dict(event.val)})
+        self._check_trust()
         train, val = event.train, event.val
         self.log.append(
             f"Epoch {event.epoch}/{event.epochs}: train loss {train.get('loss', float('nan')):.4f}"
@@ -594,7 +675,8 @@ class MainWindow(ttk.Frame):
             self.brush_window = BrushWindow(self.root, event.items, self.session.masks,
                                             round_number=event.round, on_done=done,
                                             on_cancel=cancel, submit=trainer.submit,
-                                            on_save_failed=self._mask_save_failed)
+                                            on_save_failed=self._mask_save_failed,
+                                            trust_note=self._trust_note())
         except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting for paint
             log.exception("cannot open the brush window")
             self.brush_window = None

@@ -68,6 +68,7 @@ FIELD_LABELS = {
     "train_dir": "Data folder",
     "val_dir": "Validation folder",
     "model": "Model",
+    "weights_path": "Weights file",
     "saliency_method": "Saliency method",
     "guidance": "Guidance loss",
     "lam": "Lambda",
@@ -108,6 +109,8 @@ class SettingsPanel(ttk.LabelFrame):
         self.val_dir_entry = self._path_row("val_dir", "Validation folder",
                                             "blank: 20% of the data", "")
         self.model_box = self._combo_row("model", model_choices(), "")
+        self.weights_entry = self._path_row("weights_path", "Weights file",
+                                            "blank: none (local .pth)", "", file=True)
         self.saliency_box = self._combo_row("saliency_method", saliency_choices(),
                                             "heatmap to paint on")
         self.guidance_box = self._combo_row("guidance", guidance_choices(),
@@ -146,12 +149,13 @@ class SettingsPanel(ttk.LabelFrame):
         self.vars[name] = var
         return var
 
-    def _path_row(self, name: str, _label: str, hint: str, value: str) -> ttk.Entry:
+    def _path_row(self, name: str, _label: str, hint: str, value: str,
+                  file: bool = False) -> ttk.Entry:
         self._label(name)
         entry = ttk.Entry(self, textvariable=self._var(name, value), width=20)
         entry.grid(row=self._row, column=1, sticky="ew", pady=2)
         button = ttk.Button(self, text="\u2026", width=2,
-                            command=lambda: self._browse(name))
+                            command=lambda: self._browse(name, file))
         button.grid(row=self._row, column=2, sticky="w", padx=(4, 0))
         setattr(self, f"{name}_button", button)
         self._finish_row(name, hint, entry)
@@ -188,10 +192,16 @@ class SettingsPanel(ttk.LabelFrame):
         self._finish_row(name, hint, spin)
         return spin
 
-    def _browse(self, name: str) -> None:
+    def _browse(self, name: str, file: bool = False) -> None:
         start = self.vars[name].get() or os.getcwd()
-        chosen = filedialog.askdirectory(parent=self, initialdir=start,
-                                         title=f"Choose the {FIELD_LABELS[name].lower()}")
+        if file:
+            chosen = filedialog.askopenfilename(
+                parent=self, initialdir=os.path.dirname(start) if os.path.isfile(start) else start,
+                title=f"Choose the {FIELD_LABELS[name].lower()}",
+                filetypes=[("PyTorch weights", "*.pth *.pt"), ("All files", "*")])
+        else:
+            chosen = filedialog.askdirectory(parent=self, initialdir=start,
+                                             title=f"Choose the {FIELD_LABELS[name].lower()}")
         if chosen:
             self.vars[name].set(chosen)
 
@@ -203,6 +213,7 @@ class SettingsPanel(ttk.LabelFrame):
             "train_dir": train_dir or "",
             "val_dir": val_dir or "",
             "model": config.model,
+            "weights_path": config.weights_path or "",
             "saliency_method": config.saliency_method,
             "guidance": config.guidance or NO_GUIDANCE,
             "lam": "" if config.lam is None else f"{config.lam:g}",
@@ -284,6 +295,12 @@ class SettingsPanel(ttk.LabelFrame):
         train_dir = folder("train_dir")
         val_dir = folder("val_dir")
         model = choice("model", model_choices())
+        weights_path = get("weights_path") or None
+        if weights_path is not None:
+            weights_path = os.path.expanduser(weights_path)
+            if not os.path.isfile(weights_path):
+                errors["weights_path"] = ("no such file" if not os.path.exists(weights_path)
+                                          else "not a file")
         saliency = choice("saliency_method", saliency_choices())
         guidance = choice("guidance", guidance_choices())
         lam = number("lam", blank_ok=True, positive=False)
@@ -304,7 +321,7 @@ class SettingsPanel(ttk.LabelFrame):
                 guidance=None if guidance == NO_GUIDANCE else guidance,
                 lam=lam, epochs=epochs, feedback_every=feedback_every, images_per_round=images,
                 selection=selection, lr=lr, counterexamples=get("counterexamples") == "1",
-                oversample_annotated=oversample,
+                oversample_annotated=oversample, weights_path=weights_path,
             )
         except (UserError, ValueError, TypeError) as error:
             errors["config"] = str(error)
@@ -320,5 +337,5 @@ class SettingsPanel(ttk.LabelFrame):
                 widget.configure(state="readonly" if enabled else "disabled")
             else:
                 widget.configure(state="normal" if enabled else "disabled")
-        for name in ("train_dir", "val_dir"):
+        for name in ("train_dir", "val_dir", "weights_path"):
             getattr(self, f"{name}_button").configure(state="normal" if enabled else "disabled")
