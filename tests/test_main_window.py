@@ -671,3 +671,43 @@ def test_a_small_folder_gets_a_prominent_trust_warning(window_factory, tmp_path)
     banner.smaller_button.invoke()
     assert form["model"].get() == "small_cnn" and window.resume_session is None
     assert not banner.shown  # a new session: the warnings belonged to the old one
+
+
+def test_a_corrupt_file_is_logged_once_and_plurals_read_right(window_factory, tmp_path):
+    data = _small_folder(tmp_path / "small", per_class=4)
+    (data / "circles" / "broken.png").write_bytes(b"not a png")
+    window = window_factory()
+    window.settings.vars["train_dir"].set(str(data))
+    window.settings.vars["epochs"].set("1")
+    window.settings.vars["feedback_every"].set("0")
+    window.train_button.invoke()
+    wait_until(window, lambda: window.finished is not None or window.state == "failed",
+               timeout=120)
+    lines = window.log.lines()
+    mentions = [line for line in lines if "broken.png" in line]
+    assert len(mentions) == 1, lines
+    assert "1 image was skipped (unreadable):" in lines
+
+
+def test_locked_settings_look_locked_and_lambda_says_its_default(window_factory, data_folder):
+    from tkinter import ttk
+
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    settings = window.settings
+    assert settings.error_labels["lam"].cget("text") == "blank: 10 (rrr default)"
+    settings.vars["guidance"].set("punisher")
+    assert settings.error_labels["lam"].cget("text") == "blank: 0.001 (punisher default)"
+    settings.vars["guidance"].set("rrr")
+    settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    wait_until(window, lambda: window.state == "training")
+    style = ttk.Style(window)
+    for name in ("model", "saliency_method", "guidance", "lam", "selection", "val_dir"):
+        widget = settings.inputs[name]
+        assert widget.instate(["disabled"]), name
+        kind = widget.winfo_class()
+        background = style.lookup(kind, "fieldbackground", ["disabled"])
+        assert background == "#e6e6e6", (name, background)
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    assert settings.inputs["model"].instate(["!disabled"])

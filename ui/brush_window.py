@@ -38,6 +38,7 @@ from PIL import Image, ImageTk
 from app.messages import FeedbackItem, PropagationApplied
 
 from .mask_autosave import MaskAutosaver
+from .scrollable import ScrollableFrame
 from .geometry import Fit, display_indices, display_span, fit_image, radius_to_canvas, to_image
 from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
 from .strokes import ERASE, GREEN, RED, Box, StrokeHistory, union
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MIN_RADIUS, MAX_RADIUS = 1, 80  # brush radius in pixels of the image
 DEFAULT_CANVAS = 768  # canvas side in screen pixels (smaller on small screens)
+SCREEN_MARGIN_H = 150  # screen pixels kept free above and below: title bar, status line, panels
 SIDE_WIDTH = 360  # screen pixels the side panel and margins take beside the canvas
 PROPAGATION_WIDTH = 290  # ... and the propagation panel's column
 DEFAULT_OPACITY = 40  # heatmap opacity in percent
@@ -153,7 +155,7 @@ class BrushWindow(tk.Toplevel):
 
         if canvas_size is None:
             extra = PROPAGATION_WIDTH if submit is not None else 0
-            canvas_size = min(DEFAULT_CANVAS, self.winfo_screenheight() - 220,
+            canvas_size = min(DEFAULT_CANVAS, self.winfo_screenheight() - SCREEN_MARGIN_H,
                               self.winfo_screenwidth() - SIDE_WIDTH - extra)
         self.title(f"Paint feedback — round {round_number}")
         self.transient(master.winfo_toplevel())
@@ -181,8 +183,12 @@ class BrushWindow(tk.Toplevel):
             self.canvas.create_oval(0, 0, 0, 0, outline="white", width=1, state="hidden"),
         )
 
-        side = ttk.Frame(self, padding=(12, 10))
-        side.grid(row=0, column=1, sticky="ns")
+        # The side panel scrolls when the screen is short (1280 x 720): its status and key
+        # help stay reachable instead of falling off the bottom.
+        self.side_scroll = ScrollableFrame(self)
+        self.side_scroll.grid(row=0, column=1, sticky="ns")
+        side = self.side_scroll.body
+        side.configure(padding=(12, 10))
         wrap = 250
         self.counter_label = ttk.Label(side, font=("TkDefaultFont", 13, "bold"))
         self.counter_label.pack(anchor="w")

@@ -49,6 +49,7 @@ from .event_pump import EventPump
 from .log_pane import LogLine, LogPane, QueueLogHandler
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
+from .scrollable import ScrollableFrame
 from .trust_banner import TrustBanner
 from .wording import plural
 from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
@@ -116,6 +117,7 @@ class MainWindow(ttk.Frame):
         trainer_factory: TrainerFactory = _default_trainer_factory,
         join_timeout_s: float = JOIN_TIMEOUT_S,
         destroy_root_on_close: bool = True,
+        geometry_store: Any = None,
     ) -> None:
         super().__init__(master, padding=6)
         self.root = master
@@ -125,6 +127,7 @@ class MainWindow(ttk.Frame):
         self.trainer_factory = trainer_factory
         self.join_timeout_s = join_timeout_s
         self.destroy_root_on_close = destroy_root_on_close
+        self.geometry_store = geometry_store  # ui.window_geometry.GeometryStore, or None
 
         self.events: "queue.Queue[Any]" = queue.Queue()
         self.trainer: Any = None
@@ -163,6 +166,9 @@ class MainWindow(ttk.Frame):
         self.pack(fill="both", expand=True)
 
         self.log_handler = QueueLogHandler(self.events, level=logging.WARNING)
+        # The image scan warns per skipped file and once more in sum; RunStarted lists the
+        # skipped files once, so the scan's own warnings would show each file three times.
+        self.log_handler.addFilter(lambda record: record.name != "datasets.image_folder")
         for name in ("app", "datasets", "models", "loss"):
             logging.getLogger(name).addHandler(self.log_handler)
 
@@ -187,8 +193,11 @@ class MainWindow(ttk.Frame):
         top = ttk.Frame(self)
         top.pack(fill="both", expand=True)
 
-        left = ttk.Frame(top)
-        left.pack(side="left", fill="y", padx=(0, 8))
+        # The settings column scrolls when the screen is short (1280 x 720); the progress
+        # bars live under the plots, always in view.
+        self.left_column = ScrollableFrame(top)
+        self.left_column.pack(side="left", fill="y", padx=(0, 8))
+        left = self.left_column.body
         self.settings = SettingsPanel(left, base_config=DEFAULT_CONFIG)
         self.settings.pack(fill="x")
 
@@ -219,19 +228,20 @@ class MainWindow(ttk.Frame):
                                               command=self.on_new_session)
         self.new_session_button.pack(side="left", padx=(6, 0))
 
-        self.progress = ProgressPanel(left)
-        self.progress.pack(fill="x", pady=(8, 0))
-
         right = ttk.Frame(top)
         right.pack(side="left", fill="both", expand=True)
         self.trust_banner = TrustBanner(right, on_smaller_model=self.on_use_smaller_model,
                                         on_weights=self.on_choose_weights,
                                         place=self._place_banner)
+        # packed from the bottom first, so the plots (last) give up room on a short screen
+        short = self.winfo_screenheight() < 900
+        self.log = LogPane(right, height=5 if short else 8)
+        self.log.pack(side="bottom", fill="both", expand=False)
+        ttk.Label(right, text="Log").pack(side="bottom", anchor="w", pady=(4, 0))
+        self.progress = ProgressPanel(right)
+        self.progress.pack(side="bottom", fill="x", pady=(6, 0))
         self.plots = PlotsPanel(right)
         self.plots.pack(fill="both", expand=True)
-        ttk.Label(right, text="Log").pack(anchor="w", pady=(6, 0))
-        self.log = LogPane(right, height=9)
-        self.log.pack(fill="both", expand=False)
 
 
     # ------------------------------------------------------------------------------ state

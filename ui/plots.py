@@ -129,9 +129,9 @@ class PlotsPanel(ttk.Frame):
         self._backgrounds: Dict[Any, Any] = {}
         self._shown_limits: tuple = ()
 
-        self.figure = Figure(figsize=(8.0, 5.0), dpi=dpi)
-        # the right quarter holds the legends, outside the axes
-        self.figure.subplots_adjust(left=0.08, right=0.74, bottom=0.09, top=0.95, hspace=0.28)
+        # constrained layout: the legends right of the axes and the epoch label always fit,
+        # however short the window (a 1280 x 720 screen leaves the plots about 350 px)
+        self.figure = Figure(figsize=(8.0, 5.0), dpi=dpi, layout="constrained")
         self.loss_axes = self.figure.add_subplot(2, 1, 1)
         self.accuracy_axes = self.figure.add_subplot(2, 1, 2, sharex=self.loss_axes)
         self.lines: Dict[str, Line2D] = {}

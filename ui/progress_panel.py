@@ -174,11 +174,12 @@ class ProgressPanel(ttk.Frame):
         rows = ((self.epoch_bar, self.epoch_text), (self.run_bar, self.run_text),
                 (self.finetune_bar, self.finetune_text))
         for row, (bar, var) in enumerate(rows):
-            # the text above its bar, full width: fine-tune lines are long
-            ttk.Label(self, textvariable=var, anchor="w", wraplength=480).grid(row=2 * row, column=0, sticky="ew",
-                                                               pady=(4 if row else 0, 0))
-            bar.grid(row=2 * row + 1, column=0, sticky="ew", pady=(1, 2))
-        self.columnconfigure(0, weight=1)
+            # the bar left, its text right of it: three rows, compact enough for 720 px screens
+            bar.grid(row=row, column=0, sticky="ew", pady=2)
+            ttk.Label(self, textvariable=var, anchor="w", justify="left").grid(
+                row=row, column=1, sticky="w", padx=(8, 0))
+        self.columnconfigure(0, weight=1, minsize=160)
+        self.columnconfigure(1, weight=2)
         self.step_timer = StepTimer()
         self._last_check = ""
 

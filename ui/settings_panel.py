@@ -51,6 +51,37 @@ def guidance_choices() -> tuple[str, ...]:
     return _choices("loss", "GUIDANCE_NAMES", FALLBACK_GUIDANCE) + (NO_GUIDANCE,)
 
 
+def default_lambdas() -> Dict[str, float]:
+    """Guidance name -> the lambda a blank Lambda field means."""
+    try:
+        from loss import DEFAULT_LAMBDAS
+    except ImportError:
+        return {}
+    return dict(DEFAULT_LAMBDAS)
+
+
+def lambda_hint(guidance: str, defaults: Dict[str, float]) -> str:
+    """The Lambda field's hint: what blank means for this guidance loss."""
+    if guidance in defaults:
+        return f"blank: {defaults[guidance]:g} ({guidance} default)"
+    if guidance == NO_GUIDANCE:
+        return f"blank: {defaults['rrr']:g} (rounds use rrr)" if "rrr" in defaults else "unused"
+    return "blank: the loss's default"
+
+
+DISABLED_FIELD = "#e6e6e6"  # background of a locked field: it must look locked
+DISABLED_TEXT = "#8a8a8a"
+
+
+def style_disabled_fields(widget: tk.Misc) -> None:
+    """Make locked entries, spinboxes and menus grey (clam leaves them white mid-run)."""
+    style = ttk.Style(widget)
+    for kind in ("TEntry", "TSpinbox", "TCombobox"):
+        style.map(kind, fieldbackground=[("disabled", DISABLED_FIELD), ("readonly", "white")],
+                  foreground=[("disabled", DISABLED_TEXT)])
+    style.map("TCheckbutton", foreground=[("disabled", DISABLED_TEXT)])
+
+
 def selection_choices() -> tuple[str, ...]:
     return _choices("app.selection", "SELECTION_STRATEGIES", FALLBACK_SELECTION)
 
@@ -115,7 +146,10 @@ class SettingsPanel(ttk.LabelFrame):
                                             "heatmap to paint on")
         self.guidance_box = self._combo_row("guidance", guidance_choices(),
                                             "penalty on masks")
-        self.lam_entry = self._entry_row("lam", "", "blank: default")
+        self._lambdas = default_lambdas()
+        self.lam_entry = self._entry_row("lam", "", lambda_hint(DEFAULT_CONFIG.guidance or "",
+                                                                self._lambdas))
+        self.vars["guidance"].trace_add("write", lambda *_: self._guidance_changed())
         self.counterexamples_check = self._check_row(
             "counterexamples", "swap red regions", "red no longer predicts")
         self.oversample_entry = self._entry_row("oversample_annotated", "", "x as often (1: uniform)")
@@ -129,7 +163,16 @@ class SettingsPanel(ttk.LabelFrame):
         self.config_error.hint = ""  # type: ignore[attr-defined]
         self.error_labels["config"] = self.config_error
         self.columnconfigure(1, weight=1)
+        style_disabled_fields(self)
         self.load(data_dir, None, base_config)
+
+    def _guidance_changed(self) -> None:
+        label = self.error_labels.get("lam")
+        if label is None:
+            return
+        label.hint = lambda_hint(self.vars["guidance"].get(), self._lambdas)  # type: ignore[attr-defined]
+        if str(label.cget("foreground")) != "#c00000":
+            label.configure(text=label.hint)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ layout helpers
     def _label(self, name: str) -> None:
