@@ -448,3 +448,98 @@ def test_kill_9_while_painting_loses_at_most_the_stroke_in_progress(x_display, t
         assert saved[row, 2:14].tolist() == [RED] * 12, row
     assert not saved[14].any()  # the stroke in progress is the only one lost
     assert not any(p.name.startswith(".") for p in masks.rglob("*"))  # no torn temp file
+
+
+# ----------------------------------------------------------------------------- zoom, pan, tools
+def _wheel(window, x, y, up=True, state=0):
+    window.canvas.event_generate("<Button-4>" if up else "<Button-5>", x=x, y=y, state=state)
+    window.update()
+
+
+def test_ctrl_wheel_zooms_at_the_pointer_and_painting_lands_on_the_right_pixel(make_window, store):
+    window, _ = make_window()
+    window.set_radius(1)
+    x, y = _xy(window, 12, 4)
+    _wheel(window, x, y, state=0x0004)  # Ctrl+wheel
+    _wheel(window, x, y, state=0x0004)
+    assert window.view.zoom == pytest.approx(1.5625)
+    assert window.fit.scale == pytest.approx(20 * 1.5625)
+    new_x, new_y = _xy(window, 12, 4)
+    assert abs(new_x - x) <= 1 and abs(new_y - y) <= 1  # the pixel stayed under the pointer
+    assert window.zoom_label.cget("text").startswith("156 %")
+    _stroke(window, (12, 4))
+    assert window.mask[4, 12] == RED and 3 <= window.mask.sum() <= 5  # a radius-1 disc there
+    _key(window, "KeyPress-0")
+    assert window.view.zoom == 1.0 and window.fit.scale == 20
+    _key(window, "KeyPress-plus")
+    _key(window, "KeyPress-plus")
+    assert window.view.zoom == pytest.approx(1.5625)
+    _key(window, "KeyPress-minus")
+    assert window.view.zoom == pytest.approx(1.25)
+
+
+def test_space_drag_and_the_wheel_pan_a_zoomed_image(make_window):
+    window, _ = make_window()
+    for _ in range(4):
+        _key(window, "KeyPress-plus")
+    before = window.fit.offset_x, window.fit.offset_y
+    _key(window, "KeyPress-space")
+    canvas = window.canvas
+    canvas.event_generate("<ButtonPress-1>", x=100, y=100)
+    canvas.event_generate("<B1-Motion>", x=140, y=120)
+    canvas.event_generate("<ButtonRelease-1>", x=140, y=120)
+    window.event_generate("<KeyRelease-space>")
+    window.update()
+    assert (window.fit.offset_x, window.fit.offset_y) == (before[0] + 40, before[1] + 20)
+    assert not window.mask.any()  # panning never paints
+    offset_y = window.fit.offset_y
+    _wheel(window, 100, 100, up=False)  # plain wheel: pan up and down
+    assert window.fit.offset_y == offset_y - 40
+    canvas.event_generate("<ButtonPress-2>", x=100, y=100)  # middle drag pans too
+    canvas.event_generate("<B2-Motion>", x=90, y=100)
+    canvas.event_generate("<ButtonRelease-2>", x=90, y=100)
+    window.update()
+    assert window.fit.offset_x == before[0] + 30
+
+
+def test_rectangle_lasso_and_fill_tools(make_window, store):
+    window, _ = make_window()
+    _key(window, "KeyPress-m")
+    assert window.shape == "rectangle"
+    _stroke(window, (2, 2), (4, 3), (6, 5))  # drag from pixel (2,2) to pixel (6,5)
+    expected = np.zeros((SIDE, SIDE), bool)
+    expected[2:6, 2:7] = True
+    assert np.array_equal(window.mask == RED, expected)
+    assert "Red rectangle (discourage)" in window.status_label.cget("text")
+    _key(window, "KeyPress-g")
+    _key(window, "KeyPress-l")  # a lasso around the lower right corner
+    _stroke(window, (9, 9), (14, 9), (14, 14), (9, 14))
+    assert (window.mask[10:14, 10:14] == GREEN).all() and window.mask[0, 15] == 0
+    _key(window, "KeyPress-e")
+    _key(window, "KeyPress-f")  # fill with the eraser: the green region goes
+    _stroke(window, (12, 12))
+    assert not (window.mask == GREEN).any() and (window.mask == RED).sum() == 20
+    _key(window, "Control-z")
+    assert (window.mask == GREEN).any()
+    assert window.autosaver.flush(10)
+    assert np.array_equal(_saved(store, "a/one.png"), window.mask)
+
+
+def test_paint_opacity_and_a_faint_heatmap_by_default(make_window):
+    from ui.brush_window import DEFAULT_OPACITY
+
+    window, _ = make_window()
+    assert window.opacity_var.get() == DEFAULT_OPACITY <= 25
+    _stroke(window, (8, 8))
+    point = [v - o for v, o in zip(_xy(window, 8, 8), (window.fit.offset_x, window.fit.offset_y))]
+
+    def red_at():
+        window._refresh()
+        return int(window.tk.call(str(window._photo), "get", *point)[0])
+
+    window.paint_opacity_var.set(100)
+    window._render_all()
+    strong = red_at()
+    window.paint_opacity_var.set(20)
+    window._render_all()
+    assert red_at() < strong == 255
