@@ -55,6 +55,9 @@ REASONABILITY_POOL = 128
 REASONABILITY_POOL_LARGE_CPU = 16
 LARGE_INPUT = 128  # input side from which a model counts as large for the pool above
 REASONABILITY_MEMBERS = 200  # relpaths sent per cell of the matrix
+GALLERY_MAX = 5000  # training images the gallery lists with predictions
+GALLERY_CHUNK = 128  # images per forward when predicting for the gallery
+GALLERY_PAINT_MAX = 48  # images added to the brush window at once
 
 
 def seed_everything(seed: int) -> None:
@@ -415,6 +418,52 @@ class Trainer:
                 self._emit(msg.PropagationFailed(sources, scope, f"{type(error).__name__}: {error}",
                                                  traceback.format_exc(), user_error=False))
 
+    def _gallery_command(self, command: Any) -> None:
+        """Answer DescribeImages / PrepareImages while the round waits for paint; a failure
+        only logs (the round goes on)."""
+        try:
+            if isinstance(command, msg.DescribeImages):
+                self._emit(self._describe_images())
+            else:
+                self._emit(self._prepare_images(command.relpaths))
+        except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round
+            logger.exception("gallery request failed")
+
+    def _describe_images(self) -> msg.ImagesDescribed:
+        train = self.data.train
+        count = min(len(train), GALLERY_MAX)
+        classes = train.classes
+        entries = []
+        for start in range(0, count, GALLERY_CHUNK):
+            indices = list(range(start, min(count, start + GALLERY_CHUNK)))
+            images, targets, _, _ = stack_samples(train, indices, self.device)
+            predicted, confidence = self._predict(self.model, images)
+            for row, index in enumerate(indices):
+                entries.append(msg.GalleryEntry(train.relpaths[index], classes[int(targets[row])],
+                                                classes[predicted[row]], float(confidence[row])))
+        return msg.ImagesDescribed(tuple(entries), len(train))
+
+    def _prepare_images(self, relpaths: Sequence[str]) -> msg.ImagesPrepared:
+        train = self.data.train
+        known = set(train.relpaths)
+        wanted = [r for r in relpaths if r in known][:GALLERY_PAINT_MAX]
+        missing = tuple(r for r in relpaths if r not in known)
+        if not wanted:
+            return msg.ImagesPrepared((), missing)
+        indices = [train.index_of(r) for r in wanted]
+        images, targets, _, _ = stack_samples(train, indices, self.device)
+        predicted, confidence = self._predict(self.model, images)
+        saliency = self._saliency(self.model, images, targets)
+        classes = train.classes
+        items = tuple(msg.FeedbackItem(
+            relpath=relpath, image=train.display_image(index, max_side=DISPLAY_MAX_SIDE),
+            saliency=saliency[row], true_label=classes[int(targets[row])],
+            predicted_label=classes[predicted[row]], confidence=float(confidence[row]),
+            mask=train.masks.load_array(relpath) if train.masks is not None else None,
+            reason="chosen by you",
+        ) for row, (relpath, index) in enumerate(zip(wanted, indices)))
+        return msg.ImagesPrepared(items, missing)
+
     def _feedback_round(self, epoch: int) -> None:
         """Select, wait for paint, fine-tune, wait for the decision, apply it."""
         self.rounds += 1
@@ -431,7 +480,11 @@ class Trainer:
         self._set_state("waiting_for_feedback")
         self._emit(msg.FeedbackNeeded(round_number, epoch, tuple(items), self.config.selection))
         while True:
-            command = self._wait_command((msg.StartFinetune, msg.SkipFeedback, msg.PreviewPropagation, msg.ApplyPropagation))
+            command = self._wait_command((msg.StartFinetune, msg.SkipFeedback, msg.PreviewPropagation, msg.ApplyPropagation,
+                                          msg.DescribeImages, msg.PrepareImages))
+            if isinstance(command, (msg.DescribeImages, msg.PrepareImages)):
+                self._gallery_command(command)
+                continue
             if not isinstance(command, (msg.PreviewPropagation, msg.ApplyPropagation)):
                 break
             self._propagation_command(command)

@@ -133,7 +133,9 @@ class BrushWindow(tk.Toplevel):
                  canvas_size: Optional[int] = None,
                  submit: Optional[Callable[[Any], None]] = None,
                  on_save_failed: Optional[Callable[[str], None]] = None,
-                 trust_note: str = "") -> None:
+                 trust_note: str = "",
+                 on_gallery: Optional[Callable[[], None]] = None,
+                 on_open_images: Optional[Callable[[Sequence[str]], None]] = None) -> None:
         if not items:
             raise ValueError("the brush window needs at least one image")
         super().__init__(master)
@@ -145,6 +147,8 @@ class BrushWindow(tk.Toplevel):
         self.submit = submit
         self.on_save_failed = on_save_failed
         self.trust_note = trust_note  # "the numbers may mean nothing" (app.trust_checks)
+        self.on_gallery = on_gallery  # "Gallery...": paint any training image
+        self.on_open_images = on_open_images  # double-click in the propagation preview
         self.autosaver = MaskAutosaver(masks)
         self._save_poll: Optional[str] = None
         self.propagation = None  # the "Apply to..." panel, built when `submit` is given
@@ -331,6 +335,10 @@ class BrushWindow(tk.Toplevel):
         self.cancel_button.pack(side="left", expand=True, fill="x", padx=1)
         self.done_button.pack(side="left", expand=True, fill="x", padx=1)
 
+        if self.on_gallery is not None:
+            self.gallery_button = ttk.Button(side, text="Gallery... (paint any image)",
+                                             command=self.on_gallery, takefocus=False)
+            self.gallery_button.pack(fill="x", pady=(8, 0))
         self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap,
                                     foreground="#666666", justify="left")
         self.help_label.pack(anchor="w", pady=(16, 0))
@@ -347,6 +355,10 @@ class BrushWindow(tk.Toplevel):
             self.propagation = PropagationPanel(column, self.submit, self._propagation_source,
                                                 on_applied=self._propagation_applied)
             self.propagation.pack(fill="both", expand=True)
+            listbox = getattr(self.propagation, "listbox", None)
+            if listbox is not None and self.on_open_images is not None:
+                # the preview's images open here for painting (double-click)
+                listbox.bind("<Double-Button-1>", self._open_previewed, add="+")
 
         self.canvas.bind("<Configure>", lambda _e: self._render_all())
         self.canvas.bind("<ButtonPress-1>", self._on_press)
@@ -555,6 +567,37 @@ class BrushWindow(tk.Toplevel):
         if self.propagation is not None:
             self.propagation.set_image(item.relpath, item.true_label)
         self._render_all()
+
+    def _open_previewed(self, _event=None) -> None:
+        listbox = self.propagation.listbox
+        relpaths = [listbox.get(i) for i in listbox.curselection()]
+        if relpaths and self.on_open_images is not None:
+            self.on_open_images(tuple(relpaths))
+
+    def add_items(self, items: Sequence[FeedbackItem]) -> int:
+        """Add images to paint (from the gallery, the reasonability window or a propagation
+        preview) and show the first of them; an image already here is shown, not repeated.
+        Returns how many were added."""
+        if self._closed:
+            return 0
+        known = {item.relpath: index for index, item in enumerate(self.items)}
+        first: Optional[int] = None
+        added = 0
+        for item in items:
+            if item.relpath in known:
+                first = known[item.relpath] if first is None else first
+                continue
+            self.items = self.items + (item,)
+            self._images.append(_as_rgb(item.image))
+            self._states.append(None)
+            known[item.relpath] = len(self.items) - 1
+            first = len(self.items) - 1 if first is None else first
+            added += 1
+        if first is not None and first != self.index and self._leave_image():
+            self.show(first)
+        elif first is not None:
+            self.show(self.index)  # counters and buttons know the new count
+        return added
 
     # ---------------------------------------------------------------------- propagation
     def _propagation_source(self) -> Tuple[Optional[str], str]:

@@ -143,6 +143,7 @@ class MainWindow(ttk.Frame):
         self.chooser_window: Optional[ChooserWindow] = None
         self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
         self.reasonability_window: Any = None
+        self.gallery_window: Any = None
         self.error_dialog: Optional[ErrorDialog] = None
         self.last_failure: Optional[msg.TrainingFailed] = None
         self.finished: Optional[msg.TrainingFinished] = None
@@ -519,7 +520,8 @@ class MainWindow(ttk.Frame):
             window.deiconify()
             window.lift()
             return window
-        self.reasonability_window = ReasonabilityWindow(self.root, self.reasonability)
+        self.reasonability_window = ReasonabilityWindow(self.root, self.reasonability,
+                                                        on_paint=self.paint_images)
         return self.reasonability_window
 
     def on_open_session(self) -> None:
@@ -686,7 +688,9 @@ class MainWindow(ttk.Frame):
                                             round_number=event.round, on_done=done,
                                             on_cancel=cancel, submit=trainer.submit,
                                             on_save_failed=self._mask_save_failed,
-                                            trust_note=self._trust_note())
+                                            trust_note=self._trust_note(),
+                                            on_gallery=self.on_gallery,
+                                            on_open_images=self.paint_images)
         except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting for paint
             log.exception("cannot open the brush window")
             self.brush_window = None
@@ -718,6 +722,65 @@ class MainWindow(ttk.Frame):
                     window.show(event)
             except tk.TclError:
                 self.reasonability_window = None
+
+    # ------------------------------------------------------------------------------ gallery
+    def _brush_open(self) -> bool:
+        brush = self.brush_window
+        try:
+            return brush is not None and bool(brush.winfo_exists()) and self.trainer is not None
+        except tk.TclError:
+            return False
+
+    def on_gallery(self) -> None:
+        """Brush window's "Gallery...": ask the trainer for the images and their predictions."""
+        if not self._brush_open():
+            return
+        self.status_var.set("Listing the training images for the gallery...")
+        self.trainer.submit(msg.DescribeImages())
+
+    def paint_images(self, relpaths: Sequence[str]) -> bool:
+        """Open these training images in the brush window (gallery, reasonability window,
+        propagation preview). Painting happens in a feedback round: False (with a note)
+        when none is waiting."""
+        if not relpaths:
+            return False
+        if not self._brush_open():
+            self.status_var.set("Painting opens at the next feedback round (the brush window); "
+                                "choose these images there.")
+            self.log.append(f"Cannot paint {plural(len(relpaths), 'image')} now: painting "
+                            "happens during a feedback round", "warning")
+            return False
+        self.log.append(f"Opening {plural(len(relpaths), 'image')} for painting...")
+        self.trainer.submit(msg.PrepareImages(tuple(relpaths)))
+        return True
+
+    def _on_images_described(self, event: msg.ImagesDescribed) -> None:
+        from .gallery_window import GalleryWindow
+
+        self._set_state(self.state)  # the status line back
+        if not self._brush_open() or self.session is None:
+            return
+        window = self.gallery_window
+        try:
+            if window is not None and window.winfo_exists():
+                window.destroy()
+        except tk.TclError:
+            pass
+        cells = dict(self.reasonability.matrix.members) if self.reasonability is not None else {}
+        masks = self.session.masks
+        self.gallery_window = GalleryWindow(self.root, event.entries, self.session.train_dir,
+                                            cells=cells, masked=masks.annotated,
+                                            on_paint=self.paint_images, n_train=event.n_train)
+
+    def _on_images_prepared(self, event: msg.ImagesPrepared) -> None:
+        if event.missing:
+            self.log.append(f"Not training images, skipped: {', '.join(event.missing[:5])}",
+                            "warning")
+        if not self._brush_open() or not event.items:
+            return
+        added = self.brush_window.add_items(event.items)
+        self.brush_window.lift()
+        self.log.append(f"Brush window: {plural(added, 'image')} added to paint")
 
     def _propagation_panel(self) -> Any:
         brush = self.brush_window
@@ -861,6 +924,8 @@ class MainWindow(ttk.Frame):
         msg.FinetuneStarted: _on_finetune_started,
         msg.FinetuneProgress: _on_finetune_progress,
         msg.FinetuneStep: _on_finetune_step,
+        msg.ImagesDescribed: _on_images_described,
+        msg.ImagesPrepared: _on_images_prepared,
         msg.FinetuneDone: _on_finetune_done,
         msg.RoundDecided: _on_round_decided,
         msg.StateChanged: _on_state,
@@ -889,6 +954,12 @@ class MainWindow(ttk.Frame):
         stopped trainer keeps the weights it had before the round)."""
         brush, chooser = self.brush_window, self.chooser_window
         self.brush_window = self.chooser_window = None
+        gallery, self.gallery_window = self.gallery_window, None
+        if gallery is not None:
+            try:
+                gallery.destroy()
+            except tk.TclError:
+                pass
         if brush is not None:
             try:
                 if hasattr(brush, "cancel"):
