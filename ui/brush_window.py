@@ -186,6 +186,7 @@ class BrushWindow(tk.Toplevel):
         self.shape_var = tk.StringVar(self, value="brush")
         self.show_heatmap_var = tk.BooleanVar(self, value=True)
 
+        fit_screen = canvas_size is None
         if canvas_size is None:
             extra = PROPAGATION_WIDTH if submit is not None else 0
             canvas_size = min(DEFAULT_CANVAS, self.winfo_screenheight() - SCREEN_MARGIN_H,
@@ -193,6 +194,8 @@ class BrushWindow(tk.Toplevel):
         self.title(f"Paint feedback — round {round_number}")
         self.transient(master.winfo_toplevel())
         self._build(max(200, int(canvas_size)))
+        if fit_screen:
+            self._fit_screen()
         self._bind_keys()
         self.protocol("WM_DELETE_WINDOW", self.cancel)
         self.bind("<Destroy>", self._on_destroy, add="+")
@@ -374,6 +377,18 @@ class BrushWindow(tk.Toplevel):
         for sequence, direction in (("<Button-4>", 1), ("<Button-5>", -1)):
             self.canvas.bind(sequence, lambda e, d=direction: self._on_wheel(e, d))
         self.canvas.bind("<MouseWheel>", lambda e: self._on_wheel(e, 1 if e.delta > 0 else -1))
+
+    def _fit_screen(self) -> None:
+        """Shrink the canvas until the window (side panel, propagation column) fits the
+        screen's width; the side panel scrolls, so the height follows the canvas."""
+        self.update_idletasks()
+        others = self.winfo_reqwidth() - int(self.canvas["width"])
+        room = self.winfo_screenwidth() - others - 16
+        side = int(self.canvas["width"])
+        if room < side:
+            side = max(200, room)
+            self.canvas.configure(width=side, height=min(side, int(self.canvas["height"])))
+        self.maxsize(self.winfo_screenwidth(), self.winfo_screenheight())
 
     def _bind_keys(self) -> None:
         bindings = {

@@ -22,6 +22,8 @@ from app import messages as msg
 
 from .gallery_filter import ANY, MASKS, GalleryFilter, filter_entries, prediction_choices
 from .scrollable import ScrollableFrame
+from .window_geometry import GeometryStore
+from .window_placement import place
 from .wording import plural
 
 log = logging.getLogger(__name__)
@@ -44,7 +46,8 @@ class GalleryWindow(tk.Toplevel):
     def __init__(self, master: tk.Misc, entries: Sequence[msg.GalleryEntry], train_dir: str, *,
                  cells: Optional[Mapping[str, Iterable[str]]] = None,
                  masked: Callable[[], Iterable[str]] = lambda: (),
-                 on_paint: Callable[[Sequence[str]], None], n_train: int = 0) -> None:
+                 on_paint: Callable[[Sequence[str]], None], n_train: int = 0,
+                 store: Optional[GeometryStore] = None) -> None:
         super().__init__(master)
         self.title("Gallery of training images")
         self.entries = list(entries)
@@ -58,6 +61,8 @@ class GalleryWindow(tk.Toplevel):
         self.page = 0
         self._photos: Dict[str, ImageTk.PhotoImage] = {}
         self.tiles: Dict[str, tk.Frame] = {}
+        self._placeholder = ImageTk.PhotoImage(Image.new("RGB", (THUMB, THUMB), "#222222"),
+                                               master=self)
         classes = sorted({e.true_label for e in self.entries})
         self.label_var = tk.StringVar(self, value=ANY)
         self.prediction_var = tk.StringVar(self, value=ANY)
@@ -69,6 +74,7 @@ class GalleryWindow(tk.Toplevel):
         self.bind("<Escape>", lambda _e: self.destroy())
         self.bind("<Return>", lambda _e: self.paint_selected())
         self.refresh()
+        place(self, "gallery", 760, 720, store)
 
     def _build(self, classes: Sequence[str]) -> None:
         top = ttk.Frame(self, padding=(8, 8, 8, 4))
@@ -124,9 +130,10 @@ class GalleryWindow(tk.Toplevel):
         self.page = min(pages - 1, max(0, self.page + step))
         self._show_page()
 
-    def _thumbnail(self, relpath: str) -> Optional[ImageTk.PhotoImage]:
+    def _thumbnail(self, relpath: str) -> ImageTk.PhotoImage:
         if relpath in self._photos:
             return self._photos[relpath]
+        photo = self._placeholder  # an unreadable file keeps a dark square, not a text-width label
         try:
             with Image.open(self.train_dir / relpath) as image:
                 image = image.convert("RGB")
@@ -134,7 +141,6 @@ class GalleryWindow(tk.Toplevel):
                 photo = ImageTk.PhotoImage(image, master=self)
         except (OSError, ValueError) as error:
             log.info("no thumbnail for %s: %s", relpath, error)
-            return None
         self._photos[relpath] = photo
         return photo
 
@@ -149,8 +155,7 @@ class GalleryWindow(tk.Toplevel):
             tile = tk.Frame(body, highlightthickness=3, highlightbackground="#d9d9d9",
                             padx=2, pady=2)
             tile.grid(row=slot // COLUMNS, column=slot % COLUMNS, padx=2, pady=2, sticky="n")
-            picture = tk.Label(tile, image=self._thumbnail(entry.relpath), width=THUMB,
-                               height=THUMB, background="#222222")
+            picture = tk.Label(tile, image=self._thumbnail(entry.relpath), background="#222222")
             picture.pack()
             right = entry.predicted_label == entry.true_label
             text = f"{entry.true_label} → {entry.predicted_label}" if entry.predicted_label \

@@ -770,7 +770,8 @@ class MainWindow(ttk.Frame):
         masks = self.session.masks
         self.gallery_window = GalleryWindow(self.root, event.entries, self.session.train_dir,
                                             cells=cells, masked=masks.annotated,
-                                            on_paint=self.paint_images, n_train=event.n_train)
+                                            on_paint=self.paint_images, n_train=event.n_train,
+                                            store=self.geometry_store)
 
     def _on_images_prepared(self, event: msg.ImagesPrepared) -> None:
         if event.missing:

@@ -34,6 +34,7 @@ CELL_HINTS = {
     "inaccurate_unreasonable": "wrong, looking at the wrong place",
 }
 LIST_HEIGHT = 10
+SHORT_LIST_HEIGHT = 4  # on a 720 px screen: the whole matrix, buttons included, still fits
 WRAP = 620
 
 
@@ -103,7 +104,8 @@ class ReasonabilityWindow(tk.Toplevel):
         ttk.Label(frame, text=CELL_HINTS[cell], foreground="#555555").pack(anchor="w", pady=(2, 4))
         box = ttk.Frame(frame)
         box.pack(fill="both", expand=True)
-        listbox = tk.Listbox(box, height=LIST_HEIGHT, width=28, activestyle="none",
+        rows = LIST_HEIGHT if self.winfo_screenheight() >= 900 else SHORT_LIST_HEIGHT
+        listbox = tk.Listbox(box, height=rows, width=28, activestyle="none",
                              exportselection=False, selectmode="extended")
         scrollbar = ttk.Scrollbar(box, orient="vertical", command=listbox.yview)
         listbox.configure(yscrollcommand=scrollbar.set)
