@@ -153,4 +153,8 @@ def trust_warnings(history: Sequence[Mapping[str, Any]], sizes: DataSizes,
             f"as few as {min(counts)} training images in a class: too few for reliable "
             "train-mode statistics and validation numbers",
             ("pretrained", "smaller_model", "frozen_batchnorm")))
+    if sizes.model == "small_cnn":  # already the small model: do not offer it again
+        found = [TrustWarning(w.code, w.title, w.detail,
+                              tuple(r for r in w.remedies if r != "smaller_model"))
+                 for w in found]
     return found

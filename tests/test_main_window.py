@@ -660,13 +660,23 @@ def test_a_small_folder_gets_a_prominent_trust_warning(window_factory, tmp_path)
                timeout=120)
     assert window.finished is not None
     banner = window.trust_banner
+    window.update()
     assert banner.shown and banner.winfo_ismapped()
     codes = [w.code for w in window.trust_warnings]
     assert "few_steps" in codes and "few_images" in codes
     text = banner.text()
     assert text.startswith("\u26a0 These numbers may not mean anything")
-    assert "1 step per epoch" in text and "pretrained weights" in text and "small_cnn" in text
+    assert "1 step per epoch" in text and "pretrained weights" in text
+    assert "(small_cnn)" not in text and not banner.smaller_button.winfo_ismapped()  # it is
+    assert banner.weights_button.winfo_ismapped()
     assert any(line.startswith("Warning: Too few steps") for line in window.log.lines())
+    # a bigger model on the same folder is offered the smaller one
+    from app.trust_checks import DataSizes, trust_warnings
+
+    sizes = DataSizes(26, 6, 2, 64, "resnet18", (13, 13))
+    banner.show(trust_warnings(window._epoch_records, sizes))
+    window.update()
+    assert "(small_cnn)" in banner.text() and banner.smaller_button.winfo_ismapped()
     form["model"].set("resnet18")
     banner.smaller_button.invoke()
     assert form["model"].get() == "small_cnn" and window.resume_session is None

@@ -323,7 +323,9 @@ class PlotsPanel(ttk.Frame):
             "val_accuracy": (self.epochs, self.val_accuracy),
             "broken_loss": (self.epochs, self.broken_loss),
             "broken_accuracy": (self.epochs, self.broken_accuracy),
-            "penalty": (self.epochs, self.penalty),
+            # no penalty line while there is no penalty (nothing painted yet)
+            "penalty": (self.epochs, self.penalty) if any(v > 0 for v in _finite(self.penalty))
+            else ([], []),
         }
         for name, (xs, ys) in data.items():
             self.lines[name].set_data(list(xs), list(ys))

@@ -75,6 +75,12 @@ class TrustBanner(tk.Frame):
                     remedies.append(key)
         lines.append("Try: " + "; ".join(REMEDIES[key] for key in remedies) + ".")
         self.detail_label.configure(text="\n".join(lines))
+        for key, button in (("smaller_model", self.smaller_button),
+                            ("pretrained", self.weights_button)):
+            if key in remedies:
+                button.pack(side="left", padx=(0, 6))
+            else:
+                button.pack_forget()
         if not self.shown:
             self._place()
 
