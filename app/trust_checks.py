@@ -121,8 +121,8 @@ def trust_warnings(history: Sequence[Mapping[str, Any]], sizes: DataSizes,
                 "modes_disagree", "Training and evaluation disagree",
                 f"training accuracy {_percent(train_acc)} (train mode) but validation "
                 f"{_percent(val_acc)} (eval mode; chance is {_percent(chance)})"
-                + (": BatchNorm's running statistics do not match the batches'"
-                   if batchnorm else ""),
+                + (": BatchNorm's running statistics do not match the statistics of the "
+                   "training batches" if batchnorm else ""),
                 ("frozen_batchnorm", "pretrained", "smaller_model")))
 
         stuck = [r for r in records[-2:]

@@ -166,7 +166,8 @@ class Driver:
             # a zig-zag over the swatch, as a person would scribble
             points = [(left + 0.5, top + 0.8), (right - 0.5, top + 0.8), (left + 0.5, bottom - 0.8),
                       (right - 0.5, bottom - 0.8)]
-            self.drag(brush, points)
+            if index:  # the first image gets a rectangle, below
+                self.drag(brush, points)
             if index == 0:
                 brush.event_generate("<KeyPress-g>")
                 greens = np.argwhere(truth < 0)
@@ -183,7 +184,7 @@ class Driver:
                           size=brush.item.image.shape[:2]).numpy()
         rows, cols = np.nonzero(truth == RED)
         x, y = to_canvas(brush.fit, (cols.min() + cols.max() + 1) / 2, (rows.min() + rows.max() + 1) / 2)
-        for _ in range(4):
+        for _ in range(3):
             brush.canvas.event_generate("<Button-4>", x=int(x), y=int(y), state=0x0004)
             brush.update()
         brush.event_generate("<KeyPress-m>")

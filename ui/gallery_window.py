@@ -29,7 +29,7 @@ from .wording import plural
 log = logging.getLogger(__name__)
 
 THUMB = 96  # thumbnail side in pixels
-COLUMNS = 6
+COLUMNS = 7
 PAGE = 48  # thumbnails per page
 CELL_NAMES = {
     "accurate_reasonable": "right for the right reason",
@@ -74,7 +74,7 @@ class GalleryWindow(tk.Toplevel):
         self.bind("<Escape>", lambda _e: self.destroy())
         self.bind("<Return>", lambda _e: self.paint_selected())
         self.refresh()
-        place(self, "gallery", 760, 720, store)
+        place(self, "gallery", 840, 760, store)
 
     def _build(self, classes: Sequence[str]) -> None:
         top = ttk.Frame(self, padding=(8, 8, 8, 4))
@@ -106,8 +106,8 @@ class GalleryWindow(tk.Toplevel):
         self.close_button.pack(side="right")
         self.paint_button = ttk.Button(bottom, text="Paint selected", command=self.paint_selected)
         self.paint_button.pack(side="right", padx=(0, 6))
-        self.selection_label = ttk.Label(bottom)
-        self.selection_label.pack(side="right", padx=8)
+        self.selection_label = ttk.Label(self, padding=(8, 0, 8, 0), anchor="e")
+        self.selection_label.pack(fill="x", before=bottom)
 
     @property
     def filter(self) -> GalleryFilter:
@@ -137,7 +137,11 @@ class GalleryWindow(tk.Toplevel):
         try:
             with Image.open(self.train_dir / relpath) as image:
                 image = image.convert("RGB")
-                image.thumbnail((THUMB, THUMB))
+                # shrink large images; enlarge small ones (a 32 px digit) with crisp pixels
+                factor = THUMB / max(image.size)
+                size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+                image = image.resize(size, Image.Resampling.NEAREST if factor > 1
+                                     else Image.Resampling.LANCZOS)
                 photo = ImageTk.PhotoImage(image, master=self)
         except (OSError, ValueError) as error:
             log.info("no thumbnail for %s: %s", relpath, error)
