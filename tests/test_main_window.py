@@ -721,3 +721,15 @@ def test_locked_settings_look_locked_and_lambda_says_its_default(window_factory,
     window.stop_button.invoke()
     wait_until(window, lambda: window.finished is not None)
     assert settings.inputs["model"].instate(["!disabled"])
+
+
+def test_continuing_a_session_with_another_model_is_refused_with_a_message(window_factory,
+                                                                           data_folder):
+    window = window_factory(trainer_factory=fake_factory(epochs=1, batches=2))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    window.settings.vars["model"].set("resnet18")
+    assert window.on_train() is False
+    assert "This session trains small_cnn" in window.error_dialog.message_label.cget("text")
+    assert len(FakeTrainer.instances) == 1

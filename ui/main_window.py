@@ -353,6 +353,15 @@ class MainWindow(ttk.Frame):
                 "to resume it, or press New session to train on other data.", user_error=True,
                 title="The session uses other data")
             return False
+        session_model = getattr(getattr(self.resume_session, "train_config", None), "model", None)
+        if (self.resume_session is not None and self.epochs_done and session_model
+                and values.config.model != session_model):
+            self.show_error(
+                f"This session trains {session_model}; its checkpoint cannot become "
+                f"{values.config.model}. Put {session_model} back to continue it, or press New "
+                "session to train the other model.", user_error=True,
+                title="The session uses another model")
+            return False
         if self.resume_session is not None and values.config.epochs <= self.epochs_done:
             self._ask_more_epochs(values)
             return False
