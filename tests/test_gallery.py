@@ -115,3 +115,45 @@ def test_paint_any_image_from_the_gallery_and_the_reasonability_window(tk_root, 
         if window.thread is not None:
             window.thread.join(30)
         window.teardown()
+
+
+@pytest.mark.gui
+def test_images_chosen_between_rounds_open_at_the_next_round(tk_root, tmp_path, mini_demo):
+    from ui.main_window import MainWindow
+
+    window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"), demo_dir=str(mini_demo),
+                        destroy_root_on_close=False)
+    try:
+        assert window.gallery_button.instate(["disabled"])  # no session yet
+        form = window.settings.vars
+        form["epochs"].set("3")
+        form["feedback_every"].set("2")
+        form["images_per_round"].set("2")
+        window.train_button.invoke()
+        wait_until(window, lambda: window.session is not None, timeout=60)
+        assert window.gallery_button.instate(["!disabled"])
+        window.gallery_button.invoke()  # mid-training: the folder as it is on disk
+        gallery = window.gallery_window
+        assert len(gallery.entries) == 80 and all(e.predicted_label == "" for e in gallery.entries)
+        gallery.label_var.set("7")
+        chosen = [e.relpath for e in gallery.shown[:2]]
+        gallery.click(chosen[0])
+        gallery.click(chosen[1], 0x0004)  # Ctrl-click adds
+        gallery.paint_button.invoke()
+        assert window.paint_queue == chosen
+        assert "queued" in window.status_var.get()
+        gallery.destroy()
+        wait_until(window, lambda: window.brush_window is not None, timeout=180)
+        brush = window.brush_window
+        wait_until(window, lambda: len(brush.items) >= 3, timeout=60)
+        relpaths = {item.relpath for item in brush.items}
+        assert set(chosen) <= relpaths
+        assert window.paint_queue == []
+        brush.cancel_button.invoke()
+        wait_until(window, lambda: window.finished is not None, timeout=120)
+    finally:
+        if window.trainer is not None:
+            window.trainer.stop()
+        if window.thread is not None:
+            window.thread.join(30)
+        window.teardown()

@@ -39,8 +39,8 @@ from app.messages import FeedbackItem, PropagationApplied
 
 from .mask_autosave import MaskAutosaver
 from .scrollable import ScrollableFrame
-from .geometry import (ZOOM_STEP, Fit, View, display_span, pan_view, radius_to_canvas, to_image,
-                       view_fit, visible_indices, zoom_view)
+from .geometry import (ZOOM_STEP, Fit, View, display_span, pan_view, radius_to_canvas, to_canvas,
+                       to_image, view_fit, visible_indices, zoom_view)
 from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
 from .strokes import (ERASE, GREEN, RED, Box, StrokeHistory, flood_region, polygon_region,
                       rectangle_region, union)
@@ -805,8 +805,6 @@ class BrushWindow(tk.Toplevel):
         self._apply(self._state().history.apply_region(region, TOOLS[self.tool]))
 
     def _show_band(self, x: float, y: float) -> None:
-        from .geometry import to_canvas
-
         x0, y0 = to_canvas(self._fit, *self._region_start)
         x1, y1 = to_canvas(self._fit, x, y)
         self.canvas.coords(self._band_item, x0, y0, x1, y1)
@@ -814,8 +812,6 @@ class BrushWindow(tk.Toplevel):
         self.canvas.tag_raise(self._band_item)
 
     def _show_lasso(self) -> None:
-        from .geometry import to_canvas
-
         points = [c for point in self._lasso for c in to_canvas(self._fit, *point)]
         if len(points) < 4:
             points = points + points

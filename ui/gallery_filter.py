@@ -55,3 +55,27 @@ def filter_entries(entries: Iterable, chosen: GalleryFilter,
             continue
         kept.append(entry)
     return kept
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
+                  ".pgm")
+
+
+def list_folder(root) -> list:
+    """The images of an image folder (`root/<class>/<image>`, any depth below the class) as
+    `GalleryEntry`s without predictions: the gallery between rounds, when no model answers."""
+    from pathlib import Path
+
+    from app.messages import GalleryEntry
+
+    root = Path(root)
+    entries = []
+    if not root.is_dir():
+        return entries
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for path in sorted(class_dir.rglob("*")):
+            relpath = path.relative_to(root).as_posix()
+            if path.suffix.lower() in IMAGE_SUFFIXES and not any(
+                    part.startswith(".") for part in relpath.split("/")) and path.is_file():
+                entries.append(GalleryEntry(relpath, class_dir.name, "", float("nan")))
+    return entries

@@ -144,6 +144,7 @@ class MainWindow(ttk.Frame):
         self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
         self.reasonability_window: Any = None
         self.gallery_window: Any = None
+        self.paint_queue: list = []  # relpaths chosen between rounds: opened at the next one
         self.error_dialog: Optional[ErrorDialog] = None
         self.last_failure: Optional[msg.TrainingFailed] = None
         self.finished: Optional[msg.TrainingFinished] = None
@@ -212,6 +213,9 @@ class MainWindow(ttk.Frame):
         self.reasonability_button = ttk.Button(buttons, text="Reasonability...",
                                                command=self.on_reasonability)
         self.reasonability_button.pack(side="right")
+        self.gallery_button = ttk.Button(buttons, text="Gallery...", command=self.on_main_gallery)
+        self.gallery_button.pack(side="right", padx=(0, 6))
+        self.gallery_button.state(["disabled"])  # until there is a session
         self.reasonability_button.state(["disabled"])  # until the first matrix arrives
 
         session_frame = ttk.LabelFrame(left, text="Session", padding=6)
@@ -277,7 +281,7 @@ class MainWindow(ttk.Frame):
 
     def _check_trust(self) -> None:
         """Re-run the trust rules on the epochs so far; show or hide the banner."""
-        from app.trust_checks import DataSizes, trust_warnings
+        from app.trust_checks import trust_warnings
 
         if self._sizes is None:
             self.trust_banner.show(())
@@ -290,7 +294,6 @@ class MainWindow(ttk.Frame):
             for warning in warnings:
                 self.log.append(f"Warning: {warning.title}: {warning.detail}. {warning.advice}",
                                 "warning")
-        del DataSizes
 
     def _trust_note(self) -> str:
         """One line for the brush window when the predictions it shows may mean nothing."""
@@ -324,6 +327,10 @@ class MainWindow(ttk.Frame):
             self.log.append(f"Weights file {path}: press Train to start a new session from it")
 
     def _update_session_label(self) -> None:
+        self.gallery_button.state(["!disabled"] if self.session is not None else ["disabled"])
+        self._update_session_text()
+
+    def _update_session_text(self) -> None:
         if self.resume_session is not None:
             done = (f", {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''} done"
                     if self.epochs_done else "")
@@ -580,6 +587,7 @@ class MainWindow(ttk.Frame):
         self.session = None
         self.epochs_done = 0
         self._fresh_session = False
+        self.paint_queue = []
         self._epoch_records = []
         self._sizes = None
         self.trust_warnings = []
@@ -700,6 +708,10 @@ class MainWindow(ttk.Frame):
                                             trust_note=self._trust_note(),
                                             on_gallery=self.on_gallery,
                                             on_open_images=self.paint_images)
+            if self.paint_queue:  # chosen between rounds (gallery, reasonability window)
+                queued, self.paint_queue = tuple(self.paint_queue), []
+                self.log.append(f"Opening the {plural(len(queued), 'queued image')} as well")
+                trainer.submit(msg.PrepareImages(queued))
         except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting for paint
             log.exception("cannot open the brush window")
             self.brush_window = None
@@ -747,17 +759,39 @@ class MainWindow(ttk.Frame):
         self.status_var.set("Listing the training images for the gallery...")
         self.trainer.submit(msg.DescribeImages())
 
+    def on_main_gallery(self) -> Any:
+        """The main window's "Gallery...": during a round, the trainer's listing (with
+        predictions); otherwise the session's folder as it is on disk."""
+        if self._brush_open():
+            self.on_gallery()
+            return None
+        if self.session is None:
+            return None
+        from .gallery_filter import list_folder
+        from .gallery_window import GalleryWindow
+
+        entries = list_folder(self.session.train_dir)
+        cells = dict(self.reasonability.matrix.members) if self.reasonability is not None else {}
+        self.gallery_window = GalleryWindow(self.root, entries, self.session.train_dir,
+                                            cells=cells, masked=self.session.masks.annotated,
+                                            on_paint=self.paint_images,
+                                            store=self.geometry_store)
+        return self.gallery_window
+
     def paint_images(self, relpaths: Sequence[str]) -> bool:
         """Open these training images in the brush window (gallery, reasonability window,
-        propagation preview). Painting happens in a feedback round: False (with a note)
-        when none is waiting."""
+        propagation preview). Painting happens in a feedback round: without one waiting, the
+        images are queued and open with the next round's brush window (False)."""
         if not relpaths:
             return False
         if not self._brush_open():
-            self.status_var.set("Painting opens at the next feedback round (the brush window); "
-                                "choose these images there.")
-            self.log.append(f"Cannot paint {plural(len(relpaths), 'image')} now: painting "
-                            "happens during a feedback round", "warning")
+            for relpath in relpaths:
+                if relpath not in self.paint_queue:
+                    self.paint_queue.append(relpath)
+            self.status_var.set(f"{plural(len(self.paint_queue), 'image')} queued: they open "
+                                "in the brush window at the next feedback round")
+            self.log.append(f"Queued {plural(len(relpaths), 'image')} for painting at the next "
+                            "feedback round")
             return False
         self.log.append(f"Opening {plural(len(relpaths), 'image')} for painting...")
         self.trainer.submit(msg.PrepareImages(tuple(relpaths)))
