@@ -30,6 +30,7 @@ REMEDIES: Dict[str, str] = {
 
 BATCHNORM_MODELS = ("small_cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0")
 SETTLED_STEPS = 20  # BatchNorm running statistics keep 0.9^20 = 12 % of their start after this
+FEW_STEPS_PER_EPOCH = 5  # at most this many steps per epoch: the statistics settle slowly
 MIN_IMAGES_PER_CLASS = 20  # fewer training images in a class: train-mode statistics are noise
 EXPLODING_FACTOR = 3.0  # val loss above this x the best so far (and 4 x ln C) is exploding
 GAP = 0.4  # train accuracy this far above a validation accuracy near chance: modes disagree
@@ -137,7 +138,9 @@ def trust_warnings(history: Sequence[Mapping[str, Any]], sizes: DataSizes,
                 ("pretrained", "smaller_model")))
 
     steps = sizes.steps_per_epoch * done
-    if batchnorm and done >= 1 and steps < SETTLED_STEPS:
+    # Only a run with very few steps per epoch: any run has few steps after its first epoch.
+    if (batchnorm and done >= 1 and sizes.steps_per_epoch <= FEW_STEPS_PER_EPOCH
+            and steps < SETTLED_STEPS):
         found.append(TrustWarning(
             "few_steps", "Too few steps for BatchNorm's statistics",
             f"{sizes.n_train} training images make {sizes.steps_per_epoch} "
