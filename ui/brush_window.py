@@ -37,13 +37,14 @@ from PIL import Image, ImageTk
 
 from app.messages import FeedbackItem, PropagationApplied
 
-from .mask_autosave import MaskAutosaver
-from .scrollable import ScrollableFrame
 from .geometry import (ZOOM_STEP, Fit, View, display_span, pan_view, radius_to_canvas, to_canvas,
                        to_image, view_fit, visible_indices, zoom_view)
+from .mask_autosave import MaskAutosaver
 from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
+from .scrollable import ScrollableFrame
 from .strokes import (ERASE, GREEN, RED, Box, StrokeHistory, flood_region, polygon_region,
                       rectangle_region, union)
+from .window_placement import restore_and_remember
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,8 @@ class BrushWindow(tk.Toplevel):
                  on_save_failed: Optional[Callable[[str], None]] = None,
                  trust_note: str = "",
                  on_gallery: Optional[Callable[[], None]] = None,
-                 on_open_images: Optional[Callable[[Sequence[str]], None]] = None) -> None:
+                 on_open_images: Optional[Callable[[Sequence[str]], None]] = None,
+                 geometry_store: Any = None) -> None:
         if not items:
             raise ValueError("the brush window needs at least one image")
         super().__init__(master)
@@ -196,6 +198,7 @@ class BrushWindow(tk.Toplevel):
         self._build(max(200, int(canvas_size)))
         if fit_screen:
             self._fit_screen()
+        restore_and_remember(self, "brush", geometry_store)  # the size the user left it at
         self._bind_keys()
         self.protocol("WM_DELETE_WINDOW", self.cancel)
         self.bind("<Destroy>", self._on_destroy, add="+")

@@ -707,7 +707,8 @@ class MainWindow(ttk.Frame):
                                             on_save_failed=self._mask_save_failed,
                                             trust_note=self._trust_note(),
                                             on_gallery=self.on_gallery,
-                                            on_open_images=self.paint_images)
+                                            on_open_images=self.paint_images,
+                                            geometry_store=self.geometry_store)
             if self.paint_queue:  # chosen between rounds (gallery, reasonability window)
                 queued, self.paint_queue = tuple(self.paint_queue), []
                 self.log.append(f"Opening the {plural(len(queued), 'queued image')} as well")

@@ -38,3 +38,25 @@ def fit_minsize(window: tk.Misc, width: int, height: int) -> None:
     """A minimum size that never exceeds the screen."""
     screen_w, screen_h = window.winfo_screenwidth(), window.winfo_screenheight()
     window.minsize(min(width, screen_w - 16), min(height, screen_h - 64))
+
+
+def restore_and_remember(window: tk.Misc, name: str,
+                         store: Optional[GeometryStore] = None) -> Optional[str]:
+    """For windows that size themselves to their content (brush, chooser, reasonability):
+    reopen at the size the user left them (clamped to the screen), and remember it on close.
+    Returns the geometry restored, or None (the natural size stays)."""
+    if store is None:
+        return None
+    geometry = store.load(name, window.winfo_screenwidth(), window.winfo_screenheight())
+    if geometry is not None:
+        window.geometry(geometry)
+
+    def remember(event) -> None:
+        if event.widget is window:
+            try:
+                store.save(name, window.winfo_geometry())
+            except tk.TclError:
+                pass
+
+    window.bind("<Destroy>", remember, add="+")
+    return geometry
