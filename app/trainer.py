@@ -236,7 +236,8 @@ class Trainer:
             device=device_label(self.device), classes=tuple(classes), n_train=n_train,
             n_val=len(self.data.val), first_epoch=start_epoch + 1, epochs=last_epoch,
             batches_per_epoch=len(self.train_loader), skipped=tuple((str(a), str(b)) for a, b in skipped),
-            class_counts=tuple(int(np.sum(np.asarray(self.data.train.targets) == k)) for k in range(len(classes))),
+            class_counts=tuple(int(c) for c in np.bincount(np.asarray(self.data.train.targets, dtype=np.int64),
+                                                          minlength=len(classes))),
         ))
         return start_epoch + 1, last_epoch
 
