@@ -21,12 +21,22 @@ APP = Path(__file__).with_name("fit_check_app.py")
 
 @pytest.fixture
 def small_display():
+    """A private 1280 x 720 Xvfb on a display number it picks itself (-displayfd), so it never
+    lands on another test session's server."""
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.fail("needs Xvfb")
-    display = f":{150 + os.getpid() % 100}"
-    proc = subprocess.Popen([xvfb, display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "1280x720x24",
+                             "-nolisten", "tcp"], pass_fds=(write_end,),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write_end)
+    with os.fdopen(read_end) as stream:
+        number = stream.readline().strip()
+    if not number:
+        proc.kill()
+        pytest.fail("Xvfb did not start")
+    display = f":{number}"
     deadline = time.monotonic() + 15
     probe = "import tkinter; tkinter.Tk().destroy()"
     while subprocess.run([sys.executable, "-c", probe], capture_output=True,
