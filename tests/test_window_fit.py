@@ -67,3 +67,25 @@ def test_every_window_fits_1280x720(small_display, tmp_path):
     assert not problems, "\n".join(problems)
     # the size of the main window is remembered for the next launch
     assert "main" in json.loads((tmp_path / "windows.json").read_text())
+
+
+def test_a_short_scrollable_frame_scrolls_with_the_wheel_over_its_children(tk_root):
+    from tkinter import ttk
+
+    from ui.scrollable import ScrollableFrame
+
+    frame = ScrollableFrame(tk_root)
+    frame.pack(fill="both", expand=True)
+    buttons = [ttk.Button(frame.body, text=f"button {i}") for i in range(40)]
+    for button in buttons:
+        button.pack(fill="x")
+    tk_root.geometry("200x200+0+0")
+    tk_root.update()
+    assert frame.scrolls
+    frame.canvas.event_generate("<Enter>")
+    tk_root.update()
+    buttons[2].event_generate("<Button-5>")  # the wheel over a child widget
+    tk_root.update()
+    assert frame.canvas.yview()[0] > 0
+    frame.see(buttons[-1])
+    assert frame.canvas.yview()[1] == pytest.approx(1.0, abs=0.05)

@@ -59,7 +59,16 @@ class ScrollableFrame(ttk.Frame):
     def bind_all_wheel(self) -> None:
         for widget in (self.canvas, self.body):
             widget.bind("<Enter>", lambda _e: self._wheel(True), add="+")
-            widget.bind("<Leave>", lambda _e: self._wheel(False), add="+")
+            widget.bind("<Leave>", self._left, add="+")
+
+    def _left(self, event) -> None:
+        """Moving onto a child widget also leaves the body: keep the wheel while inside."""
+        try:
+            inside = self.winfo_containing(event.x_root, event.y_root)
+        except (tk.TclError, KeyError):
+            inside = None
+        if inside is None or not str(inside).startswith(str(self)):
+            self._wheel(False)
 
     def _wheel(self, on: bool) -> None:
         sequences = ("<MouseWheel>", "<Button-4>", "<Button-5>")
