@@ -113,6 +113,15 @@ class Driver:
                 shoot(gallery, "screenshot_gallery.png", self.out_dir)
                 gallery.destroy()
                 w.gallery_window = None
+                matrix = w.on_reasonability()  # the matrix of this round, with "Paint these"
+                if matrix is not None:
+                    matrix.geometry("+40+40")
+                    matrix.update()
+                    time.sleep(0.4)
+                    matrix.update()
+                    shoot(matrix, "screenshot_reasonability.png", self.out_dir)
+                    matrix.destroy()
+                    w.reasonability_window = None
                 w.brush_window.done_button.invoke()
                 say("pressed Done: fine-tuning")
                 self.step = "wait_chooser"
