@@ -11,6 +11,7 @@ from .reasonability import ReasonabilityMatrix, reasonability_matrix
 from .selection import SELECTION_STRATEGIES, Choice, select_images
 from .session import Session, default_sessions_root, new_session_folder
 from .trainer import Trainer
+from .trust_checks import DataSizes, TrustWarning, trust_warnings
 
 __all__ = [
     "SCOPES", "SELECTION_STRATEGIES", "Choice", "PropagationPlan", "ReasonabilityMatrix",
@@ -19,5 +20,5 @@ __all__ = [
     "RunPaths", "Session", "TrainConfig", "Trainer", "TrainingDiverged", "UserError",
     "commit_candidate", "default_sessions_root", "evaluate", "finetune_round",
     "load_checkpoint", "model_from_checkpoint", "new_session_folder", "save_checkpoint",
-    "train_one_epoch",
+    "train_one_epoch", "DataSizes", "TrustWarning", "trust_warnings",
 ]

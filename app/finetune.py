@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 # on_progress(step, max_steps, guidance, val_loss)
 ProgressCallback = Callable[[int, int, float, float], None]
+# on_step(step, max_steps): after every optimizer step (the checks come only every few steps)
+StepCallback = Callable[[int, int], None]
 
 GUIDANCE_EVAL_IMAGES = 256  # annotated images the stop check measures the guidance loss on
 CHUNK = 32  # images per forward/backward when measuring
@@ -104,6 +106,7 @@ def finetune_round(
     on_progress: Optional[ProgressCallback] = None,
     should_stop: Optional[Callable[[], bool]] = None,
     broken: Optional[Any] = None,
+    on_step: Optional[StepCallback] = None,
 ) -> FinetuneResult:
     """Run one round on every annotated image of `train_data` (an ImageFolderData with masks).
 
@@ -184,6 +187,8 @@ def finetune_round(
         result.total.backward()
         optimizer.step()
         steps = step
+        if on_step is not None:
+            on_step(step, config.max_steps)
 
         if step % config.check_every == 0 or step == config.max_steps:
             broken_now = broken.evaluate(candidate, device, config.max_val_images) if watch_broken else None

@@ -20,7 +20,7 @@ from .errors import UserError
 
 logger = logging.getLogger(__name__)
 
-# on_batch(batch, batches, loss, accuracy, n_annotated)
+# on_batch(batch, batches, loss, accuracy, n_annotated, ce): loss = ce + lambda x guidance
 BatchCallback = Callable[[int, int, float, float, int], None]
 
 
@@ -97,7 +97,8 @@ def train_one_epoch(
         seen += n
         annotated += n_annotated
         if on_batch is not None:
-            on_batch(batch_number, batches, float(result.total.detach()), batch_correct / n, n_annotated)
+            on_batch(batch_number, batches, float(result.total.detach()), batch_correct / n, n_annotated,
+                     float(result.ce.detach()))
     seen_or_one = max(seen, 1)
     return {
         "loss": total_loss / seen_or_one,

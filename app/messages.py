@@ -30,6 +30,7 @@ class RunStarted:
     epochs: int  # last epoch of the run
     batches_per_epoch: int
     skipped: Tuple[Tuple[str, str], ...] = ()  # (relpath, reason) of unreadable images
+    class_counts: Tuple[int, ...] = ()  # training images per class, in `classes` order
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class BatchFinished:
     loss: float  # total loss of the batch (CE + lambda x guidance)
     accuracy: float  # batch accuracy in [0, 1]
     n_annotated: int  # annotated images in the batch
+    ce: float = float("nan")  # the cross-entropy part of `loss` (what the plots draw)
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,16 @@ class FinetuneProgress:
     max_steps: int
     guidance: float  # guidance loss on the annotated images at the last check
     val_loss: float  # validation loss at the last check
+
+
+@dataclass(frozen=True)
+class FinetuneStep:
+    """After every optimizer step of a fine-tune round (FinetuneProgress comes only at the
+    stop checks, every few steps), so the progress bar moves and the time left is known."""
+
+    round: int
+    step: int
+    max_steps: int
 
 
 @dataclass(frozen=True)
@@ -208,6 +220,32 @@ class PropagationFailed:
     user_error: bool = True
 
 
+@dataclass(frozen=True)
+class GalleryEntry:
+    """One training image as the gallery lists it."""
+
+    relpath: str
+    true_label: str
+    predicted_label: str  # the current model's prediction ("" when not predicted)
+    confidence: float  # its softmax probability, [0, 1] (NaN when not predicted)
+
+
+@dataclass(frozen=True)
+class ImagesDescribed:
+    """Answer to `DescribeImages`: the training images with the current model's predictions."""
+
+    entries: Tuple[GalleryEntry, ...]
+    n_train: int  # training images in all (entries may be capped)
+
+
+@dataclass(frozen=True)
+class ImagesPrepared:
+    """Answer to `PrepareImages`: the images ready to paint (as a round's items are)."""
+
+    items: Tuple[FeedbackItem, ...]
+    missing: Tuple[str, ...] = ()  # relpaths that are not training images
+
+
 # --------------------------------------------------------------- commands: consumer -> trainer
 @dataclass(frozen=True)
 class StartFinetune:
@@ -258,9 +296,25 @@ class MarkNotThis:
     region: np.ndarray  # h x w bool, any size (resized to the image's display size)
 
 
+@dataclass(frozen=True)
+class DescribeImages:
+    """While painting: list the training images with predictions (`ImagesDescribed`)."""
+
+
+@dataclass(frozen=True)
+class PrepareImages:
+    """While painting: make these images paintable (`ImagesPrepared`): the gallery's and the
+    reasonability window's "paint these"."""
+
+    relpaths: Tuple[str, ...]
+
+
 EVENT_TYPES = (
     RunStarted, BatchFinished, EpochFinished, FeedbackNeeded, FinetuneStarted, FinetuneProgress,
+    FinetuneStep,
     FinetuneDone, RoundDecided, StateChanged, CheckpointSaved, TrainingFinished, TrainingFailed,
     ReasonabilityReady, PropagationPreview, PropagationApplied, PropagationFailed,
+    ImagesDescribed, ImagesPrepared,
 )
-COMMAND_TYPES = (StartFinetune, SkipFeedback, Commit, Reject, PreviewPropagation, ApplyPropagation, MarkNotThis)
+COMMAND_TYPES = (StartFinetune, SkipFeedback, Commit, Reject, PreviewPropagation, ApplyPropagation,
+                 MarkNotThis, DescribeImages, PrepareImages)

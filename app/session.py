@@ -147,6 +147,34 @@ class Session:
             resume=has_checkpoint,
         )
 
+    def is_empty(self) -> bool:
+        """True while nothing was produced: no checkpoint, no history, no mask (e.g. a Train
+        that failed before its first epoch)."""
+        return (not self.checkpoint_path.is_file() and not self.history_path.is_file()
+                and not self.masks.annotated())
+
+    def discard_if_empty(self) -> bool:
+        """Remove the folder of a session that produced nothing (so a failed Train leaves no
+        empty session behind); True when removed. Never deletes a file it did not write."""
+        if not self.is_empty():
+            return False
+        try:
+            (self.folder / SESSION_FILE).unlink(missing_ok=True)
+            for folder in sorted(self.masks_dir.rglob("*"), reverse=True):
+                if folder.is_dir():
+                    folder.rmdir()  # only empty folders: rmdir refuses anything else
+            self.masks_dir.rmdir()
+            self.folder.rmdir()
+        except OSError as error:
+            logger.warning("cannot remove the empty session %s: %s", self.folder, error)
+            return False
+        return True
+
+    def epochs_done(self) -> int:
+        """The last completed epoch recorded in the checkpoint (0 before the first)."""
+        history = self.epoch_history()
+        return int(history[-1].get("epoch", len(history))) if history else 0
+
     # --------------------------------------------------------------- history
     def append_history(self, record: Mapping[str, Any]) -> None:
         """Append one round's record as a JSON line, flushed to disk before returning."""

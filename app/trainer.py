@@ -35,7 +35,7 @@ from . import messages as msg
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
 from .content_locator import resize_bool
-from .errors import user_error_types
+from .errors import UserError, user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
 from .loops import evaluate, train_one_epoch
 from .oversampling import AnnotatedOversampler
@@ -59,6 +59,9 @@ LARGE_INPUT = 128  # input side from which a model counts as large for the pool 
 REASONABILITY_MEMBERS = 200  # relpaths sent per cell of the matrix
 PREVIEW_SIDE = 160  # long side of a content-propagation preview thumbnail
 PREVIEW_ITEMS = 48  # thumbnails per preview: the best half and the most borderline half
+GALLERY_MAX = 5000  # training images the gallery lists with predictions
+GALLERY_CHUNK = 128  # images per forward when predicting for the gallery
+GALLERY_PAINT_MAX = 48  # images added to the brush window at once
 
 
 def seed_everything(seed: int) -> None:
@@ -235,11 +238,17 @@ class Trainer:
         if self.session is not None:
             self.rounds = len(self.session.history())
         last_epoch = config.epochs if paths.resume else start_epoch + config.epochs
+        if last_epoch <= start_epoch:
+            raise UserError(
+                f"this session has already trained all {start_epoch} of its epochs; set "
+                f"Epochs above {start_epoch} (the total) to train more")
         skipped = tuple(getattr(self.data.train, "skipped", ())) + tuple(getattr(self.data.val, "skipped", ()))
         self._emit(msg.RunStarted(
             device=device_label(self.device), classes=tuple(classes), n_train=n_train,
             n_val=len(self.data.val), first_epoch=start_epoch + 1, epochs=last_epoch,
             batches_per_epoch=len(self.train_loader), skipped=tuple((str(a), str(b)) for a, b in skipped),
+            class_counts=tuple(int(c) for c in np.bincount(np.asarray(self.data.train.targets, dtype=np.int64),
+                                                          minlength=len(classes))),
         ))
         return start_epoch + 1, last_epoch
 
@@ -251,8 +260,9 @@ class Trainer:
         for epoch in range(first_epoch, last_epoch + 1):
             started = time.monotonic()
 
-            def on_batch(batch: int, batches: int, loss: float, accuracy: float, n_annotated: int, epoch: int = epoch) -> None:
-                self._emit(msg.BatchFinished(epoch, batch, batches, loss, accuracy, n_annotated))
+            def on_batch(batch: int, batches: int, loss: float, accuracy: float, n_annotated: int, ce: float = float("nan"),
+                         epoch: int = epoch) -> None:
+                self._emit(msg.BatchFinished(epoch, batch, batches, loss, accuracy, n_annotated, ce))
 
             train_metrics = train_one_epoch(
                 self.model, self.train_loader, self.optimizer, device=self.device,
@@ -492,6 +502,51 @@ class Trainer:
         except Exception as error:  # noqa: BLE001 -- the round goes on
             logger.exception("'not this' correction not saved")
             self._emit(msg.PropagationFailed((command.relpath,), "content", f"correction not saved: {error}"))
+    def _gallery_command(self, command: Any) -> None:
+        """Answer DescribeImages / PrepareImages while the round waits for paint; a failure
+        only logs (the round goes on)."""
+        try:
+            if isinstance(command, msg.DescribeImages):
+                self._emit(self._describe_images())
+            else:
+                self._emit(self._prepare_images(command.relpaths))
+        except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round
+            logger.exception("gallery request failed")
+
+    def _describe_images(self) -> msg.ImagesDescribed:
+        train = self.data.train
+        count = min(len(train), GALLERY_MAX)
+        classes = train.classes
+        entries = []
+        for start in range(0, count, GALLERY_CHUNK):
+            indices = list(range(start, min(count, start + GALLERY_CHUNK)))
+            images, targets, _, _ = stack_samples(train, indices, self.device)
+            predicted, confidence = self._predict(self.model, images)
+            for row, index in enumerate(indices):
+                entries.append(msg.GalleryEntry(train.relpaths[index], classes[int(targets[row])],
+                                                classes[predicted[row]], float(confidence[row])))
+        return msg.ImagesDescribed(tuple(entries), len(train))
+
+    def _prepare_images(self, relpaths: Sequence[str]) -> msg.ImagesPrepared:
+        train = self.data.train
+        known = set(train.relpaths)
+        wanted = [r for r in relpaths if r in known][:GALLERY_PAINT_MAX]
+        missing = tuple(r for r in relpaths if r not in known)
+        if not wanted:
+            return msg.ImagesPrepared((), missing)
+        indices = [train.index_of(r) for r in wanted]
+        images, targets, _, _ = stack_samples(train, indices, self.device)
+        predicted, confidence = self._predict(self.model, images)
+        saliency = self._saliency(self.model, images, targets)
+        classes = train.classes
+        items = tuple(msg.FeedbackItem(
+            relpath=relpath, image=train.display_image(index, max_side=DISPLAY_MAX_SIDE),
+            saliency=saliency[row], true_label=classes[int(targets[row])],
+            predicted_label=classes[predicted[row]], confidence=float(confidence[row]),
+            mask=train.masks.load_array(relpath) if train.masks is not None else None,
+            reason="chosen by you",
+        ) for row, (relpath, index) in enumerate(zip(wanted, indices)))
+        return msg.ImagesPrepared(items, missing)
 
     def _feedback_round(self, epoch: int) -> None:
         """Select, wait for paint, fine-tune, wait for the decision, apply it."""
@@ -509,10 +564,13 @@ class Trainer:
         self._set_state("waiting_for_feedback")
         self._emit(msg.FeedbackNeeded(round_number, epoch, tuple(items), self.config.selection))
         while True:
-            command = self._wait_command((msg.StartFinetune, msg.SkipFeedback, msg.PreviewPropagation,
-                                          msg.ApplyPropagation, msg.MarkNotThis))
+            command = self._wait_command((msg.StartFinetune, msg.SkipFeedback, msg.PreviewPropagation, msg.ApplyPropagation,
+                                          msg.MarkNotThis, msg.DescribeImages, msg.PrepareImages))
             if isinstance(command, msg.MarkNotThis):
                 self._mark_not_this(command)
+                continue
+            if isinstance(command, (msg.DescribeImages, msg.PrepareImages)):
+                self._gallery_command(command)
                 continue
             if not isinstance(command, (msg.PreviewPropagation, msg.ApplyPropagation)):
                 break
@@ -523,8 +581,13 @@ class Trainer:
             self._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
             return
 
-        self._set_state("finetuning")
         n_annotated = len(self.data.train.masks.annotated())
+        if n_annotated == 0:  # Done with nothing painted: a 0-step round would compare nothing
+            logger.info("round %d: nothing painted, nothing to fine-tune", round_number)
+            self._record_round(epoch, (), "skipped", None)  # nothing painted
+            self._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
+            return
+        self._set_state("finetuning")
         self._emit(msg.FinetuneStarted(round_number, n_annotated, self.finetune_config.max_steps))
 
         def on_progress(step: int, max_steps: int, guidance: float, val_loss: float) -> None:
@@ -538,6 +601,7 @@ class Trainer:
             config=dataclasses.replace(self.finetune_config, counterexamples=self.config.counterexamples),
             device=self.device, seed=self.config.seed + 1000 * round_number,
             on_progress=on_progress, should_stop=lambda: self._stop.is_set(),
+            on_step=lambda step, max_steps: self._emit(msg.FinetuneStep(round_number, step, max_steps)),
         )
         comparisons = self._comparisons(result, command.relpaths)
         self._set_state("waiting_for_decision")

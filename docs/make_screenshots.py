@@ -1,16 +1,21 @@
-"""Make the README's screenshots from the running app: main window, brush window, chooser.
+"""Make the README's screenshots from the running app: main window, brush window, gallery,
+chooser, and the trust warning on a small folder.
 
     Xvfb :57 -screen 0 1600x1000x24 &        # or any X display
     DISPLAY=:57 .venv/bin/python docs/make_screenshots.py
+    DISPLAY=:57 .venv/bin/python docs/make_screenshots.py --trust   # the small-folder warning
 
 It starts the real app (`ui.app.build_app`) on the built-in demo data with the default settings
 and drives it from inside its own event loop with `after()` callbacks, as a user would: Train;
 when the brush window opens, paint red over the corner swatch (the shortcut) of each image with
-real mouse events on the canvas, shoot the brush window, press Done; when the chooser opens,
+real mouse events on the canvas, zoom in on the first image's swatch (Ctrl+wheel) and mark it
+with a rectangle, shoot the brush window; open the gallery, shoot it, press Done; when the chooser opens,
 shoot it and press Commit (or Reject when the round cost validation accuracy, as a careful user
 would); once training is back under way, shoot the main window; close it.
 Screenshots are taken with ImageMagick's `import -window <id>` into docs/screenshot_*.png.
 Sessions go to a temporary folder, so the user's session list is left alone.
+With `--trust`, it trains small_cnn on a folder of 32 images (made in a temporary folder) and
+shoots the main window with its warning that the numbers cannot be trusted.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from app.config import FinetuneConfig  # noqa: E402
 from datasets import RED, ensure_demo_data, read_mask  # noqa: E402
 from ui.app import build_app  # noqa: E402
+from ui.window_geometry import GeometryStore  # noqa: E402
 from ui.geometry import to_canvas  # noqa: E402
 
 DOCS = ROOT / "docs"
@@ -95,6 +101,29 @@ class Driver:
             brush = w.brush_window
             if brush.winfo_viewable() and brush.fit is not None:
                 self.paint_round(brush)
+                brush.gallery_button.invoke()
+                self.step = "wait_gallery"
+        elif self.step == "wait_gallery" and w.gallery_window is not None:
+            gallery = w.gallery_window
+            if gallery.winfo_viewable():
+                gallery.geometry("+40+40")
+                gallery.update()
+                time.sleep(0.5)
+                gallery.update()
+                shoot(gallery, "screenshot_gallery.png", self.out_dir)
+                gallery.destroy()
+                w.gallery_window = None
+                matrix = w.on_reasonability()  # the matrix of this round, with "Paint these"
+                if matrix is not None:
+                    matrix.geometry("+40+40")
+                    matrix.update()
+                    time.sleep(0.4)
+                    matrix.update()
+                    shoot(matrix, "screenshot_reasonability.png", self.out_dir)
+                    matrix.destroy()
+                    w.reasonability_window = None
+                w.brush_window.done_button.invoke()
+                say("pressed Done: fine-tuning")
                 self.step = "wait_chooser"
         elif self.step == "wait_chooser" and w.chooser_window is not None:
             chooser = w.chooser_window
@@ -146,7 +175,8 @@ class Driver:
             # a zig-zag over the swatch, as a person would scribble
             points = [(left + 0.5, top + 0.8), (right - 0.5, top + 0.8), (left + 0.5, bottom - 0.8),
                       (right - 0.5, bottom - 0.8)]
-            self.drag(brush, points)
+            if index:  # the first image gets a rectangle, below
+                self.drag(brush, points)
             if index == 0:
                 brush.event_generate("<KeyPress-g>")
                 greens = np.argwhere(truth < 0)
@@ -157,13 +187,23 @@ class Driver:
         for _ in range(count - 1):  # back to the first image; leaving an image saves its mask
             brush.prev_button.invoke()
         brush.update()
-        x, y = to_canvas(brush.fit, 16, 16)  # leave the brush cursor visible on the image
+        # zoom in on the swatch (Ctrl+wheel at it), then mark it with a rectangle
+        relpath = brush.item.relpath
+        truth = read_mask(self.demo_root / "truth" / "train" / f"{relpath}",
+                          size=brush.item.image.shape[:2]).numpy()
+        rows, cols = np.nonzero(truth == RED)
+        x, y = to_canvas(brush.fit, (cols.min() + cols.max() + 1) / 2, (rows.min() + rows.max() + 1) / 2)
+        for _ in range(3):
+            brush.canvas.event_generate("<Button-4>", x=int(x), y=int(y), state=0x0004)
+            brush.update()
+        brush.event_generate("<KeyPress-m>")
+        self.drag(brush, [(cols.min() - 0.3, rows.min() - 0.3), (cols.max() + 1.3, rows.max() + 1.3)])
+        brush.event_generate("<KeyPress-b>")
+        x, y = to_canvas(brush.fit, cols.max() + 4, rows.max() + 4)  # the cursor visible nearby
         brush.canvas.event_generate("<Motion>", x=int(x), y=int(y))
         brush.update()
         time.sleep(0.3)
         shoot(brush, "screenshot_brush.png", self.out_dir)
-        brush.done_button.invoke()
-        say("pressed Done: fine-tuning")
 
     @staticmethod
     def drag(brush, image_points) -> None:
@@ -185,6 +225,8 @@ def main(argv=None) -> int:
                         help="demo data folder (default: the app's cache folder)")
     parser.add_argument("--max-steps", type=int, default=FinetuneConfig().max_steps,
                         help="fine-tune step cap (lower for a quicker run)")
+    parser.add_argument("--trust", action="store_true",
+                        help="only the trust warning on a small folder (screenshot_trust.png)")
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         parser.error("needs an X display: run under Xvfb, e.g. DISPLAY=:57")
@@ -192,10 +234,13 @@ def main(argv=None) -> int:
         parser.error("needs ImageMagick's `import`")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if args.trust:
+        return trust_screenshot(out_dir)
     demo_root = ensure_demo_data(args.demo_dir) if args.demo_dir else ensure_demo_data()
     sessions = tempfile.mkdtemp(prefix="screenshot-sessions-")
     window = build_app(sessions_root=sessions, demo_dir=str(demo_root),
-                       finetune_config=FinetuneConfig(max_steps=args.max_steps))
+                       finetune_config=FinetuneConfig(max_steps=args.max_steps),
+                       geometry_store=GeometryStore(Path(sessions) / "windows.json"))
     window.root.geometry("1400x860+0+0")
     driver = Driver(window, demo_root, out_dir)
     driver.start()
@@ -205,6 +250,51 @@ def main(argv=None) -> int:
         raise driver.error
     say("done")
     return 0
+
+
+def trust_screenshot(out_dir: Path) -> int:
+    """small_cnn on 32 images of two shapes: the banner says the numbers mean nothing."""
+    from PIL import Image, ImageDraw
+
+    work = Path(tempfile.mkdtemp(prefix="screenshot-small-"))
+    rng = np.random.default_rng(0)
+    for name in ("circles", "squares"):
+        (work / "data" / name).mkdir(parents=True)
+        for i in range(16):
+            picture = Image.new("RGB", (300, 200), tuple(int(v) for v in rng.integers(0, 255, 3)))
+            draw = ImageDraw.Draw(picture)
+            x, y = int(rng.integers(20, 200)), int(rng.integers(20, 100))
+            shape = draw.ellipse if name == "circles" else draw.rectangle
+            shape((x, y, x + 70, y + 70), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
+            picture.save(work / "data" / name / f"{i:02d}.png")
+    window = build_app(sessions_root=str(work / "sessions"),
+                       geometry_store=GeometryStore(work / "windows.json"))
+    window.root.geometry("1400x860+0+0")
+    form = window.settings.vars
+    form["train_dir"].set(str(work / "data"))
+    form["epochs"].set("3")
+    form["feedback_every"].set("0")
+    state = {"error": None}
+
+    def tick() -> None:
+        if window.finished is not None or window.last_failure is not None:
+            window.plots.flush()
+            window.update()
+            time.sleep(0.3)
+            shoot(window, "screenshot_trust.png", out_dir)
+            window.on_close()
+            return
+        window.after(200, tick)
+
+    def start() -> None:
+        say("training small_cnn on 32 images")
+        window.train_button.invoke()
+        window.after(200, tick)
+
+    window.after(500, start)
+    window.mainloop()
+    shutil.rmtree(work, ignore_errors=True)
+    return 0 if state["error"] is None else 1
 
 
 if __name__ == "__main__":

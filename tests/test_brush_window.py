@@ -7,6 +7,7 @@ square; the points below are image pixel centres, exact after the canvas round t
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 import subprocess
 import time
 
@@ -120,7 +121,8 @@ def test_red_stroke_is_saved_exactly_where_it_went(make_window, store):
     expected[3, 1:11] = RED  # the line plus one pixel at each end (radius 1)
     expected[2, 2:10] = expected[4, 2:10] = RED  # the rows above and below
     assert np.array_equal(window.mask, expected)
-    assert not store.has("a/one.png")  # saved when leaving the image, not per stroke
+    assert window.autosaver.flush(10)  # every finished stroke is written in the background
+    assert np.array_equal(_saved(store, "a/one.png"), expected)
     # What a person sees: the displayed photo is tinted red on the stroke, untouched elsewhere.
     red_px = window.tk.call(str(window._photo), "get", *[v - o for v, o in zip(
         _xy(window, 5, 3), (window._fit.offset_x, window._fit.offset_y))])
@@ -352,3 +354,192 @@ def test_unreadable_stored_mask_is_replaced_by_new_paint(make_window, store):
     _stroke(window, (4, 4))
     window.done_button.invoke()
     assert _saved(store, "a/one.png")[4, 4] == RED
+
+
+# ----------------------------------------------------------------------------- autosave
+def test_each_stroke_undo_and_clear_is_saved_without_leaving_the_image(make_window, store):
+    window, _ = make_window()
+    window.set_radius(1)
+    _stroke(window, (3, 3))
+    assert window.autosaver.flush(10) and _saved(store, "a/one.png")[3, 3] == RED
+    _stroke(window, (10, 10))
+    assert window.autosaver.flush(10) and _saved(store, "a/one.png")[10, 10] == RED
+    _key(window, "Control-z")
+    assert window.autosaver.flush(10)
+    assert _saved(store, "a/one.png")[10, 10] == 0 and _saved(store, "a/one.png")[3, 3] == RED
+    _key(window, "Delete")
+    assert window.autosaver.flush(10) and not store.has("a/one.png")  # cleared: file deleted
+    wait = time.monotonic() + 5
+    while "saved" not in window.status_label.cget("text") and time.monotonic() < wait:
+        window.update()
+        time.sleep(0.02)
+    assert window.status_label.cget("text").endswith("· saved")
+
+
+class _BrokenStore(MaskStore):
+    """A store whose disk is full."""
+
+    def save(self, relpath, mask, meta=None):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failed_autosave_is_shown_at_once_and_on_leaving(tk_root, tmp_path, monkeypatch):
+    from ui import brush_window as module
+
+    shown = []
+    monkeypatch.setattr(module.messagebox, "showerror", lambda title, text, **_: shown.append(text))
+    failures = []
+    window = module.BrushWindow(tk_root, [_item("a/one.png", 0), _item("b/two.jpg", 1)],
+                                _BrokenStore(tmp_path / "m"), canvas_size=320,
+                                on_save_failed=failures.append)
+    window.update()
+    _stroke(window, (5, 5))
+    assert window.autosaver.flush(10)
+    deadline = time.monotonic() + 5
+    while "NOT SAVED" not in window.status_label.cget("text") and time.monotonic() < deadline:
+        window.update()
+        time.sleep(0.02)
+    assert "NOT SAVED: [Errno 28] No space left on device" in window.status_label.cget("text")
+    window.next_button.invoke()  # leaving retries, then says so and stays on the image
+    assert window.index == 0
+    assert shown and "No space left on device" in shown[0]
+    window.destroy()  # closed from outside (the app quitting): no dialog, but the callback
+    assert failures and "a/one.png could not be saved" in failures[0]
+
+
+CRASH_APP = Path(__file__).with_name("brush_crash_app.py")
+
+
+def test_kill_9_while_painting_loses_at_most_the_stroke_in_progress(x_display, tmp_path):
+    """A real Tk app under Xvfb, painted with xdotool, killed with SIGKILL mid-stroke."""
+    import json
+    import os
+    import signal
+    import sys
+
+    masks = tmp_path / "masks"
+    proc = subprocess.Popen([sys.executable, str(CRASH_APP), str(masks)],
+                            stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, DISPLAY=x_display))
+    try:
+        info = json.loads(proc.stdout.readline())  # the canvas' screen origin and scale
+        scale, (left, top) = info["scale"], info["origin"]
+
+        def at(col, row):
+            return [str(int(left + (col + 0.5) * scale)), str(int(top + (row + 0.5) * scale))]
+
+        def xdo(*args):
+            subprocess.run(["xdotool", *args], check=True, timeout=10)
+
+        for row in (2, 6, 10):  # three finished strokes
+            xdo("mousemove", *at(2, row), "mousedown", "1", "mousemove", *at(8, row),
+                "mousemove", *at(13, row), "mouseup", "1")
+            time.sleep(0.3)
+        xdo("mousemove", *at(2, 14), "mousedown", "1", "mousemove", *at(13, 14))  # in progress
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        subprocess.run(["xdotool", "mouseup", "1"], timeout=10)
+    saved = read_mask_array(MaskStore(masks).path_for("a/one.png"))
+    for row in (2, 6, 10):
+        assert saved[row, 2:14].tolist() == [RED] * 12, row
+    assert not saved[14].any()  # the stroke in progress is the only one lost
+    assert not any(p.name.startswith(".") for p in masks.rglob("*"))  # no torn temp file
+
+
+# ----------------------------------------------------------------------------- zoom, pan, tools
+def _wheel(window, x, y, up=True, state=0):
+    window.canvas.event_generate("<Button-4>" if up else "<Button-5>", x=x, y=y, state=state)
+    window.update()
+
+
+def test_ctrl_wheel_zooms_at_the_pointer_and_painting_lands_on_the_right_pixel(make_window, store):
+    window, _ = make_window()
+    window.set_radius(1)
+    x, y = _xy(window, 12, 4)
+    _wheel(window, x, y, state=0x0004)  # Ctrl+wheel
+    _wheel(window, x, y, state=0x0004)
+    assert window.view.zoom == pytest.approx(1.5625)
+    assert window.fit.scale == pytest.approx(20 * 1.5625)
+    new_x, new_y = _xy(window, 12, 4)
+    assert abs(new_x - x) <= 1 and abs(new_y - y) <= 1  # the pixel stayed under the pointer
+    assert window.zoom_label.cget("text").startswith("156 %")
+    _stroke(window, (12, 4))
+    assert window.mask[4, 12] == RED and 3 <= window.mask.sum() <= 5  # a radius-1 disc there
+    _key(window, "KeyPress-0")
+    assert window.view.zoom == 1.0 and window.fit.scale == 20
+    _key(window, "KeyPress-plus")
+    _key(window, "KeyPress-plus")
+    assert window.view.zoom == pytest.approx(1.5625)
+    _key(window, "KeyPress-minus")
+    assert window.view.zoom == pytest.approx(1.25)
+
+
+def test_space_drag_and_the_wheel_pan_a_zoomed_image(make_window):
+    window, _ = make_window()
+    for _ in range(4):
+        _key(window, "KeyPress-plus")
+    before = window.fit.offset_x, window.fit.offset_y
+    _key(window, "KeyPress-space")
+    canvas = window.canvas
+    canvas.event_generate("<ButtonPress-1>", x=100, y=100)
+    canvas.event_generate("<B1-Motion>", x=140, y=120)
+    canvas.event_generate("<ButtonRelease-1>", x=140, y=120)
+    window.event_generate("<KeyRelease-space>")
+    window.update()
+    assert (window.fit.offset_x, window.fit.offset_y) == (before[0] + 40, before[1] + 20)
+    assert not window.mask.any()  # panning never paints
+    offset_y = window.fit.offset_y
+    _wheel(window, 100, 100, up=False)  # plain wheel: pan up and down
+    assert window.fit.offset_y == offset_y - 40
+    canvas.event_generate("<ButtonPress-2>", x=100, y=100)  # middle drag pans too
+    canvas.event_generate("<B2-Motion>", x=90, y=100)
+    canvas.event_generate("<ButtonRelease-2>", x=90, y=100)
+    window.update()
+    assert window.fit.offset_x == before[0] + 30
+
+
+def test_rectangle_lasso_and_fill_tools(make_window, store):
+    window, _ = make_window()
+    _key(window, "KeyPress-m")
+    assert window.shape == "rectangle"
+    _stroke(window, (2, 2), (4, 3), (6, 5))  # drag from pixel (2,2) to pixel (6,5)
+    expected = np.zeros((SIDE, SIDE), bool)
+    expected[2:6, 2:7] = True
+    assert np.array_equal(window.mask == RED, expected)
+    assert "Red rectangle (discourage)" in window.status_label.cget("text")
+    _key(window, "KeyPress-g")
+    _key(window, "KeyPress-l")  # a lasso around the lower right corner
+    _stroke(window, (9, 9), (14, 9), (14, 14), (9, 14))
+    assert (window.mask[10:14, 10:14] == GREEN).all() and window.mask[0, 15] == 0
+    _key(window, "KeyPress-e")
+    _key(window, "KeyPress-f")  # fill with the eraser: the green region goes
+    _stroke(window, (12, 12))
+    assert not (window.mask == GREEN).any() and (window.mask == RED).sum() == 20
+    _key(window, "Control-z")
+    assert (window.mask == GREEN).any()
+    assert window.autosaver.flush(10)
+    assert np.array_equal(_saved(store, "a/one.png"), window.mask)
+
+
+def test_paint_opacity_and_a_faint_heatmap_by_default(make_window):
+    from ui.brush_window import DEFAULT_OPACITY
+
+    window, _ = make_window()
+    assert window.opacity_var.get() == DEFAULT_OPACITY <= 25
+    _stroke(window, (8, 8))
+    point = [v - o for v, o in zip(_xy(window, 8, 8), (window.fit.offset_x, window.fit.offset_y))]
+
+    def red_at():
+        window._refresh()
+        return int(window.tk.call(str(window._photo), "get", *point)[0])
+
+    window.paint_opacity_var.set(100)
+    window._render_all()
+    strong = red_at()
+    window.paint_opacity_var.set(20)
+    window._render_all()
+    assert red_at() < strong == 255

@@ -104,3 +104,29 @@ def test_display_span_finds_the_display_rows_of_an_image_range():
     assert display_span(cols, 1, 3) == (3, 9)
     assert display_span(rows, 0, 2) == (0, 6)
     assert display_span(cols, 4, 4) == (12, 12)
+
+
+# ----------------------------------------------------------------------------- zoom and pan
+def test_zoom_keeps_the_point_under_the_pointer_and_pan_stays_on_the_image():
+    from ui.geometry import View, pan_view, to_image, view_fit, visible_indices, zoom_view
+
+    assert view_fit(100, 50, 400, 400, View()) == view_fit(100, 50, 400, 400, View(1.0, 3, 3))
+    view = zoom_view(View(), 100, 50, 400, 400, 100, 200, 2.0)
+    fit = view_fit(100, 50, 400, 400, view)
+    assert fit.scale == 8.0 and to_image(fit, 100, 200) == (25.0, 25.0)  # still under it
+    panned = pan_view(view, 100, 50, 400, 400, 50, 0)
+    assert view_fit(100, 50, 400, 400, panned).offset_x == fit.offset_x + 50
+    far = pan_view(view, 100, 50, 400, 400, 10_000, 0)  # cannot drag the image off the canvas
+    assert view_fit(100, 50, 400, 400, far).offset_x == 0
+    assert zoom_view(view, 100, 50, 400, 400, 0, 0, 0.1) == View()  # never below the fit
+    rows, cols, x0, y0 = visible_indices(fit, 400, 400)
+    assert len(cols) == 400 and x0 == 100 and cols[0] == 12 and cols[-1] == 62
+    assert len(rows) == 400 and y0 == 0
+
+
+def test_visible_span():
+    from ui.geometry import visible_span
+
+    assert visible_span(10, 100, 400) == (0, 100)
+    assert visible_span(-50, 1000, 400) == (50, 450)
+    assert visible_span(-950, 1000, 400) == (950, 1000)

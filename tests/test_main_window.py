@@ -366,7 +366,7 @@ def test_real_training_on_demo_data_updates_progress_and_plots(window_factory, d
     assert [(r.epoch, r.committed, r.finetuned) for r in window.plots.rounds] == [(1, False, False)]
     assert form["epochs"].get() == "2" and form["feedback_every"].get() == "1"
     assert form["train_dir"].get() == str(Path(demo_root, "train").resolve())
-    assert "Train resumes this session" in window.session_var.get()
+    assert "Train continues this session, 2 epochs done" in window.session_var.get()
 
     # Train now resumes it: one more epoch in the same folder, the curves continue
     form["epochs"].set("3")
@@ -454,3 +454,282 @@ def test_round_marks_from_history_records():
     assert [(m.round, m.epoch, m.committed, m.finetuned) for m in marks[:4]] == [
         (1, 2, True, True), (2, 4, False, True), (3, 6, False, False), (4, 7, False, True)]
     assert marks[4] is None
+
+
+# ----------------------------------------------------------------------------- sessions continue
+def test_train_after_stop_continues_the_same_session(window_factory, data_folder, tmp_path):
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    wait_until(window, lambda: "EpochFinished" in window.event_counts)
+    first = window.session
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    assert "Train continues this session" in window.session_var.get()
+    plotted = list(window.plots.epochs)
+    window.train_button.invoke()
+    wait_until(window, lambda: len(FakeTrainer.instances) == 2)
+    second = FakeTrainer.instances[-1]
+    assert second.session.folder == first.folder
+    assert second.paths.checkpoint_out == str(first.checkpoint_path)
+    assert window.plots.epochs[:len(plotted)] == plotted  # the curves were not reset
+    assert len(list((tmp_path / "sessions").iterdir())) == 1
+    assert sum(line.startswith("New session") for line in window.log.lines()) == 1
+    wait_until(window, lambda: window.state == "training")
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    window.new_session_button.invoke()  # a new session is an explicit choice
+    assert window.resume_session is None and window.plots.epochs == []
+    window.train_button.invoke()
+    wait_until(window, lambda: len(FakeTrainer.instances) == 3)
+    assert FakeTrainer.instances[-1].session.folder != first.folder
+
+
+def test_finished_session_asks_for_more_epochs_instead_of_running_nothing(window_factory,
+                                                                          data_folder):
+    window = window_factory(trainer_factory=fake_factory(epochs=2, batches=2))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.settings.vars["epochs"].set("2")
+    window.train_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    assert window.epochs_done == 2
+    window.train_button.invoke()
+    dialog = window.more_epochs_dialog
+    assert dialog is not None and len(FakeTrainer.instances) == 1
+    assert "trained all 2 of its epochs" in dialog.message_label.cget("text")
+    dialog.more_var.set("3")
+    dialog.accept_button.invoke()
+    wait_until(window, lambda: len(FakeTrainer.instances) == 2)
+    assert FakeTrainer.instances[-1].config.epochs == 5  # the total: 2 done + 3 more
+    assert window.settings.vars["epochs"].get() == "5"
+    assert "Adding 3 epochs: epochs 3-5 of this session" in window.log.lines()
+
+
+def test_trainer_refuses_a_resume_whose_epochs_are_used_up(tmp_path):
+    """The engine's own guard (the CLI and any other driver): a clear UserError, no 'Epoch 7/6'."""
+    import torch
+
+    from app import Trainer
+    from app.checkpoint import save_checkpoint
+    from app.config import RunPaths, TrainConfig
+    from models import build_model
+
+    data = tmp_path / "data"
+    from PIL import Image
+    for name in ("a", "b"):
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(data / name / f"{i}.png")
+    checkpoint = tmp_path / "c.pt"
+    save_checkpoint(checkpoint, build_model("small_cnn", 2), model_name="small_cnn",
+                    classes=["a", "b"], input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, epoch=6,
+                    train_config={}, finetune_config={}, metrics={}, history=[{"epoch": 6}])
+    events = []
+    trainer = Trainer(TrainConfig(model="small_cnn", epochs=6, feedback_every=0),
+                      FinetuneConfig(), RunPaths(str(data), None, None, str(checkpoint),
+                                                 str(checkpoint), resume=True),
+                      emit=events.append)
+    trainer.run()
+    failed = [e for e in events if isinstance(e, msg.TrainingFailed)]
+    assert failed and failed[0].user_error
+    assert "already trained all 6 of its epochs" in failed[0].message
+    assert not any(isinstance(e, msg.RunStarted) for e in events)
+    del torch
+
+
+@pytest.mark.parametrize("layout", ["empty", "one_class"])
+def test_a_failed_train_leaves_no_empty_session_folder(window_factory, tmp_path, layout):
+    """The real engine on a folder it cannot train on: the dialog, and no folder left behind."""
+    from PIL import Image
+
+    data = tmp_path / "bad"
+    data.mkdir()
+    if layout == "one_class":
+        (data / "only").mkdir()
+        for i in range(3):
+            Image.new("RGB", (8, 8)).save(data / "only" / f"{i}.png")
+    window = window_factory()  # the real Trainer
+    window.settings.vars["train_dir"].set(str(data))
+    window.train_button.invoke()
+    wait_until(window, lambda: window.state == "failed", timeout=60)
+    assert window.error_dialog is not None
+    sessions = tmp_path / "sessions"
+    assert not sessions.exists() or list(sessions.iterdir()) == []
+    assert window.resume_session is None and window.session is None
+    assert window.session_var.get() == "New session on Train"
+
+
+# ----------------------------------------------------------------------------- progress
+def test_run_estimate_glides_when_the_pace_changes():
+    """Batches slow from 1 s to 2 s (guided batches after a round): the shown estimate never
+    jumps by more than a few percent between batches, yet converges to the new pace."""
+    from ui.progress_panel import EtaEstimator
+
+    eta = EtaEstimator()
+    eta.start(first_epoch=1, epochs=10, batches_per_epoch=50)
+    now, shown = 0.0, []
+    for batch in range(1, 51):
+        now += 1.0 if batch <= 25 else 2.0
+        eta.batch_done(1, batch, 50, now=now)
+        shown.append(eta.smoothed_run_remaining(now))
+    raw_jump = 2.0  # the raw estimate doubles within the epoch (the median flips)
+    steps = [abs(b - a) / a for a, b in zip(shown[25:], shown[26:])]
+    assert max(steps) < 0.15 < raw_jump - 1
+    eta.epoch_done(1, seconds=75.0)
+    for batch in range(1, 51):  # a second epoch at the new pace: the estimate has caught up
+        now += 2.0
+        eta.batch_done(2, batch, 50, now=now)
+    assert eta.smoothed_run_remaining(now) == pytest.approx(eta.run_remaining(), rel=0.05)
+    eta.pause()  # painting for ten minutes does not eat the estimate
+    assert eta.smoothed_run_remaining(now + 600) == pytest.approx(
+        eta.smoothed_run_remaining(now), rel=1e-6)
+
+
+def test_step_timer_gives_the_time_left_of_a_round():
+    from ui.progress_panel import StepTimer
+
+    timer = StepTimer()
+    assert timer.remaining(0, 40) is None
+    for step, now in enumerate([10.0, 12.0, 14.0, 16.5], start=1):
+        timer.step_done(step, now=now)
+    assert timer.remaining(4, 40) == 36 * 2.0
+
+
+def test_finetune_progress_moves_every_step_with_the_time_left(window_factory):
+    window = window_factory()
+    window.events.put(msg.FinetuneStarted(1, 3, 40))
+    wait_until(window, lambda: "FinetuneStarted" in window.event_counts)
+    bar = window.progress.finetune_bar
+    assert str(bar.cget("mode")) == "indeterminate"  # busy measuring, not hung
+    assert "measuring the model" in window.progress.finetune_text.get()
+    for step in (1, 2, 3):
+        window.events.put(msg.FinetuneStep(1, step, 40))
+        wait_until(window, lambda: window.event_counts["FinetuneStep"] == step)
+        assert float(bar.cget("value")) == pytest.approx(step / 40)
+    assert str(bar.cget("mode")) == "determinate"
+    text = window.progress.finetune_text.get()
+    assert text.startswith("Fine-tune round 1: step 3/40, at most ") and text.endswith(" left")
+    window.events.put(msg.FinetuneProgress(1, 5, 40, 0.25, 0.5))
+    wait_until(window, lambda: "FinetuneProgress" in window.event_counts)
+    assert "check at step 5: guidance 0.25, val loss 0.5" in window.progress.finetune_text.get()
+
+
+def test_done_with_nothing_painted_resumes_without_a_chooser(window_factory, demo_root):
+    window = window_factory(demo_dir=str(demo_root),
+                            finetune_config=FinetuneConfig(max_steps=5, check_every=5))
+    form = window.settings.vars
+    form["epochs"].set("2")
+    form["feedback_every"].set("1")
+    form["images_per_round"].set("2")
+    window.train_button.invoke()
+    wait_until(window, lambda: window.brush_window is not None, timeout=120)
+    window.brush_window.done_button.invoke()  # nothing painted
+    wait_until(window, lambda: window.finished is not None, timeout=120)
+    assert window.event_counts["FinetuneStarted"] == 0 and window.event_counts["FinetuneDone"] == 0
+    assert window.chooser_window is None
+    assert "Nothing painted, so nothing to fine-tune; training resumes" in window.log.lines()
+    assert [row["decision"] for row in window.session.history()] == ["cancelled"]
+    assert [(r.committed, r.finetuned) for r in window.plots.rounds] == [(False, False)]
+
+
+# ----------------------------------------------------------------------------- trust warnings
+def _small_folder(root, per_class=16, size=32):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name in ("circles", "squares"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
+    return root
+
+
+def test_a_small_folder_gets_a_prominent_trust_warning(window_factory, tmp_path):
+    """The real engine on 32 noise images: the banner says why the numbers mean nothing and
+    offers the remedies; "Use small_cnn" and "Hide" act."""
+    data = _small_folder(tmp_path / "small")
+    window = window_factory()
+    form = window.settings.vars
+    form["train_dir"].set(str(data))
+    form["epochs"].set("2")
+    form["feedback_every"].set("0")
+    window.train_button.invoke()
+    wait_until(window, lambda: window.finished is not None or window.state == "failed",
+               timeout=120)
+    assert window.finished is not None
+    banner = window.trust_banner
+    window.update()
+    assert banner.shown and banner.winfo_ismapped()
+    codes = [w.code for w in window.trust_warnings]
+    assert "few_steps" in codes and "few_images" in codes
+    text = banner.text()
+    assert text.startswith("\u26a0 These numbers may not mean anything")
+    assert "1 step per epoch" in text and "pretrained weights" in text
+    assert "(small_cnn)" not in text and not banner.smaller_button.winfo_ismapped()  # it is
+    assert banner.weights_button.winfo_ismapped()
+    assert any(line.startswith("Warning: Too few steps") for line in window.log.lines())
+    # a bigger model on the same folder is offered the smaller one
+    from app.trust_checks import DataSizes, trust_warnings
+
+    sizes = DataSizes(26, 6, 2, 64, "resnet18", (13, 13))
+    banner.show(trust_warnings(window._epoch_records, sizes))
+    window.update()
+    assert "(small_cnn)" in banner.text() and banner.smaller_button.winfo_ismapped()
+    form["model"].set("resnet18")
+    banner.smaller_button.invoke()
+    assert form["model"].get() == "small_cnn" and window.resume_session is None
+    assert not banner.shown  # a new session: the warnings belonged to the old one
+
+
+def test_a_corrupt_file_is_logged_once_and_plurals_read_right(window_factory, tmp_path):
+    data = _small_folder(tmp_path / "small", per_class=4)
+    (data / "circles" / "broken.png").write_bytes(b"not a png")
+    window = window_factory()
+    window.settings.vars["train_dir"].set(str(data))
+    window.settings.vars["epochs"].set("1")
+    window.settings.vars["feedback_every"].set("0")
+    window.train_button.invoke()
+    wait_until(window, lambda: window.finished is not None or window.state == "failed",
+               timeout=120)
+    lines = window.log.lines()
+    mentions = [line for line in lines if "broken.png" in line]
+    assert len(mentions) == 1, lines
+    assert "1 image was skipped (unreadable):" in lines
+
+
+def test_locked_settings_look_locked_and_lambda_says_its_default(window_factory, data_folder):
+    from tkinter import ttk
+
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    settings = window.settings
+    assert settings.error_labels["lam"].cget("text") == "blank: 10 (rrr default)"
+    settings.vars["guidance"].set("punisher")
+    assert settings.error_labels["lam"].cget("text") == "blank: 0.001 (punisher default)"
+    settings.vars["guidance"].set("rrr")
+    settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    wait_until(window, lambda: window.state == "training")
+    style = ttk.Style(window)
+    for name in ("model", "saliency_method", "guidance", "lam", "selection", "val_dir"):
+        widget = settings.inputs[name]
+        assert widget.instate(["disabled"]), name
+        kind = widget.winfo_class()
+        background = style.lookup(kind, "fieldbackground", ["disabled"])
+        assert background == "#e6e6e6", (name, background)
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    assert settings.inputs["model"].instate(["!disabled"])
+
+
+def test_continuing_a_session_with_another_model_is_refused_with_a_message(window_factory,
+                                                                           data_folder):
+    window = window_factory(trainer_factory=fake_factory(epochs=1, batches=2))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    window.settings.vars["model"].set("resnet18")
+    assert window.on_train() is False
+    assert "This session trains small_cnn" in window.error_dialog.message_label.cget("text")
+    assert len(FakeTrainer.instances) == 1

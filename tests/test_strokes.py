@@ -257,3 +257,34 @@ def test_extend_without_begin_does_nothing_and_limit_bounds_memory():
 def test_history_needs_an_int8_mask():
     with pytest.raises(ValueError):
         StrokeHistory(np.zeros((3, 3), np.float32))
+
+
+# ----------------------------------------------------------------------------- regions
+def test_rectangle_lasso_and_fill_regions_are_one_undoable_edit_each():
+    import numpy as np
+
+    from ui.strokes import (RED, GREEN, StrokeHistory, flood_region, polygon_region,
+                            rectangle_region)
+
+    mask = np.zeros((8, 10), np.int8)
+    history = StrokeHistory(mask)
+    box = history.apply_region(rectangle_region(mask.shape, 1.2, 1.2, 4.9, 3.6), RED)
+    assert box == (1, 1, 5, 4)  # pixel centres 1.5..4.5 x 1.5..3.5
+    assert mask[1:4, 1:5].all() and mask.sum() == 12
+    assert rectangle_region(mask.shape, 6.3, 6.3, 6.3, 6.3).sum() == 1  # a click: one pixel
+    # an outline of red, then a fill inside it
+    ring = np.zeros_like(mask)
+    ring[0, :] = ring[-1, :] = RED
+    ring[:, 0] = ring[:, -1] = RED
+    history.apply_region(ring == RED, RED)
+    inside = flood_region(mask, 7.5, 5.5)
+    assert inside.sum() == 6 * 8 - 12 + 0 and not inside[0].any()
+    history.apply_region(inside, GREEN)
+    assert (mask[1:7, 1:9] != 0).all()
+    assert history.undo_depth == 3
+    history.undo()
+    assert not (mask == GREEN).any()
+    lasso = polygon_region(mask.shape, [(2, 2), (8, 2), (8, 6), (2, 6)])
+    assert lasso[3, 3] and lasso[5, 7] and not lasso[0, 0] and not lasso[7, 9]
+    assert history.apply_region(np.zeros_like(lasso), RED) is None
+    assert flood_region(mask, -1, -1).sum() == 0

@@ -180,3 +180,65 @@ def test_resume_continues_from_session_checkpoint(image_folder, tmp_path):
     assert (started.first_epoch, started.epochs) == (2, 3)
     assert [e.epoch for e in events if isinstance(e, msg.EpochFinished)] == [2, 3]
     assert [h["epoch"] for h in reopened.epoch_history()] == [1, 2, 3]
+
+
+def test_start_finetune_with_nothing_painted_is_a_skipped_round(image_folder, tmp_path):
+    """The engine's own guard against a 0-step round (and its chooser of black panels)."""
+    events = []
+    session = Session.create(tmp_path / "session", image_folder, None, _config(), FAST_FINETUNE)
+    trainer = Trainer(session.train_config, session.finetune_config, session.run_paths(),
+                      emit=events.append, session=session)
+
+    def emit(event):
+        events.append(event)
+        if isinstance(event, msg.FeedbackNeeded):
+            trainer.submit(msg.StartFinetune(()))
+
+    trainer._emit = emit
+    trainer.run()
+    assert not any(isinstance(e, (msg.FinetuneStarted, msg.FinetuneDone)) for e in events)
+    decided = [e for e in events if isinstance(e, msg.RoundDecided)]
+    assert decided and not decided[0].finetuned
+    assert session.history()[0]["decision"] == "skipped"
+    assert any(isinstance(e, msg.TrainingFinished) for e in events)
+
+
+def test_gallery_commands_are_answered_while_the_round_waits(image_folder, tmp_path):
+    events = []
+    session = Session.create(tmp_path / "session", image_folder, None, _config(), FAST_FINETUNE)
+    trainer = Trainer(session.train_config, session.finetune_config, session.run_paths(),
+                      emit=events.append, session=session)
+
+    def emit(event):
+        events.append(event)
+        if isinstance(event, msg.FeedbackNeeded):
+            trainer.submit(msg.DescribeImages())
+        elif isinstance(event, msg.ImagesDescribed):
+            trainer.submit(msg.PrepareImages((event.entries[0].relpath, "no/such.png")))
+        elif isinstance(event, msg.ImagesPrepared):
+            trainer.submit(msg.SkipFeedback())
+
+    trainer._emit = emit
+    trainer.run()
+    described = [e for e in events if isinstance(e, msg.ImagesDescribed)][0]
+    assert described.n_train == len(described.entries) > 0
+    entry = described.entries[0]
+    assert entry.predicted_label and 0.0 <= entry.confidence <= 1.0
+    prepared = [e for e in events if isinstance(e, msg.ImagesPrepared)][0]
+    assert [i.relpath for i in prepared.items] == [entry.relpath]
+    assert prepared.missing == ("no/such.png",)
+    assert prepared.items[0].saliency.ndim == 2 and prepared.items[0].reason == "chosen by you"
+    steps = [e for e in events if isinstance(e, msg.FinetuneStep)]
+    assert steps == []  # the round was skipped: no fine-tune ran
+
+
+def test_every_finetune_step_is_reported(image_folder, tmp_path):
+    script, _ = _run_script(image_folder, tmp_path, msg.Commit())
+    done = script.of(msg.FinetuneDone)[0]
+    steps = script.of(msg.FinetuneStep)
+    assert [s.step for s in steps] == list(range(1, done.report.steps + 1))
+    assert all(s.max_steps == FAST_FINETUNE.max_steps for s in steps)
+    started = script.of(msg.RunStarted)[0]
+    assert sum(started.class_counts) == started.n_train
+    batch = script.of(msg.BatchFinished)[-1]
+    assert batch.ce <= batch.loss + 1e-6  # CE is the part of the loss the plots draw

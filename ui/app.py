@@ -12,10 +12,12 @@ import tkinter as tk
 from typing import Optional
 
 from .main_window import MainWindow
+from .window_geometry import GeometryStore
+from .window_placement import fit_minsize, place
 
 log = logging.getLogger(__name__)
 
-DEFAULT_GEOMETRY = "1400x860"
+DEFAULT_GEOMETRY = "1400x860"  # wanted size; smaller screens get what fits (remembered after)
 
 
 def _tune_fonts(root: tk.Tk) -> None:
@@ -33,8 +35,10 @@ def build_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None,
               sessions_root: Optional[str] = None, **options) -> MainWindow:
     """Make the Tk root and the main window without entering the main loop (tests, scripts)."""
     root = tk.Tk()
-    root.geometry(DEFAULT_GEOMETRY)
-    root.minsize(1000, 640)
+    store = options.pop("geometry_store", None) or GeometryStore()
+    width, height = (int(v) for v in DEFAULT_GEOMETRY.split("x"))
+    place(root, "main", width, height, store)  # fitted to a 1280 x 720 screen too
+    fit_minsize(root, 900, 560)
     _tune_fonts(root)
     try:
         from tkinter import ttk
@@ -45,7 +49,7 @@ def build_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None,
     except tk.TclError:
         pass
     return MainWindow(root, data_dir=data_dir, session_dir=session_dir,
-                      sessions_root=sessions_root, **options)
+                      sessions_root=sessions_root, geometry_store=store, **options)
 
 
 def run_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None, *,

@@ -6,10 +6,13 @@ mask at the image's own resolution. The picture on the canvas is ONE `PhotoImage
 composite of image, heatmap and paint): a mouse move paints into the numpy mask and schedules
 one refresh of the touched region, so the brush stays smooth however many motion events arrive.
 
-Saving: a mask is written to the `MaskStore` when the user leaves its image (previous, next,
-skip, done, cancel, closing the window) and only if it differs from what the store holds; a
-mask left empty (cleared or erased) deletes the stored file. A crash therefore loses at most
-the strokes on the image being painted. Cancel saves as well: nothing painted is thrown away.
+Saving: every finished stroke (and every undo, redo, clear) hands the image's mask to a
+`MaskAutosaver`, which writes it atomically in a background thread (a burst of strokes costs
+one write of the latest state); a mask left empty deletes the stored file. A crash or `kill -9`
+therefore loses at most the stroke being drawn. Leaving an image (previous, next, skip, done,
+cancel, closing) waits for its write; a write that failed is shown in the status line at once
+and in a dialog when leaving, and, when the window is destroyed from outside, passed to
+`on_save_failed(message)` so it reaches the user, not only the log.
 
 With a `submit` callable (the trainer's), a third column holds the "Apply to..." panel
 (`ui.propagation_panel`): it saves the image's mask, then asks the trainer to preview or apply
@@ -34,28 +37,53 @@ from PIL import Image, ImageTk
 
 from app.messages import FeedbackItem, PropagationApplied
 
-from .geometry import Fit, display_indices, display_span, fit_image, radius_to_canvas, to_image
+from .geometry import (ZOOM_STEP, Fit, View, display_span, pan_view, radius_to_canvas, to_canvas,
+                       to_image, view_fit, visible_indices, zoom_view)
+from .mask_autosave import MaskAutosaver
 from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
-from .strokes import ERASE, GREEN, RED, Box, StrokeHistory, union
+from .scrollable import ScrollableFrame
+from .strokes import (ERASE, GREEN, RED, Box, StrokeHistory, flood_region, polygon_region,
+                      rectangle_region, union)
+from .window_placement import restore_and_remember
 
 log = logging.getLogger(__name__)
 
 MIN_RADIUS, MAX_RADIUS = 1, 80  # brush radius in pixels of the image
 DEFAULT_CANVAS = 768  # canvas side in screen pixels (smaller on small screens)
+SCREEN_MARGIN_H = 150  # screen pixels kept free above and below: title bar, status line, panels
 SIDE_WIDTH = 360  # screen pixels the side panel and margins take beside the canvas
 PROPAGATION_WIDTH = 290  # ... and the propagation panel's column
-DEFAULT_OPACITY = 40  # heatmap opacity in percent
-PAINT_ALPHA = 0.5  # opacity of red / green paint on the canvas
+# Heatmap opacity in percent: faint, so it never hides what is to be painted (at 40 % the
+# demo's dark swatch of a 9 vanished under it until H was pressed).
+DEFAULT_OPACITY = 25
+DEFAULT_PAINT_OPACITY = 50  # opacity of red / green paint on the canvas, percent
+SAVE_TIMEOUT_S = 30.0  # leaving an image waits this long at most for its mask's write
 OUTLINE_PX = 2  # solid rim of painted regions, in screen pixels (tells paint from heatmap)
 TOOLS = {"red": RED, "green": GREEN, "eraser": ERASE}
 TOOL_NAMES = {"red": "Red brush (discourage)", "green": "Green brush (encourage)",
               "eraser": "Eraser"}
+# How the colour is put down: a round brush, a rectangle (drag), a lasso (drag a freehand
+# outline; it is filled when released) or a fill (click: the connected area of the same paint).
+SHAPES = ("brush", "rectangle", "lasso", "fill")
+SHAPE_NAMES = {"brush": "brush", "rectangle": "rectangle", "lasso": "lasso", "fill": "fill"}
+SHAPE_KEYS = {"brush": "B", "rectangle": "M", "lasso": "L", "fill": "F"}
 KEY_HELP = ("R / G / E: red, green, eraser\n"
+            "B / M / L / F: brush, rectangle, lasso, fill\n"
             "[ ]: radius    H: heatmap\n"
+            "Ctrl+wheel, + / -: zoom    0: fit\n"
+            "Space+drag, middle drag, wheel: pan\n"
             "Ctrl+Z / Ctrl+Y: undo / redo\n"
             "Del: clear    S: skip\n"
             "← →: previous / next image\n"
             "Esc: cancel")
+
+
+def tool_text(tool: str, shape: str) -> str:
+    """"Red brush (discourage)", "Green rectangle (encourage)", "Eraser (lasso)"."""
+    if shape == "brush":
+        return TOOL_NAMES[tool]
+    return TOOL_NAMES[tool].replace("brush", SHAPE_NAMES[shape]) if tool != "eraser" else \
+        f"Eraser ({SHAPE_NAMES[shape]})"
 
 
 @dataclass
@@ -104,7 +132,12 @@ class BrushWindow(tk.Toplevel):
                  on_done: Optional[Callable[[Tuple[str, ...]], None]] = None,
                  on_cancel: Optional[Callable[[], None]] = None,
                  canvas_size: Optional[int] = None,
-                 submit: Optional[Callable[[Any], None]] = None) -> None:
+                 submit: Optional[Callable[[Any], None]] = None,
+                 on_save_failed: Optional[Callable[[str], None]] = None,
+                 trust_note: str = "",
+                 on_gallery: Optional[Callable[[], None]] = None,
+                 on_open_images: Optional[Callable[[Sequence[str]], None]] = None,
+                 geometry_store: Any = None) -> None:
         if not items:
             raise ValueError("the brush window needs at least one image")
         super().__init__(master)
@@ -114,6 +147,12 @@ class BrushWindow(tk.Toplevel):
         self.on_done = on_done
         self.on_cancel = on_cancel
         self.submit = submit
+        self.on_save_failed = on_save_failed
+        self.trust_note = trust_note  # "the numbers may mean nothing" (app.trust_checks)
+        self.on_gallery = on_gallery  # "Gallery...": paint any training image
+        self.on_open_images = on_open_images  # double-click in the propagation preview
+        self.autosaver = MaskAutosaver(masks)
+        self._save_poll: Optional[str] = None
         self.propagation = None  # the "Apply to..." panel, built when `submit` is given
         self.result: Optional[Tuple[str, Tuple[str, ...]]] = None
         self.index = 0
@@ -121,7 +160,14 @@ class BrushWindow(tk.Toplevel):
         self._states: List[Optional[_ImageState]] = [None] * len(self.items)
         self._from_store: set = set()  # indices whose item.mask is stale: start from the store
         self._fit: Optional[Fit] = None
-        self._rows = self._cols = np.zeros(0, np.int64)
+        self._rows = self._cols = np.zeros(0, np.int64)  # image pixels of the visible display
+        self._origin = (0, 0)  # display pixel of the composite's top-left corner
+        self.view = View()  # zoom and pan of the image on screen (reset per image)
+        self._heat_full: Optional[Tuple[int, np.ndarray]] = None  # heatmap at image size
+        self._pan_from: Optional[Tuple[float, float]] = None  # canvas point a pan drag began
+        self._space_down = False
+        self._region_start: Optional[Tuple[float, float]] = None  # rectangle: image point
+        self._lasso: List[Tuple[float, float]] = []  # lasso: image points so far
         self._shown_key: Optional[Tuple[int, Fit]] = None  # what _shown and _heat are for
         self._shown: Optional[np.ndarray] = None  # the image at display size, H' x W' x 3
         self._heat: Optional[np.ndarray] = None  # its heatmap colours, H' x W' x 3
@@ -138,19 +184,26 @@ class BrushWindow(tk.Toplevel):
         self.tool_var = tk.StringVar(self, value="red")
         self.radius_var = tk.IntVar(self, value=default_radius)
         self.opacity_var = tk.IntVar(self, value=DEFAULT_OPACITY)
+        self.paint_opacity_var = tk.IntVar(self, value=DEFAULT_PAINT_OPACITY)
+        self.shape_var = tk.StringVar(self, value="brush")
         self.show_heatmap_var = tk.BooleanVar(self, value=True)
 
+        fit_screen = canvas_size is None
         if canvas_size is None:
             extra = PROPAGATION_WIDTH if submit is not None else 0
-            canvas_size = min(DEFAULT_CANVAS, self.winfo_screenheight() - 220,
+            canvas_size = min(DEFAULT_CANVAS, self.winfo_screenheight() - SCREEN_MARGIN_H,
                               self.winfo_screenwidth() - SIDE_WIDTH - extra)
         self.title(f"Paint feedback — round {round_number}")
         self.transient(master.winfo_toplevel())
         self._build(max(200, int(canvas_size)))
+        if fit_screen:
+            self._fit_screen()
+        restore_and_remember(self, "brush", geometry_store)  # the size the user left it at
         self._bind_keys()
         self.protocol("WM_DELETE_WINDOW", self.cancel)
         self.bind("<Destroy>", self._on_destroy, add="+")
         self.tool_var.trace_add("write", lambda *_: self._update_status())
+        self.shape_var.trace_add("write", lambda *_: self._shape_changed())
         self.radius_var.trace_add("write", lambda *_: self._radius_changed())
         self.show(0)
         self.canvas.focus_set()
@@ -169,9 +222,19 @@ class BrushWindow(tk.Toplevel):
             self.canvas.create_oval(0, 0, 0, 0, outline="black", width=3, state="hidden"),
             self.canvas.create_oval(0, 0, 0, 0, outline="white", width=1, state="hidden"),
         )
+        # The rectangle's rubber band and the lasso's trace: one item each, moved, never
+        # created per event.
+        self._band_item = self.canvas.create_rectangle(0, 0, 0, 0, outline="white", dash=(4, 2),
+                                                       width=2, state="hidden")
+        self._lasso_item = self.canvas.create_line(0, 0, 0, 0, fill="white", dash=(4, 2),
+                                                   width=2, state="hidden")
 
-        side = ttk.Frame(self, padding=(12, 10))
-        side.grid(row=0, column=1, sticky="ns")
+        # The side panel scrolls when the screen is short (1280 x 720): its status and key
+        # help stay reachable instead of falling off the bottom.
+        self.side_scroll = ScrollableFrame(self)
+        self.side_scroll.grid(row=0, column=1, sticky="ns")
+        side = self.side_scroll.body
+        side.configure(padding=(12, 10))
         wrap = 250
         self.counter_label = ttk.Label(side, font=("TkDefaultFont", 13, "bold"))
         self.counter_label.pack(anchor="w")
@@ -181,6 +244,10 @@ class BrushWindow(tk.Toplevel):
         self.true_label.pack(anchor="w")
         self.predicted_label = ttk.Label(side, font=("TkDefaultFont", 11), wraplength=wrap)
         self.predicted_label.pack(anchor="w")
+        self.trust_label = ttk.Label(side, wraplength=wrap, foreground="#8a0000",
+                                     text=f"\u26a0 {self.trust_note}" if self.trust_note else "")
+        if self.trust_note:
+            self.trust_label.pack(anchor="w", pady=(2, 0))
         self.reason_label = ttk.Label(side, wraplength=wrap)
         self.reason_label.pack(anchor="w", pady=(4, 0))
         self.mask_label = ttk.Label(side, wraplength=wrap, foreground="#555555")
@@ -197,6 +264,18 @@ class BrushWindow(tk.Toplevel):
                                     padx=8, pady=3, takefocus=False)
             button.pack(fill="x", pady=1)
             self.tool_buttons[name] = button
+        shapes = ttk.Frame(brush)
+        shapes.pack(fill="x", pady=(6, 0))
+        self.shape_buttons = {}
+        for column, name in enumerate(SHAPES):
+            button = tk.Radiobutton(shapes, text=f"{SHAPE_NAMES[name].capitalize()} "
+                                    f"({SHAPE_KEYS[name]})", value=name, variable=self.shape_var,
+                                    indicatoron=False, selectcolor="#c8d8f0", padx=2, pady=2,
+                                    takefocus=False)
+            button.grid(row=column // 2, column=column % 2, sticky="ew", padx=1, pady=1)
+            self.shape_buttons[name] = button
+        shapes.columnconfigure(0, weight=1)
+        shapes.columnconfigure(1, weight=1)
         ttk.Label(brush, text="Radius (image pixels)   [  ]").pack(anchor="w", pady=(8, 0))
         self.radius_scale = tk.Scale(brush, from_=MIN_RADIUS, to=MAX_RADIUS, orient="horizontal",
                                      variable=self.radius_var, resolution=1, takefocus=False,
@@ -213,7 +292,7 @@ class BrushWindow(tk.Toplevel):
         for button in (self.undo_button, self.redo_button, self.clear_button):
             button.pack(side="left", expand=True, fill="x", padx=1)
 
-        heat = ttk.LabelFrame(side, text="Saliency heatmap", padding=8)
+        heat = ttk.LabelFrame(side, text="View", padding=8)
         heat.pack(fill="x", pady=(12, 0))
         self.heatmap_check = ttk.Checkbutton(heat, text="Show heatmap (H)",
                                              variable=self.show_heatmap_var,
@@ -224,6 +303,24 @@ class BrushWindow(tk.Toplevel):
                                       variable=self.opacity_var, takefocus=False, length=220,
                                       command=lambda _value: self._render_all())
         self.opacity_scale.pack(fill="x")
+        ttk.Label(heat, text="Paint opacity (%)").pack(anchor="w", pady=(6, 0))
+        self.paint_opacity_scale = tk.Scale(heat, from_=10, to=100, orient="horizontal",
+                                            resolution=5, variable=self.paint_opacity_var,
+                                            takefocus=False, length=220,
+                                            command=lambda _value: self._render_all())
+        self.paint_opacity_scale.pack(fill="x")
+        zoom = ttk.Frame(heat)
+        zoom.pack(fill="x", pady=(6, 0))
+        self.zoom_out_button = ttk.Button(zoom, text="−", width=3, takefocus=False,
+                                          command=lambda: self.zoom_by(1 / ZOOM_STEP))
+        self.zoom_in_button = ttk.Button(zoom, text="+", width=3, takefocus=False,
+                                         command=lambda: self.zoom_by(ZOOM_STEP))
+        self.zoom_fit_button = ttk.Button(zoom, text="Fit", width=4, takefocus=False,
+                                          command=self.zoom_fit)
+        self.zoom_label = ttk.Label(zoom, text="100 %")
+        for widget in (self.zoom_out_button, self.zoom_in_button, self.zoom_fit_button):
+            widget.pack(side="left", padx=1)
+        self.zoom_label.pack(side="left", padx=(6, 0))
 
         navigation = ttk.Frame(side)
         navigation.pack(fill="x", pady=(16, 0))
@@ -244,6 +341,10 @@ class BrushWindow(tk.Toplevel):
         self.cancel_button.pack(side="left", expand=True, fill="x", padx=1)
         self.done_button.pack(side="left", expand=True, fill="x", padx=1)
 
+        if self.on_gallery is not None:
+            self.gallery_button = ttk.Button(side, text="Gallery... (paint any image)",
+                                             command=self.on_gallery, takefocus=False)
+            self.gallery_button.pack(fill="x", pady=(8, 0))
         self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap,
                                     foreground="#666666", justify="left")
         self.help_label.pack(anchor="w", pady=(16, 0))
@@ -260,6 +361,10 @@ class BrushWindow(tk.Toplevel):
             self.propagation = PropagationPanel(column, self.submit, self._propagation_source,
                                                 on_applied=self._propagation_applied)
             self.propagation.pack(fill="both", expand=True)
+            listbox = getattr(self.propagation, "listbox", None)
+            if listbox is not None and self.on_open_images is not None:
+                # the preview's images open here for painting (double-click)
+                listbox.bind("<Double-Button-1>", self._open_previewed, add="+")
 
         self.canvas.bind("<Configure>", lambda _e: self._render_all())
         self.canvas.bind("<ButtonPress-1>", self._on_press)
@@ -267,6 +372,26 @@ class BrushWindow(tk.Toplevel):
         self.canvas.bind("<ButtonRelease-1>", self._on_release)
         self.canvas.bind("<Motion>", self._on_motion)
         self.canvas.bind("<Leave>", lambda _e: self._hide_cursor())
+        # pan: the middle button, or the left one with Space held
+        self.canvas.bind("<ButtonPress-2>", self._pan_start)
+        self.canvas.bind("<B2-Motion>", self._pan_move)
+        self.canvas.bind("<ButtonRelease-2>", lambda _e: self._pan_end())
+        # wheel: Ctrl zooms at the pointer, Shift pans sideways, plain pans up and down
+        for sequence, direction in (("<Button-4>", 1), ("<Button-5>", -1)):
+            self.canvas.bind(sequence, lambda e, d=direction: self._on_wheel(e, d))
+        self.canvas.bind("<MouseWheel>", lambda e: self._on_wheel(e, 1 if e.delta > 0 else -1))
+
+    def _fit_screen(self) -> None:
+        """Shrink the canvas until the window (side panel, propagation column) fits the
+        screen's width; the side panel scrolls, so the height follows the canvas."""
+        self.update_idletasks()
+        others = self.winfo_reqwidth() - int(self.canvas["width"])
+        room = self.winfo_screenwidth() - others - 16
+        side = int(self.canvas["width"])
+        if room < side:
+            side = max(200, room)
+            self.canvas.configure(width=side, height=min(side, int(self.canvas["height"])))
+        self.maxsize(self.winfo_screenwidth(), self.winfo_screenheight())
 
     def _bind_keys(self) -> None:
         bindings = {
@@ -283,12 +408,21 @@ class BrushWindow(tk.Toplevel):
             ("Right",): self.next,
             ("s", "S"): self.skip,
             ("Escape",): self.cancel,
+            ("b", "B"): lambda: self.set_shape("brush"),
+            ("m", "M"): lambda: self.set_shape("rectangle"),
+            ("l", "L"): lambda: self.set_shape("lasso"),
+            ("f", "F"): lambda: self.set_shape("fill"),
+            ("plus", "equal", "KP_Add"): lambda: self.zoom_by(ZOOM_STEP),
+            ("minus", "KP_Subtract"): lambda: self.zoom_by(1 / ZOOM_STEP),
+            ("0", "KP_0"): self.zoom_fit,
         }
         for keys, action in bindings.items():
             for key in keys:
                 # Bound on the toplevel: every widget of the window has it in its bindtags.
                 self.bind(f"<{key}>" if "-" in key else f"<KeyPress-{key}>",
                           lambda _event, act=action: (act(), "break")[1])
+        self.bind("<KeyPress-space>", lambda _e: self._space(True))
+        self.bind("<KeyRelease-space>", lambda _e: self._space(False))
 
     # ------------------------------------------------------------------------ public actions
     @property
@@ -321,6 +455,52 @@ class BrushWindow(tk.Toplevel):
         if tool not in TOOLS:
             raise ValueError(f"unknown tool {tool!r}")
         self.tool_var.set(tool)
+
+    @property
+    def shape(self) -> str:
+        """How paint goes down: "brush", "rectangle", "lasso" or "fill"."""
+        return self.shape_var.get()
+
+    def set_shape(self, shape: str) -> None:
+        if shape not in SHAPES:
+            raise ValueError(f"unknown shape {shape!r}")
+        self.shape_var.set(shape)
+
+    def _shape_changed(self) -> None:
+        self._cancel_region()
+        self.canvas.configure(cursor="tcross" if self.shape != "brush" else "crosshair")
+        self._move_cursor()
+        self._update_status()
+
+    def _canvas_size(self) -> Tuple[int, int]:
+        width, height = self.canvas.winfo_width(), self.canvas.winfo_height()
+        if width <= 1 or height <= 1:  # not mapped yet: the requested size
+            width, height = int(self.canvas["width"]), int(self.canvas["height"])
+        return width, height
+
+    def zoom_by(self, factor: float, x: Optional[float] = None, y: Optional[float] = None) -> None:
+        """Zoom by `factor` about canvas point (x, y) (the canvas centre by default)."""
+        width, height = self._canvas_size()
+        image = self._images[self.index]
+        x = width / 2 if x is None else x
+        y = height / 2 if y is None else y
+        self.view = zoom_view(self.view, image.shape[1], image.shape[0], width, height, x, y,
+                              factor)
+        self._render_all()
+
+    def zoom_fit(self) -> None:
+        """Back to the whole image (key 0)."""
+        self.view = View()
+        self._render_all()
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        """Move the zoomed picture by (dx, dy) canvas pixels."""
+        width, height = self._canvas_size()
+        image = self._images[self.index]
+        view = pan_view(self.view, image.shape[1], image.shape[0], width, height, dx, dy)
+        if view != self.view:
+            self.view = view
+            self._render_all()
 
     def set_radius(self, radius: int) -> None:
         """Brush radius in image pixels, clamped to [1, 80]."""
@@ -380,6 +560,9 @@ class BrushWindow(tk.Toplevel):
     def show(self, index: int) -> None:
         """Display image `index` (0-based) without saving the current one."""
         self._end_stroke()
+        self._cancel_region()
+        if int(index) != self.index:
+            self.view = View()  # each image opens whole
         self.index = int(index)
         item, image = self.item, self._images[self.index]
         self._state()
@@ -402,6 +585,37 @@ class BrushWindow(tk.Toplevel):
         if self.propagation is not None:
             self.propagation.set_image(item.relpath, item.true_label)
         self._render_all()
+
+    def _open_previewed(self, _event=None) -> None:
+        listbox = self.propagation.listbox
+        relpaths = [listbox.get(i) for i in listbox.curselection()]
+        if relpaths and self.on_open_images is not None:
+            self.on_open_images(tuple(relpaths))
+
+    def add_items(self, items: Sequence[FeedbackItem]) -> int:
+        """Add images to paint (from the gallery, the reasonability window or a propagation
+        preview) and show the first of them; an image already here is shown, not repeated.
+        Returns how many were added."""
+        if self._closed:
+            return 0
+        known = {item.relpath: index for index, item in enumerate(self.items)}
+        first: Optional[int] = None
+        added = 0
+        for item in items:
+            if item.relpath in known:
+                first = known[item.relpath] if first is None else first
+                continue
+            self.items = self.items + (item,)
+            self._images.append(_as_rgb(item.image))
+            self._states.append(None)
+            known[item.relpath] = len(self.items) - 1
+            first = len(self.items) - 1 if first is None else first
+            added += 1
+        if first is not None and first != self.index and self._leave_image():
+            self.show(first)
+        elif first is not None:
+            self.show(self.index)  # counters and buttons know the new count
+        return added
 
     # ---------------------------------------------------------------------- propagation
     def _propagation_source(self) -> Tuple[Optional[str], str]:
@@ -455,33 +669,62 @@ class BrushWindow(tk.Toplevel):
         `report`)."""
         self._end_stroke()
         state = self._states[self.index]
-        if state is None or np.array_equal(state.mask, state.saved):
+        if state is None:
             return True
         relpath = self.item.relpath
-        try:
-            if state.mask.any():
-                self.masks.save(relpath, state.mask.copy())
-                log.info("saved the mask of %s", relpath)
-            else:
-                self.masks.delete(relpath)
-                log.info("deleted the emptied mask of %s", relpath)
-        except (OSError, ValueError) as error:
-            log.exception("cannot save the mask of %s", relpath)
-            if not report:
-                return False
+        if relpath in self.autosaver.failures():
+            self.autosaver.request(relpath, state.mask)  # try once more before giving up
+        else:
+            self._autosave()
+        if not self.autosaver.flush(SAVE_TIMEOUT_S):
+            error = f"writing it took longer than {SAVE_TIMEOUT_S:.0f} s"
+        else:
+            error = self.autosaver.failures().get(relpath)
+        if error is None:
+            return True
+        if report:
             messagebox.showerror("Cannot save the mask",
                                  f"The mask of {relpath} could not be saved: {error}",
                                  parent=self)
-            return False
+        return False
+
+    def _autosave(self) -> None:
+        """Hand the mask on screen to the background writer if it differs from the last one
+        handed over (a finished stroke, undo, redo, clear)."""
+        state = self._states[self.index]
+        if state is None:
+            return
+        if np.array_equal(state.mask, state.saved):
+            return
+        self.autosaver.request(self.item.relpath, state.mask)
         state.saved = state.mask.copy()
-        return True
+        if self._save_poll is None and not self._closed:
+            self._save_poll = self.after(50, self._poll_saves)
+
+    def _poll_saves(self) -> None:
+        """Show "saving..." until the writer is idle, and a failed write at once."""
+        self._save_poll = None
+        if self._closed:
+            return
+        self._update_status()
+        if not self.autosaver.idle:
+            self._save_poll = self.after(100, self._poll_saves)
+
+    def _cancel_timers(self) -> None:
+        for name in ("_refresh_job", "_save_poll"):
+            job = getattr(self, name)
+            if job is not None:
+                try:
+                    self.after_cancel(job)
+                except tk.TclError:
+                    pass
+                setattr(self, name, None)
 
     def _finish(self, result, callback: Callable[[], object]) -> None:
         self._closed = True
         self.result = result
-        if self._refresh_job is not None:
-            self.after_cancel(self._refresh_job)
-            self._refresh_job = None
+        self._cancel_timers()
+        self.autosaver.close()
         try:
             callback()
         finally:
@@ -492,10 +735,16 @@ class BrushWindow(tk.Toplevel):
         """Destroyed from outside (the app closing): save the paint on screen, no dialogs."""
         if event.widget is not self or self._closed:
             return
-        self._closed = True
-        if self._refresh_job is not None:
-            self.after_cancel(self._refresh_job)
-        self._leave_image(report=False)
+        self._closed = True  # no more timers or redraws: the widgets are going
+        if not self._leave_image(report=False):
+            relpath = self.item.relpath
+            error = self.autosaver.failures().get(relpath, "it did not finish in time")
+            message = f"The mask of {relpath} could not be saved: {error}"
+            log.error("%s", message)
+            if self.on_save_failed is not None:
+                self.on_save_failed(message)
+        self._cancel_timers()
+        self.autosaver.close()
 
     # --------------------------------------------------------------------------- mouse
     def _image_point(self, event) -> Tuple[float, float]:
@@ -505,20 +754,115 @@ class BrushWindow(tk.Toplevel):
 
     def _on_press(self, event) -> None:
         self.canvas.focus_set()
+        if self._space_down:
+            self._pan_start(event)
+            return
         x, y = self._image_point(event)
-        self._schedule(self._state().history.begin(x, y, self.radius, TOOLS[self.tool]))
+        shape = self.shape
+        if shape == "brush":
+            self._schedule(self._state().history.begin(x, y, self.radius, TOOLS[self.tool]))
+        elif shape == "rectangle":
+            self._region_start = (x, y)
+            self._show_band(x, y)
+        elif shape == "lasso":
+            self._lasso = [(x, y)]
+            self._show_lasso()
+        elif shape == "fill":
+            self._apply_region(flood_region(self.mask, x, y))
         self._move_cursor()
 
     def _on_drag(self, event) -> None:
+        if self._pan_from is not None:
+            self._pan_move(event)
+            return
         x, y = self._image_point(event)
-        self._schedule(self._state().history.extend(x, y))
+        shape = self.shape
+        if shape == "brush":
+            self._schedule(self._state().history.extend(x, y))
+        elif shape == "rectangle" and self._region_start is not None:
+            self._show_band(x, y)
+        elif shape == "lasso" and self._lasso:
+            self._lasso.append((x, y))
+            self._show_lasso()
         self._move_cursor()
 
     def _on_release(self, event) -> None:
+        if self._pan_from is not None:
+            self._pan_end()
+            return
+        x, y = self._image_point(event)
         if self._state().history.drawing:
-            x, y = self._image_point(event)
             self._schedule(self._state().history.extend(x, y))
+        elif self._region_start is not None:
+            start = self._region_start
+            self._cancel_region()
+            self._apply_region(rectangle_region(self.mask.shape, *start, x, y))
+        elif self._lasso:
+            points = self._lasso + [(x, y)]
+            self._cancel_region()
+            self._apply_region(polygon_region(self.mask.shape, points))
         self._end_stroke()
+
+    def _apply_region(self, region: np.ndarray) -> None:
+        """A rectangle, lasso or fill: one undoable edit, saved like a stroke."""
+        self._apply(self._state().history.apply_region(region, TOOLS[self.tool]))
+
+    def _show_band(self, x: float, y: float) -> None:
+        x0, y0 = to_canvas(self._fit, *self._region_start)
+        x1, y1 = to_canvas(self._fit, x, y)
+        self.canvas.coords(self._band_item, x0, y0, x1, y1)
+        self.canvas.itemconfigure(self._band_item, state="normal")
+        self.canvas.tag_raise(self._band_item)
+
+    def _show_lasso(self) -> None:
+        points = [c for point in self._lasso for c in to_canvas(self._fit, *point)]
+        if len(points) < 4:
+            points = points + points
+        self.canvas.coords(self._lasso_item, *points)
+        self.canvas.itemconfigure(self._lasso_item, state="normal")
+        self.canvas.tag_raise(self._lasso_item)
+
+    def _cancel_region(self) -> None:
+        self._region_start = None
+        self._lasso = []
+        if hasattr(self, "_band_item"):
+            self.canvas.itemconfigure(self._band_item, state="hidden")
+            self.canvas.itemconfigure(self._lasso_item, state="hidden")
+
+    # ----------------------------------------------------------------------------- zoom / pan
+    def _space(self, down: bool) -> None:
+        self._space_down = down
+        if self._pan_from is None:
+            self.canvas.configure(cursor="fleur" if down else (
+                "tcross" if self.shape != "brush" else "crosshair"))
+
+    def _pan_start(self, event) -> None:
+        self._end_stroke()
+        self._cancel_region()
+        self._pan_from = (float(event.x), float(event.y))
+        self.canvas.configure(cursor="fleur")
+
+    def _pan_move(self, event) -> None:
+        if self._pan_from is None:
+            return
+        x0, y0 = self._pan_from
+        self._pan_from = (float(event.x), float(event.y))
+        self.pan_by(event.x - x0, event.y - y0)
+
+    def _pan_end(self) -> None:
+        self._pan_from = None
+        self._space(self._space_down)
+
+    def _on_wheel(self, event, direction: int) -> None:
+        control = bool(event.state & 0x0004)
+        shift = bool(event.state & 0x0001)
+        if control:
+            self.zoom_by(ZOOM_STEP if direction > 0 else 1 / ZOOM_STEP,
+                         self.canvas.canvasx(event.x), self.canvas.canvasy(event.y))
+        elif shift:
+            self.pan_by(40 * direction, 0)
+        else:
+            self.pan_by(0, 40 * direction)
 
     def _on_motion(self, event) -> None:
         self._image_point(event)
@@ -528,10 +872,15 @@ class BrushWindow(tk.Toplevel):
         state = self._states[self.index]
         if state is not None and state.history.drawing:
             state.history.end()
+            self._autosave()  # every finished stroke reaches the disk (in the background)
             self._update_status()
 
     def _move_cursor(self) -> None:
         if self._pointer is None or self._fit is None:
+            return
+        if self.shape != "brush":
+            for item in self._cursor_items:
+                self.canvas.itemconfigure(item, state="hidden")
             return
         x, y = self._pointer
         r = max(1.0, radius_to_canvas(self._fit, self.radius))
@@ -555,28 +904,28 @@ class BrushWindow(tk.Toplevel):
         """Recompute the displayed image for the current canvas size, heatmap and mask."""
         if self._closed:
             return
-        width = max(1, self.canvas.winfo_width())
-        height = max(1, self.canvas.winfo_height())
-        if width <= 1 or height <= 1:  # not mapped yet: use the requested size
-            width, height = int(self.canvas["width"]), int(self.canvas["height"])
+        width, height = self._canvas_size()
         image = self._images[self.index]
-        fit = fit_image(image.shape[1], image.shape[0], width, height)
-        if (self.index, fit) != self._shown_key:
-            # The scaled image and its coloured heatmap change only with the image or the
-            # canvas size; the opacity slider then only re-mixes them.
+        fit = view_fit(image.shape[1], image.shape[0], width, height, self.view)
+        rows, cols, x0, y0 = visible_indices(fit, width, height)
+        key = (self.index, fit, width, height)
+        if key != self._shown_key:
+            # The visible part of the scaled image and its heatmap change only with the image,
+            # the zoom, the pan or the canvas size; the opacity sliders only re-mix them.
             self._fit = fit
-            self._rows, self._cols = display_indices(fit)
-            if fit.scale >= 2 or fit.scale == 1:
+            self._rows, self._cols, self._origin = rows, cols, (x0, y0)
+            if fit.scale >= 1:
                 # Enlarged: nearest neighbour keeps every image pixel a crisp square, the grid
                 # the mask is painted on.
-                self._shown = image[self._rows][:, self._cols]
+                self._shown = image[rows][:, cols]
             else:
-                resample = (Image.Resampling.LANCZOS if fit.scale < 1
-                            else Image.Resampling.BILINEAR)
+                scale = fit.scale
                 self._shown = np.asarray(Image.fromarray(image).resize(
-                    (fit.display_w, fit.display_h), resample))
-            self._heat = heatmap_rgba(self.item.saliency, self._shown.shape[:2])[..., :3]
-            self._shown_key = (self.index, fit)
+                    (max(1, len(cols)), max(1, len(rows))), Image.Resampling.LANCZOS,
+                    box=(x0 / scale, y0 / scale, (x0 + len(cols)) / scale,
+                         (y0 + len(rows)) / scale)))
+            self._heat = self._heatmap_at_image_size()[rows][:, cols]
+            self._shown_key = key
         opacity = self.opacity_var.get() / 100.0
         show_heatmap = self.show_heatmap_var.get() and opacity > 0
         self._base = mix(self._shown, self._heat, opacity) if show_heatmap else self._shown
@@ -587,10 +936,20 @@ class BrushWindow(tk.Toplevel):
             self.canvas.itemconfigure(self._image_item, image=self._photo)
         else:
             self._photo.paste(picture)
-        self.canvas.coords(self._image_item, fit.offset_x, fit.offset_y)
+        self.canvas.coords(self._image_item, fit.offset_x + x0, fit.offset_y + y0)
+        zoom = fit.scale / max(1e-9, view_fit(image.shape[1], image.shape[0], width, height,
+                                               View()).scale)
+        self.zoom_label.configure(text=f"{zoom * 100:.0f} %  ({fit.scale:.3g} px per pixel)")
         self._pending = None
         self._move_cursor()
         self._update_status()
+
+    def _heatmap_at_image_size(self) -> np.ndarray:
+        """The heatmap colours of the image on screen at its own size (cached per image)."""
+        if self._heat_full is None or self._heat_full[0] != self.index:
+            shape = self._images[self.index].shape[:2]
+            self._heat_full = (self.index, heatmap_rgba(self.item.saliency, shape)[..., :3])
+        return self._heat_full[1]
 
     def _schedule(self, box: Optional[Box]) -> None:
         """Queue a refresh of `box`; motion events arriving meanwhile merge into one refresh."""
@@ -633,13 +992,15 @@ class BrushWindow(tk.Toplevel):
         rim = paint_outline(shown, OUTLINE_PX)
         inner = (slice(top - outer_top, bottom - outer_top),
                  slice(left - outer_left, right - outer_left))
-        return mask_overlay(self._base[top:bottom, left:right], shown[inner], PAINT_ALPHA,
+        alpha = self.paint_opacity_var.get() / 100.0
+        return mask_overlay(self._base[top:bottom, left:right], shown[inner], alpha,
                             outline=rim[inner])
 
     def _apply(self, box: Optional[Box]) -> None:
         """After undo / redo / clear: refresh what changed."""
         if box is not None:
             self._schedule(box)
+        self._autosave()
         self._update_status()
 
     def _update_status(self) -> None:
@@ -652,9 +1013,18 @@ class BrushWindow(tk.Toplevel):
         self.clear_button.state(["!disabled" if state.mask.any() else "disabled"])
         red = int((state.mask == RED).sum())
         green = int((state.mask == GREEN).sum())
-        unsaved = not np.array_equal(state.mask, state.saved)
-        changed = " · unsaved (saved on leaving)" if unsaved else ""
+        failed = self.autosaver.failures().get(self.item.relpath)
+        if failed is not None:
+            saving, colour = f" · NOT SAVED: {failed}", "#c00000"
+        elif history.drawing:
+            saving, colour = "", ""
+        elif not self.autosaver.idle:
+            saving, colour = " · saving...", ""
+        else:
+            saving, colour = " · saved", ""
+        strokes = history.undo_depth
         self.status_label.configure(
-            text=f"{TOOL_NAMES[self.tool]} · radius {self.radius} px · "
-                 f"{history.undo_depth} stroke(s) to undo · red {red} px, green {green} px"
-                 f"{changed}")
+            text=f"{tool_text(self.tool, self.shape)}"
+                 f"{f' · radius {self.radius} px' if self.shape == 'brush' else ''} · "
+                 f"{strokes} stroke{'s' if strokes != 1 else ''} to undo · red {red} px, "
+                 f"green {green} px{saving}", foreground=colour)

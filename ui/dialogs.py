@@ -1,4 +1,5 @@
-"""Small dialogs: an error dialog whose technical details are folded away.
+"""Small dialogs: an error dialog whose technical details are folded away, and the question
+"this session's epochs are used up: how many more?".
 
 `ErrorDialog` is not modal in the blocking sense (it does not run a nested event loop), so the
 event pump keeps delivering engine messages while it is open and tests can drive it.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import tkinter as tk
 from tkinter import ttk
-from typing import Optional
+from typing import Callable, Optional
 
 
 class ErrorDialog(tk.Toplevel):
@@ -85,3 +86,59 @@ class ErrorDialog(tk.Toplevel):
     def close(self) -> None:
         self.result = "ok"
         self.destroy()
+
+
+class MoreEpochsDialog(tk.Toplevel):
+    """"All N epochs of this session are done": add more (a spinbox) or cancel.
+
+    Not blocking; `on_accept(more)` runs after "Train N more" with the number chosen,
+    `on_cancel()` after Cancel or closing. `self.result` is the number, or None.
+    """
+
+    def __init__(self, master: tk.Misc, done: int, suggested: int,
+                 on_accept: Callable[[int], None], on_cancel: Callable[[], None]) -> None:
+        super().__init__(master)
+        self.title("The session's epochs are used up")
+        self.transient(master.winfo_toplevel())
+        self.result: Optional[int] = None
+        self.done = done
+        self._on_accept, self._on_cancel = on_accept, on_cancel
+        body = ttk.Frame(self, padding=12)
+        body.pack(fill="both", expand=True)
+        self.message_label = ttk.Label(
+            body, wraplength=420, justify="left",
+            text=f"This session has trained all {done} of its epoch{'s' if done != 1 else ''}. "
+                 "Add more to keep training it (its model, masks and curves continue), or "
+                 "press New session in the main window to start over.")
+        self.message_label.grid(row=0, column=0, columnspan=3, sticky="w")
+        ttk.Label(body, text="More epochs:").grid(row=1, column=0, sticky="w", pady=(10, 0))
+        self.more_var = tk.StringVar(self, value=str(suggested))
+        self.more_spin = ttk.Spinbox(body, from_=1, to=10000, width=6, textvariable=self.more_var)
+        self.more_spin.grid(row=1, column=1, sticky="w", pady=(10, 0), padx=(6, 0))
+        buttons = ttk.Frame(body)
+        buttons.grid(row=2, column=0, columnspan=3, sticky="e", pady=(12, 0))
+        self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.cancel)
+        self.accept_button = ttk.Button(buttons, text="Train more", command=self.accept,
+                                        default="active")
+        self.cancel_button.pack(side="right")
+        self.accept_button.pack(side="right", padx=(0, 6))
+        self.bind("<Return>", lambda _e: self.accept())
+        self.bind("<Escape>", lambda _e: self.cancel())
+        self.protocol("WM_DELETE_WINDOW", self.cancel)
+        self.more_spin.focus_set()
+
+    def accept(self) -> None:
+        try:
+            more = int(self.more_var.get())
+        except ValueError:
+            more = 0
+        if more < 1:
+            self.bell()
+            return
+        self.result = more
+        self.destroy()
+        self._on_accept(more)
+
+    def cancel(self) -> None:
+        self.destroy()
+        self._on_cancel()

@@ -111,3 +111,97 @@ def display_span(indices: np.ndarray, start: int, stop: int) -> Tuple[int, int]:
     """
     return (int(np.searchsorted(indices, start, side="left")),
             int(np.searchsorted(indices, stop, side="left")))
+
+
+# ----------------------------------------------------------------------------- zoom and pan
+MAX_ZOOM = 32.0  # magnification over the fitted view
+ZOOM_STEP = 1.25  # one wheel notch or one + / - press
+
+
+@dataclass(frozen=True)
+class View:
+    """How far the user zoomed in and where: `zoom` over the fitted view (1 = the whole image
+    fits) and the image point shown at the canvas centre (None: the image's centre)."""
+
+    zoom: float = 1.0
+    center_x: float | None = None
+    center_y: float | None = None
+
+
+def _clamp_offset(offset: float, canvas: int, display: int) -> int:
+    """Centre an image smaller than the canvas; else keep the canvas covered by the image."""
+    if display <= canvas:
+        return (canvas - display) // 2
+    return int(round(min(0.0, max(float(canvas - display), offset))))
+
+
+def view_fit(image_w: int, image_h: int, canvas_w: int, canvas_h: int, view: View) -> Fit:
+    """The `Fit` of a zoomed and panned view (the plain fit at zoom 1). Offsets may be
+    negative: the image then extends beyond the canvas and only part of it is visible."""
+    base = fit_image(image_w, image_h, canvas_w, canvas_h)
+    if view.zoom <= 1.0 + 1e-9:
+        return base
+    scale = base.scale * min(MAX_ZOOM, view.zoom)
+    center_x = image_w / 2 if view.center_x is None else view.center_x
+    center_y = image_h / 2 if view.center_y is None else view.center_y
+    display_w = max(1, int(round(image_w * scale)))
+    display_h = max(1, int(round(image_h * scale)))
+    canvas_w, canvas_h = max(1, int(canvas_w)), max(1, int(canvas_h))
+    return Fit(scale=scale,
+               offset_x=_clamp_offset(canvas_w / 2 - center_x * scale, canvas_w, display_w),
+               offset_y=_clamp_offset(canvas_h / 2 - center_y * scale, canvas_h, display_h),
+               image_w=int(image_w), image_h=int(image_h))
+
+
+def _settled(fit: Fit, zoom: float, canvas_w: int, canvas_h: int) -> View:
+    """The view whose centre is what `fit` (already clamped) actually shows."""
+    if zoom <= 1.0 + 1e-9:
+        return View()
+    center_x, center_y = to_image(fit, canvas_w / 2, canvas_h / 2)
+    return View(zoom, center_x, center_y)
+
+
+def zoom_view(view: View, image_w: int, image_h: int, canvas_w: int, canvas_h: int,
+              x: float, y: float, factor: float) -> View:
+    """Zoom by `factor` (> 1 in) keeping the image point under canvas point (x, y) in place."""
+    fit = view_fit(image_w, image_h, canvas_w, canvas_h, view)
+    zoom = min(MAX_ZOOM, max(1.0, view.zoom * factor))
+    if zoom <= 1.0 + 1e-9:
+        return View()
+    point_x, point_y = to_image(fit, x, y)
+    scale = fit.scale * zoom / view.zoom
+    center_x = point_x + (canvas_w / 2 - x) / scale
+    center_y = point_y + (canvas_h / 2 - y) / scale
+    new = view_fit(image_w, image_h, canvas_w, canvas_h, View(zoom, center_x, center_y))
+    return _settled(new, zoom, canvas_w, canvas_h)
+
+
+def pan_view(view: View, image_w: int, image_h: int, canvas_w: int, canvas_h: int,
+             dx: float, dy: float) -> View:
+    """Move the picture by (dx, dy) canvas pixels (as when dragging it)."""
+    if view.zoom <= 1.0 + 1e-9:
+        return view
+    fit = view_fit(image_w, image_h, canvas_w, canvas_h, view)
+    center_x, center_y = to_image(fit, canvas_w / 2 - dx, canvas_h / 2 - dy)
+    new = view_fit(image_w, image_h, canvas_w, canvas_h, View(view.zoom, center_x, center_y))
+    return _settled(new, view.zoom, canvas_w, canvas_h)
+
+
+def visible_span(offset: int, display: int, canvas: int) -> Tuple[int, int]:
+    """Display pixels `[a, b)` (of `display`) that fall inside a canvas of `canvas` pixels
+    when the display's first pixel is at canvas coordinate `offset`."""
+    start = max(0, -int(offset))
+    stop = min(int(display), int(canvas) - int(offset))
+    return start, max(start, stop)
+
+
+def visible_indices(fit: Fit, canvas_w: int, canvas_h: int) -> Tuple[np.ndarray, np.ndarray, int, int]:
+    """`display_indices` for the visible part only: (rows, cols, x0, y0), where display pixel
+    (y0 + i, x0 + j) shows image pixel (rows[i], cols[j]). Keeps a 32x zoom of a large image
+    to a canvas-sized array."""
+    x0, x1 = visible_span(fit.offset_x, fit.display_w, canvas_w)
+    y0, y1 = visible_span(fit.offset_y, fit.display_h, canvas_h)
+    rows = np.floor((np.arange(y0, y1) + 0.5) * fit.image_h / fit.display_h)
+    cols = np.floor((np.arange(x0, x1) + 0.5) * fit.image_w / fit.display_w)
+    return (np.clip(rows, 0, fit.image_h - 1).astype(np.int64),
+            np.clip(cols, 0, fit.image_w - 1).astype(np.int64), x0, y0)

@@ -9,10 +9,13 @@ to..." panel sends `PreviewPropagation` / `ApplyPropagation` through `trainer.su
 answers are routed back to that panel. The latest `ReasonabilityReady` (sent before each round)
 is kept, and "Reasonability..." opens it in the reasonability window.
 
-Sessions: every Train starts a new session folder under `sessions_root` (default
+Sessions: the first Train makes a new session folder under `sessions_root` (default
 `$XDG_DATA_HOME/saliency-steering/sessions/<YYYYmmdd-HHMMSS>`, i.e.
-`~/.local/share/saliency-steering/sessions/...`), unless a session was opened with
-"Open session...": then Train resumes that one (with the epochs now in the form as the total).
+`~/.local/share/saliency-steering/sessions/...`); from then on Train continues that session
+(after Stop, after the run finished, or after "Open session..."), with the epochs in the form as
+the total. A new session is an explicit choice ("New session"). When the session has done all
+its epochs, Train asks how many more to add instead of running nothing. A Train that fails
+before producing anything removes the session folder it had just made.
 The data folder left blank means the built-in demo data, made on first use into the cache
 folder (`datasets.default_demo_dir()`) in a background thread.
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 import tkinter as tk
@@ -45,6 +49,9 @@ from .event_pump import EventPump
 from .log_pane import LogLine, LogPane, QueueLogHandler
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
+from .scrollable import ScrollableFrame
+from .trust_banner import TrustBanner
+from .wording import plural
 from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
 
 log = logging.getLogger(__name__)
@@ -110,6 +117,7 @@ class MainWindow(ttk.Frame):
         trainer_factory: TrainerFactory = _default_trainer_factory,
         join_timeout_s: float = JOIN_TIMEOUT_S,
         destroy_root_on_close: bool = True,
+        geometry_store: Any = None,
     ) -> None:
         super().__init__(master, padding=6)
         self.root = master
@@ -119,6 +127,7 @@ class MainWindow(ttk.Frame):
         self.trainer_factory = trainer_factory
         self.join_timeout_s = join_timeout_s
         self.destroy_root_on_close = destroy_root_on_close
+        self.geometry_store = geometry_store  # ui.window_geometry.GeometryStore, or None
 
         self.events: "queue.Queue[Any]" = queue.Queue()
         self.trainer: Any = None
@@ -134,6 +143,8 @@ class MainWindow(ttk.Frame):
         self.chooser_window: Optional[ChooserWindow] = None
         self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
         self.reasonability_window: Any = None
+        self.gallery_window: Any = None
+        self.paint_queue: list = []  # relpaths chosen between rounds: opened at the next one
         self.error_dialog: Optional[ErrorDialog] = None
         self.last_failure: Optional[msg.TrainingFailed] = None
         self.finished: Optional[msg.TrainingFinished] = None
@@ -142,6 +153,14 @@ class MainWindow(ttk.Frame):
         self._after_ids: Dict[str, str] = {}
         self._close_started = 0.0
         self._epochs = 1
+        self.epochs_done = 0  # last completed epoch of the current session
+        self._fresh_session = False  # the running session was made by this Train
+        self.more_epochs_dialog: Any = None
+        self._last_report: Any = None  # the FinetuneReport of the round being decided
+        self._sizes: Any = None  # app.trust_checks.DataSizes of the run
+        self._epoch_records: list = []  # per-epoch dicts for the trust rules
+        self.trust_warnings: list = []
+        self._run_config: Optional[TrainConfig] = None
 
         master.title("Saliency steering")
         master.protocol("WM_DELETE_WINDOW", self.on_close)
@@ -149,6 +168,9 @@ class MainWindow(ttk.Frame):
         self.pack(fill="both", expand=True)
 
         self.log_handler = QueueLogHandler(self.events, level=logging.WARNING)
+        # The image scan warns per skipped file and once more in sum; RunStarted lists the
+        # skipped files once, so the scan's own warnings would show each file three times.
+        self.log_handler.addFilter(lambda record: record.name != "datasets.image_folder")
         for name in ("app", "datasets", "models", "loss"):
             logging.getLogger(name).addHandler(self.log_handler)
 
@@ -173,8 +195,11 @@ class MainWindow(ttk.Frame):
         top = ttk.Frame(self)
         top.pack(fill="both", expand=True)
 
-        left = ttk.Frame(top)
-        left.pack(side="left", fill="y", padx=(0, 8))
+        # The settings column scrolls when the screen is short (1280 x 720); the progress
+        # bars live under the plots, always in view.
+        self.left_column = ScrollableFrame(top)
+        self.left_column.pack(side="left", fill="y", padx=(0, 8))
+        left = self.left_column.body
         self.settings = SettingsPanel(left, base_config=DEFAULT_CONFIG)
         self.settings.pack(fill="x")
 
@@ -188,6 +213,9 @@ class MainWindow(ttk.Frame):
         self.reasonability_button = ttk.Button(buttons, text="Reasonability...",
                                                command=self.on_reasonability)
         self.reasonability_button.pack(side="right")
+        self.gallery_button = ttk.Button(buttons, text="Gallery...", command=self.on_main_gallery)
+        self.gallery_button.pack(side="right", padx=(0, 6))
+        self.gallery_button.state(["disabled"])  # until there is a session
         self.reasonability_button.state(["disabled"])  # until the first matrix arrives
 
         session_frame = ttk.LabelFrame(left, text="Session", padding=6)
@@ -205,16 +233,20 @@ class MainWindow(ttk.Frame):
                                               command=self.on_new_session)
         self.new_session_button.pack(side="left", padx=(6, 0))
 
-        self.progress = ProgressPanel(left)
-        self.progress.pack(fill="x", pady=(8, 0))
-
         right = ttk.Frame(top)
         right.pack(side="left", fill="both", expand=True)
+        self.trust_banner = TrustBanner(right, on_smaller_model=self.on_use_smaller_model,
+                                        on_weights=self.on_choose_weights,
+                                        place=self._place_banner)
+        # packed from the bottom first, so the plots (last) give up room on a short screen
+        short = self.winfo_screenheight() < 900
+        self.log = LogPane(right, height=5 if short else 8)
+        self.log.pack(side="bottom", fill="both", expand=False)
+        ttk.Label(right, text="Log").pack(side="bottom", anchor="w", pady=(4, 0))
+        self.progress = ProgressPanel(right)
+        self.progress.pack(side="bottom", fill="x", pady=(6, 0))
         self.plots = PlotsPanel(right)
         self.plots.pack(fill="both", expand=True)
-        ttk.Label(right, text="Log").pack(anchor="w", pady=(6, 0))
-        self.log = LogPane(right, height=9)
-        self.log.pack(fill="both", expand=False)
 
 
     # ------------------------------------------------------------------------------ state
@@ -241,10 +273,69 @@ class MainWindow(ttk.Frame):
         self.open_session_button.state(["disabled"] if busy else ["!disabled"])
         self.new_session_button.state(["disabled"] if busy else ["!disabled"])
         self.settings.set_enabled(not busy)
+        self.trust_banner.set_actions_enabled(not busy)
+
+    # ------------------------------------------------------------------------------ trust
+    def _place_banner(self) -> None:
+        self.trust_banner.pack(fill="x", before=self.plots, pady=(0, 6))
+
+    def _check_trust(self) -> None:
+        """Re-run the trust rules on the epochs so far; show or hide the banner."""
+        from app.trust_checks import trust_warnings
+
+        if self._sizes is None:
+            self.trust_banner.show(())
+            return
+        warnings = trust_warnings(self._epoch_records, self._sizes, self.epochs_done or None)
+        changed = [w.code for w in warnings] != [w.code for w in self.trust_warnings]
+        self.trust_warnings = warnings
+        self.trust_banner.show(warnings)
+        if warnings and changed:
+            for warning in warnings:
+                self.log.append(f"Warning: {warning.title}: {warning.detail}. {warning.advice}",
+                                "warning")
+
+    def _trust_note(self) -> str:
+        """One line for the brush window when the predictions it shows may mean nothing."""
+        if not self.trust_warnings:
+            return ""
+        return (f"Predictions and confidences may mean nothing: "
+                f"{self.trust_warnings[0].title.lower()} (see the main window)")
+
+    def on_use_smaller_model(self) -> None:
+        """Remedy: small_cnn in the form; a new session, as the model changes."""
+        if self.running:
+            self.show_error("Stop the run first: the model changes with a new session.",
+                            user_error=True, title="The run is going")
+            return
+        self.on_new_session()
+        self.settings.vars["model"].set("small_cnn")
+        self.log.append("Model set to small_cnn: press Train to start a new session with it")
+
+    def on_choose_weights(self) -> None:
+        """Remedy: pretrained weights from a local file, in the form (a new session)."""
+        if self.running:
+            self.show_error("Stop the run first: new weights mean a new session.",
+                            user_error=True, title="The run is going")
+            return
+        path = filedialog.askopenfilename(parent=self, title="Pretrained weights (.pth, .pt)",
+                                          filetypes=[("PyTorch weights", "*.pth *.pt"),
+                                                     ("All files", "*")])
+        if path:
+            self.on_new_session()
+            self.settings.vars["weights_path"].set(path)
+            self.log.append(f"Weights file {path}: press Train to start a new session from it")
 
     def _update_session_label(self) -> None:
+        self.gallery_button.state(["!disabled"] if self.session is not None else ["disabled"])
+        self._update_session_text()
+
+    def _update_session_text(self) -> None:
         if self.resume_session is not None:
-            self.session_var.set(f"{self.resume_session.folder}\n(Train resumes this session)")
+            done = (f", {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''} done"
+                    if self.epochs_done else "")
+            self.session_var.set(f"{self.resume_session.folder}\n(Train continues this session"
+                                 f"{done}; New session starts another)")
         elif self.session is not None:
             self.session_var.set(f"{self.session.folder}")
         else:
@@ -269,10 +360,47 @@ class MainWindow(ttk.Frame):
                 "to resume it, or press New session to train on other data.", user_error=True,
                 title="The session uses other data")
             return False
+        session_model = getattr(getattr(self.resume_session, "train_config", None), "model", None)
+        if (self.resume_session is not None and self.epochs_done and session_model
+                and values.config.model != session_model):
+            self.show_error(
+                f"This session trains {session_model}; its checkpoint cannot become "
+                f"{values.config.model}. Put {session_model} back to continue it, or press New "
+                "session to train the other model.", user_error=True,
+                title="The session uses another model")
+            return False
+        if self.resume_session is not None and values.config.epochs <= self.epochs_done:
+            self._ask_more_epochs(values)
+            return False
         if values.train_dir is None and self.resume_session is None:
             self._prepare_demo_then_train()
             return True
         return self._start_run(values.train_dir, values.val_dir, values.config)
+
+    def _ask_more_epochs(self, values) -> None:
+        """The session's epochs are used up: offer to add more (the form's Epochs is the
+        total, so "more" raises it), instead of a run that does nothing."""
+        from .dialogs import MoreEpochsDialog
+
+        if self.more_epochs_dialog is not None:
+            try:
+                self.more_epochs_dialog.destroy()
+            except tk.TclError:
+                pass
+        done = self.epochs_done
+        suggested = max(1, min(done, 20))  # as many again, within reason
+
+        def accept(more: int) -> None:
+            self.more_epochs_dialog = None
+            self.settings.vars["epochs"].set(str(done + more))
+            self.log.append(f"Adding {more} epoch{'s' if more != 1 else ''}: epochs "
+                            f"{done + 1}-{done + more} of this session")
+            self.on_train()
+
+        def dismiss() -> None:
+            self.more_epochs_dialog = None
+
+        self.more_epochs_dialog = MoreEpochsDialog(self.root, done, suggested, accept, dismiss)
 
     def _same_folders(self, values) -> bool:
         """Do the form's folders match those of the session being resumed?"""
@@ -326,6 +454,7 @@ class MainWindow(ttk.Frame):
                    config: TrainConfig) -> bool:
         from app.session import Session, default_sessions_root, new_session_folder
 
+        session = None
         try:
             if self.resume_session is not None:
                 session = self.resume_session
@@ -338,19 +467,27 @@ class MainWindow(ttk.Frame):
                 self.log.append(f"New session {session.folder}")
                 self.plots.clear()
                 self._forget_reasonability()
+                self.epochs_done = 0
+                self._fresh_session = True
+                self._epoch_records = []
+                self.trust_warnings = []
+                self.trust_banner.show(())
             paths = session.run_paths()
             trainer = self.trainer_factory(config, session.finetune_config, paths,
                                            emit=self.events.put, session=session)
         except (UserError, OSError, ValueError) as error:
+            self._discard_fresh_session(session)
             self.show_error(str(error), user_error=True, title="Cannot start training")
             self._set_state("idle")
             return False
         self.session = session
+        self.resume_session = session  # the next Train continues it (New session is explicit)
         self.trainer = trainer
         self.paused = False
         self.finished = None
         self.last_failure = None
         self._epochs = config.epochs
+        self._run_config = config
         self.pause_button.configure(text=PAUSE_TEXT)
         self.progress.reset()
         self._update_session_label()
@@ -399,7 +536,8 @@ class MainWindow(ttk.Frame):
             window.deiconify()
             window.lift()
             return window
-        self.reasonability_window = ReasonabilityWindow(self.root, self.reasonability)
+        self.reasonability_window = ReasonabilityWindow(self.root, self.reasonability,
+                                                        on_paint=self.paint_images)
         return self.reasonability_window
 
     def on_open_session(self) -> None:
@@ -428,6 +566,11 @@ class MainWindow(ttk.Frame):
             return False
         self.resume_session = session
         self.session = session
+        self._fresh_session = False
+        self.epochs_done = epochs[-1].get("epoch", len(epochs)) if epochs else 0
+        self._epoch_records = [dict(row) for row in epochs]
+        self._sizes = None  # known again when Train reports the data's sizes
+        self.trust_banner.show(())
         self.settings.load(session.train_dir, session.val_dir, session.train_config)
         self.plots.set_history(epochs, rounds)
         self._update_session_label()
@@ -442,10 +585,30 @@ class MainWindow(ttk.Frame):
             return
         self.resume_session = None
         self.session = None
+        self.epochs_done = 0
+        self._fresh_session = False
+        self.paint_queue = []
+        self._epoch_records = []
+        self._sizes = None
+        self.trust_warnings = []
+        self.trust_banner.show(())
         self.plots.clear()
         self.progress.reset()
         self._forget_reasonability()
         self._update_session_label()
+
+    def _discard_fresh_session(self, session: Any) -> None:
+        """Remove the folder of a session this Train made if it holds nothing yet."""
+        if session is None or not self._fresh_session:
+            return
+        self._fresh_session = False
+        if session.discard_if_empty():
+            self.log.append(f"Removed the empty session folder {session.folder}", "debug")
+            if self.resume_session is session:
+                self.resume_session = None
+            if self.session is session:
+                self.session = None
+            self._update_session_label()
 
     def _forget_reasonability(self) -> None:
         self.reasonability = None
@@ -464,6 +627,11 @@ class MainWindow(ttk.Frame):
             listener(event)
 
     def _on_run_started(self, event: msg.RunStarted) -> None:
+        from app.trust_checks import DataSizes
+
+        config = self._run_config or DEFAULT_CONFIG
+        self._sizes = DataSizes(event.n_train, event.n_val, len(event.classes), config.batch_size,
+                                config.model, tuple(getattr(event, "class_counts", ()) or ()))
         self.device = event.device
         self.device_var.set(f"Device: {event.device}")
         self._epochs = event.epochs
@@ -473,7 +641,8 @@ class MainWindow(ttk.Frame):
                         f"validation images, {len(event.classes)} classes, epochs "
                         f"{event.first_epoch}-{event.epochs}")
         if event.skipped:
-            self.log.append(f"{len(event.skipped)} images were skipped (unreadable):", "warning")
+            self.log.append(f"{plural(len(event.skipped), 'image')} {'was' if len(event.skipped) == 1 else 'were'} "
+                            "skipped (unreadable):", "warning")
             for relpath, reason in event.skipped[:20]:
                 self.log.append(f"  {relpath}: {reason}", "warning")
             if len(event.skipped) > 20:
@@ -481,11 +650,18 @@ class MainWindow(ttk.Frame):
 
     def _on_batch(self, event: msg.BatchFinished) -> None:
         self.progress.batch_done(event.epoch, event.batch, event.batches, self._epochs)
-        self.plots.add_batch(event.epoch, event.batch, event.batches, event.loss, event.accuracy)
+        self.plots.add_batch(event.epoch, event.batch, event.batches, event.loss, event.accuracy,
+                             getattr(event, "ce", float("nan")))
 
     def _on_epoch(self, event: msg.EpochFinished) -> None:
+        self.epochs_done = max(self.epochs_done, event.epoch)
+        self._fresh_session = False  # it has a checkpoint now: never discarded
         self.progress.epoch_done(event.epoch, event.epochs, event.seconds)
         self.plots.add_epoch(event.epoch, event.train, event.val)
+        self._epoch_records = [r for r in self._epoch_records if r.get("epoch") != event.epoch]
+        self._epoch_records.append({"epoch": event.epoch, "train": dict(event.train),
+                                    "val": dict(event.val)})
+        self._check_trust()
         train, val = event.train, event.val
         self.log.append(
             f"Epoch {event.epoch}/{event.epochs}: train loss {train.get('loss', float('nan')):.4f}"
@@ -502,11 +678,19 @@ class MainWindow(ttk.Frame):
 
         trainer = self.trainer
 
+        masks = self.session.masks
+
         def done(relpaths: Sequence[str]) -> None:
             self.brush_window = None
             if trainer.stopping:
                 return
-            self.log.append(f"Painted {len(relpaths)} images; fine-tuning...")
+            if not relpaths and not masks.annotated():
+                # a 0-step round would open a chooser comparing nothing (two black panels)
+                self.log.append("Nothing painted, so nothing to fine-tune; training resumes")
+                self.status_var.set("Nothing painted: nothing to fine-tune. Training resumes.")
+                trainer.submit(msg.SkipFeedback())
+                return
+            self.log.append(f"Painted {plural(len(relpaths), 'image')}; fine-tuning...")
             trainer.submit(msg.StartFinetune(tuple(relpaths)))
 
         def cancel() -> None:
@@ -519,13 +703,31 @@ class MainWindow(ttk.Frame):
         try:
             self.brush_window = BrushWindow(self.root, event.items, self.session.masks,
                                             round_number=event.round, on_done=done,
-                                            on_cancel=cancel, submit=trainer.submit)
+                                            on_cancel=cancel, submit=trainer.submit,
+                                            on_save_failed=self._mask_save_failed,
+                                            trust_note=self._trust_note(),
+                                            on_gallery=self.on_gallery,
+                                            on_open_images=self.paint_images,
+                                            geometry_store=self.geometry_store)
+            if self.paint_queue:  # chosen between rounds (gallery, reasonability window)
+                queued, self.paint_queue = tuple(self.paint_queue), []
+                self.log.append(f"Opening the {plural(len(queued), 'queued image')} as well")
+                trainer.submit(msg.PrepareImages(queued))
         except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting for paint
             log.exception("cannot open the brush window")
             self.brush_window = None
             trainer.submit(msg.SkipFeedback())
             self.show_error(f"Cannot open the brush window: {error}",
                             details=traceback.format_exc(), title="Feedback round skipped")
+
+    def _mask_save_failed(self, message: str) -> None:
+        """The brush window was closed from outside and could not save: tell the user (the
+        dialog when the app stays open, the terminal when it is quitting)."""
+        self.log.append(message, "error")
+        if self.closed or self.closing:
+            sys.stderr.write(f"saliency-steering: {message}\n")
+        else:
+            self.show_error(message, title="Paint not saved")
 
     def _on_reasonability(self, event: msg.ReasonabilityReady) -> None:
         self.reasonability = event
@@ -542,6 +744,88 @@ class MainWindow(ttk.Frame):
                     window.show(event)
             except tk.TclError:
                 self.reasonability_window = None
+
+    # ------------------------------------------------------------------------------ gallery
+    def _brush_open(self) -> bool:
+        brush = self.brush_window
+        try:
+            return brush is not None and bool(brush.winfo_exists()) and self.trainer is not None
+        except tk.TclError:
+            return False
+
+    def on_gallery(self) -> None:
+        """Brush window's "Gallery...": ask the trainer for the images and their predictions."""
+        if not self._brush_open():
+            return
+        self.status_var.set("Listing the training images for the gallery...")
+        self.trainer.submit(msg.DescribeImages())
+
+    def on_main_gallery(self) -> Any:
+        """The main window's "Gallery...": during a round, the trainer's listing (with
+        predictions); otherwise the session's folder as it is on disk."""
+        if self._brush_open():
+            self.on_gallery()
+            return None
+        if self.session is None:
+            return None
+        from .gallery_filter import list_folder
+        from .gallery_window import GalleryWindow
+
+        entries = list_folder(self.session.train_dir)
+        cells = dict(self.reasonability.matrix.members) if self.reasonability is not None else {}
+        self.gallery_window = GalleryWindow(self.root, entries, self.session.train_dir,
+                                            cells=cells, masked=self.session.masks.annotated,
+                                            on_paint=self.paint_images,
+                                            store=self.geometry_store)
+        return self.gallery_window
+
+    def paint_images(self, relpaths: Sequence[str]) -> bool:
+        """Open these training images in the brush window (gallery, reasonability window,
+        propagation preview). Painting happens in a feedback round: without one waiting, the
+        images are queued and open with the next round's brush window (False)."""
+        if not relpaths:
+            return False
+        if not self._brush_open():
+            for relpath in relpaths:
+                if relpath not in self.paint_queue:
+                    self.paint_queue.append(relpath)
+            self.status_var.set(f"{plural(len(self.paint_queue), 'image')} queued: they open "
+                                "in the brush window at the next feedback round")
+            self.log.append(f"Queued {plural(len(relpaths), 'image')} for painting at the next "
+                            "feedback round")
+            return False
+        self.log.append(f"Opening {plural(len(relpaths), 'image')} for painting...")
+        self.trainer.submit(msg.PrepareImages(tuple(relpaths)))
+        return True
+
+    def _on_images_described(self, event: msg.ImagesDescribed) -> None:
+        from .gallery_window import GalleryWindow
+
+        self._set_state(self.state)  # the status line back
+        if not self._brush_open() or self.session is None:
+            return
+        window = self.gallery_window
+        try:
+            if window is not None and window.winfo_exists():
+                window.destroy()
+        except tk.TclError:
+            pass
+        cells = dict(self.reasonability.matrix.members) if self.reasonability is not None else {}
+        masks = self.session.masks
+        self.gallery_window = GalleryWindow(self.root, event.entries, self.session.train_dir,
+                                            cells=cells, masked=masks.annotated,
+                                            on_paint=self.paint_images, n_train=event.n_train,
+                                            store=self.geometry_store)
+
+    def _on_images_prepared(self, event: msg.ImagesPrepared) -> None:
+        if event.missing:
+            self.log.append(f"Not training images, skipped: {', '.join(event.missing[:5])}",
+                            "warning")
+        if not self._brush_open() or not event.items:
+            return
+        added = self.brush_window.add_items(event.items)
+        self.brush_window.lift()
+        self.log.append(f"Brush window: {plural(added, 'image')} added to paint")
 
     def _propagation_panel(self) -> Any:
         brush = self.brush_window
@@ -579,12 +863,15 @@ class MainWindow(ttk.Frame):
         self.log.append(f"Fine-tune round {event.round}: {event.n_annotated} annotated images, "
                         f"at most {event.max_steps} steps")
 
+    def _on_finetune_step(self, event: msg.FinetuneStep) -> None:
+        self.progress.finetune_step(event.round, event.step, event.max_steps)
+
     def _on_finetune_progress(self, event: msg.FinetuneProgress) -> None:
         self.progress.finetune_progress(event.round, event.step, event.max_steps, event.guidance,
                                         event.val_loss)
 
     def _on_finetune_done(self, event: msg.FinetuneDone) -> None:
-        report = event.report
+        report = self._last_report = event.report
         self.progress.finetune_finished(event.round, report.steps, report.stop_text)
         self.log.append(
             f"Fine-tune round {event.round} done after {report.steps} steps ({report.stop_text}): "
@@ -612,7 +899,11 @@ class MainWindow(ttk.Frame):
                             details=traceback.format_exc(), title="Round rejected")
 
     def _on_round_decided(self, event: msg.RoundDecided) -> None:
-        self.plots.add_round(event.round, event.epoch, event.committed, event.finetuned)
+        report = self._last_report if event.finetuned else None
+        self.plots.add_round(event.round, event.epoch, event.committed, event.finetuned,
+                             report.val_loss_after if report else float("nan"),
+                             report.val_accuracy_after if report else float("nan"))
+        self._last_report = None
         if event.committed:
             text = "committed: training continues with the fine-tuned weights"
         elif event.finetuned:
@@ -634,9 +925,11 @@ class MainWindow(ttk.Frame):
         if event.stopped:
             self.log.append(f"Stopped after epoch {event.epoch}; session saved")
         else:
-            self.log.append(f"Training finished: {event.epoch} epochs")
+            self.log.append(f"Training finished: {event.epoch} epochs. Train adds more "
+                            "epochs to this session; New session starts another.")
         self._close_round_windows()
         self._set_state("stopped" if event.stopped else "finished")
+        self._update_session_label()
 
     def _on_failed(self, event: msg.TrainingFailed) -> None:
         self.last_failure = event
@@ -644,6 +937,7 @@ class MainWindow(ttk.Frame):
         if event.details:
             self.log.append(event.details, "error")
         self._close_round_windows()
+        self._discard_fresh_session(self.session)
         self._set_state("failed")
         if not self.closing:
             title = "Cannot train" if event.user_error else "Training failed"
@@ -674,6 +968,9 @@ class MainWindow(ttk.Frame):
         msg.PropagationFailed: _on_propagation_failed,
         msg.FinetuneStarted: _on_finetune_started,
         msg.FinetuneProgress: _on_finetune_progress,
+        msg.FinetuneStep: _on_finetune_step,
+        msg.ImagesDescribed: _on_images_described,
+        msg.ImagesPrepared: _on_images_prepared,
         msg.FinetuneDone: _on_finetune_done,
         msg.RoundDecided: _on_round_decided,
         msg.StateChanged: _on_state,
@@ -702,6 +999,12 @@ class MainWindow(ttk.Frame):
         stopped trainer keeps the weights it had before the round)."""
         brush, chooser = self.brush_window, self.chooser_window
         self.brush_window = self.chooser_window = None
+        gallery, self.gallery_window = self.gallery_window, None
+        if gallery is not None:
+            try:
+                gallery.destroy()
+            except tk.TclError:
+                pass
         if brush is not None:
             try:
                 if hasattr(brush, "cancel"):

@@ -1,16 +1,25 @@
 """Live training curves embedded in Tk: loss and accuracy per epoch, with feedback-round marks.
 
 Two matplotlib axes sharing the epoch axis (a `Figure` drawn by `FigureCanvasTkAgg`, never
-pyplot, so no global figure state): loss on top, accuracy below, each with train and validation
-per epoch and a faint running train curve per batch, so the plot moves during the first epoch.
+pyplot, so no global figure state): loss on top, accuracy below. What each shows:
+- train: the cross-entropy (per epoch, and faint per batch), never CE + lambda x penalty: after
+  a commit the total jumps (3.01 against a CE of 1.87) and reads as divergence;
+- penalty: lambda x guidance per epoch (dashed), on its own line, when there is any;
+- validation per epoch, and "val, shortcut broken" whenever the validation dict carries
+  `broken_accuracy` / `broken_loss` (the demo's swatch shuffled);
+- at each committed round, the fine-tuned model's validation point (a star at the round's
+  epoch), so the curve's jump has its cause on the plot.
 Every feedback round is a vertical line at the epoch it followed: solid green = committed,
-dashed red = rejected, dotted grey = painting skipped.
+dashed red = rejected, dotted grey = painting skipped. Legends sit outside the axes, right of
+them, so they never cover the curves or the R1, R2... labels. The loss range follows the
+typical values (`loss_range`): one validation loss of 61 no longer flattens every other curve;
+it is drawn at the top edge as a triangle with its value written beside it.
 
 Why blitting: a full Agg redraw of this figure costs 100-300 ms of the Tk thread (text layout
 dominates), long enough to make the window stutter while it trains. So the curves are
 *animated* artists: a full redraw (axes, ticks, legend, round marks) happens only when the axis
 limits or the rounds change (the x range is the whole run, set at its start; the loss range
-only grows), and a new batch or epoch just restores the cached background and draws the three
+only grows), and a new batch or epoch just restores the cached background and draws the
 lines of each axes (a few ms). Updates are also coalesced: at most one pending.
 """
 
@@ -30,6 +39,9 @@ from matplotlib.ticker import MaxNLocator
 
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#ff7f0e"
+BROKEN_COLOUR = "#9467bd"  # validation with the shortcut broken
+PENALTY_COLOUR = "#8c564b"
+OUTLIER_FACTOR = 3.0  # losses above this many times the typical (median) value leave the range
 COMMIT_COLOUR = "#2ca02c"
 REJECT_COLOUR = "#d62728"
 SKIP_COLOUR = "#888888"
@@ -44,6 +56,8 @@ class RoundMark:
     epoch: int  # the epoch after which the round happened (x position)
     committed: bool
     finetuned: bool
+    val_loss_after: float = math.nan  # the fine-tuned model's validation loss (its star)
+    val_accuracy_after: float = math.nan
 
     @property
     def style(self) -> tuple[str, str, str]:
@@ -66,6 +80,19 @@ def _finite(values: Iterable[float]) -> List[float]:
     return [v for v in values if math.isfinite(v)]
 
 
+def loss_range(values: Iterable[float], floor: float = DEFAULT_LOSS_TOP) -> float:
+    """The top of the loss axis: the largest value that is not an outlier (at most
+    `OUTLIER_FACTOR` x the median of the finite values), with 25 % headroom, at least `floor`.
+    """
+    finite = sorted(v for v in _finite(values) if v >= 0)
+    if not finite:
+        return floor
+    median = finite[len(finite) // 2]
+    limit = OUTLIER_FACTOR * max(median, floor / OUTLIER_FACTOR)
+    kept = [v for v in finite if v <= limit]
+    return max(floor, (max(kept) if kept else limit) * 1.25)
+
+
 def _typical(values: List[float]) -> List[float]:
     """The 90th percentile of the finite values (as a one-element list; empty when none)."""
     finite = sorted(_finite(values))
@@ -85,8 +112,11 @@ class PlotsPanel(ttk.Frame):
         self.val_loss: List[float] = []
         self.train_accuracy: List[float] = []
         self.val_accuracy: List[float] = []
+        self.penalty: List[float] = []  # lambda x guidance per epoch (train loss - CE)
+        self.broken_loss: List[float] = []  # validation with the shortcut broken (NaN: none)
+        self.broken_accuracy: List[float] = []
         self.batch_x: List[float] = []  # fractional epoch: epoch - 1 + batch / batches
-        self.batch_loss: List[float] = []
+        self.batch_loss: List[float] = []  # per-batch CE (the total when no CE was sent)
         self.batch_accuracy: List[float] = []
         self.rounds: List[RoundMark] = []
         self.run_epochs = 0  # last epoch of the run: the x range
@@ -99,8 +129,9 @@ class PlotsPanel(ttk.Frame):
         self._backgrounds: Dict[Any, Any] = {}
         self._shown_limits: tuple = ()
 
-        self.figure = Figure(figsize=(8.0, 5.0), dpi=dpi)
-        self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.09, top=0.95, hspace=0.28)
+        # constrained layout: the legends right of the axes and the epoch label always fit,
+        # however short the window (a 1280 x 720 screen leaves the plots about 350 px)
+        self.figure = Figure(figsize=(8.0, 5.0), dpi=dpi, layout="constrained")
         self.loss_axes = self.figure.add_subplot(2, 1, 1)
         self.accuracy_axes = self.figure.add_subplot(2, 1, 2, sharex=self.loss_axes)
         self.lines: Dict[str, Line2D] = {}
@@ -116,6 +147,15 @@ class PlotsPanel(ttk.Frame):
                                                     markersize=4, label="train", animated=True)
             self.lines[f"val_{key}"], = axes.plot([], [], color=VAL_COLOUR, marker="s",
                                                   markersize=4, label="validation", animated=True)
+            self.lines[f"broken_{key}"], = axes.plot([], [], color=BROKEN_COLOUR, marker="^",
+                                                     markersize=4, label="val, shortcut broken",
+                                                     animated=True)
+        self.lines["train_loss"].set_label("train CE")
+        self.lines["batch_loss"].set_label("train CE (per batch)")
+        self.lines["penalty"], = self.loss_axes.plot([], [], color=PENALTY_COLOUR, marker="d",
+                                                     markersize=4, linestyle="--",
+                                                     label="penalty (\u03bb \u00d7 guidance)",
+                                                     animated=True)
         self._round_artists: List[Any] = []
         self.canvas = FigureCanvasTkAgg(self.figure, master=self)
         # matplotlib's Tk backend scales the figure by screen DPI / 96 on Linux when mapped,
@@ -129,13 +169,32 @@ class PlotsPanel(ttk.Frame):
 
     # ------------------------------------------------------------------ data in
     def clear(self) -> None:
-        for series in (self.epochs, self.train_loss, self.val_loss, self.train_accuracy,
-                       self.val_accuracy, self.batch_x, self.batch_loss, self.batch_accuracy,
-                       self.rounds):
+        for series in self._series():
             series.clear()
         self.run_epochs = 0
         self.loss_top = DEFAULT_LOSS_TOP
         self.update_plot(full=True)
+
+    def _epoch_series(self) -> tuple:
+        return (self.epochs, self.train_loss, self.val_loss, self.train_accuracy,
+                self.val_accuracy, self.penalty, self.broken_loss, self.broken_accuracy)
+
+    def _series(self) -> tuple:
+        return (*self._epoch_series(), self.batch_x, self.batch_loss, self.batch_accuracy,
+                self.rounds)
+
+    def _append_epoch(self, epoch: int, train: Mapping[str, Any], val: Mapping[str, Any]) -> None:
+        ce = _number(train.get("ce"))
+        total = _number(train.get("loss"))
+        self.epochs.append(int(epoch))
+        self.train_loss.append(ce if math.isfinite(ce) else total)
+        penalty = total - ce if math.isfinite(ce) and math.isfinite(total) else math.nan
+        self.penalty.append(max(0.0, penalty) if math.isfinite(penalty) else math.nan)
+        self.val_loss.append(_number(val.get("loss")))
+        self.train_accuracy.append(_number(train.get("accuracy")))
+        self.val_accuracy.append(_number(val.get("accuracy")))
+        self.broken_loss.append(_number(val.get("broken_loss")))
+        self.broken_accuracy.append(_number(val.get("broken_accuracy")))
 
     def set_run_range(self, last_epoch: int) -> None:
         """The run goes up to `last_epoch`: fix the x range so it never changes mid-run."""
@@ -143,30 +202,31 @@ class PlotsPanel(ttk.Frame):
             self.run_epochs = int(last_epoch)
             self.update_plot(full=True)
 
-    def add_batch(self, epoch: int, batch: int, batches: int, loss: float, accuracy: float) -> None:
-        """A finished batch: extends the faint running curves."""
+    def add_batch(self, epoch: int, batch: int, batches: int, loss: float, accuracy: float,
+                  ce: float = math.nan) -> None:
+        """A finished batch: extends the faint running curves (its CE when given)."""
         self.batch_x.append(epoch - 1 + batch / max(1, batches))
-        self.batch_loss.append(_number(loss))
+        ce = _number(ce)
+        self.batch_loss.append(ce if math.isfinite(ce) else _number(loss))
         self.batch_accuracy.append(_number(accuracy))
         self.update_plot()
 
     def add_epoch(self, epoch: int, train: Mapping[str, Any], val: Mapping[str, Any]) -> None:
-        """A finished epoch: `train`/`val` are the loops' dicts (keys `loss`, `accuracy`)."""
+        """A finished epoch: `train`/`val` are the loops' dicts (keys `loss`, `ce`,
+        `accuracy`; `val` may carry `broken_accuracy` / `broken_loss`)."""
         if epoch in self.epochs:  # replace, never duplicate, an epoch
             index = self.epochs.index(epoch)
-            for series in (self.epochs, self.train_loss, self.val_loss, self.train_accuracy,
-                           self.val_accuracy):
+            for series in self._epoch_series():
                 del series[index]
-        self.epochs.append(epoch)
-        self.train_loss.append(_number(train.get("loss")))
-        self.val_loss.append(_number(val.get("loss")))
-        self.train_accuracy.append(_number(train.get("accuracy")))
-        self.val_accuracy.append(_number(val.get("accuracy")))
+        self._append_epoch(epoch, train, val)
         self.update_plot()
 
-    def add_round(self, round_number: int, epoch: int, committed: bool, finetuned: bool) -> None:
+    def add_round(self, round_number: int, epoch: int, committed: bool, finetuned: bool,
+                  val_loss_after: float = math.nan, val_accuracy_after: float = math.nan) -> None:
+        """A decided round; `val_*_after`: the fine-tuned model's validation (its star)."""
         self.rounds = [r for r in self.rounds if r.round != round_number]
-        self.rounds.append(RoundMark(round_number, epoch, committed, finetuned))
+        self.rounds.append(RoundMark(round_number, epoch, committed, finetuned,
+                                     _number(val_loss_after), _number(val_accuracy_after)))
         self.update_plot(full=True)
 
     def set_history(self, epochs: Iterable[Mapping[str, Any]],
@@ -178,23 +238,19 @@ class PlotsPanel(ttk.Frame):
         (`{"epoch": 3, "train": {...}, "val": {...}}`); round rows have `round`, `epoch`,
         `decision` ("commit" | "reject" | "cancelled" | ...) or `committed`/`finetuned`.
         """
-        for series in (self.epochs, self.train_loss, self.val_loss, self.train_accuracy,
-                       self.val_accuracy, self.batch_x, self.batch_loss, self.batch_accuracy,
-                       self.rounds):
+        for series in self._series():
             series.clear()
         self.loss_top = DEFAULT_LOSS_TOP
         for row in epochs:
             if "epoch" not in row:
                 continue
-            self.epochs.append(int(row["epoch"]))
-            train = row.get("train") or {"loss": row.get("train_loss"),
+            train = row.get("train") or {"loss": row.get("train_loss"), "ce": row.get("train_ce"),
                                           "accuracy": row.get("train_accuracy")}
             val = row.get("val") or {"loss": row.get("val_loss"),
-                                      "accuracy": row.get("val_accuracy")}
-            self.train_loss.append(_number(train.get("loss")))
-            self.val_loss.append(_number(val.get("loss")))
-            self.train_accuracy.append(_number(train.get("accuracy")))
-            self.val_accuracy.append(_number(val.get("accuracy")))
+                                      "accuracy": row.get("val_accuracy"),
+                                      "broken_loss": row.get("val_broken_loss"),
+                                      "broken_accuracy": row.get("val_broken_accuracy")}
+            self._append_epoch(int(row["epoch"]), train, val)
         for index, row in enumerate(rounds, start=1):
             mark = round_mark_from_record(row, default_round=index)
             if mark is not None:
@@ -207,14 +263,25 @@ class PlotsPanel(ttk.Frame):
         """(x_max, loss_top): when these change the static part must be redrawn."""
         x_max = max([2, self.run_epochs, *self.epochs, *[math.ceil(x) for x in self.batch_x],
                      *[r.epoch for r in self.rounds]])
-        # The range follows the epoch curves; a single spiky batch may leave the top of the
-        # plot rather than squash every curve to the bottom.
-        losses = _finite([*self.train_loss, *self.val_loss, *_typical(self.batch_loss)])
-        top = self.loss_top
-        if losses and max(losses) > top:
-            top = max(losses) * 1.25  # grow with headroom so it rarely has to grow again
+        # The range follows the typical epoch values; a spiky batch or an exploding validation
+        # loss leaves the top of the plot (marked there) rather than squash every curve.
+        wanted = loss_range([*self.train_loss, *self.val_loss, *self.penalty, *self.broken_loss,
+                             *_typical(self.batch_loss),
+                             *[r.val_loss_after for r in self.rounds]])
+        top = max(self.loss_top, wanted)  # only grows within a run: no jittering axis
         self.loss_top = top
-        return (x_max, round(top, 6))
+        outliers = tuple(self._outliers(top))
+        return (x_max, round(top, 6), outliers)
+
+    def _outliers(self, top: float) -> List[tuple]:
+        """(epoch, value, colour) of the epoch losses above the axis."""
+        found = []
+        for values, colour in ((self.val_loss, VAL_COLOUR), (self.train_loss, TRAIN_COLOUR),
+                               (self.broken_loss, BROKEN_COLOUR), (self.penalty, PENALTY_COLOUR)):
+            for epoch, value in zip(self.epochs, values):
+                if math.isfinite(value) and value > top:
+                    found.append((epoch, round(value, 6), colour))
+        return found
 
     def update_plot(self, full: bool = False) -> None:
         """Show the current data soon: at most one pending update, at most every
@@ -254,22 +321,50 @@ class PlotsPanel(ttk.Frame):
             "batch_accuracy": (self.batch_x, self.batch_accuracy),
             "train_accuracy": (self.epochs, self.train_accuracy),
             "val_accuracy": (self.epochs, self.val_accuracy),
+            "broken_loss": (self.epochs, self.broken_loss),
+            "broken_accuracy": (self.epochs, self.broken_accuracy),
+            # no penalty line while there is no penalty (nothing painted yet)
+            "penalty": (self.epochs, self.penalty) if any(v > 0 for v in _finite(self.penalty))
+            else ([], []),
         }
         for name, (xs, ys) in data.items():
             self.lines[name].set_data(list(xs), list(ys))
 
     def _apply_static(self) -> None:
         """Limits, round marks and legends: the part drawn only by a full redraw."""
-        x_max, loss_top = self._limits()
-        self._shown_limits = (x_max, loss_top)
+        limits = self._limits()
+        x_max, loss_top, outliers = limits
+        self._shown_limits = limits
         for artist in self._round_artists:
             artist.remove()
         self._round_artists = []
+        for epoch, value, colour in outliers:  # off the top: a triangle at the edge, the value
+            marker, = self.loss_axes.plot([epoch], [loss_top], marker="^", color=colour,
+                                          markersize=7, clip_on=False, linestyle="none")
+            text = self.loss_axes.annotate(f"{value:.3g}", (epoch, loss_top), xytext=(5, -9),
+                                           textcoords="offset points", color=colour, fontsize=8)
+            self._round_artists += [marker, text]
         for axes in (self.loss_axes, self.accuracy_axes):
+            key = "loss" if axes is self.loss_axes else "accuracy"
             axes.set_xlim(0, x_max + 0.3)
-            handles = [self.lines["batch_" + ("loss" if axes is self.loss_axes else "accuracy")],
-                       self.lines["train_" + ("loss" if axes is self.loss_axes else "accuracy")],
-                       self.lines["val_" + ("loss" if axes is self.loss_axes else "accuracy")]]
+            handles = [self.lines[f"batch_{key}"], self.lines[f"train_{key}"],
+                       self.lines[f"val_{key}"]]
+            broken = self.broken_loss if key == "loss" else self.broken_accuracy
+            if _finite(broken):
+                handles.append(self.lines[f"broken_{key}"])
+            if key == "loss" and any(v > 0 for v in _finite(self.penalty)):
+                handles.append(self.lines["penalty"])
+            stars = [(r.epoch, r.val_loss_after if key == "loss" else r.val_accuracy_after)
+                     for r in self.rounds if r.committed]
+            stars = [(x, min(y, loss_top) if key == "loss" else y) for x, y in stars
+                     if math.isfinite(y)]
+            if stars:
+                star, = axes.plot([x for x, _ in stars], [y for _, y in stars], marker="*",
+                                  markersize=11, color=VAL_COLOUR, markeredgecolor="black",
+                                  markeredgewidth=0.6, linestyle="none",
+                                  label="val after round (committed)")
+                self._round_artists.append(star)
+                handles.append(star)
             seen = set()
             for mark in self.rounds:
                 colour, style, label = mark.style
@@ -282,9 +377,8 @@ class PlotsPanel(ttk.Frame):
                     seen.add(label)
                     handles.append(Line2D([], [], color=colour, linestyle=style,
                                           label=f"round {label}"))
-            legend = axes.legend(handles=handles, fontsize=8,
-                                 loc="upper right" if axes is self.loss_axes else "lower right",
-                                 ncol=2 if self.rounds else 1)
+            legend = axes.legend(handles=handles, fontsize=8, loc="upper left",
+                                 bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
             self._round_artists.append(legend)
         self.loss_axes.set_ylim(0.0, loss_top)
         self.accuracy_axes.set_xlabel("epoch")
@@ -293,7 +387,8 @@ class PlotsPanel(ttk.Frame):
 
     def _animated(self, axes) -> List[Line2D]:
         key = "loss" if axes is self.loss_axes else "accuracy"
-        return [self.lines[f"{kind}_{key}"] for kind in ("batch", "train", "val")]
+        lines = [self.lines[f"{kind}_{key}"] for kind in ("batch", "train", "val", "broken")]
+        return lines + [self.lines["penalty"]] if key == "loss" else lines
 
     def _on_full_draw(self, _event) -> None:
         """After every full draw (ours, a resize, ...): cache the backgrounds, draw the lines."""
@@ -346,4 +441,6 @@ def round_mark_from_record(row: Mapping[str, Any], default_round: int = 0) -> Op
     committed = bool(row.get("committed", decision in ("commit", "committed")))
     finetuned = bool(row.get("finetuned", committed or decision not in (
         "skip", "skipped", "cancelled", "")))
-    return RoundMark(int(row.get("round", default_round)), int(row["epoch"]), committed, finetuned)
+    report = row.get("report") or {}
+    return RoundMark(int(row.get("round", default_round)), int(row["epoch"]), committed, finetuned,
+                     _number(report.get("val_loss_after")), _number(report.get("val_accuracy_after")))

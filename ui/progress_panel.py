@@ -3,7 +3,11 @@
 `EtaEstimator` is pure (no Tk): it times consecutive `BatchFinished` events of one epoch (the
 median of the recent ones, so a slow batch or a pause does not swing the estimate) and adds the
 per-epoch overhead measured from `EpochFinished.seconds` (validation). Time spent paused or
-painting is not counted. `ProgressPanel` shows three bars with labels.
+painting is not counted. The run's time left is smoothed (`smoothed_run_remaining`): it counts
+down with the clock and moves only part of the way to each new raw estimate, so a change of
+pace (guided batches after a round cost 2-3x) turns into a glide over a dozen batches, not a
+jump from 13:50 to 24:02. `StepTimer` does the same for the steps of a fine-tune round, which
+report every step (`FinetuneStep`). `ProgressPanel` shows three bars with labels.
 """
 
 from __future__ import annotations
@@ -32,10 +36,36 @@ def format_duration(seconds: Optional[float]) -> str:
     return f"{minutes}:{secs:02d}"
 
 
+SMOOTHING = 0.15  # share of the gap to a new raw estimate the shown run estimate closes per batch
+
+
+class StepTimer:
+    """Time left of a fine-tune round: the median of the recent step times x steps left.
+
+    An upper bound: the round may stop earlier at a check."""
+
+    def __init__(self, window: int = 20) -> None:
+        self._durations: Deque[float] = deque(maxlen=window)
+        self._last: Optional[tuple[int, float]] = None
+
+    def step_done(self, step: int, now: Optional[float] = None) -> None:
+        now = time.monotonic() if now is None else now
+        if self._last is not None and step == self._last[0] + 1:
+            self._durations.append(now - self._last[1])
+        self._last = (step, now)
+
+    def remaining(self, step: int, max_steps: int) -> Optional[float]:
+        if not self._durations:
+            return None
+        return statistics.median(self._durations) * max(0, max_steps - step)
+
+
 class EtaEstimator:
     """Estimates the time left in the epoch and in the run from measured batch times."""
 
     def __init__(self, window: int = 50) -> None:
+        # (smoothed run remaining, at time); the time is None while frozen (paused, painting)
+        self._shown: Optional[tuple[float, Optional[float]]] = None
         self._durations: Deque[float] = deque(maxlen=window)
         self._last: Optional[tuple[int, int, float]] = None  # (epoch, batch, time) of the last batch
         self.epoch_overhead = 0.0  # seconds per epoch beyond the batches (validation, checkpoint)
@@ -59,6 +89,29 @@ class EtaEstimator:
                 self._durations.append(now - last_time)
         self._last = (epoch, batch, now)
         self.epoch, self.batch, self.batches_per_epoch = epoch, batch, max(1, batches)
+        self._smooth(now)
+
+    def _smooth(self, now: float) -> None:
+        raw = self.run_remaining()
+        if raw is None:
+            return
+        if self._shown is None:
+            self._shown = (raw, now)
+            return
+        shown, at = self._shown
+        # the clock ran on since the last estimate (not while paused or painting)
+        predicted = shown if at is None else max(0.0, shown - (now - at))
+        self._shown = (predicted + SMOOTHING * (raw - predicted), now)
+
+    def smoothed_run_remaining(self, now: Optional[float] = None) -> Optional[float]:
+        """The run's time left as shown: the smoothed estimate, counted down to `now`."""
+        if self._shown is None:
+            return self.run_remaining()
+        shown, at = self._shown
+        if at is None:
+            return shown
+        now = time.monotonic() if now is None else now
+        return max(0.0, shown - max(0.0, now - at))
 
     def epoch_done(self, epoch: int, seconds: float) -> None:
         per_batch = self.seconds_per_batch
@@ -68,8 +121,11 @@ class EtaEstimator:
         self._last = None  # the next epoch's first batch follows validation/painting: not a batch time
 
     def pause(self) -> None:
-        """Forget the running batch timer (the gap across a pause is not a batch time)."""
+        """Forget the running batch timer (the gap across a pause is not a batch time); the
+        shown estimate stops counting down until the next batch."""
         self._last = None
+        if self._shown is not None:
+            self._shown = (self.smoothed_run_remaining(), None)
 
     @property
     def seconds_per_batch(self) -> Optional[float]:
@@ -118,14 +174,19 @@ class ProgressPanel(ttk.Frame):
         rows = ((self.epoch_bar, self.epoch_text), (self.run_bar, self.run_text),
                 (self.finetune_bar, self.finetune_text))
         for row, (bar, var) in enumerate(rows):
-            # the text above its bar, full width: fine-tune lines are long
-            ttk.Label(self, textvariable=var, anchor="w", wraplength=480).grid(row=2 * row, column=0, sticky="ew",
-                                                               pady=(4 if row else 0, 0))
-            bar.grid(row=2 * row + 1, column=0, sticky="ew", pady=(1, 2))
-        self.columnconfigure(0, weight=1)
+            # the bar left, its text right of it: three rows, compact enough for 720 px screens
+            bar.grid(row=row, column=0, sticky="ew", pady=2)
+            ttk.Label(self, textvariable=var, anchor="w", justify="left").grid(
+                row=row, column=1, sticky="w", padx=(8, 0))
+        self.columnconfigure(0, weight=1, minsize=160)
+        self.columnconfigure(1, weight=2)
+        self.step_timer = StepTimer()
+        self._last_check = ""
 
     def reset(self) -> None:
         self.eta = EtaEstimator()
+        self.finetune_bar.stop()
+        self.finetune_bar.configure(mode="determinate")
         for bar in (self.epoch_bar, self.run_bar, self.finetune_bar):
             bar.configure(value=0.0)
         self.epoch_text.set("Epoch: not started")
@@ -147,7 +208,7 @@ class ProgressPanel(ttk.Frame):
         self.epoch_text.set(f"Epoch {epoch}/{epochs}: batch {batch}/{batches}, "
                             f"{format_duration(self.eta.epoch_remaining())} left")
         self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, "
-                          f"{format_duration(self.eta.run_remaining())} left")
+                          f"{format_duration(self.eta.smoothed_run_remaining())} left")
 
     def epoch_done(self, epoch: int, epochs: int, seconds: float) -> None:
         self.eta.epoch_done(epoch, seconds)
@@ -158,20 +219,46 @@ class ProgressPanel(ttk.Frame):
             self.run_text.set("Run: 100%")
         else:
             self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, "
-                              f"{format_duration(self.eta.run_remaining())} left")
+                              f"{format_duration(self.eta.smoothed_run_remaining())} left")
+
+    def _show_finetune(self, round_number: int, step: int, max_steps: int) -> None:
+        left = self.step_timer.remaining(step, max_steps)
+        text = f"Fine-tune round {round_number}: step {step}/{max_steps}"
+        text += f", at most {format_duration(left)} left" if left is not None else ""
+        if self._last_check:
+            text += f"\n{self._last_check}"
+        self.finetune_text.set(text)
+
+    def finetune_step(self, round_number: int, step: int, max_steps: int) -> None:
+        """Every optimizer step: the bar moves and the time left (an upper bound) updates."""
+        if str(self.finetune_bar.cget("mode")) != "determinate":
+            self.finetune_bar.stop()
+            self.finetune_bar.configure(mode="determinate")
+        self.step_timer.step_done(step)
+        self.finetune_bar.configure(value=step / max(1, max_steps))
+        self._show_finetune(round_number, step, max_steps)
 
     def finetune_progress(self, round_number: int, step: int, max_steps: int,
                           guidance: float, val_loss: float) -> None:
+        """A stop check (every few steps): its numbers join the step line."""
         self.eta.pause()
-        self.finetune_bar.configure(value=step / max(1, max_steps))
-        self.finetune_text.set(f"Fine-tune round {round_number}: step {step}/{max_steps}, "
-                               f"guidance {guidance:.3g}, val loss {val_loss:.3g}")
+        self._last_check = (f"check at step {step}: guidance {guidance:.3g}, "
+                            f"val loss {val_loss:.3g}")
+        self._show_finetune(round_number, step, max_steps)
 
     def finetune_started(self, round_number: int, max_steps: int) -> None:
+        """Before the first step the round measures the model (validation, guidance, shares):
+        an indeterminate bar says it is busy, not hung."""
         self.eta.pause()
-        self.finetune_bar.configure(value=0.0)
-        self.finetune_text.set(f"Fine-tune round {round_number}: starting (max {max_steps} steps)")
+        self.step_timer = StepTimer()
+        self._last_check = ""
+        self.finetune_bar.configure(mode="indeterminate", value=0.0)
+        self.finetune_bar.start(50)
+        self.finetune_text.set(f"Fine-tune round {round_number}: measuring the model before "
+                               f"the round (then up to {max_steps} steps)...")
 
     def finetune_finished(self, round_number: int, steps: int, stop_text: str) -> None:
+        self.finetune_bar.stop()
+        self.finetune_bar.configure(mode="determinate")
         self.finetune_bar.configure(value=1.0)
         self.finetune_text.set(f"Fine-tune round {round_number}: {steps} steps, {stop_text}")

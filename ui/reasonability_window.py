@@ -6,13 +6,16 @@ share of the judged pool, and the images (relpaths, most unreasonable first). "A
 unreasonable" is the cell to worry about: right for the wrong reason -- a shortcut.
 
 It only displays a `ReasonabilityReady` event; the trainer computed it, this window runs no model.
+With `on_paint(relpaths)`, each cell has a "Paint these" button (its selected images, or all
+listed when none is selected) and a double-click paints one image: the main window adds them
+to the brush window of the round.
 """
 
 from __future__ import annotations
 
 import tkinter as tk
 from tkinter import ttk
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 from app import messages as msg
 
@@ -31,6 +34,7 @@ CELL_HINTS = {
     "inaccurate_unreasonable": "wrong, looking at the wrong place",
 }
 LIST_HEIGHT = 10
+SHORT_LIST_HEIGHT = 4  # on a 720 px screen: the whole matrix, buttons included, still fits
 WRAP = 620
 
 
@@ -45,8 +49,11 @@ def reasonable_rule(thresholds) -> str:
 class ReasonabilityWindow(tk.Toplevel):
     """Shows one `msg.ReasonabilityReady`; `show(event)` replaces it with a newer one."""
 
-    def __init__(self, master: tk.Misc, event: msg.ReasonabilityReady) -> None:
+    def __init__(self, master: tk.Misc, event: msg.ReasonabilityReady, *,
+                 on_paint: Optional[Callable[[Sequence[str]], object]] = None) -> None:
         super().__init__(master)
+        self.on_paint = on_paint
+        self.paint_buttons: Dict[str, ttk.Button] = {}
         self.event: Optional[msg.ReasonabilityReady] = None
         self.count_labels: Dict[str, ttk.Label] = {}
         self.share_labels: Dict[str, ttk.Label] = {}
@@ -97,17 +104,33 @@ class ReasonabilityWindow(tk.Toplevel):
         ttk.Label(frame, text=CELL_HINTS[cell], foreground="#555555").pack(anchor="w", pady=(2, 4))
         box = ttk.Frame(frame)
         box.pack(fill="both", expand=True)
-        listbox = tk.Listbox(box, height=LIST_HEIGHT, width=28, activestyle="none",
-                             exportselection=False)
+        rows = LIST_HEIGHT if self.winfo_screenheight() >= 900 else SHORT_LIST_HEIGHT
+        listbox = tk.Listbox(box, height=rows, width=28, activestyle="none",
+                             exportselection=False, selectmode="extended")
         scrollbar = ttk.Scrollbar(box, orient="vertical", command=listbox.yview)
         listbox.configure(yscrollcommand=scrollbar.set)
         listbox.pack(side="left", fill="both", expand=True)
         scrollbar.pack(side="left", fill="y")
         more = ttk.Label(frame, foreground="#555555")
         more.pack(anchor="w")
+        if self.on_paint is not None:
+            button = ttk.Button(frame, text="Paint these", command=lambda c=cell: self.paint(c))
+            button.pack(anchor="e", pady=(4, 0))
+            self.paint_buttons[cell] = button
+            listbox.bind("<Double-Button-1>", lambda _e, c=cell: self.paint(c, only_active=True))
         self.count_labels[cell], self.share_labels[cell] = count, share
         self.lists[cell], self.more_labels[cell] = listbox, more
         return frame
+
+    def paint(self, cell: str, only_active: bool = False) -> None:
+        """Hand the cell's selected images (all listed, when none is) to `on_paint`."""
+        listbox = self.lists[cell]
+        if only_active:
+            chosen = [listbox.get("active")] if listbox.size() else []
+        else:
+            chosen = [listbox.get(i) for i in listbox.curselection()] or list(listbox.get(0, "end"))
+        if chosen and self.on_paint is not None:
+            self.on_paint(tuple(chosen))
 
     def show(self, event: msg.ReasonabilityReady) -> None:
         """Display `event`'s matrix (replacing what was shown)."""

@@ -51,6 +51,37 @@ def guidance_choices() -> tuple[str, ...]:
     return _choices("loss", "GUIDANCE_NAMES", FALLBACK_GUIDANCE) + (NO_GUIDANCE,)
 
 
+def default_lambdas() -> Dict[str, float]:
+    """Guidance name -> the lambda a blank Lambda field means."""
+    try:
+        from loss import DEFAULT_LAMBDAS
+    except ImportError:
+        return {}
+    return dict(DEFAULT_LAMBDAS)
+
+
+def lambda_hint(guidance: str, defaults: Dict[str, float]) -> str:
+    """The Lambda field's hint: what blank means for this guidance loss."""
+    if guidance in defaults:
+        return f"blank: {defaults[guidance]:g} ({guidance} default)"
+    if guidance == NO_GUIDANCE:
+        return f"blank: {defaults['rrr']:g} (rounds use rrr)" if "rrr" in defaults else "unused"
+    return "blank: the loss's default"
+
+
+DISABLED_FIELD = "#e6e6e6"  # background of a locked field: it must look locked
+DISABLED_TEXT = "#8a8a8a"
+
+
+def style_disabled_fields(widget: tk.Misc) -> None:
+    """Make locked entries, spinboxes and menus grey (clam leaves them white mid-run)."""
+    style = ttk.Style(widget)
+    for kind in ("TEntry", "TSpinbox", "TCombobox"):
+        style.map(kind, fieldbackground=[("disabled", DISABLED_FIELD), ("readonly", "white")],
+                  foreground=[("disabled", DISABLED_TEXT)])
+    style.map("TCheckbutton", foreground=[("disabled", DISABLED_TEXT)])
+
+
 def selection_choices() -> tuple[str, ...]:
     return _choices("app.selection", "SELECTION_STRATEGIES", FALLBACK_SELECTION)
 
@@ -68,6 +99,7 @@ FIELD_LABELS = {
     "train_dir": "Data folder",
     "val_dir": "Validation folder",
     "model": "Model",
+    "weights_path": "Weights file",
     "saliency_method": "Saliency method",
     "guidance": "Guidance loss",
     "lam": "Lambda",
@@ -108,11 +140,16 @@ class SettingsPanel(ttk.LabelFrame):
         self.val_dir_entry = self._path_row("val_dir", "Validation folder",
                                             "blank: 20% of the data", "")
         self.model_box = self._combo_row("model", model_choices(), "")
+        self.weights_entry = self._path_row("weights_path", "Weights file",
+                                            "blank: none (local .pth)", "", file=True)
         self.saliency_box = self._combo_row("saliency_method", saliency_choices(),
                                             "heatmap to paint on")
         self.guidance_box = self._combo_row("guidance", guidance_choices(),
                                             "penalty on masks")
-        self.lam_entry = self._entry_row("lam", "", "blank: default")
+        self._lambdas = default_lambdas()
+        self.lam_entry = self._entry_row("lam", "", lambda_hint(DEFAULT_CONFIG.guidance or "",
+                                                                self._lambdas))
+        self.vars["guidance"].trace_add("write", lambda *_: self._guidance_changed())
         self.counterexamples_check = self._check_row(
             "counterexamples", "swap red regions", "red no longer predicts")
         self.oversample_entry = self._entry_row("oversample_annotated", "", "x as often (1: uniform)")
@@ -126,7 +163,16 @@ class SettingsPanel(ttk.LabelFrame):
         self.config_error.hint = ""  # type: ignore[attr-defined]
         self.error_labels["config"] = self.config_error
         self.columnconfigure(1, weight=1)
+        style_disabled_fields(self)
         self.load(data_dir, None, base_config)
+
+    def _guidance_changed(self) -> None:
+        label = self.error_labels.get("lam")
+        if label is None:
+            return
+        label.hint = lambda_hint(self.vars["guidance"].get(), self._lambdas)  # type: ignore[attr-defined]
+        if str(label.cget("foreground")) != "#c00000":
+            label.configure(text=label.hint)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ layout helpers
     def _label(self, name: str) -> None:
@@ -146,12 +192,13 @@ class SettingsPanel(ttk.LabelFrame):
         self.vars[name] = var
         return var
 
-    def _path_row(self, name: str, _label: str, hint: str, value: str) -> ttk.Entry:
+    def _path_row(self, name: str, _label: str, hint: str, value: str,
+                  file: bool = False) -> ttk.Entry:
         self._label(name)
         entry = ttk.Entry(self, textvariable=self._var(name, value), width=20)
         entry.grid(row=self._row, column=1, sticky="ew", pady=2)
         button = ttk.Button(self, text="\u2026", width=2,
-                            command=lambda: self._browse(name))
+                            command=lambda: self._browse(name, file))
         button.grid(row=self._row, column=2, sticky="w", padx=(4, 0))
         setattr(self, f"{name}_button", button)
         self._finish_row(name, hint, entry)
@@ -188,10 +235,16 @@ class SettingsPanel(ttk.LabelFrame):
         self._finish_row(name, hint, spin)
         return spin
 
-    def _browse(self, name: str) -> None:
+    def _browse(self, name: str, file: bool = False) -> None:
         start = self.vars[name].get() or os.getcwd()
-        chosen = filedialog.askdirectory(parent=self, initialdir=start,
-                                         title=f"Choose the {FIELD_LABELS[name].lower()}")
+        if file:
+            chosen = filedialog.askopenfilename(
+                parent=self, initialdir=os.path.dirname(start) if os.path.isfile(start) else start,
+                title=f"Choose the {FIELD_LABELS[name].lower()}",
+                filetypes=[("PyTorch weights", "*.pth *.pt"), ("All files", "*")])
+        else:
+            chosen = filedialog.askdirectory(parent=self, initialdir=start,
+                                             title=f"Choose the {FIELD_LABELS[name].lower()}")
         if chosen:
             self.vars[name].set(chosen)
 
@@ -203,6 +256,7 @@ class SettingsPanel(ttk.LabelFrame):
             "train_dir": train_dir or "",
             "val_dir": val_dir or "",
             "model": config.model,
+            "weights_path": config.weights_path or "",
             "saliency_method": config.saliency_method,
             "guidance": config.guidance or NO_GUIDANCE,
             "lam": "" if config.lam is None else f"{config.lam:g}",
@@ -284,6 +338,12 @@ class SettingsPanel(ttk.LabelFrame):
         train_dir = folder("train_dir")
         val_dir = folder("val_dir")
         model = choice("model", model_choices())
+        weights_path = get("weights_path") or None
+        if weights_path is not None:
+            weights_path = os.path.expanduser(weights_path)
+            if not os.path.isfile(weights_path):
+                errors["weights_path"] = ("no such file" if not os.path.exists(weights_path)
+                                          else "not a file")
         saliency = choice("saliency_method", saliency_choices())
         guidance = choice("guidance", guidance_choices())
         lam = number("lam", blank_ok=True, positive=False)
@@ -304,7 +364,7 @@ class SettingsPanel(ttk.LabelFrame):
                 guidance=None if guidance == NO_GUIDANCE else guidance,
                 lam=lam, epochs=epochs, feedback_every=feedback_every, images_per_round=images,
                 selection=selection, lr=lr, counterexamples=get("counterexamples") == "1",
-                oversample_annotated=oversample,
+                oversample_annotated=oversample, weights_path=weights_path,
             )
         except (UserError, ValueError, TypeError) as error:
             errors["config"] = str(error)
@@ -320,5 +380,5 @@ class SettingsPanel(ttk.LabelFrame):
                 widget.configure(state="readonly" if enabled else "disabled")
             else:
                 widget.configure(state="normal" if enabled else "disabled")
-        for name in ("train_dir", "val_dir"):
+        for name in ("train_dir", "val_dir", "weights_path"):
             getattr(self, f"{name}_button").configure(state="normal" if enabled else "disabled")

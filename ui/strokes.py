@@ -26,7 +26,7 @@ from datasets.masks import GREEN, RED
 ERASE = 0  # the eraser paints "unmarked"
 
 __all__ = ["RED", "GREEN", "ERASE", "Box", "union", "paint_disc", "paint_segment", "Edit",
-           "StrokeHistory"]
+           "StrokeHistory", "rectangle_region", "polygon_region", "flood_region"]
 
 
 class Box(NamedTuple):
@@ -215,7 +215,79 @@ class StrokeHistory:
         self._undo.append(edit)
         return edit.box
 
+    def apply_region(self, region: np.ndarray, value: int) -> Optional[Box]:
+        """Set every pixel of the boolean `region` (H x W) to `value` as one undoable edit (a
+        rectangle, a lasso, a fill); returns the box changed, None when nothing changed."""
+        if self.drawing:
+            self.end()
+        _check(self.mask, 0, value)
+        if region.shape != self.mask.shape:
+            raise ValueError(f"region {region.shape} does not match the mask {self.mask.shape}")
+        rows = np.flatnonzero(region.any(axis=1))
+        cols = np.flatnonzero(region.any(axis=0))
+        if rows.size == 0:
+            return None
+        box = Box(int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        before = self.mask[box.slices].copy()
+        after = before.copy()
+        after[region[box.slices]] = value
+        if np.array_equal(before, after):
+            return None
+        self.mask[box.slices] = after
+        self._push(Edit(box, before, after))
+        return box
+
     def _push(self, edit: Edit) -> None:
         self._undo.append(edit)
         del self._undo[:-self.limit]
         self._redo.clear()
+
+
+# ------------------------------------------------------------------ regions: rectangle, lasso, fill
+def rectangle_region(shape: tuple, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
+    """Pixels whose centres lie in the rectangle spanned by two image points (and always the
+    pixel under the first point, so a click marks one pixel). H x W bool."""
+    height, width = shape
+    left, right = sorted((x0, x1))
+    top, bottom = sorted((y0, y1))
+    region = np.zeros(shape, bool)
+    col0, col1 = max(0, math.ceil(left - 0.5)), min(width - 1, math.floor(right - 0.5))
+    row0, row1 = max(0, math.ceil(top - 0.5)), min(height - 1, math.floor(bottom - 0.5))
+    if col0 <= col1 and row0 <= row1:
+        region[row0:row1 + 1, col0:col1 + 1] = True
+    col, row = math.floor(x0), math.floor(y0)
+    if 0 <= col < width and 0 <= row < height:
+        region[row, col] = True
+    return region
+
+
+def polygon_region(shape: tuple, points) -> np.ndarray:
+    """Pixels inside (or on) the closed polygon through the image points `[(x, y), ...]` (a
+    lasso), H x W bool. Fewer than three points: the pixels under them."""
+    from PIL import Image, ImageDraw
+
+    height, width = shape
+    picture = Image.new("1", (width, height), 0)
+    # PIL puts pixel (col, row)'s centre at integer coordinates: shift by half a pixel.
+    vertices = [(float(x) - 0.5, float(y) - 0.5) for x, y in points]
+    if len(vertices) >= 3:
+        ImageDraw.Draw(picture).polygon(vertices, fill=1, outline=1)
+    elif vertices:
+        ImageDraw.Draw(picture).line(vertices, fill=1)
+    return np.asarray(picture, dtype=bool).copy()
+
+
+def flood_region(mask: np.ndarray, x: float, y: float) -> np.ndarray:
+    """The 4-connected pixels holding the same value as the pixel under image point (x, y):
+    what a paint-bucket fill recolours (e.g. the inside of an outline). H x W bool; empty
+    when the point is off the mask."""
+    from PIL import Image, ImageDraw
+
+    height, width = mask.shape
+    col, row = math.floor(x), math.floor(y)
+    if not (0 <= col < width and 0 <= row < height):
+        return np.zeros(mask.shape, bool)
+    # a copy: an image made by fromarray shares the (read-only) numpy buffer
+    picture = Image.fromarray((mask.astype(np.int16) + 1).astype(np.uint8)).copy()
+    ImageDraw.floodfill(picture, (col, row), 255, thresh=0)
+    return np.asarray(picture) == 255

@@ -1,0 +1,159 @@
+"""The gallery: filters (pure), and painting any training image from the gallery, the
+reasonability window and the propagation preview during a real round (real Tk events)."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from app import messages as msg
+from app.config import FinetuneConfig
+from tk_wait import wait_until
+from ui.gallery_filter import ANY, GalleryFilter, filter_entries, prediction_choices
+
+
+def _entries():
+    return [msg.GalleryEntry("a/1.png", "a", "a", 0.9), msg.GalleryEntry("a/2.png", "a", "b", 0.6),
+            msg.GalleryEntry("b/1.png", "b", "b", 0.8), msg.GalleryEntry("b/2.png", "b", "", float("nan"))]
+
+
+def _paths(entries):
+    return [e.relpath for e in entries]
+
+
+def test_filters_by_class_prediction_cell_and_mask():
+    entries = _entries()
+    assert _paths(filter_entries(entries, GalleryFilter())) == _paths(entries)
+    assert _paths(filter_entries(entries, GalleryFilter(label="b"))) == ["b/1.png", "b/2.png"]
+    assert _paths(filter_entries(entries, GalleryFilter(prediction="wrong"))) == ["a/2.png"]
+    assert _paths(filter_entries(entries, GalleryFilter(prediction="right"))) == ["a/1.png", "b/1.png"]
+    assert _paths(filter_entries(entries, GalleryFilter(prediction="predicted as b"))) == [
+        "a/2.png", "b/1.png"]
+    cells = {"accurate_unreasonable": ["b/1.png"]}
+    assert _paths(filter_entries(entries, GalleryFilter(cell="accurate_unreasonable"), cells)) == [
+        "b/1.png"]
+    assert _paths(filter_entries(entries, GalleryFilter(cell="inaccurate_reasonable"), cells)) == []
+    masked = ["a/2.png"]
+    assert _paths(filter_entries(entries, GalleryFilter(mask="has a mask"), masked=masked)) == ["a/2.png"]
+    assert len(filter_entries(entries, GalleryFilter(mask="no mask"), masked=masked)) == 3
+    assert prediction_choices(["a", "b"]) == [ANY, "right", "wrong", "predicted as a",
+                                             "predicted as b"]
+
+
+@pytest.fixture(scope="module")
+def mini_demo(tmp_path_factory):
+    from datasets import ensure_demo_data
+
+    full = ensure_demo_data(tmp_path_factory.getbasetemp() / "demo")
+    mini = tmp_path_factory.mktemp("mini-demo-gallery")
+    shutil.copy(full / "demo.json", mini / "demo.json")
+    for split, count in (("train", 8), ("val", 3)):
+        for class_dir in sorted((full / split).iterdir()):
+            (mini / split / class_dir.name).mkdir(parents=True)
+            for image in sorted(class_dir.glob("*.png"))[:count]:
+                shutil.copy(image, mini / split / class_dir.name / image.name)
+    return mini
+
+
+@pytest.mark.gui
+def test_paint_any_image_from_the_gallery_and_the_reasonability_window(tk_root, tmp_path,
+                                                                       mini_demo):
+    from ui.main_window import MainWindow
+
+    window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"), demo_dir=str(mini_demo),
+                        destroy_root_on_close=False,
+                        finetune_config=FinetuneConfig(max_steps=2, check_every=2))
+    try:
+        form = window.settings.vars
+        form["epochs"].set("2")
+        form["feedback_every"].set("1")
+        form["images_per_round"].set("2")
+        window.train_button.invoke()
+        wait_until(window, lambda: window.brush_window is not None, timeout=120)
+        brush = window.brush_window
+        assert len(brush.items) == 2
+        brush.gallery_button.invoke()
+        wait_until(window, lambda: window.gallery_window is not None, timeout=60)
+        gallery = window.gallery_window
+        assert len(gallery.entries) == 80 and len(gallery.tiles) == 48  # a page of thumbnails
+        gallery.label_var.set("3")
+        assert {e.true_label for e in gallery.shown} == {"3"} and len(gallery.shown) == 8
+        gallery.update()
+        target = gallery.shown[0].relpath
+        tile = gallery.tiles[target]
+        tile.event_generate("<Button-1>", x=5, y=5)
+        assert gallery.selected == [target]
+        gallery.paint_button.invoke()
+        wait_until(window, lambda: len(brush.items) == 3, timeout=60)
+        assert brush.item.relpath == target and brush.item.reason == "chosen by you"
+        assert brush.counter_label.cget("text") == "Image 3 of 3"
+        # the reasonability window's "Paint these" (the cell's images) lands in the brush too
+        matrix_window = window.on_reasonability()
+        cell = next(c for c, members in window.reasonability.matrix.members.items()
+                    if members and members[0] not in {i.relpath for i in brush.items})
+        first = window.reasonability.matrix.members[cell][0]
+        listbox = matrix_window.lists[cell]
+        listbox.selection_clear(0, "end")
+        listbox.selection_set(0)
+        matrix_window.paint_buttons[cell].invoke()
+        wait_until(window, lambda: first in {i.relpath for i in brush.items}, timeout=60)
+        assert brush.item.relpath == first
+        # painting an added image works like any other and Done fine-tunes on it
+        brush.set_tool("red")
+        brush.canvas.event_generate("<ButtonPress-1>", x=200, y=200)
+        brush.canvas.event_generate("<ButtonRelease-1>", x=200, y=200)
+        brush.update()
+        brush.done_button.invoke()
+        wait_until(window, lambda: window.chooser_window is not None, timeout=120)
+        assert window.session.masks.has(first)
+        window.chooser_window.reject_button.invoke()
+        wait_until(window, lambda: window.finished is not None, timeout=120)
+    finally:
+        if window.trainer is not None:
+            window.trainer.stop()
+        if window.thread is not None:
+            window.thread.join(30)
+        window.teardown()
+
+
+@pytest.mark.gui
+def test_images_chosen_between_rounds_open_at_the_next_round(tk_root, tmp_path, mini_demo):
+    from ui.main_window import MainWindow
+
+    window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"), demo_dir=str(mini_demo),
+                        destroy_root_on_close=False)
+    try:
+        assert window.gallery_button.instate(["disabled"])  # no session yet
+        form = window.settings.vars
+        form["epochs"].set("3")
+        form["feedback_every"].set("2")
+        form["images_per_round"].set("2")
+        window.train_button.invoke()
+        wait_until(window, lambda: window.session is not None, timeout=60)
+        assert window.gallery_button.instate(["!disabled"])
+        window.gallery_button.invoke()  # mid-training: the folder as it is on disk
+        gallery = window.gallery_window
+        assert len(gallery.entries) == 80 and all(e.predicted_label == "" for e in gallery.entries)
+        gallery.label_var.set("7")
+        chosen = [e.relpath for e in gallery.shown[:2]]
+        gallery.click(chosen[0])
+        gallery.click(chosen[1], 0x0004)  # Ctrl-click adds
+        gallery.paint_button.invoke()
+        assert window.paint_queue == chosen
+        assert "queued" in window.status_var.get()
+        gallery.destroy()
+        wait_until(window, lambda: window.brush_window is not None, timeout=180)
+        brush = window.brush_window
+        wait_until(window, lambda: len(brush.items) >= 3, timeout=60)
+        relpaths = {item.relpath for item in brush.items}
+        assert set(chosen) <= relpaths
+        assert window.paint_queue == []
+        brush.cancel_button.invoke()
+        wait_until(window, lambda: window.finished is not None, timeout=120)
+    finally:
+        if window.trainer is not None:
+            window.trainer.stop()
+        if window.thread is not None:
+            window.thread.join(30)
+        window.teardown()

@@ -1,0 +1,77 @@
+"""PlotsPanel: CE and penalty apart, shortcut-broken validation, the round's star, outliers
+clipped and labelled, legends outside the axes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+def test_loss_range_ignores_an_exploding_validation_loss():
+    from ui.plots import loss_range
+
+    assert loss_range([]) == 2.5
+    assert loss_range([0.7, 0.6, 0.5, 1.1, 1.2]) == 2.5  # the default floor
+    typical = [1.9, 1.7, 1.5, 1.2, 1.3, 1.4]
+    assert loss_range(typical + [32.0, 61.0]) == pytest.approx(2.5)
+    assert loss_range([4.0, 5.0, 6.0, 4.5]) == pytest.approx(6.0 * 1.25)
+    assert loss_range([math.nan, math.inf, 3.0]) == pytest.approx(3.75)
+
+
+def test_plots_show_ce_penalty_broken_validation_and_the_round_star(tk_root):
+    from ui.plots import PlotsPanel
+
+    panel = PlotsPanel(tk_root)
+    panel.pack(fill="both", expand=True)
+    tk_root.geometry("900x560")
+    tk_root.update()
+    panel.set_run_range(4)
+    panel.add_batch(1, 1, 2, loss=3.01, accuracy=0.5, ce=1.87)
+    panel.add_epoch(1, {"loss": 1.9, "ce": 1.9, "accuracy": 0.4}, {"loss": 1.5, "accuracy": 0.5})
+    panel.add_round(1, 1, committed=True, finetuned=True, val_loss_after=1.2,
+                    val_accuracy_after=0.62)
+    panel.add_epoch(2, {"loss": 3.01, "ce": 1.87, "accuracy": 0.6},
+                    {"loss": 1.1, "accuracy": 0.7, "broken_accuracy": 0.55, "broken_loss": 1.4})
+    panel.add_epoch(3, {"loss": 2.0, "ce": 1.0, "accuracy": 0.8},
+                    {"loss": 61.0, "accuracy": 0.33, "broken_accuracy": 0.3})
+    panel.flush()
+    tk_root.update()
+    assert panel.batch_loss == [1.87]  # the CE of the batch, not CE + lambda x penalty
+    assert panel.train_loss == [1.9, 1.87, 1.0]
+    assert panel.penalty == pytest.approx([0.0, 1.14, 1.0])
+    assert panel.broken_accuracy[0] != panel.broken_accuracy[0]  # NaN: absent in epoch 1
+    assert panel.broken_accuracy[1:] == [0.55, 0.3]
+    assert panel.loss_top < 61  # the 61 does not flatten the other curves...
+    _, top, outliers = panel._shown_limits
+    assert (3, 61.0) in [(e, v) for e, v, _ in outliers]  # ...it is marked at the top edge
+    texts = [t.get_text() for t in panel.loss_axes.texts]
+    assert "61" in texts and "R1" in texts
+    labels = [t.get_text() for t in panel.loss_axes.get_legend().get_texts()]
+    assert {"train CE", "validation", "val, shortcut broken", "penalty (\u03bb \u00d7 guidance)",
+            "val after round (committed)", "round committed"} <= set(labels)
+    accuracy_labels = [t.get_text() for t in panel.accuracy_axes.get_legend().get_texts()]
+    assert "val, shortcut broken" in accuracy_labels
+    star = [line for line in panel.accuracy_axes.lines if line.get_marker() == "*"]
+    assert star and list(star[0].get_ydata()) == [0.62]
+    # legends sit right of the axes: they cover neither curves nor round labels
+    renderer = panel.canvas.get_renderer()
+    for axes in (panel.loss_axes, panel.accuracy_axes):
+        legend_box = axes.get_legend().get_window_extent(renderer)
+        assert legend_box.x0 >= axes.bbox.x1
+    panel.destroy()
+
+
+def test_plots_without_broken_accuracy_show_no_such_series(tk_root):
+    from ui.plots import PlotsPanel
+
+    panel = PlotsPanel(tk_root)
+    panel.pack()
+    panel.add_epoch(1, {"loss": 1.0, "accuracy": 0.5}, {"loss": 1.2, "accuracy": 0.4})
+    panel.flush()
+    labels = [t.get_text() for t in panel.loss_axes.get_legend().get_texts()]
+    assert "val, shortcut broken" not in labels and not any("penalty" in x for x in labels)
+    assert panel.train_loss == [1.0]  # no CE key: the total stands in
+    panel.destroy()

@@ -1,0 +1,93 @@
+"""A yellow banner over the plots: "these numbers cannot be trusted", why, and what to try.
+
+Shows the `app.trust_checks.TrustWarning`s of the run (most serious first) and the remedies
+they offer as buttons where the app can act: "Use small_cnn" and "Weights file..." set the
+form (the change takes a new session: the model changes), frozen BatchNorm is advice. Hidden
+while there is nothing to say; "Hide" hides it until the warnings change.
+"""
+
+from __future__ import annotations
+
+import tkinter as tk
+from tkinter import ttk
+from typing import Callable, Optional, Sequence
+
+from app.trust_checks import REMEDIES, TrustWarning
+
+BANNER_BG = "#fff3cd"
+BANNER_FG = "#5c4400"
+
+
+class TrustBanner(tk.Frame):
+    """`show(warnings)`; `on_smaller_model()` / `on_weights()` run the remedies' buttons."""
+
+    def __init__(self, master: tk.Misc, *, on_smaller_model: Callable[[], None],
+                 on_weights: Callable[[], None], place: Callable[[], None]) -> None:
+        super().__init__(master, background=BANNER_BG, highlightbackground="#e0b000",
+                         highlightthickness=1, padx=8, pady=6)
+        self.warnings: tuple = ()
+        self._place = place  # packs the banner where it belongs
+        self._hidden_for: Optional[tuple] = None
+        self.title_label = tk.Label(self, background=BANNER_BG, foreground="#8a0000",
+                                    font=("TkDefaultFont", 11, "bold"), anchor="w",
+                                    justify="left")
+        self.title_label.pack(fill="x")
+        self.detail_label = tk.Label(self, background=BANNER_BG, foreground=BANNER_FG,
+                                     anchor="w", justify="left", wraplength=700)
+        self.detail_label.pack(fill="x")
+        buttons = tk.Frame(self, background=BANNER_BG)
+        buttons.pack(fill="x", pady=(4, 0))
+        self.smaller_button = ttk.Button(buttons, text="Use small_cnn", command=on_smaller_model)
+        self.weights_button = ttk.Button(buttons, text="Weights file...", command=on_weights)
+        self.hide_button = ttk.Button(buttons, text="Hide", command=self.hide)
+        self.smaller_button.pack(side="left")
+        self.weights_button.pack(side="left", padx=(6, 0))
+        self.hide_button.pack(side="right")
+        self.bind("<Configure>", lambda e: self.detail_label.configure(
+            wraplength=max(200, e.width - 24)))
+
+    @property
+    def shown(self) -> bool:
+        return bool(self.winfo_manager())
+
+    def text(self) -> str:
+        """The banner's words (tests, screenshots)."""
+        return f"{self.title_label.cget('text')}\n{self.detail_label.cget('text')}"
+
+    def show(self, warnings: Sequence[TrustWarning]) -> None:
+        """Show these warnings (hide when none); `place()` packs it when it was hidden."""
+        self.warnings = tuple(warnings)
+        if not self.warnings:
+            self.pack_forget()
+            return
+        if self._hidden_for == tuple(w.code for w in self.warnings):
+            return  # the user hid exactly these
+        first = self.warnings[0]
+        more = len(self.warnings) - 1
+        self.title_label.configure(
+            text=f"\u26a0 These numbers may not mean anything: {first.title.lower()}"
+                 + (f" (+{more} more)" if more else ""))
+        lines = [f"\u2022 {w.title}: {w.detail}." for w in self.warnings]
+        remedies = []
+        for warning in self.warnings:
+            for key in warning.remedies:
+                if key not in remedies:
+                    remedies.append(key)
+        lines.append("Try: " + "; ".join(REMEDIES[key] for key in remedies) + ".")
+        self.detail_label.configure(text="\n".join(lines))
+        for key, button in (("smaller_model", self.smaller_button),
+                            ("pretrained", self.weights_button)):
+            if key in remedies:
+                button.pack(side="left", padx=(0, 6))
+            else:
+                button.pack_forget()
+        if not self.shown:
+            self._place()
+
+    def hide(self) -> None:
+        self._hidden_for = tuple(w.code for w in self.warnings)
+        self.pack_forget()
+
+    def set_actions_enabled(self, enabled: bool) -> None:
+        for button in (self.smaller_button, self.weights_button):
+            button.state(["!disabled"] if enabled else ["disabled"])
