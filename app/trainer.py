@@ -445,6 +445,11 @@ class Trainer:
         """Answer PreviewPropagation / ApplyPropagation; errors become PropagationFailed."""
         train = self.data.train
         sources, scope = tuple(command.sources), command.scope
+        if scope == "content" and train.masks is not None:
+            # The content is learnt from every image painted red by hand, not only this one.
+            painted = [r for r in hand_painted(train.masks)
+                       if (lambda m: m is not None and bool((m == 1).any()))(train.masks.load_array(r))]
+            sources = tuple(dict.fromkeys(sources + tuple(painted)))
         self._set_state("propagating")
         try:
             plan = plan_propagation(train, sources, scope, model=self.model, device=self.device,

@@ -209,6 +209,7 @@ def test_preview_and_apply_send_the_commands_and_show_the_answers(brush):
 def test_changing_scope_or_image_drops_the_preview(brush):
     panel = brush.propagation
     _paint_red(brush)
+    panel.scope_buttons["all"].invoke()
     panel.preview_button.invoke()
     panel.show_preview(msg.PropagationPreview(("3/a.png",), "all", 2, ("5/b.png", "5/c.png")))
     assert panel.apply_button.instate(["!disabled"])
@@ -223,6 +224,7 @@ def test_changing_scope_or_image_drops_the_preview(brush):
 def test_failure_is_shown_and_the_panel_stays_usable(brush):
     panel = brush.propagation
     _paint_red(brush)
+    panel.scope_buttons["all"].invoke()
     panel.preview_button.invoke()
     panel.show_failed(msg.PropagationFailed(("3/a.png",), "all", "no model, no similarity"))
     assert panel.status_label.cget("text") == "no model, no similarity"
@@ -292,3 +294,21 @@ def test_empty_similar_preview_says_why_and_offers_no_apply(brush):
     text = panel.status_label.cget("text")
     assert text.startswith("0 images would get this red") and "30% of its saliency" in text
     assert panel.apply_button.instate(["disabled"]) and panel.listbox.size() == 0
+
+
+@pytest.mark.gui
+def test_content_is_the_default_scope_and_its_preview_opens_the_finds(brush):
+    panel = brush.propagation
+    assert panel.scope == "content"
+    _paint_red(brush)
+    panel.preview_button.invoke()
+    assert brush.sent[-1] == msg.PreviewPropagation(("3/a.png",), "content")
+    region = np.zeros((20, 20), bool)
+    region[2:6, 2:6] = True
+    item = msg.PreviewItem("5/b.png", np.zeros((20, 20, 3), np.uint8), region, 0.93)
+    panel.show_preview(msg.PropagationPreview(("3/a.png",), "content", 1, ("5/b.png",), (), (item,), 30, 0.6))
+    window = panel.content_window
+    assert window is not None and window.winfo_exists() and set(window.tiles) == {"5/b.png"}
+    assert "Found in 1 of 30 images" in window.summary_label.cget("text")
+    window.apply_button.invoke()
+    assert brush.sent[-1] == msg.ApplyPropagation(("3/a.png",), "content", ())

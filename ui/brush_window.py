@@ -361,6 +361,7 @@ class BrushWindow(tk.Toplevel):
             self.propagation = PropagationPanel(column, self.submit, self._propagation_source,
                                                 on_applied=self._propagation_applied)
             self.propagation.pack(fill="both", expand=True)
+            self.propagation.on_open_images = self.on_open_images
             listbox = getattr(self.propagation, "listbox", None)
             if listbox is not None and self.on_open_images is not None:
                 # the preview's images open here for painting (double-click)

@@ -136,8 +136,11 @@ class ChooserWindow(tk.Toplevel):
                 row=0, column=col, sticky="w", padx=8)
         # (name, before, after, format, +1 if higher is better / -1 if lower is, hint)
         rows = (
+            *((("Shortcut-broken val. accuracy", report.broken_accuracy_before, report.broken_accuracy_after,
+                "{:.1%}", +1, "what counts: the painted content removed"),)
+              if report.broken_accuracy_before is not None and report.broken_accuracy_after is not None else ()),
             ("Validation accuracy", report.val_accuracy_before, report.val_accuracy_after,
-             "{:.1%}", +1, "higher is better"),
+             "{:.1%}", +1, "carries the shortcut: may fall when it is fixed"),
             ("Validation loss", report.val_loss_before, report.val_loss_after, "{:.4f}", -1,
              "lower is better"),
             ("Guidance loss (annotated)", report.guidance_before, report.guidance_after,
@@ -165,6 +168,12 @@ class ChooserWindow(tk.Toplevel):
                          f"images ({report.seconds:.1f} s): {report.stop_text}."))
         self.stop_label.grid(row=len(rows) + 1, column=0, columnspan=4, sticky="w", padx=8,
                              pady=(6, 0))
+        # The verdict: a round that made the model worse on the shortcut-broken validation is
+        # said so, never shown as an improvement.
+        verdict_colour = {"better": "#1a7f1a", "worse": "#c00000"}.get(report.verdict, "#000000")
+        self.verdict_label = ttk.Label(frame, text=report.verdict_text, foreground=verdict_colour,
+                                       font=("TkDefaultFont", 10, "bold"), wraplength=700, justify="left")
+        self.verdict_label.grid(row=len(rows) + 2, column=0, columnspan=4, sticky="w", padx=8, pady=(4, 0))
         return frame
 
     def _build_images(self, parent: tk.Misc) -> ttk.Frame:

@@ -1,9 +1,11 @@
 """The brush window's "Apply to..." panel: propagate the red painted on this image to others.
 
-A red stroke often states a rule ("never the bottom-right corner"). The panel offers the three
-scopes of `app.propagation` -- every training image, the images of this image's class, the
-images where the model looks at the same spot -- with a preview first (how many images and
-which), then Apply. It never runs the model: Preview and Apply become the trainer commands
+A red stroke usually marks a thing (a watermark, a tag) and sometimes a place ("never the
+bottom-right corner"). The panel offers the scopes of `app.propagation`: the same content
+wherever it sits (the default; its preview opens `ui.content_preview_window` with the finds
+outlined, to drop or correct), and the positional ones -- every training image, the images of
+this image's class, the images where the model looks at the same spot -- with a preview first
+(how many images and which), then Apply. It never runs the model: Preview and Apply become the trainer commands
 `PreviewPropagation` / `ApplyPropagation` (the brush window saves the image's mask first), and
 the trainer's answers (`PropagationPreview`, `PropagationApplied`, `PropagationFailed`) come
 back through the main window into `show_preview` / `show_applied` / `show_failed`.
@@ -25,7 +27,8 @@ from app.propagation import DEFAULT_SIMILAR_SHARE
 log = logging.getLogger(__name__)
 
 SCOPE_TEXT = {
-    "all": "All training images",
+    "content": "The same thing, wherever it is",
+    "all": "All training images, same place",
     "class": "Images of this class",
     "similar": "Where the model looks at the same spot",
 }
@@ -61,7 +64,9 @@ class PropagationPanel(ttk.LabelFrame):
         self.relpath: Optional[str] = None  # image on screen
         self.pending: Optional[Tuple[str, Tuple[str, ...], str]] = None  # (kind, sources, scope)
         self.preview: Optional[msg.PropagationPreview] = None  # last preview answered
-        self.scope_var = tk.StringVar(self, value="all")
+        self.scope_var = tk.StringVar(self, value="content")
+        self.content_window: Optional[Any] = None  # ui.content_preview_window.ContentPreviewWindow
+        self.on_open_images: Optional[Callable[[tuple], None]] = None  # set by the brush window
 
         self.scope_buttons = {}
         for scope, text in SCOPE_TEXT.items():
@@ -190,15 +195,35 @@ class PropagationPanel(ttk.LabelFrame):
         text = (f"{_plural(event.count, 'image')} would get this red "
                 f"({SCOPE_TEXT.get(event.scope, event.scope).lower()}){self._about(event.sources)}.")
         if event.skipped_hand_painted:
-            text += f" {_plural(len(event.skipped_hand_painted), 'image')} you painted keep their own mask."
-        if event.count:
+            count = len(event.skipped_hand_painted)
+            text += f" {_plural(count, 'image')} you painted {'keeps its' if count == 1 else 'keep their'} own mask."
+        if event.count and event.scope == "content":
+            text += " See where in the preview window; Apply there."
+        elif event.count:
             text += " Apply writes them."
+        elif event.scope == "content":
+            text += " Paint the thing on another image or two, then Preview again."
         elif event.scope == "similar":
             text += (f" No other image has {DEFAULT_SIMILAR_SHARE:.0%} of its saliency on this red; "
                      "try another scope.")
         self._set_status(text)
         self._fill_list(event.relpaths)
         self._update_buttons()
+        if event.scope == "content" and event.items:
+            self._show_content_preview(event)
+
+    def _show_content_preview(self, event: msg.PropagationPreview) -> None:
+        from .content_preview_window import ContentPreviewWindow
+
+        window = self.content_window
+        if window is None or not window.winfo_exists() or window.choices.sources != tuple(event.sources):
+            if window is not None and window.winfo_exists():
+                window.destroy()
+            window = ContentPreviewWindow(self.winfo_toplevel(), event.sources, self.submit,
+                                          on_open=self.on_open_images)
+            self.content_window = window
+        window.show(event)
+        window.lift()
 
     def show_applied(self, event: msg.PropagationApplied) -> None:
         self._answered(event.sources, event.scope)

@@ -1,0 +1,75 @@
+"""Tests for the content-propagation preview: the choices (pure) and the window (Tk, marked gui)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app import messages as msg
+from ui.content_plan import ContentPlanChoices
+
+
+def _item(relpath, confidence, side=40):
+    thumbnail = np.full((side, side, 3), 90, np.uint8)
+    region = np.zeros((side, side), bool)
+    region[4:12, 4:12] = True
+    return msg.PreviewItem(relpath, thumbnail, region, confidence)
+
+
+def _preview():
+    items = (_item("1/a.png", 0.97), _item("2/b.png", 0.9), _item("3/c.png", 0.52))
+    return msg.PropagationPreview(("0/src.png",), "content", 3, tuple(i.relpath for i in items), (), items, 40, 0.5)
+
+
+def test_choices_drop_and_correct_images_and_build_the_commands():
+    choices = ContentPlanChoices(("0/src.png",))
+    preview = _preview()
+    choices.toggle("2/b.png", keep=False)
+    assert choices.kept(preview) == 2
+    command = choices.not_this(preview.items[2])
+    assert isinstance(command, msg.MarkNotThis) and command.relpath == "3/c.png"
+    assert command.region.dtype == bool and command.region.sum() == 64
+    assert choices.kept(preview) == 1
+    assert choices.preview_command() == msg.PreviewPropagation(("0/src.png",), "content", ("2/b.png", "3/c.png"))
+    assert choices.apply_command() == msg.ApplyPropagation(("0/src.png",), "content", ("2/b.png", "3/c.png"))
+    choices.toggle("2/b.png", keep=True)
+    assert choices.apply_command().excluded == ("3/c.png",)
+
+
+def test_outlined_thumbnail_draws_the_found_region_in_red():
+    from ui.content_preview_window import OUTLINE_RGB, TILE, outlined_thumbnail
+
+    shown = outlined_thumbnail(_item("1/a.png", 0.9))
+    assert max(shown.shape[:2]) == TILE
+    red = np.all(shown == OUTLINE_RGB, axis=2)
+    assert red.any()
+    rows, cols = np.nonzero(red)
+    scale = TILE / 40
+    assert rows.min() >= 4 * scale - 1 and rows.max() <= 12 * scale  # on the region's rim only
+
+
+@pytest.mark.gui
+def test_preview_window_drops_corrects_and_applies(tk_root):
+    from ui.content_preview_window import ContentPreviewWindow
+
+    sent, opened = [], []
+    window = ContentPreviewWindow(tk_root, ("0/src.png",), sent.append, on_open=opened.append)
+    window.show(_preview())
+    tk_root.update()
+    assert set(window.tiles) == {"1/a.png", "2/b.png", "3/c.png"}
+    assert "Found in 3 of 40 images" in window.summary_label.cget("text")
+    assert window.apply_button.cget("text") == "Apply to 3 images"
+    # untick one: the real check button, clicked
+    checkbutton = [w for w in window.tiles["2/b.png"].winfo_children()[2].winfo_children() if "check" in w.winfo_class().lower()][0]
+    checkbutton.invoke()
+    assert window.apply_button.cget("text") == "Apply to 2 images"
+    window.mark_not_this(window.preview.items[2])
+    assert isinstance(sent[-1], msg.MarkNotThis) and sent[-1].relpath == "3/c.png"
+    assert window.apply_button.cget("text") == "Apply to 1 image"
+    window.rerun_button.invoke()
+    assert sent[-1] == msg.PreviewPropagation(("0/src.png",), "content", ("2/b.png", "3/c.png"))
+    window.show(_preview())  # the answer: choices are kept across previews
+    tk_root.update()
+    assert window.keep_vars["2/b.png"].get() is False and window.keep_vars["1/a.png"].get() is True
+    window.apply_button.invoke()
+    assert sent[-1] == msg.ApplyPropagation(("0/src.png",), "content", ("2/b.png", "3/c.png"))
