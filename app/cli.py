@@ -69,11 +69,12 @@ def _progress_consumer(verbose: bool) -> Callable[[Any], None]:
     return consume
 
 
-def _run_trainer(trainer_factory: Callable[[Callable[[Any], None]], Any], verbose: bool) -> Any:
-    """Run a trainer in a thread, feed its events to the terminal; Ctrl+C stops it cleanly."""
+def _run_trainer(trainer_factory: Callable[[Callable[[Any], None]], Any], verbose: bool, quiet: bool = False) -> Any:
+    """Run a trainer in a thread, feed its events to the terminal; Ctrl+C stops it cleanly.
+    `quiet` (ranks other than 0 under torchrun): print nothing."""
     events: "queue.Queue[Any]" = queue.Queue()
     trainer = trainer_factory(events.put)
-    consume = _progress_consumer(verbose)
+    consume = _progress_consumer(verbose) if not quiet else (lambda event: None)
     thread = trainer.start()
     outcome = None
     try:
@@ -103,6 +104,13 @@ COUNTEREXAMPLES_HELP = (
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import process_group
+
+    with process_group(args.device) as context:  # one process, or one rank under torchrun
+        return _train(args, context)
+
+
+def _train(args: argparse.Namespace, context: Any) -> int:
     from .trainer import Trainer
 
     model = args.model
@@ -117,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         guidance=_guidance_arg(args.guidance), lam=args.lam, seed=args.seed, device=args.device,
         num_workers=args.workers, input_size=args.input_size, weights_path=args.weights,
         val_fraction=args.val_fraction, counterexamples=not args.no_counterexamples,
-        oversample_annotated=args.oversample,
+        oversample_annotated=args.oversample, amp=args.amp,
     )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,12 +133,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         train_dir=args.data, val_dir=args.val, masks_dir=args.masks,
         init_checkpoint=args.init, checkpoint_out=str(out / "model.pt"),
     )
-    trainer, outcome = _run_trainer(lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit), args.verbose)
+    trainer, outcome = _run_trainer(
+        lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit, distributed=context),
+        args.verbose, quiet=not context.is_main,
+    )
     if isinstance(outcome, msg.TrainingFailed):
+        rank = f"rank {context.rank}: " if context.enabled else ""
         if outcome.user_error:
-            raise UserError(outcome.message)
-        print(outcome.details, file=sys.stderr)
+            raise UserError(rank + outcome.message)
+        print(rank + outcome.details, file=sys.stderr)
         return EXIT_BUG
+    if not context.is_main:
+        return EXIT_OK  # rank 0 writes the metrics and prints the summary
     _write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "history": trainer.history})
     print(json.dumps({"checkpoint": str(out / "model.pt"), "epochs": trainer.epoch,
                       "final": trainer.history[-1] if trainer.history else None}, indent=2))
@@ -278,6 +292,13 @@ def _add_common_training(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
 
 
+def _add_amp(parser: argparse.ArgumentParser) -> None:
+    from .amp import AMP_MODES
+
+    parser.add_argument("--amp", choices=AMP_MODES, default="off",
+                        help="mixed precision: bf16 (GPU or CPU), fp16 (GPU, with loss scaling) or off (float32)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from loss import GUIDANCE_NAMES
     from models import MODEL_NAMES
@@ -317,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--workers", type=int, default=0, help="data loading worker processes")
     train.add_argument("--out", required=True, help="run folder: writes model.pt and metrics.json")
     _add_common_training(train)
+    _add_amp(train)
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy (and saliency on masks) of a checkpoint, as JSON")
@@ -340,6 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--val-loss-rise", type=float, help="stop when val loss >= this x before (default 1.2)")
     finetune.add_argument("--guidance-drop", type=float, help="stop when guidance <= L0 - this x |L0| (default 0.5)")
     _add_common_training(finetune)
+    _add_amp(finetune)
     finetune.set_defaults(handler=cmd_finetune)
 
     demo = commands.add_parser("demo-data", help="write the shortcut demo data set (scikit-learn digits + decoy swatch)")

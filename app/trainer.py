@@ -29,15 +29,19 @@ from torch.utils.data import DataLoader
 
 from datasets import load_splits
 from loss import DEFAULT_LAMBDAS, build_guidance
-from models import build_model, device_label, model_spec, pick_device
+from models import build_model, device_label, model_spec
 
 from . import messages as msg
+from .amp import AmpPolicy
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
-from .errors import user_error_types
+from .distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
+from .errors import UserError, user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
+from .guided_step import TrainingStep
 from .loops import evaluate, train_one_epoch
 from .oversampling import AnnotatedOversampler
+from .rank_sampler import RankShareSampler
 from .propagation import apply_propagation, hand_painted, plan_propagation
 from .reasonability import reasonability_matrix
 from .saliency import saliency_maps
@@ -78,8 +82,12 @@ class Trainer:
         *,
         emit: Callable[[Any], None],
         session: Any = None,
+        distributed: DistributedContext = SINGLE_PROCESS,
     ):
+        """`distributed`: this process's place in a torchrun run (`app.distributed`); every rank
+        runs a Trainer, rank 0 alone writes the checkpoint."""
         self.config = config
+        self.distributed = distributed
         self.finetune_config = finetune_config
         self.paths = paths
         self.session = session
@@ -172,7 +180,15 @@ class Trainer:
         """Load data and model; returns (first_epoch, last_epoch)."""
         config, paths = self.config, self.paths
         seed_everything(config.seed)
-        self.device = pick_device(config.device)
+        self.device = self.distributed.device(config.device)
+        amp = AmpPolicy.for_device(config.amp, self.device)
+        world = self.distributed.world_size
+        if self.distributed.enabled:
+            if config.feedback_every:
+                raise UserError("painting rounds need the desktop app, which runs one process; train without torchrun")
+            if config.batch_size % world:
+                raise UserError(f"the batch size ({config.batch_size}) is the global batch and must be a multiple of "
+                                f"the number of processes ({world})")
         checkpoint: Optional[Checkpoint] = None
         if paths.init_checkpoint:
             checkpoint = load_checkpoint(paths.init_checkpoint)
@@ -206,14 +222,23 @@ class Trainer:
         finetune_guidance = config.guidance or FALLBACK_GUIDANCE
         self.lam = config.lam if config.lam is not None else DEFAULT_LAMBDAS[finetune_guidance]
         self.finetune_guidance = finetune_guidance
+        self.step = TrainingStep(
+            self.model, self.guidance, self.lam if self.guidance is not None else 0.0,
+            device=self.device, context=self.distributed, amp=amp,
+        )
 
+        # Every rank seeds the same generator: the same oversampled order, each its own share.
         generator = torch.Generator().manual_seed(config.seed)
         n_train = len(self.data.train)
+        sampler: Any = AnnotatedOversampler(self.data.train, config.oversample_annotated, generator)
+        batch_size = config.batch_size // world  # this process's rows of the global batch
+        if self.distributed.enabled:
+            sampler = RankShareSampler(sampler, self.distributed.rank, world)
+        n_drawn = len(sampler)
         self.train_loader = DataLoader(
-            self.data.train, batch_size=config.batch_size,
-            sampler=AnnotatedOversampler(self.data.train, config.oversample_annotated, generator),
+            self.data.train, batch_size=batch_size, sampler=sampler,
             generator=generator,  # as with shuffle=True: the loader's base seed comes from it too
-            num_workers=config.num_workers, drop_last=n_train % config.batch_size == 1 and n_train > 1,
+            num_workers=config.num_workers, drop_last=n_drawn % batch_size == 1 and n_drawn > 1,
             pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
         )
         self.val_loader = DataLoader(self.data.val, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers)
@@ -247,11 +272,12 @@ class Trainer:
                 self.model, self.train_loader, self.optimizer, device=self.device,
                 guidance=self.guidance, lam=self.lam if self.guidance is not None else 0.0,
                 counterexamples=self.config.counterexamples,
-                on_batch=on_batch, should_stop=self._should_stop,
+                on_batch=on_batch, should_stop=self._should_stop, step=self.step,
             )
             if train_metrics["stopped"]:
                 self._save_checkpoint(partial=True)
                 raise _Stopped()
+            sync_buffers(self.model, self.distributed)  # every rank validates rank 0's model
             val_metrics = evaluate(self.model, self.val_loader, device=self.device, classes=self.data.train.classes)
             self.epoch = epoch
             record = {
@@ -277,7 +303,7 @@ class Trainer:
         self._emit(msg.TrainingFinished(self.epoch, stopped, tuple(self.history)))
 
     def _save_checkpoint(self, partial: bool = False) -> None:
-        if not self.paths.checkpoint_out or self.model is None:
+        if not self.paths.checkpoint_out or self.model is None or not self.distributed.is_main:
             return
         last = self.history[-1] if self.history else {}
         path = save_checkpoint(
