@@ -113,10 +113,9 @@ class TrainingStep:
         self._overflow_streak = 0
         module: nn.Module = GuidedStep(model, guidance, lam)
         if context.enabled:
-            module = DistributedDataParallel(
-                module, device_ids=[device.index] if device.type == "cuda" else None,
-                broadcast_buffers=True,  # rank 0's BatchNorm running averages at every forward
-            )
+            # DDP's default also copies rank 0's buffers (BatchNorm running averages) to every
+            # rank at each forward.
+            module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
         self.module = module
 
     def __call__(
