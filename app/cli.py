@@ -206,18 +206,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------- finetune
 def cmd_finetune(args: argparse.Namespace) -> int:
+    from .distributed import process_group
+
+    with process_group(args.device) as context:  # one process, or one rank under torchrun
+        return _finetune(args, context)
+
+
+def _finetune(args: argparse.Namespace, context: Any) -> int:
     from torch.utils.data import DataLoader
 
     from datasets import load_splits
     from loss import DEFAULT_LAMBDAS
-    from models import pick_device
 
+    from .amp import AmpPolicy
     from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
     from .finetune import finetune_round
 
     checkpoint = load_checkpoint(args.checkpoint)
     stored = TrainConfig.from_dict(checkpoint.train_config) if checkpoint.train_config else TrainConfig(model=checkpoint.model_name)
-    device = pick_device(args.device)
+    device = context.device(args.device)
+    amp = AmpPolicy.for_device(args.amp, device)
     data = load_splits(
         args.data, args.val, input_size=checkpoint.input_size, mean=checkpoint.mean, std=checkpoint.std,
         masks_dir=args.masks, val_fraction=stored.val_fraction, seed=stored.seed,
@@ -236,14 +244,17 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
 
     def on_progress(step: int, max_steps: int, guidance_value: float, val_loss: float) -> None:
-        print(f"step {step}/{max_steps}: guidance {guidance_value:.4g}, val loss {val_loss:.4f}", file=sys.stderr)
+        if context.is_main:
+            print(f"step {step}/{max_steps}: guidance {guidance_value:.4g}, val loss {val_loss:.4f}", file=sys.stderr)
 
     result = finetune_round(
         model, train_data=data.train, val_loader=val_loader, guidance_name=guidance, lam=lam,
-        config=config, device=device, seed=stored.seed, on_progress=on_progress,
+        config=config, device=device, seed=stored.seed, on_progress=on_progress, distributed=context, amp=amp,
     )
     if result.report.n_annotated == 0:
         raise UserError(f"no image in {args.data} has a mask in {args.masks}: nothing to fine-tune on")
+    if not context.is_main:
+        return EXIT_OK  # rank 0 writes the candidate and the report
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
