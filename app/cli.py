@@ -91,7 +91,11 @@ def _run_trainer(trainer_factory: Callable[[Callable[[Any], None]], Any], verbos
     except KeyboardInterrupt:
         print("\nstopping after the current batch (the checkpoint is saved)...", file=sys.stderr)
         trainer.stop()
-        thread.join()
+        while thread.is_alive():  # a second signal (torchrun's SIGTERM after Ctrl+C) must not cut the save short
+            try:
+                thread.join()
+            except KeyboardInterrupt:
+                pass
         raise
     thread.join()
     return trainer, outcome

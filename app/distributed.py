@@ -16,6 +16,11 @@ What every rank must agree on, and how:
   them from its own shard), so ``sync_buffers`` copies rank 0's before every evaluation, and
   stop decisions taken from validation are the same everywhere.
 
+Ctrl+C: the terminal sends SIGINT to every worker and torchrun's agent, which then sends them
+SIGTERM; inside ``process_group`` SIGTERM counts as Ctrl+C too, so each rank asks to stop after
+the current batch, all stop at the same one, and rank 0 saves the checkpoint before the agent's
+grace period (30 s) ends.
+
 Faults: a rank that raises prints its error and exits; torchrun's agent then ends the other
 workers (its default is no restarts), and a worker blocked in a collective sees the closed
 connection and raises. ``PROCESS_GROUP_TIMEOUT`` bounds a rank that hangs without exiting.
@@ -28,6 +33,8 @@ import contextlib
 import datetime
 import logging
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -102,6 +109,8 @@ def process_group(device_name: str = "auto") -> Iterator[DistributedContext]:
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
     )
     device = context.device(device_name)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # torchrun's stop = Ctrl+C
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(
         backend, timeout=PROCESS_GROUP_TIMEOUT,
