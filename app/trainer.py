@@ -203,6 +203,7 @@ class Trainer:
             paths.train_dir, paths.val_dir, input_size=input_size, mean=mean, std=std,
             masks_dir=paths.masks_dir, val_fraction=config.val_fraction, seed=config.seed,
         )
+        self._cache_decoded_images()
         classes = list(self.data.train.classes)
         if checkpoint is not None:
             checkpoint.check_compatible(classes=classes)
@@ -241,7 +242,10 @@ class Trainer:
             num_workers=config.num_workers, drop_last=n_drawn % batch_size == 1 and n_drawn > 1,
             pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
         )
-        self.val_loader = DataLoader(self.data.val, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers)
+        self.val_loader = DataLoader(
+            self.data.val, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
+        )
 
         start_epoch = checkpoint.epoch if checkpoint is not None else 0
         self.history = list(checkpoint.history) if (checkpoint is not None and paths.resume) else []
@@ -256,6 +260,18 @@ class Trainer:
             batches_per_epoch=len(self.train_loader), skipped=tuple((str(a), str(b)) for a, b in skipped),
         ))
         return start_epoch + 1, last_epoch
+
+    def _cache_decoded_images(self) -> None:
+        """Training images first, then validation, while they fit in `cache_images_gb`."""
+        budget = int(self.config.cache_images_gb * 2**30)
+        for part in (self.data.train, self.data.val):
+            if budget <= 0:
+                return
+            if part.cache_decoded(budget, shared=self.config.num_workers > 0):
+                budget -= part.decoded_cache.pixels.numel()
+            else:
+                logger.warning("decoded-image cache off for %s: %d images at %d px need more than the %.1f GB left",
+                               part.root, len(part), part.input_size, budget / 2**30)
 
     # ------------------------------------------------------------------ main loop
     def _run(self) -> None:
