@@ -13,8 +13,8 @@ What every rank must agree on, and how:
   already makes (``app.guided_step``), so all ranks leave the loop at the same batch and none
   is left waiting in a collective;
 - the model they validate: BatchNorm running averages drift apart between ranks (each updates
-  them from its own shard), so ``sync_buffers`` copies rank 0's before every evaluation, and
-  stop decisions taken from validation are the same everywhere.
+  them from its own shard), so ``sync_buffers`` averages them over the ranks before every
+  evaluation and checkpoint, and stop decisions taken from validation are the same everywhere.
 
 Ctrl+C: the terminal sends SIGINT to every worker and torchrun's agent, which then sends them
 SIGTERM; inside ``process_group`` SIGTERM counts as Ctrl+C too, so each rank asks to stop after
@@ -142,12 +142,23 @@ def all_reduce_sum(values: Sequence[float], context: DistributedContext) -> list
 
 
 def sync_buffers(model: nn.Module, context: DistributedContext) -> None:
-    """Copy rank 0's buffers (BatchNorm running averages) to every rank, so all ranks evaluate
-    the same model. Parameters need no copy: identical averaged gradients keep them equal."""
+    """Make every rank's buffers equal, so all ranks evaluate (and rank 0 saves) the same model:
+    floating-point ones (BatchNorm running averages) become their mean over the ranks, others
+    (step counters, equal anyway) rank 0's. Parameters need nothing: identical averaged
+    gradients keep them equal.
+
+    Measured on the demo (small_cnn, 2 ranks, every image masked, 6 epochs, seeds 0-2): copying
+    rank 0's running averages, which saw half the rows, gave test accuracy 0.68 / 0.81 / 0.58
+    against 0.83 / 0.76 / 0.76 for one process; eval-mode accuracy swung by up to 0.17 between
+    epochs."""
     if not context.enabled:
         return
     for buffer in model.buffers():
-        dist.broadcast(buffer.data, src=0)
+        if buffer.is_floating_point():
+            dist.all_reduce(buffer.data)
+            buffer.data.div_(context.world_size)
+        else:
+            dist.broadcast(buffer.data, src=0)
 
 
 def shard_rows(rows: int, context: DistributedContext) -> slice:

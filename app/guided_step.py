@@ -20,7 +20,11 @@ Under torchrun (``app.distributed``) the model is wrapped in DistributedDataPara
   from step to step).
 - BatchNorm normalises with each rank's own shard (the usual DDP choice; SyncBatchNorm would
   need the guidance forward to reuse synchronised statistics, which ``loss.batch_statistics``
-  does not record). The equivalence test therefore uses a model without BatchNorm.
+  does not record). The equivalence test therefore uses a model without BatchNorm. The running
+  averages are each rank's own until an evaluation, when ``app.distributed.sync_buffers``
+  averages them over the ranks: since the running mean is linear in the batch means, that is
+  exactly the running average of the global batches' means (the variances' average leaves out
+  the spread between shard means).
 - Global means: DDP *averages* the ranks' gradients, but the batch's CE is a mean over all its
   rows and the penalty a mean over all its annotated rows, which the ranks hold in unequal
   numbers. One small all-reduce before the forward gives the global counts; each rank weights
@@ -113,9 +117,12 @@ class TrainingStep:
         self._overflow_streak = 0
         module: nn.Module = GuidedStep(model, guidance, lam)
         if context.enabled:
-            # DDP's default also copies rank 0's buffers (BatchNorm running averages) to every
-            # rank at each forward.
-            module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+            # Each rank keeps its own BatchNorm running averages between evaluations, which
+            # `app.distributed.sync_buffers` then averages (DDP's default, copying rank 0's at
+            # every forward, makes them an average over rank 0's rows only).
+            module = DistributedDataParallel(
+                module, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False,
+            )
         self.module = module
 
     def __call__(

@@ -290,10 +290,11 @@ class Trainer:
                 counterexamples=self.config.counterexamples,
                 on_batch=on_batch, should_stop=self._should_stop, step=self.step,
             )
-            if train_metrics["stopped"]:
+            if train_metrics["stopped"]:  # on every rank at the same batch
+                sync_buffers(self.model, self.distributed)
                 self._save_checkpoint(partial=True)
                 raise _Stopped()
-            sync_buffers(self.model, self.distributed)  # every rank validates rank 0's model
+            sync_buffers(self.model, self.distributed)  # every rank validates the same model
             val_metrics = evaluate(self.model, self.val_loader, device=self.device, classes=self.data.train.classes)
             self.epoch = epoch
             record = {
