@@ -132,7 +132,8 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         oversample_annotated=args.oversample, amp=args.amp, cache_images_gb=args.cache_images,
     )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if context.is_main:  # the only rank that writes
+        out.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(
         train_dir=args.data, val_dir=args.val, masks_dir=args.masks,
         init_checkpoint=args.init, checkpoint_out=str(out / "model.pt"),

@@ -20,7 +20,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.distributed import process_group, shard_rows  # noqa: E402
+from app.distributed import process_group, shard_rows, sync_buffers  # noqa: E402
 from app.guided_step import TrainingStep  # noqa: E402
 from app.loops import train_one_epoch  # noqa: E402
 from loss import RRRLoss  # noqa: E402
@@ -81,6 +81,9 @@ def equivalence(out_dir: Path, context) -> None:
         train(model, shards, step)
         if context.is_main:
             torch.save(model.state_dict(), out_dir / f"{name}.pt")
+        torch.save({k: v.clone() for k, v in model.named_buffers()}, out_dir / f"{name}_buffers_rank{context.rank}.pt")
+        sync_buffers(model, context)
+        torch.save({k: v.clone() for k, v in model.named_buffers()}, out_dir / f"{name}_synced_rank{context.rank}.pt")
 
 
 class FaultyLoader:

@@ -88,6 +88,20 @@ def test_two_gloo_processes_train_like_one_process_on_the_global_batch(two_proce
         torch.testing.assert_close(trained[name], value.detach(), atol=1e-6, rtol=0)
 
 
+def test_synced_buffers_are_the_ranks_mean_on_every_rank(two_process_run):
+    """BatchNorm running averages: each rank's own during training, their mean after sync."""
+    _, _, out = two_process_run
+    before = [torch.load(out / f"batchnorm_buffers_rank{r}.pt", weights_only=True) for r in range(2)]
+    after = [torch.load(out / f"batchnorm_synced_rank{r}.pt", weights_only=True) for r in range(2)]
+    assert not torch.equal(before[0]["features.0.1.running_mean"], before[1]["features.0.1.running_mean"])
+    for name, value in before[0].items():
+        assert torch.equal(after[0][name], after[1][name]), name
+        if value.is_floating_point():
+            torch.testing.assert_close(after[0][name], (value + before[1][name]) / 2, rtol=1e-6, atol=1e-7)
+        else:
+            assert torch.equal(after[0][name], value)
+
+
 def test_a_rank_that_raises_ends_the_run_with_its_message(two_process_run):
     completed, seconds, out = two_process_run
     output = completed.stdout + completed.stderr
