@@ -3,7 +3,8 @@
     torchrun --standalone --nproc_per_node 2 tests/ddp_worker.py OUT_DIR FAULT_RANK
 
 First trains the scenarios of `scenarios()` for a few guided steps on this rank's rows of each
-global batch; rank 0 saves the parameters to OUT_DIR/<scenario>.pt. Then, in the same process
+global batch; rank 0 saves the parameters to OUT_DIR/<scenario>.pt. Then one rank alone asks to
+stop mid-epoch (each writes OUT_DIR/stop_rank<r>.json, train_one_epoch's result). Then, in the same process
 group (one launch keeps the test short), a second run raises on FAULT_RANK in its second batch
 while the other rank carries on into its collectives; a rank that gets past the fault writes
 OUT_DIR/finished_rank<r>.
@@ -11,6 +12,7 @@ OUT_DIR/finished_rank<r>.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -86,6 +88,23 @@ def equivalence(out_dir: Path, context) -> None:
         torch.save({k: v.clone() for k, v in model.named_buffers()}, out_dir / f"{name}_synced_rank{context.rank}.pt")
 
 
+def stop_vote(out_dir: Path, context) -> None:
+    """Rank 1 alone asks to stop before its third batch (Ctrl+C reaching one process first)."""
+    torch.manual_seed(0)
+    model = tiny_conv()
+    shards = [tuple(t[shard_rows(BATCH, context)] for t in batch) for batch in global_batches(steps=5)]
+    step = TrainingStep(model, RRRLoss(), LAM, device=torch.device("cpu"), context=context)
+    polls = []
+
+    def should_stop() -> bool:
+        polls.append(1)
+        return context.rank == 1 and len(polls) >= 3
+
+    result = train_one_epoch(model, shards, torch.optim.SGD(model.parameters(), lr=LR), device=torch.device("cpu"),
+                             guidance=RRRLoss(), lam=LAM, step=step, should_stop=should_stop)
+    (out_dir / f"stop_rank{context.rank}.json").write_text(json.dumps(result))
+
+
 class FaultyLoader:
     """Yields this rank's shards; raises in the second batch on `fault_rank`."""
 
@@ -118,4 +137,5 @@ if __name__ == "__main__":
     out, fault_rank = Path(sys.argv[1]), int(sys.argv[2])
     with process_group("cpu") as context:
         equivalence(out, context)
+        stop_vote(out, context)
         fault(out, context, fault_rank)

@@ -102,6 +102,17 @@ def test_synced_buffers_are_the_ranks_mean_on_every_rank(two_process_run):
             assert torch.equal(after[0][name], value)
 
 
+def test_one_rank_asking_to_stop_stops_every_rank_at_the_same_batch(two_process_run):
+    import json
+
+    _, _, out = two_process_run
+    results = [json.loads((out / f"stop_rank{r}.json").read_text()) for r in range(2)]
+    for result in results:
+        assert result["stopped"] == 1.0
+        assert result["n_images"] == 2 * ddp_worker.BATCH  # two global batches, then the stop
+    assert results[0] == results[1]  # global numbers: the same on both ranks
+
+
 def test_a_rank_that_raises_ends_the_run_with_its_message(two_process_run):
     completed, seconds, out = two_process_run
     output = completed.stdout + completed.stderr
