@@ -49,7 +49,9 @@ from .errors import UserError
 logger = logging.getLogger(__name__)
 
 # How long a collective may wait for a silent peer before the run fails instead of hanging.
-PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=10)
+# PyTorch's default; the ranks scan the data folder independently before their first
+# collective, and on very large folders the scans can drift apart by minutes (docs/scaling.md).
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
