@@ -69,11 +69,12 @@ def _progress_consumer(verbose: bool) -> Callable[[Any], None]:
     return consume
 
 
-def _run_trainer(trainer_factory: Callable[[Callable[[Any], None]], Any], verbose: bool) -> Any:
-    """Run a trainer in a thread, feed its events to the terminal; Ctrl+C stops it cleanly."""
+def _run_trainer(trainer_factory: Callable[[Callable[[Any], None]], Any], verbose: bool, quiet: bool = False) -> Any:
+    """Run a trainer in a thread, feed its events to the terminal; Ctrl+C stops it cleanly.
+    `quiet` (ranks other than 0 under torchrun): print nothing."""
     events: "queue.Queue[Any]" = queue.Queue()
     trainer = trainer_factory(events.put)
-    consume = _progress_consumer(verbose)
+    consume = _progress_consumer(verbose) if not quiet else (lambda event: None)
     thread = trainer.start()
     outcome = None
     try:
@@ -90,7 +91,11 @@ def _run_trainer(trainer_factory: Callable[[Callable[[Any], None]], Any], verbos
     except KeyboardInterrupt:
         print("\nstopping after the current batch (the checkpoint is saved)...", file=sys.stderr)
         trainer.stop()
-        thread.join()
+        while thread.is_alive():  # a second signal (torchrun's SIGTERM after Ctrl+C) must not cut the save short
+            try:
+                thread.join()
+            except KeyboardInterrupt:
+                pass
         raise
     thread.join()
     return trainer, outcome
@@ -103,6 +108,13 @@ COUNTEREXAMPLES_HELP = (
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import process_group
+
+    with process_group(args.device) as context:  # one process, or one rank under torchrun
+        return _train(args, context)
+
+
+def _train(args: argparse.Namespace, context: Any) -> int:
     from .trainer import Trainer
 
     model = args.model
@@ -117,20 +129,27 @@ def cmd_train(args: argparse.Namespace) -> int:
         guidance=_guidance_arg(args.guidance), lam=args.lam, seed=args.seed, device=args.device,
         num_workers=args.workers, input_size=args.input_size, weights_path=args.weights,
         val_fraction=args.val_fraction, counterexamples=not args.no_counterexamples,
-        oversample_annotated=args.oversample,
+        oversample_annotated=args.oversample, amp=args.amp, cache_images_gb=args.cache_images,
     )
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    if context.is_main:  # the only rank that writes
+        out.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(
         train_dir=args.data, val_dir=args.val, masks_dir=args.masks,
         init_checkpoint=args.init, checkpoint_out=str(out / "model.pt"), test_dir=args.test,
     )
-    trainer, outcome = _run_trainer(lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit), args.verbose)
+    trainer, outcome = _run_trainer(
+        lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit, distributed=context),
+        args.verbose, quiet=not context.is_main,
+    )
     if isinstance(outcome, msg.TrainingFailed):
+        rank = f"rank {context.rank}: " if context.enabled else ""
         if outcome.user_error:
-            raise UserError(outcome.message)
-        print(outcome.details, file=sys.stderr)
+            raise UserError(rank + outcome.message)
+        print(rank + outcome.details, file=sys.stderr)
         return EXIT_BUG
+    if not context.is_main:
+        return EXIT_OK  # rank 0 writes the metrics and prints the summary
     _write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "history": trainer.history})
     print(json.dumps({"checkpoint": str(out / "model.pt"), "epochs": trainer.epoch,
                       "final": trainer.history[-1] if trainer.history else None}, indent=2))
@@ -192,18 +211,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 # -------------------------------------------------------------------------- finetune
 def cmd_finetune(args: argparse.Namespace) -> int:
+    from .distributed import process_group
+
+    with process_group(args.device) as context:  # one process, or one rank under torchrun
+        return _finetune(args, context)
+
+
+def _finetune(args: argparse.Namespace, context: Any) -> int:
     from torch.utils.data import DataLoader
 
     from datasets import load_splits
     from loss import DEFAULT_LAMBDAS
-    from models import pick_device
 
+    from .amp import AmpPolicy
     from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
     from .finetune import finetune_round
 
     checkpoint = load_checkpoint(args.checkpoint)
     stored = TrainConfig.from_dict(checkpoint.train_config) if checkpoint.train_config else TrainConfig(model=checkpoint.model_name)
-    device = pick_device(args.device)
+    device = context.device(args.device)
+    amp = AmpPolicy.for_device(args.amp, device)
     data = load_splits(
         args.data, args.val, input_size=checkpoint.input_size, mean=checkpoint.mean, std=checkpoint.std,
         masks_dir=args.masks, val_fraction=stored.val_fraction, seed=stored.seed,
@@ -225,14 +252,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     broken = BrokenValidation.build(data.train, data.val, device=device)
 
     def on_progress(step: int, max_steps: int, guidance_value: float, val_loss: float) -> None:
-        print(f"step {step}/{max_steps}: guidance {guidance_value:.4g}, val loss {val_loss:.4f}", file=sys.stderr)
+        if context.is_main:
+            print(f"step {step}/{max_steps}: guidance {guidance_value:.4g}, val loss {val_loss:.4f}", file=sys.stderr)
 
     result = finetune_round(
         model, train_data=data.train, val_loader=val_loader, guidance_name=guidance, lam=lam,
-        config=config, device=device, seed=stored.seed, on_progress=on_progress, broken=broken,
+        config=config, device=device, seed=stored.seed, on_progress=on_progress, distributed=context, amp=amp,
+        broken=broken,
     )
     if result.report.n_annotated == 0:
         raise UserError(f"no image in {args.data} has a mask in {args.masks}: nothing to fine-tune on")
+    if not context.is_main:
+        return EXIT_OK  # rank 0 writes the candidate and the report
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(
@@ -284,6 +315,13 @@ def _add_common_training(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
 
 
+def _add_amp(parser: argparse.ArgumentParser) -> None:
+    from .amp import AMP_MODES
+
+    parser.add_argument("--amp", choices=AMP_MODES, default="off",
+                        help="mixed precision: bf16 (GPU or CPU), fp16 (GPU, with loss scaling) or off (float32)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from loss import GUIDANCE_NAMES
     from models import MODEL_NAMES
@@ -320,10 +358,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--input-size", type=int, help="square input side (default: the model's)")
     train.add_argument("--weights", help="local file with pretrained weights (torchvision state_dict)")
     train.add_argument("--init", help="continue from this checkpoint")
-    train.add_argument("--workers", type=int, default=0, help="data loading worker processes")
+    train.add_argument("--workers", type=int, default=0, help="data loading worker processes (per process under torchrun)")
+    train.add_argument("--cache-images", type=float, default=0.0, metavar="GB",
+                       help="keep decoded, resized images in RAM up to GB gigabytes (per process), so later "
+                            "epochs skip decoding (150 KB per image at 224 px)")
     train.add_argument("--out", required=True, help="run folder: writes model.pt and metrics.json")
     train.add_argument("--test", help="a shortcut-free test folder, evaluated after every epoch (test_accuracy)")
     _add_common_training(train)
+    _add_amp(train)
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy (and saliency on masks) of a checkpoint, as JSON")
@@ -350,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="saliency (default): stop when saliency on red halved or the shortcut-broken validation "
                                "got worse; thesis: guidance halved or val loss rose")
     _add_common_training(finetune)
+    _add_amp(finetune)
     finetune.set_defaults(handler=cmd_finetune)
 
     demo = commands.add_parser("demo-data", help="write the shortcut demo data set (scikit-learn digits + decoy swatch)")

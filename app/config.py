@@ -34,6 +34,8 @@ class TrainConfig:
     images_per_round: int = 8  # images shown in the brush window per round
     selection: str = "random"  # how those images are chosen (app.selection.SELECTION_STRATEGIES)
     saliency_method: str = "saliency"  # captum method for display (app.saliency.SALIENCY_METHODS)
+    amp: str = "off"  # mixed precision of training steps: off | bf16 | fp16 (app.amp)
+    cache_images_gb: float = 0.0  # keep decoded, resized images in RAM up to this many GB (0 = decode every epoch)
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}

@@ -19,10 +19,13 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from loss import build_guidance, guided_loss, swap_red_regions
+from loss import build_guidance, swap_red_regions
 
+from .amp import AmpPolicy
 from .config import FinetuneConfig
+from .distributed import SINGLE_PROCESS, DistributedContext, shard_rows, sync_buffers
 from .explanation_metrics import gradient_saliency, mass_share
+from .guided_step import TrainingStep
 from .finetune_report import (
     STOP_BROKEN_WORSE,
     STOP_CANCELLED,
@@ -107,6 +110,8 @@ def finetune_round(
     should_stop: Optional[Callable[[], bool]] = None,
     broken: Optional[Any] = None,
     on_step: Optional[StepCallback] = None,
+    distributed: DistributedContext = SINGLE_PROCESS,
+    amp: AmpPolicy = AmpPolicy(),
 ) -> FinetuneResult:
     """Run one round on every annotated image of `train_data` (an ImageFolderData with masks).
 
@@ -119,6 +124,10 @@ def finetune_round(
     is forgetting). Rule "thesis": val loss >= config.val_loss_rise x before or guidance <= L0 -
     config.guidance_drop x |L0|. Either way also at config.max_steps, on a non-finite loss (the
     candidate keeps its last finite weights) or when `should_stop()` returns True.
+
+    Under torchrun (`distributed`) every rank draws the same steps (same seed), trains its
+    rows of each step's batch through DDP, and validates rank 0's model, so all ranks take the
+    same stop decision; `amp` is the steps' mixed precision.
     """
     started = time.monotonic()
     generator = torch.Generator().manual_seed(seed)
@@ -159,14 +168,13 @@ def finetune_round(
     )
 
     optimizer = torch.optim.Adam(candidate.parameters(), lr=config.lr)
+    training_step = TrainingStep(candidate, guidance_new, lam, device=device, context=distributed, amp=amp)
     annotated_per_step = min(len(indices), CHUNK)
     stop_reason = STOP_STEP_CAP
     steps = 0
     val_loss, guidance_now = val_before["loss"], l0
     for step in range(1, config.max_steps + 1):
-        if should_stop is not None and should_stop():
-            stop_reason = STOP_CANCELLED
-            break
+        stop = should_stop is not None and should_stop()
         pick = torch.randperm(len(indices), generator=generator)[:annotated_per_step].tolist()
         replay = torch.randint(len(train_data), (config.replay_batch,), generator=generator).tolist()
         batch = stack_samples(train_data, [indices[i] for i in pick] + replay, device)
@@ -177,20 +185,22 @@ def finetune_round(
             painted = batch_images
             batch_images = swap_red_regions(batch_images, batch[2], has_mask, generator)
         candidate.train()
-        result = guided_loss(candidate, batch_images, batch[1], batch[2], has_mask, guidance_new, lam,
-                             painted=painted)
-        if not torch.isfinite(result.total):
-            logger.warning("fine-tune loss became %s at step %d; keeping the last finite weights", result.total.item(), step)
+        rows = shard_rows(len(has_mask), distributed)  # every rank built the same batch
+        outcome = training_step(batch_images[rows], batch[1][rows], batch[2][rows], has_mask[rows], optimizer,
+                                painted=None if painted is None else painted[rows], stop=stop)
+        if outcome.stopped:
+            stop_reason = STOP_CANCELLED
+            break
+        if outcome.diverged:
+            logger.warning("fine-tune loss became %s at step %d; keeping the last finite weights", outcome.loss, step)
             stop_reason = STOP_NON_FINITE
             break
-        optimizer.zero_grad(set_to_none=True)
-        result.total.backward()
-        optimizer.step()
         steps = step
         if on_step is not None:
             on_step(step, config.max_steps)
 
         if step % config.check_every == 0 or step == config.max_steps:
+            sync_buffers(candidate, distributed)  # the same model, hence the same decision, everywhere
             broken_now = broken.evaluate(candidate, device, config.max_val_images) if watch_broken else None
             val_loss = broken_now["loss"] if broken_now is not None else evaluate(
                 candidate, val_loader, device=device, max_images=config.max_val_images)["loss"]
@@ -214,6 +224,7 @@ def finetune_round(
                 stop_reason = STOP_GUIDANCE
                 break
 
+    sync_buffers(candidate, distributed)
     candidate.eval()
     candidate.zero_grad(set_to_none=True)
     val_after = evaluate(candidate, val_loader, device=device, max_images=config.max_val_images)

@@ -14,9 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from loss import guided_loss, swap_red_regions
+from loss import swap_red_regions
 
 from .errors import UserError
+from .guided_step import TrainingStep
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def train_one_epoch(
     counterexamples: bool = False,
     on_batch: Optional[BatchCallback] = None,
     should_stop: Optional[Callable[[], bool]] = None,
+    step: Optional[TrainingStep] = None,
 ) -> Dict[str, float]:
     """One pass over `loader` minimising CE + lam x guidance (guidance on annotated rows only).
 
@@ -61,44 +63,46 @@ def train_one_epoch(
 
     `should_stop` is polled before every batch (it may block, which is how pausing works);
     when it returns True the epoch ends early and the result has `stopped = 1.0`.
+    `step` computes and applies each batch (`app.guided_step.TrainingStep`: data-parallel,
+    mixed precision); by default a plain one-process step of `model`, `guidance`, `lam`. Under
+    torchrun the loader yields this process's rows and the numbers are the global batch's.
     Returns loss, ce, guidance (means per image), accuracy in [0, 1], n_images, n_annotated.
     Raises TrainingDiverged on a non-finite loss (the weights are not updated by that batch).
     """
+    if step is None:
+        step = TrainingStep(model, guidance, lam, device=device)
+    elif step.model is not model:
+        raise ValueError("step must be a TrainingStep of the model being trained")
     model.train()
     total_loss = total_ce = total_guidance = 0.0
     correct = seen = annotated = 0
     stopped = False
     batches = len(loader)
     for batch_number, batch in enumerate(loader, start=1):
-        if should_stop is not None and should_stop():
-            stopped = True
-            break
+        stop = should_stop is not None and should_stop()
         images, targets, masks, has_mask = move_batch(batch, device)
         painted = None
-        if counterexamples:
+        if counterexamples and not stop:
             painted, images = images, swap_red_regions(images, masks, has_mask)
-        result = guided_loss(model, images, targets, masks, has_mask, guidance, lam, painted=painted)
-        if not torch.isfinite(result.total):
+        outcome = step(images, targets, masks, has_mask, optimizer, painted=painted, stop=stop)
+        if outcome.stopped:  # on every rank at the same batch
+            stopped = True
+            break
+        if outcome.diverged:
             raise TrainingDiverged(
-                f"the training loss became {result.total.item()} at batch {batch_number}; "
+                f"the training loss became {outcome.loss} at batch {batch_number}; "
                 "lower the learning rate or lambda"
             )
-        optimizer.zero_grad(set_to_none=True)
-        result.total.backward()
-        optimizer.step()
 
-        n = targets.shape[0]
-        n_annotated = int(has_mask.sum())
-        batch_correct = int((result.logits.detach().argmax(1) == targets).sum())
-        total_loss += float(result.total.detach()) * n
-        total_ce += float(result.ce.detach()) * n
-        total_guidance += float(result.guidance.detach()) * n_annotated
-        correct += batch_correct
+        n, n_annotated = outcome.n_images, outcome.n_annotated
+        total_loss += outcome.loss * n
+        total_ce += outcome.ce * n
+        total_guidance += outcome.guidance * n_annotated
+        correct += outcome.correct
         seen += n
         annotated += n_annotated
         if on_batch is not None:
-            on_batch(batch_number, batches, float(result.total.detach()), batch_correct / n, n_annotated,
-                     float(result.ce.detach()))
+            on_batch(batch_number, batches, outcome.loss, outcome.correct / n, n_annotated, outcome.ce)
     seen_or_one = max(seen, 1)
     return {
         "loss": total_loss / seen_or_one,

@@ -29,17 +29,21 @@ from torch.utils.data import DataLoader
 
 from datasets import ImageFolderData, MaskStore, load_splits
 from loss import DEFAULT_LAMBDAS, build_guidance
-from models import build_model, device_label, model_spec, pick_device
+from models import build_model, device_label, model_spec
 
 from . import messages as msg
+from .amp import AmpPolicy
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
 from .content_locator import resize_bool
+from .distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
 from .errors import UserError, user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
+from .guided_step import TrainingStep
 from .loops import evaluate, train_one_epoch
 from .oversampling import AnnotatedOversampler
 from .propagation import PropagationPlan, apply_propagation, hand_painted, plan_propagation
+from .rank_sampler import RankShareSampler
 from .reasonability import reasonability_matrix
 from .saliency import saliency_maps
 from .selection import select_images
@@ -85,8 +89,12 @@ class Trainer:
         *,
         emit: Callable[[Any], None],
         session: Any = None,
+        distributed: DistributedContext = SINGLE_PROCESS,
     ):
+        """`distributed`: this process's place in a torchrun run (`app.distributed`); every rank
+        runs a Trainer, rank 0 alone writes the checkpoint."""
         self.config = config
+        self.distributed = distributed
         self.finetune_config = finetune_config
         self.paths = paths
         self.session = session
@@ -179,7 +187,15 @@ class Trainer:
         """Load data and model; returns (first_epoch, last_epoch)."""
         config, paths = self.config, self.paths
         seed_everything(config.seed)
-        self.device = pick_device(config.device)
+        self.device = self.distributed.device(config.device)
+        amp = AmpPolicy.for_device(config.amp, self.device)
+        world = self.distributed.world_size
+        if self.distributed.enabled:
+            if config.feedback_every:
+                raise UserError("painting rounds need the desktop app, which runs one process; train without torchrun")
+            if config.batch_size % world:
+                raise UserError(f"the batch size ({config.batch_size}) is the global batch and must be a multiple of "
+                                f"the number of processes ({world})")
         checkpoint: Optional[Checkpoint] = None
         if paths.init_checkpoint:
             checkpoint = load_checkpoint(paths.init_checkpoint)
@@ -194,6 +210,7 @@ class Trainer:
             paths.train_dir, paths.val_dir, input_size=input_size, mean=mean, std=std,
             masks_dir=paths.masks_dir, val_fraction=config.val_fraction, seed=config.seed,
         )
+        self._cache_decoded_images()
         classes = list(self.data.train.classes)
         if checkpoint is not None:
             checkpoint.check_compatible(classes=classes)
@@ -213,17 +230,29 @@ class Trainer:
         finetune_guidance = config.guidance or FALLBACK_GUIDANCE
         self.lam = config.lam if config.lam is not None else DEFAULT_LAMBDAS[finetune_guidance]
         self.finetune_guidance = finetune_guidance
+        self.step = TrainingStep(
+            self.model, self.guidance, self.lam if self.guidance is not None else 0.0,
+            device=self.device, context=self.distributed, amp=amp,
+        )
 
+        # Every rank seeds the same generator: the same oversampled order, each its own share.
         generator = torch.Generator().manual_seed(config.seed)
         n_train = len(self.data.train)
+        sampler: Any = AnnotatedOversampler(self.data.train, config.oversample_annotated, generator)
+        batch_size = config.batch_size // world  # this process's rows of the global batch
+        if self.distributed.enabled:
+            sampler = RankShareSampler(sampler, self.distributed.rank, world)
+        n_drawn = len(sampler)
         self.train_loader = DataLoader(
-            self.data.train, batch_size=config.batch_size,
-            sampler=AnnotatedOversampler(self.data.train, config.oversample_annotated, generator),
+            self.data.train, batch_size=batch_size, sampler=sampler,
             generator=generator,  # as with shuffle=True: the loader's base seed comes from it too
-            num_workers=config.num_workers, drop_last=n_train % config.batch_size == 1 and n_train > 1,
+            num_workers=config.num_workers, drop_last=n_drawn % batch_size == 1 and n_drawn > 1,
             pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
         )
-        self.val_loader = DataLoader(self.data.val, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers)
+        self.val_loader = DataLoader(
+            self.data.val, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
+        )
         self.test_loader = None
         if paths.test_dir:
             test = ImageFolderData(paths.test_dir, self.input_size, self.mean, self.std, classes=list(classes))
@@ -252,6 +281,18 @@ class Trainer:
         ))
         return start_epoch + 1, last_epoch
 
+    def _cache_decoded_images(self) -> None:
+        """Training images first, then validation, while they fit in `cache_images_gb`."""
+        budget = int(self.config.cache_images_gb * 2**30)
+        for part in (self.data.train, self.data.val):
+            if budget <= 0:
+                return
+            if part.cache_decoded(budget, shared=self.config.num_workers > 0):
+                budget -= part.decoded_cache.pixels.numel()
+            else:
+                logger.warning("decoded-image cache off for %s: %d images at %d px need more than the %.1f GB left",
+                               part.root, len(part), part.input_size, budget / 2**30)
+
     # ------------------------------------------------------------------ main loop
     def _run(self) -> None:
         self._set_state("loading")
@@ -268,11 +309,13 @@ class Trainer:
                 self.model, self.train_loader, self.optimizer, device=self.device,
                 guidance=self.guidance, lam=self.lam if self.guidance is not None else 0.0,
                 counterexamples=self.config.counterexamples,
-                on_batch=on_batch, should_stop=self._should_stop,
+                on_batch=on_batch, should_stop=self._should_stop, step=self.step,
             )
-            if train_metrics["stopped"]:
+            if train_metrics["stopped"]:  # on every rank at the same batch
+                sync_buffers(self.model, self.distributed)
                 self._save_checkpoint(partial=True)
                 raise _Stopped()
+            sync_buffers(self.model, self.distributed)  # every rank validates the same model
             val_metrics = evaluate(self.model, self.val_loader, device=self.device, classes=self.data.train.classes)
             val_metrics = {**val_metrics, **self._extra_validation()}
             self.epoch = epoch
@@ -333,7 +376,7 @@ class Trainer:
         self._emit(msg.TrainingFinished(self.epoch, stopped, tuple(self.history)))
 
     def _save_checkpoint(self, partial: bool = False) -> None:
-        if not self.paths.checkpoint_out or self.model is None:
+        if not self.paths.checkpoint_out or self.model is None or not self.distributed.is_main:
             return
         last = self.history[-1] if self.history else {}
         path = save_checkpoint(

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from .decoded_cache import DecodedImageCache, cache_bytes
 from .errors import DatasetError
 from .image_loading import DEFAULT_MAX_PIXELS, check_image, load_rgb
 from .masks import MaskStore, _mask_key
@@ -167,6 +168,15 @@ class ImageFolderData(Dataset):
             transforms.Normalize(self.mean, self.std),
         ])
         self._index_of: dict[str, int] | None = None
+        self.decoded_cache: DecodedImageCache | None = None
+
+    def cache_decoded(self, max_bytes: int, shared: bool = False) -> bool:
+        """Keep every image decoded and resized in memory (`datasets.decoded_cache`) when that
+        takes at most `max_bytes`; `shared` for DataLoader workers. True when the cache is on."""
+        if cache_bytes(len(self), self.input_size) > max_bytes:
+            return False
+        self.decoded_cache = DecodedImageCache(len(self), self.input_size, shared=shared)
+        return True
 
     def _scan(self, what: str) -> tuple[list[str], list[int], list[tuple[str, str]]]:
         """Find the images with torchvision, decode each once, keep the usable ones."""
@@ -229,8 +239,11 @@ class ImageFolderData(Dataset):
         """Sample with image 3 x S x S normalised, mask S x S in {-1, 0, +1} (S = input_size)."""
         size = (self.input_size, self.input_size)
         # A JPEG may be decoded at up to 1/8 scale while staying at least input_size on each side.
-        picture = load_rgb(self.image_path(index), max_pixels=self.max_pixels, draft_size=size)
-        image = self.transform(picture)
+        if self.decoded_cache is None:
+            picture = load_rgb(self.image_path(index), max_pixels=self.max_pixels, draft_size=size)
+            image = self.transform(picture)
+        else:
+            image = self._cached_image(index, size)
         mask = None
         if self.masks is not None:
             mask = self.masks.load(self.relpaths[index], size)
@@ -238,6 +251,16 @@ class ImageFolderData(Dataset):
         if mask is None:
             mask = torch.zeros(size, dtype=torch.float32)
         return Sample(image, self.targets[index], mask, has_mask, index)
+
+    def _cached_image(self, index: int, size: tuple[int, int]) -> torch.Tensor:
+        """The transform's result, with the resized uint8 pixels from (or into) the cache."""
+        resize, _, normalize = self.transform.transforms
+        pixels = self.decoded_cache.get(index)
+        if pixels is None:
+            picture = load_rgb(self.image_path(index), max_pixels=self.max_pixels, draft_size=size)
+            pixels = transforms.functional.pil_to_tensor(resize(picture))
+            self.decoded_cache.put(index, pixels)
+        return normalize(pixels.float().div(255))  # what ToTensor does to 8-bit RGB
 
     # -- helpers for the app and the UI --------------------------------------------------------
     @property
@@ -299,6 +322,7 @@ class ImageFolderData(Dataset):
         part.targets = [self.targets[i] for i in indices]
         part.skipped = list(self.skipped)
         part._index_of = None
+        part.decoded_cache = None  # indexed by this data set's positions
         return part
 
     def __repr__(self) -> str:

@@ -42,6 +42,7 @@ from torch.nn.modules.dropout import _DropoutNd
 from loss.affine_batchnorm import normalise
 
 _DROPOUT = (_DropoutNd, nn.AlphaDropout)
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 # BatchNorm module -> (mean C, biased variance C) of the batch it normalised, in the graph.
 BatchStatistics = Dict[nn.Module, Tuple[Tensor, Tensor]]
@@ -94,8 +95,11 @@ class _MeanAndVariance(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: Tensor, gate: Optional[StatisticsGate]) -> Tuple[Tensor, Tensor]:
         dims = _channel_dims(inputs)
-        mean = inputs.mean(dim=dims)
-        variance = ((inputs * inputs).mean(dim=dims) - mean * mean).clamp(min=0.0)
+        # Under mixed precision (app.amp) the statistics are float32, as native BatchNorm's are
+        # under autocast: E[x^2] - E[x]^2 in bfloat16 would cancel most of its 8 bits away.
+        values = inputs.float() if inputs.dtype in _LOW_PRECISION else inputs
+        mean = values.mean(dim=dims)
+        variance = ((values * values).mean(dim=dims) - mean * mean).clamp(min=0.0)
         ctx.save_for_backward(inputs, mean)
         ctx.gate = gate
         return mean, variance
@@ -111,7 +115,8 @@ class _MeanAndVariance(torch.autograd.Function):
         # d mean / dx = 1/n, d variance / dx = 2 (x - mean) / n, per channel
         slope = (2.0 / count) * grad_variance
         offset = grad_mean / count - slope * mean
-        return torch.addcmul(offset.view(shape), inputs, slope.view(shape)), None
+        values = inputs.float() if inputs.dtype in _LOW_PRECISION else inputs
+        return torch.addcmul(offset.view(shape), values, slope.view(shape)).to(inputs.dtype), None
 
 
 def mean_and_variance(inputs: Tensor, gate: Optional[StatisticsGate] = None) -> Tuple[Tensor, Tensor]:

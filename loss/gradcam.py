@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from loss.input_gradients import check_guidance_inputs, labelled_logit, zero_loss
+from loss.input_gradients import check_guidance_inputs, differentiable_gradient, labelled_logit, zero_loss
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,10 @@ class GradCAMLoss(nn.Module):
     parameters and ``loss.to(...)`` / ``state_dict()`` never touch the model. Build a new loss
     for a copied model (``build_guidance(name, copy)``): the layer belongs to one model.
     """
+
+    # fp16 loss scale for the backward to the activations (``loss.guided.scaling_scores`` sets
+    # it for one step); 1 = none.
+    score_scale: float = 1.0
 
     def __init__(self, layer: nn.Module, eps: float = 1e-8) -> None:
         super().__init__()
@@ -102,7 +106,7 @@ class GradCAMLoss(nn.Module):
                     f"got shape {tuple(activations.shape)}"
                 )
             scores = labelled_logit(logits, targets)
-            (grads,) = torch.autograd.grad(scores.sum(), activations, create_graph=True)
+            grads = differentiable_gradient(scores, activations, self.score_scale)
         weights = grads.mean(dim=(2, 3), keepdim=True)  # N x K x 1 x 1
         cam = F.relu((weights * activations).sum(dim=1, keepdim=True))  # N x 1 x h x w
         cam = F.interpolate(cam, size=(height, width), mode="bilinear", align_corners=False)

@@ -28,8 +28,9 @@ double backward: the step costs the same as a plain step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import NamedTuple, Optional
+from typing import Iterator, NamedTuple, Optional
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -66,6 +67,20 @@ class GuidedLoss(NamedTuple):
     logits: Tensor
 
 
+@contextlib.contextmanager
+def scaling_scores(guidance: Optional[nn.Module], score_scale: float) -> Iterator[None]:
+    """Within the block, ``guidance`` takes its input gradients of ``scores x score_scale`` and
+    divides them back (fp16 loss scaling, ``loss.input_gradients.differentiable_gradient``)."""
+    if guidance is None or score_scale == 1.0 or not hasattr(guidance, "score_scale"):
+        yield
+        return
+    guidance.score_scale = float(score_scale)
+    try:
+        yield
+    finally:
+        del guidance.score_scale  # back to the class's 1.0
+
+
 def guided_loss(
     model: nn.Module,
     images: Tensor,
@@ -76,6 +91,10 @@ def guided_loss(
     lam: float,
     shared_forward: Optional[bool] = None,
     painted: Optional[Tensor] = None,
+    *,
+    ce_weight: float = 1.0,
+    guidance_weight: float = 1.0,
+    score_scale: float = 1.0,
 ) -> GuidedLoss:
     """Cross-entropy over the batch plus ``lam`` times the guidance loss on the annotated rows.
 
@@ -99,6 +118,12 @@ def guided_loss(
             the CE (and a shared forward's penalty) sees ``images``. Measured on the demo with
             5 % of the images masked (small CNN, 6 epochs, seeds 0-2, decoy-free test): penalty
             on the counterexamples 0.51, on the painted images 0.61, no counterexamples 0.54.
+        ce_weight, guidance_weight: ``total = ce_weight * ce + guidance_weight * lam * guidance``.
+            Data-parallel training (``app.distributed``) computes this on one shard of a global
+            batch and sets them so that the gradients the processes average are those of the
+            global batch's means (a shard's row count and annotated count over the global ones,
+            times the number of processes). 1 for a whole batch.
+        score_scale: fp16 loss scale for the input-gradient backward (``scaling_scores``).
 
     Returns:
         ``GuidedLoss(total, ce, guidance, logits)``.
@@ -115,7 +140,8 @@ def guided_loss(
     if guidance is None or lam == 0 or not bool(annotated.any()):
         logits = model(images)
         ce = F.cross_entropy(logits, targets)
-        return GuidedLoss(total=ce, ce=ce.detach(), guidance=ce.new_zeros(()), logits=logits.detach())
+        total = ce if ce_weight == 1.0 else ce_weight * ce
+        return GuidedLoss(total=total, ce=ce.detach(), guidance=ce.new_zeros(()), logits=logits.detach())
 
     can_share = isinstance(guidance, InputGradientLoss)
     if shared_forward and not can_share:
@@ -133,15 +159,15 @@ def guided_loss(
         with sharing_batch_statistics(model) as statistics_gate:
             logits = model(inputs)
         ce = F.cross_entropy(logits, targets)
-        with statistics_gate.closed():  # each row's own input gradient
+        with statistics_gate.closed(), scaling_scores(guidance, score_scale):  # each row's own input gradient
             penalty = guidance.penalty_from_forward(inputs, logits, targets, masks, annotated)
     else:
         with recording_batch_statistics(model) as statistics:
             logits = model(images)
         ce = F.cross_entropy(logits, targets)
         penalised = images if painted is None else painted.to(images.device)
-        with normalising_with(model, statistics):
+        with normalising_with(model, statistics), scaling_scores(guidance, score_scale):
             penalty = guidance(model, penalised[annotated], targets[annotated], masks[annotated])
     return GuidedLoss(
-        total=ce + lam * penalty, ce=ce.detach(), guidance=penalty.detach(), logits=logits.detach()
+        total=ce_weight * ce + (guidance_weight * lam) * penalty, ce=ce.detach(), guidance=penalty.detach(), logits=logits.detach()
     )

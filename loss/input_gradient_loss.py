@@ -16,12 +16,16 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from loss.input_gradients import check_guidance_inputs, input_gradients, zero_loss
+from loss.input_gradients import check_guidance_inputs, differentiable_gradient, input_gradients, zero_loss
 
 
 class InputGradientLoss(nn.Module, abc.ABC):
     """A guidance loss ``penalty(d score / d x, mask)``; subclasses define both pieces (the base
     cannot be instantiated)."""
+
+    # fp16 loss scale for the input-gradient backward (``loss.guided.scaling_scores`` sets it
+    # for one step); 1 = none.
+    score_scale: float = 1.0
 
     @abc.abstractmethod
     def score_fn(self, logits: Tensor, targets: Optional[Tensor]) -> Tensor:
@@ -37,7 +41,7 @@ class InputGradientLoss(nn.Module, abc.ABC):
         check_guidance_inputs(images, targets, masks)
         if images.shape[0] == 0:
             return zero_loss(model, images)
-        _, grads = input_gradients(model, images, self.score_fn, targets)
+        _, grads = input_gradients(model, images, self.score_fn, targets, self.score_scale)
         return self.penalty_from_gradients(grads, masks.to(grads.device))
 
     def penalty_from_forward(
@@ -57,5 +61,5 @@ class InputGradientLoss(nn.Module, abc.ABC):
         """
         check_guidance_inputs(inputs, targets, masks)
         scores = self.score_fn(logits[annotated], targets[annotated])
-        (grads,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
+        grads = differentiable_gradient(scores, inputs, self.score_scale)
         return self.penalty_from_gradients(grads[annotated], masks.to(grads.device)[annotated])

@@ -58,11 +58,27 @@ def summed_log_probs(logits: Tensor, targets: Optional[Tensor] = None) -> Tensor
     return F.log_softmax(logits, dim=1).sum(dim=1)
 
 
+def differentiable_gradient(scores: Tensor, inputs: Tensor, score_scale: float = 1.0) -> Tensor:
+    """``d scores.sum() / d inputs``, itself part of the graph (``create_graph=True``).
+
+    ``score_scale`` is fp16 mixed precision's loss scale (``torch.amp.GradScaler``): the backward
+    runs on ``scores x score_scale`` so that small gradients do not underflow in half precision,
+    and the result is divided back in float32 before any penalty sees it, the PyTorch AMP
+    notes' gradient-penalty recipe. 1 (the default, and with fp32 or bf16) is the plain gradient.
+    """
+    if score_scale == 1.0:
+        (grads,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
+        return grads
+    (grads,) = torch.autograd.grad(scores.sum() * score_scale, inputs, create_graph=True)
+    return grads.float() / score_scale
+
+
 def input_gradients(
     model: nn.Module,
     images: Tensor,
     score_fn: ScoreFn,
     targets: Optional[Tensor] = None,
+    score_scale: float = 1.0,
 ) -> tuple[Tensor, Tensor]:
     """Forward ``images`` through ``model`` and return the differentiable input gradients.
 
@@ -73,6 +89,7 @@ def input_gradients(
         score_fn: maps ``(logits, targets)`` to N per-sample scores, e.g. ``labelled_logit`` or
             ``summed_log_probs``.
         targets: N long class indices, passed on to ``score_fn``.
+        score_scale: fp16 loss scale (``differentiable_gradient``); 1 otherwise.
 
     Returns:
         ``(logits, grads)``: logits N x K; grads N x C x H x W, ``d score_n / d images_n``, part of
@@ -89,7 +106,7 @@ def input_gradients(
                 f"score_fn must return one score per sample, shape ({inputs.shape[0]},), "
                 f"got {tuple(scores.shape)}"
             )
-        (grads,) = torch.autograd.grad(scores.sum(), inputs, create_graph=True)
+        grads = differentiable_gradient(scores, inputs, score_scale)
     return logits, grads
 
 

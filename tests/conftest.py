@@ -25,6 +25,18 @@ def pytest_configure(config):
     torch.set_num_threads(int(os.environ.get("TEST_TORCH_THREADS", "1")))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` need a GPU (bench/gpu_check.sh runs them); skip them without one."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run bench/gpu_check.sh on a GPU machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _seed_everything():
     import random

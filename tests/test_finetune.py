@@ -135,16 +135,16 @@ def test_non_finite_loss_aborts_and_keeps_last_finite_weights(splits, monkeypatc
 
 @pytest.mark.parametrize("counterexamples", [True, False])
 def test_round_penalises_the_painted_images_and_trains_ce_on_counterexamples(splits, monkeypatch, counterexamples):
-    import app.finetune as finetune_module
+    import app.guided_step as finetune_module  # where the round's TrainingStep calls guided_loss
 
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
     calls = []
     real = finetune_module.guided_loss
 
-    def spy(model, images, targets, masks, has_mask, guidance, lam, painted=None):
+    def spy(model, images, targets, masks, has_mask, guidance, lam, painted=None, **weights):
         calls.append((images.clone(), None if painted is None else painted.clone(), has_mask.clone(), masks.clone()))
-        return real(model, images, targets, masks, has_mask, guidance, lam, painted=painted)
+        return real(model, images, targets, masks, has_mask, guidance, lam, painted=painted, **weights)
 
     monkeypatch.setattr(finetune_module, "guided_loss", spy)
     _run(build_model("small_cnn", 2), data, FinetuneConfig(max_steps=2, check_every=1, val_loss_rise=100.0,

@@ -143,16 +143,16 @@ def test_counterexamples_stop_the_model_reading_the_red_region(seed):
 
 
 def test_counterexamples_reach_the_loss_with_the_painted_batch(monkeypatch):
-    import app.loops as loops
+    import app.guided_step as guided_step  # where the loop's TrainingStep calls guided_loss
 
     seen = []
-    real = loops.guided_loss
+    real = guided_step.guided_loss
 
-    def spy(model, images, targets, masks, has_mask, guidance, lam, painted=None):
+    def spy(model, images, targets, masks, has_mask, guidance, lam, painted=None, **weights):
         seen.append((images, painted))
-        return real(model, images, targets, masks, has_mask, guidance, lam, painted=painted)
+        return real(model, images, targets, masks, has_mask, guidance, lam, painted=painted, **weights)
 
-    monkeypatch.setattr(loops, "guided_loss", spy)
+    monkeypatch.setattr(guided_step, "guided_loss", spy)
     batches = _shortcut_batches(0, batches=2)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)

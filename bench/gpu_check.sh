@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The GPU path, checked in at most about 5 minutes on one GPU (README: "The GPU path").
+#   bash bench/gpu_check.sh            # from the repository root, with .venv installed (make setup)
+# 1. the CUDA-marked tests (skipped on machines without a GPU), and the rest of the engine's
+#    GPU-relevant tests on the GPU: AMP, the guided loss, the DDP tests;
+# 2. a one-epoch `main.py train` on the demo data on the GPU, fp32 and bf16;
+# 3. bench/gpu_bench.py: images/s, guided/plain step ratio and peak memory for resnet18 and
+#    resnet50 at 224 px, 5 % and 100 % annotated, fp32 / bf16 / fp16, then channels_last and
+#    cudnn.benchmark on and off.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+started=$(date +%s)
+"$PY" -c 'import torch, sys; ok = torch.cuda.is_available(); print("GPU:", torch.cuda.get_device_name(0) if ok else "none", "| torch", torch.__version__); sys.exit(0 if ok else 3)' \
+  || { echo "no CUDA GPU visible: nothing to check here"; exit 3; }
+
+echo "== CUDA-marked tests and the AMP / guided-loss / DDP tests"
+timeout 120 "$PY" -m pytest -q -p no:cacheprovider -m "cuda or not gui" tests/test_amp.py tests/test_guided_loss.py tests/test_distributed.py
+
+echo "== main.py train on the GPU, one epoch of the demo, fp32 and bf16"
+demo=$(mktemp -d)
+trap 'rm -rf "$demo"' EXIT
+"$PY" main.py demo-data --out "$demo/data" > /dev/null
+for amp in off bf16; do
+  timeout 60 "$PY" main.py train --data "$demo/data/train" --val "$demo/data/val" --masks "$demo/data/truth/train" \
+      --epochs 1 --device cuda --amp "$amp" --workers 2 --out "$demo/run_$amp" 2>&1 | grep -E "^(device|epoch)" || true
+done
+
+echo "== throughput (bench/gpu_bench.py)"
+left=$(( 290 - ($(date +%s) - started) ))
+timeout $(( left > 30 ? left : 30 )) "$PY" bench/gpu_bench.py --budget-s $(( left > 60 ? left - 40 : 20 ))
+echo "== done in $(( $(date +%s) - started )) s"
