@@ -9,9 +9,10 @@ stretched to the same square, so a pixel position means the same place in every 
 The unreasonable score of an image is the largest of three shares of its saliency mass, each
 in [0, 1] (a weighted share `sum_xy p[x, y] * w[x, y]` with a weight map `w` in [0, 1]):
 
-- `forbidden`: on pixels painted red in any annotated image (the union of their red regions:
-  a red stroke states a rule, "never here", that holds beyond its own image). Only when some
-  annotated image has red.
+- `forbidden`: on this image's own copy of what was painted red: the content locator
+  (`app.content_locator`) trained on the hand-painted red finds it in each pooled image, wherever
+  it sits there. Only when some hand-painted image has red. (Without a pool to locate in, the
+  union of the annotated masks' red pixels stands in: a rule "never here".)
 - `common`: on a region salient in every class. The class-agnostic map is the pixel-wise
   minimum over classes of the class-mean saliency distributions, times its own "agreement"
   (minimum over maximum of the class means: 1 where all classes look equally hard, near 0 where
@@ -23,6 +24,12 @@ in [0, 1] (a weighted share `sum_xy p[x, y] * w[x, y]` with a weight map `w` in 
 - `off_object`: off the object, i.e. 1 - the share on pixels painted green in annotated images
   of the same class (of any class when the class has none). Only when some annotated image has
   green.
+- `focused`: on one small spot, wherever it is: the largest share of the image's saliency inside
+  any window of `FOCUS_WINDOW` of the side, above what an even spread would put there
+  (`(share - a) / (1 - a)`, a the window's share of the pixels). A moving shortcut (a stamp, a
+  tag) draws the saliency into one small spot in a different place in each image, which the
+  position-based `common` map cannot see; an object's evidence is spread over the object. A
+  heuristic too: a small object is "focused" as well.
 
 The cause named in a reason string is the component that gave the maximum, e.g. "saliency on a
 region salient across classes: 62 %".
@@ -45,10 +52,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 from torch import nn
 
 from .explanation_metrics import gradient_saliency, mass_share
+from .propagation import fit_locator, hand_painted, locate_content
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +66,14 @@ MAX_PRIOR_MASKS = 512  # annotated masks read to build the red/green priors (han
 DEFAULT_POOL = 512  # images whose saliency is computed, at most (a seeded random subset beyond)
 CHUNK = 64  # images per saliency batch
 
-COMPONENTS = ("forbidden", "common", "off_object")
+COMPONENTS = ("forbidden", "common", "off_object", "focused")
 CAUSE_TEXT = {
-    "forbidden": "saliency on regions painted red in similar images",
+    "forbidden": "saliency on what was painted red, found in this image",
     "common": "saliency on a region salient across classes",
     "off_object": "saliency off the object",
+    "focused": "saliency focused on one small spot",
 }
+FOCUS_WINDOW = 0.2  # `focused`: the window's side as a share of the image side
 
 CELLS = ("accurate_reasonable", "accurate_unreasonable", "inaccurate_reasonable", "inaccurate_unreasonable")
 
@@ -109,7 +120,9 @@ class ExplanationPriors:
     """Where saliency should not sit, learnt from the pool and the annotated masks (H x W maps)."""
 
     common: Optional[torch.Tensor] = None  # H x W in [0, 1]: salient in every class (None: unknown)
-    forbidden: Optional[torch.Tensor] = None  # H x W in {0, 1}: red in some annotated image
+    # N x H x W in {0, 1}: the painted red content found in each pooled image (or H x W: the
+    # union of the annotated masks' red, when nothing could be located)
+    forbidden: Optional[torch.Tensor] = None
     objects: Optional[torch.Tensor] = None  # C x H x W in {0, 1}: green of that class's annotated images
     n_masks: int = 0  # annotated masks the red/green priors were built from
 
@@ -159,6 +172,17 @@ def weighted_share(distributions: torch.Tensor, weight: torch.Tensor) -> torch.T
     return (distributions * weight).flatten(1).sum(1).clamp(0, 1)
 
 
+def focus_share(distributions: torch.Tensor, window: float = FOCUS_WINDOW) -> torch.Tensor:
+    """N in [0, 1]: the largest share of each distribution (N x H x W) in any window of
+    `window` x the side, above an even spread's share of that window (module docstring)."""
+    height, width = distributions.shape[-2:]
+    size = (max(1, round(window * height)), max(1, round(window * width)))
+    sums = torch.nn.functional.avg_pool2d(distributions[:, None], size, stride=1) * (size[0] * size[1])
+    best = sums.flatten(1).amax(1)
+    even = size[0] * size[1] / (height * width)
+    return ((best - even) / (1 - even)).clamp(0, 1) if even < 1 else torch.zeros_like(best)
+
+
 def unreasonable_scores(distributions: torch.Tensor, targets: torch.Tensor, priors: ExplanationPriors) -> UnreasonableScores:
     """The three component shares and their maximum (module docstring) for N images.
 
@@ -174,7 +198,9 @@ def unreasonable_scores(distributions: torch.Tensor, targets: torch.Tensor, prio
     if priors.objects is not None:
         per_image = priors.objects[torch.as_tensor(targets, dtype=torch.long).view(-1)]
         components["off_object"] = 1.0 - weighted_share(distributions, per_image)
-    stacked = torch.stack([components[name] for name in COMPONENTS], dim=1)  # N x 3
+    if n:
+        components["focused"] = focus_share(distributions)
+    stacked = torch.stack([components[name] for name in COMPONENTS], dim=1)  # N x len(COMPONENTS)
     available = ~torch.isnan(stacked)
     filled = torch.where(available, stacked, torch.full_like(stacked, -1.0))
     best, which = filled.max(1)
@@ -235,10 +261,45 @@ def annotated_masks(dataset: Any, limit: int = MAX_PRIOR_MASKS) -> Tuple[List[in
     return [i for i, _ in kept], torch.stack([m for _, m in kept])
 
 
-def build_priors(dataset: Any, distributions: torch.Tensor, targets: torch.Tensor) -> ExplanationPriors:
-    """Priors for a pool (its distributions and targets) and `dataset`'s annotated masks."""
+def located_red(dataset: Any, pool: Sequence[int], device: torch.device = torch.device("cpu")) -> Optional[torch.Tensor]:
+    """N x S x S in {0, 1}: the hand-painted red content found in each of dataset[pool] (the
+    content locator), or None when nothing is painted red by hand."""
+    store = getattr(dataset, "masks", None)
+    if store is None or not len(pool):
+        return None
+    sources = []
+    for relpath in hand_painted(store)[:MAX_PRIOR_MASKS]:
+        mask = store.load_array(relpath)
+        if mask is not None and bool((mask > 0).any()):
+            try:
+                dataset.index_of(relpath)
+            except ValueError:
+                continue
+            sources.append(relpath)
+    if not sources:
+        return None
+    locator = fit_locator(dataset, sources, store, device=device)
+    size = (dataset.input_size, dataset.input_size)
+    found = locate_content(locator, dataset, list(pool))
+    maps = [torch.from_numpy(np.asarray(f.mask, dtype=np.float32)) for f in found]
+    stacked = torch.stack(maps)[:, None]
+    return torch.nn.functional.interpolate(stacked, size=size, mode="nearest")[:, 0]
+
+
+def build_priors(dataset: Any, distributions: torch.Tensor, targets: torch.Tensor,
+                 pool: Optional[Sequence[int]] = None, device: torch.device = torch.device("cpu")) -> ExplanationPriors:
+    """Priors for a pool (its distributions and targets; `pool` its dataset indices) and
+    `dataset`'s annotated masks. With `pool`, `forbidden` is each image's own located red."""
     indices, masks = annotated_masks(dataset)
     forbidden, objects = mask_priors(masks, [dataset.targets[i] for i in indices], len(dataset.classes))
+    if pool is not None and forbidden is not None:
+        try:
+            located = located_red(dataset, pool, device)
+        except Exception:  # noqa: BLE001 -- a missing prior must not cost the round
+            logger.exception("red content not located; using the painted positions")
+            located = None
+        if located is not None:
+            forbidden = located
     return ExplanationPriors(
         common=class_agnostic_map(distributions, targets), forbidden=forbidden, objects=objects,
         n_masks=len(indices),
@@ -341,7 +402,7 @@ def reasonability_matrix(
         return None
     saliency, targets, predicted = computed
     distributions = saliency_distribution(saliency)
-    priors = build_priors(dataset, distributions, targets)
+    priors = build_priors(dataset, distributions, targets, pool=chosen, device=device)
     heuristic = unreasonable_scores(distributions, targets, priors)
     size = (dataset.input_size, dataset.input_size)
     masks = torch.zeros(len(chosen), *size)

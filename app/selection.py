@@ -5,8 +5,8 @@ Strategies rank a pool of training images and return the top k:
 - entropy: highest predictive entropy first (the model is unsure; the poster);
 - misclassified: wrong predictions first, most confident mistakes first, then by entropy;
 - unreasonable: explanations first whose saliency sits where it should not (GRADIA, DeepFuse):
-  on regions painted red in annotated images, on a region salient across classes, off the
-  object. The score of an image is the largest of those three shares of its saliency mass
+  on the painted red content found in this image (wherever it sits), on a region salient across
+  classes, off the object, focused on one small spot. The score of an image is the largest of those three shares of its saliency mass
   (`app.reasonability` defines them); the reason names the dominant cause, e.g. "saliency on a
   region salient across classes: 62 %". The ranking is diversified, so that one round shows
   different problems rather than the same shortcut k times: picking greedily, each remaining
@@ -138,7 +138,7 @@ def _rank_unreasonable(context: Dict[str, Any]) -> List[Choice]:
         scored = [scored[i] for i in keep]
     saliency, targets, _ = pool_saliency(context["model"], dataset, scored, context["device"])
     distributions = saliency_distribution(saliency)
-    priors = build_priors(dataset, distributions, targets)
+    priors = build_priors(dataset, distributions, targets, pool=scored, device=context["device"])
     result = unreasonable_scores(distributions, targets, priors)
     order, adjusted = diversified_order(result.score, distributions, context.get("k", 1))
     choices = [Choice(scored[i], relpaths[scored[i]], float(adjusted[rank]), result.reason(i)) for rank, i in enumerate(order)]

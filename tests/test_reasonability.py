@@ -103,21 +103,26 @@ def test_unreasonable_scores_take_the_largest_share_and_name_it():
     assert torch.allclose(result.components["common"], torch.tensor([0.6, 0.1, 0.0]))
     assert torch.allclose(result.components["forbidden"], torch.tensor([0.1, 0.7, 0.0]))
     assert torch.allclose(result.components["off_object"], torch.tensor([0.7, 0.8, 0.1]))
-    assert torch.allclose(result.score, torch.tensor([0.7, 0.8, 0.1]))
-    assert result.cause == ("off_object", "off_object", "off_object")
+    # focused: 1-pixel windows on a 2 x 2 map, above an even spread's 0.25: (max - 0.25) / 0.75
+    assert torch.allclose(result.components["focused"], torch.tensor([0.35, 0.45, 0.65]) / 0.75)
+    assert torch.allclose(result.score, torch.tensor([0.7, 0.8, 0.65 / 0.75]))
+    assert result.cause == ("off_object", "off_object", "focused")
     assert result.reason(1) == "saliency off the object: 80 %"
 
     common_only = unreasonable_scores(distributions, torch.tensor([0, 0, 1]), ExplanationPriors(common=priors.common))
-    assert common_only.cause == ("common", "common", "common")
+    assert common_only.cause == ("common", "focused", "focused")
     assert math.isnan(float(common_only.components["forbidden"][0]))
     assert common_only.reason(0) == "saliency on a region salient across classes: 60 %"
 
 
-def test_unreasonable_scores_without_any_prior_are_zero():
-    result = unreasonable_scores(saliency_distribution(torch.rand(2, 3, 3)), torch.tensor([0, 1]), ExplanationPriors())
-    assert torch.equal(result.score, torch.zeros(2))
-    assert result.cause == ("", "")
-    assert result.reason(0) == "no evidence of an unreasonable explanation"
+def test_without_priors_only_the_position_free_focus_is_scored():
+    even = torch.full((2, 10, 10), 0.01)
+    result = unreasonable_scores(even, torch.tensor([0, 1]), ExplanationPriors())
+    assert torch.allclose(result.score, torch.zeros(2), atol=1e-6)
+    assert all(math.isnan(float(result.components[name][0])) for name in ("forbidden", "common", "off_object"))
+    assert result.cause == ("focused", "focused")
+    empty = unreasonable_scores(torch.zeros(0, 3, 3), torch.zeros(0, dtype=torch.long), ExplanationPriors())
+    assert empty.score.numel() == 0
 
 
 def test_judge_reasonable_by_mask_and_by_heuristic():
@@ -200,3 +205,15 @@ def test_reasonability_matrix_can_be_cancelled(tmp_path):
     _write_folder(tmp_path / "data", {"a/x.png": np.zeros((8, 8), np.uint8), "b/y.png": np.zeros((8, 8), np.uint8)})
     data = ImageFolderData(tmp_path / "data", 8, (0, 0, 0), (1, 1, 1))
     assert reasonability_matrix(InkModel(8), data, should_stop=lambda: True) is None
+
+
+def test_focus_share_is_the_same_wherever_the_spot_sits_and_low_for_a_spread():
+    from app.reasonability import focus_share
+
+    spots = torch.zeros(3, 30, 30)
+    for row, (y, x) in enumerate([(0, 0), (12, 20), (24, 3)]):  # a 4 x 4 spot, moving
+        spots[row, y:y + 4, x:x + 4] = 1 / 16
+    focused = focus_share(spots)
+    assert torch.allclose(focused, focused[0].expand(3)) and float(focused[0]) > 0.95
+    spread = torch.full((1, 30, 30), 1 / 900)
+    assert float(focus_share(spread)[0]) < 1e-6

@@ -68,38 +68,49 @@ def test_unreasonable_ranks_the_planted_shortcut_first_with_its_share(shortcut_f
     data = _data(shortcut_folder)
     choices = select_images(InkModel(), data, 3, "unreasonable")
     assert choices[0].relpath == "a/planted.png"
+    # planted: all its saliency on a 4 x 4 patch; the best 3 x 3 window (0.2 of 16 px) holds 9/16
+    # of it, an even spread 9/256: focused = (9/16 - 9/256) / (1 - 9/256) = 0.547.
+    focused = (9 / 16 - 9 / 256) / (1 - 9 / 256)
+    assert choices[0].reason == f"saliency focused on one small spot: {100 * focused:.0f} %"
+    assert choices[0].score == pytest.approx(focused, abs=1e-6)
     # The common map: the 2 x 2 patch (min over classes; the objects differ by class) -> w = 1
     # there, 0 elsewhere. planted: ink 255 on a 4 x 4 patch, 4 of its 16 pixels inside -> 25 %.
-    assert choices[0].reason == "saliency on a region salient across classes: 25 %"
-    assert choices[0].score == pytest.approx(0.25, abs=1e-6)
+    from app.reasonability import build_priors, pool_saliency, saliency_distribution, unreasonable_scores
+
+    indices = list(range(len(data)))
+    saliency, targets, _ = pool_saliency(InkModel(), data, indices, torch.device("cpu"))
+    distributions = saliency_distribution(saliency)
+    scores = unreasonable_scores(distributions, targets, build_priors(data, distributions, targets))
+    planted = data.index_of("a/planted.png")
+    assert float(scores.components["common"][planted]) == pytest.approx(0.25, abs=1e-6)
     # Others: saliency 2|x| is proportional to the ink: 4 patch pixels of 128 vs 16 of 255.
     patch, blob = 4 * 128 / 255, 16 * 1.0
-    others = [c for c in select_images(InkModel(), data, 7, "unreasonable", pool_size=None) if c.relpath != "a/planted.png"]
-    assert len(others) == 6
-    # their score at pick time is the share times the diversity factor (<= the raw share)
-    for choice in others:
-        assert choice.score <= patch / (patch + blob) + 1e-6
-    assert others[0].reason == f"saliency on a region salient across classes: {100 * patch / (patch + blob):.0f} %"
+    others = [i for i in indices if i != planted]
+    assert torch.allclose(scores.components["common"][others], torch.full((6,), patch / (patch + blob)))
 
 
-def test_unreasonable_uses_red_painted_in_annotated_images(tmp_path):
+def test_unreasonable_finds_the_painted_red_content_where_it_moved(tmp_path):
+    # The painted thing: a white 4 x 4 square, top-left in the painted image. b/moved has it in
+    # the bottom-right; the others hold a grey horizontal bar instead (ink of another look).
     root = tmp_path / "data"
-    top_left = np.zeros((SIDE, SIDE), np.uint8)
-    top_left[0:4, 0:4] = 255
-    centre = np.zeros((SIDE, SIDE), np.uint8)
-    centre[6:10, 6:10] = 255
-    _save(root, "a/painted.png", top_left)
-    _save(root, "a/centre.png", centre)
-    _save(root, "b/corner.png", top_left)
-    _save(root, "b/centre.png", centre)
+    square_tl = np.zeros((SIDE, SIDE), np.uint8)
+    square_tl[0:4, 0:4] = 255
+    square_br = np.zeros((SIDE, SIDE), np.uint8)
+    square_br[11:15, 10:14] = 255
+    bar = np.zeros((SIDE, SIDE), np.uint8)
+    bar[7:9, 2:14] = 120
+    _save(root, "a/painted.png", square_tl)
+    _save(root, "a/bar.png", bar)
+    _save(root, "b/moved.png", square_br)
+    _save(root, "b/bar.png", bar)
     masks = MaskStore(tmp_path / "masks")
     red = np.zeros((SIDE, SIDE), np.int8)
     red[0:4, 0:4] = 1
     masks.save("a/painted.png", red)
     data = _data(root, tmp_path / "masks")
     choices = select_images(InkModel(), data, 3, "unreasonable", exclude=["a/painted.png"])
-    assert [c.relpath for c in choices][0] == "b/corner.png"
-    assert choices[0].reason == "saliency on regions painted red in similar images: 100 %"
+    assert choices[0].relpath == "b/moved.png"
+    assert choices[0].reason == "saliency on what was painted red, found in this image: 100 %"
     assert "a/painted.png" not in [c.relpath for c in choices]
 
 
@@ -119,7 +130,9 @@ def test_unreasonable_off_the_object_from_green_of_the_same_class(tmp_path):
     choices = select_images(InkModel(), _data(root, tmp_path / "masks"), 3, "unreasonable", exclude=["a/painted.png"])
     assert choices[0].relpath == "a/off.png"
     assert choices[0].reason == "saliency off the object: 100 %"
-    assert choices[-1].score == pytest.approx(0.0, abs=1e-6)  # the images on the object
+    # the images on the object score nothing off it (only their focus on the small object counts)
+    assert all(not c.reason.startswith("saliency off the object") for c in choices[1:])
+    assert all(c.score < choices[0].score for c in choices[1:])
 
 
 def test_diversified_order_pushes_down_lookalikes():
