@@ -21,6 +21,7 @@ from torch import nn
 
 from loss import build_guidance, guided_loss, swap_red_regions
 
+from .batchnorm_recalibration import recalibrate_batchnorm
 from .config import FinetuneConfig
 from .explanation_metrics import gradient_saliency, mass_share
 from .finetune_report import (
@@ -32,6 +33,7 @@ from .finetune_report import (
     STOP_VAL_LOSS,
     FinetuneReport,
 )
+from .finite_guard import parameters_ok, snapshot, weights_problem
 from .loops import evaluate
 
 logger = logging.getLogger(__name__)
@@ -106,8 +108,10 @@ def finetune_round(
 
     Stops at the first check where val loss >= config.val_loss_rise x before (it is
     forgetting) or guidance <= L0 - config.guidance_drop x |L0| (saliency moved enough), at
-    config.max_steps, on a non-finite loss (the candidate keeps its last finite weights) or
-    when `should_stop()` returns True.
+    config.max_steps, on a non-finite loss or weights (the candidate falls back to its last state
+    whose weights and validation loss were checked finite, at worst the model's own) or when
+    `should_stop()` returns True. BatchNorm statistics are recomputed from the training images
+    before every evaluation of the candidate, so eval mode matches what was trained.
     """
     started = time.monotonic()
     generator = torch.Generator().manual_seed(seed)
@@ -142,6 +146,16 @@ def finetune_round(
     )
 
     optimizer = torch.optim.Adam(candidate.parameters(), lr=config.lr)
+    # The last candidate state checked finite (weights and validation loss): what a round that
+    # breaks its weights falls back to (the loss that goes NaN comes after the step that broke them).
+    last_good = snapshot(candidate)
+    non_finite_at = 0
+
+    def recalibrate(step: int) -> None:
+        # Steps of mostly annotated images skew the running statistics; eval mode must compute
+        # what was trained before anything is evaluated (app.batchnorm_recalibration).
+        recalibrate_batchnorm(candidate, train_data, device=device, seed=seed + step)
+
     annotated_per_step = min(len(indices), CHUNK)
     stop_reason = STOP_STEP_CAP
     steps = 0
@@ -164,21 +178,27 @@ def finetune_round(
                              painted=painted)
         if not torch.isfinite(result.total):
             logger.warning("fine-tune loss became %s at step %d; keeping the last finite weights", result.total.item(), step)
-            stop_reason = STOP_NON_FINITE
+            stop_reason, non_finite_at = STOP_NON_FINITE, step
             break
         optimizer.zero_grad(set_to_none=True)
         result.total.backward()
         optimizer.step()
+        if not parameters_ok(candidate):
+            logger.warning("fine-tune step %d broke the weights; keeping the last checked weights", step)
+            stop_reason, non_finite_at = STOP_NON_FINITE, step
+            break
         steps = step
 
         if step % config.check_every == 0 or step == config.max_steps:
+            recalibrate(step)
             val_loss = evaluate(candidate, val_loader, device=device, max_images=config.max_val_images)["loss"]
             guidance_now = guidance_value(candidate, guidance_new, images, targets, masks)
             if on_progress is not None:
                 on_progress(step, config.max_steps, guidance_now, val_loss)
-            if not (math.isfinite(val_loss) and math.isfinite(guidance_now)):
-                stop_reason = STOP_NON_FINITE
+            if not (math.isfinite(val_loss) and math.isfinite(guidance_now)) or weights_problem(candidate):
+                stop_reason, non_finite_at = STOP_NON_FINITE, step
                 break
+            last_good = snapshot(candidate)
             if val_loss >= val_limit:
                 stop_reason = STOP_VAL_LOSS
                 break
@@ -186,6 +206,12 @@ def finetune_round(
                 stop_reason = STOP_GUIDANCE
                 break
 
+    if stop_reason == STOP_NON_FINITE:
+        candidate.load_state_dict(last_good)
+        logger.warning("fine-tune round: values became non-finite at step %d; the candidate is the "
+                       "last checked state", non_finite_at)
+    else:
+        recalibrate(steps)
     candidate.eval()
     candidate.zero_grad(set_to_none=True)
     val_after = evaluate(candidate, val_loader, device=device, max_images=config.max_val_images)

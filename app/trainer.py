@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import os
 import queue
 import random
 import threading
@@ -32,11 +34,13 @@ from loss import DEFAULT_LAMBDAS, build_guidance
 from models import build_model, device_label, model_spec, pick_device
 
 from . import messages as msg
+from .batchnorm_recalibration import recalibrate_batchnorm
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
 from .errors import user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
-from .loops import evaluate, train_one_epoch
+from .finite_guard import weights_problem
+from .loops import TrainingDiverged, evaluate, train_one_epoch
 from .oversampling import AnnotatedOversampler
 from .propagation import apply_propagation, hand_painted, plan_propagation
 from .reasonability import reasonability_matrix
@@ -243,16 +247,26 @@ class Trainer:
             def on_batch(batch: int, batches: int, loss: float, accuracy: float, n_annotated: int, epoch: int = epoch) -> None:
                 self._emit(msg.BatchFinished(epoch, batch, batches, loss, accuracy, n_annotated))
 
-            train_metrics = train_one_epoch(
-                self.model, self.train_loader, self.optimizer, device=self.device,
-                guidance=self.guidance, lam=self.lam if self.guidance is not None else 0.0,
-                counterexamples=self.config.counterexamples,
-                on_batch=on_batch, should_stop=self._should_stop,
-            )
+            try:
+                train_metrics = train_one_epoch(
+                    self.model, self.train_loader, self.optimizer, device=self.device,
+                    guidance=self.guidance, lam=self.lam if self.guidance is not None else 0.0,
+                    counterexamples=self.config.counterexamples,
+                    on_batch=on_batch, should_stop=self._should_stop,
+                )
+            except TrainingDiverged as error:
+                raise self._diverged(error) from error
+            # Eval mode must compute what was trained: before validation, the checkpoint,
+            # selection and the chooser (app.batchnorm_recalibration says why).
+            recalibrate_batchnorm(self.model, self.data.train, device=self.device, seed=self.config.seed + epoch)
             if train_metrics["stopped"]:
                 self._save_checkpoint(partial=True)
                 raise _Stopped()
             val_metrics = evaluate(self.model, self.val_loader, device=self.device, classes=self.data.train.classes)
+            problem = weights_problem(self.model)
+            if problem is not None or not math.isfinite(val_metrics["loss"]):
+                detail = problem or f"validation loss {val_metrics['loss']}"
+                raise self._diverged(TrainingDiverged(f"epoch {epoch} diverged ({detail}); lower the learning rate or lambda"))
             self.epoch = epoch
             record = {
                 "epoch": epoch,
@@ -271,6 +285,15 @@ class Trainer:
                     raise _Stopped()
                 self._set_state("training")
         self._finish(stopped=False)
+
+    def _diverged(self, error: Exception) -> TrainingDiverged:
+        """The divergence message plus where the last good weights are (nothing bad is saved)."""
+        where = self.paths.checkpoint_out
+        if where and self.history and os.path.isfile(where):
+            kept = f"; the last good checkpoint (epoch {self.history[-1]['epoch']}) is kept in {where}"
+        else:
+            kept = "; no checkpoint was written"
+        return TrainingDiverged(f"{error}{kept}")
 
     def _finish(self, stopped: bool) -> None:
         self._set_state("stopped" if stopped else "finished")
@@ -459,6 +482,10 @@ class Trainer:
             self._record_round(epoch, command.relpaths, "stopped", result.report.to_dict())
             raise
         committed = isinstance(decision, msg.Commit)
+        problem = weights_problem(result.candidate) if committed else None
+        if problem is not None:  # finetune_round falls back to finite weights; never commit others
+            logger.error("commit refused: the candidate's weights are broken (%s)", problem)
+            committed = False
         if committed:
             commit_candidate(self.model, result.candidate)
             self._save_checkpoint()
