@@ -17,6 +17,7 @@ from torch import nn
 from loss import guided_loss, swap_red_regions
 
 from .errors import UserError
+from .finite_guard import MAX_ABS_WEIGHT, parameters_ok
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +63,9 @@ def train_one_epoch(
     `should_stop` is polled before every batch (it may block, which is how pausing works);
     when it returns True the epoch ends early and the result has `stopped = 1.0`.
     Returns loss, ce, guidance (means per image), accuracy in [0, 1], n_images, n_annotated.
-    Raises TrainingDiverged on a non-finite loss (the weights are not updated by that batch).
+    Raises TrainingDiverged on a non-finite loss (the weights are not updated by that batch) or
+    when a step leaves a weight non-finite or above `finite_guard.MAX_ABS_WEIGHT` (the caller
+    must then not save or use the model: its last checkpoint is the last good state).
     """
     model.train()
     total_loss = total_ce = total_guidance = 0.0
@@ -86,6 +89,11 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         result.total.backward()
         optimizer.step()
+        if not parameters_ok(model):
+            raise TrainingDiverged(
+                f"the weights became non-finite or larger than {MAX_ABS_WEIGHT:.0g} at batch "
+                f"{batch_number} (loss {float(result.total.detach()):.3g}); lower the learning rate or lambda"
+            )
 
         n = targets.shape[0]
         n_annotated = int(has_mask.sum())
