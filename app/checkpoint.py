@@ -20,11 +20,11 @@ from torch import nn
 from models import MODEL_NAMES
 
 from .atomic_files import atomic_open
+from .config import MAX_INPUT_SIZE
 from .errors import CheckpointError
 from .finite_guard import NonFiniteModelError, state_dict_problem
 
 FORMAT_VERSION = 1
-MAX_INPUT_SIZE = 2048  # largest input side accepted (also for --input-size): beyond it memory runs out
 
 
 @dataclass

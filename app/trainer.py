@@ -44,6 +44,7 @@ from .loops import TrainingDiverged, evaluate, train_one_epoch
 from .oversampling import AnnotatedOversampler
 from .propagation import apply_propagation, hand_painted, plan_propagation
 from .reasonability import reasonability_matrix
+from .run_lock import acquire_folder_lock, acquire_session_lock
 from .saliency import saliency_maps
 from .selection import select_images
 
@@ -131,7 +132,9 @@ class Trainer:
     # ------------------------------------------------------------------ thread body
     def run(self) -> None:
         """The whole run; blocking. Every outcome ends in TrainingFinished or TrainingFailed."""
+        lock = None
         try:
+            lock = self._lock_folder()
             self._run()
         except _Stopped:
             self._finish(stopped=True)
@@ -144,6 +147,17 @@ class Trainer:
             logger.exception("training failed")
             self._set_state("failed")
             self._emit(msg.TrainingFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _lock_folder(self) -> Any:
+        """Hold the session folder (or the checkpoint's folder) against a second writer."""
+        if self.session is not None:
+            return acquire_session_lock(self.session.folder)
+        if self.paths.checkpoint_out:
+            return acquire_folder_lock(os.path.dirname(os.path.abspath(self.paths.checkpoint_out)))
+        return None
 
     def _set_state(self, state: str) -> None:
         self.state = state
