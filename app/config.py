@@ -49,7 +49,7 @@ class TrainConfig:
             if not (_finite_number(value) and value > 0):
                 raise UserError(f"{name} must be a positive number, got {value}")
         if not (_finite_number(self.oversample_annotated) and self.oversample_annotated >= 1.0):
-            raise UserError(f"oversample_annotated must be a finite number of at least 1, got {self.oversample_annotated}")
+            raise UserError(f"oversample_annotated must be at least 1 (a finite number), got {self.oversample_annotated}")
         if self.lam is not None and not (_finite_number(self.lam) and self.lam >= 0):
             raise UserError(f"lambda must be a finite number >= 0, got {self.lam}")
         if not (_finite_number(self.weight_decay) and self.weight_decay >= 0):

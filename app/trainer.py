@@ -37,10 +37,11 @@ from . import messages as msg
 from .batchnorm_recalibration import recalibrate_batchnorm
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
-from .errors import user_error_types
+from .errors import UserError, user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
 from .finite_guard import weights_problem
 from .loops import TrainingDiverged, evaluate, train_one_epoch
+from .mask_audit import warn_about_masks
 from .oversampling import AnnotatedOversampler
 from .propagation import apply_propagation, hand_painted, plan_propagation
 from .reasonability import reasonability_matrix
@@ -206,6 +207,8 @@ class Trainer:
             masks_dir=paths.masks_dir, val_fraction=config.val_fraction, seed=config.seed,
         )
         classes = list(self.data.train.classes)
+        if paths.masks_dir and self.session is None:  # a session starts unpainted on purpose
+            warn_about_masks(self.data.train)
         if checkpoint is not None:
             checkpoint.check_compatible(classes=classes)
             self.model = model_from_checkpoint(checkpoint)
@@ -317,14 +320,20 @@ class Trainer:
         if not self.paths.checkpoint_out or self.model is None:
             return
         last = self.history[-1] if self.history else {}
-        path = save_checkpoint(
+        try:
+            path = self._write_checkpoint(last, partial)
+        except OSError as error:  # disk full, folder gone read-only: the user's to fix
+            raise UserError(f"cannot write the checkpoint {self.paths.checkpoint_out}: {error.strerror or error}") from error
+        self._emit(msg.CheckpointSaved(str(path), self.epoch))
+
+    def _write_checkpoint(self, last: Dict[str, Any], partial: bool) -> Any:
+        return save_checkpoint(
             self.paths.checkpoint_out, self.model, model_name=self.config.model,
             classes=self.data.train.classes, input_size=self.input_size, mean=self.mean, std=self.std,
             epoch=self.epoch, train_config=dataclasses.asdict(self.config),
             finetune_config=dataclasses.asdict(self.finetune_config),
             metrics={**last, "partial_epoch": partial}, history=self.history, optimizer=self.optimizer,
         )
-        self._emit(msg.CheckpointSaved(str(path), self.epoch))
 
     # ------------------------------------------------------------------ feedback
     def _predict(self, model: torch.nn.Module, images: torch.Tensor) -> Tuple[List[int], List[float]]:
