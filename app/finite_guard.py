@@ -23,7 +23,7 @@ from torch import nn
 
 from .errors import UserError
 
-MAX_ABS_WEIGHT = 1e6  # a parameter larger than this in magnitude counts as diverged
+MAX_ABS_WEIGHT = 1e5  # a parameter larger than this in magnitude counts as diverged
 
 
 class NonFiniteModelError(UserError):

@@ -83,7 +83,7 @@ def train_one_epoch(
         result = guided_loss(model, images, targets, masks, has_mask, guidance, lam, painted=painted)
         if not torch.isfinite(result.total):
             raise TrainingDiverged(
-                f"the training loss became {result.total.item()} at batch {batch_number}; "
+                f"training diverged: the loss became {result.total.item()} at batch {batch_number}; "
                 "lower the learning rate or lambda"
             )
         optimizer.zero_grad(set_to_none=True)
@@ -91,7 +91,7 @@ def train_one_epoch(
         optimizer.step()
         if not parameters_ok(model):
             raise TrainingDiverged(
-                f"the weights became non-finite or larger than {MAX_ABS_WEIGHT:.0g} at batch "
+                f"training diverged: the weights became non-finite or larger than {MAX_ABS_WEIGHT:.0g} at batch "
                 f"{batch_number} (loss {float(result.total.detach()):.3g}); lower the learning rate or lambda"
             )
 
