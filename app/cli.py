@@ -261,6 +261,7 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path) -> Di
     from loss import DEFAULT_LAMBDAS
     from models import pick_device
 
+    from .batchnorm_recalibration import recalibrate_batchnorm
     from .checkpoint import load_checkpoint, model_from_checkpoint
     from .finetune import finetune_round
     from .finetune_report import STOP_NON_FINITE
@@ -276,6 +277,9 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path) -> Di
     checkpoint.check_compatible(classes=data.train.classes)
     warn_about_masks(data.train)
     model = model_from_checkpoint(checkpoint).to(device)
+    # A checkpoint from before the recalibration fix may hold lagging BatchNorm statistics; the
+    # round's "before" numbers must describe the model as trained (the file is not changed).
+    recalibrate_batchnorm(model, data.train, device=device, seed=stored.seed)
     guidance = _guidance_arg(args.guidance) or stored.guidance or "rrr"
     lam = args.lam if args.lam is not None else (stored.lam if stored.lam is not None and stored.guidance == guidance else DEFAULT_LAMBDAS[guidance])
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)

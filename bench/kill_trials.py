@@ -61,6 +61,7 @@ class Trial:
     checkpoint: str = "absent"  # absent | loads | BROKEN
     input_checkpoint_changed: bool = False
     history_complete_lines: int = 0
+    history_torn_last_line: bool = False  # the kill cut a record in half
     history_records_lost: int = 0
     next_append_lost: bool = False
     temp_files_after_kill: int = 0
@@ -213,6 +214,7 @@ def trial(kind: str, world: Dict[str, Path], work: Path, rng: random.Random) -> 
         raw = session.history_path.read_bytes()
         complete = [line for line in raw.split(b"\n")[:-1] if line.strip()]
         result.history_complete_lines = len(complete)
+        result.history_torn_last_line = bool(raw) and not raw.endswith(b"\n")
         rounds = [r["round"] for r in session.history()]
         result.history_records_lost = sum(1 for i in range(len(complete)) if i not in rounds)
         session.append_history({"round": "after-kill"})
@@ -270,6 +272,7 @@ def summary(results: List[Trial]) -> Dict[str, Dict[str, int]]:
         row["checkpoints_broken"] += int(r.checkpoint == "BROKEN")
         row["checkpoints_loaded"] += int(r.checkpoint == "loads")
         row["input_checkpoint_changed"] += int(r.input_checkpoint_changed)
+        row["history_torn_last_lines"] = row.get("history_torn_last_lines", 0) + int(r.history_torn_last_line)
         row["history_records_lost"] += r.history_records_lost
         row["next_append_lost"] += int(r.next_append_lost)
         row["temp_files_after_kill"] += r.temp_files_after_kill
