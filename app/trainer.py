@@ -281,7 +281,7 @@ class Trainer:
                 raise _Stopped()
             val_metrics = evaluate(self.model, self.val_loader, device=self.device, classes=self.data.train.classes)
             problem = weights_problem(self.model)
-            if problem is not None or not math.isfinite(val_metrics["loss"]):
+            if problem is not None or (val_metrics["n_images"] and not math.isfinite(val_metrics["loss"])):
                 detail = problem or f"validation loss {val_metrics['loss']}"
                 raise self._diverged(TrainingDiverged(f"epoch {epoch} diverged ({detail}); lower the learning rate or lambda"))
             self.epoch = epoch
