@@ -125,13 +125,17 @@ def fsync_folder(folder: os.PathLike | str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: os.PathLike | str, mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
+def atomic_open(path: os.PathLike | str, mode: str = "wb", encoding: str | None = None, *,
+                clean_stale: bool = True) -> Iterator[IO[Any]]:
     """Yield a stream on a temp file beside `path`; on success fsync it, give it the ordinary
     file mode, `os.replace` it into place and fsync the folder; on error delete it. Parent
-    folders are created; temp files of dead writers of the same target are removed first."""
+    folders are created. With `clean_stale`, temp files of dead writers of the same target are
+    removed first (a scan of the folder: masks, thousands to a folder, pass False and are swept
+    by `remove_stale_temp_files(..., recursive=True)` when a session or mask folder is opened)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(path.parent, path.name)
+    if clean_stale:
+        remove_stale_temp_files(path.parent, path.name)
     temp_path = path.parent / f".{temp_stem(path.name)}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
     handle = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:

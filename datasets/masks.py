@@ -187,7 +187,7 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray,
     path = Path(path)
     image = mask_to_image(mask)
     info = _png_text(meta)
-    with atomic_open(path, "wb") as file:  # fsynced file and folder, ordinary file mode
+    with atomic_open(path, "wb", clean_stale=False) as file:  # fsynced file and folder, ordinary mode
         image.save(file, format="PNG", pnginfo=info)
 
 
