@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
 from .errors import CheckpointError, UserError
 from .finite_guard import finite_or_none
-from .run_lock import FolderLock, acquire_session_lock
+from .run_lock import LOCK_FILE, FolderLock, acquire_session_lock
 
 logger = logging.getLogger(__name__)
 
@@ -105,9 +105,9 @@ class Session:
         train_config: TrainConfig = TrainConfig(),
         finetune_config: FinetuneConfig = FinetuneConfig(),
     ) -> "Session":
-        """Make a new session folder (it must not exist or be empty)."""
+        """Make a new session folder (it must not exist or be empty; its lock file may be there)."""
         folder = Path(folder)
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if folder.exists() and (not folder.is_dir() or any(p.name != LOCK_FILE for p in folder.iterdir())):
             raise UserError(f"cannot start a session in {folder}: it exists and is not an empty folder")
         (folder / MASKS_DIR).mkdir(parents=True, exist_ok=True)
         session = cls(
