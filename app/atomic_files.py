@@ -1,35 +1,24 @@
-"""Write a file so that a crash leaves either the old file or the new one, never half of one."""
+"""Write a file so that a crash leaves either the old file or the new one, never half of one.
+
+`atomic_open` lives in `datasets.atomic_files` (masks are written the same way and `datasets`
+cannot import the engine); this module adds the engine's JSON writer on top of it.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
-from pathlib import Path
-from typing import IO, Any, Iterator, Mapping
+from typing import Any, Mapping
 
+from datasets.atomic_files import atomic_open, remove_stale_temp_files
 
-@contextlib.contextmanager
-def atomic_open(path: os.PathLike | str, mode: str = "wb", encoding: str | None = None) -> Iterator[IO[Any]]:
-    """Yield a stream on a temp file beside `path`; on success fsync it and `os.replace` it
-    into place, on error delete it. Parent folders are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, mode, encoding=encoding) as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        if os.path.exists(temp_name):
-            os.unlink(temp_name)
-        raise
+from .finite_guard import finite_or_none
+
+__all__ = ["atomic_open", "remove_stale_temp_files", "write_json_atomic"]
 
 
 def write_json_atomic(path: os.PathLike | str, payload: Mapping[str, Any]) -> None:
-    """`payload` as indented, key-sorted JSON, written atomically."""
+    """`payload` as indented, key-sorted JSON, written atomically. NaN/inf become null (JSON
+    has no NaN; `json.dump` would write the invalid tokens NaN/Infinity)."""
     with atomic_open(path, "w", encoding="utf-8") as stream:
-        json.dump(payload, stream, indent=2, sort_keys=True)
+        json.dump(finite_or_none(dict(payload)), stream, indent=2, sort_keys=True, allow_nan=False)

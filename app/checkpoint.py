@@ -8,6 +8,7 @@ into place with `os.replace` so a crash never leaves half a file, and loaded wit
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from models import MODEL_NAMES
+
 from .atomic_files import atomic_open
+from .config import MAX_INPUT_SIZE
 from .errors import CheckpointError
+from .finite_guard import NonFiniteModelError, state_dict_problem
 
 FORMAT_VERSION = 1
 
@@ -88,8 +93,16 @@ def save_checkpoint(
     history: Sequence[Mapping[str, Any]] = (),
     optimizer: Optional[torch.optim.Optimizer] = None,
 ) -> Path:
-    """Write the checkpoint atomically (temp file in the same folder, then os.replace)."""
+    """Write the checkpoint atomically (temp file in the same folder, then os.replace).
+
+    Raises NonFiniteModelError (and writes nothing) when a weight or buffer is NaN/inf: a
+    broken model must never replace a good checkpoint.
+    """
     path = Path(path)
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    problem = state_dict_problem(state_dict)
+    if problem is not None:
+        raise NonFiniteModelError(f"not saving {path}: {problem}")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "format_version": FORMAT_VERSION,
@@ -103,7 +116,7 @@ def save_checkpoint(
         "finetune_config": _plain(dict(finetune_config)),
         "metrics": _plain(dict(metrics)),
         "history": _plain(list(history)),
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": state_dict,
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
     }
     with atomic_open(path, "wb") as stream:
@@ -119,26 +132,70 @@ def load_checkpoint(path: os.PathLike | str) -> Checkpoint:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 -- any unpickling failure is a bad file
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from error
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: not a PyTorch checkpoint, damaged, or not allowed "
+            f"to load safely ({detail[:200]})"
+        ) from error
     required = ("model_name", "classes", "input_size", "mean", "std", "epoch", "state_dict")
     if not isinstance(payload, dict) or any(key not in payload for key in required):
         raise CheckpointError(
             f"{path} is not a checkpoint of this app (a bare state_dict? use it as "
             "pretrained weights instead)"
         )
+    return _checked(payload, path)
+
+
+def _checked(payload: Dict[str, Any], path: Path) -> Checkpoint:
+    """The Checkpoint of a loaded payload; CheckpointError naming the first malformed field
+    (a crafted file must never reach the model builder: input_size 200000 was a MemoryError)."""
+    def bad(field_name: str, why: str) -> CheckpointError:
+        return CheckpointError(f"{path} is damaged or not from this app: '{field_name}' {why}")
+
+    if not isinstance(payload["model_name"], str) or payload["model_name"] not in MODEL_NAMES:
+        raise bad("model_name", f"is {payload['model_name']!r}, not one of {', '.join(MODEL_NAMES)}")
+    classes = payload["classes"]
+    if not isinstance(classes, (list, tuple)) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+        raise bad("classes", "must be a list of at least two class names")
+    for name in ("input_size", "epoch"):
+        value = payload[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad(name, f"must be a whole number, got {value!r}"[:200])
+    if not 16 <= payload["input_size"] <= MAX_INPUT_SIZE:
+        raise bad("input_size", f"is {payload['input_size']}, outside 16..{MAX_INPUT_SIZE}")
+    if payload["epoch"] < 0:
+        raise bad("epoch", f"is {payload['epoch']}, negative")
+    for name in ("mean", "std"):
+        values = payload[name]
+        if (not isinstance(values, (list, tuple)) or len(values) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+                or (name == "std" and not all(v > 0 for v in values))):
+            raise bad(name, "must be three finite numbers" + (" above 0" if name == "std" else ""))
+    state_dict = payload["state_dict"]
+    if not isinstance(state_dict, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        raise bad("state_dict", "must map parameter names to tensors")
+    extras = {}
+    for name, kind in (("train_config", Mapping), ("finetune_config", Mapping), ("metrics", Mapping), ("history", (list, tuple))):
+        value = payload.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise bad(name, f"has the wrong type ({type(value).__name__})")
+        extras[name] = value
+    history = [record for record in (extras["history"] or []) if isinstance(record, Mapping)]
+    optimizer_state = payload.get("optimizer_state")
     return Checkpoint(
         model_name=payload["model_name"],
-        classes=list(payload["classes"]),
-        input_size=int(payload["input_size"]),
-        mean=tuple(payload["mean"]),
-        std=tuple(payload["std"]),
-        epoch=int(payload["epoch"]),
-        state_dict=payload["state_dict"],
-        train_config=payload.get("train_config") or {},
-        finetune_config=payload.get("finetune_config") or {},
-        metrics=payload.get("metrics") or {},
-        history=list(payload.get("history") or []),
-        optimizer_state=payload.get("optimizer_state"),
+        classes=list(classes),
+        input_size=payload["input_size"],
+        mean=tuple(float(v) for v in payload["mean"]),
+        std=tuple(float(v) for v in payload["std"]),
+        epoch=payload["epoch"],
+        state_dict=dict(state_dict),
+        train_config=dict(extras["train_config"] or {}),
+        finetune_config=dict(extras["finetune_config"] or {}),
+        metrics=dict(extras["metrics"] or {}),
+        history=[dict(record) for record in history],
+        optimizer_state=optimizer_state if isinstance(optimizer_state, Mapping) else None,
         path=str(path),
     )
 
@@ -147,10 +204,16 @@ def model_from_checkpoint(checkpoint: Checkpoint) -> nn.Module:
     """Rebuild the model of a checkpoint with its weights (on the CPU)."""
     from models import build_model
 
+    problem = state_dict_problem(checkpoint.state_dict)
+    if problem is not None:
+        raise NonFiniteModelError(
+            f"the weights in {checkpoint.path} are broken ({problem}): the run that wrote it "
+            "diverged; use an earlier checkpoint"
+        )
     model = build_model(checkpoint.model_name, len(checkpoint.classes))
     try:
         model.load_state_dict(checkpoint.state_dict)
-    except RuntimeError as error:
+    except (RuntimeError, ValueError, TypeError) as error:
         raise CheckpointError(
             f"the weights in {checkpoint.path} do not fit a '{checkpoint.model_name}' "
             f"model with {len(checkpoint.classes)} classes: {error}"

@@ -7,9 +7,13 @@ a bug prints its traceback and exits 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import json
 import logging
+import math
+import os
 import queue
 import sys
 from pathlib import Path
@@ -22,12 +26,44 @@ from .errors import UserError, user_error_types
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+# File-system failures that are the machine's or the user's to fix (disk full, read-only or
+# forbidden folder, a path that is a file or too long), printed as one line, not a traceback.
+USER_OS_ERRORS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG,
+    errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ELOOP, errno.EMFILE,
+})
 
 
 def _write_json(path: Path, payload: Any) -> None:
     from .atomic_files import write_json_atomic
 
     write_json_atomic(path, payload)
+
+
+def _dumps(payload: Any) -> str:
+    """JSON for stdout: NaN/inf become null (json.dumps would print the invalid token NaN)."""
+    from .finite_guard import finite_or_none
+
+    return json.dumps(finite_or_none(payload), indent=2, allow_nan=False)
+
+
+def _prepare_out(out: Path) -> Any:
+    """Create the output folder, lock it against a second writer and clear temp files of a
+    killed run; returns the lock (release it when done). UserError when it cannot be used."""
+    from .atomic_files import remove_stale_temp_files
+    from .run_lock import acquire_folder_lock
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder (it is created when missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the --out folder {out}: {error.strerror or error}") from error
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write in the --out folder {out}: permission denied or read-only")
+    lock = acquire_folder_lock(out)
+    remove_stale_temp_files(out)
+    return lock
 
 
 def _guidance_arg(value: str) -> Optional[str]:
@@ -124,6 +160,9 @@ def _train(args: argparse.Namespace, context: Any) -> int:
             from .checkpoint import load_checkpoint
 
             model = load_checkpoint(args.init).model_name
+    from .mask_audit import check_masks_folder
+
+    check_masks_folder(args.masks)
     config = TrainConfig(
         model=model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         guidance=_guidance_arg(args.guidance), lam=args.lam, seed=args.seed, device=args.device,
@@ -132,27 +171,27 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         oversample_annotated=args.oversample, amp=args.amp, cache_images_gb=args.cache_images,
     )
     out = Path(args.out)
-    if context.is_main:  # the only rank that writes
-        out.mkdir(parents=True, exist_ok=True)
     paths = RunPaths(
         train_dir=args.data, val_dir=args.val, masks_dir=args.masks,
         init_checkpoint=args.init, checkpoint_out=str(out / "model.pt"), test_dir=args.test,
     )
-    trainer, outcome = _run_trainer(
-        lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit, distributed=context),
-        args.verbose, quiet=not context.is_main,
-    )
-    if isinstance(outcome, msg.TrainingFailed):
-        rank = f"rank {context.rank}: " if context.enabled else ""
-        if outcome.user_error:
-            raise UserError(rank + outcome.message)
-        print(rank + outcome.details, file=sys.stderr)
-        return EXIT_BUG
-    if not context.is_main:
-        return EXIT_OK  # rank 0 writes the metrics and prints the summary
-    _write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "history": trainer.history})
-    print(json.dumps({"checkpoint": str(out / "model.pt"), "epochs": trainer.epoch,
-                      "final": trainer.history[-1] if trainer.history else None}, indent=2))
+    # Rank 0 is the only writer: it alone creates and locks the run folder.
+    with _prepare_out(out) if context.is_main else contextlib.nullcontext():
+        trainer, outcome = _run_trainer(
+            lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit, distributed=context),
+            args.verbose, quiet=not context.is_main,
+        )
+        if isinstance(outcome, msg.TrainingFailed):
+            rank = f"rank {context.rank}: " if context.enabled else ""
+            if outcome.user_error:
+                raise UserError(rank + outcome.message)
+            print(rank + outcome.details, file=sys.stderr)
+            return EXIT_BUG
+        if not context.is_main:
+            return EXIT_OK  # rank 0 writes the metrics and prints the summary
+        _write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "history": trainer.history})
+    print(_dumps({"checkpoint": str(out / "model.pt"), "epochs": trainer.epoch,
+                  "final": trainer.history[-1] if trainer.history else None}))
     return EXIT_OK
 
 
@@ -204,28 +243,58 @@ def evaluate_checkpoint(checkpoint_path: str, data_dir: str, masks_dir: Optional
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .mask_audit import check_masks_folder
+
+    check_masks_folder(args.masks)
     result = evaluate_checkpoint(args.checkpoint, args.data, args.masks, args.device)
-    print(json.dumps(result, indent=2))
+    print(_dumps(result))
     return EXIT_OK
 
 
 # -------------------------------------------------------------------------- finetune
 def cmd_finetune(args: argparse.Namespace) -> int:
     from .distributed import process_group
+    from .mask_audit import check_masks_folder
 
+    # Settings first (a typo should not cost a data scan); None means "the default", 0 is a value.
+    defaults = FinetuneConfig()
+    config = FinetuneConfig(
+        lr=defaults.lr if args.lr is None else args.lr,
+        max_steps=defaults.max_steps if args.max_steps is None else args.max_steps,
+        val_loss_rise=defaults.val_loss_rise if args.val_loss_rise is None else args.val_loss_rise,
+        guidance_drop=defaults.guidance_drop if args.guidance_drop is None else args.guidance_drop,
+        counterexamples=not args.no_counterexamples, stop_rule=args.stop_rule,
+    )
+    if args.lam is not None and not (math.isfinite(args.lam) and args.lam >= 0):
+        raise UserError(f"--lam must be a finite number >= 0, got {args.lam}")
+    check_masks_folder(args.masks)
+    out = Path(args.out)
     with process_group(args.device) as context:  # one process, or one rank under torchrun
-        return _finetune(args, context)
+        # Rank 0 is the only writer; it locks --out before the round: a bad --out must not cost one.
+        with _prepare_out(out) if context.is_main else contextlib.nullcontext():
+            report = _finetune(args, config, out, context)
+    if report is not None:
+        print(_dumps(report))
+        if report["verdict"] == "worse":
+            print(f"warning: this round made the model worse: {report['verdict_text']}", file=sys.stderr)
+    return EXIT_OK
 
 
-def _finetune(args: argparse.Namespace, context: Any) -> int:
+def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, context: Any) -> Optional[Dict[str, Any]]:
+    """Run the round; rank 0 writes the candidate and report.json and returns the report
+    (other ranks return None)."""
     from torch.utils.data import DataLoader
 
     from datasets import load_splits
     from loss import DEFAULT_LAMBDAS
 
     from .amp import AmpPolicy
-    from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+    from .batchnorm_recalibration import recalibrate_batchnorm
+    from .checkpoint import load_checkpoint, model_from_checkpoint
     from .finetune import finetune_round
+    from .finetune_report import STOP_NON_FINITE
+    from .mask_audit import warn_about_masks
+    from .shortcut_broken import BrokenValidation
 
     checkpoint = load_checkpoint(args.checkpoint)
     stored = TrainConfig.from_dict(checkpoint.train_config) if checkpoint.train_config else TrainConfig(model=checkpoint.model_name)
@@ -236,19 +305,14 @@ def _finetune(args: argparse.Namespace, context: Any) -> int:
         masks_dir=args.masks, val_fraction=stored.val_fraction, seed=stored.seed,
     )
     checkpoint.check_compatible(classes=data.train.classes)
+    warn_about_masks(data.train)
     model = model_from_checkpoint(checkpoint).to(device)
+    # A checkpoint from before the recalibration fix may hold lagging BatchNorm statistics; the
+    # round's "before" numbers must describe the model as trained (the file is not changed).
+    recalibrate_batchnorm(model, data.train, device=device, seed=stored.seed)
     guidance = _guidance_arg(args.guidance) or stored.guidance or "rrr"
     lam = args.lam if args.lam is not None else (stored.lam if stored.lam is not None and stored.guidance == guidance else DEFAULT_LAMBDAS[guidance])
-    defaults = FinetuneConfig()
-    config = FinetuneConfig(
-        lr=args.lr or defaults.lr, max_steps=args.max_steps or defaults.max_steps,
-        val_loss_rise=args.val_loss_rise or defaults.val_loss_rise,
-        guidance_drop=args.guidance_drop or defaults.guidance_drop,
-        counterexamples=not args.no_counterexamples, stop_rule=args.stop_rule,
-    )
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
-    from .shortcut_broken import BrokenValidation
-
     broken = BrokenValidation.build(data.train, data.val, device=device)
 
     def on_progress(step: int, max_steps: int, guidance_value: float, val_loss: float) -> None:
@@ -262,10 +326,24 @@ def _finetune(args: argparse.Namespace, context: Any) -> int:
     )
     if result.report.n_annotated == 0:
         raise UserError(f"no image in {args.data} has a mask in {args.masks}: nothing to fine-tune on")
+    if result.report.stop_reason == STOP_NON_FINITE:
+        raise UserError(
+            f"the fine-tune round diverged (the loss or the weights became NaN/inf or exploded after "
+            f"step {result.report.steps}) with --lr {config.lr:g} and lambda {lam:g}; nothing was "
+            f"written and {args.checkpoint} is unchanged: lower --lr or --lam"
+        )
     if not context.is_main:
-        return EXIT_OK  # rank 0 writes the candidate and the report
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+        return None  # rank 0 writes the candidate and the report
+    _save_finetuned(out, result, checkpoint, config)
+    report = {**result.report.to_dict(), "stop_text": result.report.stop_text,
+              "verdict_text": result.report.verdict_text, "guidance": guidance, "lam": lam}
+    _write_json(out / "report.json", report)
+    return report
+
+
+def _save_finetuned(out: Path, result: Any, checkpoint: Any, config: FinetuneConfig) -> None:
+    from .checkpoint import save_checkpoint
+
     save_checkpoint(
         out / "model.pt", result.candidate, model_name=checkpoint.model_name, classes=checkpoint.classes,
         input_size=checkpoint.input_size, mean=checkpoint.mean, std=checkpoint.std, epoch=checkpoint.epoch,
@@ -273,13 +351,6 @@ def _finetune(args: argparse.Namespace, context: Any) -> int:
         metrics={"val_loss": result.report.val_loss_after, "val_accuracy": result.report.val_accuracy_after},
         history=checkpoint.history,
     )
-    report = {**result.report.to_dict(), "stop_text": result.report.stop_text,
-              "verdict_text": result.report.verdict_text, "guidance": guidance, "lam": lam}
-    _write_json(out / "report.json", report)
-    print(json.dumps(report, indent=2))
-    if result.report.verdict == "worse":
-        print(f"warning: this round made the model worse: {result.report.verdict_text}", file=sys.stderr)
-    return EXIT_OK
 
 
 # ------------------------------------------------------------------------- demo-data
@@ -423,8 +494,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BrokenPipeError:  # `main.py evaluate ... | head`: the reader left, nothing to report
         sys.stderr.close()
         return EXIT_OK
+    except MemoryError:
+        print("error: out of memory; use a smaller --batch-size, --input-size or model", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        if error.errno not in USER_OS_ERRORS:
+            raise
+        where = f" {error.filename}" if error.filename else ""
+        print(f"error: cannot read or write{where}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except Exception as error:  # noqa: BLE001 -- user mistakes get one line, bugs a traceback
         if isinstance(error, user_error_types()):
-            print(f"error: {error}", file=sys.stderr)
+            print(f"error: {_one_line(error)}", file=sys.stderr)
             return EXIT_USER_ERROR
         raise
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split())

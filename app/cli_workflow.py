@@ -48,10 +48,13 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     """Write propagated masks to --out and print how many (JSON)."""
     from datasets import MaskStore
 
+    from .atomic_files import remove_stale_temp_files
     from .propagation import apply_propagation, hand_painted, plan_propagation
 
     if not Path(args.masks).is_dir():
         raise UserError(f"the mask folder {args.masks} does not exist")
+    if Path(args.out).is_dir():  # temp masks of a killed earlier run
+        remove_stale_temp_files(args.out, recursive=True)
     model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     source_store = data.masks
     target_store = source_store if Path(args.out).resolve() == Path(args.masks).resolve() else MaskStore(args.out, data.relpaths)

@@ -7,10 +7,18 @@ The desktop app and the command line build the same two objects; a checkpoint st
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from .errors import UserError
+
+MAX_INPUT_SIZE = 2048  # largest square input side accepted: beyond it memory runs out, not training
+MAX_WORKERS = 64  # DataLoader worker processes
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)
@@ -40,18 +48,22 @@ class TrainConfig:
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
         for name, value in positive.items():
-            if not value > 0:
-                raise UserError(f"{name} must be positive, got {value}")
-        if not self.oversample_annotated >= 1.0:
-            raise UserError(f"oversample_annotated must be at least 1, got {self.oversample_annotated}")
-        if self.lam is not None and self.lam < 0:
-            raise UserError(f"lambda must be >= 0, got {self.lam}")
-        if not 0.0 < self.val_fraction < 1.0:
+            if not (_finite_number(value) and value > 0):
+                raise UserError(f"{name} must be a positive number, got {value}")
+        if not (_finite_number(self.oversample_annotated) and self.oversample_annotated >= 1.0):
+            raise UserError(f"oversample_annotated must be at least 1 (a finite number), got {self.oversample_annotated}")
+        if self.lam is not None and not (_finite_number(self.lam) and self.lam >= 0):
+            raise UserError(f"lambda must be a finite number >= 0, got {self.lam}")
+        if not (_finite_number(self.weight_decay) and self.weight_decay >= 0):
+            raise UserError(f"weight_decay must be a finite number >= 0, got {self.weight_decay}")
+        if not 0 <= self.num_workers <= MAX_WORKERS:
+            raise UserError(f"workers must be between 0 and {MAX_WORKERS}, got {self.num_workers}")
+        if not (_finite_number(self.val_fraction) and 0.0 < self.val_fraction < 1.0):
             raise UserError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
         if self.feedback_every < 0 or self.images_per_round < 1:
             raise UserError("feedback_every must be >= 0 and images_per_round >= 1")
-        if self.input_size is not None and self.input_size < 16:
-            raise UserError(f"input_size must be at least 16 pixels, got {self.input_size}")
+        if self.input_size is not None and not 16 <= self.input_size <= MAX_INPUT_SIZE:
+            raise UserError(f"input_size must be between 16 and {MAX_INPUT_SIZE} pixels, got {self.input_size}")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -86,17 +98,19 @@ class FinetuneConfig:
     broken_accuracy_drop: float = 0.02  # "saliency": stop when shortcut-broken accuracy falls more than this
 
     def __post_init__(self) -> None:
-        if self.max_steps < 1 or self.check_every < 1:
-            raise UserError("max_steps and check_every must be >= 1")
+        if not (_finite_number(self.lr) and self.lr > 0):
+            raise UserError(f"the fine-tune learning rate must be a positive number, got {self.lr}")
+        if self.max_steps < 1 or self.check_every < 1 or self.replay_batch < 0:
+            raise UserError(f"max_steps and check_every must be >= 1, got {self.max_steps} and {self.check_every}")
         if self.stop_rule not in STOP_RULES:
             raise UserError(f"unknown stop rule {self.stop_rule!r}; choose one of {', '.join(STOP_RULES)}")
         if not 0.0 < self.red_share_drop <= 1.0:
             raise UserError(f"red_share_drop must be in (0, 1], got {self.red_share_drop}")
         if not 0.0 <= self.broken_accuracy_drop <= 1.0:
             raise UserError(f"broken_accuracy_drop must be in [0, 1], got {self.broken_accuracy_drop}")
-        if self.val_loss_rise <= 1.0:
-            raise UserError(f"val_loss_rise must be > 1, got {self.val_loss_rise}")
-        if not 0.0 < self.guidance_drop <= 1.0:
+        if not (_finite_number(self.val_loss_rise) and self.val_loss_rise > 1.0):
+            raise UserError(f"val_loss_rise must be a finite number > 1, got {self.val_loss_rise}")
+        if not (_finite_number(self.guidance_drop) and 0.0 < self.guidance_drop <= 1.0):
             raise UserError(f"guidance_drop must be in (0, 1], got {self.guidance_drop}")
 
     @classmethod

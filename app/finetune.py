@@ -22,6 +22,7 @@ from torch import nn
 from loss import build_guidance, swap_red_regions
 
 from .amp import AmpPolicy
+from .batchnorm_recalibration import recalibrate_batchnorm
 from .config import FinetuneConfig
 from .distributed import SINGLE_PROCESS, DistributedContext, shard_rows, sync_buffers
 from .explanation_metrics import gradient_saliency, mass_share
@@ -37,6 +38,7 @@ from .finetune_report import (
     STOP_VAL_LOSS,
     FinetuneReport,
 )
+from .finite_guard import parameters_ok, snapshot, weights_problem
 from .loops import evaluate
 
 logger = logging.getLogger(__name__)
@@ -123,11 +125,16 @@ def finetune_round(
     shortcut-broken validation loss (else the plain one) is >= config.val_loss_rise x before (it
     is forgetting). Rule "thesis": val loss >= config.val_loss_rise x before or guidance <= L0 -
     config.guidance_drop x |L0|. Either way also at config.max_steps, on a non-finite loss (the
-    candidate keeps its last finite weights) or when `should_stop()` returns True.
+    candidate keeps its last checked weights) or when `should_stop()` returns True.
 
     Under torchrun (`distributed`) every rank draws the same steps (same seed), trains its
     rows of each step's batch through DDP, and validates rank 0's model, so all ranks take the
     same stop decision; `amp` is the steps' mixed precision.
+
+    On a non-finite loss or weights the candidate falls back to its last state whose weights and
+    validation loss were checked finite (at worst the model's own). BatchNorm statistics are
+    recomputed from the training images before every evaluation of the candidate, so eval mode
+    matches what was trained.
     """
     started = time.monotonic()
     generator = torch.Generator().manual_seed(seed)
@@ -169,6 +176,16 @@ def finetune_round(
 
     optimizer = torch.optim.Adam(candidate.parameters(), lr=config.lr)
     training_step = TrainingStep(candidate, guidance_new, lam, device=device, context=distributed, amp=amp)
+    # The last candidate state checked finite (weights and validation loss): what a round that
+    # breaks its weights falls back to (the loss that goes NaN comes after the step that broke them).
+    last_good = snapshot(candidate)
+    non_finite_at = 0
+
+    def recalibrate(step: int) -> None:
+        # Steps of mostly annotated images skew the running statistics; eval mode must compute
+        # what was trained before anything is evaluated (app.batchnorm_recalibration).
+        recalibrate_batchnorm(candidate, train_data, device=device, seed=seed + step)
+
     annotated_per_step = min(len(indices), CHUNK)
     stop_reason = STOP_STEP_CAP
     steps = 0
@@ -192,14 +209,19 @@ def finetune_round(
             stop_reason = STOP_CANCELLED
             break
         if outcome.diverged:
-            logger.warning("fine-tune loss became %s at step %d; keeping the last finite weights", outcome.loss, step)
-            stop_reason = STOP_NON_FINITE
+            logger.warning("fine-tune loss became %s at step %d; keeping the last checked weights", outcome.loss, step)
+            stop_reason, non_finite_at = STOP_NON_FINITE, step
+            break
+        if not parameters_ok(candidate):
+            logger.warning("fine-tune step %d broke the weights; keeping the last checked weights", step)
+            stop_reason, non_finite_at = STOP_NON_FINITE, step
             break
         steps = step
         if on_step is not None:
             on_step(step, config.max_steps)
 
         if step % config.check_every == 0 or step == config.max_steps:
+            recalibrate(step)
             sync_buffers(candidate, distributed)  # the same model, hence the same decision, everywhere
             broken_now = broken.evaluate(candidate, device, config.max_val_images) if watch_broken else None
             val_loss = broken_now["loss"] if broken_now is not None else evaluate(
@@ -207,9 +229,10 @@ def finetune_round(
             guidance_now = guidance_value(candidate, guidance_new, images, targets, masks)
             if on_progress is not None:
                 on_progress(step, config.max_steps, guidance_now, val_loss)
-            if not (math.isfinite(val_loss) and math.isfinite(guidance_now)):
-                stop_reason = STOP_NON_FINITE
+            if not (math.isfinite(val_loss) and math.isfinite(guidance_now)) or weights_problem(candidate):
+                stop_reason, non_finite_at = STOP_NON_FINITE, step
                 break
+            last_good = snapshot(candidate)
             if val_loss >= val_limit:
                 stop_reason = STOP_VAL_LOSS
                 break
@@ -224,6 +247,12 @@ def finetune_round(
                 stop_reason = STOP_GUIDANCE
                 break
 
+    if stop_reason == STOP_NON_FINITE:
+        candidate.load_state_dict(last_good)
+        logger.warning("fine-tune round: values became non-finite at step %d; the candidate is the "
+                       "last checked state", non_finite_at)
+    else:
+        recalibrate(steps)
     sync_buffers(candidate, distributed)
     candidate.eval()
     candidate.zero_grad(set_to_none=True)

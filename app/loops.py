@@ -17,6 +17,7 @@ from torch import nn
 from loss import swap_red_regions
 
 from .errors import UserError
+from .finite_guard import MAX_ABS_WEIGHT, parameters_ok
 from .guided_step import TrainingStep
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ def train_one_epoch(
     mixed precision); by default a plain one-process step of `model`, `guidance`, `lam`. Under
     torchrun the loader yields this process's rows and the numbers are the global batch's.
     Returns loss, ce, guidance (means per image), accuracy in [0, 1], n_images, n_annotated.
-    Raises TrainingDiverged on a non-finite loss (the weights are not updated by that batch).
+    Raises TrainingDiverged on a non-finite loss (the weights are not updated by that batch) or
+    when a step leaves a weight non-finite or above `finite_guard.MAX_ABS_WEIGHT` (the caller
+    must then not save or use the model: its last checkpoint is the last good state).
     """
     if step is None:
         step = TrainingStep(model, guidance, lam, device=device)
@@ -90,8 +93,13 @@ def train_one_epoch(
             break
         if outcome.diverged:
             raise TrainingDiverged(
-                f"the training loss became {outcome.loss} at batch {batch_number}; "
+                f"training diverged: the loss became {outcome.loss} at batch {batch_number}; "
                 "lower the learning rate or lambda"
+            )
+        if not parameters_ok(model):
+            raise TrainingDiverged(
+                f"training diverged: the weights became non-finite or larger than {MAX_ABS_WEIGHT:.0g} at batch "
+                f"{batch_number} (loss {outcome.loss:.3g}); lower the learning rate or lambda"
             )
 
         n, n_annotated = outcome.n_images, outcome.n_annotated

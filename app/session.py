@@ -20,10 +20,12 @@ from typing import Any, Dict, List, Mapping, Optional
 
 from datasets import MaskStore
 
-from .atomic_files import write_json_atomic
+from .atomic_files import remove_stale_temp_files, write_json_atomic
 from .checkpoint import load_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
 from .errors import CheckpointError, UserError
+from .finite_guard import finite_or_none
+from .run_lock import LOCK_FILE, FolderLock, acquire_session_lock
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,23 @@ SESSION_FILE = "session.json"
 HISTORY_FILE = "history.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 MASKS_DIR = "masks"
+
+
+def _record_at_end(line: str) -> Optional[Dict[str, Any]]:
+    """The JSON object that ends `line` after a torn prefix ('{"round": 2, "ima{"round": 3...}'),
+    or None. The earliest '{' from which a whole object reaches the end of the line wins, so a
+    nested object is never mistaken for the record."""
+    decoder = json.JSONDecoder()
+    start = line.find("{", 1)
+    while start != -1:
+        try:
+            value, end = decoder.raw_decode(line, start)
+        except ValueError:
+            value, end = None, -1
+        if isinstance(value, dict) and line[end:].strip() == "":
+            return value
+        start = line.find("{", start + 1)
+    return None
 
 
 def default_sessions_root() -> Path:
@@ -86,9 +105,9 @@ class Session:
         train_config: TrainConfig = TrainConfig(),
         finetune_config: FinetuneConfig = FinetuneConfig(),
     ) -> "Session":
-        """Make a new session folder (it must not exist or be empty)."""
+        """Make a new session folder (it must not exist or be empty; its lock file may be there)."""
         folder = Path(folder)
-        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        if folder.exists() and (not folder.is_dir() or any(p.name != LOCK_FILE for p in folder.iterdir())):
             raise UserError(f"cannot start a session in {folder}: it exists and is not an empty folder")
         (folder / MASKS_DIR).mkdir(parents=True, exist_ok=True)
         session = cls(
@@ -116,6 +135,9 @@ class Session:
         except (ValueError, KeyError, TypeError) as error:
             raise UserError(f"{path} is damaged: {error}") from error
         session.masks_dir.mkdir(parents=True, exist_ok=True)
+        removed = remove_stale_temp_files(folder, recursive=True)  # left by a killed writer
+        if removed:
+            logger.info("removed %d temp files of interrupted writes in %s", removed, folder)
         return session
 
     def save(self) -> None:
@@ -176,26 +198,49 @@ class Session:
         return int(history[-1].get("epoch", len(history))) if history else 0
 
     # --------------------------------------------------------------- history
+    def lock(self) -> FolderLock:
+        """Hold this session for this process (the UI calls it when opening a session, and
+        `release()`s it on close; the trainer takes it too while it runs). Raises
+        `app.run_lock.FolderLockedError` (a UserError): "this session is open in another window
+        (pid N): ..." when another process has it."""
+        return acquire_session_lock(self.folder)
+
     def append_history(self, record: Mapping[str, Any]) -> None:
-        """Append one round's record as a JSON line, flushed to disk before returning."""
-        line = json.dumps(dict(record), sort_keys=True, default=float)
-        with open(self.history_path, "a", encoding="utf-8") as stream:
-            stream.write(line + "\n")
+        """Append one round's record as a JSON line, flushed to disk before returning.
+
+        A line cut short by a crash is terminated first, so it cannot swallow this record.
+        """
+        line = json.dumps(finite_or_none(dict(record)), sort_keys=True, default=float, allow_nan=False)
+        with open(self.history_path, "a+b") as stream:
+            stream.seek(0, os.SEEK_END)
+            prefix = b""
+            if stream.tell() > 0:
+                stream.seek(-1, os.SEEK_END)
+                if stream.read(1) != b"\n":
+                    prefix = b"\n"
+            stream.write(prefix + line.encode("utf-8") + b"\n")
             stream.flush()
             os.fsync(stream.fileno())
 
     def history(self) -> List[Dict[str, Any]]:
-        """All round records; a line cut short by a crash is skipped with a warning."""
+        """All round records. A line cut short by a crash is skipped with a warning; a complete
+        record written after it on the same line (by a version that did not terminate the
+        torn line first) is still recovered."""
         if not self.history_path.is_file():
             return []
         records = []
-        for number, line in enumerate(self.history_path.read_text(encoding="utf-8").splitlines(), 1):
+        text = self.history_path.read_bytes().decode("utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 records.append(json.loads(line))
             except ValueError:
-                logger.warning("%s line %d is damaged and was skipped", self.history_path, number)
+                recovered = _record_at_end(line)
+                if recovered is not None:
+                    records.append(recovered)
+                logger.warning("%s line %d is damaged%s", self.history_path, number,
+                               "; its last complete record was kept" if recovered is not None else " and was skipped")
         return records
 
     def epoch_history(self) -> List[Dict[str, Any]]:

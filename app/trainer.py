@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
+import os
 import queue
 import random
 import threading
@@ -33,18 +35,22 @@ from models import build_model, device_label, model_spec
 
 from . import messages as msg
 from .amp import AmpPolicy
+from .batchnorm_recalibration import recalibrate_batchnorm
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import FinetuneConfig, RunPaths, TrainConfig
 from .content_locator import resize_bool
 from .distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
 from .errors import UserError, user_error_types
 from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
+from .finite_guard import weights_problem
 from .guided_step import TrainingStep
-from .loops import evaluate, train_one_epoch
+from .loops import TrainingDiverged, evaluate, train_one_epoch
+from .mask_audit import warn_about_masks
 from .oversampling import AnnotatedOversampler
 from .propagation import PropagationPlan, apply_propagation, hand_painted, plan_propagation
 from .rank_sampler import RankShareSampler
 from .reasonability import reasonability_matrix
+from .run_lock import acquire_folder_lock, acquire_session_lock
 from .saliency import saliency_maps
 from .selection import select_images
 from .shortcut_broken import BrokenValidation
@@ -142,7 +148,9 @@ class Trainer:
     # ------------------------------------------------------------------ thread body
     def run(self) -> None:
         """The whole run; blocking. Every outcome ends in TrainingFinished or TrainingFailed."""
+        lock = None
         try:
+            lock = self._lock_folder()
             self._run()
         except _Stopped:
             self._finish(stopped=True)
@@ -155,6 +163,17 @@ class Trainer:
             logger.exception("training failed")
             self._set_state("failed")
             self._emit(msg.TrainingFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _lock_folder(self) -> Any:
+        """Hold the session folder (or the checkpoint's folder) against a second writer."""
+        if self.session is not None:
+            return acquire_session_lock(self.session.folder)
+        if self.paths.checkpoint_out:
+            return acquire_folder_lock(os.path.dirname(os.path.abspath(self.paths.checkpoint_out)))
+        return None
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -212,6 +231,8 @@ class Trainer:
         )
         self._cache_decoded_images()
         classes = list(self.data.train.classes)
+        if paths.masks_dir and self.session is None:  # a session starts unpainted on purpose
+            warn_about_masks(self.data.train)
         if checkpoint is not None:
             checkpoint.check_compatible(classes=classes)
             self.model = model_from_checkpoint(checkpoint)
@@ -305,18 +326,29 @@ class Trainer:
                          epoch: int = epoch) -> None:
                 self._emit(msg.BatchFinished(epoch, batch, batches, loss, accuracy, n_annotated, ce))
 
-            train_metrics = train_one_epoch(
-                self.model, self.train_loader, self.optimizer, device=self.device,
-                guidance=self.guidance, lam=self.lam if self.guidance is not None else 0.0,
-                counterexamples=self.config.counterexamples,
-                on_batch=on_batch, should_stop=self._should_stop, step=self.step,
-            )
+            try:
+                train_metrics = train_one_epoch(
+                    self.model, self.train_loader, self.optimizer, device=self.device,
+                    guidance=self.guidance, lam=self.lam if self.guidance is not None else 0.0,
+                    counterexamples=self.config.counterexamples,
+                    on_batch=on_batch, should_stop=self._should_stop, step=self.step,
+                )
+            except TrainingDiverged as error:
+                raise self._diverged(error) from error
+            # Eval mode must compute what was trained: before validation, the checkpoint,
+            # selection and the chooser (app.batchnorm_recalibration says why). Every rank
+            # recalibrates on the same seeded images, so the statistics agree across ranks.
+            recalibrate_batchnorm(self.model, self.data.train, device=self.device, seed=self.config.seed + epoch)
             if train_metrics["stopped"]:  # on every rank at the same batch
                 sync_buffers(self.model, self.distributed)
                 self._save_checkpoint(partial=True)
                 raise _Stopped()
             sync_buffers(self.model, self.distributed)  # every rank validates the same model
             val_metrics = evaluate(self.model, self.val_loader, device=self.device, classes=self.data.train.classes)
+            problem = weights_problem(self.model)
+            if problem is not None or (val_metrics["n_images"] and not math.isfinite(val_metrics["loss"])):
+                detail = problem or f"validation loss {val_metrics['loss']}"
+                raise self._diverged(TrainingDiverged(f"epoch {epoch} diverged ({detail}); lower the learning rate or lambda"))
             val_metrics = {**val_metrics, **self._extra_validation()}
             self.epoch = epoch
             record = {
@@ -371,6 +403,15 @@ class Trainer:
             extra.update({"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]})
         return extra
 
+    def _diverged(self, error: Exception) -> TrainingDiverged:
+        """The divergence message plus where the last good weights are (nothing bad is saved)."""
+        where = self.paths.checkpoint_out
+        if where and self.history and os.path.isfile(where):
+            kept = f"; the last good checkpoint (epoch {self.history[-1]['epoch']}) is kept in {where}"
+        else:
+            kept = "; no checkpoint was written"
+        return TrainingDiverged(f"{error}{kept}")
+
     def _finish(self, stopped: bool) -> None:
         self._set_state("stopped" if stopped else "finished")
         self._emit(msg.TrainingFinished(self.epoch, stopped, tuple(self.history)))
@@ -379,14 +420,20 @@ class Trainer:
         if not self.paths.checkpoint_out or self.model is None or not self.distributed.is_main:
             return
         last = self.history[-1] if self.history else {}
-        path = save_checkpoint(
+        try:
+            path = self._write_checkpoint(last, partial)
+        except OSError as error:  # disk full, folder gone read-only: the user's to fix
+            raise UserError(f"cannot write the checkpoint {self.paths.checkpoint_out}: {error.strerror or error}") from error
+        self._emit(msg.CheckpointSaved(str(path), self.epoch))
+
+    def _write_checkpoint(self, last: Dict[str, Any], partial: bool) -> Any:
+        return save_checkpoint(
             self.paths.checkpoint_out, self.model, model_name=self.config.model,
             classes=self.data.train.classes, input_size=self.input_size, mean=self.mean, std=self.std,
             epoch=self.epoch, train_config=dataclasses.asdict(self.config),
             finetune_config=dataclasses.asdict(self.finetune_config),
             metrics={**last, "partial_epoch": partial}, history=self.history, optimizer=self.optimizer,
         )
-        self._emit(msg.CheckpointSaved(str(path), self.epoch))
 
     # ------------------------------------------------------------------ feedback
     def _predict(self, model: torch.nn.Module, images: torch.Tensor) -> Tuple[List[int], List[float]]:
@@ -660,6 +707,10 @@ class Trainer:
             self._record_round(epoch, command.relpaths, "stopped", result.report.to_dict())
             raise
         committed = isinstance(decision, msg.Commit)
+        problem = weights_problem(result.candidate) if committed else None
+        if problem is not None:  # finetune_round falls back to finite weights; never commit others
+            logger.error("commit refused: the candidate's weights are broken (%s)", problem)
+            committed = False
         if committed:
             commit_candidate(self.model, result.candidate)
             self._save_checkpoint()

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
 from .decoded_cache import DecodedImageCache, cache_bytes
 from .errors import DatasetError
@@ -98,6 +98,65 @@ def _check_masks_outside(masks_dir: Path, root: Path) -> None:
         raise DatasetError(f"The mask folder {masks_dir} is inside the image folder {root}, so "
                            "its masks would be read as images of a class. Choose a mask folder "
                            "outside it.")
+
+
+def _find_images(root: Path, classes: Sequence[str], class_to_idx: dict[str, int], is_image,
+                 links: list[tuple[str, str]]) -> list[tuple[str, int]]:
+    """(path, class index) of every image under root/<class>/, in torchvision's order.
+
+    torchvision's `make_dataset` walks with `followlinks=True`: a link `cat/loop -> ..` turned
+    45 images into 1,845, most of them under the wrong class and the same files in training and
+    validation. Here a folder link is followed only when it leads out of the image folder to a
+    folder not visited yet; every other one is reported in `links` as (relpath, reason).
+    """
+    root_real = os.path.realpath(root)
+    visited: set[str] = set()
+    found: list[tuple[str, int]] = []
+    for name in classes:
+        class_dir = root / name
+        if not class_dir.is_dir():
+            continue
+        walked: list[tuple[str, list[str]]] = []
+        stack = [str(class_dir)]
+        visited.add(os.path.realpath(class_dir))
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as error:
+                log.warning("Cannot read %s: %s", folder, error.strerror)
+                continue
+            files = []
+            for entry in entries:
+                try:
+                    is_dir = entry.is_dir()  # follows links
+                except OSError:
+                    continue
+                if not is_dir:
+                    files.append(entry.name)
+                    continue
+                real = os.path.realpath(entry.path)
+                if entry.is_symlink():
+                    relpath = Path(entry.path).relative_to(root).as_posix()
+                    inside = real == root_real or real.startswith(root_real + os.sep) \
+                        or root_real.startswith(real + os.sep)
+                    if inside:
+                        links.append((relpath, "a folder link back into the image folder (not followed)"))
+                        continue
+                    if real in visited:
+                        links.append((relpath, "a folder link to a folder already scanned (not followed)"))
+                        continue
+                if real in visited:
+                    continue
+                visited.add(real)
+                stack.append(entry.path)
+            walked.append((folder, files))
+        for folder, files in sorted(walked):
+            for file_name in sorted(files):
+                path = os.path.join(folder, file_name)
+                if is_image(path):
+                    found.append((path, class_to_idx[name]))
+    return found
 
 
 class ImageFolderData(Dataset):
@@ -189,12 +248,14 @@ class ImageFolderData(Dataset):
                 return False
             return True
 
-        candidates = make_dataset(self.root, self.class_to_idx, is_valid_file=is_image,
-                                  allow_empty=True)
+        links: list[tuple[str, str]] = []
+        candidates = _find_images(self.root, self.classes, self.class_to_idx, is_image, links)
+        for relpath, reason in links:
+            log.warning("Not following %s/%s: %s", self.root, relpath, reason)
         if ignored:
             log.info("%s: ignored %d files that are not images by their extension (%s)",
                      self.root, len(ignored), _examples(ignored))
-        relpaths, targets, skipped = [], [], []
+        relpaths, targets, skipped = [], [], list(links)
         for path, target in candidates:
             relpath = Path(path).relative_to(self.root).as_posix()
             reason = check_image(Path(path), max_pixels=self.max_pixels)

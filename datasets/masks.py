@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from .atomic_files import atomic_open
 from .errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -187,19 +187,8 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray,
     path = Path(path)
     image = mask_to_image(mask)
     info = _png_text(meta)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                         suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            image.save(file, format="PNG", pnginfo=info)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temp_name, 0o644)  # mkstemp makes it owner-only; masks are ordinary files
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", clean_stale=False) as file:  # fsynced file and folder, ordinary mode
+        image.save(file, format="PNG", pnginfo=info)
 
 
 def read_mask_meta(path: str | os.PathLike) -> dict[str, str]:

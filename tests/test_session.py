@@ -1,6 +1,7 @@
 """Session folders: create, reopen, history that survives a crash mid-line."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,74 @@ def test_new_session_folders_do_not_collide(tmp_path):
     first = new_session_folder(tmp_path)
     first.mkdir(parents=True)
     assert new_session_folder(tmp_path) != first
+
+
+def test_a_torn_line_never_swallows_the_next_record(tmp_path, image_folder):
+    # Issue 11: write 1, half of 2, then 3 and 4: history() returned [1, 4].
+    session = Session.create(tmp_path / "s", image_folder)
+    session.append_history({"round": 1})
+    with open(session.history_path, "a", encoding="utf-8") as stream:
+        stream.write('{"round": 2, "images": ["cat/a.p')  # killed mid-write
+    session.append_history({"round": 3, "report": {"nested": {"x": 1}}})
+    session.append_history({"round": 4})
+    assert [r["round"] for r in session.history()] == [1, 3, 4]
+
+
+def test_history_written_by_an_older_version_gives_back_the_glued_record(tmp_path, image_folder):
+    session = Session.create(tmp_path / "s", image_folder)
+    session.history_path.write_text(
+        '{"round": 1}\n{"round": 2, "ima{"report": {"a": {"b": 2}}, "round": 3}\n{"round": 4}\n', encoding="utf-8")
+    assert [r["round"] for r in session.history()] == [1, 3, 4]
+    assert session.history()[1]["report"] == {"a": {"b": 2}}
+
+
+def test_history_refuses_nothing_and_writes_valid_json_for_nan(tmp_path, image_folder):
+    session = Session.create(tmp_path / "s", image_folder)
+    session.append_history({"round": 1, "report": {"val_loss_after": float("nan")}})
+    text = session.history_path.read_text(encoding="utf-8")
+    assert "NaN" not in text and session.history()[0]["report"]["val_loss_after"] is None
+
+
+def test_session_files_are_ordinary_files_and_open_removes_dead_writers_temp_files(tmp_path, image_folder):
+    import os
+    import stat
+
+    session = Session.create(tmp_path / "s", image_folder)
+    mode = stat.S_IMODE(os.stat(session.folder / "session.json").st_mode)
+    assert mode & 0o044  # readable by others like any file, not mkstemp's 0600
+    dead = session.folder / ".checkpoint.pt.999999999.0badf00d.tmp"  # pid that cannot exist
+    dead.write_bytes(b"half a checkpoint")
+    mask_temp = session.masks_dir / "cat" / ".cat_000.png.999999999.0badf00d.tmp"
+    mask_temp.parent.mkdir(parents=True)
+    mask_temp.write_bytes(b"half a mask")
+    live = session.folder / f".checkpoint.pt.{os.getpid()}.0badf00d.tmp"  # a writer still running
+    live.write_bytes(b"being written")
+    Session.open(session.folder)
+    assert not dead.exists() and not mask_temp.exists() and live.exists()
+
+
+def test_a_session_open_in_another_process_is_refused_with_its_pid(tmp_path, image_folder):
+    import subprocess
+    import sys
+
+    from app.run_lock import FolderLockedError
+
+    session = Session.create(tmp_path / "s", image_folder)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; sys.path.insert(0, sys.argv[2])\n"
+         "from app.run_lock import acquire_session_lock\n"
+         "lock = acquire_session_lock(sys.argv[1]); print('held', flush=True); sys.stdin.read()\n",
+         str(session.folder), str(Path(__file__).resolve().parents[1])],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FolderLockedError, match=f"open in another window \\(pid {holder.pid}\\)"):
+            Session.open(session.folder).lock()
+    finally:
+        holder.kill()
+        holder.wait()
+    lock = Session.open(session.folder).lock()  # the lock died with its process
+    again = session.lock()  # re-entrant within one process
+    again.release()
+    lock.release()

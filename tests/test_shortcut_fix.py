@@ -9,6 +9,12 @@ Trains the small CNN on the demo data for 6 epochs (the shortcut dominates that 
   bench/mask_fraction.py draws for seed 0) and the defaults (masked images drawn 10x as often,
   counterexamples for the CE, the penalty on the painted images): measured 0.694 against plain
   0.337 (2 threads); over seeds 0-4 the defaults gain 7-45 points (README).
+
+Since BatchNorm statistics are recalibrated before every evaluation (issue 11,
+app/batchnorm_recalibration.py), eval mode computes what was trained, and both numbers rose:
+seed 0, 2 threads, plain 0.646, 5 % masked 0.769 (+0.12), every image masked 0.889 (+0.24).
+Part of the old gap was the plain model's lagging running statistics. The 5 % margin is
+therefore 0.08 (every image: still 0.15).
 """
 
 import contextlib
@@ -22,6 +28,7 @@ import pytest
 from app.cli import main
 
 EPOCHS = "6"
+FIVE_PERCENT_MARGIN = 0.08  # measured +0.12 on seed 0 with recalibrated BatchNorm statistics
 
 
 def _train_and_test(demo_data, out, *extra) -> float:
@@ -73,4 +80,4 @@ def test_masks_on_five_percent_of_the_images_beat_plain(demo_data, tmp_path, pla
     masks = _masks_of_a_fraction(demo_data, 0.05, seed=0, out=tmp_path / "masks")
     assert len(list(masks.rglob("*.png"))) == 54
     guided = _train_and_test(demo_data, tmp_path / "guided", "--masks", str(masks))
-    assert guided >= plain_accuracy + 0.15, f"5 % masked {guided:.3f} vs plain {plain_accuracy:.3f}"
+    assert guided >= plain_accuracy + FIVE_PERCENT_MARGIN, f"5 % masked {guided:.3f} vs plain {plain_accuracy:.3f}"

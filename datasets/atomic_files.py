@@ -1,0 +1,152 @@
+"""Write a file so that a crash or a power cut leaves either the old file or the new one.
+
+The one home of atomic writing: masks (`datasets.masks`) and the engine's checkpoints, JSON
+files and session files (`app.atomic_files`) all go through `atomic_open`. It lives on the
+lowest floor that writes files so that both can import it.
+
+- The temp file sits beside the target (`os.replace` is atomic only within a file system),
+  is fsynced before the rename, and the folder is fsynced after it, so the rename itself
+  survives a power cut.
+- The result gets the mode an ordinary `open()` would give (0666 minus the umask), not
+  `mkstemp`'s owner-only 0600.
+- The temp file's name carries the writer's pid (`.<name>.<pid>.<random>.tmp`), so a later
+  write of the same file removes the temp files of writers that died (kill -9) without ever
+  touching a live writer's. Older temp files without a pid are removed once an hour old.
+- A long target name is shortened in the temp name (a 242-character image name made the
+  temp name longer than the file system's 255 bytes, so that image could never get a mask).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import IO, Any, Iterator, List, Optional
+
+TEMP_SUFFIX = ".tmp"
+MAX_NAME_BYTES = 255  # file name limit of ext4, xfs, btrfs, APFS, NTFS
+LEGACY_TEMP_AGE = 3600.0  # seconds after which a temp file without a pid counts as abandoned
+_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+_LEGACY_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.[A-Za-z0-9_]{6,8}\.tmp$")
+
+
+def _read_umask() -> int:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
+FILE_MODE = 0o666 & ~_read_umask()  # what open() gives a new file in this process
+
+
+def temp_stem(name: str) -> str:
+    """The part of a temp file's name that identifies its target `name`; short enough that
+    `.<stem>.<pid>.<8 hex>.tmp` fits in MAX_NAME_BYTES."""
+    if len(name.encode("utf-8")) <= 200:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]
+    head = name.encode("utf-8")[:120].decode("utf-8", errors="ignore")
+    return f"{head}~{digest}"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def stale_temp_files(folder: os.PathLike | str, name: Optional[str] = None) -> List[Path]:
+    """Temp files in `folder` left by writers that are gone (of target `name`, or of any)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stem = temp_stem(name) if name is not None else None
+    stale = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        match = _TEMP_NAME.match(entry.name)
+        if match is not None:
+            if (stem is None or match["stem"] == stem) and not _pid_alive(int(match["pid"])):
+                stale.append(Path(entry.path))
+            continue
+        legacy = _LEGACY_TEMP_NAME.match(entry.name)
+        if legacy is not None and (stem is None or legacy["stem"] == stem):
+            try:
+                old = time.time() - entry.stat(follow_symlinks=False).st_mtime > LEGACY_TEMP_AGE
+            except OSError:
+                continue
+            if old:
+                stale.append(Path(entry.path))
+    return stale
+
+
+def remove_stale_temp_files(folder: os.PathLike | str, name: Optional[str] = None, recursive: bool = False) -> int:
+    """Delete what `stale_temp_files` finds (in sub-folders too with `recursive`); returns the
+    number removed. Never raises for a file that vanished meanwhile."""
+    folders = [Path(folder)]
+    if recursive and Path(folder).is_dir():
+        folders += [Path(root) / d for root, dirs, _ in os.walk(folder) for d in dirs]
+    removed = 0
+    for each in folders:
+        for path in stale_temp_files(each, name):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed += 1
+    return removed
+
+
+def fsync_folder(folder: os.PathLike | str) -> None:
+    """Flush a folder's entries (a rename in it) to disk; a no-op where folders cannot be opened."""
+    try:
+        handle = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(handle)
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
+
+
+@contextlib.contextmanager
+def atomic_open(path: os.PathLike | str, mode: str = "wb", encoding: str | None = None, *,
+                clean_stale: bool = True) -> Iterator[IO[Any]]:
+    """Yield a stream on a temp file beside `path`; on success fsync it, give it the ordinary
+    file mode, `os.replace` it into place and fsync the folder; on error delete it. Parent
+    folders are created. With `clean_stale`, temp files of dead writers of the same target are
+    removed first (a scan of the folder: masks, thousands to a folder, pass False and are swept
+    by `remove_stale_temp_files(..., recursive=True)` when a session or mask folder is opened)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if clean_stale:
+        remove_stale_temp_files(path.parent, path.name)
+    temp_path = path.parent / f".{temp_stem(path.name)}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    handle = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        with os.fdopen(handle, mode, encoding=encoding) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temp_path, FILE_MODE)
+        os.replace(temp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temp_path.unlink()
+        raise
+    fsync_folder(path.parent)

@@ -1,0 +1,26 @@
+"""kill -9 during train, propagate and history appends loses nothing (a few trials of
+bench/kill_trials.py; the bench runs 24)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_kill_trials_lose_nothing(tmp_path):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import kill_trials
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    results = kill_trials.run_trials({"train": 1, "propagate": 1, "history": 1}, seed=1, folder=tmp_path)
+    assert len(results) == 3
+    for result in results:
+        assert result.masks_lost_or_corrupt == 0, result
+        assert result.checkpoint != "BROKEN", result
+        assert result.history_records_lost == 0 and not result.next_append_lost, result
+        assert result.temp_files_after_cleanup == 0, result
+    assert results[-1].history_complete_lines > 0
