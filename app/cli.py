@@ -371,7 +371,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     import tkinter
 
     try:
-        return run_app(data_dir=args.data, session_dir=args.session)
+        return run_app(data_dir=args.data, session_dir=args.session, demo_shortcut=args.demo)
     except tkinter.TclError as error:
         if "display" in str(error).lower():
             raise UserError(
@@ -408,6 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     app = commands.add_parser("app", help="open the desktop app (the default)")
     app.add_argument("--data", help="image folder root/<class>/<image> (default: the built-in demo data)")
     app.add_argument("--session", help="reopen this session folder")
+    app.add_argument("--demo", choices=("corner", "moving", "shape"), default="corner",
+                     help="the built-in demo a blank data folder means: corner (a swatch in a corner), moving "
+                          "(the swatch anywhere in the border, varying size) or shape (a glyph per digit)")
     app.set_defaults(handler=cmd_app)
 
     train = commands.add_parser("train", help="train a model, optionally guided by masks")

@@ -164,3 +164,44 @@ def test_the_demo_loads_as_an_image_folder_with_its_truth_masks(demo):
     assert item.has_mask
     truth = read_mask_array(demo.truth_dir("val") / data.relpaths[0])
     assert item.mask.numpy().tolist() == truth.tolist()
+
+
+def test_moving_and_shape_shortcuts_move_and_never_touch_the_digit(tmp_path):
+    import json
+
+    import numpy as np
+
+    from datasets.demo import CANVAS, DIGIT_OFFSET, DIGIT_SIDE, GLYPHS, make_demo_data
+    from datasets.masks import RED, read_mask_array
+
+    box = np.zeros((CANVAS, CANVAS), bool)
+    box[DIGIT_OFFSET:DIGIT_OFFSET + DIGIT_SIDE, DIGIT_OFFSET:DIGIT_OFFSET + DIGIT_SIDE] = True
+    for kind, vary in (("moving", True), ("shape", False)):
+        info = make_demo_data(tmp_path / kind, seed=0, shortcut=kind, vary_size=vary)
+        assert json.loads((info.root / "demo.json").read_text())["shortcut"] == kind
+        masks = sorted((info.root / "truth" / "train").rglob("*.png"))[:200]
+        origins, sizes = set(), set()
+        for path in masks:
+            red = read_mask_array(path) == RED
+            assert red.any() and not (red & box).any()  # in the border, never over the digit
+            rows, cols = np.nonzero(red)
+            origins.add((rows.min(), cols.min()))
+            sizes.add(int(rows.max() - rows.min() + 1))
+            if kind == "shape":  # the glyph of the image's own digit in train/
+                label = int(path.parent.name)
+                glyph = red[rows.min():rows.min() + 7, cols.min():cols.min() + 7]
+                padded = np.zeros((7, 7), bool)
+                padded[:glyph.shape[0], :glyph.shape[1]] = glyph
+                assert (padded == GLYPHS[label]).all()
+        assert len(origins) > 100  # anywhere, not four corners
+        if kind == "moving":
+            assert sizes == {4, 5, 6, 7, 8}
+
+
+def test_unknown_shortcut_is_refused(tmp_path):
+    import pytest
+
+    from datasets import DatasetError, make_demo_data
+
+    with pytest.raises(DatasetError, match="Unknown demo shortcut"):
+        make_demo_data(tmp_path / "x", shortcut="diagonal")

@@ -53,14 +53,15 @@ def build_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None,
 
 
 def run_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None, *,
-            sessions_root: Optional[str] = None) -> int:
+            sessions_root: Optional[str] = None, demo_shortcut: str = "corner") -> int:
     """Open the main window and run the Tk main loop; returns the exit code (0).
 
     `data_dir`: image folder root/<class>/<image> shown in the form (blank: demo data).
     `session_dir`: a session folder to reopen (its settings, plots and masks; Train resumes it).
     `sessions_root`: where new sessions go (default: `app.session.default_sessions_root()`).
+    `demo_shortcut`: the built-in demo a blank data folder means (`datasets.demo.SHORTCUTS`).
     """
-    window = build_app(data_dir, session_dir, sessions_root=sessions_root)
+    window = build_app(data_dir, session_dir, sessions_root=sessions_root, demo_shortcut=demo_shortcut)
     window.mainloop()
     failed = window.last_failure is not None and not window.last_failure.user_error
     return 1 if failed else 0

@@ -113,6 +113,7 @@ class MainWindow(ttk.Frame):
         session_dir: Optional[str] = None,
         sessions_root: Optional[str] = None,
         demo_dir: Optional[str] = None,
+        demo_shortcut: str = "corner",
         finetune_config: FinetuneConfig = FinetuneConfig(),
         trainer_factory: TrainerFactory = _default_trainer_factory,
         join_timeout_s: float = JOIN_TIMEOUT_S,
@@ -123,6 +124,7 @@ class MainWindow(ttk.Frame):
         self.root = master
         self.sessions_root = sessions_root
         self.demo_dir = demo_dir
+        self.demo_shortcut = demo_shortcut  # which built-in demo a blank data folder means
         self.finetune_config = finetune_config
         self.trainer_factory = trainer_factory
         self.join_timeout_s = join_timeout_s
@@ -415,7 +417,7 @@ class MainWindow(ttk.Frame):
     def _prepare_demo_then_train(self) -> None:
         from datasets import default_demo_dir
 
-        target = Path(self.demo_dir) if self.demo_dir else default_demo_dir()
+        target = Path(self.demo_dir) if self.demo_dir else default_demo_dir(self.demo_shortcut)
         if (target / "demo.json").is_file():
             self._on_demo_ready(str(target))
             return
@@ -429,7 +431,7 @@ class MainWindow(ttk.Frame):
             try:
                 from datasets import ensure_demo_data
 
-                events.put(DemoReady(str(ensure_demo_data(target))))
+                events.put(DemoReady(str(ensure_demo_data(target, shortcut=self.demo_shortcut))))
             except Exception as error:  # noqa: BLE001 -- reported to the user as a dialog
                 events.put(DemoFailed(f"Could not make the demo data: {error}",
                                       traceback.format_exc()))
