@@ -182,6 +182,7 @@ class Session:
             return False
         try:
             (self.folder / SESSION_FILE).unlink(missing_ok=True)
+            (self.folder / LOCK_FILE).unlink(missing_ok=True)  # the trainer's lock, released with it
             for folder in sorted(self.masks_dir.rglob("*"), reverse=True):
                 if folder.is_dir():
                     folder.rmdir()  # only empty folders: rmdir refuses anything else
