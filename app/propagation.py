@@ -144,6 +144,27 @@ def hand_painted(store: MaskStore) -> List[str]:
     return [relpath for relpath in store.annotated() if store.meta(relpath).get("source") != PROPAGATED]
 
 
+def painted_red_sources(dataset: Any, limit: Optional[int] = None) -> List[str]:
+    """Relpaths of `dataset`'s images painted red by hand (its mask store), at most `limit`:
+    what a content locator learns from. Empty without a mask store."""
+    store = getattr(dataset, "masks", None)
+    if store is None:
+        return []
+    sources = []
+    for relpath in hand_painted(store):
+        mask = store.load_array(relpath)
+        if mask is None or not bool((mask == RED).any()):
+            continue
+        try:
+            dataset.index_of(relpath)
+        except ValueError:
+            continue  # a mask of an image this data set does not hold
+        sources.append(relpath)
+        if limit is not None and len(sources) >= limit:
+            break
+    return sources
+
+
 def propagated_sources(store: MaskStore, relpath: str) -> Tuple[str, ...]:
     """The sources recorded in a propagated mask's meta (empty for other masks)."""
     meta = store.meta(relpath)

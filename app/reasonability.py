@@ -57,7 +57,7 @@ import torch
 from torch import nn
 
 from .explanation_metrics import gradient_saliency, mass_share
-from .propagation import fit_locator, hand_painted, locate_content
+from .propagation import fit_locator, locate_content, painted_red_sources
 
 logger = logging.getLogger(__name__)
 
@@ -264,21 +264,10 @@ def annotated_masks(dataset: Any, limit: int = MAX_PRIOR_MASKS) -> Tuple[List[in
 def located_red(dataset: Any, pool: Sequence[int], device: torch.device = torch.device("cpu")) -> Optional[torch.Tensor]:
     """N x S x S in {0, 1}: the hand-painted red content found in each of dataset[pool] (the
     content locator), or None when nothing is painted red by hand."""
-    store = getattr(dataset, "masks", None)
-    if store is None or not len(pool):
-        return None
-    sources = []
-    for relpath in hand_painted(store)[:MAX_PRIOR_MASKS]:
-        mask = store.load_array(relpath)
-        if mask is not None and bool((mask > 0).any()):
-            try:
-                dataset.index_of(relpath)
-            except ValueError:
-                continue
-            sources.append(relpath)
+    sources = painted_red_sources(dataset, MAX_PRIOR_MASKS) if len(pool) else []
     if not sources:
         return None
-    locator = fit_locator(dataset, sources, store, device=device)
+    locator = fit_locator(dataset, sources, dataset.masks, device=device)
     size = (dataset.input_size, dataset.input_size)
     found = locate_content(locator, dataset, list(pool))
     maps = [torch.from_numpy(np.asarray(f.mask, dtype=np.float32)) for f in found]

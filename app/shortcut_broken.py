@@ -26,7 +26,7 @@ from datasets import MaskStore
 from loss.counterexamples import fill_from_surround
 
 from .content_locator import LocatorConfig
-from .propagation import fit_locator, hand_painted, locate_content
+from .propagation import fit_locator, locate_content, painted_red_sources
 
 logger = logging.getLogger(__name__)
 
@@ -52,21 +52,11 @@ class BrokenValidation:
     ) -> Optional["BrokenValidation"]:
         """Train the locator on `train_data`'s hand-painted red and find the content in
         `val_data`; None when nothing is painted red (nothing to break)."""
-        store = getattr(train_data, "masks", None)
-        if store is None:
-            return None
-        sources = []
-        for relpath in hand_painted(store):
-            mask = store.load_array(relpath)
-            if mask is not None and bool((mask > 0).any()):
-                try:
-                    train_data.index_of(relpath)
-                except ValueError:
-                    continue
-                sources.append(relpath)
+        sources = painted_red_sources(train_data)
         if not sources:
             return None
-        locator = fit_locator(train_data, sources, store, negative_store=negative_store, device=device, config=config)
+        locator = fit_locator(train_data, sources, train_data.masks, negative_store=negative_store, device=device,
+                              config=config)
         findings = locate_content(locator, val_data, list(range(len(val_data))))
         regions = torch.from_numpy(np.stack([f.mask for f in findings])) if findings else torch.zeros(0, 1, 1, dtype=torch.bool)
         found = sum(f.found for f in findings)

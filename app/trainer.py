@@ -47,7 +47,7 @@ from .guided_step import TrainingStep
 from .loops import TrainingDiverged, evaluate, train_one_epoch
 from .mask_audit import warn_about_masks
 from .oversampling import AnnotatedOversampler
-from .propagation import PropagationPlan, apply_propagation, hand_painted, plan_propagation
+from .propagation import PropagationPlan, apply_propagation, hand_painted, painted_red_sources, plan_propagation
 from .rank_sampler import RankShareSampler
 from .reasonability import reasonability_matrix
 from .run_lock import acquire_folder_lock, acquire_session_lock
@@ -537,9 +537,7 @@ class Trainer:
         sources, scope = tuple(command.sources), command.scope
         if scope == "content" and train.masks is not None:
             # The content is learnt from every image painted red by hand, not only this one.
-            painted = [r for r in hand_painted(train.masks)
-                       if (lambda m: m is not None and bool((m == 1).any()))(train.masks.load_array(r))]
-            sources = tuple(dict.fromkeys(sources + tuple(painted)))
+            sources = tuple(dict.fromkeys(sources + tuple(painted_red_sources(train))))
         self._set_state("propagating")
         try:
             plan = plan_propagation(train, sources, scope, model=self.model, device=self.device,
