@@ -73,7 +73,8 @@ def test_broken_validation_exposes_a_shortcut_reader_and_spares_an_object_reader
     plain = lambda model: float((torch.cat([model(torch.stack([val[i].image]))  # noqa: E731
                                             for i in range(len(val))]).argmax(1) == torch.tensor(val.targets)).float().mean())
     assert plain(shortcut) == 1.0 and plain(honest) == 1.0  # plain validation cannot tell them apart
-    # measured: the shortcut reader 0.50 or so, the object reader 0.93 (two finds touch a bar)
+    # measured: the shortcut reader 0.50, the object reader 0.93 (the patch found in 30 of 30; two
+    # finds also touch a bar)
     fooled = broken.evaluate(shortcut, torch.device("cpu"))["accuracy"]
     spared = broken.evaluate(honest, torch.device("cpu"))["accuracy"]
     assert fooled <= 0.7
