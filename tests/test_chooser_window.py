@@ -173,3 +173,19 @@ def test_outline_does_not_wrap_around_the_image_edges():
     assert not picture[0].any()  # nothing leaks to the top row
     assert not picture[:, 7].any()  # nor to the right column
     assert tuple(picture[7, 0]) == (255, 0, 0)
+
+
+@pytest.mark.gui
+def test_a_round_worse_on_the_shortcut_broken_validation_says_so(tk_root):
+    import dataclasses
+
+    done = make_done()
+    worse = dataclasses.replace(done.report, broken_accuracy_before=0.62, broken_accuracy_after=0.48,
+                                val_accuracy_before=0.70, val_accuracy_after=0.85)  # plain val rose
+    window, _ = open_chooser(tk_root, dataclasses.replace(done, report=worse))
+    text = window.verdict_label.cget("text")
+    assert text.startswith("WORSE: shortcut-broken validation 62.0 % -> 48.0 %")
+    assert "Shortcut-broken val. accuracy" in window.summary_labels
+    better = dataclasses.replace(done.report, broken_accuracy_before=0.40, broken_accuracy_after=0.60)
+    window2, _ = open_chooser(tk_root, dataclasses.replace(done, report=better))
+    assert window2.verdict_label.cget("text").startswith("Better:")

@@ -158,3 +158,41 @@ def test_round_penalises_the_painted_images_and_trains_ce_on_counterexamples(spl
         # Outside the annotated rows' red pixels the two batches agree; inside they differ.
         assert torch.equal(images.permute(1, 0, 2, 3)[:, ~red], painted.permute(1, 0, 2, 3)[:, ~red])
         assert not torch.equal(images.permute(1, 0, 2, 3)[:, red], painted.permute(1, 0, 2, 3)[:, red])
+
+
+def test_saliency_rule_stops_when_the_red_share_fell_and_reports_the_broken_validation(splits):
+    from app.finetune_report import STOP_BROKEN_WORSE, STOP_RED_SHARE
+
+    class FixedBroken:
+        """A shortcut-broken validation whose accuracy falls after the round starts."""
+
+        found = 7
+
+        def __init__(self):
+            self.calls = 0
+
+        def evaluate(self, model, device, max_images=None):
+            self.calls += 1
+            return {"accuracy": 0.6 if self.calls == 1 else 0.3, "loss": 1.0, "found": 7.0}
+
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    config = FinetuneConfig(lr=1e-3, max_steps=40, check_every=1, val_loss_rise=100.0, red_share_drop=1.0)
+    # red_share_drop 1.0: stop only when no saliency is left on red, i.e. never here; the
+    # falling shortcut-broken accuracy stops it at the first check.
+    broken = FixedBroken()
+    result = finetune_round(
+        build_model("small_cnn", 2), train_data=data.train, val_loader=DataLoader(data.val, batch_size=16),
+        guidance_name="punisher", lam=50.0, config=config, device=torch.device("cpu"), seed=0, broken=broken,
+    )
+    report = result.report
+    assert report.stop_reason == STOP_BROKEN_WORSE and report.steps == 1
+    assert (report.broken_accuracy_before, report.broken_accuracy_after, report.broken_found) == (0.6, 0.3, 7)
+    assert report.verdict == "worse" and report.verdict_text.startswith("WORSE")
+    assert report.to_dict()["verdict"] == "worse"
+
+    # Without a shortcut-broken validation, a generous red-share target stops it on red share.
+    easy = FinetuneConfig(lr=1e-3, max_steps=40, check_every=1, val_loss_rise=100.0, red_share_drop=1e-6)
+    result = _run(build_model("small_cnn", 2), data, easy, lam=50.0, guidance="punisher")
+    assert result.report.stop_reason in (STOP_RED_SHARE, STOP_STEP_CAP)
+    assert result.report.broken_accuracy_before is None and result.report.verdict in ("unclear", "worse")

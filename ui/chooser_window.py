@@ -25,7 +25,7 @@ from app.messages import Comparison, FinetuneDone
 from .geometry import display_indices, fit_image
 from .overlay import RED_RGB, blend, mask_overlay
 
-PANEL_SIZE = 300  # canvas side of each image panel, in pixels
+PANEL_SIZE = 280  # canvas side of each image panel, in pixels (the window fits 1280 x 720)
 OUTLINE_RED = RED_RGB
 OUTLINE_GREEN = (0, 200, 0)
 
