@@ -24,14 +24,20 @@ def place(window: tk.Misc, name: str, width: int, height: int,
     window.geometry(geometry)
     window.maxsize(screen_w, screen_h)
     if store is not None:
-        def remember(event) -> None:
-            if event.widget is window:
-                try:
-                    store.save(name, window.winfo_geometry())
-                except tk.TclError:
-                    pass
-        window.bind("<Destroy>", remember, add="+")
+        _remember_on_close(window, name, store)
     return geometry
+
+
+def _remember_on_close(window: tk.Misc, name: str, store: GeometryStore) -> None:
+    """Save the window's geometry under `name` when it is destroyed."""
+    def remember(event) -> None:
+        if event.widget is window:
+            try:
+                store.save(name, window.winfo_geometry())
+            except tk.TclError:
+                pass
+
+    window.bind("<Destroy>", remember, add="+")
 
 
 def fit_minsize(window: tk.Misc, width: int, height: int) -> None:
@@ -50,13 +56,5 @@ def restore_and_remember(window: tk.Misc, name: str,
     geometry = store.load(name, window.winfo_screenwidth(), window.winfo_screenheight())
     if geometry is not None:
         window.geometry(geometry)
-
-    def remember(event) -> None:
-        if event.widget is window:
-            try:
-                store.save(name, window.winfo_geometry())
-            except tk.TclError:
-                pass
-
-    window.bind("<Destroy>", remember, add="+")
+    _remember_on_close(window, name, store)
     return geometry
