@@ -40,6 +40,7 @@ Under torchrun (``app.distributed``) the model is wrapped in DistributedDataPara
 
 from __future__ import annotations
 
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Optional
@@ -93,6 +94,15 @@ class StepOutcome:
     n_annotated: int = 0  # annotated rows in the global batch
 
 
+# torch 2.14 renamed DDP's `broadcast_buffers` to `forward_sync_buffers` (the old name warns);
+# older releases (the GPU image this was checked on had 2.11) know only the old one.
+_NO_FORWARD_BUFFER_SYNC = (
+    {"forward_sync_buffers": False}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    else {"broadcast_buffers": False}
+)
+
+
 class TrainingStep:
     """Compute, reduce and apply guided steps of ``model`` (kept in ``self.model``).
 
@@ -121,7 +131,7 @@ class TrainingStep:
             # `app.distributed.sync_buffers` then averages (DDP's default, copying rank 0's at
             # every forward, makes them an average over rank 0's rows only).
             module = DistributedDataParallel(
-                module, device_ids=[device.index] if device.type == "cuda" else None, forward_sync_buffers=False,
+                module, device_ids=[device.index] if device.type == "cuda" else None, **_NO_FORWARD_BUFFER_SYNC,
             )
         self.module = module
 

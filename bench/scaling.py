@@ -98,7 +98,7 @@ def launch(args: argparse.Namespace, model: str, procs: int, threads: int) -> di
     else:
         torchrun = Path(sys.executable).with_name("torchrun")
         command = [str(torchrun), "--standalone", "--nproc_per_node", str(procs)] + worker_args
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     completed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:

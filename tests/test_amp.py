@@ -23,6 +23,10 @@ from models import build_model
 # 3 seeds (small_cnn, 32 px): RRR 0.7-1.9 %, Punisher 0.25-0.8 %, gradient cosine >= 0.986.
 BF16_PENALTY_RTOL = 5e-2
 BF16_GRADIENT_COSINE = 0.95
+# resnet18 (about 20 layers) in train mode on an H200: 5.6 % measured (bench/gpu_check.sh,
+# 2026-11-29), the roundings adding up over twice the depth of small_cnn. A wrong loss scale
+# in the fp16 recipe would be off by orders of magnitude, so the looser bound still catches it.
+BF16_DEEP_PENALTY_RTOL = 1e-1
 
 
 def _batch(seed: int, n: int = 8, side: int = 32):
@@ -124,5 +128,5 @@ def test_guided_step_on_the_gpu_matches_float32(mode):
     step = TrainingStep(model, RRRLoss(), 10.0, device=device, amp=AmpPolicy.for_device(mode, device))
     outcome = step(images, targets, masks, has_mask, optimizer)
     assert not outcome.diverged
-    assert outcome.guidance == pytest.approx(float(exact.guidance), rel=BF16_PENALTY_RTOL)
+    assert outcome.guidance == pytest.approx(float(exact.guidance), rel=BF16_DEEP_PENALTY_RTOL)
     assert (step.scaler is not None) == (mode == "fp16")
