@@ -1,8 +1,30 @@
-"""Entry point: `python main.py --help`. Parses arguments and hands over to the engine's CLI."""
+"""Entry point (`python main.py --help`, or the `saliency-steering` command once installed).
 
+Decides between the desktop app and the command line: the engine's CLI (`app.cli`) parses the
+arguments and runs every command except `app`, which it hands back to `open_desktop_app` here,
+so the engine never imports tkinter.
+"""
+
+import argparse
 import sys
+from typing import Optional, Sequence
 
-from app.cli import main
+from app.cli.main import main as run_command
+
+
+def open_desktop_app(args: argparse.Namespace) -> int:
+    try:
+        from ui.desktop import open_desktop_app as open_app
+    except ImportError as error:  # tkinter missing from this Python
+        from app.errors import UserError
+
+        raise UserError(f"the desktop app needs Tk ({error}); install python3-tk or use the CLI commands") from error
+    return open_app(args)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_command(argv, open_desktop_app=open_desktop_app)
+
 
 if __name__ == "__main__":
     sys.exit(main())

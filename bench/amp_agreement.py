@@ -13,14 +13,10 @@ it on the GPU).
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from app.amp import AmpPolicy  # noqa: E402
+from app.engine.amp import AmpPolicy  # noqa: E402
 from loss import build_guidance  # noqa: E402
 from loss.guided import scaling_scores  # noqa: E402
 from models import build_model, pick_device  # noqa: E402

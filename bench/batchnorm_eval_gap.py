@@ -4,7 +4,7 @@ Issue 11's case: 180 images of 300x200 px in 3 classes (3 shapes with a coloured
 144 for training, 36 for validation), `train --model resnet18 --epochs 4`, plain and with 3
 painted masks. Without recalibration the running statistics lagged the weights and eval mode
 sat at chance (validation 0.333) while training accuracy read 0.97-1.00. This script builds
-that folder, runs `main.py train` with `app.batchnorm_recalibration` switched off (as before
+that folder, runs `main.py train` with `app.engine.batchnorm_recalibration` switched off (as before
 the fix) and on, then `evaluate` on all 180 images, and prints one row per run.
 
     python bench/batchnorm_eval_gap.py                      # resnet18 at 224 px: slow on a CPU
@@ -23,14 +23,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-import app.finetune as finetune_module  # noqa: E402
-import app.trainer as trainer_module  # noqa: E402
-from app.cli import main as cli  # noqa: E402
+import app.engine.finetune as finetune_module  # noqa: E402
+import app.run.trainer as trainer_module  # noqa: E402
+from app.cli.main import main as cli  # noqa: E402
 from datasets import MaskStore  # noqa: E402
 
 SHAPES = ("circle", "square", "triangle")

@@ -40,7 +40,6 @@ import dataclasses
 import json
 import logging
 import math
-import queue
 import shutil
 import statistics
 import sys
@@ -51,22 +50,22 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from simulated_user import SimulatedUser, mask_quality, swatch_free_copy  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
-from app import FinetuneConfig, RunPaths, TrainConfig, Trainer  # noqa: E402
-from app import messages as msg  # noqa: E402
-from app.loops import evaluate  # noqa: E402
-from loss import DEFAULT_LAMBDAS  # noqa: E402
-from app.propagation import SCOPES, hand_painted  # noqa: E402
+from app.engine import FinetuneConfig, RunPaths, TrainConfig  # noqa: E402
+from app.engine.loops import evaluate  # noqa: E402
+from app.explain.propagation import SCOPES, hand_painted  # noqa: E402
+from app.run import Trainer  # noqa: E402
+from app.run import messages as msg  # noqa: E402
+from app.run.driver import drive_trainer  # noqa: E402
 from datasets import ImageFolderData, MaskStore  # noqa: E402
 from datasets import demo as demo_data  # noqa: E402
+from loss import DEFAULT_LAMBDAS  # noqa: E402
 from models import model_spec  # noqa: E402
-from simulated_user import SimulatedUser, mask_quality, swatch_free_copy  # noqa: E402
 
 logger = logging.getLogger("effectiveness")
 
@@ -102,19 +101,11 @@ class RunResult:
 # ------------------------------------------------------------------ the engine's path
 def run_trainer(config: TrainConfig, paths: RunPaths, finetune: FinetuneConfig, on_event: Optional[Callable[[Trainer, Any], None]] = None) -> Trainer:
     """Run one Trainer to the end in its thread, handing every event to `on_event` (main thread)."""
-    events: "queue.Queue[Any]" = queue.Queue()
-    trainer = Trainer(config, finetune, paths, emit=events.put)
-    thread = trainer.start()
-    while True:
-        event = events.get()
-        if on_event is not None:
-            on_event(trainer, event)
-        if isinstance(event, msg.TrainingFailed):
-            thread.join()
-            raise RuntimeError(f"training failed: {event.message}\n{event.details}")
-        if isinstance(event, msg.TrainingFinished):
-            break
-    thread.join()
+    trainer, outcome = drive_trainer(lambda emit: Trainer(config, finetune, paths, emit=emit), on_event)
+    if isinstance(outcome, msg.TrainingFailed):
+        raise RuntimeError(f"training failed: {outcome.message}\n{outcome.details}")
+    if outcome is None:
+        raise RuntimeError("the trainer thread ended without a last event")
     return trainer
 
 
@@ -537,7 +528,7 @@ def quality_lines(results: Sequence[RunResult], ks: Sequence[int]) -> List[str]:
         if not rounds:
             continue
         q = [round_["mask_quality"] for round_ in rounds]
-        mean = lambda key: float(np.mean([item[key] for item in q]))  # noqa: E731
+        mean = lambda key, q=q: float(np.mean([item[key] for item in q]))  # noqa: E731
         lines.append(f"| {k} | {mean('masked'):.0f} of {q[0]['images']} | {mean('iou'):.2f} | {mean('covered'):.2f} | "
                      f"{mean('precision'):.2f} |")
     return lines if len(lines) > 2 else []

@@ -1,7 +1,7 @@
 """GPU figures for guided training: images/s, guided/plain step ratio, peak memory.
 
 For each model, precision (fp32, bf16, fp16) and share of annotated rows it times training steps
-through the trainer's own step (``app.guided_step.TrainingStep``) on synthetic 224 px batches:
+through the trainer's own step (``app.engine.guided_step.TrainingStep``) on synthetic 224 px batches:
 plain steps (nothing annotated: one forward, one backward) and guided steps (RRR on the
 annotated rows, double backpropagation), alternating so drift hits both alike, and reports the
 medians and the peak GPU memory of the guided steps. Then, for the largest model, whether
@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from app.amp import AmpPolicy  # noqa: E402
-from app.guided_step import TrainingStep  # noqa: E402
+from app.engine.amp import AmpPolicy  # noqa: E402
+from app.engine.guided_step import TrainingStep  # noqa: E402
 from loss import build_guidance  # noqa: E402
 from models import build_model, device_label, pick_device  # noqa: E402
 

@@ -35,16 +35,15 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from app.atomic_files import remove_stale_temp_files  # noqa: E402
-from app.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
-from app.cli import main as cli  # noqa: E402
-from app.finite_guard import weights_problem  # noqa: E402
+from app.cli.main import main as cli  # noqa: E402
+from app.engine.checkpoint import load_checkpoint, model_from_checkpoint  # noqa: E402
+from app.engine.finite_guard import weights_problem  # noqa: E402
 from datasets import MaskStore  # noqa: E402
+from datasets.atomic_files import remove_stale_temp_files  # noqa: E402
 from datasets.masks import read_mask_array  # noqa: E402
 
 KINDS = ("train", "finetune", "propagate", "history")
@@ -196,17 +195,17 @@ def trial(kind: str, world: Dict[str, Path], work: Path, rng: random.Random) -> 
         temp_root = masks_dir
     else:  # history
         session_dir = work / "session"
-        from app.config import TrainConfig
-        from app.session import Session
+        from app.engine.config import TrainConfig
+        from app.run.session import Session
 
         Session.create(session_dir, world["data"], None, TrainConfig())
-        code = ("import sys; sys.path.insert(0, sys.argv[2])\n"
-                "from app.session import Session\n"
+        code = ("import sys\n"
+                "from app.run.session import Session\n"
                 "s = Session.open(sys.argv[1]); print('ready', file=sys.stderr, flush=True)\n"
                 "i = 0\n"
                 "while True:\n"
                 "    s.append_history({'round': i, 'report': {'notes': 'x' * 3000, 'i': i}}); i += 1\n")
-        proc = start([python, "-c", code, str(session_dir), str(ROOT)])
+        proc = start([python, "-c", code, str(session_dir)])
         wait_ready(proc, "ready")
         delay, exited = kill_at_random(proc, rng, 0.05, 1.0)
         result = Trial(kind, delay, exited)

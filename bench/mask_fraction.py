@@ -5,7 +5,7 @@ training images masked beats plain `train` on the decoy-free test split by a wid
 script copies the truth masks of a seeded random 5 % (or --fraction) of the training images into
 a folder, runs `train` plain; with the masks and the penalty only, masked images drawn as often
 as the others (--no-counterexamples --oversample 1); the same with masked images drawn 10x as
-often (the default, app/oversampling.py); and with the masks as the app trains by default
+often (the default, app/engine/oversampling.py); and with the masks as the app trains by default
 (penalty + oversampling + counterexamples). Then `evaluate`s each on `test/`. Prints one row per
 seed and the mean.
 
@@ -22,16 +22,14 @@ import json
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from app.cli import main as cli  # noqa: E402
+from app.cli.main import main as cli  # noqa: E402
 from datasets import make_demo_data  # noqa: E402
 
 VARIANTS = {

@@ -2,7 +2,7 @@
 
 Synthetic images (a smooth noisy background with a flat patch of random colour and place) at
 32 px and 224 px input size; the locator trains on 6 painted images and locates the patch in N
-others, in batches as `app.propagation.locate_content` does (image loading not included: the
+others, in batches as `app.explain.propagation.locate_content` does (image loading not included: the
 data loader's cost is the same as for any epoch). Prints one line per size.
 
     python bench/propagation_speed.py                  # CPU, 2,000 images at 32 px, 200 at 224 px
@@ -12,15 +12,12 @@ data loader's cost is the same as for any epoch). Prints one line per size.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere (no package install yet)
-from app.content_locator import ContentLocator, LocatorConfig  # noqa: E402
+from app.explain.content_locator import ContentLocator, LocatorConfig  # noqa: E402
 
 
 def scenes(n: int, side: int, seed: int):

@@ -1,7 +1,7 @@
 """Throughput of guided training with 1 vs N data-parallel processes (torchrun, DDP).
 
 For each model and process count it starts ``torchrun --standalone --nproc_per_node N`` on this
-script's worker, which trains guided steps (``app.guided_step.TrainingStep``, the trainer's
+script's worker, which trains guided steps (``app.engine.guided_step.TrainingStep``, the trainer's
 step) on synthetic batches of a fixed *global* batch size, each process taking its rows, and
 prints the median images/s. One process runs the same step without a process group. On a CPU
 the processes use gloo and ``--threads`` intra-op threads each; on GPUs (``--device cuda``)
@@ -27,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 NUM_CLASSES = 10
 DEFAULT_SHAPES = {"small_cnn": (64, 32), "resnet18": (32, 64), "resnet50": (32, 64)}  # (global batch, side) on a CPU
@@ -37,9 +36,9 @@ def worker(args: argparse.Namespace) -> None:
     """Runs inside torchrun (or alone for one process): time guided steps, rank 0 prints JSON."""
     import torch
 
-    from app.amp import AmpPolicy
-    from app.distributed import process_group, shard_rows
-    from app.guided_step import TrainingStep
+    from app.engine.amp import AmpPolicy
+    from app.engine.distributed import process_group, shard_rows
+    from app.engine.guided_step import TrainingStep
     from loss import build_guidance
     from models import build_model
 
@@ -129,7 +128,7 @@ def main() -> None:
         worker(args)
         return
 
-    print(f"| model | global batch x side | processes x threads | step ms | images/s | speed-up |")
+    print("| model | global batch x side | processes x threads | step ms | images/s | speed-up |")
     print("|---|---|---|---|---|---|")
     for model in args.models:
         runs = [(procs, args.threads) for procs in args.procs]

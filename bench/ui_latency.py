@@ -2,7 +2,7 @@
 
     DISPLAY=:57 .venv/bin/python bench/ui_latency.py [--epochs 3] [--idle-seconds 5]
 
-Builds the real main window (`ui.app.build_app`: the real event pump, live plots, progress and
+Builds the real main window (`ui.desktop.build_app`: the real event pump, live plots, progress and
 log), measures an idle baseline, then presses Train on the demo data (no feedback rounds) and,
 for the whole time batches are being trained, schedules `after(20)` again and again and records
 how much later than 20 ms each callback runs. That lateness is what a user feels as lag
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 TICK_MS = 20
 TARGET_P99_MS = 50.0
@@ -91,7 +90,7 @@ def main(argv=None) -> int:
     import torch
 
     from datasets import ensure_demo_data
-    from ui.app import build_app
+    from ui.desktop import build_app
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)

@@ -1,8 +1,8 @@
 """Write a file so that a crash or a power cut leaves either the old file or the new one.
 
 The one home of atomic writing: masks (`datasets.masks`) and the engine's checkpoints, JSON
-files and session files (`app.atomic_files`) all go through `atomic_open`. It lives on the
-lowest floor that writes files so that both can import it.
+files and session files all go through `atomic_open` (`write_json_atomic` for JSON). It lives on
+the lowest floor that writes files so that every floor above can import it.
 
 - The temp file sits beside the target (`os.replace` is atomic only within a file system),
   is fsynced before the rename, and the folder is fsynced after it, so the rename itself
@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
+import math
 import os
 import re
 import secrets
 import time
 from pathlib import Path
-from typing import IO, Any, Iterator, List, Optional
+from typing import IO, Any, Iterator, List, Mapping, Optional
 
 TEMP_SUFFIX = ".tmp"
 MAX_NAME_BYTES = 255  # file name limit of ext4, xfs, btrfs, APFS, NTFS
@@ -150,3 +152,21 @@ def atomic_open(path: os.PathLike | str, mode: str = "wb", encoding: str | None 
             temp_path.unlink()
         raise
     fsync_folder(path.parent)
+
+
+def finite_or_none(value: object) -> object:
+    """JSON has no NaN/Infinity: a non-finite float becomes None (null); containers recurse."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def write_json_atomic(path: os.PathLike | str, payload: Mapping[str, Any]) -> None:
+    """`payload` as indented, key-sorted JSON, written atomically. NaN/inf become null (JSON
+    has no NaN; `json.dump` would write the invalid tokens NaN/Infinity)."""
+    with atomic_open(path, "w", encoding="utf-8") as stream:
+        json.dump(finite_or_none(dict(payload)), stream, indent=2, sort_keys=True, allow_nan=False)

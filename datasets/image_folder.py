@@ -26,6 +26,7 @@ from torchvision import transforms
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
 from .decoded_cache import DecodedImageCache, cache_bytes
+from .display import capped_size
 from .errors import DatasetError
 from .image_loading import DEFAULT_MAX_PIXELS, check_image, load_rgb
 from .masks import MaskStore, _mask_key
@@ -349,10 +350,9 @@ class ImageFolderData(Dataset):
             if max_side <= 0:
                 raise DatasetError(f"max_side must be positive; got {max_side}.")
             width, height = picture.size
-            scale = max_side / max(width, height)
-            if scale < 1:
-                new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
-                picture = picture.resize(new_size, Image.Resampling.BILINEAR)
+            new_height, new_width = capped_size(height, width, max_side)
+            if (new_height, new_width) != (height, width):
+                picture = picture.resize((new_width, new_height), Image.Resampling.BILINEAR)
         return np.asarray(picture, dtype=np.uint8).copy()
 
     def index_of(self, relpath: str) -> int:

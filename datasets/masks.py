@@ -114,12 +114,14 @@ def _check_mask_values(mask) -> np.ndarray:
     return values.astype(np.int8)
 
 
-def _resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """np.int8 HxW mask resized to size = (H, W) with nearest neighbour (no blended values)."""
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A mask in {-1, 0, +1} (any integer or bool dtype, H x W) as a new np.int8 array of
+    size = (H, W), nearest neighbour (no blended values). The one mask resize of the code base:
+    masks are stored at their image's display size and read at whatever size is asked."""
     height, width = size
     if mask.shape == (height, width):
-        return mask
-    codes = Image.fromarray((mask + 1).astype(np.uint8), mode="L")
+        return np.array(mask, dtype=np.int8)
+    codes = Image.fromarray((np.asarray(mask, dtype=np.int16) + 1).astype(np.uint8), mode="L")
     resized = codes.resize((width, height), Image.Resampling.NEAREST)
     return np.asarray(resized).astype(np.int8) - 1
 
@@ -144,7 +146,7 @@ def read_mask_array(path: str | os.PathLike, size: tuple[int, int] | None = None
                            "image again.") from None
     mask = image_to_mask(image)
     if size is not None:
-        mask = _resize_nearest(mask, _check_size(size))
+        mask = resize_mask(mask, _check_size(size))
     return mask
 
 

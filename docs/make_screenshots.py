@@ -5,7 +5,7 @@ chooser, and the trust warning on a small folder.
     DISPLAY=:57 .venv/bin/python docs/make_screenshots.py
     DISPLAY=:57 .venv/bin/python docs/make_screenshots.py --trust   # the small-folder warning
 
-It starts the real app (`ui.app.build_app`) on the built-in demo data with the default settings
+It starts the real app (`ui.desktop.build_app`) on the built-in demo data with the default settings
 and drives it from inside its own event loop with `after()` callbacks, as a user would: Train;
 when the brush window opens, paint red over the corner swatch (the shortcut) of each image with
 real mouse events on the canvas, zoom in on the first image's swatch (Ctrl+wheel) and mark it
@@ -32,13 +32,12 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from app.config import FinetuneConfig  # noqa: E402
+from app.engine.config import FinetuneConfig  # noqa: E402
 from datasets import RED, ensure_demo_data, read_mask  # noqa: E402
-from ui.app import build_app  # noqa: E402
-from ui.window_geometry import GeometryStore  # noqa: E402
+from ui.desktop import build_app  # noqa: E402
 from ui.geometry import to_canvas  # noqa: E402
+from ui.window_geometry import GeometryStore  # noqa: E402
 
 DOCS = ROOT / "docs"
 

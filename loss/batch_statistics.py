@@ -95,7 +95,7 @@ class _MeanAndVariance(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: Tensor, gate: Optional[StatisticsGate]) -> Tuple[Tensor, Tensor]:
         dims = _channel_dims(inputs)
-        # Under mixed precision (app.amp) the statistics are float32, as native BatchNorm's are
+        # Under mixed precision (app.engine.amp) the statistics are float32, as native BatchNorm's are
         # under autocast: E[x^2] - E[x]^2 in bfloat16 would cancel most of its 8 bits away.
         values = inputs.float() if inputs.dtype in _LOW_PRECISION else inputs
         mean = values.mean(dim=dims)

@@ -119,7 +119,7 @@ def guided_loss(
             5 % of the images masked (small CNN, 6 epochs, seeds 0-2, decoy-free test): penalty
             on the counterexamples 0.51, on the painted images 0.61, no counterexamples 0.54.
         ce_weight, guidance_weight: ``total = ce_weight * ce + guidance_weight * lam * guidance``.
-            Data-parallel training (``app.distributed``) computes this on one shard of a global
+            Data-parallel training (``app.engine.distributed``) computes this on one shard of a global
             batch and sets them so that the gradients the processes average are those of the
             global batch's means (a shard's row count and annotated count over the global ones,
             times the number of processes). 1 for a whole batch.

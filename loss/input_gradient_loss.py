@@ -13,7 +13,6 @@ from __future__ import annotations
 import abc
 from typing import Optional
 
-import torch
 from torch import Tensor, nn
 
 from loss.input_gradients import check_guidance_inputs, differentiable_gradient, input_gradients, zero_loss

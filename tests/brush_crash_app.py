@@ -7,15 +7,11 @@ until it is killed.
 
 import json
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import tkinter as tk  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from app.messages import FeedbackItem  # noqa: E402
+from app.run.messages import FeedbackItem  # noqa: E402
 from datasets.masks import MaskStore  # noqa: E402
 from ui.brush_window import BrushWindow  # noqa: E402
 

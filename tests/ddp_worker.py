@@ -20,11 +20,10 @@ import torch
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from app.distributed import process_group, shard_rows, sync_buffers  # noqa: E402
-from app.guided_step import TrainingStep  # noqa: E402
-from app.loops import train_one_epoch  # noqa: E402
+from app.engine.distributed import process_group, shard_rows, sync_buffers  # noqa: E402
+from app.engine.guided_step import TrainingStep  # noqa: E402
+from app.engine.loops import train_one_epoch  # noqa: E402
 from loss import RRRLoss  # noqa: E402
 from models import build_model  # noqa: E402
 

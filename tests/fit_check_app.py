@@ -6,16 +6,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
-
-from app import messages as msg  # noqa: E402
-from datasets.masks import MaskStore  # noqa: E402
 from test_chooser_window import make_done  # noqa: E402
 from test_reasonability_window import _event as reasonability_event  # noqa: E402
-from ui.app import build_app  # noqa: E402
+
+from app.run import messages as msg  # noqa: E402
+from datasets.masks import MaskStore  # noqa: E402
+from ui.desktop import build_app  # noqa: E402
 from ui.window_geometry import GeometryStore  # noqa: E402
 
 work = Path(sys.argv[1])

@@ -1,4 +1,4 @@
-"""Mixed precision of the guided loss (app.amp, the fp16 score scaling in loss.input_gradients).
+"""Mixed precision of the guided loss (app.engine.amp, the fp16 score scaling in loss.input_gradients).
 
 On the CPU: bf16 autocast against float32, and the fp16 recipe's scale/unscale in float32 (exact
 for a power of two). Tests marked `cuda` run the GPU path (fp16 with a GradScaler) and are
@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.amp import AmpPolicy, check_amp_mode
+from app.engine.amp import AmpPolicy, check_amp_mode
+from app.engine.guided_step import TrainingStep
 from app.errors import UserError
-from app.guided_step import TrainingStep
 from loss import PunisherLoss, RRRLoss, guided_loss
 from loss.guided import scaling_scores
 from models import build_model

@@ -29,7 +29,7 @@ import pytest
 import torch
 from PIL import Image
 
-from app.cli import main
+from app.cli.main import main
 from datasets import DatasetError, MaskStore, mask_path
 from tests.conftest import make_image_folder
 
@@ -305,7 +305,7 @@ def _one_error_line(capsys, needle):
 
 def test_out_read_only(world, tmp_path, capsys, monkeypatch):
     # root ignores permission bits, so the read-only answer is simulated where cli asks it
-    import app.cli as cli
+    import app.cli.main as cli
 
     monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
     assert main(_fill(T, world, tmp_path / "ro")) == 2
@@ -313,7 +313,7 @@ def test_out_read_only(world, tmp_path, capsys, monkeypatch):
 
 
 def test_disk_full_while_saving_is_one_line(world, tmp_path, capsys, monkeypatch):
-    import app.checkpoint as checkpoint
+    import app.engine.checkpoint as checkpoint
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -326,7 +326,7 @@ def test_disk_full_while_saving_is_one_line(world, tmp_path, capsys, monkeypatch
 
 
 def test_disk_full_writing_metrics_is_one_line(world, tmp_path, capsys, monkeypatch):
-    import app.cli as cli
+    import app.cli.main as cli
 
     def full(path, payload):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

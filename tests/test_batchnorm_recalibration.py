@@ -12,10 +12,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from app.batchnorm_recalibration import batchnorm_layers, recalibrate_batchnorm, recalibration_indices
-from app.config import FinetuneConfig, RunPaths, TrainConfig
-from app.finetune import finetune_round
-from app.trainer import Trainer
+from app.engine.batchnorm_recalibration import batchnorm_layers, recalibrate_batchnorm, recalibration_indices
+from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
+from app.engine.finetune import finetune_round
+from app.run.trainer import Trainer
 from datasets import ImageFolderData, MaskStore
 from models import build_model, model_spec
 from tests.conftest import make_image_folder

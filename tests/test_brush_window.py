@@ -7,14 +7,14 @@ square; the points below are image pixel centres, exact after the canvas round t
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.messages import FeedbackItem
+from app.run.messages import FeedbackItem
 from datasets.masks import GREEN, RED, MaskStore, read_mask, read_mask_array, write_mask
 from ui.geometry import to_canvas
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from app.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from app.engine.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from app.errors import CheckpointError
 from models import build_model
 

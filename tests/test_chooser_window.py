@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.finetune_report import STOP_GUIDANCE, FinetuneReport
-from app.messages import Comparison, FinetuneDone
+from app.engine.finetune_report import STOP_GUIDANCE, FinetuneReport
+from app.run.messages import Comparison, FinetuneDone
 from ui.chooser_window import ChooserWindow, compose, mask_outline
 
 

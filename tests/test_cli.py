@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 from datasets import MaskStore
 
 
@@ -61,7 +61,7 @@ def test_finetune_writes_candidate_and_report(image_folder, tmp_path, capsys):
     history = json.loads((tmp_path / "more" / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [3, 4]
     # The 2 masked images keep guiding it, drawn 10x as often as the other 18 (about 10 of the
-    # epoch's 20 draws; app/oversampling.py).
+    # epoch's 20 draws; app/engine/oversampling.py).
     assert history[0]["train_n_annotated"] >= 5
 
 

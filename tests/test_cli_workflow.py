@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from app.checkpoint import save_checkpoint
-from app.cli import main
-from app.selection import SELECTION_STRATEGIES
+from app.cli.main import main
+from app.engine.checkpoint import save_checkpoint
+from app.explain.selection import SELECTION_STRATEGIES
 from datasets import MaskStore
 from models import build_model
 

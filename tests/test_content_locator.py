@@ -1,4 +1,4 @@
-"""Tests for app/content_locator.py: painted content is found where it sits in *other* images.
+"""Tests for app/explain/content_locator.py: painted content is found where it sits in *other* images.
 
 The synthetic images are hard in the ways real ones are: a smooth random background under noise,
 a random blob (the "object"), and the shortcut, a flat patch of a random colour and side 4-7 at a
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from app.content_locator import ContentLocator, LocatorConfig, pixel_features, feature_count
 from app.errors import UserError
+from app.explain.content_locator import ContentLocator, LocatorConfig, feature_count, pixel_features
 
 SIDE = 32
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import messages as msg
+from app.run import messages as msg
 from ui.content_plan import ContentPlanChoices
 
 

@@ -6,7 +6,7 @@ import sys
 
 def test_core_packages_do_not_import_tkinter():
     code = (
-        "import sys, app, app.cli, app.trainer, app.finetune, app.selection, models, loss, datasets\n"
+        "import sys, app, app.cli.main, app.run.trainer, app.engine.finetune, app.explain.selection, models, loss, datasets\n"
         "import main\n"
         "assert 'tkinter' not in sys.modules, sorted(m for m in sys.modules if 'tk' in m)\n"
         "print('clean')"

@@ -7,8 +7,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import (GREEN, RED, DatasetError, DemoInfo, ImageFolderData, default_demo_dir,
-                      ensure_demo_data, make_demo_data, read_mask_meta)
+from datasets import (
+    GREEN,
+    RED,
+    DatasetError,
+    DemoInfo,
+    ImageFolderData,
+    default_demo_dir,
+    ensure_demo_data,
+    make_demo_data,
+    read_mask_meta,
+)
 from datasets.demo import CANVAS, SWATCH, render_digit
 from datasets.masks import read_mask_array
 
@@ -95,7 +104,7 @@ def test_the_swatch_is_random_in_test(demo):
 
 def test_truth_masks_green_covers_the_digit_and_never_the_swatch(demo):
     corners_used = set()
-    for label, image, mask in _images(demo, "train"):
+    for _label, _image, mask in _images(demo, "train"):
         corners_used.add(_swatch(mask))
         green = mask == GREEN
         assert green.any()

@@ -1,4 +1,4 @@
-"""Data-parallel guided training (app.distributed, app.guided_step, app.rank_sampler).
+"""Data-parallel guided training (app.engine.distributed, app.engine.guided_step, app.engine.rank_sampler).
 
 The two-process tests start tests/ddp_worker.py under torchrun with the gloo backend on the CPU,
 once for the module (one launch, about 15-20 s on a busy 2-core machine): it trains a few guided
@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.distributed import SINGLE_PROCESS, DistributedContext, all_reduce_sum, launched_by_torchrun, shard_rows
-from app.guided_step import TrainingStep
-from app.loops import train_one_epoch
-from app.rank_sampler import RankShareSampler
+from app.engine.distributed import SINGLE_PROCESS, DistributedContext, all_reduce_sum, launched_by_torchrun, shard_rows
+from app.engine.guided_step import TrainingStep
+from app.engine.loops import train_one_epoch
+from app.engine.rank_sampler import RankShareSampler
 from loss import RRRLoss, guided_loss
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -145,7 +145,7 @@ def test_rank_shares_are_disjoint_and_together_the_one_process_order():
 
 def test_rank_batches_of_the_oversampled_order_partition_the_global_batches():
     """Per-rank batches of b rows are the global batches of W x b rows, split by position mod W."""
-    from app.oversampling import AnnotatedOversampler
+    from app.engine.oversampling import AnnotatedOversampler
 
     class Data:
         def __len__(self):

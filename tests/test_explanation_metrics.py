@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from app.explanation_metrics import alignment_score, explanation_iou, gradient_saliency, mass_share
+from app.explain.explanation_metrics import alignment_score, explanation_iou, gradient_saliency, mass_share
 
 
 def test_mass_share_counts_red_and_green_mass():

@@ -8,9 +8,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from app.config import FinetuneConfig
-from app.finetune import commit_candidate, finetune_round
-from app.finetune_report import (
+from app.engine.config import FinetuneConfig
+from app.engine.finetune import commit_candidate, finetune_round
+from app.engine.finetune_report import (
     STOP_GUIDANCE,
     STOP_NON_FINITE,
     STOP_NOTHING_ANNOTATED,
@@ -121,7 +121,7 @@ class _NanGuidance(nn.Module):
 def test_non_finite_loss_aborts_and_keeps_last_finite_weights(splits, monkeypatch):
     data, store = splits
     _paint_corner(store, data.train.relpaths[:2])
-    import app.finetune as finetune_module
+    import app.engine.finetune as finetune_module
 
     monkeypatch.setattr(finetune_module, "build_guidance", lambda name, model: _NanGuidance())
     model = build_model("small_cnn", 2)
@@ -135,7 +135,7 @@ def test_non_finite_loss_aborts_and_keeps_last_finite_weights(splits, monkeypatc
 
 @pytest.mark.parametrize("counterexamples", [True, False])
 def test_round_penalises_the_painted_images_and_trains_ce_on_counterexamples(splits, monkeypatch, counterexamples):
-    import app.guided_step as finetune_module  # where the round's TrainingStep calls guided_loss
+    import app.engine.guided_step as finetune_module  # where the round's TrainingStep calls guided_loss
 
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
@@ -161,7 +161,7 @@ def test_round_penalises_the_painted_images_and_trains_ce_on_counterexamples(spl
 
 
 def test_saliency_rule_stops_when_the_red_share_fell_and_reports_the_broken_validation(splits):
-    from app.finetune_report import STOP_BROKEN_WORSE, STOP_RED_SHARE
+    from app.engine.finetune_report import STOP_BROKEN_WORSE, STOP_RED_SHARE
 
     class FixedBroken:
         """A shortcut-broken validation whose accuracy falls after the round starts."""

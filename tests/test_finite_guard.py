@@ -5,12 +5,13 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from app.checkpoint import save_checkpoint
-from app.config import FinetuneConfig
-from app.finetune import finetune_round
-from app.finetune_report import STOP_NON_FINITE
-from app.finite_guard import NonFiniteModelError, finite_or_none, parameters_ok, weights_problem
+from app.engine.checkpoint import save_checkpoint
+from app.engine.config import FinetuneConfig
+from app.engine.finetune import finetune_round
+from app.engine.finetune_report import STOP_NON_FINITE
+from app.engine.finite_guard import NonFiniteModelError, parameters_ok, weights_problem
 from datasets import ImageFolderData, MaskStore
+from datasets.atomic_files import finite_or_none
 from models import build_model, model_spec
 
 

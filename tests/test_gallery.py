@@ -6,10 +6,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
-from app import messages as msg
-from app.config import FinetuneConfig
 from tk_wait import wait_until
+
+from app.engine.config import FinetuneConfig
+from app.run import messages as msg
 from ui.gallery_filter import ANY, GalleryFilter, filter_entries, prediction_choices
 
 

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from ui.geometry import (
-    Fit, display_indices, display_span, fit_image, pixel_at, radius_to_canvas, radius_to_image,
-    to_canvas, to_image,
+    Fit,
+    display_indices,
+    display_span,
+    fit_image,
+    pixel_at,
+    radius_to_canvas,
+    radius_to_image,
+    to_canvas,
+    to_image,
 )
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from app.checkpoint import load_checkpoint
-from app.config import FinetuneConfig
-from datasets import GREEN, RED, MaskStore
 from tk_wait import wait_until as _wait_until
+
+from app.engine.checkpoint import load_checkpoint
+from app.engine.config import FinetuneConfig
+from datasets import GREEN, RED, MaskStore
 
 pytestmark = [pytest.mark.gui, pytest.mark.slow]
 

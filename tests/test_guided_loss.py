@@ -12,12 +12,12 @@ from torch.nn import functional as F
 from loss import (
     DEFAULT_LAMBDAS,
     GUIDANCE_NAMES,
+    SHARED_FORWARD_FROM,
     GradCAMLoss,
     GuidedLoss,
     PunisherLoss,
     RRRLoss,
     build_guidance,
-    SHARED_FORWARD_FROM,
     guided_loss,
 )
 

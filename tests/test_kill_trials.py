@@ -1,7 +1,7 @@
 """kill -9 during train, propagate and history appends loses nothing (a few trials of
 bench/kill_trials.py; the bench runs 24)."""
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -11,11 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_kill_trials_lose_nothing(tmp_path):
-    sys.path.insert(0, str(ROOT / "bench"))
-    try:
-        import kill_trials
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
+    spec = importlib.util.spec_from_file_location("kill_trials", ROOT / "bench" / "kill_trials.py")
+    kill_trials = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kill_trials)
     results = kill_trials.run_trials({"train": 1, "propagate": 1, "history": 1}, seed=1, folder=tmp_path)
     assert len(results) == 3
     for result in results:

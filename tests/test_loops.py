@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from app.loops import TrainingDiverged, evaluate, train_one_epoch
+from app.engine.loops import TrainingDiverged, evaluate, train_one_epoch
 from datasets import ImageFolderData
 from loss import build_guidance
 from models import build_model, model_spec
@@ -143,7 +143,7 @@ def test_counterexamples_stop_the_model_reading_the_red_region(seed):
 
 
 def test_counterexamples_reach_the_loss_with_the_painted_batch(monkeypatch):
-    import app.guided_step as guided_step  # where the loop's TrainingStep calls guided_loss
+    import app.engine.guided_step as guided_step  # where the loop's TrainingStep calls guided_loss
 
     seen = []
     real = guided_step.guided_loss

@@ -14,11 +14,11 @@ import tkinter as tk
 from pathlib import Path
 
 import pytest
-
-from app import messages as msg
-from app.config import FinetuneConfig
-from ui.settings_panel import FormError
 from tk_wait import wait_until
+
+from app.engine.config import FinetuneConfig
+from app.run import messages as msg
+from ui.settings_panel import FormError
 
 pytestmark = pytest.mark.gui
 
@@ -509,9 +509,9 @@ def test_trainer_refuses_a_resume_whose_epochs_are_used_up(tmp_path):
     """The engine's own guard (the CLI and any other driver): a clear UserError, no 'Epoch 7/6'."""
     import torch
 
-    from app import Trainer
-    from app.checkpoint import save_checkpoint
-    from app.config import RunPaths, TrainConfig
+    from app.engine.checkpoint import save_checkpoint
+    from app.engine.config import RunPaths, TrainConfig
+    from app.run import Trainer
     from models import build_model
 
     data = tmp_path / "data"
@@ -604,7 +604,7 @@ def test_finetune_progress_moves_every_step_with_the_time_left(window_factory):
     assert "measuring the model" in window.progress.finetune_text.get()
     for step in (1, 2, 3):
         window.events.put(msg.FinetuneStep(1, step, 40))
-        wait_until(window, lambda: window.event_counts["FinetuneStep"] == step)
+        wait_until(window, lambda step=step: window.event_counts["FinetuneStep"] == step)
         assert float(bar.cget("value")) == pytest.approx(step / 40)
     assert str(bar.cget("mode")) == "determinate"
     text = window.progress.finetune_text.get()
@@ -671,7 +671,7 @@ def test_a_small_folder_gets_a_prominent_trust_warning(window_factory, tmp_path)
     assert banner.weights_button.winfo_ismapped()
     assert any(line.startswith("Warning: Too few steps") for line in window.log.lines())
     # a bigger model on the same folder is offered the smaller one
-    from app.trust_checks import DataSizes, trust_warnings
+    from app.engine.trust_checks import DataSizes, trust_warnings
 
     sizes = DataSizes(26, 6, 2, 64, "resnet18", (13, 13))
     banner.show(trust_warnings(window._epoch_records, sizes))

@@ -9,8 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datasets import (GREEN, RED, DatasetError, MaskStore, mask_path, read_mask,
-                      read_mask_meta, write_mask)
+from datasets import GREEN, RED, DatasetError, MaskStore, mask_path, read_mask, read_mask_meta, write_mask
 from datasets.masks import read_mask_array
 
 EXAMPLE = np.array([[RED, 0, GREEN, 0],

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from ui.overlay import (
-    GREEN_RGB, RED_RGB, blend, heatmap_rgba, mask_overlay, mix, paint_outline, resize_saliency,
+    GREEN_RGB,
+    RED_RGB,
+    blend,
+    heatmap_rgba,
+    mask_overlay,
+    mix,
+    paint_outline,
+    resize_saliency,
 )
 from ui.strokes import GREEN, RED
 

@@ -1,4 +1,4 @@
-"""Tests for app/oversampling.py: masked images drawn more often, the plain shuffle otherwise."""
+"""Tests for app/engine/oversampling.py: masked images drawn more often, the plain shuffle otherwise."""
 
 from collections import Counter
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.utils.data import RandomSampler
 
-from app.oversampling import AnnotatedOversampler, annotated_share
+from app.engine.oversampling import AnnotatedOversampler, annotated_share
 
 
 class Images:
@@ -81,8 +81,8 @@ def test_trainer_loader_batches_equal_the_plain_shuffled_loader_without_masks(im
     # does, or unmasked runs would silently train on another order than before.
     from torch.utils.data import DataLoader
 
-    from app.config import FinetuneConfig, RunPaths, TrainConfig
-    from app.trainer import Trainer
+    from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
+    from app.run.trainer import Trainer
 
     trainer = Trainer(TrainConfig(epochs=1, batch_size=4, seed=5, device="cpu"), FinetuneConfig(),
                       RunPaths(train_dir=str(image_folder)), emit=lambda event: None)

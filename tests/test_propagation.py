@@ -1,4 +1,4 @@
-"""Tests for app/propagation.py: scopes, exact pixels at each target's size, meta, and the rules
+"""Tests for app/explain/propagation.py: scopes, exact pixels at each target's size, meta, and the rules
 (hand-painted masks are never touched, re-propagation replaces, green stays unless asked)."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from PIL import Image
 from torch import nn
 
 from app.errors import UserError
-from app.propagation import (
+from app.explain.propagation import (
     PROPAGATED,
     apply_propagation,
-    display_size,
     hand_painted,
     plan_propagation,
     propagate,
-    resize_nearest,
 )
 from datasets import ImageFolderData, MaskStore
+from datasets.display import display_size
+from datasets.masks import resize_mask
 
 SIDE = 16
 
@@ -83,7 +83,7 @@ def test_display_size_and_resize_nearest(folder):
     assert display_size(folder / "a/wide.png") == (24, 32)
     assert display_size(folder / "a/wide.png", max_side=16) == (12, 16)
     mask = np.array([[1, 0], [0, -1]], np.int8)
-    assert resize_nearest(mask, (4, 2)).tolist() == [[1, 0], [1, 0], [0, -1], [0, -1]]
+    assert resize_mask(mask, (4, 2)).tolist() == [[1, 0], [1, 0], [0, -1], [0, -1]]
 
 
 def test_scope_all_writes_red_at_each_targets_size_with_meta(folder, store, tmp_path):

@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app import messages as msg
-from app.config import FinetuneConfig, TrainConfig
-from app.session import Session
-from app.trainer import Trainer
+from app.engine.config import FinetuneConfig, TrainConfig
+from app.run import messages as msg
+from app.run.session import Session
+from app.run.trainer import Trainer
 from datasets import MaskStore
 from datasets.masks import RED, read_mask_meta
 

@@ -1,4 +1,4 @@
-"""Tests for app/reasonability.py: the unreasonable score's parts and GRADIA's matrix."""
+"""Tests for app/explain/reasonability.py: the unreasonable score's parts and GRADIA's matrix."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from app.reasonability import (
+from app.explain.reasonability import (
     CELLS,
     ExplanationPriors,
     ReasonabilityThresholds,
@@ -208,7 +208,7 @@ def test_reasonability_matrix_can_be_cancelled(tmp_path):
 
 
 def test_focus_share_is_the_same_wherever_the_spot_sits_and_low_for_a_spread():
-    from app.reasonability import focus_share
+    from app.explain.reasonability import focus_share
 
     spots = torch.zeros(3, 30, 30)
     for row, (y, x) in enumerate([(0, 0), (12, 20), (24, 3)]):  # a 4 x 4 spot, moving

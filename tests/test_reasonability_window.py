@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from app import messages as msg
-from app.reasonability import ReasonabilityMatrix, ReasonabilityThresholds
+from app.explain.reasonability import ReasonabilityMatrix, ReasonabilityThresholds
+from app.run import messages as msg
 
 pytestmark = pytest.mark.gui
 

@@ -1,4 +1,4 @@
-"""Tests for app/saliency.py: display saliency maps from captum, normalised to [0, 1]."""
+"""Tests for app/explain/saliency.py: display saliency maps from captum, normalised to [0, 1]."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from app.saliency import SALIENCY_LABELS, SALIENCY_METHODS, normalise_maps, saliency_maps
+from app.explain.saliency import SALIENCY_LABELS, SALIENCY_METHODS, normalise_maps, saliency_maps
 from models import build_model
 
 

@@ -1,4 +1,4 @@
-"""Tests for app/selection.py: every strategy, and "unreasonable explanations first" exactly."""
+"""Tests for app/explain/selection.py: every strategy, and "unreasonable explanations first" exactly."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from PIL import Image
 from torch import nn
 
 from app.errors import UserError
-from app.selection import SELECTION_STRATEGIES, diversified_order, select_images
+from app.explain.selection import SELECTION_STRATEGIES, diversified_order, select_images
 from datasets import ImageFolderData, MaskStore
 
 SIDE = 16
@@ -75,7 +75,7 @@ def test_unreasonable_ranks_the_planted_shortcut_first_with_its_share(shortcut_f
     assert choices[0].score == pytest.approx(focused, abs=1e-6)
     # The common map: the 2 x 2 patch (min over classes; the objects differ by class) -> w = 1
     # there, 0 elsewhere. planted: ink 255 on a 4 x 4 patch, 4 of its 16 pixels inside -> 25 %.
-    from app.reasonability import build_priors, pool_saliency, saliency_distribution, unreasonable_scores
+    from app.explain.reasonability import build_priors, pool_saliency, saliency_distribution, unreasonable_scores
 
     indices = list(range(len(data)))
     saliency, targets, _ = pool_saliency(InkModel(), data, indices, torch.device("cpu"))
@@ -183,7 +183,7 @@ def test_bad_arguments(shortcut_folder):
 
 
 def test_picks_are_spread_over_the_classes():
-    from app.selection import Choice, spread_over_classes
+    from app.explain.selection import Choice, spread_over_classes
 
     targets = [0, 0, 0, 0, 1, 1, 2, 2]
     ranked = [Choice(i, f"{targets[i]}/{i}.png", float(10 - i), "") for i in range(8)]

@@ -1,13 +1,12 @@
 """Session folders: create, reopen, history that survives a crash mid-line."""
 
 import json
-from pathlib import Path
 
 import pytest
 
-from app.config import FinetuneConfig, TrainConfig
+from app.engine.config import FinetuneConfig, TrainConfig
 from app.errors import UserError
-from app.session import Session, new_session_folder
+from app.run.session import Session, new_session_folder
 
 
 def test_create_and_open_round_trip(tmp_path, image_folder):
@@ -107,15 +106,15 @@ def test_a_session_open_in_another_process_is_refused_with_its_pid(tmp_path, ima
     import subprocess
     import sys
 
-    from app.run_lock import FolderLockedError
+    from app.run.run_lock import FolderLockedError
 
     session = Session.create(tmp_path / "s", image_folder)
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys; sys.path.insert(0, sys.argv[2])\n"
-         "from app.run_lock import acquire_session_lock\n"
+         "import sys\n"
+         "from app.run.run_lock import acquire_session_lock\n"
          "lock = acquire_session_lock(sys.argv[1]); print('held', flush=True); sys.stdin.read()\n",
-         str(session.folder), str(Path(__file__).resolve().parents[1])],
+         str(session.folder)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"

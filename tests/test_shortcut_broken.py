@@ -1,4 +1,4 @@
-"""Tests for app/shortcut_broken.py: validation with the painted content found and filled in tells
+"""Tests for app/explain/shortcut_broken.py: validation with the painted content found and filled in tells
 a model that reads the shortcut from one that reads the object."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from app.shortcut_broken import BrokenValidation
+from app.explain.shortcut_broken import BrokenValidation
 from datasets import ImageFolderData, MaskStore
 
 SIDE = 24

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from datasets import DataSplits, DatasetError, load_splits
+from datasets import DatasetError, DataSplits, load_splits
 from datasets.splits import stratified_split
 
 NORM = dict(input_size=8, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))

@@ -263,8 +263,7 @@ def test_history_needs_an_int8_mask():
 def test_rectangle_lasso_and_fill_regions_are_one_undoable_edit_each():
     import numpy as np
 
-    from ui.strokes import (RED, GREEN, StrokeHistory, flood_region, polygon_region,
-                            rectangle_region)
+    from ui.strokes import GREEN, RED, StrokeHistory, flood_region, polygon_region, rectangle_region
 
     mask = np.zeros((8, 10), np.int8)
     history = StrokeHistory(mask)

@@ -6,10 +6,10 @@ import threading
 import numpy as np
 import torch
 
-from app import messages as msg
-from app.config import FinetuneConfig, RunPaths, TrainConfig
-from app.session import Session
-from app.trainer import Trainer
+from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
+from app.run import messages as msg
+from app.run.session import Session
+from app.run.trainer import Trainer
 from datasets import MaskStore
 
 FAST_FINETUNE = FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, guidance_drop=1.0, stop_rule="thesis")
@@ -91,7 +91,7 @@ def test_feedback_round_reject_leaves_weights_identical(image_folder, tmp_path):
         assert torch.equal(tensor, script.snapshots["after"][name]), name
     assert session.history()[0]["decision"] == "reject"
     # The painted masks stay and keep guiding the next epoch: the 2 painted images are drawn 10x
-    # as often as the other 18 (app/oversampling.py), about 10 of the epoch's 20 draws.
+    # as often as the other 18 (app/engine/oversampling.py), about 10 of the epoch's 20 draws.
     first_epoch, last_epoch = script.of(msg.EpochFinished)
     assert first_epoch.train["n_annotated"] == 0
     assert last_epoch.train["n_annotated"] >= 5
@@ -156,7 +156,7 @@ def test_bad_data_is_reported_as_user_error(tmp_path):
 
 
 def test_bug_in_thread_is_reported_with_traceback(image_folder, monkeypatch):
-    import app.trainer as trainer_module
+    import app.run.trainer as trainer_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 
-from app.trust_checks import REMEDIES, DataSizes, trust_warnings
+from app.engine.trust_checks import REMEDIES, DataSizes, trust_warnings
 
 
 def _codes(warnings):
@@ -62,7 +62,7 @@ def test_non_finite_validation_loss_is_flagged():
 def test_trust_checks_import_no_tkinter_or_torch():
     import subprocess
 
-    code = ("import sys, app.trust_checks; "
+    code = ("import sys, app.engine.trust_checks; "
             "print('tkinter' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=str(__import__('pathlib').Path(__file__).resolve().parents[1]))

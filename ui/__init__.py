@@ -24,6 +24,7 @@ __all__ = [
     "SettingsPanel",
     "TrustBanner",
     "build_app",
+    "open_desktop_app",
     "run_app",
 ]
 
@@ -42,8 +43,9 @@ _WHERE = {
     "ReasonabilityWindow": "reasonability_window",
     "SettingsPanel": "settings_panel",
     "TrustBanner": "trust_banner",
-    "build_app": "app",
-    "run_app": "app",
+    "build_app": "desktop",
+    "open_desktop_app": "desktop",
+    "run_app": "desktop",
 }
 
 

@@ -35,15 +35,26 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageTk
 
-from app.messages import FeedbackItem, PropagationApplied
+from app.run.messages import FeedbackItem, PropagationApplied
+from datasets.masks import resize_mask
 
-from .geometry import (ZOOM_STEP, Fit, View, display_span, pan_view, radius_to_canvas, to_canvas,
-                       to_image, view_fit, visible_indices, zoom_view)
+from .geometry import (
+    ZOOM_STEP,
+    Fit,
+    View,
+    display_span,
+    pan_view,
+    radius_to_canvas,
+    to_canvas,
+    to_image,
+    view_fit,
+    visible_indices,
+    zoom_view,
+)
 from .mask_autosave import MaskAutosaver
 from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
 from .scrollable import ScrollableFrame
-from .strokes import (ERASE, GREEN, RED, Box, StrokeHistory, flood_region, polygon_region,
-                      rectangle_region, union)
+from .strokes import ERASE, GREEN, RED, Box, StrokeHistory, flood_region, polygon_region, rectangle_region, union
 from .window_placement import restore_and_remember
 
 log = logging.getLogger(__name__)
@@ -105,16 +116,6 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3], dtype=np.uint8)
 
 
-def _resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of an int8 mask to H x W (a stored mask of another size)."""
-    mask = np.asarray(mask, dtype=np.int8)
-    if mask.shape == (height, width):
-        return mask.copy()
-    rows = np.minimum((np.arange(height) + 0.5) * mask.shape[0] / height, mask.shape[0] - 1)
-    cols = np.minimum((np.arange(width) + 0.5) * mask.shape[1] / width, mask.shape[1] - 1)
-    return mask[rows.astype(np.int64)][:, cols.astype(np.int64)].copy()
-
-
 class BrushWindow(tk.Toplevel):
     """Paint masks on the images of one feedback round.
 
@@ -148,7 +149,7 @@ class BrushWindow(tk.Toplevel):
         self.on_cancel = on_cancel
         self.submit = submit
         self.on_save_failed = on_save_failed
-        self.trust_note = trust_note  # "the numbers may mean nothing" (app.trust_checks)
+        self.trust_note = trust_note  # "the numbers may mean nothing" (app.engine.trust_checks)
         self.on_gallery = on_gallery  # "Gallery...": paint any training image
         self.on_open_images = on_open_images  # double-click in the propagation preview
         self.autosaver = MaskAutosaver(masks)
@@ -657,9 +658,9 @@ class BrushWindow(tk.Toplevel):
                 log.warning("ignoring the stored mask of %s: %s", item.relpath, error)
                 stored = None
             saved = (np.zeros((height, width), np.int8) if stored is None
-                     else _resize_mask(stored, height, width))
+                     else resize_mask(stored, (height, width)))
             start = (saved if item.mask is None or self.index in self._from_store
-                     else _resize_mask(item.mask, height, width))
+                     else resize_mask(item.mask, (height, width)))
             mask = start.copy()
             state = _ImageState(mask=mask, history=StrokeHistory(mask), saved=saved)
             self._states[self.index] = state

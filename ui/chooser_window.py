@@ -20,7 +20,8 @@ from typing import Callable, List, Optional
 import numpy as np
 from PIL import Image, ImageTk
 
-from app.messages import Comparison, FinetuneDone
+from app.run.messages import Comparison, FinetuneDone
+from datasets.masks import resize_mask
 
 from .geometry import display_indices, fit_image
 from .overlay import RED_RGB, blend, mask_overlay
@@ -56,14 +57,6 @@ def _thicken(edge: np.ndarray) -> np.ndarray:
     return np.where(out != 0, out, right)
 
 
-def _resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
-    if mask.shape == (height, width):
-        return mask
-    rows = np.minimum((np.arange(height) + 0.5) * mask.shape[0] / height, mask.shape[0] - 1)
-    cols = np.minimum((np.arange(width) + 0.5) * mask.shape[1] / width, mask.shape[1] - 1)
-    return mask[rows.astype(np.int64)][:, cols.astype(np.int64)]
-
-
 def compose(image: np.ndarray, saliency: np.ndarray, mask: Optional[np.ndarray], size: int, *,
             opacity: float = 0.5, show_heatmap: bool = True, fill_mask: bool = False) -> np.ndarray:
     """The picture of one panel: `D_h x D_w x 3` uint8 fitting in `size x size`.
@@ -77,7 +70,7 @@ def compose(image: np.ndarray, saliency: np.ndarray, mask: Optional[np.ndarray],
     shown = np.ascontiguousarray(image[rows][:, cols])
     shown = blend(shown, saliency, opacity, show_heatmap)
     if mask is not None and np.any(mask):
-        mask = _resize_nearest(np.asarray(mask, dtype=np.int8), image.shape[0], image.shape[1])
+        mask = resize_mask(mask, image.shape[:2])
         big = mask[rows][:, cols]
         if fill_mask:
             shown = mask_overlay(shown, big, 0.45)

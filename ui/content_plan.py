@@ -13,7 +13,7 @@ from typing import Dict, Set, Tuple
 
 import numpy as np
 
-from app import messages as msg
+from app.run import messages as msg
 
 
 @dataclass

@@ -66,7 +66,7 @@ def list_folder(root) -> list:
     `GalleryEntry`s without predictions: the gallery between rounds, when no model answers."""
     from pathlib import Path
 
-    from app.messages import GalleryEntry
+    from app.run.messages import GalleryEntry
 
     root = Path(root)
     entries = []

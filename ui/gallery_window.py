@@ -18,7 +18,7 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from PIL import Image, ImageTk
 
-from app import messages as msg
+from app.run import messages as msg
 
 from .gallery_filter import ANY, MASKS, GalleryFilter, filter_entries, prediction_choices
 from .scrollable import ScrollableFrame

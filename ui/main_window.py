@@ -39,9 +39,9 @@ from pathlib import Path
 from tkinter import filedialog, ttk
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from app import messages as msg
-from app.config import FinetuneConfig, TrainConfig
+from app.engine.config import FinetuneConfig, TrainConfig
 from app.errors import UserError
+from app.run import messages as msg
 
 from .chooser_window import ChooserWindow
 from .dialogs import ErrorDialog
@@ -50,9 +50,9 @@ from .log_pane import LogLine, LogPane, QueueLogHandler
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
 from .scrollable import ScrollableFrame
+from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
 from .trust_banner import TrustBanner
 from .wording import plural
-from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ TrainerFactory = Callable[..., Any]
 
 
 def _default_trainer_factory(config, finetune_config, paths, *, emit, session):  # type: ignore[no-untyped-def]
-    from app.trainer import Trainer  # imported late: torch is slow to import
+    from app.run.trainer import Trainer  # imported late: torch is slow to import
 
     return Trainer(config, finetune_config, paths, emit=emit, session=session)
 
@@ -159,7 +159,7 @@ class MainWindow(ttk.Frame):
         self._fresh_session = False  # the running session was made by this Train
         self.more_epochs_dialog: Any = None
         self._last_report: Any = None  # the FinetuneReport of the round being decided
-        self._sizes: Any = None  # app.trust_checks.DataSizes of the run
+        self._sizes: Any = None  # app.engine.trust_checks.DataSizes of the run
         self._epoch_records: list = []  # per-epoch dicts for the trust rules
         self.trust_warnings: list = []
         self._run_config: Optional[TrainConfig] = None
@@ -283,7 +283,7 @@ class MainWindow(ttk.Frame):
 
     def _check_trust(self) -> None:
         """Re-run the trust rules on the epochs so far; show or hide the banner."""
-        from app.trust_checks import trust_warnings
+        from app.engine.trust_checks import trust_warnings
 
         if self._sizes is None:
             self.trust_banner.show(())
@@ -454,7 +454,7 @@ class MainWindow(ttk.Frame):
 
     def _start_run(self, train_dir: Optional[str], val_dir: Optional[str],
                    config: TrainConfig) -> bool:
-        from app.session import Session, default_sessions_root, new_session_folder
+        from app.run.session import Session, default_sessions_root, new_session_folder
 
         session = None
         try:
@@ -543,7 +543,7 @@ class MainWindow(ttk.Frame):
         return self.reasonability_window
 
     def on_open_session(self) -> None:
-        from app.session import default_sessions_root
+        from app.run.session import default_sessions_root
 
         root = Path(self.sessions_root) if self.sessions_root else default_sessions_root()
         folder = filedialog.askdirectory(parent=self, title="Open a session folder",
@@ -555,7 +555,7 @@ class MainWindow(ttk.Frame):
     def open_session(self, folder: str) -> bool:
         """Load a session folder: its settings into the form, its curves and rounds into the
         plots; Train then resumes it. False (with a dialog) when it is not a session."""
-        from app.session import Session
+        from app.run.session import Session
 
         if self.running:
             return False
@@ -629,7 +629,7 @@ class MainWindow(ttk.Frame):
             listener(event)
 
     def _on_run_started(self, event: msg.RunStarted) -> None:
-        from app.trust_checks import DataSizes
+        from app.engine.trust_checks import DataSizes
 
         config = self._run_config or DEFAULT_CONFIG
         self._sizes = DataSizes(event.n_train, event.n_val, len(event.classes), config.batch_size,

@@ -19,7 +19,6 @@ from collections import deque
 from tkinter import ttk
 from typing import Deque, Optional
 
-
 BAR_STYLE = "Run.Horizontal.TProgressbar"
 FINETUNE_BAR_STYLE = "Finetune.Horizontal.TProgressbar"
 

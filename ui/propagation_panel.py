@@ -1,7 +1,7 @@
 """The brush window's "Apply to..." panel: propagate the red painted on this image to others.
 
 A red stroke usually marks a thing (a watermark, a tag) and sometimes a place ("never the
-bottom-right corner"). The panel offers the scopes of `app.propagation`: the same content
+bottom-right corner"). The panel offers the scopes of `app.explain.propagation`: the same content
 wherever it sits (the default; its preview opens `ui.content_preview_window` with the finds
 outlined, to drop or correct), and the positional ones -- every training image, the images of
 this image's class, the images where the model looks at the same spot -- with a preview first
@@ -21,8 +21,8 @@ import tkinter as tk
 from tkinter import ttk
 from typing import Any, Callable, Optional, Sequence, Tuple
 
-from app import messages as msg
-from app.propagation import DEFAULT_SIMILAR_SHARE
+from app.explain.propagation import DEFAULT_SIMILAR_SHARE
+from app.run import messages as msg
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The reasonability window: GRADIA's 2 x 2 matrix of the model's explanations.
 
 Rows: accurate / inaccurate (prediction right or wrong); columns: reasonable / unreasonable
-explanation (rules in `app.reasonability`). Each cell shows how many images fell in it, their
+explanation (rules in `app.explain.reasonability`). Each cell shows how many images fell in it, their
 share of the judged pool, and the images (relpaths, most unreasonable first). "Accurate but
 unreasonable" is the cell to worry about: right for the wrong reason -- a shortcut.
 
@@ -17,7 +17,7 @@ import tkinter as tk
 from tkinter import ttk
 from typing import Callable, Dict, Optional, Sequence
 
-from app import messages as msg
+from app.run import messages as msg
 
 ROWS = (("accurate", "Accurate", True), ("inaccurate", "Inaccurate", False))
 COLUMNS = (("reasonable", "Reasonable", True), ("unreasonable", "Unreasonable", False))
@@ -39,7 +39,7 @@ WRAP = 620
 
 
 def reasonable_rule(thresholds) -> str:
-    """One line saying what 'reasonable' means, with the thresholds of `app.reasonability`."""
+    """One line saying what 'reasonable' means, with the thresholds of `app.explain.reasonability`."""
     return (f"Reasonable: with a mask, under {thresholds.red_share:.0%} of the saliency on red "
             f"and at least {thresholds.green_share:.0%} on green; without one, an unreasonable "
             f"score under {thresholds.score:.0%} (the largest share of saliency on regions "

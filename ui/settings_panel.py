@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tkinter import filedialog, ttk
 from typing import Dict, Optional, Sequence
 
-from app.config import TrainConfig
+from app.engine.config import TrainConfig
 from app.errors import UserError
 
 FALLBACK_SELECTION = ("random", "entropy", "misclassified", "unreasonable")
@@ -44,7 +44,7 @@ def model_choices() -> tuple[str, ...]:
 
 
 def saliency_choices() -> tuple[str, ...]:
-    return _choices("app.saliency", "SALIENCY_METHODS", FALLBACK_SALIENCY)
+    return _choices("app.explain.saliency", "SALIENCY_METHODS", FALLBACK_SALIENCY)
 
 
 def guidance_choices() -> tuple[str, ...]:
@@ -83,7 +83,7 @@ def style_disabled_fields(widget: tk.Misc) -> None:
 
 
 def selection_choices() -> tuple[str, ...]:
-    return _choices("app.selection", "SELECTION_STRATEGIES", FALLBACK_SELECTION)
+    return _choices("app.explain.selection", "SELECTION_STRATEGIES", FALLBACK_SELECTION)
 
 
 class FormError(ValueError):
@@ -375,7 +375,7 @@ class SettingsPanel(ttk.LabelFrame):
 
     def set_enabled(self, enabled: bool) -> None:
         """Lock the form while a run is going (its settings cannot change mid-run)."""
-        for name, widget in self.inputs.items():
+        for widget in self.inputs.values():
             if isinstance(widget, ttk.Combobox):
                 widget.configure(state="readonly" if enabled else "disabled")
             else:

@@ -1,6 +1,6 @@
 """A yellow banner over the plots: "these numbers cannot be trusted", why, and what to try.
 
-Shows the `app.trust_checks.TrustWarning`s of the run (most serious first) and the remedies
+Shows the `app.engine.trust_checks.TrustWarning`s of the run (most serious first) and the remedies
 they offer as buttons where the app can act: "Use small_cnn" and "Weights file..." set the
 form (the change takes a new session: the model changes), frozen BatchNorm is advice. Hidden
 while there is nothing to say; "Hide" hides it until the warnings change.
@@ -12,7 +12,7 @@ import tkinter as tk
 from tkinter import ttk
 from typing import Callable, Optional, Sequence
 
-from app.trust_checks import REMEDIES, TrustWarning
+from app.engine.trust_checks import REMEDIES, TrustWarning
 
 BANNER_BG = "#fff3cd"
 BANNER_FG = "#5c4400"

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from app.atomic_files import write_json_atomic
+from datasets.atomic_files import write_json_atomic
 
 log = logging.getLogger(__name__)
 

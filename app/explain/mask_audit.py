@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional
 
+from app.errors import UserError
 from datasets.masks import MASK_SUFFIX, _mask_key
-
-from .errors import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -4,13 +4,13 @@
 finds its rank in the environment torchrun sets (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR``/``MASTER_PORT``), joins one process group (NCCL on GPUs, gloo on CPUs) and
 trains one share of every batch through ``torch.nn.parallel.DistributedDataParallel``
-(``app.guided_step``). Started without torchrun, everything here is a no-op for one process.
+(``app.engine.guided_step``). Started without torchrun, everything here is a no-op for one process.
 
 What every rank must agree on, and how:
 - the data order: every rank seeds the same sampler and takes its own share of it
-  (``app.rank_sampler``);
+  (``app.engine.rank_sampler``);
 - when to stop (pause, Ctrl+C, a non-finite loss): a flag in the small all-reduce every step
-  already makes (``app.guided_step``), so all ranks leave the loop at the same batch and none
+  already makes (``app.engine.guided_step``), so all ranks leave the loop at the same batch and none
   is left waiting in a collective;
 - the model they validate: BatchNorm running averages drift apart between ranks (each updates
   them from its own shard), so ``sync_buffers`` averages them over the ranks before every
@@ -42,9 +42,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from app.errors import UserError
 from models import pick_device
-
-from .errors import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 it to other training images. Scopes:
 
 - `content` (the default): the painted red *content*, found wherever it sits in each image
-  (`app.content_locator`: a per-pixel classifier trained on the strokes, ilastik-style). Each
+  (`app.explain.content_locator`: a per-pixel classifier trained on the strokes, ilastik-style). Each
   image where it is found gets a mask covering the found regions there, with a confidence;
   images where nothing is found get nothing. Red pixels of "not this" corrections
   (`negative_store`) teach it what was wrongly found. For shortcuts that move: a watermark,
@@ -30,7 +30,7 @@ Rules, and why:
   right only for a shortcut that really stands still (a border, a fixed corner).
 - Masks live in normalised image coordinates: a source mask (stored at its displayed image's
   size) is resized with nearest neighbour to each target's displayed size (the original image,
-  long side capped at `app.trainer.DISPLAY_MAX_SIDE`), the size the brush window paints at.
+  long side capped at `datasets.display.DISPLAY_MAX_SIDE`), the size the brush window paints at.
 - Only red propagates by default. Green marks *the object* of one image, and objects are not in
   the same place in every image; `include_green=True` copies it as well (red wins where a
   source's red and another's green overlap).
@@ -54,14 +54,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
+from app.errors import UserError
+from app.explain.content_locator import ContentLocator, FoundContent, LocatorConfig, resize_bool
+from app.explain.explanation_metrics import gradient_saliency
 from datasets import GREEN, RED, MaskStore
-
-from .content_locator import ContentLocator, FoundContent, LocatorConfig, resize_bool
-from .errors import UserError
-from .explanation_metrics import gradient_saliency
+from datasets.display import DISPLAY_MAX_SIDE, display_size
+from datasets.masks import resize_mask
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,6 @@ DEFAULT_SIMILAR_SHARE = 0.3  # "similar": share of the image's saliency inside t
 DEFAULT_SIMILAR_LIFT = 1.2  # ... or this many times that region's mean share over the candidates
 SIMILAR_GROW = 1 / 32  # the red region is grown by this fraction of the input side (1 px at 32)
 SALIENCY_CHUNK = 64  # images per saliency batch
-_EXIF_ORIENTATION = 0x0112
-_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 
 ProgressCallback = Callable[[int, int], None]  # (images done, images in all)
 
@@ -171,36 +169,6 @@ def propagated_sources(store: MaskStore, relpath: str) -> Tuple[str, ...]:
     if meta.get("source") != PROPAGATED:
         return ()
     return tuple(s for s in meta.get("from", "").split("\n") if s)
-
-
-def display_size(path: Any, max_side: Optional[int] = None) -> Tuple[int, int]:
-    """(H, W) of the image at `path` as `ImageFolderData.display_image` shows it.
-
-    Reads only the header: EXIF rotations by 90 degrees swap the sides; the long side is capped
-    at `max_side` keeping the aspect ratio (rounded as display_image rounds).
-    """
-    with Image.open(path) as image:
-        width, height = image.size
-        try:
-            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-        except Exception:  # noqa: BLE001 -- a broken EXIF block: display_image ignores it too
-            orientation = 1
-    if orientation in _SWAPPING_ORIENTATIONS:
-        width, height = height, width
-    if max_side is not None:
-        scale = max_side / max(width, height)
-        if scale < 1:
-            width, height = max(1, round(width * scale)), max(1, round(height * scale))
-    return height, width
-
-
-def resize_nearest(mask: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """np.int8 H x W mask in {-1, 0, +1} resized to size = (H, W), nearest neighbour."""
-    if mask.shape == tuple(size):
-        return mask.astype(np.int8)
-    codes = Image.fromarray((mask.astype(np.int16) + 1).astype(np.uint8), mode="L")
-    resized = codes.resize((size[1], size[0]), Image.Resampling.NEAREST)
-    return np.asarray(resized).astype(np.int8) - 1
 
 
 def _red_region(mask: torch.Tensor, grow: int) -> torch.Tensor:
@@ -438,7 +406,6 @@ def plan_propagation(
 # --------------------------------------------------------------------------- apply
 def _compose(dataset: Any, relpath: str, sources: Sequence[str], store: MaskStore, include_green: bool, cache: Dict[str, np.ndarray]) -> np.ndarray:
     """The propagated mask of `relpath` (np.int8 at its display size) from `sources`' masks."""
-    from .trainer import DISPLAY_MAX_SIDE  # here, not at the top: the trainer may import this module
 
     size = display_size(dataset.image_path(dataset.index_of(relpath)), DISPLAY_MAX_SIDE)
     red = np.zeros(size, dtype=bool)
@@ -447,7 +414,7 @@ def _compose(dataset: Any, relpath: str, sources: Sequence[str], store: MaskStor
         if source not in cache:
             loaded = store.load_array(source)
             cache[source] = loaded if loaded is not None else np.zeros((1, 1), dtype=np.int8)
-        resized = resize_nearest(cache[source], size)
+        resized = resize_mask(cache[source], size)
         red |= resized == RED
         if include_green:
             green |= resized == GREEN
@@ -473,7 +440,6 @@ def apply_propagation(
     longer targets lose that source (deleted when none is left). Hand-painted masks are never
     written or deleted. Returns how many masks were written and removed.
     """
-    from .trainer import DISPLAY_MAX_SIDE  # here, not at the top: the trainer imports this module
 
     source_store = source_store if source_store is not None else dataset.masks
     if source_store is None:

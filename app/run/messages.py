@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 
 import numpy as np
 
-from .finetune_report import FinetuneReport
+from app.engine.finetune_report import FinetuneReport
 
 if TYPE_CHECKING:  # the real import pulls in torch; the messages module stays light
-    from .reasonability import ReasonabilityMatrix
+    from app.explain.reasonability import ReasonabilityMatrix
 
 
 # ---------------------------------------------------------------- events: trainer -> consumer
@@ -162,13 +162,13 @@ class ReasonabilityReady:
     """GRADIA's matrix of the current model on a pool of training images, before a round.
 
     Emitted right before `FeedbackNeeded`. `matrix.members` holds at most
-    `app.trainer.REASONABILITY_MEMBERS` relpaths per cell (most unreasonable first);
+    `app.run.trainer.REASONABILITY_MEMBERS` relpaths per cell (most unreasonable first);
     `matrix.counts` counts the whole pool.
     """
 
     round: int
     epoch: int
-    matrix: "ReasonabilityMatrix"  # app.reasonability.ReasonabilityMatrix (plain dicts, tuples)
+    matrix: "ReasonabilityMatrix"  # app.explain.reasonability.ReasonabilityMatrix (plain dicts, tuples)
     n_train: int  # training images in all (the pool is a seeded random subset when smaller)
 
 
@@ -177,7 +177,7 @@ class PreviewItem:
     """One image of a content-propagation preview: where the painted content was found."""
 
     relpath: str
-    thumbnail: np.ndarray  # h x w x 3 uint8 RGB, long side at most app.trainer.PREVIEW_SIDE
+    thumbnail: np.ndarray  # h x w x 3 uint8 RGB, long side at most app.run.trainer.PREVIEW_SIDE
     region: np.ndarray  # h x w bool at the thumbnail's size: the found content
     confidence: float  # in [0, 1], the found region's mean probability
 
@@ -274,7 +274,7 @@ class PreviewPropagation:
     """While painting: which images would the red of `sources` go to? (`PropagationPreview`)"""
 
     sources: Tuple[str, ...]  # relpaths whose masks are already saved in the mask store
-    scope: str  # "content" | "all" | "class" | "similar" (app.propagation.SCOPES)
+    scope: str  # "content" | "all" | "class" | "similar" (app.explain.propagation.SCOPES)
     excluded: Tuple[str, ...] = ()  # images the user dropped from the plan
 
 

@@ -1,6 +1,6 @@
 """How unreasonable a model's explanations are: the "unreasonable first" score and GRADIA's matrix.
 
-Everything here works on vanilla-gradient saliency (`app.explanation_metrics.gradient_saliency`,
+Everything here works on vanilla-gradient saliency (`app.explain.explanation_metrics.gradient_saliency`,
 the quantity the guidance losses act on), turned into a *distribution* per image: the map divided
 by its sum, so that `p[i]` says which share of image i's saliency mass sits on each pixel.
 Masks and maps are compared at the model's input size, where every image (and its mask) is
@@ -10,7 +10,7 @@ The unreasonable score of an image is the largest of three shares of its salienc
 in [0, 1] (a weighted share `sum_xy p[x, y] * w[x, y]` with a weight map `w` in [0, 1]):
 
 - `forbidden`: on this image's own copy of what was painted red: the content locator
-  (`app.content_locator`) trained on the hand-painted red finds it in each pooled image, wherever
+  (`app.explain.content_locator`) trained on the hand-painted red finds it in each pooled image, wherever
   it sits there. Only when some hand-painted image has red. (Without a pool to locate in, the
   union of the annotated masks' red pixels stands in: a rule "never here".)
 - `common`: on a region salient in every class. The class-agnostic map is the pixel-wise
@@ -56,8 +56,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .explanation_metrics import gradient_saliency, mass_share
-from .propagation import fit_locator, locate_content, painted_red_sources
+from app.explain.explanation_metrics import gradient_saliency, mass_share
+from app.explain.propagation import fit_locator, locate_content, painted_red_sources
 
 logger = logging.getLogger(__name__)
 

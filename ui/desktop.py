@@ -1,7 +1,7 @@
 """Start the desktop app: a Tk root with the main window, until the window is closed.
 
-`python main.py` (or `python main.py app --data DIR --session DIR`) ends up here through
-`app/cli.py`. New sessions go under `app.session.default_sessions_root()`
+`python main.py` (or `python main.py app --data DIR --session DIR`) ends up here:
+`main.py` hands the parsed `app` command to `open_desktop_app`. New sessions go under `app.run.session.default_sessions_root()`
 (`~/.local/share/saliency-steering/sessions/` unless `$XDG_DATA_HOME` says otherwise).
 """
 
@@ -58,10 +58,26 @@ def run_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None, *
 
     `data_dir`: image folder root/<class>/<image> shown in the form (blank: demo data).
     `session_dir`: a session folder to reopen (its settings, plots and masks; Train resumes it).
-    `sessions_root`: where new sessions go (default: `app.session.default_sessions_root()`).
+    `sessions_root`: where new sessions go (default: `app.run.session.default_sessions_root()`).
     `demo_shortcut`: the built-in demo a blank data folder means (`datasets.demo.SHORTCUTS`).
     """
     window = build_app(data_dir, session_dir, sessions_root=sessions_root, demo_shortcut=demo_shortcut)
     window.mainloop()
     failed = window.last_failure is not None and not window.last_failure.user_error
     return 1 if failed else 0
+
+
+def open_desktop_app(args) -> int:
+    """The `app` command (parsed by `app.cli`): open the main window; a UserError when this
+    Python has no Tk or the machine no screen."""
+    from app.errors import UserError
+
+    try:
+        return run_app(data_dir=args.data, session_dir=args.session, demo_shortcut=args.demo)
+    except tk.TclError as error:
+        if "display" in str(error).lower():
+            raise UserError(
+                f"the desktop app needs a screen ({error}); on a headless machine use the "
+                "command line instead: main.py --help"
+            ) from error
+        raise

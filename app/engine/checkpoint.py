@@ -17,12 +17,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
+from app.engine.config import MAX_INPUT_SIZE
+from app.engine.finite_guard import NonFiniteModelError, state_dict_problem
+from app.errors import CheckpointError
+from datasets.atomic_files import atomic_open
 from models import MODEL_NAMES
-
-from .atomic_files import atomic_open
-from .config import MAX_INPUT_SIZE
-from .errors import CheckpointError
-from .finite_guard import NonFiniteModelError, state_dict_problem
 
 FORMAT_VERSION = 1
 

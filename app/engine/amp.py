@@ -22,7 +22,7 @@ from typing import ContextManager, Optional
 
 import torch
 
-from .errors import UserError
+from app.errors import UserError
 
 AMP_MODES = ("off", "bf16", "fp16")
 # A run whose fp16 steps keep overflowing this many times in a row has diverged (the scale has

@@ -3,7 +3,7 @@
 A red stroke usually marks a *thing* (a watermark, a tag, a ruler, a stamp), and real shortcuts
 move: the same thing sits in a different place, at a somewhat different size, in every image.
 Copying the painted pixels to the same place in other images (the positional scopes of
-`app.propagation`) only fixes shortcuts that stand still. This module learns, from the strokes of
+`app.explain.propagation`) only fixes shortcuts that stand still. This module learns, from the strokes of
 a few images, what the painted content *looks like*, and finds it in every other image.
 
 How (ilastik's interactive pixel classification, METHOD.md):
@@ -49,9 +49,8 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch import Tensor, nn
 
+from app.errors import UserError
 from loss.image_filters import gaussian_blur
-
-from .errors import UserError
 
 logger = logging.getLogger(__name__)
 

@@ -16,15 +16,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .cli import load_model_and_data
-from .errors import UserError
-
-EXIT_OK = 0
+from app.cli.common import EXIT_OK, add_device_argument
+from app.cli.training import load_model_and_data
+from app.errors import UserError
 
 
 def cmd_select(args: argparse.Namespace) -> int:
     """Print the JSON list of the chosen images' paths relative to --data, best first."""
-    from .selection import select_images
+    from app.explain.selection import select_images
 
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}")
@@ -33,7 +32,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     exclude = []
     if data.masks is not None and not args.include_annotated:
-        from .propagation import hand_painted
+        from app.explain.propagation import hand_painted
 
         exclude = hand_painted(data.masks)
     choices = select_images(model, data, args.k, args.strategy, device=device, seed=args.seed, exclude=exclude)
@@ -46,10 +45,9 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 def cmd_propagate(args: argparse.Namespace) -> int:
     """Write propagated masks to --out and print how many (JSON)."""
+    from app.explain.propagation import apply_propagation, hand_painted, plan_propagation
     from datasets import MaskStore
-
-    from .atomic_files import remove_stale_temp_files
-    from .propagation import apply_propagation, hand_painted, plan_propagation
+    from datasets.atomic_files import remove_stale_temp_files
 
     if not Path(args.masks).is_dir():
         raise UserError(f"the mask folder {args.masks} does not exist")
@@ -91,8 +89,8 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register `select` and `propagate` on the main parser's subparsers."""
-    from .propagation import DEFAULT_SIMILAR_LIFT, DEFAULT_SIMILAR_SHARE, SCOPES
-    from .selection import SELECTION_STRATEGIES
+    from app.explain.propagation import DEFAULT_SIMILAR_LIFT, DEFAULT_SIMILAR_SHARE, SCOPES
+    from app.explain.selection import SELECTION_STRATEGIES
 
     select = commands.add_parser("select", help="choose the images worth painting; prints their paths as JSON")
     select.add_argument("--checkpoint", required=True)
@@ -105,7 +103,7 @@ def add_commands(commands: Any) -> None:
     select.add_argument("--include-annotated", action="store_true", help="do not skip images that already have a mask")
     select.add_argument("--reasons", action="store_true", help="print relpath, score and reason per image")
     select.add_argument("--seed", type=int, default=0)
-    select.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    add_device_argument(select)
     select.set_defaults(handler=cmd_select)
 
     propagate = commands.add_parser("propagate", help="apply painted masks to more images; prints how many (JSON)")
@@ -128,5 +126,5 @@ def add_commands(commands: Any) -> None:
                            help="'similar': ... or this many times the region's mean share over the images")
     propagate.add_argument("--include-green", action="store_true", help="propagate green as well (off by default)")
     propagate.add_argument("--dry-run", action="store_true", help="only print which images would get a mask")
-    propagate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    add_device_argument(propagate)
     propagate.set_defaults(handler=cmd_propagate)

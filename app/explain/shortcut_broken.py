@@ -3,7 +3,7 @@
 The validation split carries the same shortcut as training, so a round that really removes the
 shortcut *lowers* plain validation accuracy, and a user deciding by it rejects exactly the rounds
 that work. Here the painted content is found in every validation image (the content locator
-trained on the hand-painted masks, `app.content_locator`), and evaluation runs on the images with
+trained on the hand-painted masks, `app.explain.content_locator`), and evaluation runs on the images with
 those regions filled from their own surround (`loss.counterexamples.fill_from_surround`, the same
 fill the counterexamples use in training). A model that reads the object keeps its accuracy
 there; a model that reads the shortcut loses it.
@@ -22,11 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from app.explain.content_locator import LocatorConfig
+from app.explain.propagation import fit_locator, locate_content, painted_red_sources
 from datasets import MaskStore
 from loss.counterexamples import fill_from_surround
-
-from .content_locator import LocatorConfig
-from .propagation import fit_locator, locate_content, painted_red_sources
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from typing import Iterable, Mapping, Optional, Tuple
 import torch
 from torch import nn
 
-from .errors import UserError
+from app.errors import UserError
 
 MAX_ABS_WEIGHT = 1e5  # a parameter larger than this in magnitude counts as diverged
 
@@ -78,17 +78,6 @@ def check_model(model: nn.Module, what: str, advice: str = "lower the learning r
 
 def is_finite_number(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(float(value))
-
-
-def finite_or_none(value: object) -> object:
-    """JSON has no NaN/Infinity: a non-finite float becomes None (null); containers recurse."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_none(v) for v in value]
-    return value
 
 
 def snapshot(model: nn.Module) -> dict:

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from .errors import UserError
+from app.errors import UserError
 
 MAX_INPUT_SIZE = 2048  # largest square input side accepted: beyond it memory runs out, not training
 MAX_WORKERS = 64  # DataLoader worker processes
@@ -31,7 +31,7 @@ class TrainConfig:
     guidance: Optional[str] = "rrr"  # guidance loss on annotated images: punisher | rrr | gradcam | None
     lam: Optional[float] = None  # weight of the guidance term; None = the loss's default
     counterexamples: bool = True  # swap annotated images' red pixels with other images' (loss.counterexamples)
-    oversample_annotated: float = 10.0  # a masked image is drawn this many times as often as another (app.oversampling; 1 = uniform)
+    oversample_annotated: float = 10.0  # a masked image is drawn this many times as often as another (app.engine.oversampling; 1 = uniform)
     seed: int = 0  # seeds weights, shuffling and the train/val split
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N | mps
     num_workers: int = 0  # DataLoader worker processes (0 = load in the training thread)
@@ -40,9 +40,9 @@ class TrainConfig:
     weights_path: Optional[str] = None  # local file with pretrained weights for the backbone
     feedback_every: int = 0  # pause for painting every N epochs (0 = never; the CLI never pauses)
     images_per_round: int = 8  # images shown in the brush window per round
-    selection: str = "random"  # how those images are chosen (app.selection.SELECTION_STRATEGIES)
-    saliency_method: str = "saliency"  # captum method for display (app.saliency.SALIENCY_METHODS)
-    amp: str = "off"  # mixed precision of training steps: off | bf16 | fp16 (app.amp)
+    selection: str = "random"  # how those images are chosen (app.explain.selection.SELECTION_STRATEGIES)
+    saliency_method: str = "saliency"  # captum method for display (app.explain.saliency.SALIENCY_METHODS)
+    amp: str = "off"  # mixed precision of training steps: off | bf16 | fp16 (app.engine.amp)
     cache_images_gb: float = 0.0  # keep decoded, resized images in RAM up to this many GB (0 = decode every epoch)
 
     def __post_init__(self) -> None:

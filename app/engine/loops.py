@@ -14,11 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from app.engine.finite_guard import MAX_ABS_WEIGHT, parameters_ok
+from app.engine.guided_step import TrainingStep
+from app.errors import UserError
 from loss import swap_red_regions
-
-from .errors import UserError
-from .finite_guard import MAX_ABS_WEIGHT, parameters_ok
-from .guided_step import TrainingStep
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def train_one_epoch(
 
     `should_stop` is polled before every batch (it may block, which is how pausing works);
     when it returns True the epoch ends early and the result has `stopped = 1.0`.
-    `step` computes and applies each batch (`app.guided_step.TrainingStep`: data-parallel,
+    `step` computes and applies each batch (`app.engine.guided_step.TrainingStep`: data-parallel,
     mixed precision); by default a plain one-process step of `model`, `guidance`, `lam`. Under
     torchrun the loader yields this process's rows and the numbers are the global batch's.
     Returns loss, ce, guidance (means per image), accuracy in [0, 1], n_images, n_annotated.

@@ -12,7 +12,7 @@ created.
 
 Engine API for the UI (see `acquire_folder_lock`):
 
-    from app.run_lock import FolderLockedError, acquire_session_lock
+    from app.run.run_lock import FolderLockedError, acquire_session_lock
     try:
         lock = acquire_session_lock(session.folder)   # when opening / creating a session
     except FolderLockedError as error:
@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
-from .errors import UserError
+from app.errors import UserError
 
 try:
     import fcntl

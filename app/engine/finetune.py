@@ -19,27 +19,26 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from loss import build_guidance, swap_red_regions
-
-from .amp import AmpPolicy
-from .batchnorm_recalibration import recalibrate_batchnorm
-from .config import FinetuneConfig
-from .distributed import SINGLE_PROCESS, DistributedContext, shard_rows, sync_buffers
-from .explanation_metrics import gradient_saliency, mass_share
-from .guided_step import TrainingStep
-from .finetune_report import (
+from app.engine.amp import AmpPolicy
+from app.engine.batchnorm_recalibration import recalibrate_batchnorm
+from app.engine.config import FinetuneConfig
+from app.engine.distributed import SINGLE_PROCESS, DistributedContext, shard_rows, sync_buffers
+from app.engine.finetune_report import (
     STOP_BROKEN_WORSE,
     STOP_CANCELLED,
-    STOP_RED_SHARE,
     STOP_GUIDANCE,
     STOP_NON_FINITE,
     STOP_NOTHING_ANNOTATED,
+    STOP_RED_SHARE,
     STOP_STEP_CAP,
     STOP_VAL_LOSS,
     FinetuneReport,
 )
-from .finite_guard import parameters_ok, snapshot, weights_problem
-from .loops import evaluate
+from app.engine.finite_guard import parameters_ok, snapshot, weights_problem
+from app.engine.guided_step import TrainingStep
+from app.engine.loops import evaluate
+from app.explain.explanation_metrics import gradient_saliency, mass_share
+from loss import build_guidance, swap_red_regions
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ def finetune_round(
 ) -> FinetuneResult:
     """Run one round on every annotated image of `train_data` (an ImageFolderData with masks).
 
-    broken: an `app.shortcut_broken.BrokenValidation` (None: there is none); its accuracy before
+    broken: an `app.explain.shortcut_broken.BrokenValidation` (None: there is none); its accuracy before
     and after goes into the report and decides its verdict.
     Stop rule "saliency" (the default): at the first check where the share of saliency on red
     (as the chooser measures it) is <= (1 - config.red_share_drop) x before (it looks elsewhere),
@@ -183,7 +182,7 @@ def finetune_round(
 
     def recalibrate(step: int) -> None:
         # Steps of mostly annotated images skew the running statistics; eval mode must compute
-        # what was trained before anything is evaluated (app.batchnorm_recalibration).
+        # what was trained before anything is evaluated (app.engine.batchnorm_recalibration).
         recalibrate_batchnorm(candidate, train_data, device=device, seed=seed + step)
 
     annotated_per_step = min(len(indices), CHUNK)

@@ -7,7 +7,7 @@ Strategies rank a pool of training images and return the top k:
 - unreasonable: explanations first whose saliency sits where it should not (GRADIA, DeepFuse):
   on the painted red content found in this image (wherever it sits), on a region salient across
   classes, off the object, focused on one small spot. The score of an image is the largest of those three shares of its saliency mass
-  (`app.reasonability` defines them); the reason names the dominant cause, e.g. "saliency on a
+  (`app.explain.reasonability` defines them); the reason names the dominant cause, e.g. "saliency on a
   region salient across classes: 62 %". The ranking is diversified, so that one round shows
   different problems rather than the same shortcut k times: picking greedily, each remaining
   image's score is multiplied by `1 - DIVERSITY x (the largest cosine similarity between its
@@ -27,8 +27,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from .errors import UserError
-from .reasonability import build_priors, pool_saliency, saliency_distribution, unreasonable_scores
+from app.errors import UserError
+from app.explain.reasonability import build_priors, pool_saliency, saliency_distribution, unreasonable_scores
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Each process's share of one shared sampling order (data-parallel training under torchrun).
 
-Every rank builds the same sampler (``app.oversampling.AnnotatedOversampler``) with an
+Every rank builds the same sampler (``app.engine.oversampling.AnnotatedOversampler``) with an
 identically seeded generator, so each epoch all ranks compute the same order, masked images
 oversampled in it, exactly as one process would draw it. Rank ``r`` of ``W`` then takes draws
 ``r, r + W, r + 2W, ...`` of its first ``W x floor(n / W)`` draws: the shares are disjoint and

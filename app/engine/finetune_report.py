@@ -53,7 +53,7 @@ class FinetuneReport:
     green_share_after: float
     seconds: float  # wall-clock time of the round
     # Accuracy on the shortcut-broken validation (the found red content filled from its
-    # surround, `app.shortcut_broken`), in [0, 1]; None when nothing red was painted.
+    # surround, `app.explain.shortcut_broken`), in [0, 1]; None when nothing red was painted.
     broken_accuracy_before: Optional[float] = None
     broken_accuracy_after: Optional[float] = None
     broken_found: int = 0  # validation images where the painted content was found

@@ -29,35 +29,34 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from app.engine.amp import AmpPolicy
+from app.engine.batchnorm_recalibration import recalibrate_batchnorm
+from app.engine.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
+from app.engine.distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
+from app.engine.finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
+from app.engine.finite_guard import weights_problem
+from app.engine.guided_step import TrainingStep
+from app.engine.loops import TrainingDiverged, evaluate, train_one_epoch
+from app.engine.oversampling import AnnotatedOversampler
+from app.engine.rank_sampler import RankShareSampler
+from app.errors import UserError, user_error_types
+from app.explain.content_locator import resize_bool
+from app.explain.mask_audit import warn_about_masks
+from app.explain.propagation import PropagationPlan, apply_propagation, hand_painted, painted_red_sources, plan_propagation
+from app.explain.reasonability import reasonability_matrix
+from app.explain.saliency import saliency_maps
+from app.explain.selection import select_images
+from app.explain.shortcut_broken import BrokenValidation
+from app.run import messages as msg
+from app.run.run_lock import acquire_folder_lock, acquire_session_lock
 from datasets import ImageFolderData, MaskStore, load_splits
+from datasets.display import DISPLAY_MAX_SIDE
 from loss import DEFAULT_LAMBDAS, build_guidance
 from models import build_model, device_label, model_spec
 
-from . import messages as msg
-from .amp import AmpPolicy
-from .batchnorm_recalibration import recalibrate_batchnorm
-from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
-from .config import FinetuneConfig, RunPaths, TrainConfig
-from .content_locator import resize_bool
-from .distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
-from .errors import UserError, user_error_types
-from .finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
-from .finite_guard import weights_problem
-from .guided_step import TrainingStep
-from .loops import TrainingDiverged, evaluate, train_one_epoch
-from .mask_audit import warn_about_masks
-from .oversampling import AnnotatedOversampler
-from .propagation import PropagationPlan, apply_propagation, hand_painted, painted_red_sources, plan_propagation
-from .rank_sampler import RankShareSampler
-from .reasonability import reasonability_matrix
-from .run_lock import acquire_folder_lock, acquire_session_lock
-from .saliency import saliency_maps
-from .selection import select_images
-from .shortcut_broken import BrokenValidation
-
 logger = logging.getLogger(__name__)
 
-DISPLAY_MAX_SIDE = 768  # long side of the images sent to the brush window and the chooser
 FALLBACK_GUIDANCE = "rrr"  # fine-tune rounds need a guidance loss even when training uses none
 COMPARISONS_MAX = 12  # annotated images shown in the chooser
 # The reasonability matrix costs one forward and backward per pooled image before every round,
@@ -97,7 +96,7 @@ class Trainer:
         session: Any = None,
         distributed: DistributedContext = SINGLE_PROCESS,
     ):
-        """`distributed`: this process's place in a torchrun run (`app.distributed`); every rank
+        """`distributed`: this process's place in a torchrun run (`app.engine.distributed`); every rank
         runs a Trainer, rank 0 alone writes the checkpoint."""
         self.config = config
         self.distributed = distributed
@@ -336,7 +335,7 @@ class Trainer:
             except TrainingDiverged as error:
                 raise self._diverged(error) from error
             # Eval mode must compute what was trained: before validation, the checkpoint,
-            # selection and the chooser (app.batchnorm_recalibration says why). Every rank
+            # selection and the chooser (app.engine.batchnorm_recalibration says why). Every rank
             # recalibrates on the same seeded images, so the statistics agree across ranks.
             recalibrate_batchnorm(self.model, self.data.train, device=self.device, seed=self.config.seed + epoch)
             if train_metrics["stopped"]:  # on every rank at the same batch

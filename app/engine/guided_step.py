@@ -5,7 +5,7 @@ The training loop and the fine-tune round hand a batch to ``TrainingStep``; it c
 returns the batch's numbers for the whole global batch. One process: exactly the plain
 ``guided_loss`` / ``backward()`` / ``step()`` sequence.
 
-Under torchrun (``app.distributed``) the model is wrapped in DistributedDataParallel, around a
+Under torchrun (``app.engine.distributed``) the model is wrapped in DistributedDataParallel, around a
 ``GuidedStep`` module whose forward is the *whole* guided loss. The traps this avoids:
 
 - DDP supports neither ``autograd.grad`` with respect to parameters nor
@@ -21,7 +21,7 @@ Under torchrun (``app.distributed``) the model is wrapped in DistributedDataPara
 - BatchNorm normalises with each rank's own shard (the usual DDP choice; SyncBatchNorm would
   need the guidance forward to reuse synchronised statistics, which ``loss.batch_statistics``
   does not record). The equivalence test therefore uses a model without BatchNorm. The running
-  averages are each rank's own until an evaluation, when ``app.distributed.sync_buffers``
+  averages are each rank's own until an evaluation, when ``app.engine.distributed.sync_buffers``
   averages them over the ranks: since the running mean is linear in the batch means, that is
   exactly the running average of the global batches' means (the variances' average leaves out
   the spread between shard means).
@@ -49,10 +49,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
+from app.engine.amp import MAX_OVERFLOW_STREAK, AmpPolicy
+from app.engine.distributed import SINGLE_PROCESS, DistributedContext, all_reduce_sum
 from loss import GuidedLoss, guided_loss
-
-from .amp import MAX_OVERFLOW_STREAK, AmpPolicy
-from .distributed import SINGLE_PROCESS, DistributedContext, all_reduce_sum
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +109,8 @@ class TrainingStep:
         model: the classifier, already on ``device``; trained in place.
         guidance: guidance loss or None; lam: its weight.
         device: this process's device.
-        context: ``app.distributed``'s context; several processes wrap the model in DDP.
-        amp: ``app.amp.AmpPolicy``; fp16 adds a GradScaler whose state lives here.
+        context: ``app.engine.distributed``'s context; several processes wrap the model in DDP.
+        amp: ``app.engine.amp.AmpPolicy``; fp16 adds a GradScaler whose state lives here.
     """
 
     def __init__(
@@ -128,7 +127,7 @@ class TrainingStep:
         module: nn.Module = GuidedStep(model, guidance, lam)
         if context.enabled:
             # Each rank keeps its own BatchNorm running averages between evaluations, which
-            # `app.distributed.sync_buffers` then averages (DDP's default, copying rank 0's at
+            # `app.engine.distributed.sync_buffers` then averages (DDP's default, copying rank 0's at
             # every forward, makes them an average over rank 0's rows only).
             module = DistributedDataParallel(
                 module, device_ids=[device.index] if device.type == "cuda" else None, **_NO_FORWARD_BUFFER_SYNC,

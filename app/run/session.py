@@ -18,14 +18,12 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from app.engine.checkpoint import load_checkpoint
+from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
+from app.errors import CheckpointError, UserError
+from app.run.run_lock import LOCK_FILE, FolderLock, acquire_session_lock
 from datasets import MaskStore
-
-from .atomic_files import remove_stale_temp_files, write_json_atomic
-from .checkpoint import load_checkpoint
-from .config import FinetuneConfig, RunPaths, TrainConfig
-from .errors import CheckpointError, UserError
-from .finite_guard import finite_or_none
-from .run_lock import LOCK_FILE, FolderLock, acquire_session_lock
+from datasets.atomic_files import finite_or_none, remove_stale_temp_files, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +200,7 @@ class Session:
     def lock(self) -> FolderLock:
         """Hold this session for this process (the UI calls it when opening a session, and
         `release()`s it on close; the trainer takes it too while it runs). Raises
-        `app.run_lock.FolderLockedError` (a UserError): "this session is open in another window
+        `app.run.run_lock.FolderLockedError` (a UserError): "this session is open in another window
         (pid N): ..." when another process has it."""
         return acquire_session_lock(self.folder)
 

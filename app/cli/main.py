@@ -1,0 +1,78 @@
+"""The command line: the same engine as the desktop app, without a window.
+
+`python main.py --help` lists the commands. The desktop app's command (`app`, the default) is
+parsed here and handed back to `main.py`, which opens it; nothing in `app` imports tkinter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable, Optional, Sequence
+
+from app.cli import training, workflow
+from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, USER_OS_ERRORS, one_line
+from app.errors import UserError, user_error_types
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="Steer an image classifier's attention with painted masks. Without a command, "
+                    "opens the desktop app on the built-in demo data.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log engine details to stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    app = commands.add_parser("app", help="open the desktop app (the default)")
+    app.add_argument("--data", help="image folder root/<class>/<image> (default: the built-in demo data)")
+    app.add_argument("--session", help="reopen this session folder")
+    app.add_argument("--demo", choices=("corner", "moving", "shape"), default="corner",
+                     help="the built-in demo a blank data folder means: corner (a swatch in a corner), moving "
+                          "(the swatch anywhere in the border, varying size) or shape (a glyph per digit)")
+    app.set_defaults(handler=None)  # main.py opens the desktop app (ui); the engine never imports Tk
+
+    training.add_commands(commands)  # train, evaluate, finetune, demo-data
+    workflow.add_commands(commands)  # select, propagate
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None, open_desktop_app: Optional[Callable[[argparse.Namespace], int]] = None) -> int:
+    """Parse `argv` and run its command; the exit code.
+
+    `open_desktop_app(args)` runs the `app` command (and no command at all): `main.py` passes
+    `ui.open_desktop_app`, so this package never imports tkinter.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        args = parser.parse_args(["app"] + list(argv or []))
+    try:
+        if args.command == "app":
+            if open_desktop_app is None:
+                raise UserError("the desktop app is opened by main.py (or the saliency-steering command), not by app.cli")
+            return open_desktop_app(args)
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `main.py evaluate ... | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return EXIT_OK
+    except MemoryError:
+        print("error: out of memory; use a smaller --batch-size, --input-size or model", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as error:
+        if error.errno not in USER_OS_ERRORS:
+            raise
+        where = f" {error.filename}" if error.filename else ""
+        print(f"error: cannot read or write{where}: {error.strerror or error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except Exception as error:  # noqa: BLE001 -- user mistakes get one line, bugs a traceback
+        if isinstance(error, user_error_types()):
+            print(f"error: {one_line(error)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        raise
+
+
