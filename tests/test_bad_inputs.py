@@ -305,9 +305,9 @@ def _one_error_line(capsys, needle):
 
 def test_out_read_only(world, tmp_path, capsys, monkeypatch):
     # root ignores permission bits, so the read-only answer is simulated where cli asks it
-    import app.cli.main as cli
+    import app.cli.common as common
 
-    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(common.os, "access", lambda path, mode: False)
     assert main(_fill(T, world, tmp_path / "ro")) == 2
     _one_error_line(capsys, "cannot write in the --out folder")
 
@@ -326,12 +326,12 @@ def test_disk_full_while_saving_is_one_line(world, tmp_path, capsys, monkeypatch
 
 
 def test_disk_full_writing_metrics_is_one_line(world, tmp_path, capsys, monkeypatch):
-    import app.cli.main as cli
+    import app.cli.training as training
 
     def full(path, payload):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(cli, "_write_json", full)
+    monkeypatch.setattr(training, "write_json", full)
     assert main(_fill(T, world, tmp_path / "full")) == 2
     _one_error_line(capsys, "No space left on device")
 

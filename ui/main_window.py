@@ -42,6 +42,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 from app.engine.config import FinetuneConfig, TrainConfig
 from app.errors import UserError
 from app.run import messages as msg
+from app.run.run_state import ENDED_STATES, RunState
 
 from .chooser_window import ChooserWindow
 from .dialogs import ErrorDialog
@@ -49,6 +50,7 @@ from .event_pump import EventPump
 from .log_pane import LogLine, LogPane, QueueLogHandler
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
+from .run_controls import controls_for
 from .scrollable import ScrollableFrame
 from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
 from .trust_banner import TrustBanner
@@ -61,25 +63,6 @@ STOPPING_NOTE_AFTER_MS = 300  # show "Stopping..." when the thread takes longer 
 
 PAUSE_TEXT = "Pause"  # plain words: the pause symbol is missing from common X fonts
 RESUME_TEXT = "Resume"
-STATE_TEXT = {
-    "idle": "Ready. Press Train to start.",
-    "preparing": "Preparing the demo data (first run only)...",
-    "loading": "Loading the data and the model...",
-    "training": "Training",
-    "paused": "Paused",
-    "selecting": "Choosing images for feedback...",
-    "judging": "Judging the explanations (reasonability matrix)...",
-    "propagating": "Propagating your red to other images...",
-    "waiting_for_feedback": "Waiting for your paint (brush window)",
-    "finetuning": "Fine-tuning on the masks...",
-    "waiting_for_decision": "Waiting for your decision (commit or reject)",
-    "stopping": "Stopping... saving the session",
-    "stopped": "Stopped",
-    "finished": "Finished",
-    "failed": "Failed",
-}
-
-
 @dataclass(frozen=True)
 class DemoReady:
     """Private event: the demo data exists at `root` (posted by the preparation thread)."""
@@ -136,7 +119,7 @@ class MainWindow(ttk.Frame):
         self.thread: Optional[threading.Thread] = None
         self.session: Any = None  # app.Session of the current / last run
         self.resume_session: Any = None  # set by "Open session...": Train resumes it
-        self.state = "idle"
+        self.state = RunState.IDLE
         self.paused = False
         self.closing = False
         self.closed = False
@@ -178,7 +161,7 @@ class MainWindow(ttk.Frame):
 
         self.pump = EventPump(self, self.events, self.handle_event)
         self.pump.start()
-        self._set_state("idle")
+        self._set_state(RunState.IDLE)
         if session_dir:
             self.open_session(session_dir)
         elif data_dir:
@@ -255,27 +238,18 @@ class MainWindow(ttk.Frame):
     @property
     def running(self) -> bool:
         """True while a trainer thread (or the demo-data preparation) is alive."""
-        return self.state == "preparing" or (self.thread is not None and self.thread.is_alive())
+        return self.state is RunState.PREPARING or (self.thread is not None and self.thread.is_alive())
 
-    def _set_state(self, state: str) -> None:
-        self.state = state
-        text = STATE_TEXT.get(state, state)
-        if self.paused and state != "paused" and state in ("training", "loading"):
-            text = "Pausing after the current batch..."
-        elif self.paused and state in ("waiting_for_feedback", "finetuning", "waiting_for_decision"):
-            text += " (training will pause after this round)"
-        self.status_var.set(text)
-        busy = state not in ("idle", "stopped", "finished", "failed")
-        self.train_button.state(["disabled"] if busy else ["!disabled"])
-        self.stop_button.state(["!disabled"] if busy and state != "stopping" else ["disabled"])
-        # Pausing acts between batches; asked for while painting or deciding, it holds the
-        # training before its next batch (e.g. to look at a committed model first).
-        can_pause = busy and state not in ("preparing", "stopping")
-        self.pause_button.state(["!disabled"] if can_pause else ["disabled"])
-        self.open_session_button.state(["disabled"] if busy else ["!disabled"])
-        self.new_session_button.state(["disabled"] if busy else ["!disabled"])
-        self.settings.set_enabled(not busy)
-        self.trust_banner.set_actions_enabled(not busy)
+    def _set_state(self, state: RunState) -> None:
+        self.state = RunState(state)
+        controls = controls_for(self.state, pause_requested=self.paused and self.state is not RunState.PAUSED)
+        self.status_var.set(controls.status)
+        for button, enabled in ((self.train_button, controls.train), (self.stop_button, controls.stop),
+                                (self.pause_button, controls.pause), (self.open_session_button, controls.sessions),
+                                (self.new_session_button, controls.sessions)):
+            button.state(["!disabled"] if enabled else ["disabled"])
+        self.settings.set_enabled(controls.settings)
+        self.trust_banner.set_actions_enabled(controls.settings)
 
     # ------------------------------------------------------------------------------ trust
     def _place_banner(self) -> None:
@@ -421,7 +395,7 @@ class MainWindow(ttk.Frame):
         if (target / "demo.json").is_file():
             self._on_demo_ready(str(target))
             return
-        self._set_state("preparing")
+        self._set_state(RunState.PREPARING)
         self.log.append(f"Making the demo data in {target} (first run only)...")
         self.progress.epoch_bar.configure(mode="indeterminate")
         self.progress.epoch_bar.start(50)
@@ -445,11 +419,11 @@ class MainWindow(ttk.Frame):
     def _on_demo_ready(self, root: str) -> None:
         self._stop_indeterminate()
         if self.closing:
-            self._set_state("idle")
+            self._set_state(RunState.IDLE)
             return
         values = self._pending_values
         val_dir = values.val_dir or str(Path(root) / "val")
-        self._set_state("idle")
+        self._set_state(RunState.IDLE)
         self._start_run(str(Path(root) / "train"), val_dir, values.config)
 
     def _start_run(self, train_dir: Optional[str], val_dir: Optional[str],
@@ -480,7 +454,7 @@ class MainWindow(ttk.Frame):
         except (UserError, OSError, ValueError) as error:
             self._discard_fresh_session(session)
             self.show_error(str(error), user_error=True, title="Cannot start training")
-            self._set_state("idle")
+            self._set_state(RunState.IDLE)
             return False
         self.session = session
         self.resume_session = session  # the next Train continues it (New session is explicit)
@@ -493,7 +467,7 @@ class MainWindow(ttk.Frame):
         self.pause_button.configure(text=PAUSE_TEXT)
         self.progress.reset()
         self._update_session_label()
-        self._set_state("loading")
+        self._set_state(RunState.LOADING)
         self.thread = trainer.start()
         return True
 
@@ -506,8 +480,8 @@ class MainWindow(ttk.Frame):
             self.trainer.resume()
             self.pause_button.configure(text=PAUSE_TEXT)
             self.log.append("Resumed")
-            if self.state == "paused":
-                self._set_state("training")
+            if self.state is RunState.PAUSED:
+                self._set_state(RunState.TRAINING)
         else:
             self.paused = True
             self.trainer.pause()
@@ -524,7 +498,7 @@ class MainWindow(ttk.Frame):
         self.pause_button.configure(text=PAUSE_TEXT)
         self._close_round_windows()
         self.log.append("Stopping after the current batch...")
-        self._set_state("stopping")
+        self._set_state(RunState.STOPPING)
 
     def on_reasonability(self) -> Any:
         """Open (or raise and refresh) the reasonability window on the latest matrix."""
@@ -915,7 +889,7 @@ class MainWindow(ttk.Frame):
         self.log.append(f"Round {event.round} (after epoch {event.epoch}) {text}")
 
     def _on_state(self, event: msg.StateChanged) -> None:
-        if self.state == "stopping" and event.state not in ("stopped", "finished", "failed"):
+        if self.state is RunState.STOPPING and event.state not in ENDED_STATES:
             return  # keep showing "stopping" until the thread says it is done
         self._set_state(event.state)
 
@@ -930,7 +904,7 @@ class MainWindow(ttk.Frame):
             self.log.append(f"Training finished: {event.epoch} epochs. Train adds more "
                             "epochs to this session; New session starts another.")
         self._close_round_windows()
-        self._set_state("stopped" if event.stopped else "finished")
+        self._set_state(RunState.STOPPED if event.stopped else RunState.FINISHED)
         self._update_session_label()
 
     def _on_failed(self, event: msg.TrainingFailed) -> None:
@@ -940,7 +914,7 @@ class MainWindow(ttk.Frame):
             self.log.append(event.details, "error")
         self._close_round_windows()
         self._discard_fresh_session(self.session)
-        self._set_state("failed")
+        self._set_state(RunState.FAILED)
         if not self.closing:
             title = "Cannot train" if event.user_error else "Training failed"
             self.show_error(event.message, details=event.details, user_error=event.user_error,
@@ -955,7 +929,7 @@ class MainWindow(ttk.Frame):
     def _on_demo_failed(self, event: DemoFailed) -> None:
         self._stop_indeterminate()
         self.log.append(event.message, "error")
-        self._set_state("idle")
+        self._set_state(RunState.IDLE)
         if not self.closing:
             self.show_error(event.message, details=event.details, user_error=True)
 
@@ -1039,7 +1013,7 @@ class MainWindow(ttk.Frame):
 
     def _show_stopping_note(self) -> None:
         self._after_ids.pop("stopping_note", None)
-        self._set_state("stopping")
+        self._set_state(RunState.STOPPING)
         self.status_var.set("Stopping... saving the session (the window closes by itself)")
 
     def _poll_close(self) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Tuple
 import numpy as np
 
 from app.engine.finetune_report import FinetuneReport
+from app.run.run_state import RunState
 
 if TYPE_CHECKING:  # the real import pulls in torch; the messages module stays light
     from app.explain.reasonability import ReasonabilityMatrix
@@ -134,7 +135,7 @@ class RoundDecided:
 
 @dataclass(frozen=True)
 class StateChanged:
-    state: str  # "training" | "paused" | "waiting_for_feedback" | "finetuning" | "waiting_for_decision" | "stopping"
+    state: RunState  # any but the UI-only ones (app.run.run_state.UI_ONLY_STATES)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from app.explain.selection import select_images
 from app.explain.shortcut_broken import BrokenValidation
 from app.run import messages as msg
 from app.run.run_lock import acquire_folder_lock, acquire_session_lock
+from app.run.run_state import RunState
 from datasets import ImageFolderData, MaskStore, load_splits
 from datasets.display import DISPLAY_MAX_SIDE
 from loss import DEFAULT_LAMBDAS, build_guidance
@@ -109,7 +110,7 @@ class Trainer:
         self._running = threading.Event()
         self._running.set()  # set = not paused
         self._thread: Optional[threading.Thread] = None
-        self.state = "idle"
+        self.state = RunState.IDLE  # until the thread starts (never emitted)
         # Filled in by run(); read by tests and the CLI after the thread ends.
         self.model: Optional[torch.nn.Module] = None
         self.data = None
@@ -156,11 +157,11 @@ class Trainer:
         except Exception as error:  # noqa: BLE001 -- the thread must report, not die silently
             if isinstance(error, user_error_types()):
                 logger.info("training stopped: %s", error)  # the consumer shows it
-                self._set_state("failed")
+                self._set_state(RunState.FAILED)
                 self._emit(msg.TrainingFailed(str(error), user_error=True))
                 return
             logger.exception("training failed")
-            self._set_state("failed")
+            self._set_state(RunState.FAILED)
             self._emit(msg.TrainingFailed(f"{type(error).__name__}: {error}", traceback.format_exc()))
         finally:
             if lock is not None:
@@ -174,18 +175,18 @@ class Trainer:
             return acquire_folder_lock(os.path.dirname(os.path.abspath(self.paths.checkpoint_out)))
         return None
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: RunState) -> None:
         self.state = state
         self._emit(msg.StateChanged(state))
 
     def _should_stop(self) -> bool:
         """Polled between batches: blocks while paused; True when stop() was called."""
         if not self._running.is_set():
-            self._set_state("paused")
+            self._set_state(RunState.PAUSED)
             while not self._running.wait(timeout=0.1):
                 pass
             if not self._stop.is_set():
-                self._set_state("training")
+                self._set_state(RunState.TRAINING)
         return self._stop.is_set()
 
     def _wait_command(self, accepted: Tuple[Type, ...]) -> Any:
@@ -315,9 +316,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ main loop
     def _run(self) -> None:
-        self._set_state("loading")
+        self._set_state(RunState.LOADING)
         first_epoch, last_epoch = self._setup()
-        self._set_state("training")
+        self._set_state(RunState.TRAINING)
         for epoch in range(first_epoch, last_epoch + 1):
             started = time.monotonic()
 
@@ -366,7 +367,7 @@ class Trainer:
                 self._feedback_round(epoch)
                 if self.stopping:
                     raise _Stopped()
-                self._set_state("training")
+                self._set_state(RunState.TRAINING)
         self._finish(stopped=False)
 
     # ------------------------------------------------------------------ validation beyond the split
@@ -412,7 +413,7 @@ class Trainer:
         return TrainingDiverged(f"{error}{kept}")
 
     def _finish(self, stopped: bool) -> None:
-        self._set_state("stopped" if stopped else "finished")
+        self._set_state(RunState.STOPPED if stopped else RunState.FINISHED)
         self._emit(msg.TrainingFinished(self.epoch, stopped, tuple(self.history)))
 
     def _save_checkpoint(self, partial: bool = False) -> None:
@@ -515,7 +516,7 @@ class Trainer:
     def _emit_reasonability(self, round_number: int, epoch: int) -> None:
         """Emit ReasonabilityReady for the current model; a failure only logs (the round goes on)."""
         train = self.data.train
-        self._set_state("judging")
+        self._set_state(RunState.JUDGING)
         try:
             matrix = reasonability_matrix(
                 self.model, train, device=self.device, pool_size=self._reasonability_pool(),
@@ -537,7 +538,7 @@ class Trainer:
         if scope == "content" and train.masks is not None:
             # The content is learnt from every image painted red by hand, not only this one.
             sources = tuple(dict.fromkeys(sources + tuple(painted_red_sources(train))))
-        self._set_state("propagating")
+        self._set_state(RunState.PROPAGATING)
         try:
             plan = plan_propagation(train, sources, scope, model=self.model, device=self.device,
                                     negative_store=self._negative_store(), excluded=tuple(command.excluded))
@@ -647,13 +648,13 @@ class Trainer:
         if self.data.train.masks is None:
             logger.warning("feedback round skipped: this run has no mask folder")
             return
-        self._set_state("selecting")
+        self._set_state(RunState.SELECTING)
         items = self._feedback_items(epoch)
         if not items:
             logger.info("feedback round %d skipped: no unannotated images left", round_number)
             return
         self._emit_reasonability(round_number, epoch)
-        self._set_state("waiting_for_feedback")
+        self._set_state(RunState.WAITING_FOR_FEEDBACK)
         self._emit(msg.FeedbackNeeded(round_number, epoch, tuple(items), self.config.selection))
         while True:
             command = self._wait_command((msg.StartFinetune, msg.SkipFeedback, msg.PreviewPropagation, msg.ApplyPropagation,
@@ -667,7 +668,7 @@ class Trainer:
             if not isinstance(command, (msg.PreviewPropagation, msg.ApplyPropagation)):
                 break
             self._propagation_command(command)
-            self._set_state("waiting_for_feedback")
+            self._set_state(RunState.WAITING_FOR_FEEDBACK)
         if isinstance(command, msg.SkipFeedback):
             self._record_round(epoch, (), "cancelled", None)
             self._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
@@ -679,7 +680,7 @@ class Trainer:
             self._record_round(epoch, (), "skipped", None)  # nothing painted
             self._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
             return
-        self._set_state("finetuning")
+        self._set_state(RunState.FINETUNING)
         self._emit(msg.FinetuneStarted(round_number, n_annotated, self.finetune_config.max_steps))
 
         def on_progress(step: int, max_steps: int, guidance: float, val_loss: float) -> None:
@@ -696,7 +697,7 @@ class Trainer:
             on_step=lambda step, max_steps: self._emit(msg.FinetuneStep(round_number, step, max_steps)),
         )
         comparisons = self._comparisons(result, command.relpaths)
-        self._set_state("waiting_for_decision")
+        self._set_state(RunState.WAITING_FOR_DECISION)
         self._emit(msg.FinetuneDone(round_number, result.report, comparisons))
         try:
             decision = self._wait_command((msg.Commit, msg.Reject))
