@@ -28,7 +28,7 @@ def batch(seed: int, n: int, side: int, device: torch.device):
     targets = torch.randint(0, 10, (n,), generator=generator)
     masks = torch.zeros(n, side, side)
     masks[:, : side // 4, : side // 4] = 1.0  # red corner
-    masks[:, 3 * side // 8: 3 * side // 4, 3 * side // 8: 3 * side // 4] = -1.0  # green centre
+    masks[:, 3 * side // 8 : 3 * side // 4, 3 * side // 8 : 3 * side // 4] = -1.0  # green centre
     return images.to(device), targets.to(device), masks.to(device)
 
 

@@ -93,20 +93,42 @@ def main() -> int:
                 out = root / f"run-{int(recalibrated)}-{int(guided)}"
                 extra = ["--masks", str(root / "masks")] if guided else ["--guidance", "none"]
                 started = time.monotonic()
-                run(["train", "--data", str(data), "--model", args.model, "--epochs", str(args.epochs),
-                     "--input-size", str(args.input_size), "--batch-size", "32", "--out", str(out), *extra])
+                run(
+                    [
+                        "train",
+                        "--data",
+                        str(data),
+                        "--model",
+                        args.model,
+                        "--epochs",
+                        str(args.epochs),
+                        "--input-size",
+                        str(args.input_size),
+                        "--batch-size",
+                        "32",
+                        "--out",
+                        str(out),
+                        *extra,
+                    ]
+                )
                 seconds = time.monotonic() - started
                 history = json.loads((out / "metrics.json").read_text())["history"]
                 evaluated = json.loads(run(["evaluate", "--checkpoint", str(out / "model.pt"), "--data", str(data)])[0])
-                print(json.dumps({
-                    "recalibrated": recalibrated, "guided": guided,
-                    "train_accuracy": [round(h["train_accuracy"], 3) for h in history],
-                    "val_accuracy": [round(h["val_accuracy"], 3) for h in history],
-                    "val_loss": [round(h["val_loss"], 2) for h in history],
-                    "evaluate_all_180": round(evaluated["accuracy"], 3),
-                    "per_class": {k: round(v, 2) for k, v in evaluated["per_class_accuracy"].items()},
-                    "train_seconds": round(seconds, 1),
-                }), flush=True)
+                print(
+                    json.dumps(
+                        {
+                            "recalibrated": recalibrated,
+                            "guided": guided,
+                            "train_accuracy": [round(h["train_accuracy"], 3) for h in history],
+                            "val_accuracy": [round(h["val_accuracy"], 3) for h in history],
+                            "val_loss": [round(h["val_loss"], 2) for h in history],
+                            "evaluate_all_180": round(evaluated["accuracy"], 3),
+                            "per_class": {k: round(v, 2) for k, v in evaluated["per_class_accuracy"].items()},
+                            "train_seconds": round(seconds, 1),
+                        }
+                    ),
+                    flush=True,
+                )
     trainer_module.recalibrate_batchnorm = real
     finetune_module.recalibrate_batchnorm = real
     return 0

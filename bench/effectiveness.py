@@ -99,7 +99,9 @@ class RunResult:
 
 
 # ------------------------------------------------------------------ the engine's path
-def run_trainer(config: TrainConfig, paths: RunPaths, finetune: FinetuneConfig, on_event: Optional[Callable[[Trainer, Any], None]] = None) -> Trainer:
+def run_trainer(
+    config: TrainConfig, paths: RunPaths, finetune: FinetuneConfig, on_event: Optional[Callable[[Trainer, Any], None]] = None
+) -> Trainer:
     """Run one Trainer to the end in its thread, handing every event to `on_event` (main thread)."""
     trainer, outcome = drive_trainer(lambda emit: Trainer(config, finetune, paths, emit=emit), on_event)
     if isinstance(outcome, msg.TrainingFailed):
@@ -152,7 +154,8 @@ class ScriptedUser:
             raise RuntimeError(f"propagation failed: {event.message}\n{event.details}")
         elif isinstance(event, msg.FinetuneDone):
             self.rounds[-1]["finetune"] = {
-                "stop": event.report.stop_reason, "steps": event.report.steps,
+                "stop": event.report.stop_reason,
+                "steps": event.report.steps,
                 "red_share": [round(event.report.red_share_before, 3), round(event.report.red_share_after, 3)],
                 "val_accuracy": [round(event.report.val_accuracy_before, 3), round(event.report.val_accuracy_after, 3)],
             }
@@ -194,8 +197,15 @@ class Benchmark:
     def config(self, seed: int, guidance: Optional[str], **changes: Any) -> TrainConfig:
         s = self.settings
         values = dict(
-            model="small_cnn", epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, guidance=guidance,
-            lam=s.lam if guidance else None, seed=seed, device="cpu", counterexamples=False,
+            model="small_cnn",
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            guidance=guidance,
+            lam=s.lam if guidance else None,
+            seed=seed,
+            device="cpu",
+            counterexamples=False,
             oversample_annotated=1.0,  # the RRR baselines as published: masked images drawn uniformly
         )
         return TrainConfig(**{**values, **changes})
@@ -225,8 +235,13 @@ class Benchmark:
     def vanilla(self, seed: int, prefix: Optional[Path]) -> RunResult:
         started = time.monotonic()
         folder = self._folder(seed, "vanilla")
-        paths = RunPaths(str(self.demo / "train"), str(self.demo / "val"), init_checkpoint=str(prefix) if prefix else None,
-                         checkpoint_out=str(folder / "model.pt"), resume=prefix is not None)
+        paths = RunPaths(
+            str(self.demo / "train"),
+            str(self.demo / "val"),
+            init_checkpoint=str(prefix) if prefix else None,
+            checkpoint_out=str(folder / "model.pt"),
+            resume=prefix is not None,
+        )
         trainer = run_trainer(self.config(seed, None), paths, self.settings.finetune)
         return RunResult("vanilla", None, seed, self.accuracy(trainer), time.monotonic() - started)
 
@@ -240,8 +255,12 @@ class Benchmark:
     def rrr_all(self, seed: int) -> RunResult:
         started = time.monotonic()
         folder = self._folder(seed, "rrr_all")
-        paths = RunPaths(str(self.demo / "train"), str(self.demo / "val"), masks_dir=str(self.demo / "truth" / "train"),
-                         checkpoint_out=str(folder / "model.pt"))
+        paths = RunPaths(
+            str(self.demo / "train"),
+            str(self.demo / "val"),
+            masks_dir=str(self.demo / "truth" / "train"),
+            checkpoint_out=str(folder / "model.pt"),
+        )
         trainer = run_trainer(self.config(seed, self.settings.guidance), paths, self.settings.finetune)
         return RunResult("rrr_all", self.n_train, seed, self.accuracy(trainer), time.monotonic() - started)
 
@@ -252,8 +271,12 @@ class Benchmark:
         chosen = sorted(rng.choice(len(self.train_relpaths), size=k, replace=False).tolist())
         user = SimulatedUser(self.demo / "truth" / "train")
         user.paint(MaskStore(folder / "masks"), [self.train_relpaths[i] for i in chosen])
-        paths = RunPaths(str(self.demo / "train"), str(self.demo / "val"), masks_dir=str(folder / "masks"),
-                         checkpoint_out=str(folder / "model.pt"))
+        paths = RunPaths(
+            str(self.demo / "train"),
+            str(self.demo / "val"),
+            masks_dir=str(folder / "masks"),
+            checkpoint_out=str(folder / "model.pt"),
+        )
         trainer = run_trainer(self.config(seed, self.settings.guidance), paths, self.settings.finetune)
         return RunResult("rrr_random", k, seed, self.accuracy(trainer), time.monotonic() - started)
 
@@ -262,17 +285,34 @@ class Benchmark:
         folder = self._folder(seed, f"app_{k}")
         user = SimulatedUser(self.demo / "truth" / "train")
         scripted = ScriptedUser(user, budget=k, scope=self.settings.scope)
-        config = self.config(seed, self.settings.guidance, feedback_every=self.settings.feedback_epoch,
-                             images_per_round=k, selection="unreasonable", lam=self.settings.lam_workflow,
-                             counterexamples=self.settings.counterexamples,
-                             oversample_annotated=self.settings.oversample)
-        paths = RunPaths(str(self.demo / "train"), str(self.demo / "val"), masks_dir=str(folder / "masks"),
-                         init_checkpoint=str(prefix) if prefix else None, checkpoint_out=str(folder / "model.pt"),
-                         resume=prefix is not None)
+        config = self.config(
+            seed,
+            self.settings.guidance,
+            feedback_every=self.settings.feedback_epoch,
+            images_per_round=k,
+            selection="unreasonable",
+            lam=self.settings.lam_workflow,
+            counterexamples=self.settings.counterexamples,
+            oversample_annotated=self.settings.oversample,
+        )
+        paths = RunPaths(
+            str(self.demo / "train"),
+            str(self.demo / "val"),
+            masks_dir=str(folder / "masks"),
+            init_checkpoint=str(prefix) if prefix else None,
+            checkpoint_out=str(folder / "model.pt"),
+            resume=prefix is not None,
+        )
         trainer = run_trainer(config, paths, self.settings.finetune, on_event=scripted)
         n_masks = len(MaskStore(folder / "masks").annotated())
-        return RunResult("app", k, seed, self.accuracy(trainer), time.monotonic() - started,
-                         {"rounds": scripted.rounds, "masks": n_masks, "painted": len(user.painted)})
+        return RunResult(
+            "app",
+            k,
+            seed,
+            self.accuracy(trainer),
+            time.monotonic() - started,
+            {"rounds": scripted.rounds, "masks": n_masks, "painted": len(user.painted)},
+        )
 
 
 # ------------------------------------------------------------------------ report
@@ -310,7 +350,10 @@ def table_lines(summary: Dict[tuple, tuple], ks: Sequence[int], n_train: int) ->
         if (method, k) not in summary:
             return
         mean, spread, n = summary[(method, k)]
-        lines.append(f"| {METHOD_LABELS[method]} | {k_text} | {100 * mean:.1f} ± {100 * spread:.1f} (n={n}) | {100 * mean / oracle:.0f} % |")
+        lines.append(
+            f"| {METHOD_LABELS[method]} | {k_text} | {100 * mean:.1f} ± {100 * spread:.1f} (n={n}) "
+            f"| {100 * mean / oracle:.0f} % |"
+        )
 
     row("vanilla", None, "0")
     row("oracle", None, "-")
@@ -332,11 +375,15 @@ def verdict(summary: Dict[tuple, tuple], ks: Sequence[int]) -> List[str]:
     app_mean = summary[("app", best)][0]
     rrr_mean = summary.get(("rrr_random", best), (math.nan,))[0]
     reach = app_mean / oracle
-    lines.append(f"target 1 ({100 * TARGET_SHARE_OF_ORACLE:.0f} % of oracle with K <= {TARGET_MAX_K}): best K = {best}: "
-                 f"{100 * app_mean:.1f} % vs oracle {100 * oracle:.1f} % = {100 * reach:.1f} % of oracle -> "
-                 f"{'MET' if reach >= TARGET_SHARE_OF_ORACLE else 'MISSED'}")
-    lines.append(f"target 2 (beat RRR with the same K random images): K = {best}: app {100 * app_mean:.1f} % vs "
-                 f"RRR random {100 * rrr_mean:.1f} % -> {'MET' if app_mean > rrr_mean else 'MISSED'}")
+    lines.append(
+        f"target 1 ({100 * TARGET_SHARE_OF_ORACLE:.0f} % of oracle with K <= {TARGET_MAX_K}): best K = {best}: "
+        f"{100 * app_mean:.1f} % vs oracle {100 * oracle:.1f} % = {100 * reach:.1f} % of oracle -> "
+        f"{'MET' if reach >= TARGET_SHARE_OF_ORACLE else 'MISSED'}"
+    )
+    lines.append(
+        f"target 2 (beat RRR with the same K random images): K = {best}: app {100 * app_mean:.1f} % vs "
+        f"RRR random {100 * rrr_mean:.1f} % -> {'MET' if app_mean > rrr_mean else 'MISSED'}"
+    )
     return lines
 
 
@@ -363,8 +410,13 @@ def plot(summary: Dict[tuple, tuple], ks: Sequence[int], n_train: int, path: Pat
             axes.axhline(100 * mean, color=style[0], linestyle=style[1], label=f"{METHOD_LABELS[method]}: {100 * mean:.1f} %")
             axes.axhspan(100 * (mean - spread), 100 * (mean + spread), color=style[0], alpha=0.08)
     if ("oracle", None) in summary:
-        axes.axhline(100 * TARGET_SHARE_OF_ORACLE * summary[("oracle", None)][0], color="#2ca02c", linewidth=0.8,
-                     alpha=0.6, label=f"target: {100 * TARGET_SHARE_OF_ORACLE:.0f} % of oracle")
+        axes.axhline(
+            100 * TARGET_SHARE_OF_ORACLE * summary[("oracle", None)][0],
+            color="#2ca02c",
+            linewidth=0.8,
+            alpha=0.6,
+            label=f"target: {100 * TARGET_SHARE_OF_ORACLE:.0f} % of oracle",
+        )
     labels = []
     for k in ks:
         share = 100 * k / n_train
@@ -409,8 +461,12 @@ def parse_k(text: str, n_train: int) -> int:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="demo folder (demo-data output); default: made in a temp folder with seed 0")
-    parser.add_argument("--shortcut", default="corner", choices=demo_data.SHORTCUTS,
-                        help="the demo made when --data is not given: corner, moving (with varying size) or shape")
+    parser.add_argument(
+        "--shortcut",
+        default="corner",
+        choices=demo_data.SHORTCUTS,
+        help="the demo made when --data is not given: corner, moving (with varying size) or shape",
+    )
     parser.add_argument("--quick", action="store_true", help="2 seeds, K = 2 and 6, fewer epochs: a few minutes")
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default 0 1 2)")
     parser.add_argument("--ks", nargs="+", help="hand-painted image counts; N or N%% (default 2 6 12 1%% 5%%)")
@@ -418,12 +474,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--feedback-epoch", type=int, help="the workflow's feedback round comes after this epoch (default 1)")
     parser.add_argument("--guidance", default="rrr", choices=("rrr", "punisher", "gradcam"))
     parser.add_argument("--lam", type=float, default=100.0, help="guidance weight of the RRR baselines")
-    parser.add_argument("--lam-workflow", type=float, help="guidance weight in the app workflow (default: the app's, loss.DEFAULT_LAMBDAS)")
+    parser.add_argument(
+        "--lam-workflow", type=float, help="guidance weight in the app workflow (default: the app's, loss.DEFAULT_LAMBDAS)"
+    )
     parser.add_argument("--scope", default="content", choices=SCOPES + ("none",), help="how the simulated user propagates")
-    parser.add_argument("--no-counterexamples", action="store_true",
-                        help="the workflow uses the gradient penalty alone (no red-region swapping)")
-    parser.add_argument("--oversample", type=float, default=TrainConfig.oversample_annotated,
-                        help="the workflow draws masked images this many times as often (1 = uniform)")
+    parser.add_argument(
+        "--no-counterexamples", action="store_true", help="the workflow uses the gradient penalty alone (no red-region swapping)"
+    )
+    parser.add_argument(
+        "--oversample",
+        type=float,
+        default=TrainConfig.oversample_annotated,
+        help="the workflow draws masked images this many times as often (1 = uniform)",
+    )
     parser.add_argument("--methods", nargs="+", default=["vanilla", "oracle", "rrr_all", "rrr_random", "app"])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads in all")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, in worker processes (threads are shared out)")
@@ -440,7 +503,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     epochs = args.epochs or (6 if args.quick else 10)
     settings = Settings(
-        epochs=epochs, feedback_epoch=args.feedback_epoch or 1, guidance=args.guidance, lam=args.lam,
+        epochs=epochs,
+        feedback_epoch=args.feedback_epoch or 1,
+        guidance=args.guidance,
+        lam=args.lam,
         lam_workflow=args.lam_workflow if args.lam_workflow is not None else DEFAULT_LAMBDAS[args.guidance],
         scope=None if args.scope == "none" else args.scope,
         counterexamples=not args.no_counterexamples,  # the trainer's rounds follow the run's switch
@@ -452,23 +518,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     try:
-        demo_dir = Path(args.data) if args.data else Path(demo_data.make_demo_data(
-            work / "demo", seed=0, shortcut=args.shortcut, vary_size=args.shortcut == "moving").root)
+        demo_dir = (
+            Path(args.data)
+            if args.data
+            else Path(
+                demo_data.make_demo_data(work / "demo", seed=0, shortcut=args.shortcut, vary_size=args.shortcut == "moving").root
+            )
+        )
         bench = Benchmark(demo_dir, work, settings)
-        ks = sorted({parse_k(k, bench.n_train) for k in (args.ks or (["2", "6"] if args.quick else ["2", "6", "12", "1%", "5%"]))})
-        print(f"demo data {demo_dir} ({bench.n_train} training images), seeds {seeds}, K {ks}, {epochs} epochs, "
-              f"feedback after epoch {settings.feedback_epoch}, {settings.guidance} lambda {settings.lam} "
-              f"(workflow {settings.lam_workflow}), "
-              f"propagation scope {args.scope}, workflow counterexamples {settings.counterexamples}, "
-              f"oversampling {settings.oversample:g}, "
-              f"{args.threads} threads, {args.jobs} jobs", flush=True)
+        ks = sorted(
+            {parse_k(k, bench.n_train) for k in (args.ks or (["2", "6"] if args.quick else ["2", "6", "12", "1%", "5%"]))}
+        )
+        print(
+            f"demo data {demo_dir} ({bench.n_train} training images), seeds {seeds}, K {ks}, {epochs} epochs, "
+            f"feedback after epoch {settings.feedback_epoch}, {settings.guidance} lambda {settings.lam} "
+            f"(workflow {settings.lam_workflow}), "
+            f"propagation scope {args.scope}, workflow counterexamples {settings.counterexamples}, "
+            f"oversampling {settings.oversample:g}, "
+            f"{args.threads} threads, {args.jobs} jobs",
+            flush=True,
+        )
         results: List[RunResult] = []
 
         def record(result: RunResult) -> None:
             results.append(result)
             extra = f" {json.dumps(result.details, default=str)}" if result.details else ""
-            print(f"  seed {result.seed} {result.method:<10} K={result.k!s:<5} test acc {100 * result.accuracy:5.1f} % "
-                  f"({result.seconds:.0f} s){extra}", flush=True)
+            print(
+                f"  seed {result.seed} {result.method:<10} K={result.k!s:<5} test acc {100 * result.accuracy:5.1f} % "
+                f"({result.seconds:.0f} s){extra}",
+                flush=True,
+            )
 
         prefixes = {seed: bench.prefix(seed) if {"vanilla", "app"} & set(args.methods) else None for seed in seeds}
         tasks = []
@@ -476,7 +555,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for method in ("app", "rrr_all", "rrr_random", "oracle", "vanilla"):  # slowest first
                 if method not in args.methods:
                     continue
-                for k in (ks if method in ("app", "rrr_random") else [None]):
+                for k in ks if method in ("app", "rrr_random") else [None]:
                     tasks.append((method, seed, k, prefixes[seed]))
         if args.jobs <= 1:
             for task in tasks:
@@ -497,8 +576,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     record_of_run = {
         "shortcut": _demo_kind(demo_dir),
         "settings": {**dataclasses.asdict(settings), "scope": args.scope},
-        "seeds": seeds, "ks": ks, "n_train": bench.n_train, "minutes": (time.monotonic() - started) / 60,
-        "jobs": args.jobs, "threads": args.threads,
+        "seeds": seeds,
+        "ks": ks,
+        "n_train": bench.n_train,
+        "minutes": (time.monotonic() - started) / 60,
+        "jobs": args.jobs,
+        "threads": args.threads,
         "results": [dataclasses.asdict(r) for r in results],
     }
     report(record_of_run, Path(args.out_dir) if args.out_dir else None)
@@ -520,17 +603,24 @@ def output_stem(kind: str) -> str:
 
 def quality_lines(results: Sequence[RunResult], ks: Sequence[int]) -> List[str]:
     """A table of the workflow's propagation quality per K (first round, mean over seeds)."""
-    lines = ["| K painted | masks written | IoU with the shortcut (+1 px) | shortcut pixels covered | image precision |",
-             "|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| K painted | masks written | IoU with the shortcut (+1 px) | shortcut pixels covered | image precision |",
+        "|---:|---:|---:|---:|---:|",
+    ]
     for k in ks:
-        rounds = [r.details["rounds"][0] for r in results if r.method == "app" and r.k == k
-                  and r.details.get("rounds") and "mask_quality" in r.details["rounds"][0]]
+        rounds = [
+            r.details["rounds"][0]
+            for r in results
+            if r.method == "app" and r.k == k and r.details.get("rounds") and "mask_quality" in r.details["rounds"][0]
+        ]
         if not rounds:
             continue
         q = [round_["mask_quality"] for round_ in rounds]
         mean = lambda key, q=q: float(np.mean([item[key] for item in q]))  # noqa: E731
-        lines.append(f"| {k} | {mean('masked'):.0f} of {q[0]['images']} | {mean('iou'):.2f} | {mean('covered'):.2f} | "
-                     f"{mean('precision'):.2f} |")
+        lines.append(
+            f"| {k} | {mean('masked'):.0f} of {q[0]['images']} | {mean('iou'):.2f} | {mean('covered'):.2f} | "
+            f"{mean('precision'):.2f} |"
+        )
     return lines if len(lines) > 2 else []
 
 
@@ -556,9 +646,11 @@ def report(run: Dict[str, Any], out_dir: Optional[Path]) -> None:
         return
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = output_stem(kind)
-    title = (f"Demo shortcut data ({kind}): small_cnn, {settings['epochs']} epochs, {len(seeds)} seeds (mean ± std)\n"
-             f"workflow: feedback after epoch {settings['feedback_epoch']}, selection 'unreasonable', "
-             f"propagation '{settings['scope']}'")
+    title = (
+        f"Demo shortcut data ({kind}): small_cnn, {settings['epochs']} epochs, {len(seeds)} seeds (mean ± std)\n"
+        f"workflow: feedback after epoch {settings['feedback_epoch']}, selection 'unreasonable', "
+        f"propagation '{settings['scope']}'"
+    )
     plot(summary, ks, n_train, out_dir / f"{stem}.png", title)
     md = [
         f"# Effectiveness: fixing the demo shortcut ({kind}) with a handful of painted images",

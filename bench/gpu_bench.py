@@ -41,8 +41,7 @@ def measure(model_name: str, amp: str, fraction: float, args, device, channels_l
     model = build_model(model_name, NUM_CLASSES).to(device).train()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    step = TrainingStep(model, build_guidance("rrr", model), 10.0, device=device,
-                        amp=AmpPolicy.for_device(amp, device))
+    step = TrainingStep(model, build_guidance("rrr", model), 10.0, device=device, amp=AmpPolicy.for_device(amp, device))
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
     images = torch.randn(args.batch, 3, args.size, args.size, device=device)
     if channels_last:
@@ -95,18 +94,26 @@ def main() -> None:
                     print(f"(time budget of {args.budget_s:.0f} s spent; later configurations left out)")
                     return
                 r = measure(model_name, amp, fraction, args, device)
-                print(f"| {model_name} | {amp} | {fraction:.0%} | {r['plain_ips']:.0f} | {r['guided_ips']:.0f} | "
-                      f"{r['ratio']:.2f}x | {r['peak_gib']:.2f} |", flush=True)
+                print(
+                    f"| {model_name} | {amp} | {fraction:.0%} | {r['plain_ips']:.0f} | {r['guided_ips']:.0f} | "
+                    f"{r['ratio']:.2f}x | {r['peak_gib']:.2f} |",
+                    flush=True,
+                )
     if device.type != "cuda":
         return
-    print(f"\nLayout and autotuning, guided step at 100 % annotated, largest model; the configurations "
-          f"measured in turn {args.repeats} times (one H200 gave 280 and 1200 images/s for the same "
-          "configuration in one process, so one pass proves nothing):")
+    print(
+        f"\nLayout and autotuning, guided step at 100 % annotated, largest model; the configurations "
+        f"measured in turn {args.repeats} times (one H200 gave 280 and 1200 images/s for the same "
+        "configuration in one process, so one pass proves nothing):"
+    )
     print("| model | amp | channels_last | cudnn.benchmark | guided images/s, each pass | median |")
     print("|---|---|---|---|---|---|")
     model_name = args.models[-1]
-    configurations = [(amp, channels_last, benchmark) for amp in ("off", amps[-1])
-                      for channels_last, benchmark in ((False, False), (True, False), (False, True), (True, True))]
+    configurations = [
+        (amp, channels_last, benchmark)
+        for amp in ("off", amps[-1])
+        for channels_last, benchmark in ((False, False), (True, False), (False, True), (True, True))
+    ]
     passes: dict = {c: [] for c in configurations}
     for _ in range(args.repeats):
         for amp, channels_last, benchmark in configurations:
@@ -118,6 +125,7 @@ def main() -> None:
         if values:
             shown = " / ".join(f"{v:.0f}" for v in values)
             print(f"| {model_name} | {amp} | {channels_last} | {benchmark} | {shown} | {statistics.median(values):.0f} |")
+
 
 if __name__ == "__main__":
     main()

@@ -77,7 +77,7 @@ def make_world(folder: Path, seed: int = 0) -> Dict[str, Path]:
         (data / name).mkdir(parents=True)
         for i in range(40):
             pixels = rng.integers(0, 80, (48, 48, 3), dtype=np.uint8)
-            pixels[8 + 8 * k:20 + 8 * k, 10:30] = 220
+            pixels[8 + 8 * k : 20 + 8 * k, 10:30] = 220
             pixels[:6, :6] = (255, 40 * k, 0)
             Image.fromarray(pixels).save(data / name / f"{name}_{i:03d}.png")
     store = MaskStore(folder / "masks")
@@ -91,8 +91,21 @@ def make_world(folder: Path, seed: int = 0) -> Dict[str, Path]:
     stdout, stderr = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = quiet
     try:
-        code = cli(["train", "--data", str(data), "--epochs", "1", "--batch-size", "16", "--guidance", "none",
-                    "--out", str(folder / "base")])
+        code = cli(
+            [
+                "train",
+                "--data",
+                str(data),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--guidance",
+                "none",
+                "--out",
+                str(folder / "base"),
+            ]
+        )
     finally:
         sys.stdout, sys.stderr = stdout, stderr
         quiet.close()
@@ -115,8 +128,9 @@ def count_temp_files(folder: Path) -> int:
 
 # ------------------------------------------------------------------------------- one trial
 def start(argv: List[str]) -> subprocess.Popen:
-    return subprocess.Popen(argv, cwd=ROOT, env=CHILD_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    return subprocess.Popen(
+        argv, cwd=ROOT, env=CHILD_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
 
 
 def wait_ready(proc: subprocess.Popen, marker: Optional[str], limit: float = 120.0) -> None:
@@ -164,8 +178,23 @@ def trial(kind: str, world: Dict[str, Path], work: Path, rng: random.Random) -> 
     hand_painted = mask_digests(world["masks"])
     if kind == "train":
         out = work / "run"
-        proc = start([python, main_py, "train", "--data", str(world["data"]), "--masks", str(world["masks"]),
-                      "--epochs", "200", "--batch-size", "16", "--out", str(out)])
+        proc = start(
+            [
+                python,
+                main_py,
+                "train",
+                "--data",
+                str(world["data"]),
+                "--masks",
+                str(world["masks"]),
+                "--epochs",
+                "200",
+                "--batch-size",
+                "16",
+                "--out",
+                str(out),
+            ]
+        )
         wait_ready(proc, "device:")
         delay, exited = kill_at_random(proc, rng, 0.0, 4.0)
         result = Trial(kind, delay, exited)
@@ -174,9 +203,27 @@ def trial(kind: str, world: Dict[str, Path], work: Path, rng: random.Random) -> 
     elif kind == "finetune":
         out = work / "ft"
         before = digest(world["checkpoint"])
-        proc = start([python, main_py, "finetune", "--checkpoint", str(world["checkpoint"]), "--data", str(world["data"]),
-                      "--masks", str(world["masks"]), "--out", str(out), "--max-steps", "100000",
-                      "--val-loss-rise", "1e9", "--lr", "1e-5"])
+        proc = start(
+            [
+                python,
+                main_py,
+                "finetune",
+                "--checkpoint",
+                str(world["checkpoint"]),
+                "--data",
+                str(world["data"]),
+                "--masks",
+                str(world["masks"]),
+                "--out",
+                str(out),
+                "--max-steps",
+                "100000",
+                "--val-loss-rise",
+                "1e9",
+                "--lr",
+                "1e-5",
+            ]
+        )
         wait_ready(proc, "step ")
         delay, exited = kill_at_random(proc, rng, 0.0, 3.0)
         result = Trial(kind, delay, exited)
@@ -186,8 +233,23 @@ def trial(kind: str, world: Dict[str, Path], work: Path, rng: random.Random) -> 
     elif kind == "propagate":
         masks_dir = work / "masks"
         shutil.copytree(world["masks"], masks_dir)
-        proc = start([python, main_py, "propagate", "--checkpoint", str(world["checkpoint"]), "--data", str(world["data"]),
-                      "--masks", str(masks_dir), "--scope", "all", "--out", str(masks_dir)])
+        proc = start(
+            [
+                python,
+                main_py,
+                "propagate",
+                "--checkpoint",
+                str(world["checkpoint"]),
+                "--data",
+                str(world["data"]),
+                "--masks",
+                str(masks_dir),
+                "--scope",
+                "all",
+                "--out",
+                str(masks_dir),
+            ]
+        )
         painted = len(hand_painted)
         wait_until(proc, lambda: sum(1 for _ in masks_dir.rglob("*.png")) > painted)  # writing has begun
         delay, exited = kill_at_random(proc, rng, 0.0, 0.8)
@@ -199,12 +261,14 @@ def trial(kind: str, world: Dict[str, Path], work: Path, rng: random.Random) -> 
         from app.run.session import Session
 
         Session.create(session_dir, world["data"], None, TrainConfig())
-        code = ("import sys\n"
-                "from app.run.session import Session\n"
-                "s = Session.open(sys.argv[1]); print('ready', file=sys.stderr, flush=True)\n"
-                "i = 0\n"
-                "while True:\n"
-                "    s.append_history({'round': i, 'report': {'notes': 'x' * 3000, 'i': i}}); i += 1\n")
+        code = (
+            "import sys\n"
+            "from app.run.session import Session\n"
+            "s = Session.open(sys.argv[1]); print('ready', file=sys.stderr, flush=True)\n"
+            "i = 0\n"
+            "while True:\n"
+            "    s.append_history({'round': i, 'report': {'notes': 'x' * 3000, 'i': i}}); i += 1\n"
+        )
         proc = start([python, "-c", code, str(session_dir)])
         wait_ready(proc, "ready")
         delay, exited = kill_at_random(proc, rng, 0.05, 1.0)
@@ -261,10 +325,21 @@ def run_trials(counts: Dict[str, int], seed: int = 0, folder: Optional[Path] = N
 def summary(results: List[Trial]) -> Dict[str, Dict[str, int]]:
     table: Dict[str, Dict[str, int]] = {}
     for r in results:
-        row = table.setdefault(r.kind, {"trials": 0, "killed_mid_run": 0, "masks_lost_or_corrupt": 0,
-                                        "checkpoints_broken": 0, "checkpoints_loaded": 0, "input_checkpoint_changed": 0,
-                                        "history_records_lost": 0, "next_append_lost": 0,
-                                        "temp_files_after_kill": 0, "temp_files_after_cleanup": 0})
+        row = table.setdefault(
+            r.kind,
+            {
+                "trials": 0,
+                "killed_mid_run": 0,
+                "masks_lost_or_corrupt": 0,
+                "checkpoints_broken": 0,
+                "checkpoints_loaded": 0,
+                "input_checkpoint_changed": 0,
+                "history_records_lost": 0,
+                "next_append_lost": 0,
+                "temp_files_after_kill": 0,
+                "temp_files_after_cleanup": 0,
+            },
+        )
         row["trials"] += 1
         row["killed_mid_run"] += int(not r.exited_before_kill)
         row["masks_lost_or_corrupt"] += r.masks_lost_or_corrupt
@@ -281,18 +356,29 @@ def summary(results: List[Trial]) -> Dict[str, Dict[str, int]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trials", type=int, nargs=4, default=[8, 5, 6, 5], metavar=("TRAIN", "FINETUNE", "PROPAGATE", "HISTORY"))
+    parser.add_argument(
+        "--trials", type=int, nargs=4, default=[8, 5, 6, 5], metavar=("TRAIN", "FINETUNE", "PROPAGATE", "HISTORY")
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     started = time.monotonic()
     results = run_trials(dict(zip(KINDS, args.trials)), args.seed)
     for r in results:
         print(json.dumps(dataclasses.asdict(r)))
-    print(json.dumps({"summary": summary(results), "trials": len(results),
-                      "seconds": round(time.monotonic() - started, 1)}, indent=2))
-    broken = sum(r.masks_lost_or_corrupt + r.history_records_lost + int(r.next_append_lost)
-                 + int(r.checkpoint == "BROKEN") + int(r.input_checkpoint_changed) + r.temp_files_after_cleanup
-                 for r in results)
+    print(
+        json.dumps(
+            {"summary": summary(results), "trials": len(results), "seconds": round(time.monotonic() - started, 1)}, indent=2
+        )
+    )
+    broken = sum(
+        r.masks_lost_or_corrupt
+        + r.history_records_lost
+        + int(r.next_append_lost)
+        + int(r.checkpoint == "BROKEN")
+        + int(r.input_checkpoint_changed)
+        + r.temp_files_after_cleanup
+        for r in results
+    )
     return 1 if broken else 0
 
 

@@ -75,8 +75,10 @@ def main(argv=None) -> int:
     try:
         demo = Path(args.data) if args.data else make_demo_data(work / "demo", seed=0).root
         results: dict[str, list[float]] = {name: [] for name in VARIANTS}
-        print(f"demo {demo}, {args.fraction:.0%} of training images masked, {args.epochs} epochs, RRR, "
-              f"lambda {args.lam if args.lam is not None else 'default'}")
+        print(
+            f"demo {demo}, {args.fraction:.0%} of training images masked, {args.epochs} epochs, RRR, "
+            f"lambda {args.lam if args.lam is not None else 'default'}"
+        )
         print(f"{'seed':>4}  " + "  ".join(f"{name:>20}" for name in VARIANTS), flush=True)
         for seed in args.seeds:
             masks = work / f"masks-{seed}"
@@ -84,8 +86,19 @@ def main(argv=None) -> int:
             row = []
             for name, extra in VARIANTS.items():
                 out = work / f"run-{seed}-{len(row)}"
-                train = ["train", "--data", str(demo / "train"), "--val", str(demo / "val"),
-                         "--epochs", str(args.epochs), "--seed", str(seed), "--out", str(out)]
+                train = [
+                    "train",
+                    "--data",
+                    str(demo / "train"),
+                    "--val",
+                    str(demo / "val"),
+                    "--epochs",
+                    str(args.epochs),
+                    "--seed",
+                    str(seed),
+                    "--out",
+                    str(out),
+                ]
                 if name != "plain":
                     train += ["--masks", str(masks)] + (["--lam", str(args.lam)] if args.lam is not None else [])
                 run(train + extra)
@@ -93,9 +106,11 @@ def main(argv=None) -> int:
                 results[name].append(result["accuracy"])
                 row.append(result["accuracy"])
             print(f"{seed:>4}  " + "  ".join(f"{value:>20.3f}" for value in row) + f"   ({count} masked)", flush=True)
+
         def summary(values: list[float]) -> str:
             spread = statistics.stdev(values) if len(values) > 1 else 0.0
             return f"{statistics.mean(values):.3f} +- {spread:.3f}"
+
         print(f"{'mean':>4}  " + "  ".join(f"{summary(values):>20}" for values in results.values()))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -30,7 +30,7 @@ def scenes(n: int, side: int, seed: int):
         images[i] = np.repeat(base[None], 3, 0) + rng.normal(0, 0.08, (3, side, side))
         size = int(side * rng.uniform(0.12, 0.22))
         row, col = (int(v) for v in rng.integers(0, side - size, 2))
-        patches[i, row:row + size, col:col + size] = True
+        patches[i, row : row + size, col : col + size] = True
         images[i][:, patches[i]] = rng.uniform(0.2, 1.0, (3, 1))
     return torch.from_numpy(np.clip(images, 0, 1)), patches
 
@@ -43,14 +43,30 @@ def measure(side: int, n: int, device: torch.device, batch: int) -> str:
     fitted = time.perf_counter()
     found = []
     for start in range(0, n, batch):
-        found.extend(locator.locate(others[start:start + batch]))
+        found.extend(locator.locate(others[start : start + batch]))
     if device.type == "cuda":
         torch.cuda.synchronize()
     done = time.perf_counter()
-    hits = np.mean([bool((f.mask & np.asarray(torch.nn.functional.interpolate(
-        torch.from_numpy(t[None, None].astype(np.float32)), size=f.mask.shape)[0, 0] > 0)).any()) for f, t in zip(found, truth)])
-    return (f"{side:>4} px (working side {locator.side}): fit {fitted - started:5.1f} s, locate {n / (done - fitted):8.1f} "
-            f"images/s over {n} images ({device}, {torch.get_num_threads()} threads); patch found in {100 * hits:.0f} %")
+    hits = np.mean(
+        [
+            bool(
+                (
+                    f.mask
+                    & np.asarray(
+                        torch.nn.functional.interpolate(torch.from_numpy(t[None, None].astype(np.float32)), size=f.mask.shape)[
+                            0, 0
+                        ]
+                        > 0
+                    )
+                ).any()
+            )
+            for f, t in zip(found, truth)
+        ]
+    )
+    return (
+        f"{side:>4} px (working side {locator.side}): fit {fitted - started:5.1f} s, locate {n / (done - fitted):8.1f} "
+        f"images/s over {n} images ({device}, {torch.get_num_threads()} threads); patch found in {100 * hits:.0f} %"
+    )
 
 
 def main() -> int:

@@ -50,8 +50,7 @@ def worker(args: argparse.Namespace) -> None:
         if args.channels_last:
             model = model.to(memory_format=torch.channels_last)
         guidance = build_guidance(args.guidance, model)
-        step = TrainingStep(model, guidance, 10.0, device=device, context=context,
-                            amp=AmpPolicy.for_device(args.amp, device))
+        step = TrainingStep(model, guidance, 10.0, device=device, context=context, amp=AmpPolicy.for_device(args.amp, device))
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
         generator = torch.Generator().manual_seed(1)
         images = torch.randn(args.batch, 3, args.size, args.size, generator=generator)
@@ -77,27 +76,59 @@ def worker(args: argparse.Namespace) -> None:
                 times.append(time.perf_counter() - started)
         if context.is_main:
             seconds = statistics.median(times)
-            print(json.dumps({
-                "model": args.model, "processes": context.world_size, "threads": args.threads,
-                "batch": args.batch, "size": args.size, "annotated": args.annotated,
-                "step_ms": 1000 * seconds, "images_per_s": args.batch / seconds,
-            }))
+            print(
+                json.dumps(
+                    {
+                        "model": args.model,
+                        "processes": context.world_size,
+                        "threads": args.threads,
+                        "batch": args.batch,
+                        "size": args.size,
+                        "annotated": args.annotated,
+                        "step_ms": 1000 * seconds,
+                        "images_per_s": args.batch / seconds,
+                    }
+                )
+            )
 
 
 def launch(args: argparse.Namespace, model: str, procs: int, threads: int) -> dict:
     batch, size = DEFAULT_SHAPES.get(model, (32, 64))
     batch, size = args.batch or batch, args.size or size
     worker_args = [
-        str(Path(__file__).resolve()), "--worker", "--model", model, "--batch", str(batch), "--size", str(size),
-        "--threads", str(threads), "--steps", str(args.steps), "--warmup", str(args.warmup),
-        "--annotated", str(args.annotated), "--device", args.device, "--amp", args.amp, "--guidance", args.guidance,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--model",
+        model,
+        "--batch",
+        str(batch),
+        "--size",
+        str(size),
+        "--threads",
+        str(threads),
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--annotated",
+        str(args.annotated),
+        "--device",
+        args.device,
+        "--amp",
+        args.amp,
+        "--guidance",
+        args.guidance,
     ] + (["--channels-last"] if args.channels_last else [])
     if procs == 1:
         command = [sys.executable] + worker_args
     else:
         torchrun = Path(sys.executable).with_name("torchrun")
         command = [str(torchrun), "--standalone", "--nproc_per_node", str(procs)] + worker_args
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     completed = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
     if completed.returncode != 0 or not lines:
@@ -110,8 +141,9 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["small_cnn", "resnet18"])
     parser.add_argument("--procs", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--threads", type=int, default=1, help="intra-op threads per process")
-    parser.add_argument("--threads-baseline", action="store_true",
-                        help="also time 1 process with threads x max(procs) threads (the same cores)")
+    parser.add_argument(
+        "--threads-baseline", action="store_true", help="also time 1 process with threads x max(procs) threads (the same cores)"
+    )
     parser.add_argument("--batch", type=int, help="global batch (default: per model)")
     parser.add_argument("--size", type=int, help="input side (default: per model)")
     parser.add_argument("--annotated", type=float, default=0.25, help="share of annotated rows")
@@ -138,9 +170,11 @@ def main() -> None:
         for procs, threads in runs:
             result = launch(args, model, procs, threads)
             base = base or result["images_per_s"]
-            print(f"| {model} | {result['batch']} x {result['size']} | {procs} x {threads} | "
-                  f"{result['step_ms']:.0f} | {result['images_per_s']:.0f} | {result['images_per_s'] / base:.2f}x |",
-                  flush=True)
+            print(
+                f"| {model} | {result['batch']} x {result['size']} | {procs} x {threads} | "
+                f"{result['step_ms']:.0f} | {result['images_per_s']:.0f} | {result['images_per_s'] / base:.2f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def grow(region: np.ndarray, pixels: int) -> np.ndarray:
         step = np.zeros_like(grown)
         for dy in range(3):
             for dx in range(3):
-                step |= padded[dy:dy + height, dx:dx + width]
+                step |= padded[dy : dy + height, dx : dx + width]
         grown = step
     return grown
 
@@ -90,7 +90,10 @@ def mask_quality(store: MaskStore, truth_dir: os.PathLike | str, relpaths: Itera
             covered.append(0.0)
             continue
         if mask.shape != truth.shape:
-            mask = np.asarray(Image.fromarray((mask + 1).astype(np.uint8)).resize(truth.shape[::-1], Image.NEAREST)).astype(np.int8) - 1
+            mask = (
+                np.asarray(Image.fromarray((mask + 1).astype(np.uint8)).resize(truth.shape[::-1], Image.NEAREST)).astype(np.int8)
+                - 1
+            )
         red = mask == RED
         painted = grow(truth, margin)
         union = (red | painted).sum()
@@ -98,11 +101,19 @@ def mask_quality(store: MaskStore, truth_dir: os.PathLike | str, relpaths: Itera
         covered.append(float((red & truth).sum() / max(1, truth.sum())))
         hits += bool((red & truth).any())
     masked = sum(1 for relpath in relpaths if store.has(relpath)) if n else 0
-    return {"iou": float(np.mean(ious)) if ious else 0.0, "covered": float(np.mean(covered)) if covered else 0.0,
-            "precision": hits / masked if masked else 0.0, "images": n, "masked": masked, "hits": hits}
+    return {
+        "iou": float(np.mean(ious)) if ious else 0.0,
+        "covered": float(np.mean(covered)) if covered else 0.0,
+        "precision": hits / masked if masked else 0.0,
+        "images": n,
+        "masked": masked,
+        "hits": hits,
+    }
 
 
-def swatch_free_copy(image_dir: os.PathLike | str, truth_dir: os.PathLike | str, out_dir: os.PathLike | str, noise_sigma: float, seed: int = 0) -> Path:
+def swatch_free_copy(
+    image_dir: os.PathLike | str, truth_dir: os.PathLike | str, out_dir: os.PathLike | str, noise_sigma: float, seed: int = 0
+) -> Path:
     """Copy an image folder, replacing every swatch (red in the truth mask) by background noise.
 
     The demo's background is black under Gaussian noise of `noise_sigma` grey levels, clipped at

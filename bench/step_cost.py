@@ -69,8 +69,17 @@ def annotated_rows(batch: int, fraction: float, device: torch.device) -> torch.T
 
 
 def timed_step(
-    model, optimizer, images, targets, masks, has_mask, guidance, lam, device,
-    clock=time.perf_counter, shared_forward=None,
+    model,
+    optimizer,
+    images,
+    targets,
+    masks,
+    has_mask,
+    guidance,
+    lam,
+    device,
+    clock=time.perf_counter,
+    shared_forward=None,
 ) -> float:
     """One training step; returns its duration in milliseconds on ``clock``."""
     if device.type == "cuda":
@@ -104,11 +113,18 @@ def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float
         shared_forward = None  # Grad-CAM always runs its own forward
     plain, guided = [], []
     for step in range(args.warmup + args.steps):
-        plain_ms = timed_step(
-            model, optimizer, images, targets, masks, nothing, guidance, lam, device, clock
-        )
+        plain_ms = timed_step(model, optimizer, images, targets, masks, nothing, guidance, lam, device, clock)
         guided_ms = timed_step(
-            model, optimizer, images, targets, masks, some, guidance, lam, device, clock,
+            model,
+            optimizer,
+            images,
+            targets,
+            masks,
+            some,
+            guidance,
+            lam,
+            device,
+            clock,
             shared_forward,
         )
         if step >= args.warmup:
@@ -123,24 +139,32 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--losses", nargs="+", default=list(GUIDANCE_NAMES), choices=GUIDANCE_NAMES)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
-    parser.add_argument("--batch", type=int, default=None,
-                        help="batch size for every model (default: small_cnn 64, others 32)")
-    parser.add_argument("--size", type=int, default=None,
-                        help="input side in pixels for every model (default: small_cnn 32, others 64)")
-    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS),
-                        help="shares of the batch annotated (default: 1 0.5 0.25 0.05)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size for every model (default: small_cnn 64, others 32)")
+    parser.add_argument(
+        "--size", type=int, default=None, help="input side in pixels for every model (default: small_cnn 32, others 64)"
+    )
+    parser.add_argument(
+        "--fractions",
+        type=float,
+        nargs="+",
+        default=list(FRACTIONS),
+        help="shares of the batch annotated (default: 1 0.5 0.25 0.05)",
+    )
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--forward", choices=("auto", "shared", "second"), default="auto",
+        "--forward",
+        choices=("auto", "shared", "second"),
+        default="auto",
         help="where input-gradient losses get their gradients: auto (the shared CE forward "
         "from loss.SHARED_FORWARD_FROM annotated), always shared, or always a second forward",
     )
     parser.add_argument(
-        "--clock", choices=("wall", "cpu"), default="wall",
-        help="wall time, or this process's CPU time (steadier on a busy machine with "
-        "--threads 1; CPU device only)",
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="wall time, or this process's CPU time (steadier on a busy machine with --threads 1; CPU device only)",
     )
     return parser.parse_args(argv)
 
@@ -152,14 +176,13 @@ def main(argv=None) -> int:
     device = pick_device(args.device)
     if args.clock == "cpu" and device.type != "cpu":
         raise SystemExit("--clock cpu measures CPU time; use it with --device cpu")
-    print(f"device: {device_label(device)}, torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, {args.clock} clock, {args.warmup} warm-up + "
-          f"{args.steps} timed steps (median); {args.forward} forward; "
-          f"lambdas {dict(DEFAULT_LAMBDAS)}")
-    header = (
-        f"{'model':<10} {'shape':>10} {'loss':<9} {'annot.':>7} "
-        f"{'plain ms':>9} {'guided ms':>10} {'ratio':>6}"
+    print(
+        f"device: {device_label(device)}, torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, {args.clock} clock, {args.warmup} warm-up + "
+        f"{args.steps} timed steps (median); {args.forward} forward; "
+        f"lambdas {dict(DEFAULT_LAMBDAS)}"
     )
+    header = f"{'model':<10} {'shape':>10} {'loss':<9} {'annot.':>7} {'plain ms':>9} {'guided ms':>10} {'ratio':>6}"
     print(header)
     print("-" * len(header))
     ratios: dict[float, list[tuple[float, str]]] = {fraction: [] for fraction in args.fractions}
@@ -171,14 +194,22 @@ def main(argv=None) -> int:
                 plain_ms, guided_ms = measure(model_name, loss_name, fraction, args, device)
                 ratio = guided_ms / plain_ms
                 ratios[fraction].append((ratio, f"{model_name}/{loss_name}"))
-                print(f"{model_name:<10} {shape:>10} {loss_name:<9} {fraction:>6.0%} "
-                      f"{plain_ms:>9.1f} {guided_ms:>10.1f} {ratio:>5.2f}x", flush=True)
+                print(
+                    f"{model_name:<10} {shape:>10} {loss_name:<9} {fraction:>6.0%} "
+                    f"{plain_ms:>9.1f} {guided_ms:>10.1f} {ratio:>5.2f}x",
+                    flush=True,
+                )
     verdicts = []
     for fraction, target in ((0.05, TARGET_AT_5), (1.0, TARGET_AT_100)):
         if ratios.get(fraction):
             worst, where = max(ratios[fraction])
-            verdicts.append((worst <= target, f"worst at {fraction:.0%} annotated {worst:.2f}x "
-                             f"({where}; target <= {target}x{'' if worst <= target else ', MISSED'})"))
+            verdicts.append(
+                (
+                    worst <= target,
+                    f"worst at {fraction:.0%} annotated {worst:.2f}x "
+                    f"({where}; target <= {target}x{'' if worst <= target else ', MISSED'})",
+                )
+            )
     if verdicts:
         passed = all(ok for ok, _ in verdicts)
         print(f"verdict: {'PASS' if passed else 'FAIL'} -- " + ", ".join(text for _, text in verdicts))

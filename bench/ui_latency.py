@@ -41,9 +41,11 @@ def percentile(values, share: float) -> float:
 def summary(name: str, late_ms) -> str:
     if not late_ms:
         return f"{name}: no ticks"
-    return (f"{name}: count {len(late_ms)}, median {statistics.median(late_ms):.1f} ms, "
-            f"p95 {percentile(late_ms, 0.95):.1f} ms, p99 {percentile(late_ms, 0.99):.1f} ms, "
-            f"max {max(late_ms):.1f} ms")
+    return (
+        f"{name}: count {len(late_ms)}, median {statistics.median(late_ms):.1f} ms, "
+        f"p95 {percentile(late_ms, 0.95):.1f} ms, p99 {percentile(late_ms, 0.99):.1f} ms, "
+        f"max {max(late_ms):.1f} ms"
+    )
 
 
 class TickProbe:
@@ -77,12 +79,12 @@ class TickProbe:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="epochs to train (default 3)")
-    parser.add_argument("--idle-seconds", type=float, default=5.0,
-                        help="length of the idle baseline (default 5 s)")
+    parser.add_argument("--idle-seconds", type=float, default=5.0, help="length of the idle baseline (default 5 s)")
     parser.add_argument("--demo-dir", default=None, help="demo data folder (default: the cache)")
     parser.add_argument("--model", default="small_cnn")
-    parser.add_argument("--torch-threads", type=int, default=None,
-                        help="torch.set_num_threads before training (default: PyTorch's choice)")
+    parser.add_argument(
+        "--torch-threads", type=int, default=None, help="torch.set_num_threads before training (default: PyTorch's choice)"
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         parser.error("needs an X display (e.g. Xvfb :57 & DISPLAY=:57)")
@@ -118,8 +120,7 @@ def main(argv=None) -> int:
         elif phase["name"] == "loading" and "BatchFinished" in window.event_counts:
             probe.recording = True  # from the first trained batch to the end of training
             phase["name"], phase["started"] = "training", now
-        elif phase["name"] in ("loading", "training") and (
-                window.finished is not None or window.last_failure is not None):
+        elif phase["name"] in ("loading", "training") and (window.finished is not None or window.last_failure is not None):
             probe.recording = False
             phase["training_s"] = now - phase["started"]
             phase["name"] = "done"
@@ -137,13 +138,17 @@ def main(argv=None) -> int:
         print(f"training failed: {window.last_failure.message}", file=sys.stderr)
         return 1
     training = probe.late_ms
-    print(f"device: {window.device}; torch threads: {torch.get_num_threads()}; "
-          f"CPUs: {os.cpu_count()}; model {args.model}, {args.epochs} epochs on the demo data")
+    print(
+        f"device: {window.device}; torch threads: {torch.get_num_threads()}; "
+        f"CPUs: {os.cpu_count()}; model {args.model}, {args.epochs} epochs on the demo data"
+    )
     print(f"after({TICK_MS}) lateness, idle window:      " + summary("idle", idle))
     print(f"after({TICK_MS}) lateness, while training:   " + summary("training", training))
-    print(f"training time measured: {phase['training_s']:.1f} s, batches "
-          f"{window.event_counts['BatchFinished']}, plot full redraws {window.plots.full_draws},"
-          f" blits {window.plots.blits}")
+    print(
+        f"training time measured: {phase['training_s']:.1f} s, batches "
+        f"{window.event_counts['BatchFinished']}, plot full redraws {window.plots.full_draws},"
+        f" blits {window.plots.blits}"
+    )
     p99 = percentile(training, 0.99)
     verdict = "meets" if p99 < TARGET_P99_MS else "MISSES"
     print(f"p99 while training {p99:.1f} ms {verdict} the target of {TARGET_P99_MS:.0f} ms")

@@ -127,8 +127,9 @@ def fsync_folder(folder: os.PathLike | str) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: os.PathLike | str, mode: str = "wb", encoding: str | None = None, *,
-                clean_stale: bool = True) -> Iterator[IO[Any]]:
+def atomic_open(
+    path: os.PathLike | str, mode: str = "wb", encoding: str | None = None, *, clean_stale: bool = True
+) -> Iterator[IO[Any]]:
     """Yield a stream on a temp file beside `path`; on success fsync it, give it the ordinary
     file mode, `os.replace` it into place and fsync the folder; on error delete it. Parent
     folders are created. With `clean_stale`, temp files of dead writers of the same target are

@@ -136,11 +136,9 @@ class DemoInfo:
         root = Path(root)
         try:
             record = json.loads((root / "demo.json").read_text(encoding="utf-8"))
-            return cls(root, int(record["seed"]), dict(record["counts"]),
-                       tuple(record["classes"]))
+            return cls(root, int(record["seed"]), dict(record["counts"]), tuple(record["classes"]))
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise DatasetError(f"{root} is not a complete demo folder ({error}). Delete it and "
-                               "it will be made again.") from None
+            raise DatasetError(f"{root} is not a complete demo folder ({error}). Delete it and it will be made again.") from None
 
 
 def default_demo_dir(shortcut: str = "corner") -> Path:
@@ -160,8 +158,8 @@ def _split_assignment(targets: np.ndarray, rng: np.random.Generator) -> np.ndarr
         n_test = int(round(len(members) * _SPLIT_FRACTIONS["test"]))
         n_val = int(round(len(members) * _SPLIT_FRACTIONS["val"]))
         assignment[members[:n_test]] = "test"
-        assignment[members[n_test:n_test + n_val]] = "val"
-        assignment[members[n_test + n_val:]] = "train"
+        assignment[members[n_test : n_test + n_val]] = "val"
+        assignment[members[n_test + n_val :]] = "train"
     return assignment
 
 
@@ -172,7 +170,7 @@ def _dilate(region: np.ndarray) -> np.ndarray:
     height, width = region.shape
     for dy in range(3):
         for dx in range(3):
-            grown |= padded[dy:dy + height, dx:dx + width]
+            grown |= padded[dy : dy + height, dx : dx + width]
     return grown
 
 
@@ -185,15 +183,13 @@ def _corner_origin(corner: int) -> tuple[int, int]:
 def border_origins(side: int) -> list[tuple[int, int]]:
     """Every (row, col) where a side x side square fits the canvas without touching the digit box."""
     box = range(DIGIT_OFFSET - side + 1, DIGIT_OFFSET + DIGIT_SIDE)  # origins that would overlap it
-    return [(row, col) for row in range(CANVAS - side + 1) for col in range(CANVAS - side + 1)
-            if not (row in box and col in box)]
+    return [(row, col) for row in range(CANVAS - side + 1) for col in range(CANVAS - side + 1) if not (row in box and col in box)]
 
 
 def _digit_canvas(digit8: np.ndarray, noise: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(image float64 32x32 before clipping, digit region bool 32x32) of one faint digit."""
     ink = np.rint(np.asarray(digit8, dtype=np.float64) * (255.0 / 16.0)).astype(np.uint8)
-    upscaled = np.asarray(Image.fromarray(ink, mode="L").resize(
-        (DIGIT_SIDE, DIGIT_SIDE), Image.Resampling.BILINEAR))
+    upscaled = np.asarray(Image.fromarray(ink, mode="L").resize((DIGIT_SIDE, DIGIT_SIDE), Image.Resampling.BILINEAR))
     canvas = np.zeros((CANVAS, CANVAS), dtype=np.float64)
     box = slice(DIGIT_OFFSET, DIGIT_OFFSET + DIGIT_SIDE)
     canvas[box, box] = upscaled * DIGIT_CONTRAST
@@ -204,8 +200,9 @@ def _digit_canvas(digit8: np.ndarray, noise: np.ndarray | None) -> tuple[np.ndar
     return canvas, digit_region
 
 
-def _compose(canvas: np.ndarray, digit_region: np.ndarray, shortcut: np.ndarray,
-             shortcut_pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _compose(
+    canvas: np.ndarray, digit_region: np.ndarray, shortcut: np.ndarray, shortcut_pixels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(image uint8, truth mask int8): `shortcut_pixels` (bool) set to `shortcut`'s values."""
     image = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
     image[shortcut_pixels] = shortcut[shortcut_pixels]
@@ -215,8 +212,7 @@ def _compose(canvas: np.ndarray, digit_region: np.ndarray, shortcut: np.ndarray,
     return image, mask
 
 
-def render_digit(digit8: np.ndarray, corner: int, shade: int,
-                 noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_digit(digit8: np.ndarray, corner: int, shade: int, noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One corner-demo image and its truth mask (a 6x6 swatch of `shade` in corner 0..3).
 
     digit8: 8x8 ink in 0..16; noise: 32x32 grey levels added before the swatch (None: none).
@@ -225,17 +221,19 @@ def render_digit(digit8: np.ndarray, corner: int, shade: int,
     return render_swatch(digit8, _corner_origin(corner), SWATCH, shade, noise)
 
 
-def render_swatch(digit8: np.ndarray, origin: tuple[int, int], side: int, shade: int,
-                  noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_swatch(
+    digit8: np.ndarray, origin: tuple[int, int], side: int, shade: int, noise: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One image with a clean side x side swatch of `shade` at `origin` (row, col), and its mask."""
     canvas, digit_region = _digit_canvas(digit8, noise)
     pixels = np.zeros((CANVAS, CANVAS), dtype=bool)
-    pixels[origin[0]:origin[0] + side, origin[1]:origin[1] + side] = True
+    pixels[origin[0] : origin[0] + side, origin[1] : origin[1] + side] = True
     return _compose(canvas, digit_region, np.full((CANVAS, CANVAS), shade, np.uint8), pixels)
 
 
-def render_glyph(digit8: np.ndarray, origin: tuple[int, int], glyph: int,
-                 noise: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def render_glyph(
+    digit8: np.ndarray, origin: tuple[int, int], glyph: int, noise: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One image with glyph 0..9 (`GLYPHS`) drawn at `origin` (row, col), and its mask.
 
     Only the glyph's own pixels are set (to `GLYPH_SHADE`); the rest of its 7x7 box keeps the
@@ -244,12 +242,11 @@ def render_glyph(digit8: np.ndarray, origin: tuple[int, int], glyph: int,
     canvas, digit_region = _digit_canvas(digit8, noise)
     shape = GLYPHS[glyph]
     pixels = np.zeros((CANVAS, CANVAS), dtype=bool)
-    pixels[origin[0]:origin[0] + shape.shape[0], origin[1]:origin[1] + shape.shape[1]] = shape
+    pixels[origin[0] : origin[0] + shape.shape[0], origin[1] : origin[1] + shape.shape[1]] = shape
     return _compose(canvas, digit_region, np.full((CANVAS, CANVAS), GLYPH_SHADE, np.uint8), pixels)
 
 
-def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, shortcut: str = "corner",
-                   vary_size: bool = False) -> DemoInfo:
+def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, shortcut: str = "corner", vary_size: bool = False) -> DemoInfo:
     """Write the demo benchmark (see the module docstring) into `out_dir`.
 
     shortcut: one of `SHORTCUTS`; vary_size: `moving` only, a random swatch side in
@@ -265,8 +262,7 @@ def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, shortcut: str = "c
         raise DatasetError("Varying the swatch size needs the 'moving' shortcut.")
     root = Path(out_dir)
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise DatasetError(f"Cannot make the demo data in {root}: it is not an empty folder. "
-                           "Choose a new folder.")
+        raise DatasetError(f"Cannot make the demo data in {root}: it is not an empty folder. Choose a new folder.")
     digits = load_digits()
     images8, targets = digits.images, digits.target.astype(np.int64)
     rng = np.random.default_rng(seed)
@@ -306,23 +302,34 @@ def make_demo_data(out_dir: str | os.PathLike, seed: int = 0, shortcut: str = "c
         class_counts[split][str(label)] += 1
 
     info = DemoInfo(root, int(seed), counts)
-    record = {"version": DEMO_VERSION, "seed": int(seed), "counts": counts,
-              "shortcut": shortcut, "vary_size": bool(vary_size),
-              "class_counts": class_counts, "classes": list(info.classes),
-              "image_size": CANVAS, "digit_box": [DIGIT_OFFSET, DIGIT_OFFSET + DIGIT_SIDE],
-              "swatch_size": SWATCH if shortcut == "corner" or not vary_size else list(MOVING_SIDES), "digit_contrast": DIGIT_CONTRAST,
-              "noise_sigma": NOISE_SIGMA, "swatch_shade": "255 - 25 * y (train, val); "
-              "255 - 25 * r, r random (test)", "source": "sklearn.datasets.load_digits"}
-    (root / "demo.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n",
-                                    encoding="utf-8")
+    record = {
+        "version": DEMO_VERSION,
+        "seed": int(seed),
+        "counts": counts,
+        "shortcut": shortcut,
+        "vary_size": bool(vary_size),
+        "class_counts": class_counts,
+        "classes": list(info.classes),
+        "image_size": CANVAS,
+        "digit_box": [DIGIT_OFFSET, DIGIT_OFFSET + DIGIT_SIDE],
+        "swatch_size": SWATCH if shortcut == "corner" or not vary_size else list(MOVING_SIDES),
+        "digit_contrast": DIGIT_CONTRAST,
+        "noise_sigma": NOISE_SIGMA,
+        "swatch_shade": "255 - 25 * y (train, val); 255 - 25 * r, r random (test)",
+        "source": "sklearn.datasets.load_digits",
+    }
+    (root / "demo.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     (root / "README.txt").write_text(
-        _README.format(version=DEMO_VERSION, seed=seed, shortcut=shortcut, **counts), encoding="utf-8")
+        _README.format(version=DEMO_VERSION, seed=seed, shortcut=shortcut, **counts), encoding="utf-8"
+    )
     log.info("Made demo data in %s: %s", root, counts)
     return info
 
 
-def ensure_demo_data(dir: str | os.PathLike | None = None,  # noqa: A002 -- API name
-                     shortcut: str = "corner") -> Path:
+def ensure_demo_data(
+    dir: str | os.PathLike | None = None,  # noqa: A002 -- API name
+    shortcut: str = "corner",
+) -> Path:
     """The demo folder (default: default_demo_dir(shortcut)), made once with seed 0 and reused.
 
     `moving` is made with `vary_size` (a watermark's size varies too).
@@ -335,8 +342,9 @@ def ensure_demo_data(dir: str | os.PathLike | None = None,  # noqa: A002 -- API 
     if (target / "demo.json").is_file():
         return target
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise DatasetError(f"{target} exists but holds no demo data (no demo.json). Delete it, "
-                           "or choose another folder for the demo data.")
+        raise DatasetError(
+            f"{target} exists but holds no demo data (no demo.json). Delete it, or choose another folder for the demo data."
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:

@@ -64,15 +64,15 @@ def _check_root(root: Path, what: str) -> None:
     if not root.exists():
         raise DatasetError(f"The {what} {root} does not exist. Check the path.")
     if not root.is_dir():
-        raise DatasetError(f"The {what} {root} is a file, not a folder. Give the folder that "
-                           "holds one sub-folder per class.")
+        raise DatasetError(f"The {what} {root} is a file, not a folder. Give the folder that holds one sub-folder per class.")
     try:
         entries = [e.name for e in os.scandir(root) if not e.name.startswith(".")]
     except OSError as error:
         raise DatasetError(f"The {what} {root} cannot be read: {error.strerror}.") from None
     if not entries:
-        raise DatasetError(f"The {what} {root} is empty. Put the images in one sub-folder per "
-                           "class, e.g. root/cat/1.jpg, root/dog/2.jpg.")
+        raise DatasetError(
+            f"The {what} {root} is empty. Put the images in one sub-folder per class, e.g. root/cat/1.jpg, root/dog/2.jpg."
+        )
 
 
 def _scan_classes(root: Path, what: str) -> list[str]:
@@ -87,22 +87,27 @@ def _scan_classes(root: Path, what: str) -> list[str]:
         files = sorted(e.name for e in os.scandir(root) if not e.name.startswith("."))
         raise DatasetError(
             f"The {what} {root} has no class sub-folders, only files ({_examples(files)}). "
-            "Put each class's images in its own sub-folder, e.g. root/cat/1.jpg, root/dog/2.jpg.")
+            "Put each class's images in its own sub-folder, e.g. root/cat/1.jpg, root/dog/2.jpg."
+        )
     return classes
 
 
 def _check_masks_outside(masks_dir: Path, root: Path) -> None:
     """DatasetError if the mask folder would be scanned as (part of) the images."""
     masks, images = masks_dir.resolve(), root.resolve()
-    if masks == images or (masks.is_relative_to(images) and not any(
-            part.startswith(".") for part in masks.relative_to(images).parts)):
-        raise DatasetError(f"The mask folder {masks_dir} is inside the image folder {root}, so "
-                           "its masks would be read as images of a class. Choose a mask folder "
-                           "outside it.")
+    if masks == images or (
+        masks.is_relative_to(images) and not any(part.startswith(".") for part in masks.relative_to(images).parts)
+    ):
+        raise DatasetError(
+            f"The mask folder {masks_dir} is inside the image folder {root}, so "
+            "its masks would be read as images of a class. Choose a mask folder "
+            "outside it."
+        )
 
 
-def _find_images(root: Path, classes: Sequence[str], class_to_idx: dict[str, int], is_image,
-                 links: list[tuple[str, str]]) -> list[tuple[str, int]]:
+def _find_images(
+    root: Path, classes: Sequence[str], class_to_idx: dict[str, int], is_image, links: list[tuple[str, str]]
+) -> list[tuple[str, int]]:
     """(path, class index) of every image under root/<class>/, in torchvision's order.
 
     torchvision's `make_dataset` walks with `followlinks=True`: a link `cat/loop -> ..` turned
@@ -139,8 +144,7 @@ def _find_images(root: Path, classes: Sequence[str], class_to_idx: dict[str, int
                 real = os.path.realpath(entry.path)
                 if entry.is_symlink():
                     relpath = Path(entry.path).relative_to(root).as_posix()
-                    inside = real == root_real or real.startswith(root_real + os.sep) \
-                        or root_real.startswith(real + os.sep)
+                    inside = real == root_real or real.startswith(root_real + os.sep) or root_real.startswith(real + os.sep)
                     if inside:
                         links.append((relpath, "a folder link back into the image folder (not followed)"))
                         continue
@@ -178,11 +182,18 @@ class ImageFolderData(Dataset):
     Raises DatasetError when the folder cannot be used as a whole (see module docstring).
     """
 
-    def __init__(self, root: str | os.PathLike, input_size: int,
-                 mean: Sequence[float], std: Sequence[float],
-                 masks_dir: str | os.PathLike | None = None,
-                 classes: Sequence[str] | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, *, what: str = "image folder"):
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        input_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        masks_dir: str | os.PathLike | None = None,
+        classes: Sequence[str] | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        *,
+        what: str = "image folder",
+    ):
         self.root = Path(root).expanduser()
         self.input_size = int(input_size)
         if self.input_size <= 0:
@@ -203,16 +214,19 @@ class ImageFolderData(Dataset):
             missing = sorted(set(self.classes) - set(found))
             extra = sorted(set(found) - set(self.classes))
             if missing or extra:
-                parts = ([f"missing {_examples(missing)}"] if missing else []) + \
-                        ([f"unexpected {_examples(extra)}"] if extra else [])
+                parts = ([f"missing {_examples(missing)}"] if missing else []) + (
+                    [f"unexpected {_examples(extra)}"] if extra else []
+                )
                 raise DatasetError(
                     f"The {what} {self.root} must have the class folders "
                     f"{_examples(self.classes)}; it has {'; '.join(parts)}. Give it one "
-                    "sub-folder per class, with the same names.")
+                    "sub-folder per class, with the same names."
+                )
         if len(self.classes) < 2:
             raise DatasetError(
                 f"The {what} {self.root} has only one class ({self.classes[0]}); a classifier "
-                "needs at least 2. Add a sub-folder of images for each other class.")
+                "needs at least 2. Add a sub-folder of images for each other class."
+            )
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
 
         self.relpaths, self.targets, self.skipped = self._scan(what)
@@ -220,13 +234,15 @@ class ImageFolderData(Dataset):
         if masks_dir is not None:
             self._check_mask_names()
             self.masks = MaskStore(masks_dir, self.relpaths)
-        self.transform = transforms.Compose([
-            transforms.Resize((self.input_size, self.input_size),
-                              interpolation=transforms.InterpolationMode.BILINEAR,
-                              antialias=True),
-            transforms.ToTensor(),
-            transforms.Normalize(self.mean, self.std),
-        ])
+        self.transform = transforms.Compose(
+            [
+                transforms.Resize(
+                    (self.input_size, self.input_size), interpolation=transforms.InterpolationMode.BILINEAR, antialias=True
+                ),
+                transforms.ToTensor(),
+                transforms.Normalize(self.mean, self.std),
+            ]
+        )
         self._index_of: dict[str, int] | None = None
         self.decoded_cache: DecodedImageCache | None = None
 
@@ -254,8 +270,9 @@ class ImageFolderData(Dataset):
         for relpath, reason in links:
             log.warning("Not following %s/%s: %s", self.root, relpath, reason)
         if ignored:
-            log.info("%s: ignored %d files that are not images by their extension (%s)",
-                     self.root, len(ignored), _examples(ignored))
+            log.info(
+                "%s: ignored %d files that are not images by their extension (%s)", self.root, len(ignored), _examples(ignored)
+            )
         relpaths, targets, skipped = [], [], list(links)
         for path, target in candidates:
             relpath = Path(path).relative_to(self.root).as_posix()
@@ -267,20 +284,18 @@ class ImageFolderData(Dataset):
                 log.warning("Skipping %s: %s", Path(path), reason)
                 skipped.append((relpath, reason))
         if skipped:
-            log.warning("%s: skipped %d of %d images (see the warnings above)", self.root,
-                        len(skipped), len(candidates))
+            log.warning("%s: skipped %d of %d images (see the warnings above)", self.root, len(skipped), len(candidates))
         if not relpaths:
-            detail = f" All {len(skipped)} images were unusable, e.g. {skipped[0][0]}: " \
-                     f"{skipped[0][1]}." if skipped else ""
-            raise DatasetError(f"The {what} {self.root} has no usable images.{detail} "
-                               f"Image files end in {_EXTENSIONS_TEXT}.")
+            detail = f" All {len(skipped)} images were unusable, e.g. {skipped[0][0]}: {skipped[0][1]}." if skipped else ""
+            raise DatasetError(f"The {what} {self.root} has no usable images.{detail} Image files end in {_EXTENSIONS_TEXT}.")
         present = set(targets)
         empty = [c for i, c in enumerate(self.classes) if i not in present]
         if empty:
             raise DatasetError(
                 f"In the {what} {self.root}, the class folders {_examples(empty)} hold no "
                 f"usable images (image files end in {_EXTENSIONS_TEXT}; broken ones are "
-                "skipped). Add images to them, or remove the folders.")
+                "skipped). Add images to them, or remove the folders."
+            )
         return relpaths, targets, skipped
 
     def _check_mask_names(self) -> None:
@@ -291,7 +306,8 @@ class ImageFolderData(Dataset):
             if other != relpath:
                 raise DatasetError(
                     f"The images {other} and {relpath} in {self.root} would share the mask "
-                    f"file {_mask_key(relpath)}. Rename one of them.")
+                    f"file {_mask_key(relpath)}. Rename one of them."
+                )
 
     # -- Dataset -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -331,8 +347,7 @@ class ImageFolderData(Dataset):
 
     def class_counts(self) -> dict[str, int]:
         """Images per class, in label order (classes with none in this subset count 0)."""
-        counts = np.bincount(np.asarray(self.targets, dtype=np.int64),
-                             minlength=len(self.classes))
+        counts = np.bincount(np.asarray(self.targets, dtype=np.int64), minlength=len(self.classes))
         return {name: int(counts[i]) for i, name in enumerate(self.classes)}
 
     def image_path(self, index: int) -> Path:
@@ -362,8 +377,9 @@ class ImageFolderData(Dataset):
         try:
             return self._index_of[relpath]
         except KeyError:
-            raise DatasetError(f"The image {relpath} is not in this data set ({self.root}, "
-                               f"{len(self)} images); was it moved or skipped?") from None
+            raise DatasetError(
+                f"The image {relpath} is not in this data set ({self.root}, {len(self)} images); was it moved or skipped?"
+            ) from None
 
     def annotated_indices(self) -> list[int]:
         """Positions of the images that have a mask on disk (ascending)."""
@@ -387,5 +403,6 @@ class ImageFolderData(Dataset):
         return part
 
     def __repr__(self) -> str:
-        return (f"ImageFolderData({str(self.root)!r}, {len(self)} images, "
-                f"{self.num_classes} classes, input_size={self.input_size})")
+        return (
+            f"ImageFolderData({str(self.root)!r}, {len(self)} images, {self.num_classes} classes, input_size={self.input_size})"
+        )

@@ -44,8 +44,7 @@ class UnusableImage(Exception):
     """Why one file cannot be used (internal; the message is the reason shown to the user)."""
 
 
-def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               draft_size: tuple[int, int] | None = None) -> Image.Image:
+def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: tuple[int, int] | None = None) -> Image.Image:
     """Decode the image at `path` in its own mode, refusing empty, broken or oversized files.
 
     draft_size: for JPEGs, let the decoder scale down by up to 8x as long as the result stays at
@@ -64,8 +63,8 @@ def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
             width, height = image.size
             if width * height > max_pixels:
                 raise UnusableImage(
-                    f"too large: {width} x {height} = {width * height:,} pixels, more than the "
-                    f"limit of {max_pixels:,}")
+                    f"too large: {width} x {height} = {width * height:,} pixels, more than the limit of {max_pixels:,}"
+                )
             if draft_size is not None and image.format == "JPEG":
                 image.draft(None, draft_size)
             image.load()
@@ -125,8 +124,7 @@ def _apply_orientation(image: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(image) if orientation != 1 else image
 
 
-def load_rgb(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-             draft_size: tuple[int, int] | None = None) -> Image.Image:
+def load_rgb(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: tuple[int, int] | None = None) -> Image.Image:
     """The image at `path` as upright 8-bit RGB.
 
     Raises DatasetError naming the file when it cannot be used (e.g. it changed after the scan).
@@ -134,8 +132,9 @@ def load_rgb(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     try:
         image = open_image(path, max_pixels=max_pixels, draft_size=draft_size)
     except UnusableImage as problem:
-        raise DatasetError(f"Cannot use the image {path}: {problem}. "
-                           "Replace or remove the file and load the folder again.") from None
+        raise DatasetError(
+            f"Cannot use the image {path}: {problem}. Replace or remove the file and load the folder again."
+        ) from None
     return to_rgb(_apply_orientation(image))
 
 

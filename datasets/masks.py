@@ -59,11 +59,9 @@ def mask_path(masks_dir: str | os.PathLike, relpath: str) -> Path:
     pure = PurePosixPath(relpath)
     windows = PureWindowsPath(relpath)
     if pure.is_absolute() or windows.is_absolute() or windows.drive:
-        raise DatasetError(f"Cannot place a mask for {relpath!r}: image paths must be relative "
-                           "to the data folder, not absolute.")
+        raise DatasetError(f"Cannot place a mask for {relpath!r}: image paths must be relative to the data folder, not absolute.")
     if ".." in pure.parts or ".." in windows.parts:
-        raise DatasetError(f"Cannot place a mask for {relpath!r}: '..' would leave the mask "
-                           "folder.")
+        raise DatasetError(f"Cannot place a mask for {relpath!r}: '..' would leave the mask folder.")
     try:
         relative_mask = pure.with_suffix(MASK_SUFFIX)
     except ValueError:
@@ -75,9 +73,11 @@ def mask_path(masks_dir: str | os.PathLike, relpath: str) -> Path:
     except (OSError, ValueError) as error:  # a NUL byte, a symbolic link loop
         raise DatasetError(f"Cannot place a mask for {relpath!r}: {error}.") from None
     if not inside:
-        raise DatasetError(f"The mask for {relpath!r} would be written outside the mask folder "
-                           f"{root} (a symbolic link inside it points elsewhere). Remove the "
-                           "link or choose another mask folder.")
+        raise DatasetError(
+            f"The mask for {relpath!r} would be written outside the mask folder "
+            f"{root} (a symbolic link inside it points elsewhere). Remove the "
+            "link or choose another mask folder."
+        )
     return candidate
 
 
@@ -109,8 +109,7 @@ def _check_mask_values(mask) -> np.ndarray:
         raise DatasetError(f"A mask must be a non-empty H x W array; got shape {values.shape}.")
     unexpected = np.setdiff1d(np.unique(values), [GREEN, UNMARKED, RED])
     if unexpected.size:
-        raise DatasetError(f"A mask may only hold -1 (green), 0 (unmarked) and +1 (red); got "
-                           f"also {unexpected[:5].tolist()}.")
+        raise DatasetError(f"A mask may only hold -1 (green), 0 (unmarked) and +1 (red); got also {unexpected[:5].tolist()}.")
     return values.astype(np.int8)
 
 
@@ -139,11 +138,9 @@ def read_mask_array(path: str | os.PathLike, size: tuple[int, int] | None = None
     except FileNotFoundError:
         raise DatasetError(f"The mask {path} does not exist.") from None
     except UnidentifiedImageError:
-        raise DatasetError(f"The mask {path} is not an image. Delete it, or paint the image "
-                           "again.") from None
+        raise DatasetError(f"The mask {path} is not an image. Delete it, or paint the image again.") from None
     except Exception as error:  # noqa: BLE001 -- any decoder failure means a broken file
-        raise DatasetError(f"The mask {path} cannot be read ({error}). Delete it, or paint the "
-                           "image again.") from None
+        raise DatasetError(f"The mask {path} cannot be read ({error}). Delete it, or paint the image again.") from None
     mask = image_to_mask(image)
     if size is not None:
         mask = resize_mask(mask, _check_size(size))
@@ -167,19 +164,16 @@ def _png_text(meta: Mapping[str, object] | None) -> PngImagePlugin.PngInfo:
     info = PngImagePlugin.PngInfo()
     for key, value in (meta or {}).items():
         if not isinstance(key, str) or not 1 <= len(key) <= 79 or not key.isprintable():
-            raise DatasetError(f"Mask metadata keys must be printable text of 1 to 79 "
-                               f"characters; got {key!r}.")
+            raise DatasetError(f"Mask metadata keys must be printable text of 1 to 79 characters; got {key!r}.")
         try:
             key.encode("latin-1")
         except UnicodeEncodeError:
-            raise DatasetError(f"Mask metadata key {key!r} must be plain (Latin-1) "
-                               "text.") from None
+            raise DatasetError(f"Mask metadata key {key!r} must be plain (Latin-1) text.") from None
         info.add_itxt(key, str(value))
     return info
 
 
-def write_mask(path: str | os.PathLike, mask: np.ndarray,
-               meta: Mapping[str, object] | None = None) -> None:
+def write_mask(path: str | os.PathLike, mask: np.ndarray, meta: Mapping[str, object] | None = None) -> None:
     """Write an HxW mask in {-1, 0, +1} atomically as an RGBA PNG at `path`.
 
     Red/green are opaque, unmarked transparent; `meta` (e.g. {"source": "propagated"}) goes into
@@ -227,8 +221,9 @@ class MaskStore:
     def __init__(self, masks_dir: str | os.PathLike, relpaths: Iterable[str] | None = None):
         self.masks_dir = Path(masks_dir)
         if self.masks_dir.exists() and not self.masks_dir.is_dir():
-            raise DatasetError(f"The mask folder {self.masks_dir} is a file. Choose a folder "
-                               "(it is created when the first mask is saved).")
+            raise DatasetError(
+                f"The mask folder {self.masks_dir} is a file. Choose a folder (it is created when the first mask is saved)."
+            )
         self._image_for_key = {_mask_key(r): r for r in (relpaths or ())}
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[str, tuple[int, int]], tuple[tuple, torch.Tensor]]
@@ -288,8 +283,7 @@ class MaskStore:
             return None
         return read_mask_array(path)
 
-    def save(self, relpath: str, mask: np.ndarray,
-             meta: Mapping[str, object] | None = None) -> Path:
+    def save(self, relpath: str, mask: np.ndarray, meta: Mapping[str, object] | None = None) -> Path:
         """Write the mask of image `relpath` (atomic, see write_mask); returns its path."""
         path = self.path_for(relpath)
         write_mask(path, mask, meta)

@@ -135,16 +135,18 @@ class Driver:
                 say("committing the round")
                 chooser.commit_button.invoke()
             else:
-                say(f"rejecting the round (val accuracy {report.val_accuracy_before:.1%} -> "
-                    f"{report.val_accuracy_after:.1%})")
+                say(f"rejecting the round (val accuracy {report.val_accuracy_before:.1%} -> {report.val_accuracy_after:.1%})")
                 chooser.reject_button.invoke()
             self.step = "wait_mid_training"
         elif self.step == "wait_mid_training":
             progress = w.progress.eta
             epoch_done_fraction = progress.batch / max(1, progress.batches_per_epoch)
-            if ("RoundDecided" in w.event_counts and w.plots.epochs
-                    and progress.epoch > w.plots.epochs[-1]
-                    and epoch_done_fraction >= self.mid_epoch_fraction):
+            if (
+                "RoundDecided" in w.event_counts
+                and w.plots.epochs
+                and progress.epoch > w.plots.epochs[-1]
+                and epoch_done_fraction >= self.mid_epoch_fraction
+            ):
                 w.plots.flush()
                 w.update()
                 time.sleep(0.3)
@@ -165,31 +167,27 @@ class Driver:
                 brush.next_button.invoke()
             brush.update()
             relpath = brush.item.relpath
-            truth = read_mask(self.demo_root / "truth" / "train" / f"{relpath}",
-                              size=brush.item.image.shape[:2]).numpy()
+            truth = read_mask(self.demo_root / "truth" / "train" / f"{relpath}", size=brush.item.image.shape[:2]).numpy()
             rows, cols = np.nonzero(truth == RED)
             brush.set_tool("red")
             brush.set_radius(2)
             top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
             # a zig-zag over the swatch, as a person would scribble
-            points = [(left + 0.5, top + 0.8), (right - 0.5, top + 0.8), (left + 0.5, bottom - 0.8),
-                      (right - 0.5, bottom - 0.8)]
+            points = [(left + 0.5, top + 0.8), (right - 0.5, top + 0.8), (left + 0.5, bottom - 0.8), (right - 0.5, bottom - 0.8)]
             if index:  # the first image gets a rectangle, below
                 self.drag(brush, points)
             if index == 0:
                 brush.event_generate("<KeyPress-g>")
                 greens = np.argwhere(truth < 0)
                 middle = greens[len(greens) // 2]
-                self.drag(brush, [(middle[1] + 0.5, middle[0] + 0.5 - 2),
-                                  (middle[1] + 0.5, middle[0] + 0.5 + 2)])
+                self.drag(brush, [(middle[1] + 0.5, middle[0] + 0.5 - 2), (middle[1] + 0.5, middle[0] + 0.5 + 2)])
                 brush.set_tool("red")
         for _ in range(count - 1):  # back to the first image; leaving an image saves its mask
             brush.prev_button.invoke()
         brush.update()
         # zoom in on the swatch (Ctrl+wheel at it), then mark it with a rectangle
         relpath = brush.item.relpath
-        truth = read_mask(self.demo_root / "truth" / "train" / f"{relpath}",
-                          size=brush.item.image.shape[:2]).numpy()
+        truth = read_mask(self.demo_root / "truth" / "train" / f"{relpath}", size=brush.item.image.shape[:2]).numpy()
         rows, cols = np.nonzero(truth == RED)
         x, y = to_canvas(brush.fit, (cols.min() + cols.max() + 1) / 2, (rows.min() + rows.max() + 1) / 2)
         for _ in range(3):
@@ -220,12 +218,11 @@ class Driver:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(DOCS), help="folder for the PNGs (default: docs/)")
-    parser.add_argument("--demo-dir", default=None,
-                        help="demo data folder (default: the app's cache folder)")
-    parser.add_argument("--max-steps", type=int, default=FinetuneConfig().max_steps,
-                        help="fine-tune step cap (lower for a quicker run)")
-    parser.add_argument("--trust", action="store_true",
-                        help="only the trust warning on a small folder (screenshot_trust.png)")
+    parser.add_argument("--demo-dir", default=None, help="demo data folder (default: the app's cache folder)")
+    parser.add_argument(
+        "--max-steps", type=int, default=FinetuneConfig().max_steps, help="fine-tune step cap (lower for a quicker run)"
+    )
+    parser.add_argument("--trust", action="store_true", help="only the trust warning on a small folder (screenshot_trust.png)")
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         parser.error("needs an X display: run under Xvfb, e.g. DISPLAY=:57")
@@ -237,9 +234,12 @@ def main(argv=None) -> int:
         return trust_screenshot(out_dir)
     demo_root = ensure_demo_data(args.demo_dir) if args.demo_dir else ensure_demo_data()
     sessions = tempfile.mkdtemp(prefix="screenshot-sessions-")
-    window = build_app(sessions_root=sessions, demo_dir=str(demo_root),
-                       finetune_config=FinetuneConfig(max_steps=args.max_steps),
-                       geometry_store=GeometryStore(Path(sessions) / "windows.json"))
+    window = build_app(
+        sessions_root=sessions,
+        demo_dir=str(demo_root),
+        finetune_config=FinetuneConfig(max_steps=args.max_steps),
+        geometry_store=GeometryStore(Path(sessions) / "windows.json"),
+    )
     window.root.geometry("1400x860+0+0")
     driver = Driver(window, demo_root, out_dir)
     driver.start()
@@ -266,8 +266,7 @@ def trust_screenshot(out_dir: Path) -> int:
             shape = draw.ellipse if name == "circles" else draw.rectangle
             shape((x, y, x + 70, y + 70), fill=tuple(int(v) for v in rng.integers(0, 255, 3)))
             picture.save(work / "data" / name / f"{i:02d}.png")
-    window = build_app(sessions_root=str(work / "sessions"),
-                       geometry_store=GeometryStore(work / "windows.json"))
+    window = build_app(sessions_root=str(work / "sessions"), geometry_store=GeometryStore(work / "windows.json"))
     window.root.geometry("1400x860+0+0")
     form = window.settings.vars
     form["train_dir"].set(str(work / "data"))

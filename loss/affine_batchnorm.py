@@ -46,11 +46,7 @@ def affine_batchnorm(model: nn.Module) -> Iterator[None]:
     as the equivalent affine map (same values, cheaper double backward). Modules in train mode
     are left alone. The hooks are removed on exit, also on error.
     """
-    handles = [
-        module.register_forward_hook(_affine_output)
-        for module in model.modules()
-        if isinstance(module, _BatchNorm)
-    ]
+    handles = [module.register_forward_hook(_affine_output) for module in model.modules() if isinstance(module, _BatchNorm)]
     try:
         yield
     finally:

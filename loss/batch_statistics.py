@@ -143,11 +143,7 @@ def recording_batch_statistics(model: nn.Module) -> Iterator[BatchStatistics]:
             )
         statistics[module] = mean_and_variance(inputs[0])
 
-    handles = [
-        module.register_forward_hook(record)
-        for module in model.modules()
-        if isinstance(module, _BatchNorm)
-    ]
+    handles = [module.register_forward_hook(record) for module in model.modules() if isinstance(module, _BatchNorm)]
     try:
         yield statistics
     finally:

@@ -68,9 +68,7 @@ def fill_from_surround(images: Tensor, region: Tensor, donors: Tensor, donor_reg
     return torch.where(region.unsqueeze(1), fill + texture, images)
 
 
-def swap_red_regions(
-    images: Tensor, masks: Tensor, has_mask: Tensor, generator: Optional[torch.Generator] = None
-) -> Tensor:
+def swap_red_regions(images: Tensor, masks: Tensor, has_mask: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
     """Replace the red pixels of each annotated row: its own smoothed surround plus the fine
     texture of the same pixels of another random row (`fill_from_surround`).
 

@@ -74,10 +74,7 @@ class GradCAMLoss(nn.Module):
 
         def capture(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor:
             if not isinstance(output, Tensor):
-                raise TypeError(
-                    f"Grad-CAM layer {type(module).__name__} must return a tensor, "
-                    f"got {type(output).__name__}"
-                )
+                raise TypeError(f"Grad-CAM layer {type(module).__name__} must return a tensor, got {type(output).__name__}")
             if not output.requires_grad:
                 # Frozen backbone: make the activations a leaf so d s / d A still exists.
                 output = output.detach().requires_grad_(True)
@@ -101,10 +98,7 @@ class GradCAMLoss(nn.Module):
                 )
             activations = captured[0]
             if activations.dim() != 4:
-                raise ValueError(
-                    "Grad-CAM layer output must be N x K x h x w, "
-                    f"got shape {tuple(activations.shape)}"
-                )
+                raise ValueError(f"Grad-CAM layer output must be N x K x h x w, got shape {tuple(activations.shape)}")
             scores = labelled_logit(logits, targets)
             grads = differentiable_gradient(scores, activations, self.score_scale)
         weights = grads.mean(dim=(2, 3), keepdim=True)  # N x K x 1 x 1

@@ -133,9 +133,7 @@ def guided_loss(
     if painted is not None and painted.shape != images.shape:
         raise ValueError(f"painted must have the images' shape {tuple(images.shape)}, got {tuple(painted.shape)}")
     if has_mask.shape != (images.shape[0],):
-        raise ValueError(
-            f"has_mask must have shape ({images.shape[0]},), got {tuple(has_mask.shape)}"
-        )
+        raise ValueError(f"has_mask must have shape ({images.shape[0]},), got {tuple(has_mask.shape)}")
     annotated = has_mask.to(device=images.device, dtype=bool)
     if guidance is None or lam == 0 or not bool(annotated.any()):
         logits = model(images)
@@ -147,11 +145,7 @@ def guided_loss(
     if shared_forward and not can_share:
         raise ValueError(f"{type(guidance).__name__} cannot share the cross-entropy forward")
     if shared_forward is None:
-        shared_forward = (
-            can_share
-            and float(annotated.float().mean()) >= SHARED_FORWARD_FROM
-            and not has_active_dropout(model)
-        )
+        shared_forward = can_share and float(annotated.float().mean()) >= SHARED_FORWARD_FROM and not has_active_dropout(model)
     masks = masks.to(images.device)
 
     if shared_forward:
@@ -169,5 +163,8 @@ def guided_loss(
         with normalising_with(model, statistics), scaling_scores(guidance, score_scale):
             penalty = guidance(model, penalised[annotated], targets[annotated], masks[annotated])
     return GuidedLoss(
-        total=ce_weight * ce + (guidance_weight * lam) * penalty, ce=ce.detach(), guidance=penalty.detach(), logits=logits.detach()
+        total=ce_weight * ce + (guidance_weight * lam) * penalty,
+        ce=ce.detach(),
+        guidance=penalty.detach(),
+        logits=logits.detach(),
     )

@@ -31,7 +31,7 @@ def gaussian_blur(images: Tensor, sigma: float) -> Tensor:
     out = images
     for dim, pad_of in ((3, lambda p: (p, p, 0, 0)), (2, lambda p: (0, 0, p, p))):
         pad = min(radius, images.shape[dim] - 1)
-        k = kernel[radius - pad:radius + pad + 1]
+        k = kernel[radius - pad : radius + pad + 1]
         k = k / k.sum()
         if pad:
             out = F.pad(out, pad_of(pad), mode="reflect")

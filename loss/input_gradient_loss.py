@@ -43,9 +43,7 @@ class InputGradientLoss(nn.Module, abc.ABC):
         _, grads = input_gradients(model, images, self.score_fn, targets, self.score_scale)
         return self.penalty_from_gradients(grads, masks.to(grads.device))
 
-    def penalty_from_forward(
-        self, inputs: Tensor, logits: Tensor, targets: Tensor, masks: Tensor, annotated: Tensor
-    ) -> Tensor:
+    def penalty_from_forward(self, inputs: Tensor, logits: Tensor, targets: Tensor, masks: Tensor, annotated: Tensor) -> Tensor:
         """The penalty on the ``annotated`` rows of a forward that has already run.
 
         Args:

@@ -102,10 +102,7 @@ def input_gradients(
             logits = model(inputs)
         scores = score_fn(logits, targets)
         if scores.shape != (inputs.shape[0],):
-            raise ValueError(
-                f"score_fn must return one score per sample, shape ({inputs.shape[0]},), "
-                f"got {tuple(scores.shape)}"
-            )
+            raise ValueError(f"score_fn must return one score per sample, shape ({inputs.shape[0]},), got {tuple(scores.shape)}")
         grads = differentiable_gradient(scores, inputs, score_scale)
     return logits, grads
 
@@ -128,10 +125,7 @@ def check_guidance_inputs(images: Tensor, targets: Tensor, masks: Tensor) -> Non
     if targets.shape != (n,):
         raise ValueError(f"targets must have shape ({n},), got {tuple(targets.shape)}")
     if masks.shape != (n, height, width):
-        raise ValueError(
-            f"masks must have shape ({n}, {height}, {width}) to match the images, "
-            f"got {tuple(masks.shape)}"
-        )
+        raise ValueError(f"masks must have shape ({n}, {height}, {width}) to match the images, got {tuple(masks.shape)}")
 
 
 def zero_loss(model: nn.Module, images: Tensor) -> Tensor:

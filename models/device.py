@@ -24,9 +24,7 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "mps":
         if not _mps_available():
-            raise DeviceError(
-                "device 'mps' is not available here (it needs an Apple GPU); use 'cpu'"
-            )
+            raise DeviceError("device 'mps' is not available here (it needs an Apple GPU); use 'cpu'")
         return torch.device("mps")
     if name == "cuda" or name.startswith("cuda:"):
         try:
@@ -40,9 +38,7 @@ def pick_device(name: str = "auto") -> torch.device:
             )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise DeviceError(
-                f"device {name!r} does not exist: this machine has {count} CUDA GPU(s)"
-            )
+            raise DeviceError(f"device {name!r} does not exist: this machine has {count} CUDA GPU(s)")
         return device
     raise DeviceError(f"unknown device {name!r}; choose 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 

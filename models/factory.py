@@ -38,9 +38,7 @@ def _torchvision_model(name: str, num_classes: int) -> nn.Module:
     raise AssertionError(f"no constructor for {name}")  # MODEL_NAMES and this list disagree
 
 
-def build_model(
-    name: str, num_classes: int, weights_path: str | Path | None = None
-) -> nn.Module:
+def build_model(name: str, num_classes: int, weights_path: str | Path | None = None) -> nn.Module:
     """A fresh model `name` (one of `MODEL_NAMES`) with `num_classes` outputs.
 
     The head is built for `num_classes` (ResNet `fc`, MobileNetV3 / EfficientNet

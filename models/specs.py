@@ -28,9 +28,7 @@ class ModelSpec:
 def check_model_name(name: str) -> str:
     """Return `name` if it is a known model, else raise `UnknownModelError` listing them."""
     if name not in MODEL_NAMES:
-        raise UnknownModelError(
-            f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}"
-        )
+        raise UnknownModelError(f"unknown model {name!r}; choose one of: {', '.join(MODEL_NAMES)}")
     return name
 
 

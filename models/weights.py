@@ -62,9 +62,7 @@ def load_matching_weights(model: nn.Module, weights_path: str | Path) -> list[st
     source = _state_dict_from(obj, path)
 
     target = model.state_dict()
-    matched = {
-        k: v for k, v in source.items() if k in target and tuple(v.shape) == tuple(target[k].shape)
-    }
+    matched = {k: v for k, v in source.items() if k in target and tuple(v.shape) == tuple(target[k].shape)}
     skipped = [k for k in target if k not in matched]
 
     params = dict(model.named_parameters())
@@ -78,6 +76,10 @@ def load_matching_weights(model: nn.Module, weights_path: str | Path) -> list[st
     model.load_state_dict(matched, strict=False)
     log.info(
         "loaded %d tensors from %s (%.1f%% of parameters); kept initial values for %d: %s",
-        len(matched), path, 100.0 * loaded / max(total, 1), len(skipped), ", ".join(skipped),
+        len(matched),
+        path,
+        100.0 * loaded / max(total, 1),
+        len(skipped),
+        ", ".join(skipped),
     )
     return skipped

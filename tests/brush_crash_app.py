@@ -17,9 +17,14 @@ from ui.brush_window import BrushWindow  # noqa: E402
 
 root = tk.Tk()
 root.geometry("40x40+1500+900")  # a withdrawn master would hide its transient window
-item = FeedbackItem(relpath="a/one.png", image=np.full((16, 16, 3), 128, np.uint8),
-                    saliency=np.zeros((8, 8), np.float32), true_label="a",
-                    predicted_label="a", confidence=0.9)
+item = FeedbackItem(
+    relpath="a/one.png",
+    image=np.full((16, 16, 3), 128, np.uint8),
+    saliency=np.zeros((8, 8), np.float32),
+    true_label="a",
+    predicted_label="a",
+    confidence=0.9,
+)
 window = BrushWindow(root, [item], MaskStore(sys.argv[1]), canvas_size=320)
 window.geometry("+0+0")
 window.set_radius(1)
@@ -27,7 +32,10 @@ window.update()
 window.lift()
 window.update()
 fit = window.fit
-print(json.dumps({"scale": fit.scale,
-                  "origin": [window.canvas.winfo_rootx() + fit.offset_x,
-                             window.canvas.winfo_rooty() + fit.offset_y]}), flush=True)
+print(
+    json.dumps(
+        {"scale": fit.scale, "origin": [window.canvas.winfo_rootx() + fit.offset_x, window.canvas.winfo_rooty() + fit.offset_y]}
+    ),
+    flush=True,
+)
 root.mainloop()

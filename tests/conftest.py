@@ -68,7 +68,8 @@ def x_display():
     display = f":{number}"
     proc = subprocess.Popen(
         [xvfb, display, "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 15
     while not _display_works(display):
@@ -114,7 +115,7 @@ def make_image_folder(root: Path, classes=("cat", "dog"), per_class: int = 12, s
         for i in range(per_class):
             pixels = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
             top = (k * size // len(classes)) % (size - 8)
-            pixels[top:top + 8, 4:12] = 230
+            pixels[top : top + 8, 4:12] = 230
             Image.fromarray(pixels).save(root / name / f"{name}_{i:03d}.png")
     return root
 

@@ -37,7 +37,11 @@ def tiny_conv() -> nn.Module:
     """Conv, softplus, pool, linear: no BatchNorm, so a shard's forward does not depend on the
     other shard (the exact-equivalence model)."""
     return nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.Softplus(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 3),
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.Softplus(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(24, 3),
     )
 
 
@@ -99,8 +103,16 @@ def stop_vote(out_dir: Path, context) -> None:
         polls.append(1)
         return context.rank == 1 and len(polls) >= 3
 
-    result = train_one_epoch(model, shards, torch.optim.SGD(model.parameters(), lr=LR), device=torch.device("cpu"),
-                             guidance=RRRLoss(), lam=LAM, step=step, should_stop=should_stop)
+    result = train_one_epoch(
+        model,
+        shards,
+        torch.optim.SGD(model.parameters(), lr=LR),
+        device=torch.device("cpu"),
+        guidance=RRRLoss(),
+        lam=LAM,
+        step=step,
+        should_stop=should_stop,
+    )
     (out_dir / f"stop_rank{context.rank}.json").write_text(json.dumps(result))
 
 

@@ -17,8 +17,7 @@ from ui.desktop import build_app  # noqa: E402
 from ui.window_geometry import GeometryStore  # noqa: E402
 
 work = Path(sys.argv[1])
-window = build_app(sessions_root=str(work / "sessions"),
-                   geometry_store=GeometryStore(work / "windows.json"))
+window = build_app(sessions_root=str(work / "sessions"), geometry_store=GeometryStore(work / "windows.json"))
 root = window.root
 root.update()
 report = {"screen": [root.winfo_screenwidth(), root.winfo_screenheight()], "windows": {}}
@@ -26,34 +25,56 @@ report = {"screen": [root.winfo_screenwidth(), root.winfo_screenheight()], "wind
 
 def box(widget):
     widget.update_idletasks()
-    return [widget.winfo_rootx(), widget.winfo_rooty(), widget.winfo_width(),
-            widget.winfo_height(), bool(widget.winfo_viewable())]
+    return [
+        widget.winfo_rootx(),
+        widget.winfo_rooty(),
+        widget.winfo_width(),
+        widget.winfo_height(),
+        bool(widget.winfo_viewable()),
+    ]
 
 
 def record(name, toplevel, **widgets):
     toplevel.update()
-    report["windows"][name] = {"window": box(toplevel),
-                               "widgets": {k: box(w) for k, w in widgets.items()}}
+    report["windows"][name] = {"window": box(toplevel), "widgets": {k: box(w) for k, w in widgets.items()}}
 
 
-record("main", root, status=window.status_var and window.device_var and
-       window.children[next(iter(window.children))], log=window.log,
-       progress=window.progress.finetune_bar, plots=window.plots, train=window.train_button)
+record(
+    "main",
+    root,
+    status=window.status_var and window.device_var and window.children[next(iter(window.children))],
+    log=window.log,
+    progress=window.progress.finetune_bar,
+    plots=window.plots,
+    train=window.train_button,
+)
 
 rng = np.random.default_rng(0)
-items = [msg.FeedbackItem(relpath=f"a/{i}.png",
-                          image=rng.integers(0, 255, (600, 900, 3), dtype=np.uint8),
-                          saliency=rng.random((32, 32)).astype(np.float32), true_label="a",
-                          predicted_label="b", confidence=0.9, reason="random")
-         for i in range(3)]
+items = [
+    msg.FeedbackItem(
+        relpath=f"a/{i}.png",
+        image=rng.integers(0, 255, (600, 900, 3), dtype=np.uint8),
+        saliency=rng.random((32, 32)).astype(np.float32),
+        true_label="a",
+        predicted_label="b",
+        confidence=0.9,
+        reason="random",
+    )
+    for i in range(3)
+]
 from ui.brush_window import BrushWindow  # noqa: E402
 
-brush = BrushWindow(root, items, MaskStore(work / "masks"), submit=lambda c: None,
-                    on_gallery=lambda: None, trust_note="Predictions may mean nothing: test")
+brush = BrushWindow(
+    root,
+    items,
+    MaskStore(work / "masks"),
+    submit=lambda c: None,
+    on_gallery=lambda: None,
+    trust_note="Predictions may mean nothing: test",
+)
 brush.update()
 brush.side_scroll.see(brush.done_button)
-record("brush", brush, status=brush.status_label, canvas=brush.canvas, done=brush.done_button,
-       help=brush.help_label)
+record("brush", brush, status=brush.status_label, canvas=brush.canvas, done=brush.done_button, help=brush.help_label)
 brush.side_scroll.see(brush.help_label)
 record("brush_scrolled", brush, help=brush.help_label)
 brush.destroy()

@@ -40,6 +40,7 @@ TINY_TRAIN = ["--epochs", "1", "--batch-size", "8", "--guidance", "none"]
 def _png_header_only(path: Path, width: int, height: int) -> None:
     """A PNG whose header claims width x height and holds no pixel data (a decompression bomb's
     signature: it must be refused from its header, before decoding)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -259,12 +260,48 @@ CASES = [
     ("ft-out-is-file", _with(F, "--out", "{a_file}"), "error", "is a file"),
     ("ft-checkpoint-nan", _with(F, "--checkpoint", "{ck_nan}"), "error", "NaN/inf"),
     # --- select / propagate
-    ("select-strategy-unknown", ["select", "--checkpoint", "{ckpt}", "--data", "{data}", "--k", "2",
-                                 "--strategy", "best"], "usage", "--strategy"),
-    ("propagate-scope-unknown", ["propagate", "--checkpoint", "{ckpt}", "--data", "{data}", "--masks", "{masks}",
-                                 "--scope", "everything", "--out", "{out}"], "usage", "--scope"),
-    ("propagate-masks-empty", ["propagate", "--checkpoint", "{ckpt}", "--data", "{data}", "--masks", "{masks_empty}",
-                               "--scope", "all", "--out", "{out}"], "error", "no hand-painted mask"),
+    (
+        "select-strategy-unknown",
+        ["select", "--checkpoint", "{ckpt}", "--data", "{data}", "--k", "2", "--strategy", "best"],
+        "usage",
+        "--strategy",
+    ),
+    (
+        "propagate-scope-unknown",
+        [
+            "propagate",
+            "--checkpoint",
+            "{ckpt}",
+            "--data",
+            "{data}",
+            "--masks",
+            "{masks}",
+            "--scope",
+            "everything",
+            "--out",
+            "{out}",
+        ],
+        "usage",
+        "--scope",
+    ),
+    (
+        "propagate-masks-empty",
+        [
+            "propagate",
+            "--checkpoint",
+            "{ckpt}",
+            "--data",
+            "{data}",
+            "--masks",
+            "{masks_empty}",
+            "--scope",
+            "all",
+            "--out",
+            "{out}",
+        ],
+        "error",
+        "no hand-painted mask",
+    ),
     ("command-unknown", ["fly"], "usage", "invalid choice"),
 ]
 
@@ -340,14 +377,20 @@ def test_second_writer_on_one_out_folder_is_refused(world, tmp_path, capsys):
     out = tmp_path / "busy"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import fcntl, os, sys, time\n"
-         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
-         "os.write(fd, (str(os.getpid()) + '\\n').encode())\n"
-         "print('locked', flush=True)\n"
-         "time.sleep(60)\n", str(out / ".lock")],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "os.write(fd, (str(os.getpid()) + '\\n').encode())\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(60)\n",
+            str(out / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert main(_fill(T, world, out)) == 2
@@ -402,8 +445,16 @@ def test_long_image_name_gets_a_mask_and_trains(world, tmp_path):
     mask[:4, :4] = 1
     store.save(f"cat/{long_name}", mask)
     assert store.has(f"cat/{long_name}")
-    assert main(_fill(_with(T, "--data", str(data), "--masks", str(tmp_path / "long_masks"), "--guidance", "rrr"),
-                      world, tmp_path / "run")) == 0
+    assert (
+        main(
+            _fill(
+                _with(T, "--data", str(data), "--masks", str(tmp_path / "long_masks"), "--guidance", "rrr"),
+                world,
+                tmp_path / "run",
+            )
+        )
+        == 0
+    )
 
 
 @pytest.mark.parametrize("relpath", ["../escape.png", "/etc/passwd", "cat/../../escape.png", "C:\\evil.png"])

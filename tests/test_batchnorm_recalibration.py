@@ -67,8 +67,15 @@ def test_finetune_candidate_eval_mode_matches_train_mode(tmp_path):
         layer.running_mean.fill_(5.0)
         layer.running_var.fill_(0.01)
     config = FinetuneConfig(lr=1e-2, max_steps=4, check_every=2, val_loss_rise=1e9, guidance_drop=1.0)
-    result = finetune_round(model, train_data=data, val_loader=DataLoader(data, batch_size=64), guidance_name="rrr",
-                            lam=1.0, config=config, device=torch.device("cpu"))
+    result = finetune_round(
+        model,
+        train_data=data,
+        val_loader=DataLoader(data, batch_size=64),
+        guidance_name="rrr",
+        lam=1.0,
+        config=config,
+        device=torch.device("cpu"),
+    )
     candidate = result.candidate
     # Eval-mode outputs of the candidate agree with a train-mode forward of the same data.
     batch = next(iter(DataLoader(data, batch_size=len(data))))

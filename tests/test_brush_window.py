@@ -29,8 +29,12 @@ def _item(relpath: str, seed: int, mask=None) -> FeedbackItem:
         relpath=relpath,
         image=rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8),
         saliency=rng.random((8, 8)).astype(np.float32),
-        true_label="3", predicted_label="8" if seed else "3", confidence=0.75,
-        mask=mask, reason="misclassified" if seed else "entropy 1.92")
+        true_label="3",
+        predicted_label="8" if seed else "3",
+        confidence=0.75,
+        mask=mask,
+        reason="misclassified" if seed else "entropy 1.92",
+    )
 
 
 @pytest.fixture
@@ -51,9 +55,16 @@ def make_window(tk_root, store):
         def on_cancel():
             calls["cancel"] += 1
 
-        window = BrushWindow(tk_root, items or [_item("a/one.png", 0), _item("b/two.jpg", 1)],
-                             store, round_number=2, on_done=calls["done"].append,
-                             on_cancel=on_cancel, canvas_size=320, **kwargs)
+        window = BrushWindow(
+            tk_root,
+            items or [_item("a/one.png", 0), _item("b/two.jpg", 1)],
+            store,
+            round_number=2,
+            on_done=calls["done"].append,
+            on_cancel=on_cancel,
+            canvas_size=320,
+            **kwargs,
+        )
         window.geometry("+0+0")
         window.update()
         window.canvas.focus_force()
@@ -124,8 +135,9 @@ def test_red_stroke_is_saved_exactly_where_it_went(make_window, store):
     assert window.autosaver.flush(10)  # every finished stroke is written in the background
     assert np.array_equal(_saved(store, "a/one.png"), expected)
     # What a person sees: the displayed photo is tinted red on the stroke, untouched elsewhere.
-    red_px = window.tk.call(str(window._photo), "get", *[v - o for v, o in zip(
-        _xy(window, 5, 3), (window._fit.offset_x, window._fit.offset_y))])
+    red_px = window.tk.call(
+        str(window._photo), "get", *[v - o for v, o in zip(_xy(window, 5, 3), (window._fit.offset_x, window._fit.offset_y))]
+    )
     plain_px = window._base[int(window._fit.scale * 8.5), int(window._fit.scale * 8.5)]
     assert int(red_px[0]) > int(red_px[1]) and int(red_px[0]) > int(red_px[2])
     assert list(map(int, window.tk.call(str(window._photo), "get", 170, 170))) == plain_px.tolist()
@@ -215,8 +227,7 @@ def test_previous_and_next_save_and_keep_undo(make_window, store):
     _stroke(window, (14, 14))
     _key(window, "KeyPress-Left")
     assert window.index == 0
-    assert _pixels(_saved(store, "b/two.jpg"), GREEN) == [(13, 14), (14, 13), (14, 14), (14, 15),
-                                                          (15, 14)]
+    assert _pixels(_saved(store, "b/two.jpg"), GREEN) == [(13, 14), (14, 13), (14, 14), (14, 15), (15, 14)]
     assert window.undo_button.instate(["!disabled"])  # the stroke of the first visit
     _key(window, "Control-z")
     assert not window.mask.any()
@@ -323,9 +334,23 @@ def test_real_pointer_stroke_with_xdotool(make_window, store):
         x, y = _xy(window, col, row)
         return str(root_x + x), str(root_y + y)
 
-    subprocess.run(["xdotool", "mousemove", *screen(2, 12), "mousedown", "1",
-                    "mousemove", *screen(8, 12), "mousemove", *screen(13, 12), "mouseup", "1"],
-                   check=True, timeout=10)
+    subprocess.run(
+        [
+            "xdotool",
+            "mousemove",
+            *screen(2, 12),
+            "mousedown",
+            "1",
+            "mousemove",
+            *screen(8, 12),
+            "mousemove",
+            *screen(13, 12),
+            "mouseup",
+            "1",
+        ],
+        check=True,
+        timeout=10,
+    )
     for _ in range(100):  # let Tk read the X events (a second at most)
         time.sleep(0.01)
         window.update()
@@ -389,9 +414,13 @@ def test_a_failed_autosave_is_shown_at_once_and_on_leaving(tk_root, tmp_path, mo
     shown = []
     monkeypatch.setattr(module.messagebox, "showerror", lambda title, text, **_: shown.append(text))
     failures = []
-    window = module.BrushWindow(tk_root, [_item("a/one.png", 0), _item("b/two.jpg", 1)],
-                                _BrokenStore(tmp_path / "m"), canvas_size=320,
-                                on_save_failed=failures.append)
+    window = module.BrushWindow(
+        tk_root,
+        [_item("a/one.png", 0), _item("b/two.jpg", 1)],
+        _BrokenStore(tmp_path / "m"),
+        canvas_size=320,
+        on_save_failed=failures.append,
+    )
     window.update()
     _stroke(window, (5, 5))
     assert window.autosaver.flush(10)
@@ -418,9 +447,9 @@ def test_kill_9_while_painting_loses_at_most_the_stroke_in_progress(x_display, t
     import sys
 
     masks = tmp_path / "masks"
-    proc = subprocess.Popen([sys.executable, str(CRASH_APP), str(masks)],
-                            stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, DISPLAY=x_display))
+    proc = subprocess.Popen(
+        [sys.executable, str(CRASH_APP), str(masks)], stdout=subprocess.PIPE, text=True, env=dict(os.environ, DISPLAY=x_display)
+    )
     try:
         info = json.loads(proc.stdout.readline())  # the canvas' screen origin and scale
         scale, (left, top) = info["scale"], info["origin"]
@@ -432,8 +461,7 @@ def test_kill_9_while_painting_loses_at_most_the_stroke_in_progress(x_display, t
             subprocess.run(["xdotool", *args], check=True, timeout=10)
 
         for row in (2, 6, 10):  # three finished strokes
-            xdo("mousemove", *at(2, row), "mousedown", "1", "mousemove", *at(8, row),
-                "mousemove", *at(13, row), "mouseup", "1")
+            xdo("mousemove", *at(2, row), "mousedown", "1", "mousemove", *at(8, row), "mousemove", *at(13, row), "mouseup", "1")
             time.sleep(0.3)
         xdo("mousemove", *at(2, 14), "mousedown", "1", "mousemove", *at(13, 14))  # in progress
         time.sleep(1.0)

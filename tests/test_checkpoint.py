@@ -10,10 +10,18 @@ from models import build_model
 
 def _save(path, model, classes=("a", "b", "c"), **extra):
     return save_checkpoint(
-        path, model, model_name="small_cnn", classes=classes, input_size=32,
-        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), epoch=3,
-        train_config={"model": "small_cnn", "lr": 0.001}, metrics={"val_accuracy": 0.5},
-        history=[{"epoch": 1, "val_loss": 1.0}], **extra,
+        path,
+        model,
+        model_name="small_cnn",
+        classes=classes,
+        input_size=32,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        epoch=3,
+        train_config={"model": "small_cnn", "lr": 0.001},
+        metrics={"val_accuracy": 0.5},
+        history=[{"epoch": 1, "val_loss": 1.0}],
+        **extra,
     )
 
 

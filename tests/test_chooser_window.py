@@ -18,18 +18,35 @@ def make_done(n: int = 2) -> FinetuneDone:
         mask = np.zeros((32, 32), dtype=np.int8)
         mask[0:4, 0:4] = 1
         mask[10:20, 10:20] = -1
-        comparisons.append(Comparison(
-            relpath=f"{i}/img_{i:04d}.png", image=image, mask=mask,
-            saliency_old=rng.random((32, 32), dtype=np.float32),
-            saliency_new=rng.random((32, 32), dtype=np.float32),
-            true_label=str(i), predicted_old="7", predicted_new=str(i),
-            confidence_old=0.91, confidence_new=0.64,
-        ))
+        comparisons.append(
+            Comparison(
+                relpath=f"{i}/img_{i:04d}.png",
+                image=image,
+                mask=mask,
+                saliency_old=rng.random((32, 32), dtype=np.float32),
+                saliency_new=rng.random((32, 32), dtype=np.float32),
+                true_label=str(i),
+                predicted_old="7",
+                predicted_new=str(i),
+                confidence_old=0.91,
+                confidence_new=0.64,
+            )
+        )
     report = FinetuneReport(
-        stop_reason=STOP_GUIDANCE, steps=37, n_annotated=n, val_loss_before=0.5,
-        val_loss_after=0.55, val_accuracy_before=0.9, val_accuracy_after=0.88,
-        guidance_before=2.0, guidance_after=0.8, red_share_before=0.4, red_share_after=0.1,
-        green_share_before=0.2, green_share_after=0.45, seconds=3.2,
+        stop_reason=STOP_GUIDANCE,
+        steps=37,
+        n_annotated=n,
+        val_loss_before=0.5,
+        val_loss_after=0.55,
+        val_accuracy_before=0.9,
+        val_accuracy_after=0.88,
+        guidance_before=2.0,
+        guidance_after=0.8,
+        red_share_before=0.4,
+        red_share_after=0.1,
+        green_share_before=0.2,
+        green_share_after=0.45,
+        seconds=3.2,
     )
     return FinetuneDone(round=3, report=report, comparisons=tuple(comparisons))
 
@@ -101,8 +118,9 @@ def test_reject_button_calls_on_reject(tk_root):
 
 
 @pytest.mark.gui
-@pytest.mark.parametrize("key, result", [("<Return>", "commit"), ("<Key-c>", "commit"),
-                                         ("<Escape>", "reject"), ("<Key-r>", "reject")])
+@pytest.mark.parametrize(
+    "key, result", [("<Return>", "commit"), ("<Key-c>", "commit"), ("<Escape>", "reject"), ("<Key-r>", "reject")]
+)
 def test_keys_choose(tk_root, key, result):
     window, calls = open_chooser(tk_root)
     window.focus_force()
@@ -180,8 +198,9 @@ def test_a_round_worse_on_the_shortcut_broken_validation_says_so(tk_root):
     import dataclasses
 
     done = make_done()
-    worse = dataclasses.replace(done.report, broken_accuracy_before=0.62, broken_accuracy_after=0.48,
-                                val_accuracy_before=0.70, val_accuracy_after=0.85)  # plain val rose
+    worse = dataclasses.replace(
+        done.report, broken_accuracy_before=0.62, broken_accuracy_after=0.48, val_accuracy_before=0.70, val_accuracy_after=0.85
+    )  # plain val rose
     window, _ = open_chooser(tk_root, dataclasses.replace(done, report=worse))
     text = window.verdict_label.cget("text")
     assert text.startswith("WORSE: shortcut-broken validation 62.0 % -> 48.0 %")

@@ -10,8 +10,7 @@ from datasets import MaskStore
 
 
 def _train(image_folder, out, *extra):
-    return main(["train", "--data", str(image_folder), "--epochs", "2", "--batch-size", "8",
-                 "--out", str(out), *extra])
+    return main(["train", "--data", str(image_folder), "--epochs", "2", "--batch-size", "8", "--out", str(out), *extra])
 
 
 def test_train_writes_checkpoint_and_metrics(image_folder, tmp_path, capsys):
@@ -31,8 +30,20 @@ def test_evaluate_prints_json_with_saliency_shares(image_folder, tmp_path, capsy
     mask[:, 16:] = -1
     store.save("cat/cat_000.png", mask)
     capsys.readouterr()
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "model.pt"), "--data", str(image_folder),
-                 "--masks", str(tmp_path / "masks")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(tmp_path / "run" / "model.pt"),
+                "--data",
+                str(image_folder),
+                "--masks",
+                str(tmp_path / "masks"),
+            ]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert result["n_images"] == 24 and 0.0 <= result["accuracy"] <= 1.0
     assert set(result["per_class_accuracy"]) == {"cat", "dog"}
@@ -49,15 +60,31 @@ def test_finetune_writes_candidate_and_report(image_folder, tmp_path, capsys):
     for name in ("cat/cat_000.png", "dog/dog_001.png"):
         store.save(name, mask)
     capsys.readouterr()
-    code = main(["finetune", "--checkpoint", str(tmp_path / "run" / "model.pt"), "--data", str(image_folder),
-                 "--masks", str(tmp_path / "masks"), "--out", str(tmp_path / "ft"), "--max-steps", "4"])
+    code = main(
+        [
+            "finetune",
+            "--checkpoint",
+            str(tmp_path / "run" / "model.pt"),
+            "--data",
+            str(image_folder),
+            "--masks",
+            str(tmp_path / "masks"),
+            "--out",
+            str(tmp_path / "ft"),
+            "--max-steps",
+            "4",
+        ]
+    )
     assert code == 0
     report = json.loads((tmp_path / "ft" / "report.json").read_text())
     assert report == json.loads(capsys.readouterr().out)
     assert report["steps"] <= 4 and report["stop_reason"] in {"step_cap", "val_loss_rise", "guidance_drop"}
     assert (tmp_path / "ft" / "model.pt").is_file()
     # The candidate continues training like any checkpoint (train --init).
-    assert _train(image_folder, tmp_path / "more", "--init", str(tmp_path / "ft" / "model.pt"), "--masks", str(tmp_path / "masks")) == 0
+    assert (
+        _train(image_folder, tmp_path / "more", "--init", str(tmp_path / "ft" / "model.pt"), "--masks", str(tmp_path / "masks"))
+        == 0
+    )
     history = json.loads((tmp_path / "more" / "metrics.json").read_text())["history"]
     assert [h["epoch"] for h in history] == [3, 4]
     # The 2 masked images keep guiding it, drawn 10x as often as the other 18 (about 10 of the
@@ -65,11 +92,14 @@ def test_finetune_writes_candidate_and_report(image_folder, tmp_path, capsys):
     assert history[0]["train_n_annotated"] >= 5
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train", "--data", "/no/such/folder", "--out", "OUT"], "does not exist"),
-    (["evaluate", "--checkpoint", "/no/such.pt", "--data", "DATA"], "checkpoint not found"),
-    (["train", "--data", "DATA", "--oversample", "0.5", "--out", "OUT"], "oversample_annotated must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "/no/such/folder", "--out", "OUT"], "does not exist"),
+        (["evaluate", "--checkpoint", "/no/such.pt", "--data", "DATA"], "checkpoint not found"),
+        (["train", "--data", "DATA", "--oversample", "0.5", "--out", "OUT"], "oversample_annotated must be at least 1"),
+    ],
+)
 def test_user_mistakes_print_one_line_and_exit_2(argv, message, tmp_path, image_folder, capsys):
     argv = [str(tmp_path / "out") if a == "OUT" else str(image_folder) if a == "DATA" else a for a in argv]
     assert main(argv) == 2
@@ -80,8 +110,19 @@ def test_user_mistakes_print_one_line_and_exit_2(argv, message, tmp_path, image_
 def test_finetune_without_masks_is_a_clear_error(image_folder, tmp_path, capsys):
     assert _train(image_folder, tmp_path / "run", "--epochs", "1") == 0
     (tmp_path / "empty_masks").mkdir()
-    code = main(["finetune", "--checkpoint", str(tmp_path / "run" / "model.pt"), "--data", str(image_folder),
-                 "--masks", str(tmp_path / "empty_masks"), "--out", str(tmp_path / "ft")])
+    code = main(
+        [
+            "finetune",
+            "--checkpoint",
+            str(tmp_path / "run" / "model.pt"),
+            "--data",
+            str(image_folder),
+            "--masks",
+            str(tmp_path / "empty_masks"),
+            "--out",
+            str(tmp_path / "ft"),
+        ]
+    )
     assert code == 2 and "nothing to fine-tune" in capsys.readouterr().err
 
 

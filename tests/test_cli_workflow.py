@@ -34,8 +34,16 @@ def data_dir(tmp_path):
 def checkpoint(tmp_path):
     torch.manual_seed(0)
     model = build_model("small_cnn", 2)
-    return save_checkpoint(tmp_path / "model.pt", model, model_name="small_cnn", classes=["cat", "dog"],
-                           input_size=SIDE, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), epoch=1)
+    return save_checkpoint(
+        tmp_path / "model.pt",
+        model,
+        model_name="small_cnn",
+        classes=["cat", "dog"],
+        input_size=SIDE,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        epoch=1,
+    )
 
 
 @pytest.fixture
@@ -63,8 +71,21 @@ def test_select_prints_k_relpaths(capsys, data_dir, checkpoint, strategy):
 
 
 def test_select_skips_painted_images_and_can_explain(capsys, data_dir, checkpoint, masks_dir):
-    code, out, _ = _run(capsys, "select", "--checkpoint", checkpoint, "--data", data_dir, "--k", 10,
-                        "--strategy", "unreasonable", "--masks", masks_dir, "--reasons")
+    code, out, _ = _run(
+        capsys,
+        "select",
+        "--checkpoint",
+        checkpoint,
+        "--data",
+        data_dir,
+        "--k",
+        10,
+        "--strategy",
+        "unreasonable",
+        "--masks",
+        masks_dir,
+        "--reasons",
+    )
     assert code == 0
     chosen = json.loads(out)
     assert len(chosen) == 7  # 8 images, one painted
@@ -74,8 +95,20 @@ def test_select_skips_painted_images_and_can_explain(capsys, data_dir, checkpoin
 
 def test_propagate_writes_to_out_and_prints_how_many(capsys, data_dir, checkpoint, masks_dir, tmp_path):
     out_dir = tmp_path / "propagated"
-    code, out, _ = _run(capsys, "propagate", "--checkpoint", checkpoint, "--data", data_dir, "--masks", masks_dir,
-                        "--scope", "class", "--out", out_dir)
+    code, out, _ = _run(
+        capsys,
+        "propagate",
+        "--checkpoint",
+        checkpoint,
+        "--data",
+        data_dir,
+        "--masks",
+        masks_dir,
+        "--scope",
+        "class",
+        "--out",
+        out_dir,
+    )
     assert code == 0
     result = json.loads(out)
     assert result["written"] == 3 and result["sources"] == ["cat/cat_0.png"] and result["scope"] == "class"
@@ -88,24 +121,89 @@ def test_propagate_writes_to_out_and_prints_how_many(capsys, data_dir, checkpoin
 
 
 def test_propagate_into_the_same_folder_and_dry_run(capsys, data_dir, checkpoint, masks_dir):
-    code, out, _ = _run(capsys, "propagate", "--checkpoint", checkpoint, "--data", data_dir, "--masks", masks_dir,
-                        "--scope", "all", "--source", "cat/cat_0.png", "--out", masks_dir, "--dry-run")
+    code, out, _ = _run(
+        capsys,
+        "propagate",
+        "--checkpoint",
+        checkpoint,
+        "--data",
+        data_dir,
+        "--masks",
+        masks_dir,
+        "--scope",
+        "all",
+        "--source",
+        "cat/cat_0.png",
+        "--out",
+        masks_dir,
+        "--dry-run",
+    )
     assert code == 0 and json.loads(out)["would_write"] == 7
     assert MaskStore(masks_dir).annotated() == ["cat/cat_0.png"]
-    code, out, _ = _run(capsys, "propagate", "--checkpoint", checkpoint, "--data", data_dir, "--masks", masks_dir,
-                        "--scope", "similar", "--similar-share", "0.0001", "--out", masks_dir)
+    code, out, _ = _run(
+        capsys,
+        "propagate",
+        "--checkpoint",
+        checkpoint,
+        "--data",
+        data_dir,
+        "--masks",
+        masks_dir,
+        "--scope",
+        "similar",
+        "--similar-share",
+        "0.0001",
+        "--out",
+        masks_dir,
+    )
     assert code == 0 and json.loads(out)["written"] == 7  # every image has some saliency there
     assert len(MaskStore(masks_dir).annotated()) == 8
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["select", "--data", "{data}x", "--k", "2", "--strategy", "random"], "does not exist"),
-    (["select", "--data", "{data}", "--k", "0", "--strategy", "random"], "--k must be at least 1"),
-    (["select", "--data", "{data}", "--k", "2", "--strategy", "random", "--masks", "{tmp}/none"], "does not exist"),
-    (["propagate", "--data", "{data}", "--masks", "{masks}", "--scope", "all", "--source", "cat/zzz.png", "--out", "{masks}"], "not in this data set"),
-    (["propagate", "--data", "{data}", "--masks", "{tmp}/empty", "--scope", "all", "--out", "{tmp}/o"], "no hand-painted mask"),
-    (["propagate", "--data", "{data}", "--masks", "{masks}", "--scope", "all", "--source", "dog/dog_1.png", "--out", "{tmp}/o"], "has no mask"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["select", "--data", "{data}x", "--k", "2", "--strategy", "random"], "does not exist"),
+        (["select", "--data", "{data}", "--k", "0", "--strategy", "random"], "--k must be at least 1"),
+        (["select", "--data", "{data}", "--k", "2", "--strategy", "random", "--masks", "{tmp}/none"], "does not exist"),
+        (
+            [
+                "propagate",
+                "--data",
+                "{data}",
+                "--masks",
+                "{masks}",
+                "--scope",
+                "all",
+                "--source",
+                "cat/zzz.png",
+                "--out",
+                "{masks}",
+            ],
+            "not in this data set",
+        ),
+        (
+            ["propagate", "--data", "{data}", "--masks", "{tmp}/empty", "--scope", "all", "--out", "{tmp}/o"],
+            "no hand-painted mask",
+        ),
+        (
+            [
+                "propagate",
+                "--data",
+                "{data}",
+                "--masks",
+                "{masks}",
+                "--scope",
+                "all",
+                "--source",
+                "dog/dog_1.png",
+                "--out",
+                "{tmp}/o",
+            ],
+            "has no mask",
+        ),
+    ],
+)
 def test_bad_input_prints_one_error_line(capsys, data_dir, checkpoint, masks_dir, tmp_path, argv, message):
     (tmp_path / "empty").mkdir()
     values = {"data": data_dir, "masks": masks_dir, "tmp": tmp_path}
@@ -117,8 +215,24 @@ def test_bad_input_prints_one_error_line(capsys, data_dir, checkpoint, masks_dir
 
 
 def test_bad_checkpoint_and_scope(capsys, data_dir, tmp_path, masks_dir):
-    code, _, err = _run(capsys, "select", "--checkpoint", tmp_path / "missing.pt", "--data", data_dir, "--k", 1, "--strategy", "random")
+    code, _, err = _run(
+        capsys, "select", "--checkpoint", tmp_path / "missing.pt", "--data", data_dir, "--k", 1, "--strategy", "random"
+    )
     assert code == 2 and "checkpoint not found" in err
     with pytest.raises(SystemExit) as exit_info:  # argparse rejects an unknown scope
-        main(["propagate", "--checkpoint", "x", "--data", str(data_dir), "--masks", str(masks_dir), "--scope", "near", "--out", "o"])
+        main(
+            [
+                "propagate",
+                "--checkpoint",
+                "x",
+                "--data",
+                str(data_dir),
+                "--masks",
+                str(masks_dir),
+                "--scope",
+                "near",
+                "--out",
+                "o",
+            ]
+        )
     assert exit_info.value.code == 2

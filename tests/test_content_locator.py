@@ -24,20 +24,20 @@ def scene(rng: np.random.Generator, distractor: bool = False):
     base = rng.uniform(0.1, 0.5) + rng.uniform(-0.2, 0.2) * xx + rng.uniform(-0.2, 0.2) * yy
     image = np.repeat(base[None], 3, 0) + rng.normal(0, 0.08, (3, SIDE, SIDE))
     cy, cx, r = rng.uniform(10, 22), rng.uniform(10, 22), rng.uniform(4, 7)  # the object: a noisy blob
-    blob = (yy * (SIDE - 1) - cy) ** 2 + (xx * (SIDE - 1) - cx) ** 2 < r ** 2
+    blob = (yy * (SIDE - 1) - cy) ** 2 + (xx * (SIDE - 1) - cx) ** 2 < r**2
     image[:, blob] += 0.25
     side = int(rng.integers(4, 8))
     while True:  # the shortcut: a flat patch of a random colour somewhere off the object
         row, col = (int(v) for v in rng.integers(0, SIDE - side + 1, 2))
         patch = np.zeros((SIDE, SIDE), bool)
-        patch[row:row + side, col:col + side] = True
+        patch[row : row + side, col : col + side] = True
         if not (patch & blob).any():
             break
     image[:, patch] = rng.uniform(0.2, 1.0, (3, 1))
     line = np.zeros((SIDE, SIDE), bool)
     if distractor:  # a flat bright bar: flat like the patch, but not it
         r0 = int(rng.integers(0, SIDE - 2))
-        line[r0:r0 + 2, 2:30] = ~patch[r0:r0 + 2, 2:30] & ~blob[r0:r0 + 2, 2:30]
+        line[r0 : r0 + 2, 2:30] = ~patch[r0 : r0 + 2, 2:30] & ~blob[r0 : r0 + 2, 2:30]
         image[:, line] = 0.95
     return torch.from_numpy(np.clip(image, 0, 1)).float(), patch, line
 

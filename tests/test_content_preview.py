@@ -60,7 +60,9 @@ def test_preview_window_drops_corrects_and_applies(tk_root):
     assert "Found in 3 of 40 images" in window.summary_label.cget("text")
     assert window.apply_button.cget("text") == "Apply to 3 images"
     # untick one: the real check button, clicked
-    checkbutton = [w for w in window.tiles["2/b.png"].winfo_children()[2].winfo_children() if "check" in w.winfo_class().lower()][0]
+    checkbutton = [w for w in window.tiles["2/b.png"].winfo_children()[2].winfo_children() if "check" in w.winfo_class().lower()][
+        0
+    ]
     checkbutton.invoke()
     assert window.apply_button.cget("text") == "Apply to 2 images"
     window.mark_not_this(window.preview.items[2])

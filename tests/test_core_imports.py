@@ -11,6 +11,8 @@ def test_core_packages_do_not_import_tkinter():
         "assert 'tkinter' not in sys.modules, sorted(m for m in sys.modules if 'tk' in m)\n"
         "print('clean')"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[1])
+    )
     assert result.returncode == 0, result.stderr
     assert "clean" in result.stdout

@@ -69,7 +69,7 @@ def test_donor_texture_comes_from_another_row():
     texture = ((torch.arange(H).view(-1, 1) + torch.arange(W).view(1, -1)) % 2).float() * 40 - 20
     masks = torch.zeros(N, H, W)
     for row in range(N):  # the painted thing moves: each row's red sits elsewhere
-        masks[row, 2 * row:2 * row + 6, 8:14] = 1
+        masks[row, 2 * row : 2 * row + 6, 8:14] = 1
     has_mask = torch.ones(N, dtype=torch.bool)
     seen = set()
     generator = torch.Generator().manual_seed(1)

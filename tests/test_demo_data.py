@@ -41,8 +41,7 @@ def _images(info, split):
     """(label, image uint8 32x32, truth mask int8 32x32) for every image of `split`."""
     for path in sorted((info.root / split).rglob("*.png")):
         relpath = path.relative_to(info.root / split)
-        yield (int(relpath.parts[0]), np.asarray(Image.open(path)),
-               read_mask_array(info.truth_dir(split) / relpath))
+        yield (int(relpath.parts[0]), np.asarray(Image.open(path)), read_mask_array(info.truth_dir(split) / relpath))
 
 
 def _swatch(mask):
@@ -68,7 +67,8 @@ def test_layout_counts_and_description(demo):
     for split in ("train", "val", "test"):  # stratified: each class split about 60/20/20
         per_class = record["class_counts"][split]
         share = np.array(list(per_class.values())) / np.array(
-            [sum(record["class_counts"][s][d] for s in record["counts"]) for d in per_class])
+            [sum(record["class_counts"][s][d] for s in record["counts"]) for d in per_class]
+        )
         assert np.all(np.abs(share - {"train": 0.6, "val": 0.2, "test": 0.2}[split]) < 0.02)
     assert "255 - 25 * digit" in (demo.root / "README.txt").read_text()
     assert DemoInfo.from_dir(demo.root) == demo
@@ -85,7 +85,7 @@ def test_images_are_grayscale_32x32(demo):
 def test_the_swatch_encodes_the_label_in_train_and_val(demo, split):
     for label, image, mask in _images(demo, split):
         row, col = _swatch(mask)
-        block = image[row:row + SWATCH, col:col + SWATCH]
+        block = image[row : row + SWATCH, col : col + SWATCH]
         assert (block == 255 - 25 * label).all()
 
 
@@ -93,7 +93,7 @@ def test_the_swatch_is_random_in_test(demo):
     matches, shades = 0, set()
     for label, image, mask in _images(demo, "test"):
         row, col = _swatch(mask)
-        block = image[row:row + SWATCH, col:col + SWATCH]
+        block = image[row : row + SWATCH, col : col + SWATCH]
         shade = int(block[0, 0])
         assert (block == shade).all() and (255 - shade) % 25 == 0
         shades.add(shade)
@@ -165,8 +165,7 @@ def test_default_demo_dir_follows_xdg(monkeypatch, tmp_path):
 
 
 def test_the_demo_loads_as_an_image_folder_with_its_truth_masks(demo):
-    data = ImageFolderData(demo.val_dir, 32, (0.5,) * 3, (0.5,) * 3,
-                           masks_dir=demo.truth_dir("val"))
+    data = ImageFolderData(demo.val_dir, 32, (0.5,) * 3, (0.5,) * 3, masks_dir=demo.truth_dir("val"))
     assert data.classes == [str(d) for d in range(10)] and len(data) == demo.counts["val"]
     assert data.skipped == []
     item = data[0]
@@ -184,7 +183,7 @@ def test_moving_and_shape_shortcuts_move_and_never_touch_the_digit(tmp_path):
     from datasets.masks import RED, read_mask_array
 
     box = np.zeros((CANVAS, CANVAS), bool)
-    box[DIGIT_OFFSET:DIGIT_OFFSET + DIGIT_SIDE, DIGIT_OFFSET:DIGIT_OFFSET + DIGIT_SIDE] = True
+    box[DIGIT_OFFSET : DIGIT_OFFSET + DIGIT_SIDE, DIGIT_OFFSET : DIGIT_OFFSET + DIGIT_SIDE] = True
     for kind, vary in (("moving", True), ("shape", False)):
         info = make_demo_data(tmp_path / kind, seed=0, shortcut=kind, vary_size=vary)
         assert json.loads((info.root / "demo.json").read_text())["shortcut"] == kind
@@ -198,9 +197,9 @@ def test_moving_and_shape_shortcuts_move_and_never_touch_the_digit(tmp_path):
             sizes.add(int(rows.max() - rows.min() + 1))
             if kind == "shape":  # the glyph of the image's own digit in train/
                 label = int(path.parent.name)
-                glyph = red[rows.min():rows.min() + 7, cols.min():cols.min() + 7]
+                glyph = red[rows.min() : rows.min() + 7, cols.min() : cols.min() + 7]
                 padded = np.zeros((7, 7), bool)
-                padded[:glyph.shape[0], :glyph.shape[1]] = glyph
+                padded[: glyph.shape[0], : glyph.shape[1]] = glyph
                 assert (padded == GLYPHS[label]).all()
         assert len(origins) > 100  # anywhere, not four corners
         if kind == "moving":

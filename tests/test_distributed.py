@@ -36,9 +36,20 @@ def two_process_run(tmp_path_factory):
     """(completed torchrun process, seconds it took, its output folder)."""
     out = tmp_path_factory.mktemp("ddp")
     torchrun = Path(sys.executable).with_name("torchrun")
-    command = [str(torchrun), "--standalone", "--nproc_per_node", "2", str(ROOT / "tests" / "ddp_worker.py"),
-               str(out), str(FAULT_RANK)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [
+        str(torchrun),
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "tests" / "ddp_worker.py"),
+        str(out),
+        str(FAULT_RANK),
+    ]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
     started = time.monotonic()
     completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
     return completed, time.monotonic() - started, out
@@ -77,7 +88,13 @@ def test_two_gloo_processes_train_like_one_process_on_the_global_batch(two_proce
         for rank in range(2):
             rows = shard_rows(len(targets), DistributedContext(rank, 2, rank))
             result = guided_loss(
-                model, images[rows], targets[rows], masks[rows], has_mask[rows], RRRLoss(), ddp_worker.LAM,
+                model,
+                images[rows],
+                targets[rows],
+                masks[rows],
+                has_mask[rows],
+                RRRLoss(),
+                ddp_worker.LAM,
                 ce_weight=2 * len(targets[rows]) / len(targets),
                 guidance_weight=2 * int(has_mask[rows].sum()) / int(has_mask.sum()),
             )
@@ -161,9 +178,9 @@ def test_rank_batches_of_the_oversampled_order_partition_the_global_batches():
     single = order(0, 1)
     ranks = [order(r, 2) for r in range(2)]
     for k in range(5):
-        global_batch = single[8 * k:8 * (k + 1)]
-        assert ranks[0][4 * k:4 * (k + 1)] == global_batch[0::2]
-        assert ranks[1][4 * k:4 * (k + 1)] == global_batch[1::2]
+        global_batch = single[8 * k : 8 * (k + 1)]
+        assert ranks[0][4 * k : 4 * (k + 1)] == global_batch[0::2]
+        assert ranks[1][4 * k : 4 * (k + 1)] == global_batch[1::2]
 
 
 def test_one_process_needs_no_process_group(monkeypatch):
@@ -178,9 +195,15 @@ def test_one_process_step_is_the_plain_guided_step():
     batches = ddp_worker.global_batches(steps=2)
     torch.manual_seed(0)
     stepped = ddp_worker.tiny_conv()
-    train_one_epoch(stepped, batches, torch.optim.SGD(stepped.parameters(), lr=0.05), device=torch.device("cpu"),
-                    guidance=RRRLoss(), lam=100.0,
-                    step=None)
+    train_one_epoch(
+        stepped,
+        batches,
+        torch.optim.SGD(stepped.parameters(), lr=0.05),
+        device=torch.device("cpu"),
+        guidance=RRRLoss(),
+        lam=100.0,
+        step=None,
+    )
     torch.manual_seed(0)
     plain = ddp_worker.tiny_conv()
     optimizer = torch.optim.SGD(plain.parameters(), lr=0.05)
@@ -191,5 +214,10 @@ def test_one_process_step_is_the_plain_guided_step():
     for a, b in zip(stepped.parameters(), plain.parameters(), strict=True):
         assert torch.equal(a, b)
     with pytest.raises(ValueError):
-        train_one_epoch(plain, batches, optimizer, device=torch.device("cpu"),
-                        step=TrainingStep(stepped, None, 0.0, device=torch.device("cpu")))
+        train_one_epoch(
+            plain,
+            batches,
+            optimizer,
+            device=torch.device("cpu"),
+            step=TrainingStep(stepped, None, 0.0, device=torch.device("cpu")),
+        )

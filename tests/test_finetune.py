@@ -25,8 +25,9 @@ from models import build_model, model_spec
 def splits(image_folder, tmp_path):
     spec = model_spec("small_cnn")
     masks_dir = tmp_path / "masks"
-    data = load_splits(image_folder, None, input_size=32, mean=spec.mean, std=spec.std,
-                       masks_dir=masks_dir, val_fraction=0.25, seed=0)
+    data = load_splits(
+        image_folder, None, input_size=32, mean=spec.mean, std=spec.std, masks_dir=masks_dir, val_fraction=0.25, seed=0
+    )
     return data, MaskStore(masks_dir)
 
 
@@ -40,8 +41,14 @@ def _paint_corner(store, relpaths, size=32):
 
 def _run(model, data, config, lam=10.0, guidance="rrr"):
     return finetune_round(
-        model, train_data=data.train, val_loader=DataLoader(data.val, batch_size=16),
-        guidance_name=guidance, lam=lam, config=config, device=torch.device("cpu"), seed=0,
+        model,
+        train_data=data.train,
+        val_loader=DataLoader(data.val, batch_size=16),
+        guidance_name=guidance,
+        lam=lam,
+        config=config,
+        device=torch.device("cpu"),
+        seed=0,
     )
 
 
@@ -54,7 +61,9 @@ def test_reject_leaves_weights_bit_identical_and_commit_swaps_them(splits):
     _paint_corner(store, data.train.relpaths[:4])
     model = build_model("small_cnn", 2)
     before = _snapshot(model)
-    result = _run(model, data, FinetuneConfig(max_steps=6, check_every=3, val_loss_rise=100.0, guidance_drop=1.0, stop_rule="thesis"))
+    result = _run(
+        model, data, FinetuneConfig(max_steps=6, check_every=3, val_loss_rise=100.0, guidance_drop=1.0, stop_rule="thesis")
+    )
     # Reject = do nothing with the candidate: the original is untouched, bit for bit.
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, before[name]), name
@@ -68,7 +77,11 @@ def test_reject_leaves_weights_bit_identical_and_commit_swaps_them(splits):
 def test_report_describes_the_round(splits):
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
-    result = _run(build_model("small_cnn", 2), data, FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, guidance_drop=1.0, stop_rule="thesis"))
+    result = _run(
+        build_model("small_cnn", 2),
+        data,
+        FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, guidance_drop=1.0, stop_rule="thesis"),
+    )
     report = result.report
     assert report.stop_reason == STOP_STEP_CAP and report.steps == 4
     assert report.n_annotated == 4 and len(result.annotated_indices) == 4
@@ -147,8 +160,11 @@ def test_round_penalises_the_painted_images_and_trains_ce_on_counterexamples(spl
         return real(model, images, targets, masks, has_mask, guidance, lam, painted=painted, **weights)
 
     monkeypatch.setattr(finetune_module, "guided_loss", spy)
-    _run(build_model("small_cnn", 2), data, FinetuneConfig(max_steps=2, check_every=1, val_loss_rise=100.0,
-                                                           guidance_drop=1.0, counterexamples=counterexamples))
+    _run(
+        build_model("small_cnn", 2),
+        data,
+        FinetuneConfig(max_steps=2, check_every=1, val_loss_rise=100.0, guidance_drop=1.0, counterexamples=counterexamples),
+    )
     assert calls
     for images, painted, has_mask, masks in calls:
         if not counterexamples:
@@ -182,8 +198,15 @@ def test_saliency_rule_stops_when_the_red_share_fell_and_reports_the_broken_vali
     # falling shortcut-broken accuracy stops it at the first check.
     broken = FixedBroken()
     result = finetune_round(
-        build_model("small_cnn", 2), train_data=data.train, val_loader=DataLoader(data.val, batch_size=16),
-        guidance_name="punisher", lam=50.0, config=config, device=torch.device("cpu"), seed=0, broken=broken,
+        build_model("small_cnn", 2),
+        train_data=data.train,
+        val_loader=DataLoader(data.val, batch_size=16),
+        guidance_name="punisher",
+        lam=50.0,
+        config=config,
+        device=torch.device("cpu"),
+        seed=0,
+        broken=broken,
     )
     report = result.report
     assert report.stop_reason == STOP_BROKEN_WORSE and report.steps == 1

@@ -49,8 +49,15 @@ def test_a_diverging_round_falls_back_to_finite_weights(image_folder, tmp_path):
     data = ImageFolderData(image_folder, spec.input_size, spec.mean, spec.std, masks_dir=tmp_path / "masks")
     model = build_model("small_cnn", 2)
     original = {k: v.clone() for k, v in model.state_dict().items()}
-    result = finetune_round(model, train_data=data, val_loader=DataLoader(data, batch_size=64), guidance_name="rrr",
-                            lam=1.0, config=FinetuneConfig(lr=1e6, max_steps=10, check_every=2), device=torch.device("cpu"))
+    result = finetune_round(
+        model,
+        train_data=data,
+        val_loader=DataLoader(data, batch_size=64),
+        guidance_name="rrr",
+        lam=1.0,
+        config=FinetuneConfig(lr=1e6, max_steps=10, check_every=2),
+        device=torch.device("cpu"),
+    )
     assert result.report.stop_reason == STOP_NON_FINITE
     assert weights_problem(result.candidate) is None
     for key, value in result.candidate.state_dict().items():  # nothing checked good: the model's own

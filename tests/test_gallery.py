@@ -14,8 +14,12 @@ from ui.gallery_filter import ANY, GalleryFilter, filter_entries, prediction_cho
 
 
 def _entries():
-    return [msg.GalleryEntry("a/1.png", "a", "a", 0.9), msg.GalleryEntry("a/2.png", "a", "b", 0.6),
-            msg.GalleryEntry("b/1.png", "b", "b", 0.8), msg.GalleryEntry("b/2.png", "b", "", float("nan"))]
+    return [
+        msg.GalleryEntry("a/1.png", "a", "a", 0.9),
+        msg.GalleryEntry("a/2.png", "a", "b", 0.6),
+        msg.GalleryEntry("b/1.png", "b", "b", 0.8),
+        msg.GalleryEntry("b/2.png", "b", "", float("nan")),
+    ]
 
 
 def _paths(entries):
@@ -28,17 +32,14 @@ def test_filters_by_class_prediction_cell_and_mask():
     assert _paths(filter_entries(entries, GalleryFilter(label="b"))) == ["b/1.png", "b/2.png"]
     assert _paths(filter_entries(entries, GalleryFilter(prediction="wrong"))) == ["a/2.png"]
     assert _paths(filter_entries(entries, GalleryFilter(prediction="right"))) == ["a/1.png", "b/1.png"]
-    assert _paths(filter_entries(entries, GalleryFilter(prediction="predicted as b"))) == [
-        "a/2.png", "b/1.png"]
+    assert _paths(filter_entries(entries, GalleryFilter(prediction="predicted as b"))) == ["a/2.png", "b/1.png"]
     cells = {"accurate_unreasonable": ["b/1.png"]}
-    assert _paths(filter_entries(entries, GalleryFilter(cell="accurate_unreasonable"), cells)) == [
-        "b/1.png"]
+    assert _paths(filter_entries(entries, GalleryFilter(cell="accurate_unreasonable"), cells)) == ["b/1.png"]
     assert _paths(filter_entries(entries, GalleryFilter(cell="inaccurate_reasonable"), cells)) == []
     masked = ["a/2.png"]
     assert _paths(filter_entries(entries, GalleryFilter(mask="has a mask"), masked=masked)) == ["a/2.png"]
     assert len(filter_entries(entries, GalleryFilter(mask="no mask"), masked=masked)) == 3
-    assert prediction_choices(["a", "b"]) == [ANY, "right", "wrong", "predicted as a",
-                                             "predicted as b"]
+    assert prediction_choices(["a", "b"]) == [ANY, "right", "wrong", "predicted as a", "predicted as b"]
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +58,16 @@ def mini_demo(tmp_path_factory):
 
 
 @pytest.mark.gui
-def test_paint_any_image_from_the_gallery_and_the_reasonability_window(tk_root, tmp_path,
-                                                                       mini_demo):
+def test_paint_any_image_from_the_gallery_and_the_reasonability_window(tk_root, tmp_path, mini_demo):
     from ui.main_window import MainWindow
 
-    window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"), demo_dir=str(mini_demo),
-                        destroy_root_on_close=False,
-                        finetune_config=FinetuneConfig(max_steps=2, check_every=2))
+    window = MainWindow(
+        tk_root,
+        sessions_root=str(tmp_path / "s"),
+        demo_dir=str(mini_demo),
+        destroy_root_on_close=False,
+        finetune_config=FinetuneConfig(max_steps=2, check_every=2),
+    )
     try:
         form = window.settings.vars
         form["epochs"].set("2")
@@ -90,8 +94,11 @@ def test_paint_any_image_from_the_gallery_and_the_reasonability_window(tk_root, 
         assert brush.counter_label.cget("text") == "Image 3 of 3"
         # the reasonability window's "Paint these" (the cell's images) lands in the brush too
         matrix_window = window.on_reasonability()
-        cell = next(c for c, members in window.reasonability.matrix.members.items()
-                    if members and members[0] not in {i.relpath for i in brush.items})
+        cell = next(
+            c
+            for c, members in window.reasonability.matrix.members.items()
+            if members and members[0] not in {i.relpath for i in brush.items}
+        )
         first = window.reasonability.matrix.members[cell][0]
         listbox = matrix_window.lists[cell]
         listbox.selection_clear(0, "end")
@@ -121,8 +128,7 @@ def test_paint_any_image_from_the_gallery_and_the_reasonability_window(tk_root, 
 def test_images_chosen_between_rounds_open_at_the_next_round(tk_root, tmp_path, mini_demo):
     from ui.main_window import MainWindow
 
-    window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"), demo_dir=str(mini_demo),
-                        destroy_root_on_close=False)
+    window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"), demo_dir=str(mini_demo), destroy_root_on_close=False)
     try:
         assert window.gallery_button.instate(["disabled"])  # no session yet
         form = window.settings.vars

@@ -21,8 +21,7 @@ from ui.geometry import (
 def test_fit_upscales_a_tiny_image_by_a_whole_number_and_centres_it():
     fit = fit_image(32, 32, 768, 700)
     # 700 / 32 = 21.875 -> rounded down to 21 (>= 8: crisp pixel grid).
-    assert fit == Fit(scale=21.0, offset_x=(768 - 672) // 2, offset_y=(700 - 672) // 2,
-                      image_w=32, image_h=32)
+    assert fit == Fit(scale=21.0, offset_x=(768 - 672) // 2, offset_y=(700 - 672) // 2, image_w=32, image_h=32)
     assert (fit.display_w, fit.display_h) == (672, 672)
 
 

@@ -176,8 +176,6 @@ def test_the_layer_is_not_a_submodule_of_the_loss():
 
 def test_empty_batch_gives_a_zero():
     model = TinyConv()
-    value = GradCAMLoss(model.block)(
-        model, torch.zeros(0, C, H, W), torch.zeros(0, dtype=torch.long), torch.zeros(0, H, W)
-    )
+    value = GradCAMLoss(model.block)(model, torch.zeros(0, C, H, W), torch.zeros(0, dtype=torch.long), torch.zeros(0, H, W))
     assert value.item() == 0.0
     value.backward()

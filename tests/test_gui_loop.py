@@ -56,9 +56,13 @@ def mini_demo(tmp_path_factory):
 def window(tk_root, tmp_path, mini_demo):
     from ui.main_window import MainWindow
 
-    made = MainWindow(tk_root, demo_dir=str(mini_demo), sessions_root=str(tmp_path / "sessions"),
-                      finetune_config=FinetuneConfig(max_steps=10, check_every=5, replay_batch=16),
-                      destroy_root_on_close=False)
+    made = MainWindow(
+        tk_root,
+        demo_dir=str(mini_demo),
+        sessions_root=str(tmp_path / "sessions"),
+        finetune_config=FinetuneConfig(max_steps=10, check_every=5, replay_batch=16),
+        destroy_root_on_close=False,
+    )
     form = made.settings.vars
     form["epochs"].set("2")
     form["feedback_every"].set("1")
@@ -160,12 +164,10 @@ def test_commit_trains_on_with_the_fine_tuned_weights(window):
     assert not same_weights(before, after)
     session = window.session
     history = session.history()
-    assert [(row["round"], row["epoch"], row["decision"], row["images"]) for row in history] == [
-        (1, 1, "commit", [relpath])]
+    assert [(row["round"], row["epoch"], row["decision"], row["images"]) for row in history] == [(1, 1, "commit", [relpath])]
     assert [(r.round, r.epoch, r.committed) for r in window.plots.rounds] == [(1, 1, True)]
     assert window.plots.epochs == [1, 2]
-    assert "Round 1 (after epoch 1) committed: training continues with the fine-tuned weights" \
-        in window.log.lines()
+    assert "Round 1 (after epoch 1) committed: training continues with the fine-tuned weights" in window.log.lines()
     # the mask keeps guiding epoch 2: the run's data still holds it
     assert session.masks.annotated() == [relpath]
     final = load_checkpoint(session.checkpoint_path)

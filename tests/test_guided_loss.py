@@ -178,13 +178,11 @@ def test_penalty_cannot_be_gamed_by_scaling_weights_before_batchnorm(shared_forw
     # (and training collapsed); normalising with statistics in the graph makes it invariant.
     model = TinyBN().train()
     images, targets, masks, has_mask = few_annotated()
-    before = guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0,
-                         shared_forward=shared_forward)
+    before = guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0, shared_forward=shared_forward)
     with torch.no_grad():
         model.conv.weight.mul_(0.3)  # not smaller: BatchNorm's eps would start to count
         model.conv.bias.mul_(0.3)
-    after = guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0,
-                        shared_forward=shared_forward)
+    after = guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0, shared_forward=shared_forward)
     torch.testing.assert_close(after.guidance, before.guidance, rtol=1e-3, atol=1e-9)
 
 
@@ -203,11 +201,9 @@ def test_shared_forward_equals_second_forward(guidance_class, make_model):
     twin = copy.deepcopy(model)
     images, targets, masks, has_mask = batch()
     counter = ForwardCounter(model)
-    shared = guided_loss(model, images, targets, masks, has_mask, guidance_class(), 2.0,
-                         shared_forward=True)
+    shared = guided_loss(model, images, targets, masks, has_mask, guidance_class(), 2.0, shared_forward=True)
     assert counter.calls == 1
-    second = guided_loss(twin, images, targets, masks, has_mask, guidance_class(), 2.0,
-                         shared_forward=False)
+    second = guided_loss(twin, images, targets, masks, has_mask, guidance_class(), 2.0, shared_forward=False)
     assert second.guidance.abs().item() > 0
     torch.testing.assert_close(shared.guidance, second.guidance)
     torch.testing.assert_close(shared.total, second.total)
@@ -225,8 +221,7 @@ def test_shared_forward_without_the_gate_differs_under_train_batchnorm():
     inputs = images.clone().requires_grad_(True)
     logits = model(inputs)  # native BatchNorm: statistics in the input path
     coupled = RRRLoss().penalty_from_forward(inputs, logits, targets, masks, has_mask)
-    exact = guided_loss(TinyBN().train(), images, targets, masks, has_mask, RRRLoss(), 1.0,
-                        shared_forward=True).guidance
+    exact = guided_loss(TinyBN().train(), images, targets, masks, has_mask, RRRLoss(), 1.0, shared_forward=True).guidance
     assert not torch.allclose(coupled, exact, rtol=1e-2)
 
 
@@ -243,8 +238,7 @@ def test_shared_forward_when_most_rows_are_annotated_and_no_dropout_is_on():
     guided_loss(model, images, targets, masks, most, GradCAMLoss(model.conv), 1.0)
     assert counter.calls == 5  # Grad-CAM always runs its own forward
     with pytest.raises(ValueError, match="cannot share"):
-        guided_loss(model, images, targets, masks, most, GradCAMLoss(model.conv), 1.0,
-                    shared_forward=True)
+        guided_loss(model, images, targets, masks, most, GradCAMLoss(model.conv), 1.0, shared_forward=True)
 
     dropping = nn.Sequential(TinyBN(), nn.Dropout(0.5)).train()
     counter = ForwardCounter(dropping)
@@ -257,7 +251,7 @@ def test_guidance_sees_only_annotated_rows_in_train_mode():
     images, targets, masks, has_mask = batch()
     spy = Spy()
     guided_loss(model, images, targets, masks, has_mask.long(), spy, 0.5)  # 0/1 flags work too
-    (seen_images, seen_targets, seen_masks, seen_training), = spy.seen
+    ((seen_images, seen_targets, seen_masks, seen_training),) = spy.seen
     torch.testing.assert_close(seen_images, images[has_mask])
     torch.testing.assert_close(seen_targets, targets[has_mask])
     torch.testing.assert_close(seen_masks, masks[has_mask])
@@ -296,8 +290,7 @@ def test_batchnorm_running_stats_only_see_the_full_batch(shared_forward):
     model = TinyBN().train()
     plain = copy.deepcopy(model)
     images, targets, masks, has_mask = batch()
-    guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0,
-                shared_forward=shared_forward).total.backward()
+    guided_loss(model, images, targets, masks, has_mask, RRRLoss(), 1.0, shared_forward=shared_forward).total.backward()
     plain(images)  # one ordinary training forward of the whole batch
     torch.testing.assert_close(model.bn.running_mean, plain.bn.running_mean)
     torch.testing.assert_close(model.bn.running_var, plain.bn.running_var)

@@ -110,8 +110,7 @@ def test_bad_files_are_skipped_named_and_counted(tmp_path, caplog):
     assert reasons["cat/text.jpg"].startswith("not an image")
     assert "truncated" in reasons["dog/cut.png"]
     for name in ("empty.jpg", "text.jpg", "cut.png"):
-        assert any(name in record.getMessage() for record in caplog.records
-                   if record.levelno == logging.WARNING)
+        assert any(name in record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
 
 
 def test_too_large_images_are_skipped(tmp_path, caplog):
@@ -120,8 +119,7 @@ def test_too_large_images_are_skipped(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="datasets"):
         data = _data(tmp_path, max_pixels=120)
     assert data.relpaths == ["cat/0.png", "dog/0.png"]
-    assert data.skipped == [("dog/huge.png",
-                             "too large: 20 x 20 = 400 pixels, more than the limit of 120")]
+    assert data.skipped == [("dog/huge.png", "too large: 20 x 20 = 400 pixels, more than the limit of 120")]
     assert "huge.png" in caplog.text
 
 
@@ -152,8 +150,7 @@ def test_mask_is_aligned_with_the_transformed_image(tmp_path):
     for name in ("a", "b"):
         (tmp_path / "data" / name).mkdir(parents=True)
         Image.fromarray(picture).save(tmp_path / "data" / name / "x.png")
-    data = ImageFolderData(tmp_path / "data", 16, (0, 0, 0), (1, 1, 1),
-                           masks_dir=tmp_path / "masks")
+    data = ImageFolderData(tmp_path / "data", 16, (0, 0, 0), (1, 1, 1), masks_dir=tmp_path / "masks")
     mask = np.zeros((48, 64), dtype=np.int8)
     mask[15:30, 32:64] = RED
     data.masks.save("a/x.png", mask)

@@ -13,12 +13,15 @@ from datasets.image_loading import check_image, load_rgb, to_rgb
 
 def _png_header_only(path, width, height):
     """A PNG whose header claims width x height but holds almost no pixel data."""
+
     def chunk(kind, data):
         body = kind + data
         return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                     + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -72,8 +75,7 @@ def test_palette_without_transparency_keeps_colours():
 
 
 def test_rgba_alpha_is_composited_over_white():
-    rgba = Image.fromarray(np.array([[[10, 20, 30, 0], [10, 20, 30, 255], [200, 0, 0, 128]]],
-                                    dtype=np.uint8), mode="RGBA")
+    rgba = Image.fromarray(np.array([[[10, 20, 30, 0], [10, 20, 30, 255], [200, 0, 0, 128]]], dtype=np.uint8), mode="RGBA")
     rgb = _rgb(rgba).astype(int)
     assert rgb[0, 0].tolist() == [255, 255, 255]  # hidden colour under alpha 0 never leaks
     assert rgb[0, 1].tolist() == [10, 20, 30]
@@ -119,8 +121,7 @@ def test_huge_images_are_refused_from_the_header_without_decoding(tmp_path):
     reason = check_image(_png_header_only(tmp_path / "big.png", 10_000, 10_000))
     assert reason.startswith("too large") and "100,000,000" in reason
     # 400 MP: Pillow's own decompression-bomb error, caught and reported the same way.
-    assert check_image(_png_header_only(tmp_path / "bomb.png", 20_000, 20_000)).startswith(
-        "too large")
+    assert check_image(_png_header_only(tmp_path / "bomb.png", 20_000, 20_000)).startswith("too large")
     Image.new("L", (12, 10)).save(tmp_path / "small.png")
     assert check_image(tmp_path / "small.png", max_pixels=119).startswith("too large: 12 x 10")
     assert check_image(tmp_path / "small.png", max_pixels=120) is None

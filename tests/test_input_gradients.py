@@ -57,9 +57,7 @@ def test_summed_log_probs_gradient_matches_closed_form():
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     expected = weight.sum(0)[None, :] - K * probs @ weight
-    np.testing.assert_allclose(
-        grads.detach().numpy().reshape(len(images), -1), expected, rtol=1e-10, atol=1e-12
-    )
+    np.testing.assert_allclose(grads.detach().numpy().reshape(len(images), -1), expected, rtol=1e-10, atol=1e-12)
 
 
 def test_gradients_are_part_of_the_graph_even_under_no_grad():
@@ -154,9 +152,7 @@ def test_affine_batchnorm_matches_native_eval_batchnorm_to_second_order():
                 logits = model(inputs)
         else:
             logits = model(inputs)
-        (grads,) = torch.autograd.grad(
-            labelled_logit(logits, targets).sum(), inputs, create_graph=True
-        )
+        (grads,) = torch.autograd.grad(labelled_logit(logits, targets).sum(), inputs, create_graph=True)
         grads.pow(2).sum().backward()
         return logits.detach(), grads.detach(), [p.grad for p in model.parameters()]
 

@@ -25,7 +25,10 @@ def test_training_lowers_the_loss_and_reports_metrics(data):
     loader = DataLoader(data, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     calls = []
-    history = [train_one_epoch(model, loader, optimizer, device=torch.device("cpu"), on_batch=lambda *a: calls.append(a)) for _ in range(6)]
+    history = [
+        train_one_epoch(model, loader, optimizer, device=torch.device("cpu"), on_batch=lambda *a: calls.append(a))
+        for _ in range(6)
+    ]
     assert history[-1]["loss"] < history[0]["loss"]
     assert history[-1]["accuracy"] == 1.0  # the classes differ by a bright square: trivially learnable
     metrics = history[-1]
@@ -63,7 +66,9 @@ def test_should_stop_ends_the_epoch_before_the_next_batch(data):
         polls.append(1)
         return len(polls) > 2
 
-    metrics = train_one_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=0.01), device=torch.device("cpu"), should_stop=should_stop)
+    metrics = train_one_epoch(
+        model, loader, torch.optim.SGD(model.parameters(), lr=0.01), device=torch.device("cpu"), should_stop=should_stop
+    )
     assert metrics["stopped"] == 1.0 and metrics["n_images"] == 8
 
 
@@ -78,8 +83,14 @@ def test_guided_epoch_counts_annotated_images(image_folder, tmp_path):
     for relpath in data.relpaths[:5]:
         store.save(relpath, np.ones((32, 32), dtype=np.int8))
     model = build_model("small_cnn", 2)
-    metrics = train_one_epoch(model, DataLoader(data, batch_size=8), torch.optim.Adam(model.parameters()),
-                              device=torch.device("cpu"), guidance=build_guidance("punisher", model), lam=1.0)
+    metrics = train_one_epoch(
+        model,
+        DataLoader(data, batch_size=8),
+        torch.optim.Adam(model.parameters()),
+        device=torch.device("cpu"),
+        guidance=build_guidance("punisher", model),
+        lam=1.0,
+    )
     assert metrics["n_annotated"] == 5 and metrics["guidance"] > 0
 
 
@@ -96,7 +107,9 @@ def test_non_finite_loss_raises_a_clear_error(data):
     model = _Exploding()
     before = model.linear.weight.clone()
     with pytest.raises(TrainingDiverged, match="lower the learning rate"):
-        train_one_epoch(model, DataLoader(data, batch_size=8), torch.optim.SGD(model.parameters(), lr=0.1), device=torch.device("cpu"))
+        train_one_epoch(
+            model, DataLoader(data, batch_size=8), torch.optim.SGD(model.parameters(), lr=0.1), device=torch.device("cpu")
+        )
     assert torch.equal(model.linear.weight, before)
 
 
@@ -130,8 +143,9 @@ def test_counterexamples_stop_the_model_reading_the_red_region(seed):
         model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 2))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         for _ in range(3):
-            train_one_epoch(model, _shortcut_batches(seed), optimizer, device=torch.device("cpu"),
-                            counterexamples=counterexamples)
+            train_one_epoch(
+                model, _shortcut_batches(seed), optimizer, device=torch.device("cpu"), counterexamples=counterexamples
+            )
         weights = model[1].weight.detach().view(2, 3, 8, 8)
         red = weights[:, :, :2, :2].abs().mean()
         honest = weights[:, :, 4:, 4:].abs().mean()

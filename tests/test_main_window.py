@@ -23,15 +23,12 @@ from ui.settings_panel import FormError
 pytestmark = pytest.mark.gui
 
 
-
-
 class FakeTrainer:
     """Emits a scripted run: `epochs` x `batches`, with exact losses; honours pause/stop."""
 
     instances: list = []
 
-    def __init__(self, config, finetune_config, paths, *, emit, session, epochs=2, batches=5,
-                 fail=None, endless=False):
+    def __init__(self, config, finetune_config, paths, *, emit, session, epochs=2, batches=5, fail=None, endless=False):
         self.config, self.paths, self.session, self.emit = config, paths, session, emit
         self.epochs, self.batches, self.fail, self.endless = epochs, batches, fail, endless
         self.commands: "queue.Queue" = queue.Queue()
@@ -72,8 +69,18 @@ class FakeTrainer:
         if self.fail is not None:
             emit(self.fail)
             return
-        emit(msg.RunStarted("FakeCPU", ("a", "b"), 100, 20, 1, self.epochs, self.batches,
-                            skipped=(("a/broken.png", "cannot identify image file"),)))
+        emit(
+            msg.RunStarted(
+                "FakeCPU",
+                ("a", "b"),
+                100,
+                20,
+                1,
+                self.epochs,
+                self.batches,
+                skipped=(("a/broken.png", "cannot identify image file"),),
+            )
+        )
         emit(msg.StateChanged("training"))
         epoch = 0
         while epoch < self.epochs or self.endless:
@@ -90,8 +97,15 @@ class FakeTrainer:
                     return
                 emit(msg.BatchFinished(epoch, batch, self.batches, 1.0 / epoch, 0.5, 0))
                 time.sleep(0.02)
-            emit(msg.EpochFinished(epoch, self.epochs, {"loss": 1.0 / epoch, "accuracy": 0.5},
-                                   {"loss": 2.0 / epoch, "accuracy": 0.25 * epoch}, 0.1))
+            emit(
+                msg.EpochFinished(
+                    epoch,
+                    self.epochs,
+                    {"loss": 1.0 / epoch, "accuracy": 0.5},
+                    {"loss": 2.0 / epoch, "accuracy": 0.25 * epoch},
+                    0.1,
+                )
+            )
         emit(msg.StateChanged("finished"))
         emit(msg.TrainingFinished(epoch, False))
 
@@ -99,6 +113,7 @@ class FakeTrainer:
 def fake_factory(**options):
     def factory(config, finetune_config, paths, *, emit, session):
         return FakeTrainer(config, finetune_config, paths, emit=emit, session=session, **options)
+
     return factory
 
 
@@ -263,10 +278,11 @@ def test_pause_toggles_resume(window_factory, data_folder):
 
 @pytest.mark.parametrize("user_error", [True, False])
 def test_training_failed_shows_a_dialog(window_factory, data_folder, user_error):
-    failure = msg.TrainingFailed("the folder has no class subfolders" if user_error else
-                                 "RuntimeError: shapes do not match",
-                                 "" if user_error else "Traceback (most recent call last): ...",
-                                 user_error=user_error)
+    failure = msg.TrainingFailed(
+        "the folder has no class subfolders" if user_error else "RuntimeError: shapes do not match",
+        "" if user_error else "Traceback (most recent call last): ...",
+        user_error=user_error,
+    )
     window = window_factory(trainer_factory=fake_factory(fail=failure))
     window.settings.vars["train_dir"].set(str(data_folder))
     window.on_train()
@@ -291,8 +307,7 @@ def test_closing_mid_training_stops_and_joins_the_thread(tk_root, tmp_path, data
 
     errors = []
     tk_root.report_callback_exception = lambda *exc: errors.append(exc)
-    window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"),
-                        trainer_factory=fake_factory(endless=True))
+    window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"), trainer_factory=fake_factory(endless=True))
     window.settings.vars["train_dir"].set(str(data_folder))
     window.on_train()
     wait_until(tk_root, lambda: "EpochFinished" in window.event_counts)
@@ -333,8 +348,7 @@ def demo_root(tmp_path_factory):
 
 
 def test_real_training_on_demo_data_updates_progress_and_plots(window_factory, demo_root, tmp_path):
-    window = window_factory(demo_dir=str(demo_root),
-                            finetune_config=FinetuneConfig(max_steps=5, check_every=5))
+    window = window_factory(demo_dir=str(demo_root), finetune_config=FinetuneConfig(max_steps=5, check_every=5))
     form = window.settings.vars
     form["epochs"].set("2")
     form["feedback_every"].set("1")
@@ -351,8 +365,7 @@ def test_real_training_on_demo_data_updates_progress_and_plots(window_factory, d
     wait_until(window, lambda: window.finished is not None, timeout=120)
     assert not window.finished.stopped
     assert window.plots.epochs == [1, 2]
-    assert [(r.round, r.epoch, r.committed, r.finetuned) for r in window.plots.rounds] == [
-        (1, 1, False, False)]
+    assert [(r.round, r.epoch, r.committed, r.finetuned) for r in window.plots.rounds] == [(1, 1, False, False)]
     assert "Round 1 (after epoch 1) skipped" in window.log.lines()
     session = window.session
     assert session.checkpoint_path.is_file()
@@ -371,13 +384,11 @@ def test_real_training_on_demo_data_updates_progress_and_plots(window_factory, d
     # Train now resumes it: one more epoch in the same folder, the curves continue
     form["epochs"].set("3")
     assert window.on_train() is True
-    wait_until(window, lambda: window.finished is not None and window.finished.epoch == 3,
-               timeout=120)
+    wait_until(window, lambda: window.finished is not None and window.finished.epoch == 3, timeout=120)
     assert window.plots.epochs == [1, 2, 3]
     assert window.session.folder == session.folder
     assert len(list((tmp_path / "sessions").iterdir())) == 1
-    assert "Training on CPU: 100 training and 30 validation images, 10 classes, epochs 3-3" \
-        in window.log.lines()
+    assert "Training on CPU: 100 training and 30 validation images, 10 classes, epochs 3-3" in window.log.lines()
 
 
 def test_opening_a_folder_that_is_no_session_says_so(window_factory, tmp_path):
@@ -438,21 +449,26 @@ def test_eta_uses_the_median_batch_time_and_the_epoch_overhead():
     assert eta.seconds_per_batch == 0.5
     assert eta.run_remaining() == (9 * 0.5 + 2.0) + (10 * 0.5 + 2.0)
     assert eta.run_fraction() == 11 / 30
-    assert [format_duration(s) for s in (None, 0.4, 75.4, 3725)] == ["--:--", "0:00", "1:15",
-                                                                     "1:02:05"]
+    assert [format_duration(s) for s in (None, 0.4, 75.4, 3725)] == ["--:--", "0:00", "1:15", "1:02:05"]
 
 
 def test_round_marks_from_history_records():
     from ui.plots import round_mark_from_record
 
-    rows = [{"round": 1, "epoch": 2, "decision": "commit"},
-            {"round": 2, "epoch": 4, "decision": "reject"},
-            {"round": 3, "epoch": 6, "decision": "cancelled"},
-            {"round": 4, "epoch": 7, "decision": "stopped"},
-            {"round": 5, "decision": "commit"}]
+    rows = [
+        {"round": 1, "epoch": 2, "decision": "commit"},
+        {"round": 2, "epoch": 4, "decision": "reject"},
+        {"round": 3, "epoch": 6, "decision": "cancelled"},
+        {"round": 4, "epoch": 7, "decision": "stopped"},
+        {"round": 5, "decision": "commit"},
+    ]
     marks = [round_mark_from_record(row) for row in rows]
     assert [(m.round, m.epoch, m.committed, m.finetuned) for m in marks[:4]] == [
-        (1, 2, True, True), (2, 4, False, True), (3, 6, False, False), (4, 7, False, True)]
+        (1, 2, True, True),
+        (2, 4, False, True),
+        (3, 6, False, False),
+        (4, 7, False, True),
+    ]
     assert marks[4] is None
 
 
@@ -472,7 +488,7 @@ def test_train_after_stop_continues_the_same_session(window_factory, data_folder
     second = FakeTrainer.instances[-1]
     assert second.session.folder == first.folder
     assert second.paths.checkpoint_out == str(first.checkpoint_path)
-    assert window.plots.epochs[:len(plotted)] == plotted  # the curves were not reset
+    assert window.plots.epochs[: len(plotted)] == plotted  # the curves were not reset
     assert len(list((tmp_path / "sessions").iterdir())) == 1
     assert sum(line.startswith("New session") for line in window.log.lines()) == 1
     wait_until(window, lambda: window.state == "training")
@@ -485,8 +501,7 @@ def test_train_after_stop_continues_the_same_session(window_factory, data_folder
     assert FakeTrainer.instances[-1].session.folder != first.folder
 
 
-def test_finished_session_asks_for_more_epochs_instead_of_running_nothing(window_factory,
-                                                                          data_folder):
+def test_finished_session_asks_for_more_epochs_instead_of_running_nothing(window_factory, data_folder):
     window = window_factory(trainer_factory=fake_factory(epochs=2, batches=2))
     window.settings.vars["train_dir"].set(str(data_folder))
     window.settings.vars["epochs"].set("2")
@@ -516,19 +531,33 @@ def test_trainer_refuses_a_resume_whose_epochs_are_used_up(tmp_path):
 
     data = tmp_path / "data"
     from PIL import Image
+
     for name in ("a", "b"):
         (data / name).mkdir(parents=True)
         for i in range(4):
             Image.new("RGB", (8, 8), (i * 40, 0, 0)).save(data / name / f"{i}.png")
     checkpoint = tmp_path / "c.pt"
-    save_checkpoint(checkpoint, build_model("small_cnn", 2), model_name="small_cnn",
-                    classes=["a", "b"], input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3, epoch=6,
-                    train_config={}, finetune_config={}, metrics={}, history=[{"epoch": 6}])
+    save_checkpoint(
+        checkpoint,
+        build_model("small_cnn", 2),
+        model_name="small_cnn",
+        classes=["a", "b"],
+        input_size=32,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        epoch=6,
+        train_config={},
+        finetune_config={},
+        metrics={},
+        history=[{"epoch": 6}],
+    )
     events = []
-    trainer = Trainer(TrainConfig(model="small_cnn", epochs=6, feedback_every=0),
-                      FinetuneConfig(), RunPaths(str(data), None, None, str(checkpoint),
-                                                 str(checkpoint), resume=True),
-                      emit=events.append)
+    trainer = Trainer(
+        TrainConfig(model="small_cnn", epochs=6, feedback_every=0),
+        FinetuneConfig(),
+        RunPaths(str(data), None, None, str(checkpoint), str(checkpoint), resume=True),
+        emit=events.append,
+    )
     trainer.run()
     failed = [e for e in events if isinstance(e, msg.TrainingFailed)]
     assert failed and failed[0].user_error
@@ -581,8 +610,7 @@ def test_run_estimate_glides_when_the_pace_changes():
         eta.batch_done(2, batch, 50, now=now)
     assert eta.smoothed_run_remaining(now) == pytest.approx(eta.run_remaining(), rel=0.05)
     eta.pause()  # painting for ten minutes does not eat the estimate
-    assert eta.smoothed_run_remaining(now + 600) == pytest.approx(
-        eta.smoothed_run_remaining(now), rel=1e-6)
+    assert eta.smoothed_run_remaining(now + 600) == pytest.approx(eta.smoothed_run_remaining(now), rel=1e-6)
 
 
 def test_step_timer_gives_the_time_left_of_a_round():
@@ -615,8 +643,7 @@ def test_finetune_progress_moves_every_step_with_the_time_left(window_factory):
 
 
 def test_done_with_nothing_painted_resumes_without_a_chooser(window_factory, demo_root):
-    window = window_factory(demo_dir=str(demo_root),
-                            finetune_config=FinetuneConfig(max_steps=5, check_every=5))
+    window = window_factory(demo_dir=str(demo_root), finetune_config=FinetuneConfig(max_steps=5, check_every=5))
     form = window.settings.vars
     form["epochs"].set("2")
     form["feedback_every"].set("1")
@@ -656,8 +683,7 @@ def test_a_small_folder_gets_a_prominent_trust_warning(window_factory, tmp_path)
     form["epochs"].set("2")
     form["feedback_every"].set("0")
     window.train_button.invoke()
-    wait_until(window, lambda: window.finished is not None or window.state == "failed",
-               timeout=120)
+    wait_until(window, lambda: window.finished is not None or window.state == "failed", timeout=120)
     assert window.finished is not None
     banner = window.trust_banner
     window.update()
@@ -691,8 +717,7 @@ def test_a_corrupt_file_is_logged_once_and_plurals_read_right(window_factory, tm
     window.settings.vars["epochs"].set("1")
     window.settings.vars["feedback_every"].set("0")
     window.train_button.invoke()
-    wait_until(window, lambda: window.finished is not None or window.state == "failed",
-               timeout=120)
+    wait_until(window, lambda: window.finished is not None or window.state == "failed", timeout=120)
     lines = window.log.lines()
     mentions = [line for line in lines if "broken.png" in line]
     assert len(mentions) == 1, lines
@@ -723,8 +748,7 @@ def test_locked_settings_look_locked_and_lambda_says_its_default(window_factory,
     assert settings.inputs["model"].instate(["!disabled"])
 
 
-def test_continuing_a_session_with_another_model_is_refused_with_a_message(window_factory,
-                                                                           data_folder):
+def test_continuing_a_session_with_another_model_is_refused_with_a_message(window_factory, data_folder):
     window = window_factory(trainer_factory=fake_factory(epochs=1, batches=2))
     window.settings.vars["train_dir"].set(str(data_folder))
     window.train_button.invoke()

@@ -12,9 +12,7 @@ from PIL import Image
 from datasets import GREEN, RED, DatasetError, MaskStore, mask_path, read_mask, read_mask_meta, write_mask
 from datasets.masks import read_mask_array
 
-EXAMPLE = np.array([[RED, 0, GREEN, 0],
-                    [0, RED, RED, GREEN],
-                    [GREEN, 0, 0, 0]], dtype=np.int8)
+EXAMPLE = np.array([[RED, 0, GREEN, 0], [0, RED, RED, GREEN], [GREEN, 0, 0, 0]], dtype=np.int8)
 
 
 def test_constants_follow_the_method():
@@ -47,13 +45,11 @@ def test_a_mask_of_another_size_is_resized_with_nearest_neighbour(tmp_path):
 
 
 def test_masks_saved_by_editors_are_read_with_the_near_colour_rule(tmp_path):
-    rgb = np.array([[[250, 10, 5], [20, 200, 30], [255, 255, 0], [128, 128, 128],
-                     [128, 127, 127], [0, 0, 0]]], dtype=np.uint8)
+    rgb = np.array([[[250, 10, 5], [20, 200, 30], [255, 255, 0], [128, 128, 128], [128, 127, 127], [0, 0, 0]]], dtype=np.uint8)
     Image.fromarray(rgb, mode="RGB").save(tmp_path / "rgb.png")
     assert read_mask(tmp_path / "rgb.png").tolist() == [[RED, GREEN, 0, 0, RED, 0]]
 
-    rgba = np.array([[[255, 0, 0, 255], [255, 0, 0, 127], [0, 255, 0, 128],
-                      [0, 255, 0, 0]]], dtype=np.uint8)
+    rgba = np.array([[[255, 0, 0, 255], [255, 0, 0, 127], [0, 255, 0, 128], [0, 255, 0, 0]]], dtype=np.uint8)
     Image.fromarray(rgba, mode="RGBA").save(tmp_path / "rgba.png")
     assert read_mask(tmp_path / "rgba.png").tolist() == [[RED, 0, GREEN, 0]]
 

@@ -24,8 +24,7 @@ from models import (
 )
 
 # The torchvision models pool adaptively, so a 64 x 64 input keeps CPU time low.
-TEST_SIZE = {"small_cnn": 32, "resnet18": 64, "resnet50": 64, "mobilenet_v3_small": 64,
-             "efficientnet_b0": 64}
+TEST_SIZE = {"small_cnn": 32, "resnet18": 64, "resnet50": 64, "mobilenet_v3_small": 64, "efficientnet_b0": 64}
 
 
 def head_of(model: nn.Module) -> nn.Linear:
@@ -42,8 +41,7 @@ def test_model_spec_sizes_and_normalisation():
     for name in MODEL_NAMES[1:]:
         spec = model_spec(name)
         assert spec.name == name
-        assert (spec.input_size, spec.mean, spec.std) == (
-            224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        assert (spec.input_size, spec.mean, spec.std) == (224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 def test_unknown_model_name_lists_the_valid_ones():
@@ -92,9 +90,7 @@ def test_deeplift_runs_on_every_model(name):
     images = torch.randn(1, 3, size, size, requires_grad=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        attributions = DeepLift(model).attribute(
-            images, baselines=torch.zeros_like(images), target=1
-        )
+        attributions = DeepLift(model).attribute(images, baselines=torch.zeros_like(images), target=1)
     assert attributions.shape == images.shape
     assert torch.isfinite(attributions).all()
     # captum always announces that it sets hooks; nothing else (e.g. a reused module) may warn.

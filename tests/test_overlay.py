@@ -96,7 +96,6 @@ def test_mask_overlay_shape_must_match():
         mask_overlay(np.zeros((2, 2, 3), np.uint8), np.zeros((3, 2), np.int8))
 
 
-
 def test_mix_is_the_rounded_linear_blend():
     image = np.array([[[0, 100, 255]]], np.uint8)
     heat = np.array([[[255, 0, 255]]], np.uint8)
@@ -110,12 +109,17 @@ def test_paint_outline_marks_the_inner_rim_of_each_region():
     mask[1:5, 1:6] = RED
     mask[2:4, 3] = GREEN  # a green hole inside the red
     rim = paint_outline(mask, 1)
-    expected = np.array([[0, 0, 0, 0, 0, 0, 0],
-                         [0, 1, 1, 1, 1, 1, 0],
-                         [0, 1, 0, 1, 0, 1, 0],
-                         [0, 1, 0, 1, 0, 1, 0],
-                         [0, 1, 1, 1, 1, 1, 0],
-                         [0, 0, 0, 0, 0, 0, 0]], bool)
+    expected = np.array(
+        [
+            [0, 0, 0, 0, 0, 0, 0],
+            [0, 1, 1, 1, 1, 1, 0],
+            [0, 1, 0, 1, 0, 1, 0],
+            [0, 1, 0, 1, 0, 1, 0],
+            [0, 1, 1, 1, 1, 1, 0],
+            [0, 0, 0, 0, 0, 0, 0],
+        ],
+        bool,
+    )
     # Red next to the green column, and the green column itself, are rim too.
     expected[2:4, 2] = expected[2:4, 4] = True
     assert np.array_equal(rim, expected)

@@ -84,11 +84,14 @@ def test_trainer_loader_batches_equal_the_plain_shuffled_loader_without_masks(im
     from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
     from app.run.trainer import Trainer
 
-    trainer = Trainer(TrainConfig(epochs=1, batch_size=4, seed=5, device="cpu"), FinetuneConfig(),
-                      RunPaths(train_dir=str(image_folder)), emit=lambda event: None)
+    trainer = Trainer(
+        TrainConfig(epochs=1, batch_size=4, seed=5, device="cpu"),
+        FinetuneConfig(),
+        RunPaths(train_dir=str(image_folder)),
+        emit=lambda event: None,
+    )
     trainer._setup()
-    plain = DataLoader(trainer.data.train, batch_size=4, shuffle=True,
-                       generator=torch.Generator().manual_seed(5))
+    plain = DataLoader(trainer.data.train, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(5))
     for _ in range(2):  # two epochs
         for ours, theirs in zip(trainer.train_loader, plain, strict=True):
             assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])

@@ -31,12 +31,13 @@ def test_plots_show_ce_penalty_broken_validation_and_the_round_star(tk_root):
     panel.set_run_range(4)
     panel.add_batch(1, 1, 2, loss=3.01, accuracy=0.5, ce=1.87)
     panel.add_epoch(1, {"loss": 1.9, "ce": 1.9, "accuracy": 0.4}, {"loss": 1.5, "accuracy": 0.5})
-    panel.add_round(1, 1, committed=True, finetuned=True, val_loss_after=1.2,
-                    val_accuracy_after=0.62)
-    panel.add_epoch(2, {"loss": 3.01, "ce": 1.87, "accuracy": 0.6},
-                    {"loss": 1.1, "accuracy": 0.7, "broken_accuracy": 0.55, "broken_loss": 1.4})
-    panel.add_epoch(3, {"loss": 2.0, "ce": 1.0, "accuracy": 0.8},
-                    {"loss": 61.0, "accuracy": 0.33, "broken_accuracy": 0.3})
+    panel.add_round(1, 1, committed=True, finetuned=True, val_loss_after=1.2, val_accuracy_after=0.62)
+    panel.add_epoch(
+        2,
+        {"loss": 3.01, "ce": 1.87, "accuracy": 0.6},
+        {"loss": 1.1, "accuracy": 0.7, "broken_accuracy": 0.55, "broken_loss": 1.4},
+    )
+    panel.add_epoch(3, {"loss": 2.0, "ce": 1.0, "accuracy": 0.8}, {"loss": 61.0, "accuracy": 0.33, "broken_accuracy": 0.3})
     panel.flush()
     tk_root.update()
     assert panel.batch_loss == [1.87]  # the CE of the batch, not CE + lambda x penalty
@@ -50,8 +51,14 @@ def test_plots_show_ce_penalty_broken_validation_and_the_round_star(tk_root):
     texts = [t.get_text() for t in panel.loss_axes.texts]
     assert "61" in texts and "R1" in texts
     labels = [t.get_text() for t in panel.loss_axes.get_legend().get_texts()]
-    assert {"train CE", "validation", "val, shortcut broken", "penalty (\u03bb \u00d7 guidance)",
-            "val after round (committed)", "round committed"} <= set(labels)
+    assert {
+        "train CE",
+        "validation",
+        "val, shortcut broken",
+        "penalty (\u03bb \u00d7 guidance)",
+        "val after round (committed)",
+        "round committed",
+    } <= set(labels)
     accuracy_labels = [t.get_text() for t in panel.accuracy_axes.get_legend().get_texts()]
     assert "val, shortcut broken" in accuracy_labels
     star = [line for line in panel.accuracy_axes.lines if line.get_marker() == "*"]

@@ -15,8 +15,17 @@ from datasets import MaskStore
 from datasets.masks import RED, read_mask_meta
 
 FAST_FINETUNE = FinetuneConfig(max_steps=2, check_every=1, val_loss_rise=100.0, guidance_drop=1.0)
-CONFIG = TrainConfig(model="small_cnn", epochs=2, batch_size=8, lr=1e-3, guidance="rrr", lam=1.0,
-                     feedback_every=1, images_per_round=2, selection="entropy")
+CONFIG = TrainConfig(
+    model="small_cnn",
+    epochs=2,
+    batch_size=8,
+    lr=1e-3,
+    guidance="rrr",
+    lam=1.0,
+    feedback_every=1,
+    images_per_round=2,
+    selection="entropy",
+)
 
 
 class PropagatingUser:
@@ -36,7 +45,7 @@ class PropagatingUser:
             item = event.items[0]
             height, width = item.image.shape[:2]
             mask = np.zeros((height, width), np.int8)
-            mask[height - 6:, width - 6:] = RED  # "never the bottom-right corner"
+            mask[height - 6 :, width - 6 :] = RED  # "never the bottom-right corner"
             self.masks.save(item.relpath, mask)
             self.source = item.relpath
             self._next()
@@ -58,18 +67,23 @@ class PropagatingUser:
 def _run(image_folder, tmp_path, commands):
     session = Session.create(tmp_path / "session", image_folder, None, CONFIG, FAST_FINETUNE)
     user = PropagatingUser(
-        lambda emit: Trainer(session.train_config, session.finetune_config, session.run_paths(),
-                             emit=emit, session=session),
-        session.masks_dir, commands)
+        lambda emit: Trainer(session.train_config, session.finetune_config, session.run_paths(), emit=emit, session=session),
+        session.masks_dir,
+        commands,
+    )
     user.trainer.run()  # in this thread: the commands are queued before the trainer waits
     return user, session
 
 
 def test_preview_then_apply_to_all_during_a_round(image_folder, tmp_path):
-    user, session = _run(image_folder, tmp_path, [
-        lambda source: msg.PreviewPropagation((source,), "all"),
-        lambda source: msg.ApplyPropagation((source,), "all"),
-    ])
+    user, session = _run(
+        image_folder,
+        tmp_path,
+        [
+            lambda source: msg.PreviewPropagation((source,), "all"),
+            lambda source: msg.ApplyPropagation((source,), "all"),
+        ],
+    )
     assert not user.of(msg.TrainingFailed) and not user.of(msg.PropagationFailed)
     train = user.trainer.data.train
     others = sorted(r for r in train.relpaths if r != user.source)
@@ -95,7 +109,12 @@ def test_preview_then_apply_to_all_during_a_round(image_folder, tmp_path):
     # order of events: the matrix, the round, then the answers while it waits
     kinds = [type(e) for e in user.events if not isinstance(e, msg.StateChanged)]
     assert kinds.index(msg.ReasonabilityReady) == kinds.index(msg.FeedbackNeeded) - 1
-    assert kinds.index(msg.FeedbackNeeded) < kinds.index(msg.PropagationPreview) < kinds.index(msg.PropagationApplied) < kinds.index(msg.FinetuneStarted)
+    assert (
+        kinds.index(msg.FeedbackNeeded)
+        < kinds.index(msg.PropagationPreview)
+        < kinds.index(msg.PropagationApplied)
+        < kinds.index(msg.FinetuneStarted)
+    )
 
 
 def test_class_scope_preview_counts_the_source_class(image_folder, tmp_path):
@@ -110,10 +129,14 @@ def test_class_scope_preview_counts_the_source_class(image_folder, tmp_path):
 
 
 def test_bad_propagation_is_reported_and_the_round_goes_on(image_folder, tmp_path):
-    user, _ = _run(image_folder, tmp_path, [
-        lambda source: msg.PreviewPropagation((source,), "everywhere"),  # no such scope
-        lambda source: msg.ApplyPropagation(("a/not-an-image.png",), "all"),
-    ])
+    user, _ = _run(
+        image_folder,
+        tmp_path,
+        [
+            lambda source: msg.PreviewPropagation((source,), "everywhere"),  # no such scope
+            lambda source: msg.ApplyPropagation(("a/not-an-image.png",), "all"),
+        ],
+    )
     failed = user.of(msg.PropagationFailed)
     assert len(failed) == 2 and all(f.user_error for f in failed)
     assert "everywhere" in failed[0].message and failed[0].scope == "everywhere"
@@ -141,9 +164,14 @@ SIDE = 16
 def _item(relpath, seed, label="3"):
     rng = np.random.default_rng(seed)
     return msg.FeedbackItem(
-        relpath=relpath, image=rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8),
-        saliency=rng.random((8, 8)).astype(np.float32), true_label=label,
-        predicted_label=label, confidence=0.9, reason="entropy 1.00")
+        relpath=relpath,
+        image=rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8),
+        saliency=rng.random((8, 8)).astype(np.float32),
+        true_label=label,
+        predicted_label=label,
+        confidence=0.9,
+        reason="entropy 1.00",
+    )
 
 
 @pytest.fixture
@@ -153,8 +181,9 @@ def brush(tk_root, tmp_path):
 
     store = MaskStore(tmp_path / "masks")
     sent = []
-    window = BrushWindow(tk_root, [_item("3/a.png", 0), _item("5/b.png", 1, label="5")], store,
-                         canvas_size=320, submit=sent.append)
+    window = BrushWindow(
+        tk_root, [_item("3/a.png", 0), _item("5/b.png", 1, label="5")], store, canvas_size=320, submit=sent.append
+    )
     window.geometry("+0+0")
     window.update()
     window.sent, window.store = sent, store
@@ -256,6 +285,7 @@ def test_main_window_routes_answers_to_the_open_panel(tk_root, tmp_path):
 
     window = MainWindow(tk_root, sessions_root=str(tmp_path / "sessions"), destroy_root_on_close=False)
     try:
+
         class Panel:
             shown = []
 
@@ -271,9 +301,11 @@ def test_main_window_routes_answers_to_the_open_panel(tk_root, tmp_path):
             propagation = Panel()
 
         window.brush_window = Brush()
-        events = [msg.PropagationPreview(("a.png",), "all", 2, ("b.png", "c.png")),
-                  msg.PropagationApplied(("a.png",), "all", 2, 0, ("b.png", "c.png")),
-                  msg.PropagationFailed(("a.png",), "all", "nope")]
+        events = [
+            msg.PropagationPreview(("a.png",), "all", 2, ("b.png", "c.png")),
+            msg.PropagationApplied(("a.png",), "all", 2, 0, ("b.png", "c.png")),
+            msg.PropagationFailed(("a.png",), "all", "nope"),
+        ]
         for event in events:
             window.handle_event(event)
         assert Panel.shown == events

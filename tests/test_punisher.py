@@ -96,9 +96,7 @@ def test_gradient_wrt_weights_matches_hand_derivative():
     for n, k in enumerate(targets.tolist()):
         expected[k] += masks[n].numpy()[None] * np.sign(weight[k]) * unclipped[k][None]
     expected /= len(targets)
-    np.testing.assert_allclose(
-        model[1].weight.grad.numpy().reshape(K, C, H, W), expected, rtol=0, atol=1e-12
-    )
+    np.testing.assert_allclose(model[1].weight.grad.numpy().reshape(K, C, H, W), expected, rtol=0, atol=1e-12)
     assert np.abs(expected).sum() > 0
     # The input gradient of a linear model does not depend on the bias.
     assert model[1].bias.grad is None or torch.count_nonzero(model[1].bias.grad) == 0

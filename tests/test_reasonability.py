@@ -32,7 +32,7 @@ class InkModel(nn.Module):
         super().__init__()
         weight = torch.zeros(2, 3, side, side)
         weight[0, :, :, : side // 2] = 1.0  # class 0 looks at the left half
-        weight[1, :, :, side // 2:] = 1.0  # class 1 at the right half
+        weight[1, :, :, side // 2 :] = 1.0  # class 1 at the right half
         self.weight = nn.Parameter(weight)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -89,11 +89,13 @@ def test_mask_priors_without_red_or_green():
 
 
 def test_unreasonable_scores_take_the_largest_share_and_name_it():
-    distributions = torch.tensor([
-        [[0.6, 0.1], [0.3, 0.0]],  # 0.6 on the common corner
-        [[0.1, 0.7], [0.2, 0.0]],  # 0.7 on forbidden (0, 1)
-        [[0.0, 0.0], [0.1, 0.9]],  # on the object (1, 1) of class 1 only: off-object 0.1
-    ])
+    distributions = torch.tensor(
+        [
+            [[0.6, 0.1], [0.3, 0.0]],  # 0.6 on the common corner
+            [[0.1, 0.7], [0.2, 0.0]],  # 0.7 on forbidden (0, 1)
+            [[0.0, 0.0], [0.1, 0.9]],  # on the object (1, 1) of class 1 only: off-object 0.1
+        ]
+    )
     priors = ExplanationPriors(
         common=torch.tensor([[1.0, 0.0], [0.0, 0.0]]),
         forbidden=torch.tensor([[0.0, 1.0], [0.0, 0.0]]),
@@ -134,7 +136,9 @@ def test_judge_reasonable_by_mask_and_by_heuristic():
     masks[:3, 1, 1] = -1
     has_mask = torch.tensor([True, True, True, False, False])
     heuristic = torch.tensor([0.0, 0.0, 0.0, 0.7, 0.3])
-    reasonable = judge_reasonable(saliency, masks, has_mask, heuristic, ReasonabilityThresholds(red_share=0.2, green_share=0.6, score=0.5))
+    reasonable = judge_reasonable(
+        saliency, masks, has_mask, heuristic, ReasonabilityThresholds(red_share=0.2, green_share=0.6, score=0.5)
+    )
     # 0: red 0.1, green 0.9 -> reasonable; 1: red 0.5 -> no; 2: red 0.75 -> no;
     # 3: no mask, score 0.7 -> no; 4: no mask, score 0.3 -> yes
     assert reasonable.tolist() == [True, False, False, False, True]
@@ -155,7 +159,12 @@ def test_tabulate_counts_and_orders_members():
     correct = torch.tensor([True, True, False, False, True])
     reasonable = torch.tensor([True, False, True, False, False])
     matrix = tabulate(relpaths, correct, reasonable, order_key=torch.tensor([0.0, 0.2, 0.0, 0.0, 0.9]))
-    assert matrix.counts == {"accurate_reasonable": 1, "accurate_unreasonable": 2, "inaccurate_reasonable": 1, "inaccurate_unreasonable": 1}
+    assert matrix.counts == {
+        "accurate_reasonable": 1,
+        "accurate_unreasonable": 2,
+        "inaccurate_reasonable": 1,
+        "inaccurate_unreasonable": 1,
+    }
     assert matrix.members["accurate_unreasonable"] == ("e", "b")
     assert matrix.count(accurate=False, reasonable=True) == 1
     assert matrix.n_images == 5
@@ -212,7 +221,7 @@ def test_focus_share_is_the_same_wherever_the_spot_sits_and_low_for_a_spread():
 
     spots = torch.zeros(3, 30, 30)
     for row, (y, x) in enumerate([(0, 0), (12, 20), (24, 3)]):  # a 4 x 4 spot, moving
-        spots[row, y:y + 4, x:x + 4] = 1 / 16
+        spots[row, y : y + 4, x : x + 4] = 1 / 16
     focused = focus_share(spots)
     assert torch.allclose(focused, focused[0].expand(3)) and float(focused[0]) > 0.95
     spread = torch.full((1, 30, 30), 1 / 900)

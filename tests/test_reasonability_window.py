@@ -13,12 +13,13 @@ pytestmark = pytest.mark.gui
 
 def _event(round_number=1, n_train=40):
     matrix = ReasonabilityMatrix(
-        counts={"accurate_reasonable": 5, "accurate_unreasonable": 3,
-                "inaccurate_reasonable": 0, "inaccurate_unreasonable": 2},
-        members={"accurate_reasonable": ("1/a.png", "1/b.png", "2/c.png", "2/d.png", "3/e.png"),
-                 "accurate_unreasonable": ("4/f.png", "4/g.png"),  # one more than listed
-                 "inaccurate_reasonable": (),
-                 "inaccurate_unreasonable": ("5/h.png", "6/i.png")},
+        counts={"accurate_reasonable": 5, "accurate_unreasonable": 3, "inaccurate_reasonable": 0, "inaccurate_unreasonable": 2},
+        members={
+            "accurate_reasonable": ("1/a.png", "1/b.png", "2/c.png", "2/d.png", "3/e.png"),
+            "accurate_unreasonable": ("4/f.png", "4/g.png"),  # one more than listed
+            "inaccurate_reasonable": (),
+            "inaccurate_unreasonable": ("5/h.png", "6/i.png"),
+        },
         judged_by_mask=("4/f.png",),
         thresholds=ReasonabilityThresholds(red_share=0.25, green_share=0.5, score=0.6),
     )
@@ -31,8 +32,12 @@ def test_window_shows_counts_shares_and_images(tk_root):
     window = ReasonabilityWindow(tk_root, _event())
     window.update()
     counts = {cell: label.cget("text") for cell, label in window.count_labels.items()}
-    assert counts == {"accurate_reasonable": "5", "accurate_unreasonable": "3",
-                      "inaccurate_reasonable": "0", "inaccurate_unreasonable": "2"}
+    assert counts == {
+        "accurate_reasonable": "5",
+        "accurate_unreasonable": "3",
+        "inaccurate_reasonable": "0",
+        "inaccurate_unreasonable": "2",
+    }
     shares = {cell: label.cget("text") for cell, label in window.share_labels.items()}
     assert shares["accurate_reasonable"] == "50% of the images"
     assert shares["accurate_unreasonable"] == "30% of the images"

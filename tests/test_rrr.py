@@ -87,9 +87,7 @@ def test_targets_do_not_change_the_value():
     images, targets = batch()
     masks = masks_of("red")
     loss = RRRLoss()
-    assert loss(model, images, targets, masks).item() == loss(
-        model, images, (targets + 1) % K, masks
-    ).item()
+    assert loss(model, images, targets, masks).item() == loss(model, images, (targets + 1) % K, masks).item()
 
 
 class Functional(nn.Module):

@@ -33,8 +33,7 @@ def linear_model() -> nn.Sequential:
 
 def no_hooks_left(model: nn.Module) -> bool:
     return all(
-        not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
-        for m in model.modules()
+        not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks) for m in model.modules()
     )
 
 
@@ -80,12 +79,14 @@ def test_attribution_of_a_linear_model_is_input_times_weight(method):
 
 
 def test_normalise_maps_by_hand():
-    maps = torch.stack([
-        torch.zeros(10, 10),  # stays zero, no NaN
-        torch.zeros(10, 10).index_put_((torch.tensor([3]), torch.tensor([4])), torch.tensor(5.0)),
-        torch.full((10, 10), -2.0),  # negative counts as zero
-        torch.full((10, 10), float("nan")),
-    ])
+    maps = torch.stack(
+        [
+            torch.zeros(10, 10),  # stays zero, no NaN
+            torch.zeros(10, 10).index_put_((torch.tensor([3]), torch.tensor([4])), torch.tensor(5.0)),
+            torch.full((10, 10), -2.0),  # negative counts as zero
+            torch.full((10, 10), float("nan")),
+        ]
+    )
     out = normalise_maps(maps)
     assert torch.equal(out[0], torch.zeros(10, 10))
     # One hot pixel: the 99th percentile is 0, so the max scales it.
@@ -105,8 +106,7 @@ def test_model_mode_grads_and_requires_grad_are_restored(small_cnn):
     targets = torch.tensor([0, 1, 2, 0])
     nn.functional.cross_entropy(small_cnn(images), targets).backward()
     small_cnn.classifier.weight.grad = None  # one parameter without a gradient
-    before = {name: (p.grad.clone() if p.grad is not None else None, p.requires_grad)
-              for name, p in small_cnn.named_parameters()}
+    before = {name: (p.grad.clone() if p.grad is not None else None, p.requires_grad) for name, p in small_cnn.named_parameters()}
     modes = [m.training for m in small_cnn.modules()]
 
     for method in SALIENCY_METHODS:

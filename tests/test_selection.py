@@ -38,9 +38,9 @@ def _image(blob_cols=None, corner=0, corner_side=2):
     """16 x 16 gray: a 4 x 4 object at rows 6-9 and the given columns, a bottom-right patch."""
     gray = np.zeros((SIDE, SIDE), np.uint8)
     if blob_cols is not None:
-        gray[6:10, blob_cols:blob_cols + 4] = 255
+        gray[6:10, blob_cols : blob_cols + 4] = 255
     if corner:
-        gray[SIDE - corner_side:, SIDE - corner_side:] = corner
+        gray[SIDE - corner_side :, SIDE - corner_side :] = corner
     return gray
 
 

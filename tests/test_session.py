@@ -72,7 +72,8 @@ def test_a_torn_line_never_swallows_the_next_record(tmp_path, image_folder):
 def test_history_written_by_an_older_version_gives_back_the_glued_record(tmp_path, image_folder):
     session = Session.create(tmp_path / "s", image_folder)
     session.history_path.write_text(
-        '{"round": 1}\n{"round": 2, "ima{"report": {"a": {"b": 2}}, "round": 3}\n{"round": 4}\n', encoding="utf-8")
+        '{"round": 1}\n{"round": 2, "ima{"report": {"a": {"b": 2}}, "round": 3}\n{"round": 4}\n', encoding="utf-8"
+    )
     assert [r["round"] for r in session.history()] == [1, 3, 4]
     assert session.history()[1]["report"] == {"a": {"b": 2}}
 
@@ -110,12 +111,18 @@ def test_a_session_open_in_another_process_is_refused_with_its_pid(tmp_path, ima
 
     session = Session.create(tmp_path / "s", image_folder)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys\n"
-         "from app.run.run_lock import acquire_session_lock\n"
-         "lock = acquire_session_lock(sys.argv[1]); print('held', flush=True); sys.stdin.read()\n",
-         str(session.folder)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys\n"
+            "from app.run.run_lock import acquire_session_lock\n"
+            "lock = acquire_session_lock(sys.argv[1]); print('held', flush=True); sys.stdin.read()\n",
+            str(session.folder),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(FolderLockedError, match=f"open in another window \\(pid {holder.pid}\\)"):

@@ -24,9 +24,9 @@ def _scene(rng, label):
         gray[11:13, 8:16] += 90
     row = int(rng.choice([1, 17]))
     col = int(rng.integers(0, SIDE - 5))
-    gray[row:row + 5, col:col + 5] = 240 if label == 0 else 120
+    gray[row : row + 5, col : col + 5] = 240 if label == 0 else 120
     patch = np.zeros((SIDE, SIDE), bool)
-    patch[row:row + 5, col:col + 5] = True
+    patch[row : row + 5, col : col + 5] = True
     return np.clip(gray, 0, 255).astype(np.uint8), patch
 
 
@@ -64,14 +64,30 @@ class ReadsTheObject(nn.Module):
 
 
 def test_broken_validation_exposes_a_shortcut_reader_and_spares_an_object_reader(tmp_path):
-    train = ImageFolderData(_folder(tmp_path / "train", 10, 0, tmp_path / "masks", painted=2), SIDE,
-                            (0, 0, 0), (1, 1, 1), masks_dir=tmp_path / "masks")
+    train = ImageFolderData(
+        _folder(tmp_path / "train", 10, 0, tmp_path / "masks", painted=2),
+        SIDE,
+        (0, 0, 0),
+        (1, 1, 1),
+        masks_dir=tmp_path / "masks",
+    )
     val = ImageFolderData(_folder(tmp_path / "val", 15, 1), SIDE, (0, 0, 0), (1, 1, 1))
     broken = BrokenValidation.build(train, val)
     assert broken is not None and broken.found >= 24  # the patch found in most of the 30 images
     shortcut, honest = ReadsThePatch(), ReadsTheObject()
-    plain = lambda model: float((torch.cat([model(torch.stack([val[i].image]))  # noqa: E731
-                                            for i in range(len(val))]).argmax(1) == torch.tensor(val.targets)).float().mean())
+    plain = lambda model: float(
+        (
+            torch.cat(
+                [
+                    model(torch.stack([val[i].image]))  # noqa: E731
+                    for i in range(len(val))
+                ]
+            ).argmax(1)
+            == torch.tensor(val.targets)
+        )
+        .float()
+        .mean()
+    )
     assert plain(shortcut) == 1.0 and plain(honest) == 1.0  # plain validation cannot tell them apart
     # measured: the shortcut reader 0.50, the object reader 0.93 (the patch found in 30 of 30; two
     # finds also touch a bar)

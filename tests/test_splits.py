@@ -49,8 +49,7 @@ def test_the_fraction_must_be_inside_zero_one(fraction):
 def test_load_splits_without_a_validation_folder(tmp_path):
     _folder(tmp_path / "train", {"cat": 10, "dog": 5})
     (tmp_path / "train" / "dog" / "bad.png").write_bytes(b"")
-    splits = load_splits(tmp_path / "train", masks_dir=tmp_path / "masks", val_fraction=0.2,
-                         seed=3, **NORM)
+    splits = load_splits(tmp_path / "train", masks_dir=tmp_path / "masks", val_fraction=0.2, seed=3, **NORM)
     assert isinstance(splits, DataSplits)
     train, val = splits
     assert val.class_counts() == {"cat": 2, "dog": 1}
@@ -71,8 +70,7 @@ def test_load_splits_needs_two_images_per_class(tmp_path):
 def test_load_splits_with_a_validation_folder(tmp_path):
     _folder(tmp_path / "train", {"cat": 2, "dog": 2})
     _folder(tmp_path / "val", {"cat": 1, "dog": 3})
-    train, val = load_splits(tmp_path / "train", tmp_path / "val",
-                             masks_dir=tmp_path / "masks", **NORM)
+    train, val = load_splits(tmp_path / "train", tmp_path / "val", masks_dir=tmp_path / "masks", **NORM)
     assert (len(train), len(val)) == (4, 4)
     assert val.classes == train.classes and val.class_counts() == {"cat": 1, "dog": 3}
     assert train.masks is not None and val.masks is None

@@ -21,28 +21,16 @@ def test_constants_follow_the_mask_convention():
 def test_disc_on_a_pixel_centre_with_radius_1_is_a_plus():
     mask = np.zeros((5, 5), np.int8)
     box = paint_disc(mask, 2.5, 2.5, 1.0, RED)
-    assert np.array_equal(mask, _grid([".....",
-                                        "..#..",
-                                        ".###.",
-                                        "..#..",
-                                        "....."]))
+    assert np.array_equal(mask, _grid([".....", "..#..", ".###.", "..#..", "....."]))
     assert box == Box(1, 1, 4, 4)
 
 
 def test_disc_radius_1_5_is_a_3x3_block_and_radius_2_adds_the_tips():
     mask = np.zeros((5, 5), np.int8)
     paint_disc(mask, 2.5, 2.5, 1.5, GREEN)  # corners at distance sqrt(2) <= 1.5
-    assert np.array_equal(mask, _grid([".....",
-                                        ".ggg.",
-                                        ".ggg.",
-                                        ".ggg.",
-                                        "....."]))
+    assert np.array_equal(mask, _grid([".....", ".ggg.", ".ggg.", ".ggg.", "....."]))
     paint_disc(mask, 2.5, 2.5, 2.0, GREEN)
-    assert np.array_equal(mask, _grid(["..g..",
-                                        ".ggg.",
-                                        "ggggg",
-                                        ".ggg.",
-                                        "..g.."]))
+    assert np.array_equal(mask, _grid(["..g..", ".ggg.", "ggggg", ".ggg.", "..g.."]))
 
 
 def test_tiny_disc_still_paints_the_pixel_under_the_point():
@@ -54,18 +42,13 @@ def test_tiny_disc_still_paints_the_pixel_under_the_point():
 def test_disc_between_pixel_centres():
     mask = np.zeros((4, 4), np.int8)
     paint_disc(mask, 2.0, 2.0, 1.0, RED)  # the four centres around (2, 2) are at 0.707
-    assert np.array_equal(mask, _grid(["....",
-                                        ".##.",
-                                        ".##.",
-                                        "...."]))
+    assert np.array_equal(mask, _grid(["....", ".##.", ".##.", "...."]))
 
 
 def test_disc_is_clipped_at_the_border_and_off_mask_is_none():
     mask = np.zeros((3, 3), np.int8)
     box = paint_disc(mask, 0.5, 0.5, 1.0, RED)
-    assert np.array_equal(mask, _grid(["##.",
-                                        "#..",
-                                        "..."]))
+    assert np.array_equal(mask, _grid(["##.", "#..", "..."]))
     assert box == Box(0, 0, 2, 2)
     before = mask.copy()
     assert paint_disc(mask, -5.0, 1.0, 2.0, RED) is None
@@ -82,31 +65,21 @@ def test_disc_whose_edge_reaches_in_from_outside_paints_the_rim():
 def test_segment_is_a_capsule():
     mask = np.zeros((5, 8), np.int8)
     box = paint_segment(mask, 1.5, 2.5, 6.5, 2.5, 1.0, RED)
-    assert np.array_equal(mask, _grid(["........",
-                                        ".######.",
-                                        "########",
-                                        ".######.",
-                                        "........"]))
+    assert np.array_equal(mask, _grid(["........", ".######.", "########", ".######.", "........"]))
     assert box == Box(0, 1, 8, 4)
 
 
 def test_diagonal_segment_exact_pixels():
     mask = np.zeros((5, 5), np.int8)
     paint_segment(mask, 0.5, 0.5, 4.5, 4.5, 0.75, RED)  # off-diagonal centres are at 0.707
-    assert np.array_equal(mask, _grid(["##...",
-                                        "###..",
-                                        ".###.",
-                                        "..###",
-                                        "...##"]))
+    assert np.array_equal(mask, _grid(["##...", "###..", ".###.", "..###", "...##"]))
 
 
 def test_eraser_paints_zero_and_green_overwrites_red():
     mask = np.full((3, 3), RED, np.int8)
     paint_disc(mask, 1.5, 1.5, 0.5, ERASE)
     paint_disc(mask, 0.5, 0.5, 0.5, GREEN)
-    assert np.array_equal(mask, _grid(["g##",
-                                        "#.#",
-                                        "###"]))
+    assert np.array_equal(mask, _grid(["g##", "#.#", "###"]))
 
 
 def test_bad_arguments_are_rejected():
@@ -230,9 +203,7 @@ def test_clear_is_undoable_and_noop_on_empty():
 
 
 def test_starting_mask_is_kept_and_undo_restores_it():
-    start = _grid(["g..",
-                   "...",
-                   "..#"])
+    start = _grid(["g..", "...", "..#"])
     mask = start.copy()
     history = StrokeHistory(mask)
     history.begin(1.5, 1.5, 1.5, ERASE)

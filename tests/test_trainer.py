@@ -16,8 +16,17 @@ FAST_FINETUNE = FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, 
 
 
 def _config(**changes):
-    base = TrainConfig(model="small_cnn", epochs=2, batch_size=8, lr=1e-3, guidance="punisher",
-                       lam=1.0, feedback_every=1, images_per_round=2, selection="entropy")
+    base = TrainConfig(
+        model="small_cnn",
+        epochs=2,
+        batch_size=8,
+        lr=1e-3,
+        guidance="punisher",
+        lam=1.0,
+        feedback_every=1,
+        images_per_round=2,
+        selection="entropy",
+    )
     return base.replace(**changes)
 
 
@@ -54,7 +63,11 @@ class Script:
 
 def _run_script(image_folder, tmp_path, decision, **config_changes):
     session = Session.create(tmp_path / "session", image_folder, None, _config(**config_changes), FAST_FINETUNE)
-    script = Script(lambda emit: Trainer(session.train_config, session.finetune_config, session.run_paths(), emit=emit, session=session), decision, session.masks_dir)
+    script = Script(
+        lambda emit: Trainer(session.train_config, session.finetune_config, session.run_paths(), emit=emit, session=session),
+        decision,
+        session.masks_dir,
+    )
     script.trainer.run()  # in this thread: deterministic for the test
     return script, session
 
@@ -73,7 +86,9 @@ def test_feedback_round_commit_changes_weights_and_is_recorded(image_folder, tmp
     assert done.report.n_annotated == 2 and len(done.comparisons) == 2
     decided = script.of(msg.RoundDecided)[0]
     assert decided.committed and decided.finetuned
-    changed = [k for k in script.snapshots["before"] if not torch.equal(script.snapshots["before"][k], script.snapshots["after"][k])]
+    changed = [
+        k for k in script.snapshots["before"] if not torch.equal(script.snapshots["before"][k], script.snapshots["after"][k])
+    ]
     assert changed, "commit must swap the fine-tuned weights in"
     finished = script.of(msg.TrainingFinished)[0]
     assert finished.epoch == 2 and not finished.stopped
@@ -118,7 +133,12 @@ def test_cancelled_brush_window_resumes_unchanged(image_folder, tmp_path):
 def test_stop_while_paused_ends_cleanly_and_saves(image_folder, tmp_path):
     events: "queue.Queue" = queue.Queue()
     out = tmp_path / "run" / "model.pt"
-    trainer = Trainer(_config(epochs=50, feedback_every=0), FinetuneConfig(), RunPaths(str(image_folder), checkpoint_out=str(out)), emit=events.put)
+    trainer = Trainer(
+        _config(epochs=50, feedback_every=0),
+        FinetuneConfig(),
+        RunPaths(str(image_folder), checkpoint_out=str(out)),
+        emit=events.put,
+    )
     first_epoch_done = threading.Event()
     trainer.pause()
     thread = trainer.start()
@@ -186,8 +206,7 @@ def test_start_finetune_with_nothing_painted_is_a_skipped_round(image_folder, tm
     """The engine's own guard against a 0-step round (and its chooser of black panels)."""
     events = []
     session = Session.create(tmp_path / "session", image_folder, None, _config(), FAST_FINETUNE)
-    trainer = Trainer(session.train_config, session.finetune_config, session.run_paths(),
-                      emit=events.append, session=session)
+    trainer = Trainer(session.train_config, session.finetune_config, session.run_paths(), emit=events.append, session=session)
 
     def emit(event):
         events.append(event)
@@ -206,8 +225,7 @@ def test_start_finetune_with_nothing_painted_is_a_skipped_round(image_folder, tm
 def test_gallery_commands_are_answered_while_the_round_waits(image_folder, tmp_path):
     events = []
     session = Session.create(tmp_path / "session", image_folder, None, _config(), FAST_FINETUNE)
-    trainer = Trainer(session.train_config, session.finetune_config, session.run_paths(),
-                      emit=events.append, session=session)
+    trainer = Trainer(session.train_config, session.finetune_config, session.run_paths(), emit=events.append, session=session)
 
     def emit(event):
         events.append(event)

@@ -27,9 +27,12 @@ def small_display():
     if xvfb is None:
         pytest.fail("needs Xvfb")
     read_end, write_end = os.pipe()
-    proc = subprocess.Popen([xvfb, "-displayfd", str(write_end), "-screen", "0", "1280x720x24",
-                             "-nolisten", "tcp"], pass_fds=(write_end,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [xvfb, "-displayfd", str(write_end), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     os.close(write_end)
     with os.fdopen(read_end) as stream:
         number = stream.readline().strip()
@@ -39,8 +42,9 @@ def small_display():
     display = f":{number}"
     deadline = time.monotonic() + 15
     probe = "import tkinter; tkinter.Tk().destroy()"
-    while subprocess.run([sys.executable, "-c", probe], capture_output=True,
-                         env=dict(os.environ, DISPLAY=display)).returncode != 0:
+    while (
+        subprocess.run([sys.executable, "-c", probe], capture_output=True, env=dict(os.environ, DISPLAY=display)).returncode != 0
+    ):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail("Xvfb did not start")
@@ -51,8 +55,13 @@ def small_display():
 
 
 def test_every_window_fits_1280x720(small_display, tmp_path):
-    result = subprocess.run([sys.executable, str(APP), str(tmp_path)], capture_output=True,
-                            text=True, timeout=240, env=dict(os.environ, DISPLAY=small_display))
+    result = subprocess.run(
+        [sys.executable, str(APP), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=dict(os.environ, DISPLAY=small_display),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["screen"] == [1280, 720]

@@ -71,30 +71,30 @@ DEFAULT_PAINT_OPACITY = 50  # opacity of red / green paint on the canvas, percen
 SAVE_TIMEOUT_S = 30.0  # leaving an image waits this long at most for its mask's write
 OUTLINE_PX = 2  # solid rim of painted regions, in screen pixels (tells paint from heatmap)
 TOOLS = {"red": RED, "green": GREEN, "eraser": ERASE}
-TOOL_NAMES = {"red": "Red brush (discourage)", "green": "Green brush (encourage)",
-              "eraser": "Eraser"}
+TOOL_NAMES = {"red": "Red brush (discourage)", "green": "Green brush (encourage)", "eraser": "Eraser"}
 # How the colour is put down: a round brush, a rectangle (drag), a lasso (drag a freehand
 # outline; it is filled when released) or a fill (click: the connected area of the same paint).
 SHAPES = ("brush", "rectangle", "lasso", "fill")
 SHAPE_NAMES = {"brush": "brush", "rectangle": "rectangle", "lasso": "lasso", "fill": "fill"}
 SHAPE_KEYS = {"brush": "B", "rectangle": "M", "lasso": "L", "fill": "F"}
-KEY_HELP = ("R / G / E: red, green, eraser\n"
-            "B / M / L / F: brush, rectangle, lasso, fill\n"
-            "[ ]: radius    H: heatmap\n"
-            "Ctrl+wheel, + / -: zoom    0: fit\n"
-            "Space+drag, middle drag, wheel: pan\n"
-            "Ctrl+Z / Ctrl+Y: undo / redo\n"
-            "Del: clear    S: skip\n"
-            "← →: previous / next image\n"
-            "Esc: cancel")
+KEY_HELP = (
+    "R / G / E: red, green, eraser\n"
+    "B / M / L / F: brush, rectangle, lasso, fill\n"
+    "[ ]: radius    H: heatmap\n"
+    "Ctrl+wheel, + / -: zoom    0: fit\n"
+    "Space+drag, middle drag, wheel: pan\n"
+    "Ctrl+Z / Ctrl+Y: undo / redo\n"
+    "Del: clear    S: skip\n"
+    "← →: previous / next image\n"
+    "Esc: cancel"
+)
 
 
 def tool_text(tool: str, shape: str) -> str:
-    """"Red brush (discourage)", "Green rectangle (encourage)", "Eraser (lasso)"."""
+    """ "Red brush (discourage)", "Green rectangle (encourage)", "Eraser (lasso)"."""
     if shape == "brush":
         return TOOL_NAMES[tool]
-    return TOOL_NAMES[tool].replace("brush", SHAPE_NAMES[shape]) if tool != "eraser" else \
-        f"Eraser ({SHAPE_NAMES[shape]})"
+    return TOOL_NAMES[tool].replace("brush", SHAPE_NAMES[shape]) if tool != "eraser" else f"Eraser ({SHAPE_NAMES[shape]})"
 
 
 @dataclass
@@ -128,17 +128,23 @@ class BrushWindow(tk.Toplevel):
     else None), whose trainer commands go through it.
     """
 
-    def __init__(self, master: tk.Misc, items: Sequence[FeedbackItem], masks, *,
-                 round_number: int = 1,
-                 on_done: Optional[Callable[[Tuple[str, ...]], None]] = None,
-                 on_cancel: Optional[Callable[[], None]] = None,
-                 canvas_size: Optional[int] = None,
-                 submit: Optional[Callable[[Any], None]] = None,
-                 on_save_failed: Optional[Callable[[str], None]] = None,
-                 trust_note: str = "",
-                 on_gallery: Optional[Callable[[], None]] = None,
-                 on_open_images: Optional[Callable[[Sequence[str]], None]] = None,
-                 geometry_store: Any = None) -> None:
+    def __init__(
+        self,
+        master: tk.Misc,
+        items: Sequence[FeedbackItem],
+        masks,
+        *,
+        round_number: int = 1,
+        on_done: Optional[Callable[[Tuple[str, ...]], None]] = None,
+        on_cancel: Optional[Callable[[], None]] = None,
+        canvas_size: Optional[int] = None,
+        submit: Optional[Callable[[Any], None]] = None,
+        on_save_failed: Optional[Callable[[str], None]] = None,
+        trust_note: str = "",
+        on_gallery: Optional[Callable[[], None]] = None,
+        on_open_images: Optional[Callable[[Sequence[str]], None]] = None,
+        geometry_store: Any = None,
+    ) -> None:
         if not items:
             raise ValueError("the brush window needs at least one image")
         super().__init__(master)
@@ -192,8 +198,9 @@ class BrushWindow(tk.Toplevel):
         fit_screen = canvas_size is None
         if canvas_size is None:
             extra = PROPAGATION_WIDTH if submit is not None else 0
-            canvas_size = min(DEFAULT_CANVAS, self.winfo_screenheight() - SCREEN_MARGIN_H,
-                              self.winfo_screenwidth() - SIDE_WIDTH - extra)
+            canvas_size = min(
+                DEFAULT_CANVAS, self.winfo_screenheight() - SCREEN_MARGIN_H, self.winfo_screenwidth() - SIDE_WIDTH - extra
+            )
         self.title(f"Paint feedback — round {round_number}")
         self.transient(master.winfo_toplevel())
         self._build(max(200, int(canvas_size)))
@@ -213,8 +220,9 @@ class BrushWindow(tk.Toplevel):
     def _build(self, canvas_size: int) -> None:
         self.columnconfigure(0, weight=1)
         self.rowconfigure(0, weight=1)
-        self.canvas = tk.Canvas(self, width=canvas_size, height=canvas_size, background="#1e1e1e",
-                                highlightthickness=0, cursor="crosshair")
+        self.canvas = tk.Canvas(
+            self, width=canvas_size, height=canvas_size, background="#1e1e1e", highlightthickness=0, cursor="crosshair"
+        )
         self.canvas.grid(row=0, column=0, sticky="nsew")
         self._image_item = self.canvas.create_image(0, 0, anchor="nw")
         # The brush cursor: a dark and a light circle, visible on any background. Two canvas
@@ -225,10 +233,8 @@ class BrushWindow(tk.Toplevel):
         )
         # The rectangle's rubber band and the lasso's trace: one item each, moved, never
         # created per event.
-        self._band_item = self.canvas.create_rectangle(0, 0, 0, 0, outline="white", dash=(4, 2),
-                                                       width=2, state="hidden")
-        self._lasso_item = self.canvas.create_line(0, 0, 0, 0, fill="white", dash=(4, 2),
-                                                   width=2, state="hidden")
+        self._band_item = self.canvas.create_rectangle(0, 0, 0, 0, outline="white", dash=(4, 2), width=2, state="hidden")
+        self._lasso_item = self.canvas.create_line(0, 0, 0, 0, fill="white", dash=(4, 2), width=2, state="hidden")
 
         # The side panel scrolls when the screen is short (1280 x 720): its status and key
         # help stay reachable instead of falling off the bottom.
@@ -245,8 +251,9 @@ class BrushWindow(tk.Toplevel):
         self.true_label.pack(anchor="w")
         self.predicted_label = ttk.Label(side, font=("TkDefaultFont", 11), wraplength=wrap)
         self.predicted_label.pack(anchor="w")
-        self.trust_label = ttk.Label(side, wraplength=wrap, foreground="#8a0000",
-                                     text=f"\u26a0 {self.trust_note}" if self.trust_note else "")
+        self.trust_label = ttk.Label(
+            side, wraplength=wrap, foreground="#8a0000", text=f"\u26a0 {self.trust_note}" if self.trust_note else ""
+        )
         if self.trust_note:
             self.trust_label.pack(anchor="w", pady=(2, 0))
         self.reason_label = ttk.Label(side, wraplength=wrap)
@@ -257,67 +264,101 @@ class BrushWindow(tk.Toplevel):
         brush = ttk.LabelFrame(side, text="Brush", padding=8)
         brush.pack(fill="x", pady=(12, 0))
         self.tool_buttons = {}
-        for name, text, colour in (("red", "Red — not here (R)", "#ff8080"),
-                                   ("green", "Green — look here (G)", "#80e080"),
-                                   ("eraser", "Eraser (E)", "#d0d0d0")):
-            button = tk.Radiobutton(brush, text=text, value=name, variable=self.tool_var,
-                                    indicatoron=False, selectcolor=colour, anchor="w",
-                                    padx=8, pady=3, takefocus=False)
+        for name, text, colour in (
+            ("red", "Red — not here (R)", "#ff8080"),
+            ("green", "Green — look here (G)", "#80e080"),
+            ("eraser", "Eraser (E)", "#d0d0d0"),
+        ):
+            button = tk.Radiobutton(
+                brush,
+                text=text,
+                value=name,
+                variable=self.tool_var,
+                indicatoron=False,
+                selectcolor=colour,
+                anchor="w",
+                padx=8,
+                pady=3,
+                takefocus=False,
+            )
             button.pack(fill="x", pady=1)
             self.tool_buttons[name] = button
         shapes = ttk.Frame(brush)
         shapes.pack(fill="x", pady=(6, 0))
         self.shape_buttons = {}
         for column, name in enumerate(SHAPES):
-            button = tk.Radiobutton(shapes, text=f"{SHAPE_NAMES[name].capitalize()} "
-                                    f"({SHAPE_KEYS[name]})", value=name, variable=self.shape_var,
-                                    indicatoron=False, selectcolor="#c8d8f0", padx=2, pady=2,
-                                    takefocus=False)
+            button = tk.Radiobutton(
+                shapes,
+                text=f"{SHAPE_NAMES[name].capitalize()} ({SHAPE_KEYS[name]})",
+                value=name,
+                variable=self.shape_var,
+                indicatoron=False,
+                selectcolor="#c8d8f0",
+                padx=2,
+                pady=2,
+                takefocus=False,
+            )
             button.grid(row=column // 2, column=column % 2, sticky="ew", padx=1, pady=1)
             self.shape_buttons[name] = button
         shapes.columnconfigure(0, weight=1)
         shapes.columnconfigure(1, weight=1)
         ttk.Label(brush, text="Radius (image pixels)   [  ]").pack(anchor="w", pady=(8, 0))
-        self.radius_scale = tk.Scale(brush, from_=MIN_RADIUS, to=MAX_RADIUS, orient="horizontal",
-                                     variable=self.radius_var, resolution=1, takefocus=False,
-                                     length=220)
+        self.radius_scale = tk.Scale(
+            brush,
+            from_=MIN_RADIUS,
+            to=MAX_RADIUS,
+            orient="horizontal",
+            variable=self.radius_var,
+            resolution=1,
+            takefocus=False,
+            length=220,
+        )
         self.radius_scale.pack(fill="x")
         edits = ttk.Frame(brush)
         edits.pack(fill="x", pady=(6, 0))
-        self.undo_button = ttk.Button(edits, text="Undo", width=6, command=self.undo,
-                                      takefocus=False)
-        self.redo_button = ttk.Button(edits, text="Redo", width=6, command=self.redo,
-                                      takefocus=False)
-        self.clear_button = ttk.Button(edits, text="Clear", width=6, command=self.clear,
-                                       takefocus=False)
+        self.undo_button = ttk.Button(edits, text="Undo", width=6, command=self.undo, takefocus=False)
+        self.redo_button = ttk.Button(edits, text="Redo", width=6, command=self.redo, takefocus=False)
+        self.clear_button = ttk.Button(edits, text="Clear", width=6, command=self.clear, takefocus=False)
         for button in (self.undo_button, self.redo_button, self.clear_button):
             button.pack(side="left", expand=True, fill="x", padx=1)
 
         heat = ttk.LabelFrame(side, text="View", padding=8)
         heat.pack(fill="x", pady=(12, 0))
-        self.heatmap_check = ttk.Checkbutton(heat, text="Show heatmap (H)",
-                                             variable=self.show_heatmap_var,
-                                             command=self._render_all, takefocus=False)
+        self.heatmap_check = ttk.Checkbutton(
+            heat, text="Show heatmap (H)", variable=self.show_heatmap_var, command=self._render_all, takefocus=False
+        )
         self.heatmap_check.pack(anchor="w")
         ttk.Label(heat, text="Opacity (%)").pack(anchor="w", pady=(6, 0))
-        self.opacity_scale = tk.Scale(heat, from_=0, to=100, orient="horizontal", resolution=5,
-                                      variable=self.opacity_var, takefocus=False, length=220,
-                                      command=lambda _value: self._render_all())
+        self.opacity_scale = tk.Scale(
+            heat,
+            from_=0,
+            to=100,
+            orient="horizontal",
+            resolution=5,
+            variable=self.opacity_var,
+            takefocus=False,
+            length=220,
+            command=lambda _value: self._render_all(),
+        )
         self.opacity_scale.pack(fill="x")
         ttk.Label(heat, text="Paint opacity (%)").pack(anchor="w", pady=(6, 0))
-        self.paint_opacity_scale = tk.Scale(heat, from_=10, to=100, orient="horizontal",
-                                            resolution=5, variable=self.paint_opacity_var,
-                                            takefocus=False, length=220,
-                                            command=lambda _value: self._render_all())
+        self.paint_opacity_scale = tk.Scale(
+            heat,
+            from_=10,
+            to=100,
+            orient="horizontal",
+            resolution=5,
+            variable=self.paint_opacity_var,
+            takefocus=False,
+            length=220,
+            command=lambda _value: self._render_all(),
+        )
         self.paint_opacity_scale.pack(fill="x")
         zoom = ttk.Frame(heat)
         zoom.pack(fill="x", pady=(6, 0))
-        self.zoom_out_button = ttk.Button(zoom, text="−", width=3, takefocus=False,
-                                          command=lambda: self.zoom_by(1 / ZOOM_STEP))
-        self.zoom_in_button = ttk.Button(zoom, text="+", width=3, takefocus=False,
-                                         command=lambda: self.zoom_by(ZOOM_STEP))
-        self.zoom_fit_button = ttk.Button(zoom, text="Fit", width=4, takefocus=False,
-                                          command=self.zoom_fit)
+        self.zoom_out_button = ttk.Button(zoom, text="−", width=3, takefocus=False, command=lambda: self.zoom_by(1 / ZOOM_STEP))
+        self.zoom_in_button = ttk.Button(zoom, text="+", width=3, takefocus=False, command=lambda: self.zoom_by(ZOOM_STEP))
+        self.zoom_fit_button = ttk.Button(zoom, text="Fit", width=4, takefocus=False, command=self.zoom_fit)
         self.zoom_label = ttk.Label(zoom, text="100 %")
         for widget in (self.zoom_out_button, self.zoom_in_button, self.zoom_fit_button):
             widget.pack(side="left", padx=1)
@@ -325,29 +366,22 @@ class BrushWindow(tk.Toplevel):
 
         navigation = ttk.Frame(side)
         navigation.pack(fill="x", pady=(16, 0))
-        self.prev_button = ttk.Button(navigation, text="◀ Previous", command=self.previous,
-                                      takefocus=False)
-        self.skip_button = ttk.Button(navigation, text="Skip", command=self.skip,
-                                      takefocus=False)
-        self.next_button = ttk.Button(navigation, text="Next ▶", command=self.next,
-                                      takefocus=False)
+        self.prev_button = ttk.Button(navigation, text="◀ Previous", command=self.previous, takefocus=False)
+        self.skip_button = ttk.Button(navigation, text="Skip", command=self.skip, takefocus=False)
+        self.next_button = ttk.Button(navigation, text="Next ▶", command=self.next, takefocus=False)
         for button in (self.prev_button, self.skip_button, self.next_button):
             button.pack(side="left", expand=True, fill="x", padx=1)
         finish = ttk.Frame(side)
         finish.pack(fill="x", pady=(8, 0))
-        self.cancel_button = ttk.Button(finish, text="Cancel", command=self.cancel,
-                                        takefocus=False)
-        self.done_button = ttk.Button(finish, text="Done — fine-tune", command=self.done,
-                                      takefocus=False)
+        self.cancel_button = ttk.Button(finish, text="Cancel", command=self.cancel, takefocus=False)
+        self.done_button = ttk.Button(finish, text="Done — fine-tune", command=self.done, takefocus=False)
         self.cancel_button.pack(side="left", expand=True, fill="x", padx=1)
         self.done_button.pack(side="left", expand=True, fill="x", padx=1)
 
         if self.on_gallery is not None:
-            self.gallery_button = ttk.Button(side, text="Gallery... (paint any image)",
-                                             command=self.on_gallery, takefocus=False)
+            self.gallery_button = ttk.Button(side, text="Gallery... (paint any image)", command=self.on_gallery, takefocus=False)
             self.gallery_button.pack(fill="x", pady=(8, 0))
-        self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap,
-                                    foreground="#666666", justify="left")
+        self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap, foreground="#666666", justify="left")
         self.help_label.pack(anchor="w", pady=(16, 0))
 
         # width=1: the status text must never widen the window (and so resize the canvas).
@@ -359,8 +393,9 @@ class BrushWindow(tk.Toplevel):
 
             column = ttk.Frame(self, padding=(0, 10, 12, 10))
             column.grid(row=0, column=2, sticky="ns")
-            self.propagation = PropagationPanel(column, self.submit, self._propagation_source,
-                                                on_applied=self._propagation_applied)
+            self.propagation = PropagationPanel(
+                column, self.submit, self._propagation_source, on_applied=self._propagation_applied
+            )
             self.propagation.pack(fill="both", expand=True)
             self.propagation.on_open_images = self.on_open_images
             listbox = getattr(self.propagation, "listbox", None)
@@ -421,8 +456,7 @@ class BrushWindow(tk.Toplevel):
         for keys, action in bindings.items():
             for key in keys:
                 # Bound on the toplevel: every widget of the window has it in its bindtags.
-                self.bind(f"<{key}>" if "-" in key else f"<KeyPress-{key}>",
-                          lambda _event, act=action: (act(), "break")[1])
+                self.bind(f"<{key}>" if "-" in key else f"<KeyPress-{key}>", lambda _event, act=action: (act(), "break")[1])
         self.bind("<KeyPress-space>", lambda _e: self._space(True))
         self.bind("<KeyRelease-space>", lambda _e: self._space(False))
 
@@ -486,8 +520,7 @@ class BrushWindow(tk.Toplevel):
         image = self._images[self.index]
         x = width / 2 if x is None else x
         y = height / 2 if y is None else y
-        self.view = zoom_view(self.view, image.shape[1], image.shape[0], width, height, x, y,
-                              factor)
+        self.view = zoom_view(self.view, image.shape[1], image.shape[0], width, height, x, y, factor)
         self._render_all()
 
     def zoom_fit(self) -> None:
@@ -554,8 +587,8 @@ class BrushWindow(tk.Toplevel):
         if self._closed:
             return
         if not self._leave_image() and not messagebox.askyesno(
-                "Close without saving?", "The strokes on this image could not be saved. Close "
-                "anyway and lose them?", parent=self):
+            "Close without saving?", "The strokes on this image could not be saved. Close anyway and lose them?", parent=self
+        ):
             return
         self._finish(("cancel", ()), lambda: self.on_cancel and self.on_cancel())
 
@@ -574,13 +607,13 @@ class BrushWindow(tk.Toplevel):
         self.true_label.configure(text=f"True label: {item.true_label}")
         right = item.predicted_label == item.true_label
         self.predicted_label.configure(
-            text=f"Predicted: {item.predicted_label} ({item.confidence:.0%})"
-                 + ("" if right else "  ✗"),
-            foreground="#1a7f1a" if right else "#c00000")
+            text=f"Predicted: {item.predicted_label} ({item.confidence:.0%})" + ("" if right else "  ✗"),
+            foreground="#1a7f1a" if right else "#c00000",
+        )
         self.reason_label.configure(text=f"Chosen: {item.reason}" if item.reason else "")
-        self.mask_label.configure(text=f"{image.shape[1]} × {image.shape[0]} px"
-                                  + (" · has a saved mask" if self.masks.has(item.relpath)
-                                     else ""))
+        self.mask_label.configure(
+            text=f"{image.shape[1]} × {image.shape[0]} px" + (" · has a saved mask" if self.masks.has(item.relpath) else "")
+        )
         self.prev_button.state(["!disabled" if self.index > 0 else "disabled"])
         self.next_button.state(["!disabled" if self.index < count - 1 else "disabled"])
         self.skip_button.configure(text="Skip & finish" if self.index == count - 1 else "Skip")
@@ -628,8 +661,7 @@ class BrushWindow(tk.Toplevel):
             return None, "The mask of this image could not be saved, so it cannot be propagated."
         self._update_status()
         if not (self._state().saved == RED).any():
-            return None, ("Paint red on this image first: only red propagates (green marks "
-                          "this image's own object).")
+            return None, ("Paint red on this image first: only red propagates (green marks this image's own object).")
         return self.item.relpath, ""
 
     def _propagation_applied(self, event: PropagationApplied) -> None:
@@ -657,10 +689,8 @@ class BrushWindow(tk.Toplevel):
             except ValueError as error:  # DatasetError: an unreadable file; painting replaces it
                 log.warning("ignoring the stored mask of %s: %s", item.relpath, error)
                 stored = None
-            saved = (np.zeros((height, width), np.int8) if stored is None
-                     else resize_mask(stored, (height, width)))
-            start = (saved if item.mask is None or self.index in self._from_store
-                     else resize_mask(item.mask, (height, width)))
+            saved = np.zeros((height, width), np.int8) if stored is None else resize_mask(stored, (height, width))
+            start = saved if item.mask is None or self.index in self._from_store else resize_mask(item.mask, (height, width))
             mask = start.copy()
             state = _ImageState(mask=mask, history=StrokeHistory(mask), saved=saved)
             self._states[self.index] = state
@@ -685,9 +715,7 @@ class BrushWindow(tk.Toplevel):
         if error is None:
             return True
         if report:
-            messagebox.showerror("Cannot save the mask",
-                                 f"The mask of {relpath} could not be saved: {error}",
-                                 parent=self)
+            messagebox.showerror("Cannot save the mask", f"The mask of {relpath} could not be saved: {error}", parent=self)
         return False
 
     def _autosave(self) -> None:
@@ -835,8 +863,7 @@ class BrushWindow(tk.Toplevel):
     def _space(self, down: bool) -> None:
         self._space_down = down
         if self._pan_from is None:
-            self.canvas.configure(cursor="fleur" if down else (
-                "tcross" if self.shape != "brush" else "crosshair"))
+            self.canvas.configure(cursor="fleur" if down else ("tcross" if self.shape != "brush" else "crosshair"))
 
     def _pan_start(self, event) -> None:
         self._end_stroke()
@@ -859,8 +886,9 @@ class BrushWindow(tk.Toplevel):
         control = bool(event.state & 0x0004)
         shift = bool(event.state & 0x0001)
         if control:
-            self.zoom_by(ZOOM_STEP if direction > 0 else 1 / ZOOM_STEP,
-                         self.canvas.canvasx(event.x), self.canvas.canvasy(event.y))
+            self.zoom_by(
+                ZOOM_STEP if direction > 0 else 1 / ZOOM_STEP, self.canvas.canvasx(event.x), self.canvas.canvasy(event.y)
+            )
         elif shift:
             self.pan_by(40 * direction, 0)
         else:
@@ -922,10 +950,13 @@ class BrushWindow(tk.Toplevel):
                 self._shown = image[rows][:, cols]
             else:
                 scale = fit.scale
-                self._shown = np.asarray(Image.fromarray(image).resize(
-                    (max(1, len(cols)), max(1, len(rows))), Image.Resampling.LANCZOS,
-                    box=(x0 / scale, y0 / scale, (x0 + len(cols)) / scale,
-                         (y0 + len(rows)) / scale)))
+                self._shown = np.asarray(
+                    Image.fromarray(image).resize(
+                        (max(1, len(cols)), max(1, len(rows))),
+                        Image.Resampling.LANCZOS,
+                        box=(x0 / scale, y0 / scale, (x0 + len(cols)) / scale, (y0 + len(rows)) / scale),
+                    )
+                )
             self._heat = self._heatmap_at_image_size()[rows][:, cols]
             self._shown_key = key
         opacity = self.opacity_var.get() / 100.0
@@ -939,8 +970,7 @@ class BrushWindow(tk.Toplevel):
         else:
             self._photo.paste(picture)
         self.canvas.coords(self._image_item, fit.offset_x + x0, fit.offset_y + y0)
-        zoom = fit.scale / max(1e-9, view_fit(image.shape[1], image.shape[0], width, height,
-                                               View()).scale)
+        zoom = fit.scale / max(1e-9, view_fit(image.shape[1], image.shape[0], width, height, View()).scale)
         self.zoom_label.configure(text=f"{zoom * 100:.0f} %  ({fit.scale:.3g} px per pixel)")
         self._pending = None
         self._move_cursor()
@@ -978,9 +1008,7 @@ class BrushWindow(tk.Toplevel):
         self._composite[top:bottom, left:right] = self._compose(top, bottom, left, right)
         # Only the touched rectangle goes to Tk: a small PhotoImage copied into the big one
         # costs about a millisecond, pasting the whole 768 x 768 composite several.
-        patch = ImageTk.PhotoImage(
-            Image.fromarray(np.ascontiguousarray(self._composite[top:bottom, left:right])),
-            master=self)
+        patch = ImageTk.PhotoImage(Image.fromarray(np.ascontiguousarray(self._composite[top:bottom, left:right])), master=self)
         self.tk.call(str(self._photo), "copy", str(patch), "-to", left, top)
         self._update_status()
 
@@ -992,11 +1020,9 @@ class BrushWindow(tk.Toplevel):
         outer_right = min(self._base.shape[1], right + OUTLINE_PX)
         shown = self.mask[self._rows[outer_top:outer_bottom]][:, self._cols[outer_left:outer_right]]
         rim = paint_outline(shown, OUTLINE_PX)
-        inner = (slice(top - outer_top, bottom - outer_top),
-                 slice(left - outer_left, right - outer_left))
+        inner = (slice(top - outer_top, bottom - outer_top), slice(left - outer_left, right - outer_left))
         alpha = self.paint_opacity_var.get() / 100.0
-        return mask_overlay(self._base[top:bottom, left:right], shown[inner], alpha,
-                            outline=rim[inner])
+        return mask_overlay(self._base[top:bottom, left:right], shown[inner], alpha, outline=rim[inner])
 
     def _apply(self, box: Optional[Box]) -> None:
         """After undo / redo / clear: refresh what changed."""
@@ -1027,6 +1053,8 @@ class BrushWindow(tk.Toplevel):
         strokes = history.undo_depth
         self.status_label.configure(
             text=f"{tool_text(self.tool, self.shape)}"
-                 f"{f' · radius {self.radius} px' if self.shape == 'brush' else ''} · "
-                 f"{strokes} stroke{'s' if strokes != 1 else ''} to undo · red {red} px, "
-                 f"green {green} px{saving}", foreground=colour)
+            f"{f' · radius {self.radius} px' if self.shape == 'brush' else ''} · "
+            f"{strokes} stroke{'s' if strokes != 1 else ''} to undo · red {red} px, "
+            f"green {green} px{saving}",
+            foreground=colour,
+        )

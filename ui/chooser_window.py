@@ -40,8 +40,12 @@ def mask_outline(mask: np.ndarray) -> np.ndarray:
     mask = np.asarray(mask)
     padded = np.pad(mask, 1, mode="constant", constant_values=0)
     centre = padded[1:-1, 1:-1]
-    differs = ((padded[:-2, 1:-1] != centre) | (padded[2:, 1:-1] != centre)
-               | (padded[1:-1, :-2] != centre) | (padded[1:-1, 2:] != centre))
+    differs = (
+        (padded[:-2, 1:-1] != centre)
+        | (padded[2:, 1:-1] != centre)
+        | (padded[1:-1, :-2] != centre)
+        | (padded[1:-1, 2:] != centre)
+    )
     return np.where((centre != 0) & differs, centre, 0).astype(np.int8)
 
 
@@ -57,8 +61,16 @@ def _thicken(edge: np.ndarray) -> np.ndarray:
     return np.where(out != 0, out, right)
 
 
-def compose(image: np.ndarray, saliency: np.ndarray, mask: Optional[np.ndarray], size: int, *,
-            opacity: float = 0.5, show_heatmap: bool = True, fill_mask: bool = False) -> np.ndarray:
+def compose(
+    image: np.ndarray,
+    saliency: np.ndarray,
+    mask: Optional[np.ndarray],
+    size: int,
+    *,
+    opacity: float = 0.5,
+    show_heatmap: bool = True,
+    fill_mask: bool = False,
+) -> np.ndarray:
     """The picture of one panel: `D_h x D_w x 3` uint8 fitting in `size x size`.
 
     The image is enlarged with nearest-neighbour (crisp pixels), the saliency (`h x w` in [0, 1]
@@ -83,8 +95,15 @@ def compose(image: np.ndarray, saliency: np.ndarray, mask: Optional[np.ndarray],
 class ChooserWindow(tk.Toplevel):
     """Compare the model before and after a fine-tune round; commit or reject it."""
 
-    def __init__(self, master: tk.Misc, done: FinetuneDone, on_commit: Callable[[], None],
-                 on_reject: Callable[[], None], *, panel_size: int = PANEL_SIZE) -> None:
+    def __init__(
+        self,
+        master: tk.Misc,
+        done: FinetuneDone,
+        on_commit: Callable[[], None],
+        on_reject: Callable[[], None],
+        *,
+        panel_size: int = PANEL_SIZE,
+    ) -> None:
         super().__init__(master)
         self.done = done
         self.report = done.report
@@ -121,34 +140,58 @@ class ChooserWindow(tk.Toplevel):
     # ---------------------------------------------------------------------------- layout
     def _build_summary(self, parent: tk.Misc) -> ttk.Frame:
         report = self.report
-        frame = ttk.LabelFrame(parent, text=f"Round {self.done.round}: old model vs fine-tuned",
-                               padding=8)
+        frame = ttk.LabelFrame(parent, text=f"Round {self.done.round}: old model vs fine-tuned", padding=8)
         headers = ("", "before (old)", "after (new)", "")
         for col, text in enumerate(headers):
-            ttk.Label(frame, text=text, font=("TkDefaultFont", 10, "bold")).grid(
-                row=0, column=col, sticky="w", padx=8)
+            ttk.Label(frame, text=text, font=("TkDefaultFont", 10, "bold")).grid(row=0, column=col, sticky="w", padx=8)
         # (name, before, after, format, +1 if higher is better / -1 if lower is, hint)
         rows = (
-            *((("Shortcut-broken val. accuracy", report.broken_accuracy_before, report.broken_accuracy_after,
-                "{:.1%}", +1, "what counts: the painted content removed"),)
-              if report.broken_accuracy_before is not None and report.broken_accuracy_after is not None else ()),
-            ("Validation accuracy", report.val_accuracy_before, report.val_accuracy_after,
-             "{:.1%}", +1, "carries the shortcut: may fall when it is fixed"),
-            ("Validation loss", report.val_loss_before, report.val_loss_after, "{:.4f}", -1,
-             "lower is better"),
-            ("Guidance loss (annotated)", report.guidance_before, report.guidance_after,
-             "{:.4g}", -1, "lower: saliency follows the masks"),
-            ("Saliency on red", report.red_share_before, report.red_share_after, "{:.1%}", -1,
-             "lower is better (discouraged)"),
-            ("Saliency on green", report.green_share_before, report.green_share_after, "{:.1%}",
-             +1, "higher is better (encouraged)"),
+            *(
+                (
+                    (
+                        "Shortcut-broken val. accuracy",
+                        report.broken_accuracy_before,
+                        report.broken_accuracy_after,
+                        "{:.1%}",
+                        +1,
+                        "what counts: the painted content removed",
+                    ),
+                )
+                if report.broken_accuracy_before is not None and report.broken_accuracy_after is not None
+                else ()
+            ),
+            (
+                "Validation accuracy",
+                report.val_accuracy_before,
+                report.val_accuracy_after,
+                "{:.1%}",
+                +1,
+                "carries the shortcut: may fall when it is fixed",
+            ),
+            ("Validation loss", report.val_loss_before, report.val_loss_after, "{:.4f}", -1, "lower is better"),
+            (
+                "Guidance loss (annotated)",
+                report.guidance_before,
+                report.guidance_after,
+                "{:.4g}",
+                -1,
+                "lower: saliency follows the masks",
+            ),
+            ("Saliency on red", report.red_share_before, report.red_share_after, "{:.1%}", -1, "lower is better (discouraged)"),
+            (
+                "Saliency on green",
+                report.green_share_before,
+                report.green_share_after,
+                "{:.1%}",
+                +1,
+                "higher is better (encouraged)",
+            ),
         )
         self.summary_labels = {}
         for row, (name, before_value, after_value, fmt, better, hint) in enumerate(rows, start=1):
             before, after = fmt.format(before_value), fmt.format(after_value)
             change = (after_value - before_value) * better
-            colour = "#1a7f1a" if change > 0 and after != before else (
-                "#c00000" if change < 0 and after != before else "#000000")
+            colour = "#1a7f1a" if change > 0 and after != before else ("#c00000" if change < 0 and after != before else "#000000")
             ttk.Label(frame, text=name).grid(row=row, column=0, sticky="w", padx=8)
             b = ttk.Label(frame, text=before)
             b.grid(row=row, column=1, sticky="w", padx=8)
@@ -157,15 +200,24 @@ class ChooserWindow(tk.Toplevel):
             ttk.Label(frame, text=hint, foreground="#666666").grid(row=row, column=3, sticky="w", padx=8)
             self.summary_labels[name] = (b, a)
         self.stop_label = ttk.Label(
-            frame, text=(f"Stopped after {report.steps} steps on {report.n_annotated} annotated "
-                         f"images ({report.seconds:.1f} s): {report.stop_text}."))
-        self.stop_label.grid(row=len(rows) + 1, column=0, columnspan=4, sticky="w", padx=8,
-                             pady=(6, 0))
+            frame,
+            text=(
+                f"Stopped after {report.steps} steps on {report.n_annotated} annotated "
+                f"images ({report.seconds:.1f} s): {report.stop_text}."
+            ),
+        )
+        self.stop_label.grid(row=len(rows) + 1, column=0, columnspan=4, sticky="w", padx=8, pady=(6, 0))
         # The verdict: a round that made the model worse on the shortcut-broken validation is
         # said so, never shown as an improvement.
         verdict_colour = {"better": "#1a7f1a", "worse": "#c00000"}.get(report.verdict, "#000000")
-        self.verdict_label = ttk.Label(frame, text=report.verdict_text, foreground=verdict_colour,
-                                       font=("TkDefaultFont", 10, "bold"), wraplength=700, justify="left")
+        self.verdict_label = ttk.Label(
+            frame,
+            text=report.verdict_text,
+            foreground=verdict_colour,
+            font=("TkDefaultFont", 10, "bold"),
+            wraplength=700,
+            justify="left",
+        )
         self.verdict_label.grid(row=len(rows) + 2, column=0, columnspan=4, sticky="w", padx=8, pady=(4, 0))
         return frame
 
@@ -186,8 +238,7 @@ class ChooserWindow(tk.Toplevel):
         self.caption_labels: List[ttk.Label] = []
         for col, title in enumerate(("Before: old model", "After: fine-tuned model")):
             ttk.Label(panels, text=title, font=("TkDefaultFont", 11, "bold")).grid(row=0, column=col)
-            canvas = tk.Canvas(panels, width=self.panel_size, height=self.panel_size,
-                               background="#202020", highlightthickness=0)
+            canvas = tk.Canvas(panels, width=self.panel_size, height=self.panel_size, background="#202020", highlightthickness=0)
             canvas.grid(row=1, column=col, padx=6)
             caption = ttk.Label(panels, text="", font=("TkDefaultFont", 10))
             caption.grid(row=2, column=col, pady=(4, 0))
@@ -196,23 +247,25 @@ class ChooserWindow(tk.Toplevel):
 
         options = ttk.Frame(frame)
         options.pack(fill="x", pady=(6, 0))
-        self.heatmap_check = ttk.Checkbutton(options, text="Heatmap", variable=self.show_heatmap,
-                                             command=self.refresh)
+        self.heatmap_check = ttk.Checkbutton(options, text="Heatmap", variable=self.show_heatmap, command=self.refresh)
         self.heatmap_check.pack(side="left")
         ttk.Label(options, text="opacity").pack(side="left", padx=(12, 4))
-        self.opacity_scale = ttk.Scale(options, from_=0.0, to=1.0, variable=self.opacity,
-                                       command=lambda _v: self.refresh(), length=160)
+        self.opacity_scale = ttk.Scale(
+            options, from_=0.0, to=1.0, variable=self.opacity, command=lambda _v: self.refresh(), length=160
+        )
         self.opacity_scale.pack(side="left")
-        self.fill_check = ttk.Checkbutton(options, text="Fill mask (outline: red = discourage, "
-                                          "green = encourage)", variable=self.fill_mask,
-                                          command=self.refresh)
+        self.fill_check = ttk.Checkbutton(
+            options,
+            text="Fill mask (outline: red = discourage, green = encourage)",
+            variable=self.fill_mask,
+            command=self.refresh,
+        )
         self.fill_check.pack(side="left", padx=(12, 0))
         return frame
 
     def _build_buttons(self, parent: tk.Misc) -> ttk.Frame:
         frame = ttk.Frame(parent)
-        ttk.Label(frame, text="Keys: \u2190 \u2192 browse, Enter/C commit, Esc/R reject",
-                  foreground="#666666").pack(side="left")
+        ttk.Label(frame, text="Keys: \u2190 \u2192 browse, Enter/C commit, Esc/R reject", foreground="#666666").pack(side="left")
         self.commit_button = ttk.Button(frame, text="Commit (keep new weights)", command=self.commit)
         self.commit_button.pack(side="right")
         self.reject_button = ttk.Button(frame, text="Reject (keep old weights)", command=self.reject)
@@ -232,16 +285,18 @@ class ChooserWindow(tk.Toplevel):
         self.index = max(0, min(index, len(self.comparisons) - 1))
         item = self.comparisons[self.index]
         self.position_label.configure(
-            text=f"Image {self.index + 1} of {len(self.comparisons)}:  {item.relpath}  "
-                 f"(true label: {item.true_label})")
+            text=f"Image {self.index + 1} of {len(self.comparisons)}:  {item.relpath}  (true label: {item.true_label})"
+        )
         self.prev_button.state(["!disabled"] if self.index > 0 else ["disabled"])
         self.next_button.state(["!disabled"] if self.index < len(self.comparisons) - 1 else ["disabled"])
         self.caption_labels[0].configure(
             text=f"predicted {item.predicted_old} ({item.confidence_old:.0%})",
-            foreground="#000000" if item.predicted_old == item.true_label else "#c00000")
+            foreground="#000000" if item.predicted_old == item.true_label else "#c00000",
+        )
         self.caption_labels[1].configure(
             text=f"predicted {item.predicted_new} ({item.confidence_new:.0%})",
-            foreground="#000000" if item.predicted_new == item.true_label else "#c00000")
+            foreground="#000000" if item.predicted_new == item.true_label else "#c00000",
+        )
         self.refresh()
 
     def refresh(self) -> None:
@@ -251,15 +306,19 @@ class ChooserWindow(tk.Toplevel):
         item = self.comparisons[self.index]
         self._photos = []
         for canvas, saliency in zip(self.canvases, (item.saliency_old, item.saliency_new)):
-            picture = compose(item.image, saliency, item.mask, self.panel_size,
-                              opacity=float(self.opacity.get()),
-                              show_heatmap=bool(self.show_heatmap.get()),
-                              fill_mask=bool(self.fill_mask.get()))
+            picture = compose(
+                item.image,
+                saliency,
+                item.mask,
+                self.panel_size,
+                opacity=float(self.opacity.get()),
+                show_heatmap=bool(self.show_heatmap.get()),
+                fill_mask=bool(self.fill_mask.get()),
+            )
             photo = ImageTk.PhotoImage(Image.fromarray(picture), master=canvas)
             self._photos.append(photo)
             canvas.delete("all")
-            canvas.create_image(self.panel_size // 2, self.panel_size // 2, image=photo,
-                                anchor="center")
+            canvas.create_image(self.panel_size // 2, self.panel_size // 2, image=photo, anchor="center")
 
     # ---------------------------------------------------------------------------- decision
     def commit(self) -> None:

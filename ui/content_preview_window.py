@@ -50,8 +50,13 @@ class ContentPreviewWindow(tk.Toplevel):
     window (may be None).
     """
 
-    def __init__(self, master: tk.Misc, sources: Sequence[str], submit: Callable[[Any], None],
-                 on_open: Optional[Callable[[tuple], None]] = None) -> None:
+    def __init__(
+        self,
+        master: tk.Misc,
+        sources: Sequence[str],
+        submit: Callable[[Any], None],
+        on_open: Optional[Callable[[tuple], None]] = None,
+    ) -> None:
         super().__init__(master)
         self.title("Where the painted content was found")
         self.submit = submit
@@ -98,16 +103,15 @@ class ContentPreviewWindow(tk.Toplevel):
         picture = ttk.Label(tile, image=photo)
         picture.pack()
         picture.bind("<Double-Button-1>", lambda _e, r=item.relpath: self._open(r))
-        ttk.Label(tile, text=f"{100 * item.confidence:.0f} %  {item.relpath}", width=18,
-                  font=("TkDefaultFont", 8)).pack()
+        ttk.Label(tile, text=f"{100 * item.confidence:.0f} %  {item.relpath}", width=18, font=("TkDefaultFont", 8)).pack()
         keep = tk.BooleanVar(self, value=item.relpath not in self.choices.dropped)
         self.keep_vars[item.relpath] = keep
         row = ttk.Frame(tile)
         row.pack(fill="x")
-        ttk.Checkbutton(row, text="use", variable=keep,
-                        command=lambda r=item.relpath, v=keep: self._toggle(r, v.get())).pack(side="left")
-        ttk.Button(row, text="Not this", width=8,
-                   command=lambda i=item: self.mark_not_this(i)).pack(side="right")
+        ttk.Checkbutton(row, text="use", variable=keep, command=lambda r=item.relpath, v=keep: self._toggle(r, v.get())).pack(
+            side="left"
+        )
+        ttk.Button(row, text="Not this", width=8, command=lambda i=item: self.mark_not_this(i)).pack(side="right")
         self.tiles[item.relpath] = tile
 
     def _update_summary(self) -> None:
@@ -116,10 +120,12 @@ class ContentPreviewWindow(tk.Toplevel):
             return
         kept = self.choices.kept(event)
         shown = len(event.items)
-        text = (f"Found in {event.count} of {event.examined} images (probability threshold "
-                f"{event.threshold:.2f}). Shown: the {min(shown, event.count)} best and most borderline "
-                f"finds, best first; the outline is what Apply would paint red. Untick what is wrong, "
-                f"or press Not this and Preview again.")
+        text = (
+            f"Found in {event.count} of {event.examined} images (probability threshold "
+            f"{event.threshold:.2f}). Shown: the {min(shown, event.count)} best and most borderline "
+            f"finds, best first; the outline is what Apply would paint red. Untick what is wrong, "
+            f"or press Not this and Preview again."
+        )
         if event.skipped_hand_painted:
             text += f" {len(event.skipped_hand_painted)} painted by you keep their own mask."
         self.summary_label.configure(text=text)

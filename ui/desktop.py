@@ -31,8 +31,9 @@ def _tune_fonts(root: tk.Tk) -> None:
             pass
 
 
-def build_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None, *,
-              sessions_root: Optional[str] = None, **options) -> MainWindow:
+def build_app(
+    data_dir: Optional[str] = None, session_dir: Optional[str] = None, *, sessions_root: Optional[str] = None, **options
+) -> MainWindow:
     """Make the Tk root and the main window without entering the main loop (tests, scripts)."""
     root = tk.Tk()
     store = options.pop("geometry_store", None) or GeometryStore()
@@ -48,12 +49,18 @@ def build_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None,
             style.theme_use("clam")
     except tk.TclError:
         pass
-    return MainWindow(root, data_dir=data_dir, session_dir=session_dir,
-                      sessions_root=sessions_root, geometry_store=store, **options)
+    return MainWindow(
+        root, data_dir=data_dir, session_dir=session_dir, sessions_root=sessions_root, geometry_store=store, **options
+    )
 
 
-def run_app(data_dir: Optional[str] = None, session_dir: Optional[str] = None, *,
-            sessions_root: Optional[str] = None, demo_shortcut: str = "corner") -> int:
+def run_app(
+    data_dir: Optional[str] = None,
+    session_dir: Optional[str] = None,
+    *,
+    sessions_root: Optional[str] = None,
+    demo_shortcut: str = "corner",
+) -> int:
     """Open the main window and run the Tk main loop; returns the exit code (0).
 
     `data_dir`: image folder root/<class>/<image> shown in the form (blank: demo data).
@@ -77,7 +84,6 @@ def open_desktop_app(args) -> int:
     except tk.TclError as error:
         if "display" in str(error).lower():
             raise UserError(
-                f"the desktop app needs a screen ({error}); on a headless machine use the "
-                "command line instead: main.py --help"
+                f"the desktop app needs a screen ({error}); on a headless machine use the command line instead: main.py --help"
             ) from error
         raise

@@ -20,8 +20,9 @@ class ErrorDialog(tk.Toplevel):
     `self.result` becomes "ok" when closed.
     """
 
-    def __init__(self, master: tk.Misc, message: str, *, details: str = "",
-                 title: str = "Error", user_error: bool = False) -> None:
+    def __init__(
+        self, master: tk.Misc, message: str, *, details: str = "", title: str = "Error", user_error: bool = False
+    ) -> None:
         super().__init__(master)
         self.title(title)
         self.transient(master.winfo_toplevel())
@@ -32,14 +33,12 @@ class ErrorDialog(tk.Toplevel):
         body.pack(fill="both", expand=True)
         icon = ttk.Label(body, text="\u26a0", font=("TkDefaultFont", 24), foreground="#c00000")
         icon.grid(row=0, column=0, rowspan=2, sticky="n", padx=(0, 12))
-        self.message_label = ttk.Label(body, text=message, wraplength=460, justify="left",
-                                       font=("TkDefaultFont", 11, "bold"))
+        self.message_label = ttk.Label(body, text=message, wraplength=460, justify="left", font=("TkDefaultFont", 11, "bold"))
         self.message_label.grid(row=0, column=1, sticky="w")
         if user_error:
             hint = "Please check the settings or the files and try again."
         else:
-            hint = ("This looks like a bug in the program. The details below (also in the log "
-                    "pane) help to report it.")
+            hint = "This looks like a bug in the program. The details below (also in the log pane) help to report it."
         self.hint_label = ttk.Label(body, text=hint, wraplength=460, justify="left")
         self.hint_label.grid(row=1, column=1, sticky="w", pady=(6, 0))
 
@@ -89,14 +88,15 @@ class ErrorDialog(tk.Toplevel):
 
 
 class MoreEpochsDialog(tk.Toplevel):
-    """"All N epochs of this session are done": add more (a spinbox) or cancel.
+    """ "All N epochs of this session are done": add more (a spinbox) or cancel.
 
     Not blocking; `on_accept(more)` runs after "Train N more" with the number chosen,
     `on_cancel()` after Cancel or closing. `self.result` is the number, or None.
     """
 
-    def __init__(self, master: tk.Misc, done: int, suggested: int,
-                 on_accept: Callable[[int], None], on_cancel: Callable[[], None]) -> None:
+    def __init__(
+        self, master: tk.Misc, done: int, suggested: int, on_accept: Callable[[int], None], on_cancel: Callable[[], None]
+    ) -> None:
         super().__init__(master)
         self.title("The session's epochs are used up")
         self.transient(master.winfo_toplevel())
@@ -106,10 +106,13 @@ class MoreEpochsDialog(tk.Toplevel):
         body = ttk.Frame(self, padding=12)
         body.pack(fill="both", expand=True)
         self.message_label = ttk.Label(
-            body, wraplength=420, justify="left",
+            body,
+            wraplength=420,
+            justify="left",
             text=f"This session has trained all {done} of its epoch{'s' if done != 1 else ''}. "
-                 "Add more to keep training it (its model, masks and curves continue), or "
-                 "press New session in the main window to start over.")
+            "Add more to keep training it (its model, masks and curves continue), or "
+            "press New session in the main window to start over.",
+        )
         self.message_label.grid(row=0, column=0, columnspan=3, sticky="w")
         ttk.Label(body, text="More epochs:").grid(row=1, column=0, sticky="w", pady=(10, 0))
         self.more_var = tk.StringVar(self, value=str(suggested))
@@ -118,8 +121,7 @@ class MoreEpochsDialog(tk.Toplevel):
         buttons = ttk.Frame(body)
         buttons.grid(row=2, column=0, columnspan=3, sticky="e", pady=(12, 0))
         self.cancel_button = ttk.Button(buttons, text="Cancel", command=self.cancel)
-        self.accept_button = ttk.Button(buttons, text="Train more", command=self.accept,
-                                        default="active")
+        self.accept_button = ttk.Button(buttons, text="Train more", command=self.accept, default="active")
         self.cancel_button.pack(side="right")
         self.accept_button.pack(side="right", padx=(0, 6))
         self.bind("<Return>", lambda _e: self.accept())

@@ -26,9 +26,9 @@ def prediction_choices(classes: Sequence[str]) -> List[str]:
     return list(PREDICTIONS) + [f"{PREDICTED_AS}{name}" for name in classes]
 
 
-def filter_entries(entries: Iterable, chosen: GalleryFilter,
-                   cells: Optional[Mapping[str, Iterable[str]]] = None,
-                   masked: Iterable[str] = ()) -> list:
+def filter_entries(
+    entries: Iterable, chosen: GalleryFilter, cells: Optional[Mapping[str, Iterable[str]]] = None, masked: Iterable[str] = ()
+) -> list:
     """The entries (anything with `relpath`, `true_label`, `predicted_label`) that pass.
 
     `cells`: reasonability cell -> relpaths (images outside the judged pool are in no cell);
@@ -44,8 +44,7 @@ def filter_entries(entries: Iterable, chosen: GalleryFilter,
             continue
         if chosen.prediction == "wrong" and (not predicted or predicted == entry.true_label):
             continue
-        if chosen.prediction.startswith(PREDICTED_AS) and \
-                predicted != chosen.prediction[len(PREDICTED_AS):]:
+        if chosen.prediction.startswith(PREDICTED_AS) and predicted != chosen.prediction[len(PREDICTED_AS) :]:
             continue
         if in_cell is not None and entry.relpath not in in_cell:
             continue
@@ -57,8 +56,7 @@ def filter_entries(entries: Iterable, chosen: GalleryFilter,
     return kept
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                  ".pgm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
 def list_folder(root) -> list:
@@ -75,7 +73,10 @@ def list_folder(root) -> list:
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for path in sorted(class_dir.rglob("*")):
             relpath = path.relative_to(root).as_posix()
-            if path.suffix.lower() in IMAGE_SUFFIXES and not any(
-                    part.startswith(".") for part in relpath.split("/")) and path.is_file():
+            if (
+                path.suffix.lower() in IMAGE_SUFFIXES
+                and not any(part.startswith(".") for part in relpath.split("/"))
+                and path.is_file()
+            ):
                 entries.append(GalleryEntry(relpath, class_dir.name, "", float("nan")))
     return entries

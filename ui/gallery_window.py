@@ -43,11 +43,18 @@ class GalleryWindow(tk.Toplevel):
     """entries: `msg.GalleryEntry`s; train_dir: where the images are; cells: reasonability cell
     -> relpaths; masked(): relpaths with a mask now; on_paint(relpaths)."""
 
-    def __init__(self, master: tk.Misc, entries: Sequence[msg.GalleryEntry], train_dir: str, *,
-                 cells: Optional[Mapping[str, Iterable[str]]] = None,
-                 masked: Callable[[], Iterable[str]] = lambda: (),
-                 on_paint: Callable[[Sequence[str]], None], n_train: int = 0,
-                 store: Optional[GeometryStore] = None) -> None:
+    def __init__(
+        self,
+        master: tk.Misc,
+        entries: Sequence[msg.GalleryEntry],
+        train_dir: str,
+        *,
+        cells: Optional[Mapping[str, Iterable[str]]] = None,
+        masked: Callable[[], Iterable[str]] = lambda: (),
+        on_paint: Callable[[Sequence[str]], None],
+        n_train: int = 0,
+        store: Optional[GeometryStore] = None,
+    ) -> None:
         super().__init__(master)
         self.title("Gallery of training images")
         self.entries = list(entries)
@@ -61,8 +68,7 @@ class GalleryWindow(tk.Toplevel):
         self.page = 0
         self._photos: Dict[str, ImageTk.PhotoImage] = {}
         self.tiles: Dict[str, tk.Frame] = {}
-        self._placeholder = ImageTk.PhotoImage(Image.new("RGB", (THUMB, THUMB), "#222222"),
-                                               master=self)
+        self._placeholder = ImageTk.PhotoImage(Image.new("RGB", (THUMB, THUMB), "#222222"), master=self)
         classes = sorted({e.true_label for e in self.entries})
         self.label_var = tk.StringVar(self, value=ANY)
         self.prediction_var = tk.StringVar(self, value=ANY)
@@ -80,14 +86,17 @@ class GalleryWindow(tk.Toplevel):
         top = ttk.Frame(self, padding=(8, 8, 8, 4))
         top.pack(fill="x")
         self.filter_boxes = {}
-        filters = (("Class", self.label_var, [ANY, *classes]),
-                   ("Prediction", self.prediction_var, prediction_choices(classes)),
-                   ("Reasonability", self.cell_var, [ANY, *CELL_NAMES]),
-                   ("Mask", self.mask_var, list(MASKS)))
+        filters = (
+            ("Class", self.label_var, [ANY, *classes]),
+            ("Prediction", self.prediction_var, prediction_choices(classes)),
+            ("Reasonability", self.cell_var, [ANY, *CELL_NAMES]),
+            ("Mask", self.mask_var, list(MASKS)),
+        )
         for column, (title, var, values) in enumerate(filters):
             ttk.Label(top, text=title).grid(row=0, column=column, sticky="w", padx=(0, 8))
-            box = ttk.Combobox(top, textvariable=var, values=values, state="readonly",
-                               width=max(10, min(26, max(len(v) for v in values) + 1)))
+            box = ttk.Combobox(
+                top, textvariable=var, values=values, state="readonly", width=max(10, min(26, max(len(v) for v in values) + 1))
+            )
             box.grid(row=1, column=column, sticky="w", padx=(0, 8))
             self.filter_boxes[title.lower()] = box
         self.count_label = ttk.Label(self, padding=(8, 0))
@@ -112,17 +121,14 @@ class GalleryWindow(tk.Toplevel):
     @property
     def filter(self) -> GalleryFilter:
         cell = self.cell_var.get()
-        return GalleryFilter(self.label_var.get(), self.prediction_var.get(), cell,
-                             self.mask_var.get())
+        return GalleryFilter(self.label_var.get(), self.prediction_var.get(), cell, self.mask_var.get())
 
     def refresh(self) -> None:
         """Re-apply the filters and show the first page."""
         self.shown = filter_entries(self.entries, self.filter, self.cells, self.masked())
         self.page = 0
-        capped = f" (the first {len(self.entries)} of {self.n_train})" \
-            if self.n_train > len(self.entries) else ""
-        self.count_label.configure(
-            text=f"{plural(len(self.shown), 'image')} of {len(self.entries)}{capped} match")
+        capped = f" (the first {len(self.entries)} of {self.n_train})" if self.n_train > len(self.entries) else ""
+        self.count_label.configure(text=f"{plural(len(self.shown), 'image')} of {len(self.entries)}{capped} match")
         self._show_page()
 
     def turn(self, step: int) -> None:
@@ -140,8 +146,7 @@ class GalleryWindow(tk.Toplevel):
                 # shrink large images; enlarge small ones (a 32 px digit) with crisp pixels
                 factor = THUMB / max(image.size)
                 size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-                image = image.resize(size, Image.Resampling.NEAREST if factor > 1
-                                     else Image.Resampling.LANCZOS)
+                image = image.resize(size, Image.Resampling.NEAREST if factor > 1 else Image.Resampling.LANCZOS)
                 photo = ImageTk.PhotoImage(image, master=self)
         except (OSError, ValueError) as error:
             log.info("no thumbnail for %s: %s", relpath, error)
@@ -155,18 +160,19 @@ class GalleryWindow(tk.Toplevel):
         self.tiles = {}
         masked = set(self.masked())
         start = self.page * PAGE
-        for slot, entry in enumerate(self.shown[start:start + PAGE]):
-            tile = tk.Frame(body, highlightthickness=3, highlightbackground="#d9d9d9",
-                            padx=2, pady=2)
+        for slot, entry in enumerate(self.shown[start : start + PAGE]):
+            tile = tk.Frame(body, highlightthickness=3, highlightbackground="#d9d9d9", padx=2, pady=2)
             tile.grid(row=slot // COLUMNS, column=slot % COLUMNS, padx=2, pady=2, sticky="n")
             picture = tk.Label(tile, image=self._thumbnail(entry.relpath), background="#222222")
             picture.pack()
             right = entry.predicted_label == entry.true_label
-            text = f"{entry.true_label} → {entry.predicted_label}" if entry.predicted_label \
-                else entry.true_label
-            caption = tk.Label(tile, text=text + (" ●" if entry.relpath in masked else ""),
-                               foreground="#1a7f1a" if right else "#c00000",
-                               font=("TkDefaultFont", 8))
+            text = f"{entry.true_label} → {entry.predicted_label}" if entry.predicted_label else entry.true_label
+            caption = tk.Label(
+                tile,
+                text=text + (" ●" if entry.relpath in masked else ""),
+                foreground="#1a7f1a" if right else "#c00000",
+                font=("TkDefaultFont", 8),
+            )
             caption.pack()
             for widget in (tile, picture, caption):
                 widget.bind("<Button-1>", lambda e, r=entry.relpath: self.click(r, e.state))
@@ -191,11 +197,10 @@ class GalleryWindow(tk.Toplevel):
 
     def _mark_selection(self) -> None:
         for relpath, tile in self.tiles.items():
-            tile.configure(highlightbackground="#3b7dd8" if relpath in self.selected
-                           else "#d9d9d9")
-        self.selection_label.configure(text=f"{plural(len(self.selected), 'image')} selected"
-                                       if self.selected else "click to select, double-click "
-                                                             "to paint")
+            tile.configure(highlightbackground="#3b7dd8" if relpath in self.selected else "#d9d9d9")
+        self.selection_label.configure(
+            text=f"{plural(len(self.selected), 'image')} selected" if self.selected else "click to select, double-click to paint"
+        )
         self.paint_button.state(["!disabled" if self.selected else "disabled"])
 
     def paint_selected(self) -> None:

@@ -42,8 +42,7 @@ class Fit:
         return max(1, int(round(self.image_h * self.scale)))
 
 
-def fit_image(image_w: int, image_h: int, canvas_w: int, canvas_h: int,
-              integer_zoom_from: float = INTEGER_ZOOM_FROM) -> Fit:
+def fit_image(image_w: int, image_h: int, canvas_w: int, canvas_h: int, integer_zoom_from: float = INTEGER_ZOOM_FROM) -> Fit:
     """The largest scale at which the image fits the canvas, centred (aspect ratio kept).
 
     Upscales small images and shrinks large ones. Scales of at least `integer_zoom_from` are
@@ -57,8 +56,13 @@ def fit_image(image_w: int, image_h: int, canvas_w: int, canvas_h: int,
         scale = float(math.floor(scale))
     display_w = max(1, int(round(image_w * scale)))
     display_h = max(1, int(round(image_h * scale)))
-    return Fit(scale=scale, offset_x=(canvas_w - display_w) // 2,
-               offset_y=(canvas_h - display_h) // 2, image_w=int(image_w), image_h=int(image_h))
+    return Fit(
+        scale=scale,
+        offset_x=(canvas_w - display_w) // 2,
+        offset_y=(canvas_h - display_h) // 2,
+        image_w=int(image_w),
+        image_h=int(image_h),
+    )
 
 
 def to_image(fit: Fit, x: float, y: float) -> Tuple[float, float]:
@@ -99,8 +103,7 @@ def display_indices(fit: Fit) -> Tuple[np.ndarray, np.ndarray]:
     """
     rows = np.floor((np.arange(fit.display_h) + 0.5) * fit.image_h / fit.display_h)
     cols = np.floor((np.arange(fit.display_w) + 0.5) * fit.image_w / fit.display_w)
-    return (np.clip(rows, 0, fit.image_h - 1).astype(np.int64),
-            np.clip(cols, 0, fit.image_w - 1).astype(np.int64))
+    return (np.clip(rows, 0, fit.image_h - 1).astype(np.int64), np.clip(cols, 0, fit.image_w - 1).astype(np.int64))
 
 
 def display_span(indices: np.ndarray, start: int, stop: int) -> Tuple[int, int]:
@@ -109,8 +112,7 @@ def display_span(indices: np.ndarray, start: int, stop: int) -> Tuple[int, int]:
     `indices` is one of the arrays of `display_indices`; used to refresh only the part of the
     displayed image that a brush stroke touched.
     """
-    return (int(np.searchsorted(indices, start, side="left")),
-            int(np.searchsorted(indices, stop, side="left")))
+    return (int(np.searchsorted(indices, start, side="left")), int(np.searchsorted(indices, stop, side="left")))
 
 
 # ----------------------------------------------------------------------------- zoom and pan
@@ -147,10 +149,13 @@ def view_fit(image_w: int, image_h: int, canvas_w: int, canvas_h: int, view: Vie
     display_w = max(1, int(round(image_w * scale)))
     display_h = max(1, int(round(image_h * scale)))
     canvas_w, canvas_h = max(1, int(canvas_w)), max(1, int(canvas_h))
-    return Fit(scale=scale,
-               offset_x=_clamp_offset(canvas_w / 2 - center_x * scale, canvas_w, display_w),
-               offset_y=_clamp_offset(canvas_h / 2 - center_y * scale, canvas_h, display_h),
-               image_w=int(image_w), image_h=int(image_h))
+    return Fit(
+        scale=scale,
+        offset_x=_clamp_offset(canvas_w / 2 - center_x * scale, canvas_w, display_w),
+        offset_y=_clamp_offset(canvas_h / 2 - center_y * scale, canvas_h, display_h),
+        image_w=int(image_w),
+        image_h=int(image_h),
+    )
 
 
 def _settled(fit: Fit, zoom: float, canvas_w: int, canvas_h: int) -> View:
@@ -161,8 +166,7 @@ def _settled(fit: Fit, zoom: float, canvas_w: int, canvas_h: int) -> View:
     return View(zoom, center_x, center_y)
 
 
-def zoom_view(view: View, image_w: int, image_h: int, canvas_w: int, canvas_h: int,
-              x: float, y: float, factor: float) -> View:
+def zoom_view(view: View, image_w: int, image_h: int, canvas_w: int, canvas_h: int, x: float, y: float, factor: float) -> View:
     """Zoom by `factor` (> 1 in) keeping the image point under canvas point (x, y) in place."""
     fit = view_fit(image_w, image_h, canvas_w, canvas_h, view)
     zoom = min(MAX_ZOOM, max(1.0, view.zoom * factor))
@@ -176,8 +180,7 @@ def zoom_view(view: View, image_w: int, image_h: int, canvas_w: int, canvas_h: i
     return _settled(new, zoom, canvas_w, canvas_h)
 
 
-def pan_view(view: View, image_w: int, image_h: int, canvas_w: int, canvas_h: int,
-             dx: float, dy: float) -> View:
+def pan_view(view: View, image_w: int, image_h: int, canvas_w: int, canvas_h: int, dx: float, dy: float) -> View:
     """Move the picture by (dx, dy) canvas pixels (as when dragging it)."""
     if view.zoom <= 1.0 + 1e-9:
         return view
@@ -203,5 +206,4 @@ def visible_indices(fit: Fit, canvas_w: int, canvas_h: int) -> Tuple[np.ndarray,
     y0, y1 = visible_span(fit.offset_y, fit.display_h, canvas_h)
     rows = np.floor((np.arange(y0, y1) + 0.5) * fit.image_h / fit.display_h)
     cols = np.floor((np.arange(x0, x1) + 0.5) * fit.image_w / fit.display_w)
-    return (np.clip(rows, 0, fit.image_h - 1).astype(np.int64),
-            np.clip(cols, 0, fit.image_w - 1).astype(np.int64), x0, y0)
+    return (np.clip(rows, 0, fit.image_h - 1).astype(np.int64), np.clip(cols, 0, fit.image_w - 1).astype(np.int64), x0, y0)

@@ -56,8 +56,9 @@ class LogPane(ttk.Frame):
     def __init__(self, master: tk.Misc, *, max_lines: int = 2000, height: int = 8) -> None:
         super().__init__(master)
         self.max_lines = max_lines
-        self.text = tk.Text(self, height=height, wrap="word", state="disabled", borderwidth=1,
-                            relief="sunken", font="TkFixedFont")
+        self.text = tk.Text(
+            self, height=height, wrap="word", state="disabled", borderwidth=1, relief="sunken", font="TkFixedFont"
+        )
         scroll = ttk.Scrollbar(self, orient="vertical", command=self.text.yview)
         self.text.configure(yscrollcommand=scroll.set)
         self.text.grid(row=0, column=0, sticky="nsew")

@@ -63,6 +63,8 @@ STOPPING_NOTE_AFTER_MS = 300  # show "Stopping..." when the thread takes longer 
 
 PAUSE_TEXT = "Pause"  # plain words: the pause symbol is missing from common X fonts
 RESUME_TEXT = "Resume"
+
+
 @dataclass(frozen=True)
 class DemoReady:
     """Private event: the demo data exists at `root` (posted by the preparation thread)."""
@@ -195,8 +197,7 @@ class MainWindow(ttk.Frame):
         self.stop_button = ttk.Button(buttons, text="\u25a0 Stop", command=self.on_stop)
         for button in (self.train_button, self.pause_button, self.stop_button):
             button.pack(side="left", padx=(0, 6))
-        self.reasonability_button = ttk.Button(buttons, text="Reasonability...",
-                                               command=self.on_reasonability)
+        self.reasonability_button = ttk.Button(buttons, text="Reasonability...", command=self.on_reasonability)
         self.reasonability_button.pack(side="right")
         self.gallery_button = ttk.Button(buttons, text="Gallery...", command=self.on_main_gallery)
         self.gallery_button.pack(side="right", padx=(0, 6))
@@ -206,23 +207,20 @@ class MainWindow(ttk.Frame):
         session_frame = ttk.LabelFrame(left, text="Session", padding=6)
         session_frame.pack(fill="x")
         self.session_var = tk.StringVar(self, value="New session on Train")
-        self.session_label = ttk.Label(session_frame, textvariable=self.session_var, wraplength=420,
-                                       justify="left")
+        self.session_label = ttk.Label(session_frame, textvariable=self.session_var, wraplength=420, justify="left")
         self.session_label.pack(fill="x")
         session_buttons = ttk.Frame(session_frame)
         session_buttons.pack(fill="x", pady=(4, 0))
-        self.open_session_button = ttk.Button(session_buttons, text="Open session...",
-                                              command=self.on_open_session)
+        self.open_session_button = ttk.Button(session_buttons, text="Open session...", command=self.on_open_session)
         self.open_session_button.pack(side="left")
-        self.new_session_button = ttk.Button(session_buttons, text="New session",
-                                              command=self.on_new_session)
+        self.new_session_button = ttk.Button(session_buttons, text="New session", command=self.on_new_session)
         self.new_session_button.pack(side="left", padx=(6, 0))
 
         right = ttk.Frame(top)
         right.pack(side="left", fill="both", expand=True)
-        self.trust_banner = TrustBanner(right, on_smaller_model=self.on_use_smaller_model,
-                                        on_weights=self.on_choose_weights,
-                                        place=self._place_banner)
+        self.trust_banner = TrustBanner(
+            right, on_smaller_model=self.on_use_smaller_model, on_weights=self.on_choose_weights, place=self._place_banner
+        )
         # packed from the bottom first, so the plots (last) give up room on a short screen
         short = self.winfo_screenheight() < 900
         self.log = LogPane(right, height=5 if short else 8)
@@ -232,7 +230,6 @@ class MainWindow(ttk.Frame):
         self.progress.pack(side="bottom", fill="x", pady=(6, 0))
         self.plots = PlotsPanel(right)
         self.plots.pack(fill="both", expand=True)
-
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -244,9 +241,13 @@ class MainWindow(ttk.Frame):
         self.state = RunState(state)
         controls = controls_for(self.state, pause_requested=self.paused and self.state is not RunState.PAUSED)
         self.status_var.set(controls.status)
-        for button, enabled in ((self.train_button, controls.train), (self.stop_button, controls.stop),
-                                (self.pause_button, controls.pause), (self.open_session_button, controls.sessions),
-                                (self.new_session_button, controls.sessions)):
+        for button, enabled in (
+            (self.train_button, controls.train),
+            (self.stop_button, controls.stop),
+            (self.pause_button, controls.pause),
+            (self.open_session_button, controls.sessions),
+            (self.new_session_button, controls.sessions),
+        ):
             button.state(["!disabled"] if enabled else ["disabled"])
         self.settings.set_enabled(controls.settings)
         self.trust_banner.set_actions_enabled(controls.settings)
@@ -268,21 +269,20 @@ class MainWindow(ttk.Frame):
         self.trust_banner.show(warnings)
         if warnings and changed:
             for warning in warnings:
-                self.log.append(f"Warning: {warning.title}: {warning.detail}. {warning.advice}",
-                                "warning")
+                self.log.append(f"Warning: {warning.title}: {warning.detail}. {warning.advice}", "warning")
 
     def _trust_note(self) -> str:
         """One line for the brush window when the predictions it shows may mean nothing."""
         if not self.trust_warnings:
             return ""
-        return (f"Predictions and confidences may mean nothing: "
-                f"{self.trust_warnings[0].title.lower()} (see the main window)")
+        return f"Predictions and confidences may mean nothing: {self.trust_warnings[0].title.lower()} (see the main window)"
 
     def on_use_smaller_model(self) -> None:
         """Remedy: small_cnn in the form; a new session, as the model changes."""
         if self.running:
-            self.show_error("Stop the run first: the model changes with a new session.",
-                            user_error=True, title="The run is going")
+            self.show_error(
+                "Stop the run first: the model changes with a new session.", user_error=True, title="The run is going"
+            )
             return
         self.on_new_session()
         self.settings.vars["model"].set("small_cnn")
@@ -291,12 +291,11 @@ class MainWindow(ttk.Frame):
     def on_choose_weights(self) -> None:
         """Remedy: pretrained weights from a local file, in the form (a new session)."""
         if self.running:
-            self.show_error("Stop the run first: new weights mean a new session.",
-                            user_error=True, title="The run is going")
+            self.show_error("Stop the run first: new weights mean a new session.", user_error=True, title="The run is going")
             return
-        path = filedialog.askopenfilename(parent=self, title="Pretrained weights (.pth, .pt)",
-                                          filetypes=[("PyTorch weights", "*.pth *.pt"),
-                                                     ("All files", "*")])
+        path = filedialog.askopenfilename(
+            parent=self, title="Pretrained weights (.pth, .pt)", filetypes=[("PyTorch weights", "*.pth *.pt"), ("All files", "*")]
+        )
         if path:
             self.on_new_session()
             self.settings.vars["weights_path"].set(path)
@@ -308,10 +307,10 @@ class MainWindow(ttk.Frame):
 
     def _update_session_text(self) -> None:
         if self.resume_session is not None:
-            done = (f", {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''} done"
-                    if self.epochs_done else "")
-            self.session_var.set(f"{self.resume_session.folder}\n(Train continues this session"
-                                 f"{done}; New session starts another)")
+            done = f", {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''} done" if self.epochs_done else ""
+            self.session_var.set(
+                f"{self.resume_session.folder}\n(Train continues this session{done}; New session starts another)"
+            )
         elif self.session is not None:
             self.session_var.set(f"{self.session.folder}")
         else:
@@ -325,25 +324,27 @@ class MainWindow(ttk.Frame):
         try:
             values = self.settings.read()
         except FormError as error:
-            self.show_error("Some settings need fixing:\n" + str(error), user_error=True,
-                            title="Check the settings")
+            self.show_error("Some settings need fixing:\n" + str(error), user_error=True, title="Check the settings")
             return False
         self._pending_values = values
         if self.resume_session is not None and not self._same_folders(values):
             self.show_error(
                 f"This session trains on {self.resume_session.train_dir} (validation: "
                 f"{self.resume_session.val_dir or 'held out from it'}). Put those folders back "
-                "to resume it, or press New session to train on other data.", user_error=True,
-                title="The session uses other data")
+                "to resume it, or press New session to train on other data.",
+                user_error=True,
+                title="The session uses other data",
+            )
             return False
         session_model = getattr(getattr(self.resume_session, "train_config", None), "model", None)
-        if (self.resume_session is not None and self.epochs_done and session_model
-                and values.config.model != session_model):
+        if self.resume_session is not None and self.epochs_done and session_model and values.config.model != session_model:
             self.show_error(
                 f"This session trains {session_model}; its checkpoint cannot become "
                 f"{values.config.model}. Put {session_model} back to continue it, or press New "
-                "session to train the other model.", user_error=True,
-                title="The session uses another model")
+                "session to train the other model.",
+                user_error=True,
+                title="The session uses another model",
+            )
             return False
         if self.resume_session is not None and values.config.epochs <= self.epochs_done:
             self._ask_more_epochs(values)
@@ -369,8 +370,7 @@ class MainWindow(ttk.Frame):
         def accept(more: int) -> None:
             self.more_epochs_dialog = None
             self.settings.vars["epochs"].set(str(done + more))
-            self.log.append(f"Adding {more} epoch{'s' if more != 1 else ''}: epochs "
-                            f"{done + 1}-{done + more} of this session")
+            self.log.append(f"Adding {more} epoch{'s' if more != 1 else ''}: epochs {done + 1}-{done + more} of this session")
             self.on_train()
 
         def dismiss() -> None:
@@ -380,6 +380,7 @@ class MainWindow(ttk.Frame):
 
     def _same_folders(self, values) -> bool:
         """Do the form's folders match those of the session being resumed?"""
+
         def same(a: Optional[str], b: Optional[str]) -> bool:
             if not a or not b:
                 return not a and not b
@@ -407,8 +408,7 @@ class MainWindow(ttk.Frame):
 
                 events.put(DemoReady(str(ensure_demo_data(target, shortcut=self.demo_shortcut))))
             except Exception as error:  # noqa: BLE001 -- reported to the user as a dialog
-                events.put(DemoFailed(f"Could not make the demo data: {error}",
-                                      traceback.format_exc()))
+                events.put(DemoFailed(f"Could not make the demo data: {error}", traceback.format_exc()))
 
         threading.Thread(target=work, name="demo-data", daemon=True).start()
 
@@ -426,8 +426,7 @@ class MainWindow(ttk.Frame):
         self._set_state(RunState.IDLE)
         self._start_run(str(Path(root) / "train"), val_dir, values.config)
 
-    def _start_run(self, train_dir: Optional[str], val_dir: Optional[str],
-                   config: TrainConfig) -> bool:
+    def _start_run(self, train_dir: Optional[str], val_dir: Optional[str], config: TrainConfig) -> bool:
         from app.run.session import Session, default_sessions_root, new_session_folder
 
         session = None
@@ -438,8 +437,7 @@ class MainWindow(ttk.Frame):
                 self.log.append(f"Resuming session {session.folder}")
             else:
                 root = Path(self.sessions_root) if self.sessions_root else default_sessions_root()
-                session = Session.create(new_session_folder(root), train_dir, val_dir, config,
-                                         self.finetune_config)
+                session = Session.create(new_session_folder(root), train_dir, val_dir, config, self.finetune_config)
                 self.log.append(f"New session {session.folder}")
                 self.plots.clear()
                 self._forget_reasonability()
@@ -449,8 +447,7 @@ class MainWindow(ttk.Frame):
                 self.trust_warnings = []
                 self.trust_banner.show(())
             paths = session.run_paths()
-            trainer = self.trainer_factory(config, session.finetune_config, paths,
-                                           emit=self.events.put, session=session)
+            trainer = self.trainer_factory(config, session.finetune_config, paths, emit=self.events.put, session=session)
         except (UserError, OSError, ValueError) as error:
             self._discard_fresh_session(session)
             self.show_error(str(error), user_error=True, title="Cannot start training")
@@ -512,17 +509,16 @@ class MainWindow(ttk.Frame):
             window.deiconify()
             window.lift()
             return window
-        self.reasonability_window = ReasonabilityWindow(self.root, self.reasonability,
-                                                        on_paint=self.paint_images)
+        self.reasonability_window = ReasonabilityWindow(self.root, self.reasonability, on_paint=self.paint_images)
         return self.reasonability_window
 
     def on_open_session(self) -> None:
         from app.run.session import default_sessions_root
 
         root = Path(self.sessions_root) if self.sessions_root else default_sessions_root()
-        folder = filedialog.askdirectory(parent=self, title="Open a session folder",
-                                         initialdir=str(root if root.is_dir() else Path.home()),
-                                         mustexist=True)
+        folder = filedialog.askdirectory(
+            parent=self, title="Open a session folder", initialdir=str(root if root.is_dir() else Path.home()), mustexist=True
+        )
         if folder:
             self.open_session(folder)
 
@@ -551,8 +547,10 @@ class MainWindow(ttk.Frame):
         self.plots.set_history(epochs, rounds)
         self._update_session_label()
         done = epochs[-1].get("epoch", len(epochs)) if epochs else 0
-        self.log.append(f"Opened session {session.folder}: {done} epochs done, {len(rounds)} "
-                        f"feedback rounds, {len(session.masks.annotated())} masks")
+        self.log.append(
+            f"Opened session {session.folder}: {done} epochs done, {len(rounds)} "
+            f"feedback rounds, {len(session.masks.annotated())} masks"
+        )
         return True
 
     def on_new_session(self) -> None:
@@ -606,19 +604,29 @@ class MainWindow(ttk.Frame):
         from app.engine.trust_checks import DataSizes
 
         config = self._run_config or DEFAULT_CONFIG
-        self._sizes = DataSizes(event.n_train, event.n_val, len(event.classes), config.batch_size,
-                                config.model, tuple(getattr(event, "class_counts", ()) or ()))
+        self._sizes = DataSizes(
+            event.n_train,
+            event.n_val,
+            len(event.classes),
+            config.batch_size,
+            config.model,
+            tuple(getattr(event, "class_counts", ()) or ()),
+        )
         self.device = event.device
         self.device_var.set(f"Device: {event.device}")
         self._epochs = event.epochs
         self.progress.run_started(event.first_epoch, event.epochs, event.batches_per_epoch)
         self.plots.set_run_range(event.epochs)
-        self.log.append(f"Training on {event.device}: {event.n_train} training and {event.n_val} "
-                        f"validation images, {len(event.classes)} classes, epochs "
-                        f"{event.first_epoch}-{event.epochs}")
+        self.log.append(
+            f"Training on {event.device}: {event.n_train} training and {event.n_val} "
+            f"validation images, {len(event.classes)} classes, epochs "
+            f"{event.first_epoch}-{event.epochs}"
+        )
         if event.skipped:
-            self.log.append(f"{plural(len(event.skipped), 'image')} {'was' if len(event.skipped) == 1 else 'were'} "
-                            "skipped (unreadable):", "warning")
+            self.log.append(
+                f"{plural(len(event.skipped), 'image')} {'was' if len(event.skipped) == 1 else 'were'} skipped (unreadable):",
+                "warning",
+            )
             for relpath, reason in event.skipped[:20]:
                 self.log.append(f"  {relpath}: {reason}", "warning")
             if len(event.skipped) > 20:
@@ -626,8 +634,9 @@ class MainWindow(ttk.Frame):
 
     def _on_batch(self, event: msg.BatchFinished) -> None:
         self.progress.batch_done(event.epoch, event.batch, event.batches, self._epochs)
-        self.plots.add_batch(event.epoch, event.batch, event.batches, event.loss, event.accuracy,
-                             getattr(event, "ce", float("nan")))
+        self.plots.add_batch(
+            event.epoch, event.batch, event.batches, event.loss, event.accuracy, getattr(event, "ce", float("nan"))
+        )
 
     def _on_epoch(self, event: msg.EpochFinished) -> None:
         self.epochs_done = max(self.epochs_done, event.epoch)
@@ -635,21 +644,22 @@ class MainWindow(ttk.Frame):
         self.progress.epoch_done(event.epoch, event.epochs, event.seconds)
         self.plots.add_epoch(event.epoch, event.train, event.val)
         self._epoch_records = [r for r in self._epoch_records if r.get("epoch") != event.epoch]
-        self._epoch_records.append({"epoch": event.epoch, "train": dict(event.train),
-                                    "val": dict(event.val)})
+        self._epoch_records.append({"epoch": event.epoch, "train": dict(event.train), "val": dict(event.val)})
         self._check_trust()
         train, val = event.train, event.val
         self.log.append(
             f"Epoch {event.epoch}/{event.epochs}: train loss {train.get('loss', float('nan')):.4f}"
             f", acc {train.get('accuracy', float('nan')):.1%}; val loss "
             f"{val.get('loss', float('nan')):.4f}, acc {val.get('accuracy', float('nan')):.1%} "
-            f"({event.seconds:.1f} s)")
+            f"({event.seconds:.1f} s)"
+        )
 
     def _on_feedback(self, event: msg.FeedbackNeeded) -> None:
         if self.closing or self.trainer is None or self.trainer.stopping:
             return
-        self.log.append(f"Feedback round {event.round} after epoch {event.epoch}: "
-                        f"{len(event.items)} images chosen by {event.strategy}")
+        self.log.append(
+            f"Feedback round {event.round} after epoch {event.epoch}: {len(event.items)} images chosen by {event.strategy}"
+        )
         from .brush_window import BrushWindow  # imported late: it is a sibling's module
 
         trainer = self.trainer
@@ -677,14 +687,20 @@ class MainWindow(ttk.Frame):
             trainer.submit(msg.SkipFeedback())
 
         try:
-            self.brush_window = BrushWindow(self.root, event.items, self.session.masks,
-                                            round_number=event.round, on_done=done,
-                                            on_cancel=cancel, submit=trainer.submit,
-                                            on_save_failed=self._mask_save_failed,
-                                            trust_note=self._trust_note(),
-                                            on_gallery=self.on_gallery,
-                                            on_open_images=self.paint_images,
-                                            geometry_store=self.geometry_store)
+            self.brush_window = BrushWindow(
+                self.root,
+                event.items,
+                self.session.masks,
+                round_number=event.round,
+                on_done=done,
+                on_cancel=cancel,
+                submit=trainer.submit,
+                on_save_failed=self._mask_save_failed,
+                trust_note=self._trust_note(),
+                on_gallery=self.on_gallery,
+                on_open_images=self.paint_images,
+                geometry_store=self.geometry_store,
+            )
             if self.paint_queue:  # chosen between rounds (gallery, reasonability window)
                 queued, self.paint_queue = tuple(self.paint_queue), []
                 self.log.append(f"Opening the {plural(len(queued), 'queued image')} as well")
@@ -693,8 +709,9 @@ class MainWindow(ttk.Frame):
             log.exception("cannot open the brush window")
             self.brush_window = None
             trainer.submit(msg.SkipFeedback())
-            self.show_error(f"Cannot open the brush window: {error}",
-                            details=traceback.format_exc(), title="Feedback round skipped")
+            self.show_error(
+                f"Cannot open the brush window: {error}", details=traceback.format_exc(), title="Feedback round skipped"
+            )
 
     def _mask_save_failed(self, message: str) -> None:
         """The brush window was closed from outside and could not save: tell the user (the
@@ -711,8 +728,10 @@ class MainWindow(ttk.Frame):
         matrix = event.matrix
         total = matrix.n_images
         bad = matrix.counts.get("accurate_unreasonable", 0)
-        self.log.append(f"Reasonability before round {event.round}: {bad} of {total} judged "
-                        f"images are right for the wrong reason (Reasonability... shows them)")
+        self.log.append(
+            f"Reasonability before round {event.round}: {bad} of {total} judged "
+            f"images are right for the wrong reason (Reasonability... shows them)"
+        )
         window = self.reasonability_window
         if window is not None:
             try:
@@ -749,10 +768,15 @@ class MainWindow(ttk.Frame):
 
         entries = list_folder(self.session.train_dir)
         cells = dict(self.reasonability.matrix.members) if self.reasonability is not None else {}
-        self.gallery_window = GalleryWindow(self.root, entries, self.session.train_dir,
-                                            cells=cells, masked=self.session.masks.annotated,
-                                            on_paint=self.paint_images,
-                                            store=self.geometry_store)
+        self.gallery_window = GalleryWindow(
+            self.root,
+            entries,
+            self.session.train_dir,
+            cells=cells,
+            masked=self.session.masks.annotated,
+            on_paint=self.paint_images,
+            store=self.geometry_store,
+        )
         return self.gallery_window
 
     def paint_images(self, relpaths: Sequence[str]) -> bool:
@@ -765,10 +789,10 @@ class MainWindow(ttk.Frame):
             for relpath in relpaths:
                 if relpath not in self.paint_queue:
                     self.paint_queue.append(relpath)
-            self.status_var.set(f"{plural(len(self.paint_queue), 'image')} queued: they open "
-                                "in the brush window at the next feedback round")
-            self.log.append(f"Queued {plural(len(relpaths), 'image')} for painting at the next "
-                            "feedback round")
+            self.status_var.set(
+                f"{plural(len(self.paint_queue), 'image')} queued: they open in the brush window at the next feedback round"
+            )
+            self.log.append(f"Queued {plural(len(relpaths), 'image')} for painting at the next feedback round")
             return False
         self.log.append(f"Opening {plural(len(relpaths), 'image')} for painting...")
         self.trainer.submit(msg.PrepareImages(tuple(relpaths)))
@@ -788,15 +812,20 @@ class MainWindow(ttk.Frame):
             pass
         cells = dict(self.reasonability.matrix.members) if self.reasonability is not None else {}
         masks = self.session.masks
-        self.gallery_window = GalleryWindow(self.root, event.entries, self.session.train_dir,
-                                            cells=cells, masked=masks.annotated,
-                                            on_paint=self.paint_images, n_train=event.n_train,
-                                            store=self.geometry_store)
+        self.gallery_window = GalleryWindow(
+            self.root,
+            event.entries,
+            self.session.train_dir,
+            cells=cells,
+            masked=masks.annotated,
+            on_paint=self.paint_images,
+            n_train=event.n_train,
+            store=self.geometry_store,
+        )
 
     def _on_images_prepared(self, event: msg.ImagesPrepared) -> None:
         if event.missing:
-            self.log.append(f"Not training images, skipped: {', '.join(event.missing[:5])}",
-                            "warning")
+            self.log.append(f"Not training images, skipped: {', '.join(event.missing[:5])}", "warning")
         if not self._brush_open() or not event.items:
             return
         added = self.brush_window.add_items(event.items)
@@ -812,22 +841,19 @@ class MainWindow(ttk.Frame):
             return None
 
     def _on_propagation_preview(self, event: msg.PropagationPreview) -> None:
-        self.log.append(f"Propagation preview ({event.scope}) from {', '.join(event.sources)}: "
-                        f"{event.count} images")
+        self.log.append(f"Propagation preview ({event.scope}) from {', '.join(event.sources)}: {event.count} images")
         panel = self._propagation_panel()
         if panel is not None:
             panel.show_preview(event)
 
     def _on_propagation_applied(self, event: msg.PropagationApplied) -> None:
-        self.log.append(f"Propagated ({event.scope}) the red of {', '.join(event.sources)} to "
-                        f"{event.written} images")
+        self.log.append(f"Propagated ({event.scope}) the red of {', '.join(event.sources)} to {event.written} images")
         panel = self._propagation_panel()
         if panel is not None:
             panel.show_applied(event)
 
     def _on_propagation_failed(self, event: msg.PropagationFailed) -> None:
-        self.log.append(f"Propagation ({event.scope}) failed: {event.message}",
-                        "warning" if event.user_error else "error")
+        self.log.append(f"Propagation ({event.scope}) failed: {event.message}", "warning" if event.user_error else "error")
         if event.details:
             self.log.append(event.details, "error")
         panel = self._propagation_panel()
@@ -836,15 +862,13 @@ class MainWindow(ttk.Frame):
 
     def _on_finetune_started(self, event: msg.FinetuneStarted) -> None:
         self.progress.finetune_started(event.round, event.max_steps)
-        self.log.append(f"Fine-tune round {event.round}: {event.n_annotated} annotated images, "
-                        f"at most {event.max_steps} steps")
+        self.log.append(f"Fine-tune round {event.round}: {event.n_annotated} annotated images, at most {event.max_steps} steps")
 
     def _on_finetune_step(self, event: msg.FinetuneStep) -> None:
         self.progress.finetune_step(event.round, event.step, event.max_steps)
 
     def _on_finetune_progress(self, event: msg.FinetuneProgress) -> None:
-        self.progress.finetune_progress(event.round, event.step, event.max_steps, event.guidance,
-                                        event.val_loss)
+        self.progress.finetune_progress(event.round, event.step, event.max_steps, event.guidance, event.val_loss)
 
     def _on_finetune_done(self, event: msg.FinetuneDone) -> None:
         report = self._last_report = event.report
@@ -852,7 +876,8 @@ class MainWindow(ttk.Frame):
         self.log.append(
             f"Fine-tune round {event.round} done after {report.steps} steps ({report.stop_text}): "
             f"val acc {report.val_accuracy_before:.1%} -> {report.val_accuracy_after:.1%}, "
-            f"saliency on red {report.red_share_before:.1%} -> {report.red_share_after:.1%}")
+            f"saliency on red {report.red_share_before:.1%} -> {report.red_share_after:.1%}"
+        )
         if self.closing or self.trainer is None or self.trainer.stopping:
             return
         trainer = self.trainer
@@ -871,14 +896,22 @@ class MainWindow(ttk.Frame):
             log.exception("cannot open the chooser")
             self.chooser_window = None
             trainer.submit(msg.Reject())  # the safe choice: weights stay as before the round
-            self.show_error(f"Cannot show the comparison, so the round was rejected: {error}",
-                            details=traceback.format_exc(), title="Round rejected")
+            self.show_error(
+                f"Cannot show the comparison, so the round was rejected: {error}",
+                details=traceback.format_exc(),
+                title="Round rejected",
+            )
 
     def _on_round_decided(self, event: msg.RoundDecided) -> None:
         report = self._last_report if event.finetuned else None
-        self.plots.add_round(event.round, event.epoch, event.committed, event.finetuned,
-                             report.val_loss_after if report else float("nan"),
-                             report.val_accuracy_after if report else float("nan"))
+        self.plots.add_round(
+            event.round,
+            event.epoch,
+            event.committed,
+            event.finetuned,
+            report.val_loss_after if report else float("nan"),
+            report.val_accuracy_after if report else float("nan"),
+        )
         self._last_report = None
         if event.committed:
             text = "committed: training continues with the fine-tuned weights"
@@ -901,8 +934,9 @@ class MainWindow(ttk.Frame):
         if event.stopped:
             self.log.append(f"Stopped after epoch {event.epoch}; session saved")
         else:
-            self.log.append(f"Training finished: {event.epoch} epochs. Train adds more "
-                            "epochs to this session; New session starts another.")
+            self.log.append(
+                f"Training finished: {event.epoch} epochs. Train adds more epochs to this session; New session starts another."
+            )
         self._close_round_windows()
         self._set_state(RunState.STOPPED if event.stopped else RunState.FINISHED)
         self._update_session_label()
@@ -917,8 +951,7 @@ class MainWindow(ttk.Frame):
         self._set_state(RunState.FAILED)
         if not self.closing:
             title = "Cannot train" if event.user_error else "Training failed"
-            self.show_error(event.message, details=event.details, user_error=event.user_error,
-                            title=title)
+            self.show_error(event.message, details=event.details, user_error=event.user_error, title=title)
 
     def _on_log_line(self, event: LogLine) -> None:
         self.log.append(event.text, event.level)
@@ -959,15 +992,13 @@ class MainWindow(ttk.Frame):
     }
 
     # ------------------------------------------------------------------------------ dialogs
-    def show_error(self, message: str, *, details: str = "", user_error: bool = False,
-                   title: str = "Error") -> ErrorDialog:
+    def show_error(self, message: str, *, details: str = "", user_error: bool = False, title: str = "Error") -> ErrorDialog:
         if self.error_dialog is not None:
             try:
                 self.error_dialog.destroy()
             except tk.TclError:
                 pass
-        self.error_dialog = ErrorDialog(self.root, message, details=details, title=title,
-                                        user_error=user_error)
+        self.error_dialog = ErrorDialog(self.root, message, details=details, title=title, user_error=user_error)
         return self.error_dialog
 
     def _close_round_windows(self) -> None:
@@ -1007,8 +1038,7 @@ class MainWindow(ttk.Frame):
                 self.trainer.stop()
                 self._close_round_windows()
                 self.log.append("Closing: stopping the training and saving the session...")
-                self._after_ids["stopping_note"] = self.after(
-                    STOPPING_NOTE_AFTER_MS, self._show_stopping_note)
+                self._after_ids["stopping_note"] = self.after(STOPPING_NOTE_AFTER_MS, self._show_stopping_note)
         self._poll_close()
 
     def _show_stopping_note(self) -> None:

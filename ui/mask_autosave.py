@@ -52,8 +52,7 @@ class MaskAutosaver:
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Wait until every requested mask is written (or failed); False on timeout."""
         with self._condition:
-            return self._condition.wait_for(lambda: not self._pending and not self._busy,
-                                            timeout=timeout)
+            return self._condition.wait_for(lambda: not self._pending and not self._busy, timeout=timeout)
 
     @property
     def idle(self) -> bool:

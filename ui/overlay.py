@@ -34,13 +34,11 @@ def resize_saliency(saliency: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
         raise ValueError(f"saliency must be h x w, got shape {saliency.shape}")
     height, width = size
     if saliency.shape != (height, width):
-        saliency = np.asarray(Image.fromarray(saliency).resize(
-            (width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+        saliency = np.asarray(Image.fromarray(saliency).resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
     return np.clip(np.nan_to_num(saliency, nan=0.0), 0.0, 1.0)
 
 
-def heatmap_rgba(saliency: np.ndarray, size: Tuple[int, int] | None = None,
-                 cmap: str = DEFAULT_CMAP) -> np.ndarray:
+def heatmap_rgba(saliency: np.ndarray, size: Tuple[int, int] | None = None, cmap: str = DEFAULT_CMAP) -> np.ndarray:
     """Colour a saliency map: `h x w` float in [0, 1] -> `H x W x 4` uint8 RGBA (alpha 255).
 
     `size = (H, W)` resizes bilinearly first (the map comes at the model's input size); values
@@ -51,8 +49,9 @@ def heatmap_rgba(saliency: np.ndarray, size: Tuple[int, int] | None = None,
     return _lut(cmap)[index]
 
 
-def blend(image: np.ndarray, saliency: np.ndarray, opacity: float, show_heatmap: bool = True,
-          cmap: str = DEFAULT_CMAP) -> np.ndarray:
+def blend(
+    image: np.ndarray, saliency: np.ndarray, opacity: float, show_heatmap: bool = True, cmap: str = DEFAULT_CMAP
+) -> np.ndarray:
     """The image with its heatmap laid over it: `(1 - opacity) * image + opacity * heatmap`.
 
     `image`: H x W x 3 uint8 RGB. `saliency`: h x w in [0, 1], resized to H x W. `opacity` in
@@ -98,15 +97,19 @@ def paint_outline(mask: np.ndarray, width: int = 2) -> np.ndarray:
     rim = np.zeros(mask.shape, bool)
     for step in range(-width, width + 1):
         if step:
-            rim |= padded[width + step:width + step + height, width:width + width_px] != mask
-            rim |= padded[width:width + height, width + step:width + step + width_px] != mask
+            rim |= padded[width + step : width + step + height, width : width + width_px] != mask
+            rim |= padded[width : width + height, width + step : width + step + width_px] != mask
     return rim & (mask != 0)
 
 
-def mask_overlay(composite: np.ndarray, mask: np.ndarray, alpha: float = 0.5,
-                 red_rgb: Tuple[int, int, int] = RED_RGB,
-                 green_rgb: Tuple[int, int, int] = GREEN_RGB,
-                 outline: np.ndarray | None = None) -> np.ndarray:
+def mask_overlay(
+    composite: np.ndarray,
+    mask: np.ndarray,
+    alpha: float = 0.5,
+    red_rgb: Tuple[int, int, int] = RED_RGB,
+    green_rgb: Tuple[int, int, int] = GREEN_RGB,
+    outline: np.ndarray | None = None,
+) -> np.ndarray:
     """Paint drawn semi-transparently: red where `mask == RED`, green where `mask == GREEN`.
 
     `composite`: H x W x 3 uint8; `mask`: H x W in {-1, 0, 1} (same H x W). A marked pixel

@@ -135,27 +135,34 @@ class PlotsPanel(ttk.Frame):
         self.loss_axes = self.figure.add_subplot(2, 1, 1)
         self.accuracy_axes = self.figure.add_subplot(2, 1, 2, sharex=self.loss_axes)
         self.lines: Dict[str, Line2D] = {}
-        for key, axes, title in (("loss", self.loss_axes, "Loss"),
-                                 ("accuracy", self.accuracy_axes, "Accuracy")):
+        for key, axes, title in (("loss", self.loss_axes, "Loss"), ("accuracy", self.accuracy_axes, "Accuracy")):
             axes.set_ylabel(title.lower())
             axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
             axes.grid(True, alpha=0.3)
-            self.lines[f"batch_{key}"], = axes.plot([], [], color=TRAIN_COLOUR, alpha=0.3,
-                                                    linewidth=1, label="train (per batch)",
-                                                    animated=True)
-            self.lines[f"train_{key}"], = axes.plot([], [], color=TRAIN_COLOUR, marker="o",
-                                                    markersize=4, label="train", animated=True)
-            self.lines[f"val_{key}"], = axes.plot([], [], color=VAL_COLOUR, marker="s",
-                                                  markersize=4, label="validation", animated=True)
-            self.lines[f"broken_{key}"], = axes.plot([], [], color=BROKEN_COLOUR, marker="^",
-                                                     markersize=4, label="val, shortcut broken",
-                                                     animated=True)
+            (self.lines[f"batch_{key}"],) = axes.plot(
+                [], [], color=TRAIN_COLOUR, alpha=0.3, linewidth=1, label="train (per batch)", animated=True
+            )
+            (self.lines[f"train_{key}"],) = axes.plot(
+                [], [], color=TRAIN_COLOUR, marker="o", markersize=4, label="train", animated=True
+            )
+            (self.lines[f"val_{key}"],) = axes.plot(
+                [], [], color=VAL_COLOUR, marker="s", markersize=4, label="validation", animated=True
+            )
+            (self.lines[f"broken_{key}"],) = axes.plot(
+                [], [], color=BROKEN_COLOUR, marker="^", markersize=4, label="val, shortcut broken", animated=True
+            )
         self.lines["train_loss"].set_label("train CE")
         self.lines["batch_loss"].set_label("train CE (per batch)")
-        self.lines["penalty"], = self.loss_axes.plot([], [], color=PENALTY_COLOUR, marker="d",
-                                                     markersize=4, linestyle="--",
-                                                     label="penalty (\u03bb \u00d7 guidance)",
-                                                     animated=True)
+        (self.lines["penalty"],) = self.loss_axes.plot(
+            [],
+            [],
+            color=PENALTY_COLOUR,
+            marker="d",
+            markersize=4,
+            linestyle="--",
+            label="penalty (\u03bb \u00d7 guidance)",
+            animated=True,
+        )
         self._round_artists: List[Any] = []
         self.canvas = FigureCanvasTkAgg(self.figure, master=self)
         # matplotlib's Tk backend scales the figure by screen DPI / 96 on Linux when mapped,
@@ -176,12 +183,19 @@ class PlotsPanel(ttk.Frame):
         self.update_plot(full=True)
 
     def _epoch_series(self) -> tuple:
-        return (self.epochs, self.train_loss, self.val_loss, self.train_accuracy,
-                self.val_accuracy, self.penalty, self.broken_loss, self.broken_accuracy)
+        return (
+            self.epochs,
+            self.train_loss,
+            self.val_loss,
+            self.train_accuracy,
+            self.val_accuracy,
+            self.penalty,
+            self.broken_loss,
+            self.broken_accuracy,
+        )
 
     def _series(self) -> tuple:
-        return (*self._epoch_series(), self.batch_x, self.batch_loss, self.batch_accuracy,
-                self.rounds)
+        return (*self._epoch_series(), self.batch_x, self.batch_loss, self.batch_accuracy, self.rounds)
 
     def _append_epoch(self, epoch: int, train: Mapping[str, Any], val: Mapping[str, Any]) -> None:
         ce = _number(train.get("ce"))
@@ -202,8 +216,7 @@ class PlotsPanel(ttk.Frame):
             self.run_epochs = int(last_epoch)
             self.update_plot(full=True)
 
-    def add_batch(self, epoch: int, batch: int, batches: int, loss: float, accuracy: float,
-                  ce: float = math.nan) -> None:
+    def add_batch(self, epoch: int, batch: int, batches: int, loss: float, accuracy: float, ce: float = math.nan) -> None:
         """A finished batch: extends the faint running curves (its CE when given)."""
         self.batch_x.append(epoch - 1 + batch / max(1, batches))
         ce = _number(ce)
@@ -221,16 +234,23 @@ class PlotsPanel(ttk.Frame):
         self._append_epoch(epoch, train, val)
         self.update_plot()
 
-    def add_round(self, round_number: int, epoch: int, committed: bool, finetuned: bool,
-                  val_loss_after: float = math.nan, val_accuracy_after: float = math.nan) -> None:
+    def add_round(
+        self,
+        round_number: int,
+        epoch: int,
+        committed: bool,
+        finetuned: bool,
+        val_loss_after: float = math.nan,
+        val_accuracy_after: float = math.nan,
+    ) -> None:
         """A decided round; `val_*_after`: the fine-tuned model's validation (its star)."""
         self.rounds = [r for r in self.rounds if r.round != round_number]
-        self.rounds.append(RoundMark(round_number, epoch, committed, finetuned,
-                                     _number(val_loss_after), _number(val_accuracy_after)))
+        self.rounds.append(
+            RoundMark(round_number, epoch, committed, finetuned, _number(val_loss_after), _number(val_accuracy_after))
+        )
         self.update_plot(full=True)
 
-    def set_history(self, epochs: Iterable[Mapping[str, Any]],
-                    rounds: Iterable[Mapping[str, Any]] = ()) -> None:
+    def set_history(self, epochs: Iterable[Mapping[str, Any]], rounds: Iterable[Mapping[str, Any]] = ()) -> None:
         """Redraw from a stored run: `Session.epoch_history()` and `Session.history()` rows.
 
         Epoch rows are the checkpoint's flat records (`{"epoch": 3, "train_loss": ...,
@@ -244,12 +264,17 @@ class PlotsPanel(ttk.Frame):
         for row in epochs:
             if "epoch" not in row:
                 continue
-            train = row.get("train") or {"loss": row.get("train_loss"), "ce": row.get("train_ce"),
-                                          "accuracy": row.get("train_accuracy")}
-            val = row.get("val") or {"loss": row.get("val_loss"),
-                                      "accuracy": row.get("val_accuracy"),
-                                      "broken_loss": row.get("val_broken_loss"),
-                                      "broken_accuracy": row.get("val_broken_accuracy")}
+            train = row.get("train") or {
+                "loss": row.get("train_loss"),
+                "ce": row.get("train_ce"),
+                "accuracy": row.get("train_accuracy"),
+            }
+            val = row.get("val") or {
+                "loss": row.get("val_loss"),
+                "accuracy": row.get("val_accuracy"),
+                "broken_loss": row.get("val_broken_loss"),
+                "broken_accuracy": row.get("val_broken_accuracy"),
+            }
             self._append_epoch(int(row["epoch"]), train, val)
         for index, row in enumerate(rounds, start=1):
             mark = round_mark_from_record(row, default_round=index)
@@ -261,13 +286,19 @@ class PlotsPanel(ttk.Frame):
     # ------------------------------------------------------------------ drawing
     def _limits(self) -> tuple:
         """(x_max, loss_top): when these change the static part must be redrawn."""
-        x_max = max([2, self.run_epochs, *self.epochs, *[math.ceil(x) for x in self.batch_x],
-                     *[r.epoch for r in self.rounds]])
+        x_max = max([2, self.run_epochs, *self.epochs, *[math.ceil(x) for x in self.batch_x], *[r.epoch for r in self.rounds]])
         # The range follows the typical epoch values; a spiky batch or an exploding validation
         # loss leaves the top of the plot (marked there) rather than squash every curve.
-        wanted = loss_range([*self.train_loss, *self.val_loss, *self.penalty, *self.broken_loss,
-                             *_typical(self.batch_loss),
-                             *[r.val_loss_after for r in self.rounds]])
+        wanted = loss_range(
+            [
+                *self.train_loss,
+                *self.val_loss,
+                *self.penalty,
+                *self.broken_loss,
+                *_typical(self.batch_loss),
+                *[r.val_loss_after for r in self.rounds],
+            ]
+        )
         top = max(self.loss_top, wanted)  # only grows within a run: no jittering axis
         self.loss_top = top
         outliers = tuple(self._outliers(top))
@@ -276,8 +307,12 @@ class PlotsPanel(ttk.Frame):
     def _outliers(self, top: float) -> List[tuple]:
         """(epoch, value, colour) of the epoch losses above the axis."""
         found = []
-        for values, colour in ((self.val_loss, VAL_COLOUR), (self.train_loss, TRAIN_COLOUR),
-                               (self.broken_loss, BROKEN_COLOUR), (self.penalty, PENALTY_COLOUR)):
+        for values, colour in (
+            (self.val_loss, VAL_COLOUR),
+            (self.train_loss, TRAIN_COLOUR),
+            (self.broken_loss, BROKEN_COLOUR),
+            (self.penalty, PENALTY_COLOUR),
+        ):
             for epoch, value in zip(self.epochs, values):
                 if math.isfinite(value) and value > top:
                     found.append((epoch, round(value, 6), colour))
@@ -324,8 +359,7 @@ class PlotsPanel(ttk.Frame):
             "broken_loss": (self.epochs, self.broken_loss),
             "broken_accuracy": (self.epochs, self.broken_accuracy),
             # no penalty line while there is no penalty (nothing painted yet)
-            "penalty": (self.epochs, self.penalty) if any(v > 0 for v in _finite(self.penalty))
-            else ([], []),
+            "penalty": (self.epochs, self.penalty) if any(v > 0 for v in _finite(self.penalty)) else ([], []),
         }
         for name, (xs, ys) in data.items():
             self.lines[name].set_data(list(xs), list(ys))
@@ -339,46 +373,58 @@ class PlotsPanel(ttk.Frame):
             artist.remove()
         self._round_artists = []
         for epoch, value, colour in outliers:  # off the top: a triangle at the edge, the value
-            marker, = self.loss_axes.plot([epoch], [loss_top], marker="^", color=colour,
-                                          markersize=7, clip_on=False, linestyle="none")
-            text = self.loss_axes.annotate(f"{value:.3g}", (epoch, loss_top), xytext=(5, -9),
-                                           textcoords="offset points", color=colour, fontsize=8)
+            (marker,) = self.loss_axes.plot(
+                [epoch], [loss_top], marker="^", color=colour, markersize=7, clip_on=False, linestyle="none"
+            )
+            text = self.loss_axes.annotate(
+                f"{value:.3g}", (epoch, loss_top), xytext=(5, -9), textcoords="offset points", color=colour, fontsize=8
+            )
             self._round_artists += [marker, text]
         for axes in (self.loss_axes, self.accuracy_axes):
             key = "loss" if axes is self.loss_axes else "accuracy"
             axes.set_xlim(0, x_max + 0.3)
-            handles = [self.lines[f"batch_{key}"], self.lines[f"train_{key}"],
-                       self.lines[f"val_{key}"]]
+            handles = [self.lines[f"batch_{key}"], self.lines[f"train_{key}"], self.lines[f"val_{key}"]]
             broken = self.broken_loss if key == "loss" else self.broken_accuracy
             if _finite(broken):
                 handles.append(self.lines[f"broken_{key}"])
             if key == "loss" and any(v > 0 for v in _finite(self.penalty)):
                 handles.append(self.lines["penalty"])
-            stars = [(r.epoch, r.val_loss_after if key == "loss" else r.val_accuracy_after)
-                     for r in self.rounds if r.committed]
-            stars = [(x, min(y, loss_top) if key == "loss" else y) for x, y in stars
-                     if math.isfinite(y)]
+            stars = [(r.epoch, r.val_loss_after if key == "loss" else r.val_accuracy_after) for r in self.rounds if r.committed]
+            stars = [(x, min(y, loss_top) if key == "loss" else y) for x, y in stars if math.isfinite(y)]
             if stars:
-                star, = axes.plot([x for x, _ in stars], [y for _, y in stars], marker="*",
-                                  markersize=11, color=VAL_COLOUR, markeredgecolor="black",
-                                  markeredgewidth=0.6, linestyle="none",
-                                  label="val after round (committed)")
+                (star,) = axes.plot(
+                    [x for x, _ in stars],
+                    [y for _, y in stars],
+                    marker="*",
+                    markersize=11,
+                    color=VAL_COLOUR,
+                    markeredgecolor="black",
+                    markeredgewidth=0.6,
+                    linestyle="none",
+                    label="val after round (committed)",
+                )
                 self._round_artists.append(star)
                 handles.append(star)
             seen = set()
             for mark in self.rounds:
                 colour, style, label = mark.style
                 line = axes.axvline(mark.epoch, color=colour, linestyle=style, linewidth=1.5)
-                text = axes.annotate(f"R{mark.round}", (mark.epoch, 1.0),
-                                     xycoords=("data", "axes fraction"), xytext=(2, -10),
-                                     textcoords="offset points", color=colour, fontsize=8)
+                text = axes.annotate(
+                    f"R{mark.round}",
+                    (mark.epoch, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    xytext=(2, -10),
+                    textcoords="offset points",
+                    color=colour,
+                    fontsize=8,
+                )
                 self._round_artists += [line, text]
                 if label not in seen:
                     seen.add(label)
-                    handles.append(Line2D([], [], color=colour, linestyle=style,
-                                          label=f"round {label}"))
-            legend = axes.legend(handles=handles, fontsize=8, loc="upper left",
-                                 bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
+                    handles.append(Line2D([], [], color=colour, linestyle=style, label=f"round {label}"))
+            legend = axes.legend(
+                handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False
+            )
             self._round_artists.append(legend)
         self.loss_axes.set_ylim(0.0, loss_top)
         self.accuracy_axes.set_xlabel("epoch")
@@ -393,8 +439,7 @@ class PlotsPanel(ttk.Frame):
     def _on_full_draw(self, _event) -> None:
         """After every full draw (ours, a resize, ...): cache the backgrounds, draw the lines."""
         self.full_draws += 1
-        self._backgrounds = {axes: self.canvas.copy_from_bbox(axes.bbox)
-                             for axes in (self.loss_axes, self.accuracy_axes)}
+        self._backgrounds = {axes: self.canvas.copy_from_bbox(axes.bbox) for axes in (self.loss_axes, self.accuracy_axes)}
         for axes in (self.loss_axes, self.accuracy_axes):
             for line in self._animated(axes):
                 axes.draw_artist(line)
@@ -439,8 +484,13 @@ def round_mark_from_record(row: Mapping[str, Any], default_round: int = 0) -> Op
         return None
     decision = str(row.get("decision", "")).lower()
     committed = bool(row.get("committed", decision in ("commit", "committed")))
-    finetuned = bool(row.get("finetuned", committed or decision not in (
-        "skip", "skipped", "cancelled", "")))
+    finetuned = bool(row.get("finetuned", committed or decision not in ("skip", "skipped", "cancelled", "")))
     report = row.get("report") or {}
-    return RoundMark(int(row.get("round", default_round)), int(row["epoch"]), committed, finetuned,
-                     _number(report.get("val_loss_after")), _number(report.get("val_accuracy_after")))
+    return RoundMark(
+        int(row.get("round", default_round)),
+        int(row["epoch"]),
+        committed,
+        finetuned,
+        _number(report.get("val_loss_after")),
+        _number(report.get("val_accuracy_after")),
+    )

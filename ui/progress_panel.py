@@ -165,18 +165,15 @@ class ProgressPanel(ttk.Frame):
         style.configure(FINETUNE_BAR_STYLE, background="#2ca02c", troughcolor="#e4e4e4")
         self.epoch_bar = ttk.Progressbar(self, maximum=1.0, length=240, style=BAR_STYLE)
         self.run_bar = ttk.Progressbar(self, maximum=1.0, length=240, style=BAR_STYLE)
-        self.finetune_bar = ttk.Progressbar(self, maximum=1.0, length=240,
-                                            style=FINETUNE_BAR_STYLE)
+        self.finetune_bar = ttk.Progressbar(self, maximum=1.0, length=240, style=FINETUNE_BAR_STYLE)
         self.epoch_text = tk.StringVar(value="Epoch: not started")
         self.run_text = tk.StringVar(value="Run: not started")
         self.finetune_text = tk.StringVar(value="Fine-tune: none yet")
-        rows = ((self.epoch_bar, self.epoch_text), (self.run_bar, self.run_text),
-                (self.finetune_bar, self.finetune_text))
+        rows = ((self.epoch_bar, self.epoch_text), (self.run_bar, self.run_text), (self.finetune_bar, self.finetune_text))
         for row, (bar, var) in enumerate(rows):
             # the bar left, its text right of it: three rows, compact enough for 720 px screens
             bar.grid(row=row, column=0, sticky="ew", pady=2)
-            ttk.Label(self, textvariable=var, anchor="w", justify="left").grid(
-                row=row, column=1, sticky="w", padx=(8, 0))
+            ttk.Label(self, textvariable=var, anchor="w", justify="left").grid(row=row, column=1, sticky="w", padx=(8, 0))
         self.columnconfigure(0, weight=1, minsize=160)
         self.columnconfigure(1, weight=2)
         self.step_timer = StepTimer()
@@ -204,10 +201,10 @@ class ProgressPanel(ttk.Frame):
         self.eta.epochs = epochs
         self.epoch_bar.configure(value=batch / max(1, batches))
         self.run_bar.configure(value=self.eta.run_fraction())
-        self.epoch_text.set(f"Epoch {epoch}/{epochs}: batch {batch}/{batches}, "
-                            f"{format_duration(self.eta.epoch_remaining())} left")
-        self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, "
-                          f"{format_duration(self.eta.smoothed_run_remaining())} left")
+        self.epoch_text.set(
+            f"Epoch {epoch}/{epochs}: batch {batch}/{batches}, {format_duration(self.eta.epoch_remaining())} left"
+        )
+        self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, {format_duration(self.eta.smoothed_run_remaining())} left")
 
     def epoch_done(self, epoch: int, epochs: int, seconds: float) -> None:
         self.eta.epoch_done(epoch, seconds)
@@ -217,8 +214,7 @@ class ProgressPanel(ttk.Frame):
         if epoch >= epochs:
             self.run_text.set("Run: 100%")
         else:
-            self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, "
-                              f"{format_duration(self.eta.smoothed_run_remaining())} left")
+            self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, {format_duration(self.eta.smoothed_run_remaining())} left")
 
     def _show_finetune(self, round_number: int, step: int, max_steps: int) -> None:
         left = self.step_timer.remaining(step, max_steps)
@@ -237,12 +233,10 @@ class ProgressPanel(ttk.Frame):
         self.finetune_bar.configure(value=step / max(1, max_steps))
         self._show_finetune(round_number, step, max_steps)
 
-    def finetune_progress(self, round_number: int, step: int, max_steps: int,
-                          guidance: float, val_loss: float) -> None:
+    def finetune_progress(self, round_number: int, step: int, max_steps: int, guidance: float, val_loss: float) -> None:
         """A stop check (every few steps): its numbers join the step line."""
         self.eta.pause()
-        self._last_check = (f"check at step {step}: guidance {guidance:.3g}, "
-                            f"val loss {val_loss:.3g}")
+        self._last_check = f"check at step {step}: guidance {guidance:.3g}, val loss {val_loss:.3g}"
         self._show_finetune(round_number, step, max_steps)
 
     def finetune_started(self, round_number: int, max_steps: int) -> None:
@@ -253,8 +247,9 @@ class ProgressPanel(ttk.Frame):
         self._last_check = ""
         self.finetune_bar.configure(mode="indeterminate", value=0.0)
         self.finetune_bar.start(50)
-        self.finetune_text.set(f"Fine-tune round {round_number}: measuring the model before "
-                               f"the round (then up to {max_steps} steps)...")
+        self.finetune_text.set(
+            f"Fine-tune round {round_number}: measuring the model before the round (then up to {max_steps} steps)..."
+        )
 
     def finetune_finished(self, round_number: int, steps: int, stop_text: str) -> None:
         self.finetune_bar.stop()

@@ -54,9 +54,14 @@ class PropagationPanel(ttk.LabelFrame):
     brush window reloads the masks of this round's other images.
     """
 
-    def __init__(self, master: tk.Misc, submit: Callable[[Any], None], source: SourceCallback,
-                 *, on_applied: Optional[Callable[[msg.PropagationApplied], None]] = None
-                 ) -> None:
+    def __init__(
+        self,
+        master: tk.Misc,
+        submit: Callable[[Any], None],
+        source: SourceCallback,
+        *,
+        on_applied: Optional[Callable[[msg.PropagationApplied], None]] = None,
+    ) -> None:
         super().__init__(master, text="Apply this image's red to...", padding=8)
         self.submit = submit
         self.source = source
@@ -70,33 +75,35 @@ class PropagationPanel(ttk.LabelFrame):
 
         self.scope_buttons = {}
         for scope, text in SCOPE_TEXT.items():
-            button = ttk.Radiobutton(self, text=text, value=scope, variable=self.scope_var,
-                                     command=self._scope_changed, takefocus=False)
+            button = ttk.Radiobutton(
+                self, text=text, value=scope, variable=self.scope_var, command=self._scope_changed, takefocus=False
+            )
             button.pack(anchor="w")
             self.scope_buttons[scope] = button
         buttons = ttk.Frame(self)
         buttons.pack(fill="x", pady=(6, 0))
-        self.preview_button = ttk.Button(buttons, text="Preview", command=self.request_preview,
-                                         takefocus=False)
-        self.apply_button = ttk.Button(buttons, text="Apply", command=self.request_apply,
-                                       takefocus=False)
+        self.preview_button = ttk.Button(buttons, text="Preview", command=self.request_preview, takefocus=False)
+        self.apply_button = ttk.Button(buttons, text="Apply", command=self.request_apply, takefocus=False)
         self.preview_button.pack(side="left", expand=True, fill="x", padx=(0, 1))
         self.apply_button.pack(side="left", expand=True, fill="x", padx=(1, 0))
-        self.status_label = ttk.Label(self, wraplength=WRAP, justify="left",
-                                      text="Paint red, then Preview: which images would get it.")
+        self.status_label = ttk.Label(
+            self, wraplength=WRAP, justify="left", text="Paint red, then Preview: which images would get it."
+        )
         self.status_label.pack(anchor="w", fill="x", pady=(6, 2))
         box = ttk.Frame(self)
         box.pack(fill="both", expand=True)
-        self.listbox = tk.Listbox(box, height=LIST_HEIGHT, width=30, activestyle="none",
-                                  takefocus=False, exportselection=False)
+        self.listbox = tk.Listbox(box, height=LIST_HEIGHT, width=30, activestyle="none", takefocus=False, exportselection=False)
         scrollbar = ttk.Scrollbar(box, orient="vertical", command=self.listbox.yview)
         self.listbox.configure(yscrollcommand=scrollbar.set)
         self.listbox.pack(side="left", fill="both", expand=True)
         scrollbar.pack(side="left", fill="y")
-        self.note_label = ttk.Label(self, wraplength=WRAP, justify="left",
-                                    foreground=NOTE_COLOUR,
-                                    text="Propagated masks are marked as such; images you "
-                                         "painted yourself keep their own mask.")
+        self.note_label = ttk.Label(
+            self,
+            wraplength=WRAP,
+            justify="left",
+            foreground=NOTE_COLOUR,
+            text="Propagated masks are marked as such; images you painted yourself keep their own mask.",
+        )
         self.note_label.pack(anchor="w", fill="x", pady=(4, 0))
         self._update_buttons()
 
@@ -110,8 +117,7 @@ class PropagationPanel(ttk.LabelFrame):
         if relpath == self.relpath:
             return
         self.relpath = relpath
-        self.scope_buttons["class"].configure(
-            text=f"Images of class {true_label}" if true_label else SCOPE_TEXT["class"])
+        self.scope_buttons["class"].configure(text=f"Images of class {true_label}" if true_label else SCOPE_TEXT["class"])
         if self.pending is None:
             self._forget_preview("Paint red, then Preview: which images would get it.")
 
@@ -127,8 +133,7 @@ class PropagationPanel(ttk.LabelFrame):
 
     def _preview_holds(self) -> bool:
         preview = self.preview
-        return (preview is not None and preview.sources == (self.relpath,)
-                and preview.scope == self.scope)
+        return preview is not None and preview.sources == (self.relpath,) and preview.scope == self.scope
 
     def _update_buttons(self) -> None:
         busy = self.pending is not None
@@ -162,8 +167,7 @@ class PropagationPanel(ttk.LabelFrame):
             self._set_status(f"Could not ask the trainer: {error}", error=True)
             return False
         self.pending = (kind, sources, scope)
-        self._set_status("Looking for the images..." if kind == "preview"
-                         else "Writing the masks...")
+        self._set_status("Looking for the images..." if kind == "preview" else "Writing the masks...")
         self._update_buttons()
         return True
 
@@ -192,8 +196,10 @@ class PropagationPanel(ttk.LabelFrame):
     def show_preview(self, event: msg.PropagationPreview) -> None:
         self._answered(event.sources, event.scope)
         self.preview = event
-        text = (f"{_plural(event.count, 'image')} would get this red "
-                f"({SCOPE_TEXT.get(event.scope, event.scope).lower()}){self._about(event.sources)}.")
+        text = (
+            f"{_plural(event.count, 'image')} would get this red "
+            f"({SCOPE_TEXT.get(event.scope, event.scope).lower()}){self._about(event.sources)}."
+        )
         if event.skipped_hand_painted:
             count = len(event.skipped_hand_painted)
             text += f" {_plural(count, 'image')} you painted {'keeps its' if count == 1 else 'keep their'} own mask."
@@ -204,8 +210,7 @@ class PropagationPanel(ttk.LabelFrame):
         elif event.scope == "content":
             text += " Paint the thing on another image or two, then Preview again."
         elif event.scope == "similar":
-            text += (f" No other image has {DEFAULT_SIMILAR_SHARE:.0%} of its saliency on this red; "
-                     "try another scope.")
+            text += f" No other image has {DEFAULT_SIMILAR_SHARE:.0%} of its saliency on this red; try another scope."
         self._set_status(text)
         self._fill_list(event.relpaths)
         self._update_buttons()
@@ -219,8 +224,7 @@ class PropagationPanel(ttk.LabelFrame):
         if window is None or not window.winfo_exists() or window.choices.sources != tuple(event.sources):
             if window is not None and window.winfo_exists():
                 window.destroy()
-            window = ContentPreviewWindow(self.winfo_toplevel(), event.sources, self.submit,
-                                          on_open=self.on_open_images)
+            window = ContentPreviewWindow(self.winfo_toplevel(), event.sources, self.submit, on_open=self.on_open_images)
             self.content_window = window
         window.show(event)
         window.lift()
@@ -228,8 +232,7 @@ class PropagationPanel(ttk.LabelFrame):
     def show_applied(self, event: msg.PropagationApplied) -> None:
         self._answered(event.sources, event.scope)
         self.preview = None  # applied: Apply again only after a new preview
-        text = (f"Wrote {_plural(event.written, 'propagated mask')}"
-                f"{self._about(event.sources)}.")
+        text = f"Wrote {_plural(event.written, 'propagated mask')}{self._about(event.sources)}."
         if event.skipped_hand_painted:
             text += f" {_plural(event.skipped_hand_painted, 'hand-painted image')} kept their own."
         if event.removed:

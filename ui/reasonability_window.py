@@ -40,17 +40,20 @@ WRAP = 620
 
 def reasonable_rule(thresholds) -> str:
     """One line saying what 'reasonable' means, with the thresholds of `app.explain.reasonability`."""
-    return (f"Reasonable: with a mask, under {thresholds.red_share:.0%} of the saliency on red "
-            f"and at least {thresholds.green_share:.0%} on green; without one, an unreasonable "
-            f"score under {thresholds.score:.0%} (the largest share of saliency on regions "
-            f"painted red elsewhere, on a region salient in every class, or off the object).")
+    return (
+        f"Reasonable: with a mask, under {thresholds.red_share:.0%} of the saliency on red "
+        f"and at least {thresholds.green_share:.0%} on green; without one, an unreasonable "
+        f"score under {thresholds.score:.0%} (the largest share of saliency on regions "
+        f"painted red elsewhere, on a region salient in every class, or off the object)."
+    )
 
 
 class ReasonabilityWindow(tk.Toplevel):
     """Shows one `msg.ReasonabilityReady`; `show(event)` replaces it with a newer one."""
 
-    def __init__(self, master: tk.Misc, event: msg.ReasonabilityReady, *,
-                 on_paint: Optional[Callable[[Sequence[str]], object]] = None) -> None:
+    def __init__(
+        self, master: tk.Misc, event: msg.ReasonabilityReady, *, on_paint: Optional[Callable[[Sequence[str]], object]] = None
+    ) -> None:
         super().__init__(master)
         self.on_paint = on_paint
         self.paint_buttons: Dict[str, ttk.Button] = {}
@@ -77,17 +80,16 @@ class ReasonabilityWindow(tk.Toplevel):
         table = ttk.Frame(outer)
         table.pack(fill="both", expand=True)
         for column, (_, title, _) in enumerate(COLUMNS, start=1):
-            ttk.Label(table, text=title, font=("TkDefaultFont", 11, "bold")).grid(
-                row=0, column=column, pady=(0, 4))
+            ttk.Label(table, text=title, font=("TkDefaultFont", 11, "bold")).grid(row=0, column=column, pady=(0, 4))
             table.columnconfigure(column, weight=1, uniform="cells")
         for row, (row_key, row_title, _) in enumerate(ROWS, start=1):
             ttk.Label(table, text=row_title, font=("TkDefaultFont", 11, "bold")).grid(
-                row=row, column=0, sticky="n", padx=(0, 8), pady=8)
+                row=row, column=0, sticky="n", padx=(0, 8), pady=8
+            )
             table.rowconfigure(row, weight=1)
             for column, (column_key, _, _) in enumerate(COLUMNS, start=1):
                 cell = f"{row_key}_{column_key}"
-                self._build_cell(table, cell).grid(row=row, column=column, sticky="nsew",
-                                                   padx=4, pady=4)
+                self._build_cell(table, cell).grid(row=row, column=column, sticky="nsew", padx=4, pady=4)
 
         self.judged_label = ttk.Label(outer, wraplength=WRAP, justify="left", foreground="#555555")
         self.judged_label.pack(anchor="w", pady=(8, 0))
@@ -105,8 +107,7 @@ class ReasonabilityWindow(tk.Toplevel):
         box = ttk.Frame(frame)
         box.pack(fill="both", expand=True)
         rows = LIST_HEIGHT if self.winfo_screenheight() >= 900 else SHORT_LIST_HEIGHT
-        listbox = tk.Listbox(box, height=rows, width=28, activestyle="none",
-                             exportselection=False, selectmode="extended")
+        listbox = tk.Listbox(box, height=rows, width=28, activestyle="none", exportselection=False, selectmode="extended")
         scrollbar = ttk.Scrollbar(box, orient="vertical", command=listbox.yview)
         listbox.configure(yscrollcommand=scrollbar.set)
         listbox.pack(side="left", fill="both", expand=True)
@@ -138,19 +139,17 @@ class ReasonabilityWindow(tk.Toplevel):
         matrix = event.matrix
         total = matrix.n_images
         self.title(f"Reasonability of explanations — round {event.round}")
-        self.header_label.configure(
-            text=f"Before feedback round {event.round} (after epoch {event.epoch})")
+        self.header_label.configure(text=f"Before feedback round {event.round} (after epoch {event.epoch})")
         sample = "all" if total >= event.n_train else "a random sample"
         self.pool_label.configure(
-            text=f"{total} of {event.n_train} training images judged ({sample}), "
-                 "vanilla-gradient saliency of the true class.")
+            text=f"{total} of {event.n_train} training images judged ({sample}), vanilla-gradient saliency of the true class."
+        )
         self.rule_label.configure(text=reasonable_rule(matrix.thresholds))
         for cell, count_label in self.count_labels.items():
             count = int(matrix.counts.get(cell, 0))
             members = tuple(matrix.members.get(cell, ()))
             count_label.configure(text=str(count))
-            self.share_labels[cell].configure(text=f"{count / total:.0%} of the images" if total
-                                              else "no images")
+            self.share_labels[cell].configure(text=f"{count / total:.0%} of the images" if total else "no images")
             listbox = self.lists[cell]
             listbox.delete(0, "end")
             if members:
@@ -160,4 +159,5 @@ class ReasonabilityWindow(tk.Toplevel):
         judged = len(matrix.judged_by_mask)
         self.judged_label.configure(
             text=f"{judged} image{'' if judged == 1 else 's'} judged against their own mask "
-                 "(painted or propagated); the others by the unreasonable score, a heuristic.")
+            "(painted or propagated); the others by the unreasonable score, a heuristic."
+        )

@@ -55,6 +55,10 @@ def controls_for(state: RunState, pause_requested: bool = False) -> RunControls:
     # training before its next batch (e.g. to look at a committed model first).
     can_pause = busy and state not in (RunState.PREPARING, RunState.STOPPING)
     return RunControls(
-        status=text, train=not busy, stop=busy and state is not RunState.STOPPING, pause=can_pause,
-        sessions=not busy, settings=not busy,
+        status=text,
+        train=not busy,
+        stop=busy and state is not RunState.STOPPING,
+        pause=can_pause,
+        sessions=not busy,
+        settings=not busy,
     )

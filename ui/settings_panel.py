@@ -25,8 +25,7 @@ FALLBACK_GUIDANCE = ("punisher", "rrr", "gradcam")
 NO_GUIDANCE = "none"
 
 # What a newcomer gets: small and quick on a laptop CPU, with two feedback rounds.
-DEFAULT_CONFIG = TrainConfig(model="small_cnn", epochs=6, feedback_every=2, images_per_round=6,
-                             guidance="rrr", lr=1e-3)
+DEFAULT_CONFIG = TrainConfig(model="small_cnn", epochs=6, feedback_every=2, images_per_round=6, guidance="rrr", lr=1e-3)
 
 
 def _choices(module: str, name: str, fallback: Sequence[str]) -> tuple[str, ...]:
@@ -77,8 +76,9 @@ def style_disabled_fields(widget: tk.Misc) -> None:
     """Make locked entries, spinboxes and menus grey (clam leaves them white mid-run)."""
     style = ttk.Style(widget)
     for kind in ("TEntry", "TSpinbox", "TCombobox"):
-        style.map(kind, fieldbackground=[("disabled", DISABLED_FIELD), ("readonly", "white")],
-                  foreground=[("disabled", DISABLED_TEXT)])
+        style.map(
+            kind, fieldbackground=[("disabled", DISABLED_FIELD), ("readonly", "white")], foreground=[("disabled", DISABLED_TEXT)]
+        )
     style.map("TCheckbutton", foreground=[("disabled", DISABLED_TEXT)])
 
 
@@ -126,8 +126,7 @@ class FormValues:
 class SettingsPanel(ttk.LabelFrame):
     """Entries and menus for one run. Tk variables are attributes named after the fields."""
 
-    def __init__(self, master: tk.Misc, *, base_config: TrainConfig = DEFAULT_CONFIG,
-                 data_dir: Optional[str] = None) -> None:
+    def __init__(self, master: tk.Misc, *, base_config: TrainConfig = DEFAULT_CONFIG, data_dir: Optional[str] = None) -> None:
         super().__init__(master, text="Settings", padding=8)
         self.base_config = base_config
         self.vars: Dict[str, tk.StringVar] = {}
@@ -135,23 +134,16 @@ class SettingsPanel(ttk.LabelFrame):
         self.inputs: Dict[str, tk.Widget] = {}
         self._row = 0
 
-        self.train_dir_entry = self._path_row("train_dir", "Data folder",
-                                              "blank: demo digits", data_dir or "")
-        self.val_dir_entry = self._path_row("val_dir", "Validation folder",
-                                            "blank: 20% of the data", "")
+        self.train_dir_entry = self._path_row("train_dir", "Data folder", "blank: demo digits", data_dir or "")
+        self.val_dir_entry = self._path_row("val_dir", "Validation folder", "blank: 20% of the data", "")
         self.model_box = self._combo_row("model", model_choices(), "")
-        self.weights_entry = self._path_row("weights_path", "Weights file",
-                                            "blank: none (local .pth)", "", file=True)
-        self.saliency_box = self._combo_row("saliency_method", saliency_choices(),
-                                            "heatmap to paint on")
-        self.guidance_box = self._combo_row("guidance", guidance_choices(),
-                                            "penalty on masks")
+        self.weights_entry = self._path_row("weights_path", "Weights file", "blank: none (local .pth)", "", file=True)
+        self.saliency_box = self._combo_row("saliency_method", saliency_choices(), "heatmap to paint on")
+        self.guidance_box = self._combo_row("guidance", guidance_choices(), "penalty on masks")
         self._lambdas = default_lambdas()
-        self.lam_entry = self._entry_row("lam", "", lambda_hint(DEFAULT_CONFIG.guidance or "",
-                                                                self._lambdas))
+        self.lam_entry = self._entry_row("lam", "", lambda_hint(DEFAULT_CONFIG.guidance or "", self._lambdas))
         self.vars["guidance"].trace_add("write", lambda *_: self._guidance_changed())
-        self.counterexamples_check = self._check_row(
-            "counterexamples", "swap red regions", "red no longer predicts")
+        self.counterexamples_check = self._check_row("counterexamples", "swap red regions", "red no longer predicts")
         self.oversample_entry = self._entry_row("oversample_annotated", "", "x as often (1: uniform)")
         self.epochs_spin = self._spin_row("epochs", 1, 10000, "")
         self.feedback_spin = self._spin_row("feedback_every", 0, 10000, "0: never pause")
@@ -176,8 +168,7 @@ class SettingsPanel(ttk.LabelFrame):
 
     # ------------------------------------------------------------------ layout helpers
     def _label(self, name: str) -> None:
-        ttk.Label(self, text=FIELD_LABELS[name]).grid(row=self._row, column=0, sticky="w",
-                                                      padx=(0, 6), pady=2)
+        ttk.Label(self, text=FIELD_LABELS[name]).grid(row=self._row, column=0, sticky="w", padx=(0, 6), pady=2)
 
     def _finish_row(self, name: str, hint: str, widget: tk.Widget) -> None:
         self.inputs[name] = widget
@@ -192,13 +183,11 @@ class SettingsPanel(ttk.LabelFrame):
         self.vars[name] = var
         return var
 
-    def _path_row(self, name: str, _label: str, hint: str, value: str,
-                  file: bool = False) -> ttk.Entry:
+    def _path_row(self, name: str, _label: str, hint: str, value: str, file: bool = False) -> ttk.Entry:
         self._label(name)
         entry = ttk.Entry(self, textvariable=self._var(name, value), width=20)
         entry.grid(row=self._row, column=1, sticky="ew", pady=2)
-        button = ttk.Button(self, text="\u2026", width=2,
-                            command=lambda: self._browse(name, file))
+        button = ttk.Button(self, text="\u2026", width=2, command=lambda: self._browse(name, file))
         button.grid(row=self._row, column=2, sticky="w", padx=(4, 0))
         setattr(self, f"{name}_button", button)
         self._finish_row(name, hint, entry)
@@ -206,8 +195,7 @@ class SettingsPanel(ttk.LabelFrame):
 
     def _combo_row(self, name: str, values: Sequence[str], hint: str) -> ttk.Combobox:
         self._label(name)
-        box = ttk.Combobox(self, textvariable=self._var(name), values=list(values),
-                           state="readonly", width=20)
+        box = ttk.Combobox(self, textvariable=self._var(name), values=list(values), state="readonly", width=20)
         box.grid(row=self._row, column=1, columnspan=2, sticky="w", pady=2)
         self._finish_row(name, hint, box)
         return box
@@ -221,16 +209,14 @@ class SettingsPanel(ttk.LabelFrame):
 
     def _check_row(self, name: str, text: str, hint: str) -> ttk.Checkbutton:
         self._label(name)
-        check = ttk.Checkbutton(self, text=text, variable=self._var(name, "1"),
-                                onvalue="1", offvalue="0")
+        check = ttk.Checkbutton(self, text=text, variable=self._var(name, "1"), onvalue="1", offvalue="0")
         check.grid(row=self._row, column=1, columnspan=2, sticky="w", pady=2)
         self._finish_row(name, hint, check)
         return check
 
     def _spin_row(self, name: str, low: int, high: int, hint: str) -> ttk.Spinbox:
         self._label(name)
-        spin = ttk.Spinbox(self, textvariable=self._var(name), from_=low, to=high, increment=1,
-                           width=8)
+        spin = ttk.Spinbox(self, textvariable=self._var(name), from_=low, to=high, increment=1, width=8)
         spin.grid(row=self._row, column=1, columnspan=2, sticky="w", pady=2)
         self._finish_row(name, hint, spin)
         return spin
@@ -239,12 +225,13 @@ class SettingsPanel(ttk.LabelFrame):
         start = self.vars[name].get() or os.getcwd()
         if file:
             chosen = filedialog.askopenfilename(
-                parent=self, initialdir=os.path.dirname(start) if os.path.isfile(start) else start,
+                parent=self,
+                initialdir=os.path.dirname(start) if os.path.isfile(start) else start,
                 title=f"Choose the {FIELD_LABELS[name].lower()}",
-                filetypes=[("PyTorch weights", "*.pth *.pt"), ("All files", "*")])
+                filetypes=[("PyTorch weights", "*.pth *.pt"), ("All files", "*")],
+            )
         else:
-            chosen = filedialog.askdirectory(parent=self, initialdir=start,
-                                             title=f"Choose the {FIELD_LABELS[name].lower()}")
+            chosen = filedialog.askdirectory(parent=self, initialdir=start, title=f"Choose the {FIELD_LABELS[name].lower()}")
         if chosen:
             self.vars[name].set(chosen)
 
@@ -284,8 +271,11 @@ class SettingsPanel(ttk.LabelFrame):
 
     def errors_shown(self) -> Dict[str, str]:
         """Field -> error text currently shown (for tests)."""
-        return {name: str(label.cget("text")) for name, label in self.error_labels.items()
-                if str(label.cget("foreground")) == "#c00000"}
+        return {
+            name: str(label.cget("text"))
+            for name, label in self.error_labels.items()
+            if str(label.cget("foreground")) == "#c00000"
+        }
 
     def read(self) -> FormValues:
         """The form's values; raises `FormError` (and marks the fields) when any is invalid."""
@@ -342,8 +332,7 @@ class SettingsPanel(ttk.LabelFrame):
         if weights_path is not None:
             weights_path = os.path.expanduser(weights_path)
             if not os.path.isfile(weights_path):
-                errors["weights_path"] = ("no such file" if not os.path.exists(weights_path)
-                                          else "not a file")
+                errors["weights_path"] = "no such file" if not os.path.exists(weights_path) else "not a file"
         saliency = choice("saliency_method", saliency_choices())
         guidance = choice("guidance", guidance_choices())
         lam = number("lam", blank_ok=True, positive=False)
@@ -360,11 +349,18 @@ class SettingsPanel(ttk.LabelFrame):
             raise FormError(errors)
         try:
             config = self.base_config.replace(
-                model=model, saliency_method=saliency,
+                model=model,
+                saliency_method=saliency,
                 guidance=None if guidance == NO_GUIDANCE else guidance,
-                lam=lam, epochs=epochs, feedback_every=feedback_every, images_per_round=images,
-                selection=selection, lr=lr, counterexamples=get("counterexamples") == "1",
-                oversample_annotated=oversample, weights_path=weights_path,
+                lam=lam,
+                epochs=epochs,
+                feedback_every=feedback_every,
+                images_per_round=images,
+                selection=selection,
+                lr=lr,
+                counterexamples=get("counterexamples") == "1",
+                oversample_annotated=oversample,
+                weights_path=weights_path,
             )
         except (UserError, ValueError, TypeError) as error:
             errors["config"] = str(error)

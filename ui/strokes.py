@@ -25,8 +25,20 @@ from datasets.masks import GREEN, RED
 
 ERASE = 0  # the eraser paints "unmarked"
 
-__all__ = ["RED", "GREEN", "ERASE", "Box", "union", "paint_disc", "paint_segment", "Edit",
-           "StrokeHistory", "rectangle_region", "polygon_region", "flood_region"]
+__all__ = [
+    "RED",
+    "GREEN",
+    "ERASE",
+    "Box",
+    "union",
+    "paint_disc",
+    "paint_segment",
+    "Edit",
+    "StrokeHistory",
+    "rectangle_region",
+    "polygon_region",
+    "flood_region",
+]
 
 
 class Box(NamedTuple):
@@ -49,8 +61,7 @@ def union(a: Optional[Box], b: Optional[Box]) -> Optional[Box]:
         return b
     if b is None:
         return a
-    return Box(min(a.left, b.left), min(a.top, b.top), max(a.right, b.right),
-               max(a.bottom, b.bottom))
+    return Box(min(a.left, b.left), min(a.top, b.top), max(a.right, b.right), max(a.bottom, b.bottom))
 
 
 def _check(mask: np.ndarray, radius: float, value: int) -> None:
@@ -62,8 +73,7 @@ def _check(mask: np.ndarray, radius: float, value: int) -> None:
         raise ValueError(f"radius must be >= 0, got {radius}")
 
 
-def paint_segment(mask: np.ndarray, x0: float, y0: float, x1: float, y1: float,
-                  radius: float, value: int) -> Optional[Box]:
+def paint_segment(mask: np.ndarray, x0: float, y0: float, x1: float, y1: float, radius: float, value: int) -> Optional[Box]:
     """Paint `value` on every pixel whose centre is within `radius` of the segment (x0,y0)-(x1,y1).
 
     The pixels under both ends are painted too. With `radius >= sqrt(1/2)` every pixel the
@@ -72,9 +82,12 @@ def paint_segment(mask: np.ndarray, x0: float, y0: float, x1: float, y1: float,
     """
     _check(mask, radius, value)
     height, width = mask.shape
-    box = Box(max(0, math.floor(min(x0, x1) - radius)), max(0, math.floor(min(y0, y1) - radius)),
-              min(width, math.floor(max(x0, x1) + radius) + 1),
-              min(height, math.floor(max(y0, y1) + radius) + 1))
+    box = Box(
+        max(0, math.floor(min(x0, x1) - radius)),
+        max(0, math.floor(min(y0, y1) - radius)),
+        min(width, math.floor(max(x0, x1) + radius) + 1),
+        min(height, math.floor(max(y0, y1) + radius) + 1),
+    )
     if box.left >= box.right or box.top >= box.bottom:
         return None
     # Pixel centres of the box, relative to the segment's start.
@@ -239,7 +252,7 @@ class StrokeHistory:
 
     def _push(self, edit: Edit) -> None:
         self._undo.append(edit)
-        del self._undo[:-self.limit]
+        del self._undo[: -self.limit]
         self._redo.clear()
 
 
@@ -254,7 +267,7 @@ def rectangle_region(shape: tuple, x0: float, y0: float, x1: float, y1: float) -
     col0, col1 = max(0, math.ceil(left - 0.5)), min(width - 1, math.floor(right - 0.5))
     row0, row1 = max(0, math.ceil(top - 0.5)), min(height - 1, math.floor(bottom - 0.5))
     if col0 <= col1 and row0 <= row1:
-        region[row0:row1 + 1, col0:col1 + 1] = True
+        region[row0 : row1 + 1, col0 : col1 + 1] = True
     col, row = math.floor(x0), math.floor(y0)
     if 0 <= col < width and 0 <= row < height:
         region[row, col] = True

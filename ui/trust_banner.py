@@ -21,19 +21,18 @@ BANNER_FG = "#5c4400"
 class TrustBanner(tk.Frame):
     """`show(warnings)`; `on_smaller_model()` / `on_weights()` run the remedies' buttons."""
 
-    def __init__(self, master: tk.Misc, *, on_smaller_model: Callable[[], None],
-                 on_weights: Callable[[], None], place: Callable[[], None]) -> None:
-        super().__init__(master, background=BANNER_BG, highlightbackground="#e0b000",
-                         highlightthickness=1, padx=8, pady=6)
+    def __init__(
+        self, master: tk.Misc, *, on_smaller_model: Callable[[], None], on_weights: Callable[[], None], place: Callable[[], None]
+    ) -> None:
+        super().__init__(master, background=BANNER_BG, highlightbackground="#e0b000", highlightthickness=1, padx=8, pady=6)
         self.warnings: tuple = ()
         self._place = place  # packs the banner where it belongs
         self._hidden_for: Optional[tuple] = None
-        self.title_label = tk.Label(self, background=BANNER_BG, foreground="#8a0000",
-                                    font=("TkDefaultFont", 11, "bold"), anchor="w",
-                                    justify="left")
+        self.title_label = tk.Label(
+            self, background=BANNER_BG, foreground="#8a0000", font=("TkDefaultFont", 11, "bold"), anchor="w", justify="left"
+        )
         self.title_label.pack(fill="x")
-        self.detail_label = tk.Label(self, background=BANNER_BG, foreground=BANNER_FG,
-                                     anchor="w", justify="left", wraplength=700)
+        self.detail_label = tk.Label(self, background=BANNER_BG, foreground=BANNER_FG, anchor="w", justify="left", wraplength=700)
         self.detail_label.pack(fill="x")
         buttons = tk.Frame(self, background=BANNER_BG)
         buttons.pack(fill="x", pady=(4, 0))
@@ -43,8 +42,7 @@ class TrustBanner(tk.Frame):
         self.smaller_button.pack(side="left")
         self.weights_button.pack(side="left", padx=(6, 0))
         self.hide_button.pack(side="right")
-        self.bind("<Configure>", lambda e: self.detail_label.configure(
-            wraplength=max(200, e.width - 24)))
+        self.bind("<Configure>", lambda e: self.detail_label.configure(wraplength=max(200, e.width - 24)))
 
     @property
     def shown(self) -> bool:
@@ -65,8 +63,8 @@ class TrustBanner(tk.Frame):
         first = self.warnings[0]
         more = len(self.warnings) - 1
         self.title_label.configure(
-            text=f"\u26a0 These numbers may not mean anything: {first.title.lower()}"
-                 + (f" (+{more} more)" if more else ""))
+            text=f"\u26a0 These numbers may not mean anything: {first.title.lower()}" + (f" (+{more} more)" if more else "")
+        )
         lines = [f"\u2022 {w.title}: {w.detail}." for w in self.warnings]
         remedies = []
         for warning in self.warnings:
@@ -75,8 +73,7 @@ class TrustBanner(tk.Frame):
                     remedies.append(key)
         lines.append("Try: " + "; ".join(REMEDIES[key] for key in remedies) + ".")
         self.detail_label.configure(text="\n".join(lines))
-        for key, button in (("smaller_model", self.smaller_button),
-                            ("pretrained", self.weights_button)):
+        for key, button in (("smaller_model", self.smaller_button), ("pretrained", self.weights_button)):
             if key in remedies:
                 button.pack(side="left", padx=(0, 6))
             else:

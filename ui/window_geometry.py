@@ -24,17 +24,15 @@ _GEOMETRY = re.compile(r"^(\d+)x(\d+)(?:([+-]-?\d+)([+-]-?\d+))?$")
 
 
 def parse_geometry(text: str) -> Optional[Tuple[int, int, Optional[int], Optional[int]]]:
-    """"800x600+10+20" -> (800, 600, 10, 20); "800x600" -> (800, 600, None, None)."""
+    """ "800x600+10+20" -> (800, 600, 10, 20); "800x600" -> (800, 600, None, None)."""
     match = _GEOMETRY.match(str(text).strip())
     if not match:
         return None
     width, height, x, y = match.groups()
-    return (int(width), int(height), int(x.replace("+", "")) if x else None,
-            int(y.replace("+", "")) if y else None)
+    return (int(width), int(height), int(x.replace("+", "")) if x else None, int(y.replace("+", "")) if y else None)
 
 
-def fit_geometry(width: int, height: int, screen_w: int, screen_h: int,
-                 x: Optional[int] = None, y: Optional[int] = None) -> str:
+def fit_geometry(width: int, height: int, screen_w: int, screen_h: int, x: Optional[int] = None, y: Optional[int] = None) -> str:
     """A Tk geometry string for at most `width x height` that lies on the screen."""
     width = max(200, min(int(width), screen_w - MARGIN_W))
     height = max(150, min(int(height), screen_h - MARGIN_H))

@@ -14,8 +14,7 @@ from typing import Optional
 from .window_geometry import GeometryStore, fit_geometry
 
 
-def place(window: tk.Misc, name: str, width: int, height: int,
-          store: Optional[GeometryStore] = None) -> str:
+def place(window: tk.Misc, name: str, width: int, height: int, store: Optional[GeometryStore] = None) -> str:
     """Size `window` (a Tk or Toplevel) to fit the screen; returns the geometry applied."""
     screen_w, screen_h = window.winfo_screenwidth(), window.winfo_screenheight()
     geometry = store.load(name, screen_w, screen_h) if store is not None else None
@@ -30,6 +29,7 @@ def place(window: tk.Misc, name: str, width: int, height: int,
 
 def _remember_on_close(window: tk.Misc, name: str, store: GeometryStore) -> None:
     """Save the window's geometry under `name` when it is destroyed."""
+
     def remember(event) -> None:
         if event.widget is window:
             try:
@@ -46,8 +46,7 @@ def fit_minsize(window: tk.Misc, width: int, height: int) -> None:
     window.minsize(min(width, screen_w - 16), min(height, screen_h - 64))
 
 
-def restore_and_remember(window: tk.Misc, name: str,
-                         store: Optional[GeometryStore] = None) -> Optional[str]:
+def restore_and_remember(window: tk.Misc, name: str, store: Optional[GeometryStore] = None) -> Optional[str]:
     """For windows that size themselves to their content (brush, chooser, reasonability):
     reopen at the size the user left them (clamped to the screen), and remember it on close.
     Returns the geometry restored, or None (the natural size stays)."""

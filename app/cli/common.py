@@ -19,10 +19,22 @@ from app.errors import UserError
 EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 # File-system failures that are the machine's or the user's to fix (disk full, read-only or
 # forbidden folder, a path that is a file or too long), printed as one line, not a traceback.
-USER_OS_ERRORS = frozenset({
-    errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG,
-    errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENOENT, errno.ELOOP, errno.EMFILE,
-})
+USER_OS_ERRORS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EACCES,
+        errno.EPERM,
+        errno.EROFS,
+        errno.ENAMETOOLONG,
+        errno.ENOTDIR,
+        errno.EISDIR,
+        errno.EEXIST,
+        errno.ENOENT,
+        errno.ELOOP,
+        errno.EMFILE,
+    }
+)
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -57,8 +69,6 @@ def prepare_out(out: Path) -> Any:
     return lock
 
 
-
-
 COUNTEREXAMPLES_HELP = (
     "penalty only: do not swap the red pixels of masked images with other images' pixels "
     "(by default they are swapped, so what is painted red stops predicting the label)"
@@ -72,8 +82,12 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_amp_argument(parser: argparse.ArgumentParser) -> None:
     """--amp, for the commands that train."""
-    parser.add_argument("--amp", choices=AMP_MODES, default="off",
-                        help="mixed precision: bf16 (GPU or CPU), fp16 (GPU, with loss scaling) or off (float32)")
+    parser.add_argument(
+        "--amp",
+        choices=AMP_MODES,
+        default="off",
+        help="mixed precision: bf16 (GPU or CPU), fp16 (GPU, with loss scaling) or off (float32)",
+    )
 
 
 def one_line(error: Exception) -> str:

@@ -20,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="main.py",
         description="Steer an image classifier's attention with painted masks. Without a command, "
-                    "opens the desktop app on the built-in demo data.",
+        "opens the desktop app on the built-in demo data.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log engine details to stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -28,9 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     app = commands.add_parser("app", help="open the desktop app (the default)")
     app.add_argument("--data", help="image folder root/<class>/<image> (default: the built-in demo data)")
     app.add_argument("--session", help="reopen this session folder")
-    app.add_argument("--demo", choices=("corner", "moving", "shape"), default="corner",
-                     help="the built-in demo a blank data folder means: corner (a swatch in a corner), moving "
-                          "(the swatch anywhere in the border, varying size) or shape (a glyph per digit)")
+    app.add_argument(
+        "--demo",
+        choices=("corner", "moving", "shape"),
+        default="corner",
+        help="the built-in demo a blank data folder means: corner (a swatch in a corner), moving "
+        "(the swatch anywhere in the border, varying size) or shape (a glyph per digit)",
+    )
     app.set_defaults(handler=None)  # main.py opens the desktop app (ui); the engine never imports Tk
 
     training.add_commands(commands)  # train, evaluate, finetune, demo-data
@@ -74,5 +78,3 @@ def main(argv: Optional[Sequence[str]] = None, open_desktop_app: Optional[Callab
             print(f"error: {one_line(error)}", file=sys.stderr)
             return EXIT_USER_ERROR
         raise
-
-

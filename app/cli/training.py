@@ -42,21 +42,33 @@ def _progress_printer() -> Callable[[Any, Any], None]:
 
     def consume(trainer: Any, event: Any) -> None:
         if isinstance(event, msg.RunStarted):
-            print(f"device: {event.device}; {event.n_train} training / {event.n_val} validation images; "
-                  f"classes: {', '.join(event.classes)}", file=sys.stderr)
+            print(
+                f"device: {event.device}; {event.n_train} training / {event.n_val} validation images; "
+                f"classes: {', '.join(event.classes)}",
+                file=sys.stderr,
+            )
             for relpath, reason in event.skipped:
                 print(f"skipped {relpath}: {reason}", file=sys.stderr)
         elif isinstance(event, msg.BatchFinished):
             if state["bar"] is None:
-                state["bar"] = tqdm(total=event.batches, desc=f"epoch {event.epoch}", unit="batch", leave=False,
-                                    file=sys.stderr, disable=not sys.stderr.isatty())
+                state["bar"] = tqdm(
+                    total=event.batches,
+                    desc=f"epoch {event.epoch}",
+                    unit="batch",
+                    leave=False,
+                    file=sys.stderr,
+                    disable=not sys.stderr.isatty(),
+                )
             state["bar"].update(1)
             state["bar"].set_postfix(loss=f"{event.loss:.3f}", acc=f"{event.accuracy:.2f}")
         elif isinstance(event, msg.EpochFinished):
             close_bar()
-            print(f"epoch {event.epoch}/{event.epochs}: train loss {event.train['loss']:.4f} "
-                  f"acc {event.train['accuracy']:.3f} | val loss {event.val['loss']:.4f} "
-                  f"acc {event.val['accuracy']:.3f} | {event.seconds:.1f}s", file=sys.stderr)
+            print(
+                f"epoch {event.epoch}/{event.epochs}: train loss {event.train['loss']:.4f} "
+                f"acc {event.train['accuracy']:.3f} | val loss {event.val['loss']:.4f} "
+                f"acc {event.val['accuracy']:.3f} | {event.seconds:.1f}s",
+                file=sys.stderr,
+            )
         elif isinstance(event, (msg.TrainingFinished, msg.TrainingFailed)):
             close_bar()
 
@@ -85,16 +97,31 @@ def _train(args: argparse.Namespace, context: Any) -> int:
 
     check_masks_folder(args.masks)
     config = TrainConfig(
-        model=model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        guidance=None if args.guidance == "none" else args.guidance, lam=args.lam, seed=args.seed, device=args.device,
-        num_workers=args.workers, input_size=args.input_size, weights_path=args.weights,
-        val_fraction=args.val_fraction, counterexamples=not args.no_counterexamples,
-        oversample_annotated=args.oversample, amp=args.amp, cache_images_gb=args.cache_images,
+        model=model,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        guidance=None if args.guidance == "none" else args.guidance,
+        lam=args.lam,
+        seed=args.seed,
+        device=args.device,
+        num_workers=args.workers,
+        input_size=args.input_size,
+        weights_path=args.weights,
+        val_fraction=args.val_fraction,
+        counterexamples=not args.no_counterexamples,
+        oversample_annotated=args.oversample,
+        amp=args.amp,
+        cache_images_gb=args.cache_images,
     )
     out = Path(args.out)
     paths = RunPaths(
-        train_dir=args.data, val_dir=args.val, masks_dir=args.masks,
-        init_checkpoint=args.init, checkpoint_out=str(out / "model.pt"), test_dir=args.test,
+        train_dir=args.data,
+        val_dir=args.val,
+        masks_dir=args.masks,
+        init_checkpoint=args.init,
+        checkpoint_out=str(out / "model.pt"),
+        test_dir=args.test,
     )
     # Rank 0 is the only writer: it alone creates and locks the run folder.
     with prepare_out(out) if context.is_main else contextlib.nullcontext():
@@ -112,8 +139,15 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         if not context.is_main:
             return EXIT_OK  # rank 0 writes the metrics and prints the summary
         write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "history": trainer.history})
-    print(dumps({"checkpoint": str(out / "model.pt"), "epochs": trainer.epoch,
-                  "final": trainer.history[-1] if trainer.history else None}))
+    print(
+        dumps(
+            {
+                "checkpoint": str(out / "model.pt"),
+                "epochs": trainer.epoch,
+                "final": trainer.history[-1] if trainer.history else None,
+            }
+        )
+    )
     return EXIT_OK
 
 
@@ -136,7 +170,9 @@ def load_model_and_data(checkpoint_path: str, data_dir: str, masks_dir: Optional
     return model, data, device
 
 
-def evaluate_checkpoint(checkpoint_path: str, data_dir: str, masks_dir: Optional[str] = None, device_name: str = "auto") -> Dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint_path: str, data_dir: str, masks_dir: Optional[str] = None, device_name: str = "auto"
+) -> Dict[str, Any]:
     """accuracy, loss, n_images, per_class_accuracy (+ saliency_on_red/green with masks)."""
     from torch.utils.data import DataLoader
 
@@ -153,7 +189,7 @@ def evaluate_checkpoint(checkpoint_path: str, data_dir: str, masks_dir: Optional
         reds: List[float] = []
         greens: List[float] = []
         for start in range(0, len(indices), 64):
-            images, targets, masks, _ = stack_samples(data, indices[start:start + 64], device)
+            images, targets, masks, _ = stack_samples(data, indices[start : start + 64], device)
             red, green = mass_share(gradient_saliency(model, images, targets), masks.cpu())
             reds += red.tolist()
             greens += green.tolist()
@@ -184,7 +220,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         max_steps=defaults.max_steps if args.max_steps is None else args.max_steps,
         val_loss_rise=defaults.val_loss_rise if args.val_loss_rise is None else args.val_loss_rise,
         guidance_drop=defaults.guidance_drop if args.guidance_drop is None else args.guidance_drop,
-        counterexamples=not args.no_counterexamples, stop_rule=args.stop_rule,
+        counterexamples=not args.no_counterexamples,
+        stop_rule=args.stop_rule,
     )
     if args.lam is not None and not (math.isfinite(args.lam) and args.lam >= 0):
         raise UserError(f"--lam must be a finite number >= 0, got {args.lam}")
@@ -217,12 +254,20 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     from loss import DEFAULT_LAMBDAS
 
     checkpoint = load_checkpoint(args.checkpoint)
-    stored = TrainConfig.from_dict(checkpoint.train_config) if checkpoint.train_config else TrainConfig(model=checkpoint.model_name)
+    stored = (
+        TrainConfig.from_dict(checkpoint.train_config) if checkpoint.train_config else TrainConfig(model=checkpoint.model_name)
+    )
     device = context.device(args.device)
     amp = AmpPolicy.for_device(args.amp, device)
     data = load_splits(
-        args.data, args.val, input_size=checkpoint.input_size, mean=checkpoint.mean, std=checkpoint.std,
-        masks_dir=args.masks, val_fraction=stored.val_fraction, seed=stored.seed,
+        args.data,
+        args.val,
+        input_size=checkpoint.input_size,
+        mean=checkpoint.mean,
+        std=checkpoint.std,
+        masks_dir=args.masks,
+        val_fraction=stored.val_fraction,
+        seed=stored.seed,
     )
     checkpoint.check_compatible(classes=data.train.classes)
     warn_about_masks(data.train)
@@ -231,7 +276,11 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     # round's "before" numbers must describe the model as trained (the file is not changed).
     recalibrate_batchnorm(model, data.train, device=device, seed=stored.seed)
     guidance = (stored.guidance or "rrr") if args.guidance == "checkpoint" else args.guidance
-    lam = args.lam if args.lam is not None else (stored.lam if stored.lam is not None and stored.guidance == guidance else DEFAULT_LAMBDAS[guidance])
+    lam = (
+        args.lam
+        if args.lam is not None
+        else (stored.lam if stored.lam is not None and stored.guidance == guidance else DEFAULT_LAMBDAS[guidance])
+    )
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
     broken = BrokenValidation.build(data.train, data.val, device=device)
 
@@ -240,8 +289,17 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
             print(f"step {step}/{max_steps}: guidance {guidance_value:.4g}, val loss {val_loss:.4f}", file=sys.stderr)
 
     result = finetune_round(
-        model, train_data=data.train, val_loader=val_loader, guidance_name=guidance, lam=lam,
-        config=config, device=device, seed=stored.seed, on_progress=on_progress, distributed=context, amp=amp,
+        model,
+        train_data=data.train,
+        val_loader=val_loader,
+        guidance_name=guidance,
+        lam=lam,
+        config=config,
+        device=device,
+        seed=stored.seed,
+        on_progress=on_progress,
+        distributed=context,
+        amp=amp,
         broken=broken,
     )
     if result.report.n_annotated == 0:
@@ -255,8 +313,13 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     if not context.is_main:
         return None  # rank 0 writes the candidate and the report
     _save_finetuned(out, result, checkpoint, config)
-    report = {**result.report.to_dict(), "stop_text": result.report.stop_text,
-              "verdict_text": result.report.verdict_text, "guidance": guidance, "lam": lam}
+    report = {
+        **result.report.to_dict(),
+        "stop_text": result.report.stop_text,
+        "verdict_text": result.report.verdict_text,
+        "guidance": guidance,
+        "lam": lam,
+    }
     write_json(out / "report.json", report)
     return report
 
@@ -265,9 +328,16 @@ def _save_finetuned(out: Path, result: Any, checkpoint: Any, config: FinetuneCon
     from app.engine.checkpoint import save_checkpoint
 
     save_checkpoint(
-        out / "model.pt", result.candidate, model_name=checkpoint.model_name, classes=checkpoint.classes,
-        input_size=checkpoint.input_size, mean=checkpoint.mean, std=checkpoint.std, epoch=checkpoint.epoch,
-        train_config=checkpoint.train_config, finetune_config=dataclasses.asdict(config),
+        out / "model.pt",
+        result.candidate,
+        model_name=checkpoint.model_name,
+        classes=checkpoint.classes,
+        input_size=checkpoint.input_size,
+        mean=checkpoint.mean,
+        std=checkpoint.std,
+        epoch=checkpoint.epoch,
+        train_config=checkpoint.train_config,
+        finetune_config=dataclasses.asdict(config),
         metrics={"val_loss": result.report.val_loss_after, "val_accuracy": result.report.val_accuracy_after},
         history=checkpoint.history,
     )
@@ -280,8 +350,6 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     info = make_demo_data(args.out, seed=args.seed, shortcut=args.shortcut, vary_size=args.vary_size)
     print(json.dumps(dataclasses.asdict(info) if dataclasses.is_dataclass(info) else str(info), indent=2, default=str))
     return EXIT_OK
-
-
 
 
 def add_commands(commands: Any) -> None:
@@ -299,9 +367,14 @@ def add_commands(commands: Any) -> None:
     train.add_argument("--guidance", choices=GUIDANCE_NAMES + ("none",), default="rrr", help="guidance loss on masked images")
     train.add_argument("--lam", type=float, help="weight of the guidance loss (default: per loss)")
     train.add_argument("--no-counterexamples", action="store_true", help=COUNTEREXAMPLES_HELP)
-    train.add_argument("--oversample", type=float, default=TrainConfig.oversample_annotated, metavar="X",
-                       help="draw each masked image X times as often as an unmasked one (default "
-                            "%(default)g; 1 = uniform), so a few masks steer every step")
+    train.add_argument(
+        "--oversample",
+        type=float,
+        default=TrainConfig.oversample_annotated,
+        metavar="X",
+        help="draw each masked image X times as often as an unmasked one (default "
+        "%(default)g; 1 = uniform), so a few masks steer every step",
+    )
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=1e-3)
     train.add_argument("--seed", type=int, default=0)
@@ -309,9 +382,14 @@ def add_commands(commands: Any) -> None:
     train.add_argument("--weights", help="local file with pretrained weights (torchvision state_dict)")
     train.add_argument("--init", help="continue from this checkpoint")
     train.add_argument("--workers", type=int, default=0, help="data loading worker processes (per process under torchrun)")
-    train.add_argument("--cache-images", type=float, default=0.0, metavar="GB",
-                       help="keep decoded, resized images in RAM up to GB gigabytes (per process), so later "
-                            "epochs skip decoding (150 KB per image at 224 px)")
+    train.add_argument(
+        "--cache-images",
+        type=float,
+        default=0.0,
+        metavar="GB",
+        help="keep decoded, resized images in RAM up to GB gigabytes (per process), so later "
+        "epochs skip decoding (150 KB per image at 224 px)",
+    )
     train.add_argument("--out", required=True, help="run folder: writes model.pt and metrics.json")
     train.add_argument("--test", help="a shortcut-free test folder, evaluated after every epoch (test_accuracy)")
     add_device_argument(train)
@@ -331,17 +409,25 @@ def add_commands(commands: Any) -> None:
     finetune.add_argument("--val", help="validation folder (default: the same split as training)")
     finetune.add_argument("--masks", required=True)
     finetune.add_argument("--out", required=True, help="writes model.pt (candidate) and report.json")
-    finetune.add_argument("--guidance", choices=GUIDANCE_NAMES + ("checkpoint",), default="checkpoint",
-                          help="guidance loss of the round (default: the checkpoint's, rrr when it had none)")
+    finetune.add_argument(
+        "--guidance",
+        choices=GUIDANCE_NAMES + ("checkpoint",),
+        default="checkpoint",
+        help="guidance loss of the round (default: the checkpoint's, rrr when it had none)",
+    )
     finetune.add_argument("--lam", type=float)
     finetune.add_argument("--no-counterexamples", action="store_true", help=COUNTEREXAMPLES_HELP)
     finetune.add_argument("--lr", type=float)
     finetune.add_argument("--max-steps", type=int)
     finetune.add_argument("--val-loss-rise", type=float, help="stop when val loss >= this x before (default 1.2)")
     finetune.add_argument("--guidance-drop", type=float, help="stop when guidance <= L0 - this x |L0| (default 0.5)")
-    finetune.add_argument("--stop-rule", choices=("saliency", "thesis"), default="saliency",
-                          help="saliency (default): stop when saliency on red halved or the shortcut-broken validation "
-                               "got worse; thesis: guidance halved or val loss rose")
+    finetune.add_argument(
+        "--stop-rule",
+        choices=("saliency", "thesis"),
+        default="saliency",
+        help="saliency (default): stop when saliency on red halved or the shortcut-broken validation "
+        "got worse; thesis: guidance halved or val loss rose",
+    )
     add_device_argument(finetune)
     add_amp_argument(finetune)
     finetune.set_defaults(handler=cmd_finetune)
@@ -349,8 +435,12 @@ def add_commands(commands: Any) -> None:
     demo = commands.add_parser("demo-data", help="write the shortcut demo data set (scikit-learn digits + decoy swatch)")
     demo.add_argument("--out", required=True)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--shortcut", choices=("corner", "moving", "shape"), default="corner",
-                      help="corner: a shaded swatch in a random corner (Decoy MNIST); moving: the swatch "
-                           "anywhere in the border; shape: a glyph per digit anywhere in the border")
+    demo.add_argument(
+        "--shortcut",
+        choices=("corner", "moving", "shape"),
+        default="corner",
+        help="corner: a shaded swatch in a random corner (Decoy MNIST); moving: the swatch "
+        "anywhere in the border; shape: a glyph per digit anywhere in the border",
+    )
     demo.add_argument("--vary-size", action="store_true", help="moving: a random swatch side of 4-8 pixels per image")
     demo.set_defaults(handler=cmd_demo_data)

@@ -65,9 +65,18 @@ def cmd_propagate(args: argparse.Namespace) -> int:
             raise UserError(f"the 'not this' mask folder {args.not_this} does not exist")
         negative_store = MaskStore(args.not_this, data.relpaths)
     plan = plan_propagation(
-        data, sources, args.scope, source_store=source_store, target_store=target_store, model=model,
-        device=device, similar_share=args.similar_share, similar_lift=args.similar_lift, include_green=args.include_green,
-        negative_store=negative_store, excluded=args.exclude or (),
+        data,
+        sources,
+        args.scope,
+        source_store=source_store,
+        target_store=target_store,
+        model=model,
+        device=device,
+        similar_share=args.similar_share,
+        similar_lift=args.similar_lift,
+        include_green=args.include_green,
+        negative_store=negative_store,
+        excluded=args.exclude or (),
     )
     if args.dry_run:
         result = {"would_write": plan.count, "images": plan.ranked()}
@@ -76,11 +85,15 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     else:
         outcome = apply_propagation(data, plan, source_store=source_store, target_store=target_store)
         result = {"written": outcome.written, "removed": outcome.removed}
-    result.update({
-        "scope": args.scope, "sources": list(plan.sources),
-        "skipped_hand_painted": len(plan.skipped_hand_painted), "out": str(args.out),
-        "examined": plan.candidates,
-    })
+    result.update(
+        {
+            "scope": args.scope,
+            "sources": list(plan.sources),
+            "skipped_hand_painted": len(plan.skipped_hand_painted),
+            "out": str(args.out),
+            "examined": plan.candidates,
+        }
+    )
     if args.scope == "content":
         result.update({"threshold": round(plan.threshold, 3), "iou_on_sources": round(plan.source_iou, 3)})
     print(json.dumps(result, indent=2))
@@ -96,9 +109,13 @@ def add_commands(commands: Any) -> None:
     select.add_argument("--checkpoint", required=True)
     select.add_argument("--data", required=True, help="training image folder root/<class>/<image>")
     select.add_argument("--k", type=int, required=True, help="how many images to choose")
-    select.add_argument("--strategy", choices=SELECTION_STRATEGIES, default="unreasonable",
-                        help="random, entropy (most unsure first), misclassified, unreasonable (explanations "
-                             "on red of painted images, on regions salient across classes, off the object)")
+    select.add_argument(
+        "--strategy",
+        choices=SELECTION_STRATEGIES,
+        default="unreasonable",
+        help="random, entropy (most unsure first), misclassified, unreasonable (explanations "
+        "on red of painted images, on regions salient across classes, off the object)",
+    )
     select.add_argument("--masks", help="mask folder: its hand-painted images are skipped, its masks inform 'unreasonable'")
     select.add_argument("--include-annotated", action="store_true", help="do not skip images that already have a mask")
     select.add_argument("--reasons", action="store_true", help="print relpath, score and reason per image")
@@ -110,20 +127,34 @@ def add_commands(commands: Any) -> None:
     propagate.add_argument("--checkpoint", required=True, help="the model (its saliency decides 'similar')")
     propagate.add_argument("--data", required=True, help="training image folder the masks belong to")
     propagate.add_argument("--masks", required=True, help="mask folder with the painted masks")
-    propagate.add_argument("--scope", default="content", choices=SCOPES,
-                           help="content (default): the painted red content found wherever it sits in each image; "
-                                "positional: all images, the source's class, or images whose saliency sits in the "
-                                "source's red region (the same pixels)")
-    propagate.add_argument("--not-this", metavar="DIR",
-                           help="'content': a mask folder whose red marks regions wrongly found ('not this')")
+    propagate.add_argument(
+        "--scope",
+        default="content",
+        choices=SCOPES,
+        help="content (default): the painted red content found wherever it sits in each image; "
+        "positional: all images, the source's class, or images whose saliency sits in the "
+        "source's red region (the same pixels)",
+    )
+    propagate.add_argument(
+        "--not-this", metavar="DIR", help="'content': a mask folder whose red marks regions wrongly found ('not this')"
+    )
     propagate.add_argument("--exclude", nargs="+", metavar="RELPATH", help="images dropped from the plan")
-    propagate.add_argument("--source", nargs="+", metavar="RELPATH",
-                           help="painted images to propagate (default: every hand-painted mask in --masks)")
+    propagate.add_argument(
+        "--source", nargs="+", metavar="RELPATH", help="painted images to propagate (default: every hand-painted mask in --masks)"
+    )
     propagate.add_argument("--out", required=True, help="mask folder to write to (may equal --masks)")
-    propagate.add_argument("--similar-share", type=float, default=DEFAULT_SIMILAR_SHARE,
-                           help="'similar': share of an image's saliency inside the red region that suffices")
-    propagate.add_argument("--similar-lift", type=float, default=DEFAULT_SIMILAR_LIFT,
-                           help="'similar': ... or this many times the region's mean share over the images")
+    propagate.add_argument(
+        "--similar-share",
+        type=float,
+        default=DEFAULT_SIMILAR_SHARE,
+        help="'similar': share of an image's saliency inside the red region that suffices",
+    )
+    propagate.add_argument(
+        "--similar-lift",
+        type=float,
+        default=DEFAULT_SIMILAR_LIFT,
+        help="'similar': ... or this many times the region's mean share over the images",
+    )
     propagate.add_argument("--include-green", action="store_true", help="propagate green as well (off by default)")
     propagate.add_argument("--dry-run", action="store_true", help="only print which images would get a mask")
     add_device_argument(propagate)

@@ -42,7 +42,8 @@ RECALIBRATION_BATCH = 64  # images per forward; every batch weighs alike in the 
 def batchnorm_layers(model: nn.Module) -> List[_BatchNorm]:
     """The BatchNorm modules of `model` that keep running statistics."""
     return [
-        module for module in model.modules()
+        module
+        for module in model.modules()
         if isinstance(module, _BatchNorm) and module.track_running_stats and module.running_mean is not None
     ]
 
@@ -86,7 +87,7 @@ def recalibrate_batchnorm(
     chosen = list(indices) if indices is not None else recalibration_indices(len(dataset), max_images, seed)
     if not chosen:
         return 0
-    batches = [chosen[start:start + batch_size] for start in range(0, len(chosen), batch_size)]
+    batches = [chosen[start : start + batch_size] for start in range(0, len(chosen), batch_size)]
     if len(batches) > 1 and len(batches[-1]) == 1:
         batches[-2].extend(batches.pop())
     modes = [(module, module.training) for module in model.modules()]

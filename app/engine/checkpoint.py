@@ -58,8 +58,7 @@ class Checkpoint:
             else:
                 detail = "other class names"
             raise CheckpointError(
-                f"the checkpoint{where} was trained on {detail}: checkpoint {list(self.classes)}, "
-                f"data {list(classes)}"
+                f"the checkpoint{where} was trained on {detail}: checkpoint {list(self.classes)}, data {list(classes)}"
             )
 
 
@@ -133,21 +132,18 @@ def load_checkpoint(path: os.PathLike | str) -> Checkpoint:
     except Exception as error:  # noqa: BLE001 -- any unpickling failure is a bad file
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(
-            f"cannot read checkpoint {path}: not a PyTorch checkpoint, damaged, or not allowed "
-            f"to load safely ({detail[:200]})"
+            f"cannot read checkpoint {path}: not a PyTorch checkpoint, damaged, or not allowed to load safely ({detail[:200]})"
         ) from error
     required = ("model_name", "classes", "input_size", "mean", "std", "epoch", "state_dict")
     if not isinstance(payload, dict) or any(key not in payload for key in required):
-        raise CheckpointError(
-            f"{path} is not a checkpoint of this app (a bare state_dict? use it as "
-            "pretrained weights instead)"
-        )
+        raise CheckpointError(f"{path} is not a checkpoint of this app (a bare state_dict? use it as pretrained weights instead)")
     return _checked(payload, path)
 
 
 def _checked(payload: Dict[str, Any], path: Path) -> Checkpoint:
     """The Checkpoint of a loaded payload; CheckpointError naming the first malformed field
     (a crafted file must never reach the model builder: input_size 200000 was a MemoryError)."""
+
     def bad(field_name: str, why: str) -> CheckpointError:
         return CheckpointError(f"{path} is damaged or not from this app: '{field_name}' {why}")
 
@@ -166,13 +162,17 @@ def _checked(payload: Dict[str, Any], path: Path) -> Checkpoint:
         raise bad("epoch", f"is {payload['epoch']}, negative")
     for name in ("mean", "std"):
         values = payload[name]
-        if (not isinstance(values, (list, tuple)) or len(values) != 3
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
-                or (name == "std" and not all(v > 0 for v in values))):
+        if (
+            not isinstance(values, (list, tuple))
+            or len(values) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+            or (name == "std" and not all(v > 0 for v in values))
+        ):
             raise bad(name, "must be three finite numbers" + (" above 0" if name == "std" else ""))
     state_dict = payload["state_dict"]
     if not isinstance(state_dict, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()):
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state_dict.items()
+    ):
         raise bad("state_dict", "must map parameter names to tensors")
     extras = {}
     for name, kind in (("train_config", Mapping), ("finetune_config", Mapping), ("metrics", Mapping), ("history", (list, tuple))):
@@ -206,8 +206,7 @@ def model_from_checkpoint(checkpoint: Checkpoint) -> nn.Module:
     problem = state_dict_problem(checkpoint.state_dict)
     if problem is not None:
         raise NonFiniteModelError(
-            f"the weights in {checkpoint.path} are broken ({problem}): the run that wrote it "
-            "diverged; use an earlier checkpoint"
+            f"the weights in {checkpoint.path} are broken ({problem}): the run that wrote it diverged; use an earlier checkpoint"
         )
     model = build_model(checkpoint.model_name, len(checkpoint.classes))
     try:

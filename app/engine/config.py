@@ -31,7 +31,9 @@ class TrainConfig:
     guidance: Optional[str] = "rrr"  # guidance loss on annotated images: punisher | rrr | gradcam | None
     lam: Optional[float] = None  # weight of the guidance term; None = the loss's default
     counterexamples: bool = True  # swap annotated images' red pixels with other images' (loss.counterexamples)
-    oversample_annotated: float = 10.0  # a masked image is drawn this many times as often as another (app.engine.oversampling; 1 = uniform)
+    oversample_annotated: float = (
+        10.0  # a masked image is drawn this many times as often as another (app.engine.oversampling; 1 = uniform)
+    )
     seed: int = 0  # seeds weights, shuffling and the train/val split
     device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N | mps
     num_workers: int = 0  # DataLoader worker processes (0 = load in the training thread)

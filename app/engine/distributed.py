@@ -76,8 +76,7 @@ class DistributedContext:
         if self.enabled and device.type == "cuda":
             if name not in ("auto", "cuda"):
                 raise UserError(
-                    f"under torchrun each process uses the GPU of its local rank; pass --device "
-                    f"cuda or auto, not {name}"
+                    f"under torchrun each process uses the GPU of its local rank; pass --device cuda or auto, not {name}"
                 )
             if self.local_rank >= torch.cuda.device_count():
                 raise UserError(
@@ -114,7 +113,8 @@ def process_group(device_name: str = "auto") -> Iterator[DistributedContext]:
         signal.signal(signal.SIGTERM, signal.default_int_handler)  # torchrun's stop = Ctrl+C
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(
-        backend, timeout=PROCESS_GROUP_TIMEOUT,
+        backend,
+        timeout=PROCESS_GROUP_TIMEOUT,
         **({"device_id": device} if device.type == "cuda" else {}),
     )
     logger.info("rank %d of %d joined the %s process group on %s", context.rank, context.world_size, backend, device)

@@ -68,7 +68,9 @@ def stack_samples(dataset: Any, indices: Sequence[int], device: torch.device) ->
     return images, targets, masks, has_mask
 
 
-def guidance_value(model: nn.Module, guidance: nn.Module, images: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> float:
+def guidance_value(
+    model: nn.Module, guidance: nn.Module, images: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor
+) -> float:
     """Mean guidance loss over the given annotated images (eval mode, no parameter update)."""
     was_training = model.training
     model.eval()
@@ -142,11 +144,20 @@ def finetune_round(
     if not indices:
         val = evaluate(model, val_loader, device=device, max_images=config.max_val_images)
         report = FinetuneReport(
-            stop_reason=STOP_NOTHING_ANNOTATED, steps=0, n_annotated=0,
-            val_loss_before=val["loss"], val_loss_after=val["loss"],
-            val_accuracy_before=val["accuracy"], val_accuracy_after=val["accuracy"],
-            guidance_before=0.0, guidance_after=0.0, red_share_before=0.0, red_share_after=0.0,
-            green_share_before=0.0, green_share_after=0.0, seconds=time.monotonic() - started,
+            stop_reason=STOP_NOTHING_ANNOTATED,
+            steps=0,
+            n_annotated=0,
+            val_loss_before=val["loss"],
+            val_loss_after=val["loss"],
+            val_accuracy_before=val["accuracy"],
+            val_accuracy_after=val["accuracy"],
+            guidance_before=0.0,
+            guidance_after=0.0,
+            red_share_before=0.0,
+            red_share_after=0.0,
+            green_share_before=0.0,
+            green_share_after=0.0,
+            seconds=time.monotonic() - started,
         )
         return FinetuneResult(candidate, report, [])
 
@@ -170,7 +181,11 @@ def finetune_round(
     target_red = (1.0 - config.red_share_drop) * red_before
     logger.info(
         "fine-tune round: %d annotated images, L0=%.4g (target <= %.4g), val loss %.4g (limit %.4g)",
-        len(indices), l0, target_guidance, val_before["loss"], val_limit,
+        len(indices),
+        l0,
+        target_guidance,
+        val_before["loss"],
+        val_limit,
     )
 
     optimizer = torch.optim.Adam(candidate.parameters(), lr=config.lr)
@@ -202,8 +217,15 @@ def finetune_round(
             batch_images = swap_red_regions(batch_images, batch[2], has_mask, generator)
         candidate.train()
         rows = shard_rows(len(has_mask), distributed)  # every rank built the same batch
-        outcome = training_step(batch_images[rows], batch[1][rows], batch[2][rows], has_mask[rows], optimizer,
-                                painted=None if painted is None else painted[rows], stop=stop)
+        outcome = training_step(
+            batch_images[rows],
+            batch[1][rows],
+            batch[2][rows],
+            has_mask[rows],
+            optimizer,
+            painted=None if painted is None else painted[rows],
+            stop=stop,
+        )
         if outcome.stopped:
             stop_reason = STOP_CANCELLED
             break
@@ -223,8 +245,11 @@ def finetune_round(
             recalibrate(step)
             sync_buffers(candidate, distributed)  # the same model, hence the same decision, everywhere
             broken_now = broken.evaluate(candidate, device, config.max_val_images) if watch_broken else None
-            val_loss = broken_now["loss"] if broken_now is not None else evaluate(
-                candidate, val_loader, device=device, max_images=config.max_val_images)["loss"]
+            val_loss = (
+                broken_now["loss"]
+                if broken_now is not None
+                else evaluate(candidate, val_loader, device=device, max_images=config.max_val_images)["loss"]
+            )
             guidance_now = guidance_value(candidate, guidance_new, images, targets, masks)
             if on_progress is not None:
                 on_progress(step, config.max_steps, guidance_now, val_loss)
@@ -248,8 +273,9 @@ def finetune_round(
 
     if stop_reason == STOP_NON_FINITE:
         candidate.load_state_dict(last_good)
-        logger.warning("fine-tune round: values became non-finite at step %d; the candidate is the "
-                       "last checked state", non_finite_at)
+        logger.warning(
+            "fine-tune round: values became non-finite at step %d; the candidate is the last checked state", non_finite_at
+        )
     else:
         recalibrate(steps)
     sync_buffers(candidate, distributed)
@@ -259,15 +285,24 @@ def finetune_round(
     guidance_after = guidance_value(candidate, guidance_new, images, targets, masks)
     red_after, green_after = saliency_shares(candidate, images, targets, masks)
     report = FinetuneReport(
-        stop_reason=stop_reason, steps=steps, n_annotated=len(indices),
-        val_loss_before=val_before["loss"], val_loss_after=val_after["loss"],
-        val_accuracy_before=val_before["accuracy"], val_accuracy_after=val_after["accuracy"],
-        guidance_before=l0, guidance_after=guidance_after,
-        red_share_before=red_before, red_share_after=red_after,
-        green_share_before=green_before, green_share_after=green_after,
+        stop_reason=stop_reason,
+        steps=steps,
+        n_annotated=len(indices),
+        val_loss_before=val_before["loss"],
+        val_loss_after=val_after["loss"],
+        val_accuracy_before=val_before["accuracy"],
+        val_accuracy_after=val_after["accuracy"],
+        guidance_before=l0,
+        guidance_after=guidance_after,
+        red_share_before=red_before,
+        red_share_after=red_after,
+        green_share_before=green_before,
+        green_share_after=green_after,
         seconds=time.monotonic() - started,
         broken_accuracy_before=broken_before["accuracy"] if broken_before is not None else None,
-        broken_accuracy_after=broken.evaluate(candidate, device, config.max_val_images)["accuracy"] if broken is not None else None,
+        broken_accuracy_after=broken.evaluate(candidate, device, config.max_val_images)["accuracy"]
+        if broken is not None
+        else None,
         broken_found=broken.found if broken is not None else 0,
     )
     logger.info("fine-tune round done: %s after %d steps; %s", report.stop_text, steps, report.verdict_text)

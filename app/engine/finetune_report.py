@@ -84,8 +84,10 @@ class FinetuneReport:
         if self.broken_accuracy_before is None or self.broken_accuracy_after is None:
             broken = "no shortcut-broken validation (nothing painted red)"
         else:
-            broken = (f"shortcut-broken validation {100 * self.broken_accuracy_before:.1f} % -> "
-                      f"{100 * self.broken_accuracy_after:.1f} %")
+            broken = (
+                f"shortcut-broken validation {100 * self.broken_accuracy_before:.1f} % -> "
+                f"{100 * self.broken_accuracy_after:.1f} %"
+            )
         head = {VERDICT_BETTER: "Better", VERDICT_WORSE: "WORSE", VERDICT_UNCLEAR: "Unclear"}[self.verdict]
         return f"{head}: {broken}; {red}"
 

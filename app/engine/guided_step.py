@@ -69,12 +69,28 @@ class GuidedStep(nn.Module):
         self.lam = lam
 
     def forward(
-        self, images: Tensor, targets: Tensor, masks: Tensor, has_mask: Tensor,
-        painted: Optional[Tensor], ce_weight: float, guidance_weight: float, score_scale: float,
+        self,
+        images: Tensor,
+        targets: Tensor,
+        masks: Tensor,
+        has_mask: Tensor,
+        painted: Optional[Tensor],
+        ce_weight: float,
+        guidance_weight: float,
+        score_scale: float,
     ) -> GuidedLoss:
         return guided_loss(
-            self.model, images, targets, masks, has_mask, self.guidance, self.lam, painted=painted,
-            ce_weight=ce_weight, guidance_weight=guidance_weight, score_scale=score_scale,
+            self.model,
+            images,
+            targets,
+            masks,
+            has_mask,
+            self.guidance,
+            self.lam,
+            painted=painted,
+            ce_weight=ce_weight,
+            guidance_weight=guidance_weight,
+            score_scale=score_scale,
         )
 
 
@@ -114,8 +130,14 @@ class TrainingStep:
     """
 
     def __init__(
-        self, model: nn.Module, guidance: Optional[nn.Module], lam: float, *, device: torch.device,
-        context: DistributedContext = SINGLE_PROCESS, amp: AmpPolicy = AmpPolicy(),
+        self,
+        model: nn.Module,
+        guidance: Optional[nn.Module],
+        lam: float,
+        *,
+        device: torch.device,
+        context: DistributedContext = SINGLE_PROCESS,
+        amp: AmpPolicy = AmpPolicy(),
     ) -> None:
         self.model = model
         self.guidance = guidance
@@ -130,13 +152,22 @@ class TrainingStep:
             # `app.engine.distributed.sync_buffers` then averages (DDP's default, copying rank 0's at
             # every forward, makes them an average over rank 0's rows only).
             module = DistributedDataParallel(
-                module, device_ids=[device.index] if device.type == "cuda" else None, **_NO_FORWARD_BUFFER_SYNC,
+                module,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                **_NO_FORWARD_BUFFER_SYNC,
             )
         self.module = module
 
     def __call__(
-        self, images: Tensor, targets: Tensor, masks: Tensor, has_mask: Tensor,
-        optimizer: torch.optim.Optimizer, *, painted: Optional[Tensor] = None, stop: bool = False,
+        self,
+        images: Tensor,
+        targets: Tensor,
+        masks: Tensor,
+        has_mask: Tensor,
+        optimizer: torch.optim.Optimizer,
+        *,
+        painted: Optional[Tensor] = None,
+        stop: bool = False,
     ) -> StepOutcome:
         """One step on this process's rows of the global batch.
 
@@ -154,9 +185,7 @@ class TrainingStep:
         score_scale = float(self.scaler.get_scale()) if self.scaler is not None else 1.0
 
         with self.amp.autocast():
-            result: GuidedLoss = self.module(
-                images, targets, masks, has_mask, painted, ce_weight, guidance_weight, score_scale
-            )
+            result: GuidedLoss = self.module(images, targets, masks, has_mask, painted, ce_weight, guidance_weight, score_scale)
         finite = bool(torch.isfinite(result.total))
         optimizer.zero_grad(set_to_none=True)
         if finite or self.context.enabled or self.scaler is not None:
@@ -185,8 +214,13 @@ class TrainingStep:
         guidance = guidance_sum / a_global if a_global else 0.0
         uses_guidance = self.guidance is not None and self.lam > 0 and a_global > 0
         return StepOutcome(
-            stopped=False, diverged=diverged, skipped=skipped,
+            stopped=False,
+            diverged=diverged,
+            skipped=skipped,
             loss=ce + self.lam * guidance if uses_guidance else ce,
-            ce=ce, guidance=guidance, correct=int(correct_sum),
-            n_images=int(n_global), n_annotated=int(a_global),
+            ce=ce,
+            guidance=guidance,
+            correct=int(correct_sum),
+            n_images=int(n_global),
+            n_annotated=int(a_global),
         )

@@ -92,8 +92,7 @@ def train_one_epoch(
             break
         if outcome.diverged:
             raise TrainingDiverged(
-                f"training diverged: the loss became {outcome.loss} at batch {batch_number}; "
-                "lower the learning rate or lambda"
+                f"training diverged: the loss became {outcome.loss} at batch {batch_number}; lower the learning rate or lambda"
             )
         if not parameters_ok(model):
             raise TrainingDiverged(
@@ -163,9 +162,7 @@ def evaluate(
     def class_name(index: int) -> str:
         return classes[index] if classes is not None and index < len(classes) else str(index)
 
-    per_class = {
-        class_name(c): class_correct[c] / class_seen[c] for c in sorted(class_seen)
-    }
+    per_class = {class_name(c): class_correct[c] / class_seen[c] for c in sorted(class_seen)}
     if num_classes is not None:
         for c in range(num_classes):
             per_class.setdefault(class_name(c), math.nan)

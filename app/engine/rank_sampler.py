@@ -39,4 +39,4 @@ class RankShareSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         order = list(self.base)
         kept = len(order) - len(order) % self.world_size
-        return iter(order[self.rank:kept:self.world_size])
+        return iter(order[self.rank : kept : self.world_size])

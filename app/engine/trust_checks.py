@@ -22,9 +22,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 # What the warnings offer; the UI turns the keys into buttons or hints.
 REMEDIES: Dict[str, str] = {
     "pretrained": "start from pretrained weights (a local .pth file, e.g. torchvision's "
-                  "ImageNet weights: Weights file in the settings)",
+    "ImageNet weights: Weights file in the settings)",
     "frozen_batchnorm": "freeze BatchNorm (keep its statistics fixed), or train with larger "
-                        "batches / more images so its running statistics settle",
+    "batches / more images so its running statistics settle",
     "smaller_model": "a smaller model (small_cnn), which needs far fewer images",
 }
 
@@ -76,19 +76,22 @@ def _flat(record: Mapping[str, Any]) -> Dict[str, float]:
     """A checkpoint record (`train_accuracy`, `val_loss`, ...) or nested `train`/`val` dicts."""
     if "train" in record or "val" in record:
         train, val = record.get("train") or {}, record.get("val") or {}
-        return {"epoch": _number(record.get("epoch")),
-                "train_accuracy": _number(train.get("accuracy")),
-                "val_loss": _number(val.get("loss")), "val_accuracy": _number(val.get("accuracy"))}
-    return {key: _number(record.get(key)) for key in
-            ("epoch", "train_accuracy", "val_loss", "val_accuracy")}
+        return {
+            "epoch": _number(record.get("epoch")),
+            "train_accuracy": _number(train.get("accuracy")),
+            "val_loss": _number(val.get("loss")),
+            "val_accuracy": _number(val.get("accuracy")),
+        }
+    return {key: _number(record.get(key)) for key in ("epoch", "train_accuracy", "val_loss", "val_accuracy")}
 
 
 def _percent(value: float) -> str:
     return f"{value:.0%}"
 
 
-def trust_warnings(history: Sequence[Mapping[str, Any]], sizes: DataSizes,
-                   epochs_done: Optional[int] = None) -> List[TrustWarning]:
+def trust_warnings(
+    history: Sequence[Mapping[str, Any]], sizes: DataSizes, epochs_done: Optional[int] = None
+) -> List[TrustWarning]:
     """The warnings that hold after the epochs in `history` (oldest first)."""
     records = [_flat(r) for r in history]
     classes = max(2, sizes.n_classes)
@@ -104,60 +107,85 @@ def trust_warnings(history: Sequence[Mapping[str, Any]], sizes: DataSizes,
         loss = last["val_loss"]
         best = min(val_losses) if val_losses else math.nan
         if not math.isfinite(loss) and val_losses != []:
-            found.append(TrustWarning(
-                "val_loss_exploding", "Validation loss is not a number",
-                f"validation loss became {loss} at epoch {int(last['epoch'])}",
-                ("frozen_batchnorm", "pretrained", "smaller_model")))
+            found.append(
+                TrustWarning(
+                    "val_loss_exploding",
+                    "Validation loss is not a number",
+                    f"validation loss became {loss} at epoch {int(last['epoch'])}",
+                    ("frozen_batchnorm", "pretrained", "smaller_model"),
+                )
+            )
         elif math.isfinite(loss) and loss > max(4 * ln_c, EXPLODING_FACTOR * best):
-            found.append(TrustWarning(
-                "val_loss_exploding", "Validation loss is exploding",
-                f"validation loss {loss:.3g} at epoch {int(last['epoch'])} (best {best:.3g}; "
-                f"a uniform guess scores {ln_c:.2f})",
-                ("frozen_batchnorm", "pretrained", "smaller_model")))
+            found.append(
+                TrustWarning(
+                    "val_loss_exploding",
+                    "Validation loss is exploding",
+                    f"validation loss {loss:.3g} at epoch {int(last['epoch'])} (best {best:.3g}; "
+                    f"a uniform guess scores {ln_c:.2f})",
+                    ("frozen_batchnorm", "pretrained", "smaller_model"),
+                )
+            )
 
         train_acc, val_acc = last["train_accuracy"], last["val_accuracy"]
-        if (math.isfinite(train_acc) and math.isfinite(val_acc) and train_acc - val_acc >= GAP
-                and val_acc <= chance + NEAR_CHANCE):
-            found.append(TrustWarning(
-                "modes_disagree", "Training and evaluation disagree",
-                f"training accuracy {_percent(train_acc)} (train mode) but validation "
-                f"{_percent(val_acc)} (eval mode; chance is {_percent(chance)})"
-                + (": BatchNorm's running statistics do not match the statistics of the "
-                   "training batches" if batchnorm else ""),
-                ("frozen_batchnorm", "pretrained", "smaller_model")))
+        if math.isfinite(train_acc) and math.isfinite(val_acc) and train_acc - val_acc >= GAP and val_acc <= chance + NEAR_CHANCE:
+            found.append(
+                TrustWarning(
+                    "modes_disagree",
+                    "Training and evaluation disagree",
+                    f"training accuracy {_percent(train_acc)} (train mode) but validation "
+                    f"{_percent(val_acc)} (eval mode; chance is {_percent(chance)})"
+                    + (
+                        ": BatchNorm's running statistics do not match the statistics of the training batches"
+                        if batchnorm
+                        else ""
+                    ),
+                    ("frozen_batchnorm", "pretrained", "smaller_model"),
+                )
+            )
 
-        stuck = [r for r in records[-2:]
-                 if abs(r["val_loss"] - ln_c) <= 0.02 * ln_c
-                 and abs(r["val_accuracy"] - round(r["val_accuracy"] * classes) / classes) < 1e-3
-                 and r["val_accuracy"] <= chance + NEAR_CHANCE]
+        stuck = [
+            r
+            for r in records[-2:]
+            if abs(r["val_loss"] - ln_c) <= 0.02 * ln_c
+            and abs(r["val_accuracy"] - round(r["val_accuracy"] * classes) / classes) < 1e-3
+            and r["val_accuracy"] <= chance + NEAR_CHANCE
+        ]
         if len(records) >= 2 and len(stuck) == 2:
-            found.append(TrustWarning(
-                "stuck_at_chance", "The model has learnt nothing yet",
-                f"validation {_percent(val_acc)} with loss {last['val_loss']:.2f} (= ln "
-                f"{classes}, a uniform guess) for {len(stuck)} epochs",
-                ("pretrained", "smaller_model")))
+            found.append(
+                TrustWarning(
+                    "stuck_at_chance",
+                    "The model has learnt nothing yet",
+                    f"validation {_percent(val_acc)} with loss {last['val_loss']:.2f} (= ln "
+                    f"{classes}, a uniform guess) for {len(stuck)} epochs",
+                    ("pretrained", "smaller_model"),
+                )
+            )
 
     steps = sizes.steps_per_epoch * done
     # Only a run with very few steps per epoch: any run has few steps after its first epoch.
-    if (batchnorm and done >= 1 and sizes.steps_per_epoch <= FEW_STEPS_PER_EPOCH
-            and steps < SETTLED_STEPS):
-        found.append(TrustWarning(
-            "few_steps", "Too few steps for BatchNorm's statistics",
-            f"{sizes.n_train} training images make {sizes.steps_per_epoch} "
-            f"step{'s' if sizes.steps_per_epoch != 1 else ''} per epoch, {steps} so far: the "
-            f"running statistics that evaluation uses have not settled (about "
-            f"{SETTLED_STEPS} needed), so validation numbers and confidences may mean nothing",
-            ("frozen_batchnorm", "pretrained", "smaller_model")))
-    counts = [c for c in sizes.class_counts if c > 0] or (
-        [sizes.n_train // classes] if sizes.n_train else [])
+    if batchnorm and done >= 1 and sizes.steps_per_epoch <= FEW_STEPS_PER_EPOCH and steps < SETTLED_STEPS:
+        found.append(
+            TrustWarning(
+                "few_steps",
+                "Too few steps for BatchNorm's statistics",
+                f"{sizes.n_train} training images make {sizes.steps_per_epoch} "
+                f"step{'s' if sizes.steps_per_epoch != 1 else ''} per epoch, {steps} so far: the "
+                f"running statistics that evaluation uses have not settled (about "
+                f"{SETTLED_STEPS} needed), so validation numbers and confidences may mean nothing",
+                ("frozen_batchnorm", "pretrained", "smaller_model"),
+            )
+        )
+    counts = [c for c in sizes.class_counts if c > 0] or ([sizes.n_train // classes] if sizes.n_train else [])
     if batchnorm and counts and min(counts) < MIN_IMAGES_PER_CLASS:
-        found.append(TrustWarning(
-            "few_images", "Few images per class",
-            f"as few as {min(counts)} training images in a class: too few for reliable "
-            "train-mode statistics and validation numbers",
-            ("pretrained", "smaller_model", "frozen_batchnorm")))
+        found.append(
+            TrustWarning(
+                "few_images",
+                "Few images per class",
+                f"as few as {min(counts)} training images in a class: too few for reliable "
+                "train-mode statistics and validation numbers",
+                ("pretrained", "smaller_model", "frozen_batchnorm"),
+            )
+        )
     if sizes.model == "small_cnn":  # already the small model: do not offer it again
-        found = [TrustWarning(w.code, w.title, w.detail,
-                              tuple(r for r in w.remedies if r != "smaller_model"))
-                 for w in found]
+        found = [TrustWarning(w.code, w.title, w.detail, tuple(r for r in w.remedies if r != "smaller_model")) for w in found]
     return found

@@ -9,7 +9,17 @@ from app.explain.saliency import SALIENCY_METHODS
 from app.explain.selection import SELECTION_STRATEGIES, Choice, select_images
 
 __all__ = [
-    "SALIENCY_METHODS", "SCOPES", "SELECTION_STRATEGIES", "Choice", "PropagationPlan", "ReasonabilityMatrix",
-    "apply_propagation", "gradient_saliency", "mass_share", "plan_propagation", "propagate",
-    "reasonability_matrix", "select_images",
+    "SALIENCY_METHODS",
+    "SCOPES",
+    "SELECTION_STRATEGIES",
+    "Choice",
+    "PropagationPlan",
+    "ReasonabilityMatrix",
+    "apply_propagation",
+    "gradient_saliency",
+    "mass_share",
+    "plan_propagation",
+    "propagate",
+    "reasonability_matrix",
+    "select_images",
 ]

@@ -125,13 +125,13 @@ def pixel_features(images: Tensor, config: LocatorConfig = LocatorConfig()) -> T
         features.append(smooth)
         lum = smooth.mean(1, keepdim=True)
         dy, dx, dyy, dxx, dxy = _derivatives(lum)
-        features.append(torch.sqrt(dy ** 2 + dx ** 2 + 1e-12) * sigma)  # gradient magnitude
-        features.append((dyy + dxx) * sigma ** 2)  # Laplacian of Gaussian
+        features.append(torch.sqrt(dy**2 + dx**2 + 1e-12) * sigma)  # gradient magnitude
+        features.append((dyy + dxx) * sigma**2)  # Laplacian of Gaussian
         half_trace = (dyy + dxx) / 2
-        root = torch.sqrt(((dyy - dxx) / 2) ** 2 + dxy ** 2 + 1e-12)
-        features.append((half_trace + root) * sigma ** 2)  # Hessian eigenvalues: lines and blobs
-        features.append((half_trace - root) * sigma ** 2)
-        variance = gaussian_blur(luminance ** 2, sigma) - gaussian_blur(luminance, sigma) ** 2
+        root = torch.sqrt(((dyy - dxx) / 2) ** 2 + dxy**2 + 1e-12)
+        features.append((half_trace + root) * sigma**2)  # Hessian eigenvalues: lines and blobs
+        features.append((half_trace - root) * sigma**2)
+        variance = gaussian_blur(luminance**2, sigma) - gaussian_blur(luminance, sigma) ** 2
         features.append(torch.sqrt(variance.clamp_min(0) + 1e-12))  # local standard deviation (texture)
     features.append(images - gaussian_blur(images, config.surround_sigma))  # contrast against the surround
     return torch.cat(features, dim=1)
@@ -148,7 +148,7 @@ def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
     if pixels <= 0 or not mask.any():
         return mask
     radius = np.arange(-pixels, pixels + 1)
-    disk = (radius[:, None] ** 2 + radius[None, :] ** 2) <= pixels ** 2 + pixels
+    disk = (radius[:, None] ** 2 + radius[None, :] ** 2) <= pixels**2 + pixels
     return ndimage.binary_dilation(mask, structure=disk)
 
 
@@ -210,7 +210,7 @@ class ContentLocator:
         self._net.eval()
         out = []
         for start in range(0, images.shape[0], self.config.batch_images):
-            features = self._features(images[start:start + self.config.batch_images])
+            features = self._features(images[start : start + self.config.batch_images])
             out.append(torch.sigmoid(self._net(features))[:, 0].float().cpu())
         return torch.cat(out) if out else torch.zeros(0, self.side or 0, self.side or 0)
 
@@ -284,13 +284,13 @@ class ContentLocator:
         pos = torch.cat(positives)
         neg = torch.cat(negatives_px)
         neg_w = torch.cat(weights_neg).to(neg.device)
-        pos = pos[torch.randperm(pos.shape[0], generator=generator)[:config.max_pixels_per_class].to(pos.device)]
-        keep = torch.randperm(neg.shape[0], generator=generator)[:config.max_pixels_per_class].to(neg.device)
+        pos = pos[torch.randperm(pos.shape[0], generator=generator)[: config.max_pixels_per_class].to(pos.device)]
+        keep = torch.randperm(neg.shape[0], generator=generator)[: config.max_pixels_per_class].to(neg.device)
         neg, neg_w = neg[keep], neg_w[keep] / neg_w[keep].sum()
         if corrections:
             # "Not this" carries a fixed share of the negative class, however few its pixels.
             wrong = torch.cat(corrections)
-            wrong = wrong[torch.randperm(wrong.shape[0], generator=generator)[:config.max_pixels_per_class].to(wrong.device)]
+            wrong = wrong[torch.randperm(wrong.shape[0], generator=generator)[: config.max_pixels_per_class].to(wrong.device)]
             share = config.correction_share
             neg = torch.cat([neg, wrong])
             neg_w = torch.cat([neg_w * (1 - share), torch.full((wrong.shape[0],), share / wrong.shape[0]).to(neg_w)])
@@ -309,8 +309,10 @@ class ContentLocator:
 
         torch.manual_seed(config.seed)
         net = nn.Sequential(
-            nn.Conv2d(n_features, config.hidden, 1), nn.ReLU(),
-            nn.Conv2d(config.hidden, config.hidden, 1), nn.ReLU(),
+            nn.Conv2d(n_features, config.hidden, 1),
+            nn.ReLU(),
+            nn.Conv2d(config.hidden, config.hidden, 1),
+            nn.ReLU(),
             nn.Conv2d(config.hidden, 1, 1),
         ).to(self.device)
         optimiser = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -338,7 +340,7 @@ class ContentLocator:
         # piece of the shortcut keeps teaching it, a margin too many costs little (measured on the
         # moving demo: the IoU-best threshold covered 72-94 % of the swatches, F2's 87-96 %).
         best = (-1.0, 0.5)
-        beta2 = self.config.recall_beta ** 2
+        beta2 = self.config.recall_beta**2
         for threshold in np.linspace(0.1, 0.98, 23):
             scores = []
             for i, red_i in enumerate(red_small):
@@ -362,13 +364,26 @@ class ContentLocator:
             ious.append((found & red_i).sum() / union if union else 1.0)
         best = (float(np.mean(ious)), self.threshold)
         self.source_iou, self.threshold = best
-        logger.info("content locator: %d painted images, %d/%d labelled pixels, working side %d, "
-                    "threshold %.2f, IoU on the painted images %.2f", images.shape[0], pos.shape[0],
-                    neg.shape[0], self.side, self.threshold, self.source_iou)
+        logger.info(
+            "content locator: %d painted images, %d/%d labelled pixels, working side %d, "
+            "threshold %.2f, IoU on the painted images %.2f",
+            images.shape[0],
+            pos.shape[0],
+            neg.shape[0],
+            self.side,
+            self.threshold,
+            self.source_iou,
+        )
         return self
 
-    def _jittered(self, images: Tensor, red: Sequence[np.ndarray], green: Optional[Sequence[Optional[np.ndarray]]],
-                  generator: torch.Generator, copies: int) -> Tuple[Tensor, List[np.ndarray], Optional[List[Optional[np.ndarray]]]]:
+    def _jittered(
+        self,
+        images: Tensor,
+        red: Sequence[np.ndarray],
+        green: Optional[Sequence[Optional[np.ndarray]]],
+        generator: torch.Generator,
+        copies: int,
+    ) -> Tuple[Tensor, List[np.ndarray], Optional[List[Optional[np.ndarray]]]]:
         """The painted images plus `copies` recoloured copies each: channels shuffled, and per
         channel a random contrast around the image's mean and a random shift (clipped to [0, 1]);
         masks repeated. What stays is the content's look relative to its surround."""
@@ -414,7 +429,7 @@ class ContentLocator:
         found = []
         with torch.no_grad():
             for start in range(0, images.shape[0], self.config.batch_images):
-                features = self._features(images[start:start + self.config.batch_images])
+                features = self._features(images[start : start + self.config.batch_images])
                 probabilities = torch.sigmoid(self._net(features))[:, 0].float().cpu().numpy()
                 for row, probability in enumerate(probabilities):
                     labels, confidences = self._regions(probability, self.threshold)

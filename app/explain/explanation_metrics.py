@@ -26,8 +26,8 @@ def gradient_saliency(model: nn.Module, images: torch.Tensor, targets: torch.Ten
         explainer = Saliency(model)
         maps = []
         for start in range(0, images.shape[0], batch_size):
-            chunk = images[start:start + batch_size].detach().clone().requires_grad_(True)
-            attributions = explainer.attribute(chunk, target=targets[start:start + batch_size], abs=True)
+            chunk = images[start : start + batch_size].detach().clone().requires_grad_(True)
+            attributions = explainer.attribute(chunk, target=targets[start : start + batch_size], abs=True)
             maps.append(attributions.sum(dim=1).detach().cpu())
     finally:
         model.train(was_training)
@@ -73,7 +73,9 @@ def alignment_score(saliency: torch.Tensor, masks: torch.Tensor, threshold: floa
     return (agree.float() - disagree.float()) / pixels
 
 
-def explanation_iou(saliency: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def explanation_iou(
+    saliency: torch.Tensor, masks: torch.Tensor, threshold: float = 0.5
+) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RES-style precision, recall and IoU of the salient pixels against the green pixels: 3 x N.
 
     Images without green pixels get NaN (nothing to compare with).

@@ -94,14 +94,28 @@ def warn_about_masks(data: Any, what: str = "the training images") -> MaskAudit:
     if audit.n_files == 0:
         logger.warning("the mask folder %s holds no masks (<masks>/<class>/<image>.png): the run is unguided", where)
     elif audit.n_matched == 0:
-        logger.warning("none of the %d masks in %s belongs to %s (expected <masks>/<class>/<image>.png), "
-                       "e.g. %s: the run is unguided", audit.n_files, where, what, _names(audit.unmatched))
+        logger.warning(
+            "none of the %d masks in %s belongs to %s (expected <masks>/<class>/<image>.png), e.g. %s: the run is unguided",
+            audit.n_files,
+            where,
+            what,
+            _names(audit.unmatched),
+        )
     elif audit.unmatched:
-        logger.warning("%d masks in %s belong to no image of %s and are ignored: %s",
-                       len(audit.unmatched), where, what, _names(audit.unmatched))
+        logger.warning(
+            "%d masks in %s belong to no image of %s and are ignored: %s",
+            len(audit.unmatched),
+            where,
+            what,
+            _names(audit.unmatched),
+        )
     if audit.blank:
-        logger.warning("%d masks in %s have no red (255,0,0) or green (0,255,0) pixel and guide nothing: %s",
-                       len(audit.blank), where, _names(audit.blank))
+        logger.warning(
+            "%d masks in %s have no red (255,0,0) or green (0,255,0) pixel and guide nothing: %s",
+            len(audit.blank),
+            where,
+            _names(audit.blank),
+        )
     if audit.unreadable:
         logger.warning("%d masks in %s cannot be read: %s", len(audit.unreadable), where, _names(audit.unreadable))
     return audit

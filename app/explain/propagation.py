@@ -233,7 +233,7 @@ def locate_content(
     """The locator's finding in each of dataset[indices], in chunks of LOCATE_CHUNK images."""
     found: List[FoundContent] = []
     for start in range(0, len(indices), LOCATE_CHUNK):
-        chunk = list(indices[start:start + LOCATE_CHUNK])
+        chunk = list(indices[start : start + LOCATE_CHUNK])
         found.extend(locator.locate(unit_images(dataset, chunk)))
         if on_progress is not None:
             on_progress(min(start + LOCATE_CHUNK, len(indices)), len(indices))
@@ -278,7 +278,7 @@ def similar_shares(
     region_stack = torch.stack(regions).float().flatten(1)  # S x HW
     shares = []
     for start in range(0, len(candidates), SALIENCY_CHUNK):
-        chunk = [dataset[i] for i in candidates[start:start + SALIENCY_CHUNK]]
+        chunk = [dataset[i] for i in candidates[start : start + SALIENCY_CHUNK]]
         images = torch.stack([s[0] for s in chunk]).to(device)
         targets = torch.tensor([int(s[1]) for s in chunk], dtype=torch.long, device=device)
         saliency = gradient_saliency(model, images, targets).flatten(1).clamp_min(0)  # n x HW
@@ -343,7 +343,9 @@ def plan_propagation(
             continue
         if scope == "class" and dataset.targets[index] not in source_class.values():
             continue
-        if is_hand_painted(target_store, relpath) or (source_store is not target_store and is_hand_painted(source_store, relpath)):
+        if is_hand_painted(target_store, relpath) or (
+            source_store is not target_store and is_hand_painted(source_store, relpath)
+        ):
             skipped.append(relpath)
             continue
         candidates.append(index)
@@ -351,8 +353,7 @@ def plan_propagation(
     targets: Dict[str, Tuple[str, ...]] = {}
     shares_out: Dict[str, float] = {}
     if scope == "content":
-        locator = fit_locator(dataset, sources, source_store, negative_store=negative_store, device=device,
-                              config=locator_config)
+        locator = fit_locator(dataset, sources, source_store, negative_store=negative_store, device=device, config=locator_config)
         found: Dict[str, Tuple[np.ndarray, Tuple[int, int]]] = {}
         confidence: Dict[str, float] = {}
         for index, finding in zip(candidates, locate_content(locator, dataset, candidates, on_progress)):
@@ -365,11 +366,27 @@ def plan_propagation(
             skipped_indices = [dataset.index_of(r) for r in skipped]
             hits = locate_content(locator, dataset, skipped_indices)
             skipped = [r for r, finding in zip(skipped, hits) if finding.found]
-        logger.info("propagation plan (content) from %d sources: found in %d of %d images (threshold %.2f, "
-                    "IoU on the sources %.2f)", len(sources), len(targets), len(candidates), locator.threshold,
-                    locator.source_iou)
-        return PropagationPlan(scope, tuple(sources), targets, tuple(sorted(skipped)), False, {}, found, confidence,
-                               locator.threshold, locator.source_iou, len(candidates))
+        logger.info(
+            "propagation plan (content) from %d sources: found in %d of %d images (threshold %.2f, IoU on the sources %.2f)",
+            len(sources),
+            len(targets),
+            len(candidates),
+            locator.threshold,
+            locator.source_iou,
+        )
+        return PropagationPlan(
+            scope,
+            tuple(sources),
+            targets,
+            tuple(sorted(skipped)),
+            False,
+            {},
+            found,
+            confidence,
+            locator.threshold,
+            locator.source_iou,
+            len(candidates),
+        )
     if scope == "all":
         targets = {dataset.relpaths[i]: tuple(sources) for i in candidates}
     elif scope == "class":
@@ -398,13 +415,22 @@ def plan_propagation(
     if scope == "class":
         wanted = set(source_class.values())
         skipped = [r for r in skipped if dataset.targets[dataset.index_of(r)] in wanted]
-    logger.info("propagation plan (%s) from %d sources: %d images, %d hand-painted skipped", scope, len(sources), len(targets), len(skipped))
-    return PropagationPlan(scope, tuple(sources), targets, tuple(sorted(skipped)), include_green, shares_out,
-                           candidates=len(candidates))
+    logger.info(
+        "propagation plan (%s) from %d sources: %d images, %d hand-painted skipped",
+        scope,
+        len(sources),
+        len(targets),
+        len(skipped),
+    )
+    return PropagationPlan(
+        scope, tuple(sources), targets, tuple(sorted(skipped)), include_green, shares_out, candidates=len(candidates)
+    )
 
 
 # --------------------------------------------------------------------------- apply
-def _compose(dataset: Any, relpath: str, sources: Sequence[str], store: MaskStore, include_green: bool, cache: Dict[str, np.ndarray]) -> np.ndarray:
+def _compose(
+    dataset: Any, relpath: str, sources: Sequence[str], store: MaskStore, include_green: bool, cache: Dict[str, np.ndarray]
+) -> np.ndarray:
     """The propagated mask of `relpath` (np.int8 at its display size) from `sources`' masks."""
 
     size = display_size(dataset.image_path(dataset.index_of(relpath)), DISPLAY_MAX_SIDE)
@@ -475,8 +501,12 @@ def apply_propagation(
             contributing = list(sources)
             size = display_size(dataset.image_path(dataset.index_of(relpath)), DISPLAY_MAX_SIDE)
             mask = np.where(plan.found_mask(relpath, size), np.int8(RED), np.int8(0)).astype(np.int8)
-            meta = {"source": PROPAGATED, "from": "\n".join(contributing), "scope": plan.scope,
-                    "confidence": f"{plan.confidence.get(relpath, 0.0):.3f}"}
+            meta = {
+                "source": PROPAGATED,
+                "from": "\n".join(contributing),
+                "scope": plan.scope,
+                "confidence": f"{plan.confidence.get(relpath, 0.0):.3f}",
+            }
         else:
             contributing = list(dict.fromkeys(list(sources) + kept_sources(relpath)))
             mask = _compose(dataset, relpath, contributing, source_store, plan.include_green, cache)

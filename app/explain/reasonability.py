@@ -89,7 +89,9 @@ def saliency_distribution(saliency: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, flat / total.clamp_min(1e-30), torch.zeros_like(flat))
 
 
-def class_agnostic_map(distributions: torch.Tensor, targets: torch.Tensor, min_images: int = MIN_CLASS_IMAGES) -> Optional[torch.Tensor]:
+def class_agnostic_map(
+    distributions: torch.Tensor, targets: torch.Tensor, min_images: int = MIN_CLASS_IMAGES
+) -> Optional[torch.Tensor]:
     """Weight map H x W in [0, 1] of the region salient in every class, or None.
 
     distributions: N x H x W saliency distributions (`saliency_distribution`); targets: N labels.
@@ -127,7 +129,9 @@ class ExplanationPriors:
     n_masks: int = 0  # annotated masks the red/green priors were built from
 
 
-def mask_priors(masks: torch.Tensor, mask_targets: Sequence[int], num_classes: int) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+def mask_priors(
+    masks: torch.Tensor, mask_targets: Sequence[int], num_classes: int
+) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
     """(forbidden H x W, objects C x H x W) from annotated masks, each None when absent.
 
     masks: M x H x W in {-1, 0, +1} at the model's input size; mask_targets: M class indices.
@@ -211,7 +215,9 @@ def unreasonable_scores(distributions: torch.Tensor, targets: torch.Tensor, prio
 
 
 # ------------------------------------------------------------------- from a data set
-def pool_saliency(model: nn.Module, dataset: Any, indices: Sequence[int], device: torch.device, should_stop: Optional[Callable[[], bool]] = None) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+def pool_saliency(
+    model: nn.Module, dataset: Any, indices: Sequence[int], device: torch.device, should_stop: Optional[Callable[[], bool]] = None
+) -> Optional[Tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """(saliency N x H x W >= 0, targets N, predicted N) of dataset[indices], or None if stopped.
 
     Saliency is the vanilla gradient of the true class (the map the brush window shows).
@@ -220,7 +226,7 @@ def pool_saliency(model: nn.Module, dataset: Any, indices: Sequence[int], device
     for start in range(0, len(indices), CHUNK):
         if should_stop is not None and should_stop():
             return None
-        chunk = [dataset[i] for i in indices[start:start + CHUNK]]
+        chunk = [dataset[i] for i in indices[start : start + CHUNK]]
         images = torch.stack([s[0] for s in chunk]).to(device)
         labels = torch.tensor([int(s[1]) for s in chunk], dtype=torch.long, device=device)
         maps.append(gradient_saliency(model, images, labels))
@@ -233,7 +239,11 @@ def pool_saliency(model: nn.Module, dataset: Any, indices: Sequence[int], device
             model.train(was_training)
         targets.append(labels.cpu())
     if not maps:
-        return torch.zeros(0, dataset.input_size, dataset.input_size), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        return (
+            torch.zeros(0, dataset.input_size, dataset.input_size),
+            torch.zeros(0, dtype=torch.long),
+            torch.zeros(0, dtype=torch.long),
+        )
     return torch.cat(maps), torch.cat(targets), torch.cat(predicted)
 
 
@@ -275,8 +285,13 @@ def located_red(dataset: Any, pool: Sequence[int], device: torch.device = torch.
     return torch.nn.functional.interpolate(stacked, size=size, mode="nearest")[:, 0]
 
 
-def build_priors(dataset: Any, distributions: torch.Tensor, targets: torch.Tensor,
-                 pool: Optional[Sequence[int]] = None, device: torch.device = torch.device("cpu")) -> ExplanationPriors:
+def build_priors(
+    dataset: Any,
+    distributions: torch.Tensor,
+    targets: torch.Tensor,
+    pool: Optional[Sequence[int]] = None,
+    device: torch.device = torch.device("cpu"),
+) -> ExplanationPriors:
     """Priors for a pool (its distributions and targets; `pool` its dataset indices) and
     `dataset`'s annotated masks. With `pool`, `forbidden` is each image's own located red."""
     indices, masks = annotated_masks(dataset)
@@ -290,7 +305,9 @@ def build_priors(dataset: Any, distributions: torch.Tensor, targets: torch.Tenso
         if located is not None:
             forbidden = located
     return ExplanationPriors(
-        common=class_agnostic_map(distributions, targets), forbidden=forbidden, objects=objects,
+        common=class_agnostic_map(distributions, targets),
+        forbidden=forbidden,
+        objects=objects,
         n_masks=len(indices),
     )
 
@@ -349,7 +366,14 @@ def judge_reasonable(
     return torch.where(marked, by_mask, by_heuristic)
 
 
-def tabulate(relpaths: Sequence[str], correct: torch.Tensor, reasonable: torch.Tensor, order_key: Optional[torch.Tensor] = None, judged_by_mask: Sequence[str] = (), thresholds: ReasonabilityThresholds = ReasonabilityThresholds()) -> ReasonabilityMatrix:
+def tabulate(
+    relpaths: Sequence[str],
+    correct: torch.Tensor,
+    reasonable: torch.Tensor,
+    order_key: Optional[torch.Tensor] = None,
+    judged_by_mask: Sequence[str] = (),
+    thresholds: ReasonabilityThresholds = ReasonabilityThresholds(),
+) -> ReasonabilityMatrix:
     """Count images per cell; `order_key` (N, higher first) orders each cell's members."""
     order = torch.argsort(order_key, descending=True, stable=True).tolist() if order_key is not None else range(len(relpaths))
     members: Dict[str, List[str]] = {name: [] for name in CELLS}
@@ -358,7 +382,8 @@ def tabulate(relpaths: Sequence[str], correct: torch.Tensor, reasonable: torch.T
     return ReasonabilityMatrix(
         counts={name: len(items) for name, items in members.items()},
         members={name: tuple(items) for name, items in members.items()},
-        judged_by_mask=tuple(judged_by_mask), thresholds=thresholds,
+        judged_by_mask=tuple(judged_by_mask),
+        thresholds=thresholds,
     )
 
 

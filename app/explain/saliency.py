@@ -76,18 +76,16 @@ def _gradient_shap(model: nn.Module, images: torch.Tensor, targets: torch.Tensor
     restored afterwards so the caller's random streams (e.g. data shuffling) are untouched.
     """
     generator = torch.Generator().manual_seed(SHAP_SEED)
-    baselines = SHAP_NOISE_STD * torch.randn(
-        (SHAP_BASELINES, *images.shape[1:]), generator=generator
-    ).to(images.device, images.dtype)
+    baselines = SHAP_NOISE_STD * torch.randn((SHAP_BASELINES, *images.shape[1:]), generator=generator).to(
+        images.device, images.dtype
+    )
     devices = [images.device] if images.device.type == "cuda" else []
     numpy_state = np.random.get_state()
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(SHAP_SEED)
             np.random.seed(SHAP_SEED)
-            return GradientShap(model).attribute(
-                images, baselines=baselines, target=targets, n_samples=n_samples
-            )
+            return GradientShap(model).attribute(images, baselines=baselines, target=targets, n_samples=n_samples)
     finally:
         np.random.set_state(numpy_state)
 
@@ -118,9 +116,7 @@ def _raw_maps(
             internal_batch_size=internal_batch_size,
         )
     elif method == "deeplift":
-        attributions = DeepLift(model).attribute(
-            images, baselines=torch.zeros_like(images), target=targets
-        )
+        attributions = DeepLift(model).attribute(images, baselines=torch.zeros_like(images), target=targets)
     else:  # gradient_shap
         attributions = _gradient_shap(model, images, targets, n_samples=n_steps)
     return attributions.abs().sum(dim=1)  # one value per pixel: N x C x H x W -> N x H x W
@@ -148,9 +144,7 @@ def saliency_maps(
     are restored afterwards, so this can be called between optimizer steps.
     """
     if method not in SALIENCY_METHODS:
-        raise ValueError(
-            f"unknown saliency method {method!r}; choose one of: {', '.join(SALIENCY_METHODS)}"
-        )
+        raise ValueError(f"unknown saliency method {method!r}; choose one of: {', '.join(SALIENCY_METHODS)}")
     if images.dim() != 4:
         raise ValueError(f"images must be N x C x H x W, got shape {tuple(images.shape)}")
     targets = torch.as_tensor(targets, dtype=torch.long).reshape(-1)

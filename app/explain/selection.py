@@ -6,7 +6,8 @@ Strategies rank a pool of training images and return the top k:
 - misclassified: wrong predictions first, most confident mistakes first, then by entropy;
 - unreasonable: explanations first whose saliency sits where it should not (GRADIA, DeepFuse):
   on the painted red content found in this image (wherever it sits), on a region salient across
-  classes, off the object, focused on one small spot. The score of an image is the largest of those three shares of its saliency mass
+  classes, off the object, focused on one small spot. The score of an image is the largest of those
+  shares of its saliency mass
   (`app.explain.reasonability` defines them); the reason names the dominant cause, e.g. "saliency on a
   region salient across classes: 62 %". The ranking is diversified, so that one round shows
   different problems rather than the same shortcut k times: picking greedily, each remaining
@@ -47,7 +48,9 @@ class Choice:
     reason: str  # one line for the brush window, e.g. "entropy 1.92 nats"
 
 
-def predict_probabilities(model: nn.Module, dataset: Any, indices: Sequence[int], device: torch.device, batch_size: int = 64) -> torch.Tensor:
+def predict_probabilities(
+    model: nn.Module, dataset: Any, indices: Sequence[int], device: torch.device, batch_size: int = 64
+) -> torch.Tensor:
     """Softmax probabilities N x C (CPU) of dataset[indices], eval mode (restored after)."""
     was_training = model.training
     model.eval()
@@ -55,7 +58,7 @@ def predict_probabilities(model: nn.Module, dataset: Any, indices: Sequence[int]
     try:
         with torch.inference_mode():
             for start in range(0, len(indices), batch_size):
-                images = torch.stack([dataset[i][0] for i in indices[start:start + batch_size]]).to(device)
+                images = torch.stack([dataset[i][0] for i in indices[start : start + batch_size]]).to(device)
                 chunks.append(torch.softmax(model(images), dim=1).cpu())
     finally:
         model.train(was_training)
@@ -80,7 +83,9 @@ def _rank_entropy(context: Dict[str, Any]) -> List[Choice]:
     pool, relpaths = context["pool"], context["relpaths"]
     entropy = _entropy(context["probabilities"]())
     order = torch.argsort(entropy, descending=True).tolist()
-    return [Choice(pool[i], relpaths[pool[i]], float(entropy[i]), f"uncertain: entropy {float(entropy[i]):.2f} nats") for i in order]
+    return [
+        Choice(pool[i], relpaths[pool[i]], float(entropy[i]), f"uncertain: entropy {float(entropy[i]):.2f} nats") for i in order
+    ]
 
 
 def _rank_misclassified(context: Dict[str, Any]) -> List[Choice]:
@@ -102,7 +107,9 @@ def _rank_misclassified(context: Dict[str, Any]) -> List[Choice]:
     return choices
 
 
-def diversified_order(scores: torch.Tensor, distributions: torch.Tensor, picks: int, diversity: float = DIVERSITY) -> Tuple[List[int], torch.Tensor]:
+def diversified_order(
+    scores: torch.Tensor, distributions: torch.Tensor, picks: int, diversity: float = DIVERSITY
+) -> Tuple[List[int], torch.Tensor]:
     """Greedy order of N images: (order, adjusted score at pick time, non-increasing).
 
     scores: N >= 0; distributions: N x H x W saliency maps. The first `picks` are chosen one by
@@ -196,9 +203,16 @@ def select_images(
         return cache["p"]
 
     context = {
-        "model": model, "dataset": dataset, "pool": pool, "relpaths": dataset.relpaths,
-        "targets": dataset.targets, "classes": dataset.classes, "seed": seed, "device": device,
-        "probabilities": probabilities, "k": k,
+        "model": model,
+        "dataset": dataset,
+        "pool": pool,
+        "relpaths": dataset.relpaths,
+        "targets": dataset.targets,
+        "classes": dataset.classes,
+        "seed": seed,
+        "device": device,
+        "probabilities": probabilities,
+        "k": k,
     }
     ranked = RANKERS[strategy](context)
     return spread_over_classes(ranked, dataset.targets, k)
@@ -226,4 +240,4 @@ def spread_over_classes(ranked: Sequence[Choice], targets: Sequence[int], k: int
             if len(chosen) == k:
                 return chosen
     picked = {c.index for c in chosen}
-    return chosen + [c for c in ranked if c.index not in picked][:k - len(chosen)]
+    return chosen + [c for c in ranked if c.index not in picked][: k - len(chosen)]

@@ -54,8 +54,7 @@ class BrokenValidation:
         sources = painted_red_sources(train_data)
         if not sources:
             return None
-        locator = fit_locator(train_data, sources, train_data.masks, negative_store=negative_store, device=device,
-                              config=config)
+        locator = fit_locator(train_data, sources, train_data.masks, negative_store=negative_store, device=device, config=config)
         findings = locate_content(locator, val_data, list(range(len(val_data))))
         regions = torch.from_numpy(np.stack([f.mask for f in findings])) if findings else torch.zeros(0, 1, 1, dtype=torch.bool)
         found = sum(f.found for f in findings)

@@ -7,6 +7,12 @@ from app.run.session import Session, default_sessions_root, new_session_folder
 from app.run.trainer import Trainer
 
 __all__ = [
-    "FolderLock", "FolderLockedError", "Session", "Trainer", "acquire_folder_lock", "acquire_session_lock",
-    "default_sessions_root", "new_session_folder",
+    "FolderLock",
+    "FolderLockedError",
+    "Session",
+    "Trainer",
+    "acquire_folder_lock",
+    "acquire_session_lock",
+    "default_sessions_root",
+    "new_session_folder",
 ]

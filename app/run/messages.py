@@ -311,11 +311,34 @@ class PrepareImages:
 
 
 EVENT_TYPES = (
-    RunStarted, BatchFinished, EpochFinished, FeedbackNeeded, FinetuneStarted, FinetuneProgress,
+    RunStarted,
+    BatchFinished,
+    EpochFinished,
+    FeedbackNeeded,
+    FinetuneStarted,
+    FinetuneProgress,
     FinetuneStep,
-    FinetuneDone, RoundDecided, StateChanged, CheckpointSaved, TrainingFinished, TrainingFailed,
-    ReasonabilityReady, PropagationPreview, PropagationApplied, PropagationFailed,
-    ImagesDescribed, ImagesPrepared,
+    FinetuneDone,
+    RoundDecided,
+    StateChanged,
+    CheckpointSaved,
+    TrainingFinished,
+    TrainingFailed,
+    ReasonabilityReady,
+    PropagationPreview,
+    PropagationApplied,
+    PropagationFailed,
+    ImagesDescribed,
+    ImagesPrepared,
 )
-COMMAND_TYPES = (StartFinetune, SkipFeedback, Commit, Reject, PreviewPropagation, ApplyPropagation,
-                 MarkNotThis, DescribeImages, PrepareImages)
+COMMAND_TYPES = (
+    StartFinetune,
+    SkipFeedback,
+    Commit,
+    Reject,
+    PreviewPropagation,
+    ApplyPropagation,
+    MarkNotThis,
+    DescribeImages,
+    PrepareImages,
+)

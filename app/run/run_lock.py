@@ -113,10 +113,8 @@ class FolderLock:
 def _message(folder: Path, kind: str, pid: Optional[int]) -> str:
     who = f"pid {pid}" if pid is not None else "another process"
     if kind == SESSION:
-        return (f"this session is open in another window ({who}): {folder}; close it there first, "
-                "or open a copy of the folder")
-    return (f"another run is writing to {folder} ({who}); wait for it to finish or choose "
-            "another --out folder")
+        return f"this session is open in another window ({who}): {folder}; close it there first, or open a copy of the folder"
+    return f"another run is writing to {folder} ({who}); wait for it to finish or choose another --out folder"
 
 
 def acquire_folder_lock(folder: os.PathLike | str, kind: str = RUN) -> FolderLock:

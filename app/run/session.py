@@ -71,7 +71,15 @@ def new_session_folder(root: Optional[os.PathLike | str] = None) -> Path:
 class Session:
     """One session folder; create with `Session.create`, reopen with `Session.open`."""
 
-    def __init__(self, folder: Path, train_dir: str, val_dir: Optional[str], train_config: TrainConfig, finetune_config: FinetuneConfig, created: str):
+    def __init__(
+        self,
+        folder: Path,
+        train_dir: str,
+        val_dir: Optional[str],
+        train_config: TrainConfig,
+        finetune_config: FinetuneConfig,
+        created: str,
+    ):
         self.folder = Path(folder)
         self.train_dir = train_dir
         self.val_dir = val_dir
@@ -109,8 +117,12 @@ class Session:
             raise UserError(f"cannot start a session in {folder}: it exists and is not an empty folder")
         (folder / MASKS_DIR).mkdir(parents=True, exist_ok=True)
         session = cls(
-            folder, str(Path(train_dir).resolve()), str(Path(val_dir).resolve()) if val_dir else None,
-            train_config, finetune_config, time.strftime("%Y-%m-%dT%H:%M:%S"),
+            folder,
+            str(Path(train_dir).resolve()),
+            str(Path(val_dir).resolve()) if val_dir else None,
+            train_config,
+            finetune_config,
+            time.strftime("%Y-%m-%dT%H:%M:%S"),
         )
         session.save()
         return session
@@ -125,7 +137,9 @@ class Session:
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
             session = cls(
-                folder, payload["train_dir"], payload.get("val_dir"),
+                folder,
+                payload["train_dir"],
+                payload.get("val_dir"),
                 TrainConfig.from_dict(payload.get("train_config", {})),
                 FinetuneConfig.from_dict(payload.get("finetune_config", {})),
                 payload.get("created", ""),
@@ -139,14 +153,17 @@ class Session:
         return session
 
     def save(self) -> None:
-        write_json_atomic(self.folder / SESSION_FILE, {
-            "format_version": 1,
-            "created": self.created,
-            "train_dir": self.train_dir,
-            "val_dir": self.val_dir,
-            "train_config": dataclasses.asdict(self.train_config),
-            "finetune_config": dataclasses.asdict(self.finetune_config),
-        })
+        write_json_atomic(
+            self.folder / SESSION_FILE,
+            {
+                "format_version": 1,
+                "created": self.created,
+                "train_dir": self.train_dir,
+                "val_dir": self.val_dir,
+                "train_config": dataclasses.asdict(self.train_config),
+                "finetune_config": dataclasses.asdict(self.finetune_config),
+            },
+        )
 
     def update_configs(self, train_config: TrainConfig, finetune_config: Optional[FinetuneConfig] = None) -> None:
         """Store edited settings (e.g. more epochs before resuming)."""
@@ -170,8 +187,7 @@ class Session:
     def is_empty(self) -> bool:
         """True while nothing was produced: no checkpoint, no history, no mask (e.g. a Train
         that failed before its first epoch)."""
-        return (not self.checkpoint_path.is_file() and not self.history_path.is_file()
-                and not self.masks.annotated())
+        return not self.checkpoint_path.is_file() and not self.history_path.is_file() and not self.masks.annotated()
 
     def discard_if_empty(self) -> bool:
         """Remove the folder of a session that produced nothing (so a failed Train leaves no
@@ -238,8 +254,12 @@ class Session:
                 recovered = _record_at_end(line)
                 if recovered is not None:
                     records.append(recovered)
-                logger.warning("%s line %d is damaged%s", self.history_path, number,
-                               "; its last complete record was kept" if recovered is not None else " and was skipped")
+                logger.warning(
+                    "%s line %d is damaged%s",
+                    self.history_path,
+                    number,
+                    "; its last complete record was kept" if recovered is not None else " and was skipped",
+                )
         return records
 
     def epoch_history(self) -> List[Dict[str, Any]]:

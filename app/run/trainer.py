@@ -213,8 +213,10 @@ class Trainer:
             if config.feedback_every:
                 raise UserError("painting rounds need the desktop app, which runs one process; train without torchrun")
             if config.batch_size % world:
-                raise UserError(f"the batch size ({config.batch_size}) is the global batch and must be a multiple of "
-                                f"the number of processes ({world})")
+                raise UserError(
+                    f"the batch size ({config.batch_size}) is the global batch and must be a multiple of "
+                    f"the number of processes ({world})"
+                )
         checkpoint: Optional[Checkpoint] = None
         if paths.init_checkpoint:
             checkpoint = load_checkpoint(paths.init_checkpoint)
@@ -226,8 +228,14 @@ class Trainer:
         self.input_size, self.mean, self.std = input_size, tuple(mean), tuple(std)
 
         self.data = load_splits(
-            paths.train_dir, paths.val_dir, input_size=input_size, mean=mean, std=std,
-            masks_dir=paths.masks_dir, val_fraction=config.val_fraction, seed=config.seed,
+            paths.train_dir,
+            paths.val_dir,
+            input_size=input_size,
+            mean=mean,
+            std=std,
+            masks_dir=paths.masks_dir,
+            val_fraction=config.val_fraction,
+            seed=config.seed,
         )
         self._cache_decoded_images()
         classes = list(self.data.train.classes)
@@ -252,8 +260,12 @@ class Trainer:
         self.lam = config.lam if config.lam is not None else DEFAULT_LAMBDAS[finetune_guidance]
         self.finetune_guidance = finetune_guidance
         self.step = TrainingStep(
-            self.model, self.guidance, self.lam if self.guidance is not None else 0.0,
-            device=self.device, context=self.distributed, amp=amp,
+            self.model,
+            self.guidance,
+            self.lam if self.guidance is not None else 0.0,
+            device=self.device,
+            context=self.distributed,
+            amp=amp,
         )
 
         # Every rank seeds the same generator: the same oversampled order, each its own share.
@@ -265,20 +277,29 @@ class Trainer:
             sampler = RankShareSampler(sampler, self.distributed.rank, world)
         n_drawn = len(sampler)
         self.train_loader = DataLoader(
-            self.data.train, batch_size=batch_size, sampler=sampler,
+            self.data.train,
+            batch_size=batch_size,
+            sampler=sampler,
             generator=generator,  # as with shuffle=True: the loader's base seed comes from it too
-            num_workers=config.num_workers, drop_last=n_drawn % batch_size == 1 and n_drawn > 1,
-            pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
+            num_workers=config.num_workers,
+            drop_last=n_drawn % batch_size == 1 and n_drawn > 1,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=config.num_workers > 0,
         )
         self.val_loader = DataLoader(
-            self.data.val, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=config.num_workers > 0,
+            self.data.val,
+            batch_size=max(config.batch_size, 128),
+            shuffle=False,
+            num_workers=config.num_workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=config.num_workers > 0,
         )
         self.test_loader = None
         if paths.test_dir:
             test = ImageFolderData(paths.test_dir, self.input_size, self.mean, self.std, classes=list(classes))
-            self.test_loader = DataLoader(test, batch_size=max(config.batch_size, 128), shuffle=False,
-                                          num_workers=config.num_workers)
+            self.test_loader = DataLoader(
+                test, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers
+            )
         self._broken: Optional[BrokenValidation] = None
         self._broken_stale = True
 
@@ -291,15 +312,24 @@ class Trainer:
         if last_epoch <= start_epoch:
             raise UserError(
                 f"this session has already trained all {start_epoch} of its epochs; set "
-                f"Epochs above {start_epoch} (the total) to train more")
+                f"Epochs above {start_epoch} (the total) to train more"
+            )
         skipped = tuple(getattr(self.data.train, "skipped", ())) + tuple(getattr(self.data.val, "skipped", ()))
-        self._emit(msg.RunStarted(
-            device=device_label(self.device), classes=tuple(classes), n_train=n_train,
-            n_val=len(self.data.val), first_epoch=start_epoch + 1, epochs=last_epoch,
-            batches_per_epoch=len(self.train_loader), skipped=tuple((str(a), str(b)) for a, b in skipped),
-            class_counts=tuple(int(c) for c in np.bincount(np.asarray(self.data.train.targets, dtype=np.int64),
-                                                          minlength=len(classes))),
-        ))
+        self._emit(
+            msg.RunStarted(
+                device=device_label(self.device),
+                classes=tuple(classes),
+                n_train=n_train,
+                n_val=len(self.data.val),
+                first_epoch=start_epoch + 1,
+                epochs=last_epoch,
+                batches_per_epoch=len(self.train_loader),
+                skipped=tuple((str(a), str(b)) for a, b in skipped),
+                class_counts=tuple(
+                    int(c) for c in np.bincount(np.asarray(self.data.train.targets, dtype=np.int64), minlength=len(classes))
+                ),
+            )
+        )
         return start_epoch + 1, last_epoch
 
     def _cache_decoded_images(self) -> None:
@@ -311,8 +341,13 @@ class Trainer:
             if part.cache_decoded(budget, shared=self.config.num_workers > 0):
                 budget -= part.decoded_cache.pixels.numel()
             else:
-                logger.warning("decoded-image cache off for %s: %d images at %d px need more than the %.1f GB left",
-                               part.root, len(part), part.input_size, budget / 2**30)
+                logger.warning(
+                    "decoded-image cache off for %s: %d images at %d px need more than the %.1f GB left",
+                    part.root,
+                    len(part),
+                    part.input_size,
+                    budget / 2**30,
+                )
 
     # ------------------------------------------------------------------ main loop
     def _run(self) -> None:
@@ -322,16 +357,29 @@ class Trainer:
         for epoch in range(first_epoch, last_epoch + 1):
             started = time.monotonic()
 
-            def on_batch(batch: int, batches: int, loss: float, accuracy: float, n_annotated: int, ce: float = float("nan"),
-                         epoch: int = epoch) -> None:
+            def on_batch(
+                batch: int,
+                batches: int,
+                loss: float,
+                accuracy: float,
+                n_annotated: int,
+                ce: float = float("nan"),
+                epoch: int = epoch,
+            ) -> None:
                 self._emit(msg.BatchFinished(epoch, batch, batches, loss, accuracy, n_annotated, ce))
 
             try:
                 train_metrics = train_one_epoch(
-                    self.model, self.train_loader, self.optimizer, device=self.device,
-                    guidance=self.guidance, lam=self.lam if self.guidance is not None else 0.0,
+                    self.model,
+                    self.train_loader,
+                    self.optimizer,
+                    device=self.device,
+                    guidance=self.guidance,
+                    lam=self.lam if self.guidance is not None else 0.0,
                     counterexamples=self.config.counterexamples,
-                    on_batch=on_batch, should_stop=self._should_stop, step=self.step,
+                    on_batch=on_batch,
+                    should_stop=self._should_stop,
+                    step=self.step,
                 )
             except TrainingDiverged as error:
                 raise self._diverged(error) from error
@@ -377,8 +425,9 @@ class Trainer:
         if self._broken_stale:
             self._broken_stale = False
             try:
-                self._broken = BrokenValidation.build(self.data.train, self.data.val, device=self.device,
-                                                      negative_store=self._negative_store())
+                self._broken = BrokenValidation.build(
+                    self.data.train, self.data.val, device=self.device, negative_store=self._negative_store()
+                )
             except Exception:  # noqa: BLE001 -- a missing extra metric must not end the run
                 logger.exception("shortcut-broken validation not built")
                 self._broken = None
@@ -428,11 +477,19 @@ class Trainer:
 
     def _write_checkpoint(self, last: Dict[str, Any], partial: bool) -> Any:
         return save_checkpoint(
-            self.paths.checkpoint_out, self.model, model_name=self.config.model,
-            classes=self.data.train.classes, input_size=self.input_size, mean=self.mean, std=self.std,
-            epoch=self.epoch, train_config=dataclasses.asdict(self.config),
+            self.paths.checkpoint_out,
+            self.model,
+            model_name=self.config.model,
+            classes=self.data.train.classes,
+            input_size=self.input_size,
+            mean=self.mean,
+            std=self.std,
+            epoch=self.epoch,
+            train_config=dataclasses.asdict(self.config),
             finetune_config=dataclasses.asdict(self.finetune_config),
-            metrics={**last, "partial_epoch": partial}, history=self.history, optimizer=self.optimizer,
+            metrics={**last, "partial_epoch": partial},
+            history=self.history,
+            optimizer=self.optimizer,
         )
 
     # ------------------------------------------------------------------ feedback
@@ -452,8 +509,13 @@ class Trainer:
         # a look (propagating to "all" would otherwise leave no image for the next round).
         annotated = hand_painted(train.masks) if train.masks is not None else []
         choices = select_images(
-            self.model, train, self.config.images_per_round, self.config.selection,
-            device=self.device, seed=self.config.seed + epoch, exclude=annotated,
+            self.model,
+            train,
+            self.config.images_per_round,
+            self.config.selection,
+            device=self.device,
+            seed=self.config.seed + epoch,
+            exclude=annotated,
         )
         if not choices:
             return []
@@ -464,12 +526,18 @@ class Trainer:
         items = []
         for row, choice in enumerate(choices):
             existing = train.masks.load_array(choice.relpath) if train.masks is not None else None
-            items.append(msg.FeedbackItem(
-                relpath=choice.relpath, image=train.display_image(choice.index, max_side=DISPLAY_MAX_SIDE),
-                saliency=saliency[row], true_label=classes[int(targets[row])],
-                predicted_label=classes[predicted[row]], confidence=float(confidence[row]),
-                mask=existing, reason=choice.reason,
-            ))
+            items.append(
+                msg.FeedbackItem(
+                    relpath=choice.relpath,
+                    image=train.display_image(choice.index, max_side=DISPLAY_MAX_SIDE),
+                    saliency=saliency[row],
+                    true_label=classes[int(targets[row])],
+                    predicted_label=classes[predicted[row]],
+                    confidence=float(confidence[row]),
+                    mask=existing,
+                    reason=choice.reason,
+                )
+            )
         return items
 
     def _comparisons(self, result: FinetuneResult, relpaths: Sequence[str]) -> Tuple[msg.Comparison, ...]:
@@ -490,23 +558,36 @@ class Trainer:
         for row, index in enumerate(indices):
             image = train.display_image(index, max_side=DISPLAY_MAX_SIDE)
             mask = train.masks.load_array(train.relpaths[index])
-            comparisons.append(msg.Comparison(
-                relpath=train.relpaths[index], image=image, mask=mask,
-                saliency_old=old_saliency[row], saliency_new=new_saliency[row],
-                true_label=classes[int(targets[row])], predicted_old=classes[old_pred[row]],
-                predicted_new=classes[new_pred[row]], confidence_old=float(old_conf[row]),
-                confidence_new=float(new_conf[row]),
-            ))
+            comparisons.append(
+                msg.Comparison(
+                    relpath=train.relpaths[index],
+                    image=image,
+                    mask=mask,
+                    saliency_old=old_saliency[row],
+                    saliency_new=new_saliency[row],
+                    true_label=classes[int(targets[row])],
+                    predicted_old=classes[old_pred[row]],
+                    predicted_new=classes[new_pred[row]],
+                    confidence_old=float(old_conf[row]),
+                    confidence_new=float(new_conf[row]),
+                )
+            )
         return tuple(comparisons)
 
     def _record_round(self, epoch: int, relpaths: Sequence[str], decision: str, report: Optional[Dict[str, Any]]) -> None:
         if self.session is None:
             return
-        self.session.append_history({
-            "round": self.rounds, "epoch": epoch, "images": list(relpaths), "decision": decision,
-            "n_annotated_total": len(self.data.train.masks.annotated()) if self.data.train.masks else 0,
-            "report": report, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        })
+        self.session.append_history(
+            {
+                "round": self.rounds,
+                "epoch": epoch,
+                "images": list(relpaths),
+                "decision": decision,
+                "n_annotated_total": len(self.data.train.masks.annotated()) if self.data.train.masks else 0,
+                "report": report,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+        )
 
     def _reasonability_pool(self) -> int:
         if self.device.type == "cpu" and self.input_size >= LARGE_INPUT:
@@ -519,8 +600,12 @@ class Trainer:
         self._set_state(RunState.JUDGING)
         try:
             matrix = reasonability_matrix(
-                self.model, train, device=self.device, pool_size=self._reasonability_pool(),
-                seed=self.config.seed + epoch, should_stop=self._stop.is_set,
+                self.model,
+                train,
+                device=self.device,
+                pool_size=self._reasonability_pool(),
+                seed=self.config.seed + epoch,
+                should_stop=self._stop.is_set,
             )
         except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round
             logger.exception("reasonability matrix not computed")
@@ -540,26 +625,47 @@ class Trainer:
             sources = tuple(dict.fromkeys(sources + tuple(painted_red_sources(train))))
         self._set_state(RunState.PROPAGATING)
         try:
-            plan = plan_propagation(train, sources, scope, model=self.model, device=self.device,
-                                    negative_store=self._negative_store(), excluded=tuple(command.excluded))
+            plan = plan_propagation(
+                train,
+                sources,
+                scope,
+                model=self.model,
+                device=self.device,
+                negative_store=self._negative_store(),
+                excluded=tuple(command.excluded),
+            )
             if isinstance(command, msg.PreviewPropagation):
-                self._emit(msg.PropagationPreview(
-                    sources, scope, plan.count, tuple(plan.ranked()), tuple(plan.skipped_hand_painted),
-                    self._preview_items(plan), plan.candidates, plan.threshold))
+                self._emit(
+                    msg.PropagationPreview(
+                        sources,
+                        scope,
+                        plan.count,
+                        tuple(plan.ranked()),
+                        tuple(plan.skipped_hand_painted),
+                        self._preview_items(plan),
+                        plan.candidates,
+                        plan.threshold,
+                    )
+                )
                 return
             result = apply_propagation(train, plan)
             self._broken_stale = True
-            self._emit(msg.PropagationApplied(
-                sources, scope, result.written, len(plan.skipped_hand_painted),
-                tuple(plan.relpaths), result.removed))
+            self._emit(
+                msg.PropagationApplied(
+                    sources, scope, result.written, len(plan.skipped_hand_painted), tuple(plan.relpaths), result.removed
+                )
+            )
         except Exception as error:  # noqa: BLE001 -- the round must go on whatever happened
             if isinstance(error, user_error_types()):
                 logger.warning("propagation refused: %s", error)
                 self._emit(msg.PropagationFailed(sources, scope, str(error)))
             else:
                 logger.exception("propagation failed")
-                self._emit(msg.PropagationFailed(sources, scope, f"{type(error).__name__}: {error}",
-                                                 traceback.format_exc(), user_error=False))
+                self._emit(
+                    msg.PropagationFailed(
+                        sources, scope, f"{type(error).__name__}: {error}", traceback.format_exc(), user_error=False
+                    )
+                )
 
     def _preview_items(self, plan: PropagationPlan) -> Tuple[msg.PreviewItem, ...]:
         """Thumbnails of a content plan's best and most borderline finds (PREVIEW_ITEMS in all)."""
@@ -580,8 +686,7 @@ class Trainer:
         """Save a "not this" correction (red = wrongly found) in the negatives folder."""
         store = self._negative_store()
         if store is None:
-            self._emit(msg.PropagationFailed((command.relpath,), "content",
-                                             "this run has no folder for 'not this' corrections"))
+            self._emit(msg.PropagationFailed((command.relpath,), "content", "this run has no folder for 'not this' corrections"))
             return
         train = self.data.train
         try:
@@ -595,6 +700,7 @@ class Trainer:
         except Exception as error:  # noqa: BLE001 -- the round goes on
             logger.exception("'not this' correction not saved")
             self._emit(msg.PropagationFailed((command.relpath,), "content", f"correction not saved: {error}"))
+
     def _gallery_command(self, command: Any) -> None:
         """Answer DescribeImages / PrepareImages while the round waits for paint; a failure
         only logs (the round goes on)."""
@@ -616,8 +722,11 @@ class Trainer:
             images, targets, _, _ = stack_samples(train, indices, self.device)
             predicted, confidence = self._predict(self.model, images)
             for row, index in enumerate(indices):
-                entries.append(msg.GalleryEntry(train.relpaths[index], classes[int(targets[row])],
-                                                classes[predicted[row]], float(confidence[row])))
+                entries.append(
+                    msg.GalleryEntry(
+                        train.relpaths[index], classes[int(targets[row])], classes[predicted[row]], float(confidence[row])
+                    )
+                )
         return msg.ImagesDescribed(tuple(entries), len(train))
 
     def _prepare_images(self, relpaths: Sequence[str]) -> msg.ImagesPrepared:
@@ -632,13 +741,19 @@ class Trainer:
         predicted, confidence = self._predict(self.model, images)
         saliency = self._saliency(self.model, images, targets)
         classes = train.classes
-        items = tuple(msg.FeedbackItem(
-            relpath=relpath, image=train.display_image(index, max_side=DISPLAY_MAX_SIDE),
-            saliency=saliency[row], true_label=classes[int(targets[row])],
-            predicted_label=classes[predicted[row]], confidence=float(confidence[row]),
-            mask=train.masks.load_array(relpath) if train.masks is not None else None,
-            reason="chosen by you",
-        ) for row, (relpath, index) in enumerate(zip(wanted, indices)))
+        items = tuple(
+            msg.FeedbackItem(
+                relpath=relpath,
+                image=train.display_image(index, max_side=DISPLAY_MAX_SIDE),
+                saliency=saliency[row],
+                true_label=classes[int(targets[row])],
+                predicted_label=classes[predicted[row]],
+                confidence=float(confidence[row]),
+                mask=train.masks.load_array(relpath) if train.masks is not None else None,
+                reason="chosen by you",
+            )
+            for row, (relpath, index) in enumerate(zip(wanted, indices))
+        )
         return msg.ImagesPrepared(items, missing)
 
     def _feedback_round(self, epoch: int) -> None:
@@ -657,8 +772,17 @@ class Trainer:
         self._set_state(RunState.WAITING_FOR_FEEDBACK)
         self._emit(msg.FeedbackNeeded(round_number, epoch, tuple(items), self.config.selection))
         while True:
-            command = self._wait_command((msg.StartFinetune, msg.SkipFeedback, msg.PreviewPropagation, msg.ApplyPropagation,
-                                          msg.MarkNotThis, msg.DescribeImages, msg.PrepareImages))
+            command = self._wait_command(
+                (
+                    msg.StartFinetune,
+                    msg.SkipFeedback,
+                    msg.PreviewPropagation,
+                    msg.ApplyPropagation,
+                    msg.MarkNotThis,
+                    msg.DescribeImages,
+                    msg.PrepareImages,
+                )
+            )
             if isinstance(command, msg.MarkNotThis):
                 self._mark_not_this(command)
                 continue
@@ -688,12 +812,18 @@ class Trainer:
 
         self._broken_stale = True  # the round's paint is saved now
         result = finetune_round(
-            self.model, train_data=self.data.train, val_loader=self.val_loader, broken=self._broken_validation(),
-            guidance_name=self.finetune_guidance, lam=self.lam,
+            self.model,
+            train_data=self.data.train,
+            val_loader=self.val_loader,
+            broken=self._broken_validation(),
+            guidance_name=self.finetune_guidance,
+            lam=self.lam,
             # one switch for the run: the round swaps red regions when the epochs do
             config=dataclasses.replace(self.finetune_config, counterexamples=self.config.counterexamples),
-            device=self.device, seed=self.config.seed + 1000 * round_number,
-            on_progress=on_progress, should_stop=lambda: self._stop.is_set(),
+            device=self.device,
+            seed=self.config.seed + 1000 * round_number,
+            on_progress=on_progress,
+            should_stop=lambda: self._stop.is_set(),
             on_step=lambda step, max_steps: self._emit(msg.FinetuneStep(round_number, step, max_steps)),
         )
         comparisons = self._comparisons(result, command.relpaths)
