@@ -49,6 +49,26 @@ class Sample(NamedTuple):
     index: int  # position of the image in its data set (N int64)
 
 
+class SampleBatch(NamedTuple):
+    """N samples of a data set stacked on a device (`stack_samples`)."""
+
+    images: torch.Tensor  # N x 3 x H x W float32, normalised
+    targets: torch.Tensor  # N int64 class indices
+    masks: torch.Tensor  # N x H x W float32 in {-1, 0, +1}
+    has_mask: torch.Tensor  # N bool
+
+
+def stack_samples(dataset: Dataset, indices: Sequence[int], device: torch.device) -> SampleBatch:
+    """`dataset[i]` for each of `indices` (Sample-like items), stacked into one batch on `device`."""
+    samples = [dataset[i] for i in indices]
+    return SampleBatch(
+        images=torch.stack([s[0] for s in samples]).to(device),
+        targets=torch.tensor([int(s[1]) for s in samples], dtype=torch.long, device=device),
+        masks=torch.stack([torch.as_tensor(s[2]) for s in samples]).to(device),
+        has_mask=torch.tensor([bool(s[3]) for s in samples], dtype=torch.bool, device=device),
+    )
+
+
 def _examples(names: Sequence[str]) -> str:
     """'a, b, c' or 'a, b, c, d, e and 7 more'."""
     shown = ", ".join(str(n) for n in names[:_EXAMPLES])

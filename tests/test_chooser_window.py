@@ -7,7 +7,7 @@ import pytest
 
 from app.engine.finetune_report import STOP_GUIDANCE, FinetuneReport
 from app.run.messages import Comparison, FinetuneDone
-from ui.chooser_window import ChooserWindow, compose, mask_outline
+from ui.chooser_window import ChooserWindow, compose
 
 
 def make_done(n: int = 2) -> FinetuneDone:
@@ -71,22 +71,6 @@ def open_chooser(root, done=None):
 
 
 # ------------------------------------------------------------------------- pure helpers
-def test_mask_outline_keeps_only_boundary_pixels_with_their_colour():
-    mask = np.zeros((6, 6), dtype=np.int8)
-    mask[1:5, 1:5] = 1  # a 4x4 red square: its 12 edge pixels are the outline
-    mask[2:4, 2:4] = -1  # a 2x2 green square inside: all 4 pixels are boundary
-    outline = mask_outline(mask)
-    expected = np.zeros((6, 6), dtype=np.int8)
-    expected[1:5, 1:5] = 1
-    expected[2:4, 2:4] = -1
-    # red pixels touching only red neighbours: none (the green core touches every inner red)
-    assert np.array_equal(outline, expected)
-    solid = np.zeros((7, 7), dtype=np.int8)
-    solid[1:6, 1:6] = 1
-    ring = mask_outline(solid)
-    assert ring[3, 3] == 0 and ring[1, 3] == 1 and ring.sum() == 16
-
-
 def test_compose_enlarges_and_draws_the_outline_in_the_mask_colours():
     image = np.full((8, 8, 3), 100, dtype=np.uint8)
     mask = np.zeros((8, 8), dtype=np.int8)
@@ -95,6 +79,8 @@ def test_compose_enlarges_and_draws_the_outline_in_the_mask_colours():
     assert picture.shape == (80, 80, 3)
     assert tuple(picture[0, 0]) == (255, 0, 0)  # outline at the image corner
     assert tuple(picture[70, 70]) == (100, 100, 100)  # untouched, no heatmap
+    assert tuple(picture[10, 10]) == (100, 100, 100)  # inside the red square, off its 2-pixel rim
+    assert tuple(picture[10, 19]) == (255, 0, 0) and tuple(picture[10, 20]) == (100, 100, 100)  # its inner edge
     plain = compose(image, np.zeros((8, 8), np.float32), None, 80, show_heatmap=False)
     assert np.all(plain == 100)
 

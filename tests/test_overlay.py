@@ -131,6 +131,10 @@ def test_paint_outline_width_and_border():
     mask[:, 2:] = GREEN  # touches the top, bottom and right border: no rim there
     assert paint_outline(mask, 2)[1].tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 0]
     assert paint_outline(mask, 2)[0].tolist() == [0, 0, 1, 1, 0, 0, 0, 0, 0]
+    # at_border: the image's edge counts as unmarked, so the rim runs along it too
+    bordered = paint_outline(mask, 2, at_border=True)
+    assert bordered[1].tolist() == [0, 0, 1, 1, 1, 1, 1, 1, 1]  # 3 rows: every row is within 2 of the edge
+    assert bordered[:, 8].all() and not bordered[:, :2].any()
 
 
 def test_mask_overlay_draws_the_outline_solid():

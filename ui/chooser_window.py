@@ -24,41 +24,12 @@ from app.run.messages import Comparison, FinetuneDone
 from datasets.masks import resize_mask
 
 from .geometry import display_indices, fit_image
-from .overlay import RED_RGB, blend, mask_overlay
+from .overlay import RED_RGB, blend, mask_overlay, paint_outline
 
 PANEL_SIZE = 280  # canvas side of each image panel, in pixels (the window fits 1280 x 720)
 OUTLINE_RED = RED_RGB
 OUTLINE_GREEN = (0, 200, 0)
-
-
-def mask_outline(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels of the painted regions: `H x W` {-1,0,1} -> `H x W` int8 in {-1,0,1}.
-
-    A marked pixel is on the boundary when one of its 4 neighbours (or the image edge) has a
-    different value; the result keeps the pixel's colour value there and 0 elsewhere.
-    """
-    mask = np.asarray(mask)
-    padded = np.pad(mask, 1, mode="constant", constant_values=0)
-    centre = padded[1:-1, 1:-1]
-    differs = (
-        (padded[:-2, 1:-1] != centre)
-        | (padded[2:, 1:-1] != centre)
-        | (padded[1:-1, :-2] != centre)
-        | (padded[1:-1, 2:] != centre)
-    )
-    return np.where((centre != 0) & differs, centre, 0).astype(np.int8)
-
-
-def _thicken(edge: np.ndarray) -> np.ndarray:
-    """Grow outline pixels by one pixel down and right (no wrap-around), so a 1-pixel outline
-    on an enlarged image reads on a busy heatmap."""
-    out = edge.copy()
-    down = np.zeros_like(edge)
-    down[1:] = edge[:-1]
-    out = np.where(out != 0, out, down)
-    right = np.zeros_like(out)
-    right[:, 1:] = out[:, :-1]
-    return np.where(out != 0, out, right)
+OUTLINE_PX = 2  # rim of painted regions in screen pixels, as in the brush window
 
 
 def compose(
@@ -86,9 +57,9 @@ def compose(
         big = mask[rows][:, cols]
         if fill_mask:
             shown = mask_overlay(shown, big, 0.45)
-        edge = _thicken(mask_outline(big))
-        shown[edge > 0] = OUTLINE_RED
-        shown[edge < 0] = OUTLINE_GREEN
+        rim = paint_outline(big, OUTLINE_PX, at_border=True)
+        shown[rim & (big > 0)] = OUTLINE_RED
+        shown[rim & (big < 0)] = OUTLINE_GREEN
     return shown
 
 

@@ -83,16 +83,18 @@ def mix(image: np.ndarray, heat_rgb: np.ndarray, opacity: float) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def paint_outline(mask: np.ndarray, width: int = 2) -> np.ndarray:
+def paint_outline(mask: np.ndarray, width: int = 2, *, at_border: bool = False) -> np.ndarray:
     """Marked pixels within `width` pixels (4-neighbour steps along a row or column) of a pixel
     with another value: the inner rim of every red / green region. H x W bool.
 
-    Beyond the array the mask counts as continuing unchanged (no rim along the border).
+    Beyond the array the mask counts as continuing unchanged (no rim along the border: the brush
+    window shows a crop of the image), or with `at_border` as unmarked (a region touching the
+    image's edge is outlined there too: the chooser shows whole images).
     """
     mask = np.asarray(mask)
     if width <= 0:
         return np.zeros(mask.shape, bool)
-    padded = np.pad(mask, width, mode="edge")
+    padded = np.pad(mask, width, mode="constant", constant_values=0) if at_border else np.pad(mask, width, mode="edge")
     height, width_px = mask.shape
     rim = np.zeros(mask.shape, bool)
     for step in range(-width, width + 1):

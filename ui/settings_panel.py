@@ -16,46 +16,33 @@ from dataclasses import dataclass
 from tkinter import filedialog, ttk
 from typing import Dict, Optional, Sequence
 
-from app.engine.config import TrainConfig
+from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, TrainConfig
 from app.errors import UserError
+from app.explain.saliency import SALIENCY_METHODS
+from app.explain.selection import SELECTION_STRATEGIES
+from loss import DEFAULT_LAMBDAS, GUIDANCE_NAMES
+from models import MODEL_NAMES
 
-FALLBACK_SELECTION = ("random", "entropy", "misclassified", "unreasonable")
-FALLBACK_SALIENCY = ("saliency", "integrated_gradients", "gradcam")
-FALLBACK_GUIDANCE = ("punisher", "rrr", "gradcam")
 NO_GUIDANCE = "none"
 
 # What a newcomer gets: small and quick on a laptop CPU, with two feedback rounds.
 DEFAULT_CONFIG = TrainConfig(model="small_cnn", epochs=6, feedback_every=2, images_per_round=6, guidance="rrr", lr=1e-3)
 
 
-def _choices(module: str, name: str, fallback: Sequence[str]) -> tuple[str, ...]:
-    """A tuple of names from the engine when importable, else `fallback`."""
-    try:
-        imported = __import__(module, fromlist=[name])
-        values = tuple(getattr(imported, name))
-    except (ImportError, AttributeError):
-        return tuple(fallback)
-    return values or tuple(fallback)
-
-
 def model_choices() -> tuple[str, ...]:
-    return _choices("models", "MODEL_NAMES", ("small_cnn",))
+    return tuple(MODEL_NAMES)
 
 
 def saliency_choices() -> tuple[str, ...]:
-    return _choices("app.explain.saliency", "SALIENCY_METHODS", FALLBACK_SALIENCY)
+    return tuple(SALIENCY_METHODS)
 
 
 def guidance_choices() -> tuple[str, ...]:
-    return _choices("loss", "GUIDANCE_NAMES", FALLBACK_GUIDANCE) + (NO_GUIDANCE,)
+    return tuple(GUIDANCE_NAMES) + (NO_GUIDANCE,)
 
 
 def default_lambdas() -> Dict[str, float]:
     """Guidance name -> the lambda a blank Lambda field means."""
-    try:
-        from loss import DEFAULT_LAMBDAS
-    except ImportError:
-        return {}
     return dict(DEFAULT_LAMBDAS)
 
 
@@ -64,7 +51,8 @@ def lambda_hint(guidance: str, defaults: Dict[str, float]) -> str:
     if guidance in defaults:
         return f"blank: {defaults[guidance]:g} ({guidance} default)"
     if guidance == NO_GUIDANCE:
-        return f"blank: {defaults['rrr']:g} (rounds use rrr)" if "rrr" in defaults else "unused"
+        rounds = ROUND_GUIDANCE_WHEN_UNGUIDED
+        return f"blank: {defaults[rounds]:g} (rounds use {rounds})" if rounds in defaults else "unused"
     return "blank: the loss's default"
 
 
@@ -83,7 +71,7 @@ def style_disabled_fields(widget: tk.Misc) -> None:
 
 
 def selection_choices() -> tuple[str, ...]:
-    return _choices("app.explain.selection", "SELECTION_STRATEGIES", FALLBACK_SELECTION)
+    return tuple(SELECTION_STRATEGIES)
 
 
 class FormError(ValueError):

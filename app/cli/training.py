@@ -24,7 +24,7 @@ from app.cli.common import (
     prepare_out,
     write_json,
 )
-from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
+from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, FinetuneConfig, RunPaths, TrainConfig
 from app.errors import UserError
 from app.run import messages as msg
 
@@ -176,9 +176,9 @@ def evaluate_checkpoint(
     """accuracy, loss, n_images, per_class_accuracy (+ saliency_on_red/green with masks)."""
     from torch.utils.data import DataLoader
 
-    from app.engine.finetune import stack_samples
     from app.engine.loops import evaluate
     from app.explain.explanation_metrics import gradient_saliency, mass_share
+    from datasets import stack_samples
 
     model, data, device = load_model_and_data(checkpoint_path, data_dir, masks_dir, device_name)
     loader = DataLoader(data, batch_size=128, shuffle=False)
@@ -275,7 +275,7 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     # A checkpoint from before the recalibration fix may hold lagging BatchNorm statistics; the
     # round's "before" numbers must describe the model as trained (the file is not changed).
     recalibrate_batchnorm(model, data.train, device=device, seed=stored.seed)
-    guidance = (stored.guidance or "rrr") if args.guidance == "checkpoint" else args.guidance
+    guidance = (stored.guidance or ROUND_GUIDANCE_WHEN_UNGUIDED) if args.guidance == "checkpoint" else args.guidance
     lam = (
         args.lam
         if args.lam is not None

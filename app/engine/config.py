@@ -80,6 +80,10 @@ class TrainConfig:
 STOP_RULES = ("saliency", "thesis")  # FinetuneConfig.stop_rule
 
 
+# A fine-tune round needs a guidance loss even when training used none (guidance=None).
+ROUND_GUIDANCE_WHEN_UNGUIDED = "rrr"
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     lr: float = 1e-4  # Adam learning rate of the fine-tune round (5e-4 wrecked val accuracy in 5 steps on the demo)

@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -38,6 +38,7 @@ from app.engine.finite_guard import parameters_ok, snapshot, weights_problem
 from app.engine.guided_step import TrainingStep
 from app.engine.loops import evaluate
 from app.explain.explanation_metrics import gradient_saliency, mass_share
+from datasets import stack_samples
 from loss import build_guidance, swap_red_regions
 
 logger = logging.getLogger(__name__)
@@ -56,16 +57,6 @@ class FinetuneResult:
     candidate: nn.Module  # the fine-tuned copy (on the same device as the original)
     report: FinetuneReport
     annotated_indices: List[int]  # dataset indices of the annotated images used
-
-
-def stack_samples(dataset: Any, indices: Sequence[int], device: torch.device) -> Tuple[torch.Tensor, ...]:
-    """images N x 3 x H x W, targets N, masks N x H x W, has_mask N of dataset[indices]."""
-    samples = [dataset[i] for i in indices]
-    images = torch.stack([s[0] for s in samples]).to(device)
-    targets = torch.tensor([int(s[1]) for s in samples], dtype=torch.long, device=device)
-    masks = torch.stack([torch.as_tensor(s[2]) for s in samples]).to(device)
-    has_mask = torch.tensor([bool(s[3]) for s in samples], dtype=torch.bool, device=device)
-    return images, targets, masks, has_mask
 
 
 def guidance_value(
@@ -169,9 +160,9 @@ def finetune_round(
     guidance_old = build_guidance(guidance_name, model)
     guidance_new = build_guidance(guidance_name, candidate)
     val_before = evaluate(model, val_loader, device=device, max_images=config.max_val_images)
-    l0 = guidance_value(model, guidance_old, images, targets, masks)
+    guidance_before = guidance_value(model, guidance_old, images, targets, masks)
     red_before, green_before = saliency_shares(model, images, targets, masks)
-    target_guidance = l0 - config.guidance_drop * abs(l0)
+    target_guidance = guidance_before - config.guidance_drop * abs(guidance_before)
     broken_before = broken.evaluate(model, device, config.max_val_images) if broken is not None else None
     by_saliency = config.stop_rule == "saliency"
     # The forgetting check: on the shortcut-broken validation when there is one, since a round
@@ -182,7 +173,7 @@ def finetune_round(
     logger.info(
         "fine-tune round: %d annotated images, L0=%.4g (target <= %.4g), val loss %.4g (limit %.4g)",
         len(indices),
-        l0,
+        guidance_before,
         target_guidance,
         val_before["loss"],
         val_limit,
@@ -203,24 +194,24 @@ def finetune_round(
     annotated_per_step = min(len(indices), CHUNK)
     stop_reason = STOP_STEP_CAP
     steps = 0
-    val_loss, guidance_now = val_before["loss"], l0
+    val_loss, guidance_now = val_before["loss"], guidance_before
     for step in range(1, config.max_steps + 1):
         stop = should_stop is not None and should_stop()
         pick = torch.randperm(len(indices), generator=generator)[:annotated_per_step].tolist()
         replay = torch.randint(len(train_data), (config.replay_batch,), generator=generator).tolist()
         batch = stack_samples(train_data, [indices[i] for i in pick] + replay, device)
-        has_mask = torch.zeros_like(batch[3])
+        has_mask = torch.zeros_like(batch.has_mask)
         has_mask[: len(pick)] = True  # replay rows contribute CE only
-        batch_images, painted = batch[0], None
+        batch_images, painted = batch.images, None
         if config.counterexamples:  # CE on counterexamples, the penalty on the painted images
             painted = batch_images
-            batch_images = swap_red_regions(batch_images, batch[2], has_mask, generator)
+            batch_images = swap_red_regions(batch_images, batch.masks, has_mask, generator)
         candidate.train()
         rows = shard_rows(len(has_mask), distributed)  # every rank built the same batch
         outcome = training_step(
             batch_images[rows],
-            batch[1][rows],
-            batch[2][rows],
+            batch.targets[rows],
+            batch.masks[rows],
             has_mask[rows],
             optimizer,
             painted=None if painted is None else painted[rows],
@@ -292,7 +283,7 @@ def finetune_round(
         val_loss_after=val_after["loss"],
         val_accuracy_before=val_before["accuracy"],
         val_accuracy_after=val_after["accuracy"],
-        guidance_before=l0,
+        guidance_before=guidance_before,
         guidance_after=guidance_after,
         red_share_before=red_before,
         red_share_after=red_after,

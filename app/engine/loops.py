@@ -30,8 +30,9 @@ class TrainingDiverged(UserError):
 
 
 def move_batch(batch: Sequence[torch.Tensor], device: torch.device):
-    """Images, targets, masks, has_mask of a Sample batch on `device`."""
-    images, targets, masks, has_mask = batch[0], batch[1], batch[2], batch[3]
+    """Images, targets, masks, has_mask of a Sample batch (or any sequence starting with those
+    four) on `device`."""
+    images, targets, masks, has_mask = batch[:4]
     non_blocking = device.type == "cuda"
     return (
         images.to(device, non_blocking=non_blocking),
@@ -143,7 +144,7 @@ def evaluate(
     try:
         with torch.inference_mode():
             for batch in loader:
-                images, targets = batch[0].to(device), batch[1].to(device)
+                images, targets = (part.to(device) for part in batch[:2])  # a Sample batch's first two
                 logits = model(images)
                 loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
                 hits = logits.argmax(1) == targets

@@ -32,9 +32,9 @@ from torch.utils.data import DataLoader
 from app.engine.amp import AmpPolicy
 from app.engine.batchnorm_recalibration import recalibrate_batchnorm
 from app.engine.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
-from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
+from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, FinetuneConfig, RunPaths, TrainConfig
 from app.engine.distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
-from app.engine.finetune import FinetuneResult, commit_candidate, finetune_round, stack_samples
+from app.engine.finetune import FinetuneResult, commit_candidate, finetune_round
 from app.engine.finite_guard import weights_problem
 from app.engine.guided_step import TrainingStep
 from app.engine.loops import TrainingDiverged, evaluate, train_one_epoch
@@ -51,14 +51,13 @@ from app.explain.shortcut_broken import BrokenValidation
 from app.run import messages as msg
 from app.run.run_lock import acquire_folder_lock, acquire_session_lock
 from app.run.run_state import RunState
-from datasets import ImageFolderData, MaskStore, load_splits
+from datasets import ImageFolderData, MaskStore, load_splits, stack_samples
 from datasets.display import DISPLAY_MAX_SIDE
 from loss import DEFAULT_LAMBDAS, build_guidance
 from models import build_model, device_label, model_spec
 
 logger = logging.getLogger(__name__)
 
-FALLBACK_GUIDANCE = "rrr"  # fine-tune rounds need a guidance loss even when training uses none
 COMPARISONS_MAX = 12  # annotated images shown in the chooser
 # The reasonability matrix costs one forward and backward per pooled image before every round,
 # which delays the brush window: 128 images of small_cnn take about 1 s on a busy 2-core CPU;
@@ -256,7 +255,7 @@ class Trainer:
 
         self.guidance_name = config.guidance
         self.guidance = build_guidance(config.guidance, self.model) if config.guidance else None
-        finetune_guidance = config.guidance or FALLBACK_GUIDANCE
+        finetune_guidance = config.guidance or ROUND_GUIDANCE_WHEN_UNGUIDED
         self.lam = config.lam if config.lam is not None else DEFAULT_LAMBDAS[finetune_guidance]
         self.finetune_guidance = finetune_guidance
         self.step = TrainingStep(
