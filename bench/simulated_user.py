@@ -8,7 +8,8 @@ itself but the dilated red plus the green, saved at the displayed image's size w
 `meta = {"source": "painted", "by": "simulated user"}`, as the brush window would save it.
 
 Also builds the oracle's data: a copy of train/val with every swatch painted over with the
-background's noise, so a model trained on it never sees a swatch.
+background's noise, so a model trained on it never sees a swatch. `ScriptedUser` is the same
+person at the app: it answers a trainer's feedback rounds (paint, propagate, fine-tune, commit).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable, List
+from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 from PIL import Image
 
+from app.explain.propagation import hand_painted
+from app.run import Trainer
+from app.run import messages as msg
 from datasets import GREEN, RED, MaskStore
 from datasets.masks import read_mask_array
 
@@ -133,3 +137,54 @@ def swatch_free_copy(
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.rint(pixels).astype(np.uint8), mode="L").save(target)
     return out_dir
+
+
+class ScriptedUser:
+    """Answers the trainer's feedback requests as a person at the app would.
+
+    FeedbackNeeded: paint the offered images (up to the remaining budget of hand-painted images),
+    ask the trainer to propagate the red of every hand-painted image with `scope`
+    (`ApplyPropagation`, the brush window's "Apply to..." button: the union of the round's strokes,
+    each swatch corner seen becomes "never here"), then start the fine-tune round. A round with no
+    budget left is skipped. FinetuneDone: commit (the user sees the saliency leave the swatch;
+    validation accuracy on the shortcut-bearing val split may drop, which is the point).
+    """
+
+    def __init__(self, user: SimulatedUser, budget: int, scope: Optional[str]):
+        self.user = user
+        self.budget = budget
+        self.scope = scope
+        self.rounds: List[Dict[str, Any]] = []
+        self.store: Optional[MaskStore] = None
+        self.train_relpaths: List[str] = []
+
+    def __call__(self, trainer: Trainer, event: Any) -> None:
+        if isinstance(event, msg.FeedbackNeeded):
+            left = self.budget - len(self.user.painted)
+            if left <= 0:
+                trainer.submit(msg.SkipFeedback())
+                return
+            relpaths = [item.relpath for item in event.items][:left]
+            store = trainer.data.train.masks
+            self.store, self.train_relpaths = store, list(trainer.data.train.relpaths)
+            self.user.paint(store, relpaths)
+            self.rounds.append({"epoch": event.epoch, "painted": relpaths, "reasons": [i.reason for i in event.items][:left]})
+            if self.scope is not None:
+                # Commands are handled in order: the propagation is written before the round starts.
+                trainer.submit(msg.ApplyPropagation(tuple(hand_painted(store)), self.scope))
+            trainer.submit(msg.StartFinetune(tuple(relpaths)))
+        elif isinstance(event, msg.PropagationApplied):
+            self.rounds[-1]["propagated"] = event.written
+            others = [r for r in self.train_relpaths if r not in set(self.user.painted)]
+            quality = mask_quality(self.store, self.user.truth_dir, others)
+            self.rounds[-1]["mask_quality"] = {k: round(v, 3) if isinstance(v, float) else v for k, v in quality.items()}
+        elif isinstance(event, msg.PropagationFailed):
+            raise RuntimeError(f"propagation failed: {event.message}\n{event.details}")
+        elif isinstance(event, msg.FinetuneDone):
+            self.rounds[-1]["finetune"] = {
+                "stop": event.report.stop_reason,
+                "steps": event.report.steps,
+                "red_share": [round(event.report.red_share_before, 3), round(event.report.red_share_after, 3)],
+                "val_accuracy": [round(event.report.val_accuracy_before, 3), round(event.report.val_accuracy_after, 3)],
+            }
+            trainer.submit(msg.Commit())
