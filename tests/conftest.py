@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
+    # Child processes the tests start (main.py, torchrun workers, crash and fit-check apps, `-c`
+    # snippets) import this checkout's code, not whichever checkout the venv has installed.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     # One intra-op thread: the models under test are tiny, and on a 2-core machine OpenMP
     # threads fighting the Tk thread (or a parallel job) cost far more than they gain.
     import torch

@@ -1,7 +1,7 @@
 """Run a trainer to its end without a window: the one loop that consumes a trainer's events.
 
-The command line (progress on the terminal), the benchmarks (a scripted user answering the
-feedback rounds) and tests all drive a `Trainer` the same way: start its thread, hand every
+The command line (progress on the terminal) and the benchmarks (a scripted user answering the
+feedback rounds) drive a `Trainer` the same way: start its thread, hand every
 event to a callback on the calling thread, stop at `TrainingFinished` or `TrainingFailed`. The
 desktop app does the same through Tk's event loop (`ui.event_pump`) instead.
 """
