@@ -8,7 +8,8 @@ policy:
 - every finished stroke, region (rectangle, lasso, fill), undo, redo and clear hands the mask
   to the `MaskAutosaver` when it differs from what was handed over last; an empty mask deletes
   the stored file;
-- an image only looked at (or skipped) is never written: its stored mask stays as it was;
+- an image only looked at (or skipped) is not written: its stored mask stays as it was (one
+  whose `FeedbackItem.mask` differs from the store's is written when left: that mask was shown);
 - leaving an image (previous, next, skip, done, cancel, closing, propagation) waits for its
   write and says why it failed, if it did (a failed write is retried once first);
 - Done reports the relpaths of the round's images that have a mask in the store;
@@ -289,9 +290,11 @@ class PaintRound:
         return self.item.relpath, ""
 
     def propagation_applied(self, relpaths: Iterable[str]) -> None:
-        """The images `relpaths` may have got a propagated mask in the store: the round's others
-        than the one on screen start from the store when next shown, unless the user changed
-        them here (a changed one was saved on leaving, so the propagation skipped it)."""
+        """The images `relpaths` may have got a propagated mask in the store: those of the round
+        other than the one on screen start from the store when next shown (their undo history
+        goes with the old mask), unless their mask has changes not handed to the store yet. An
+        image the user painted here was saved when left, so the propagation skipped it and the
+        store holds the user's mask."""
         targets = set(relpaths)
         for index, state in enumerate(self._states):
             if index == self.index or self.items[index].relpath not in targets:
