@@ -119,7 +119,7 @@ def test_window_shows_the_item(make_window):
     assert window.true_label.cget("text") == "True label: 3"
     assert window.predicted_label.cget("text") == "Predicted: 3 (75%)"
     assert window.reason_label.cget("text") == "Chosen: entropy 1.92"
-    assert window._fit.scale == 20 and window.mask.shape == (SIDE, SIDE)
+    assert window.fit.scale == 20 and window.mask.shape == (SIDE, SIDE)
     assert window.prev_button.instate(["disabled"]) and not window.next_button.instate(["disabled"])
     assert "Red brush" in window.status_label.cget("text")
 
@@ -136,9 +136,9 @@ def test_red_stroke_is_saved_exactly_where_it_went(make_window, store):
     assert np.array_equal(_saved(store, "a/one.png"), expected)
     # What a person sees: the displayed photo is tinted red on the stroke, untouched elsewhere.
     red_px = window.tk.call(
-        str(window._photo), "get", *[v - o for v, o in zip(_xy(window, 5, 3), (window._fit.offset_x, window._fit.offset_y))]
+        str(window._photo), "get", *[v - o for v, o in zip(_xy(window, 5, 3), (window.fit.offset_x, window.fit.offset_y))]
     )
-    plain_px = window._base[int(window._fit.scale * 8.5), int(window._fit.scale * 8.5)]
+    plain_px = window.render.base[int(window.fit.scale * 8.5), int(window.fit.scale * 8.5)]
     assert int(red_px[0]) > int(red_px[1]) and int(red_px[0]) > int(red_px[2])
     assert list(map(int, window.tk.call(str(window._photo), "get", 170, 170))) == plain_px.tolist()
 
@@ -307,18 +307,18 @@ def test_item_mask_is_the_starting_point(make_window, store):
 def test_heatmap_toggle_and_opacity(make_window):
     window, _ = make_window()
     image = window.item.image
-    shown = window._composite[10, 10]  # display pixel inside image pixel (0, 0)
+    shown = window.render.composite[10, 10]  # display pixel inside image pixel (0, 0)
     assert shown.tolist() != image[0, 0].tolist()  # the heatmap is laid over
     _key(window, "KeyPress-h")
     assert not window.show_heatmap_var.get()
-    assert window._composite[10, 10].tolist() == image[0, 0].tolist()
+    assert window.render.composite[10, 10].tolist() == image[0, 0].tolist()
     _key(window, "KeyPress-h")
     window.opacity_scale.set(0)
     window.update()
-    assert window._composite[10, 10].tolist() == image[0, 0].tolist()
+    assert window.render.composite[10, 10].tolist() == image[0, 0].tolist()
     window.opacity_scale.set(100)
     window.update()
-    assert window._composite[10, 10].tolist() == window._heat[10, 10].tolist()
+    assert window.render.composite[10, 10].tolist() == window.render.heat[10, 10].tolist()
 
 
 @pytest.mark.skipif(shutil.which("xdotool") is None, reason="needs xdotool")
@@ -354,7 +354,7 @@ def test_real_pointer_stroke_with_xdotool(make_window, store):
     for _ in range(100):  # let Tk read the X events (a second at most)
         time.sleep(0.01)
         window.update()
-        if not window._state().history.drawing and window.mask.any():
+        if not window.paint_round.drawing and window.mask.any():
             break
     assert window.mask[12, 2:14].tolist() == [RED] * 12
     assert window.mask[12, 0] == 0 and window.mask[0].sum() == 0

@@ -22,13 +22,18 @@ masks unless the user has changed them here.
 Skip moves on like Next without asking for paint (and finishes the round on the last image);
 it never writes an empty mask, keeps an earlier mask untouched, and honours a clear done on
 this visit (the cleared mask is deleted), exactly like leaving the image any other way.
+
+This class is the widget skin: it builds the widgets, binds the keys and the mouse, keeps the
+view (zoom, pan, tool, shape, radius) and draws. The rules live in pure modules, tested without
+a display: `ui.brush_state.PaintRound` (the images, their masks and undo, the save policy, what
+Done returns, the propagation link), `ui.brush_render.BrushRender` (the composite and its
+caches) and `ui.brush_tools` (tools, shapes, radius steps, the status wording).
 """
 
 from __future__ import annotations
 
 import logging
 import tkinter as tk
-from dataclasses import dataclass
 from tkinter import messagebox, ttk
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
@@ -36,30 +41,33 @@ import numpy as np
 from PIL import Image, ImageTk
 
 from app.run.messages import FeedbackItem, PropagationApplied
-from datasets.masks import resize_mask
 
-from .geometry import (
-    ZOOM_STEP,
-    Fit,
-    View,
-    display_span,
-    pan_view,
-    radius_to_canvas,
-    to_canvas,
-    to_image,
-    view_fit,
-    visible_indices,
-    zoom_view,
+from .brush_render import BrushRender
+from .brush_state import SAVE_TIMEOUT_S, PaintRound
+from .brush_tools import (
+    MAX_RADIUS,
+    MIN_RADIUS,
+    SHAPE_KEYS,
+    SHAPE_NAMES,
+    SHAPES,
+    TOOLS,
+    clamp_radius,
+    default_radius,
+    status_text,
+    stepped_radius,
+    tool_text,
 )
+from .geometry import ZOOM_STEP, Fit, View, pan_view, radius_to_canvas, to_canvas, to_image, zoom_view
 from .mask_autosave import MaskAutosaver
-from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
+from .propagation_panel import PropagationPanel
 from .scrollable import ScrollableFrame
-from .strokes import ERASE, GREEN, RED, Box, StrokeHistory, flood_region, polygon_region, rectangle_region, union
+from .strokes import Box, flood_region, polygon_region, rectangle_region, union
 from .window_placement import restore_and_remember
 
 log = logging.getLogger(__name__)
 
-MIN_RADIUS, MAX_RADIUS = 1, 80  # brush radius in pixels of the image
+__all__ = ["BrushWindow", "tool_text", "DEFAULT_OPACITY", "DEFAULT_PAINT_OPACITY", "SAVE_TIMEOUT_S", "MIN_RADIUS", "MAX_RADIUS"]
+
 DEFAULT_CANVAS = 768  # canvas side in screen pixels (smaller on small screens)
 SCREEN_MARGIN_H = 150  # screen pixels kept free above and below: title bar, status line, panels
 SIDE_WIDTH = 360  # screen pixels the side panel and margins take beside the canvas
@@ -68,15 +76,6 @@ PROPAGATION_WIDTH = 290  # ... and the propagation panel's column
 # demo's dark swatch of a 9 vanished under it until H was pressed).
 DEFAULT_OPACITY = 25
 DEFAULT_PAINT_OPACITY = 50  # opacity of red / green paint on the canvas, percent
-SAVE_TIMEOUT_S = 30.0  # leaving an image waits this long at most for its mask's write
-OUTLINE_PX = 2  # solid rim of painted regions, in screen pixels (tells paint from heatmap)
-TOOLS = {"red": RED, "green": GREEN, "eraser": ERASE}
-TOOL_NAMES = {"red": "Red brush (discourage)", "green": "Green brush (encourage)", "eraser": "Eraser"}
-# How the colour is put down: a round brush, a rectangle (drag), a lasso (drag a freehand
-# outline; it is filled when released) or a fill (click: the connected area of the same paint).
-SHAPES = ("brush", "rectangle", "lasso", "fill")
-SHAPE_NAMES = {"brush": "brush", "rectangle": "rectangle", "lasso": "lasso", "fill": "fill"}
-SHAPE_KEYS = {"brush": "B", "rectangle": "M", "lasso": "L", "fill": "F"}
 KEY_HELP = (
     "R / G / E: red, green, eraser\n"
     "B / M / L / F: brush, rectangle, lasso, fill\n"
@@ -88,32 +87,6 @@ KEY_HELP = (
     "← →: previous / next image\n"
     "Esc: cancel"
 )
-
-
-def tool_text(tool: str, shape: str) -> str:
-    """ "Red brush (discourage)", "Green rectangle (encourage)", "Eraser (lasso)"."""
-    if shape == "brush":
-        return TOOL_NAMES[tool]
-    return TOOL_NAMES[tool].replace("brush", SHAPE_NAMES[shape]) if tool != "eraser" else f"Eraser ({SHAPE_NAMES[shape]})"
-
-
-@dataclass
-class _ImageState:
-    """What the window keeps per image while it is open (so undo survives prev / next)."""
-
-    mask: np.ndarray  # H x W int8 in {-1, 0, 1}, painted in place
-    history: StrokeHistory
-    saved: np.ndarray  # what the mask store holds (zeros when it holds nothing)
-
-
-def _as_rgb(image: np.ndarray) -> np.ndarray:
-    """H x W x 3 uint8 from an RGB, RGBA or grayscale uint8 array."""
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=2)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise ValueError(f"image must be H x W x 3, got shape {image.shape}")
-    return np.ascontiguousarray(image[..., :3], dtype=np.uint8)
 
 
 class BrushWindow(tk.Toplevel):
@@ -145,11 +118,12 @@ class BrushWindow(tk.Toplevel):
         on_open_images: Optional[Callable[[Sequence[str]], None]] = None,
         geometry_store: Any = None,
     ) -> None:
-        if not items:
-            raise ValueError("the brush window needs at least one image")
-        super().__init__(master)
-        self.items: Tuple[FeedbackItem, ...] = tuple(items)
-        self.masks = masks
+        self.paint_round = PaintRound(items, masks)  # the masks and their saving; raises on no items
+        try:
+            super().__init__(master)
+        except BaseException:
+            self.paint_round.close(0)  # no window: end the writer thread it started
+            raise
         self.round_number = round_number
         self.on_done = on_done
         self.on_cancel = on_cancel
@@ -158,38 +132,23 @@ class BrushWindow(tk.Toplevel):
         self.trust_note = trust_note  # "the numbers may mean nothing" (app.engine.trust_checks)
         self.on_gallery = on_gallery  # "Gallery...": paint any training image
         self.on_open_images = on_open_images  # double-click in the propagation preview
-        self.autosaver = MaskAutosaver(masks)
         self._save_poll: Optional[str] = None
         self.propagation = None  # the "Apply to..." panel, built when `submit` is given
         self.result: Optional[Tuple[str, Tuple[str, ...]]] = None
-        self.index = 0
-        self._images = [_as_rgb(item.image) for item in self.items]
-        self._states: List[Optional[_ImageState]] = [None] * len(self.items)
-        self._from_store: set = set()  # indices whose item.mask is stale: start from the store
-        self._fit: Optional[Fit] = None
-        self._rows = self._cols = np.zeros(0, np.int64)  # image pixels of the visible display
-        self._origin = (0, 0)  # display pixel of the composite's top-left corner
+        self.render = BrushRender()  # the composite on screen and its caches
         self.view = View()  # zoom and pan of the image on screen (reset per image)
-        self._heat_full: Optional[Tuple[int, np.ndarray]] = None  # heatmap at image size
         self._pan_from: Optional[Tuple[float, float]] = None  # canvas point a pan drag began
         self._space_down = False
         self._region_start: Optional[Tuple[float, float]] = None  # rectangle: image point
         self._lasso: List[Tuple[float, float]] = []  # lasso: image points so far
-        self._shown_key: Optional[Tuple[int, Fit]] = None  # what _shown and _heat are for
-        self._shown: Optional[np.ndarray] = None  # the image at display size, H' x W' x 3
-        self._heat: Optional[np.ndarray] = None  # its heatmap colours, H' x W' x 3
-        self._base: Optional[np.ndarray] = None  # image + heatmap at display size
-        self._composite: Optional[np.ndarray] = None  # base + paint at display size
-        self._photo: Optional[ImageTk.PhotoImage] = None
-        self._pending: Optional[Box] = None  # region waiting for the next refresh
+        self._photo: Optional[ImageTk.PhotoImage] = None  # the one picture on the canvas
+        self._pending: Optional[Box] = None  # mask region waiting for the next refresh
         self._refresh_job: Optional[str] = None
         self._pointer: Optional[Tuple[float, float]] = None  # last canvas point of the mouse
         self._closed = False
 
-        first = self._images[0]
-        default_radius = int(np.clip(round(min(first.shape[:2]) / 16), MIN_RADIUS, 12))
         self.tool_var = tk.StringVar(self, value="red")
-        self.radius_var = tk.IntVar(self, value=default_radius)
+        self.radius_var = tk.IntVar(self, value=default_radius(self.paint_round.images[0].shape))
         self.opacity_var = tk.IntVar(self, value=DEFAULT_OPACITY)
         self.paint_opacity_var = tk.IntVar(self, value=DEFAULT_PAINT_OPACITY)
         self.shape_var = tk.StringVar(self, value="brush")
@@ -220,6 +179,16 @@ class BrushWindow(tk.Toplevel):
     def _build(self, canvas_size: int) -> None:
         self.columnconfigure(0, weight=1)
         self.rowconfigure(0, weight=1)
+        self._build_canvas(canvas_size)
+        self._build_side()
+        # width=1: the status text must never widen the window (and so resize the canvas).
+        self.status_label = ttk.Label(self, anchor="w", padding=(8, 3), relief="sunken", width=1)
+        self.status_label.grid(row=1, column=0, columnspan=3, sticky="ew")
+        if self.submit is not None:
+            self._build_propagation()
+        self._bind_canvas()
+
+    def _build_canvas(self, canvas_size: int) -> None:
         self.canvas = tk.Canvas(
             self, width=canvas_size, height=canvas_size, background="#1e1e1e", highlightthickness=0, cursor="crosshair"
         )
@@ -236,6 +205,8 @@ class BrushWindow(tk.Toplevel):
         self._band_item = self.canvas.create_rectangle(0, 0, 0, 0, outline="white", dash=(4, 2), width=2, state="hidden")
         self._lasso_item = self.canvas.create_line(0, 0, 0, 0, fill="white", dash=(4, 2), width=2, state="hidden")
 
+    def _build_side(self) -> None:
+        """Labels of the image on screen, the brush and view panels, the buttons, the key help."""
         # The side panel scrolls when the screen is short (1280 x 720): its status and key
         # help stay reachable instead of falling off the bottom.
         self.side_scroll = ScrollableFrame(self)
@@ -261,6 +232,12 @@ class BrushWindow(tk.Toplevel):
         self.mask_label = ttk.Label(side, wraplength=wrap, foreground="#555555")
         self.mask_label.pack(anchor="w", pady=(2, 0))
 
+        self._build_brush_panel(side)
+        self._build_view_panel(side)
+        self._build_navigation(side, wrap)
+
+    def _build_brush_panel(self, side: ttk.Frame) -> None:
+        """Tools, shapes, radius, undo / redo / clear."""
         brush = ttk.LabelFrame(side, text="Brush", padding=8)
         brush.pack(fill="x", pady=(12, 0))
         self.tool_buttons = {}
@@ -322,6 +299,8 @@ class BrushWindow(tk.Toplevel):
         for button in (self.undo_button, self.redo_button, self.clear_button):
             button.pack(side="left", expand=True, fill="x", padx=1)
 
+    def _build_view_panel(self, side: ttk.Frame) -> None:
+        """Heatmap on / off and opacity, paint opacity, zoom."""
         heat = ttk.LabelFrame(side, text="View", padding=8)
         heat.pack(fill="x", pady=(12, 0))
         self.heatmap_check = ttk.Checkbutton(
@@ -364,6 +343,8 @@ class BrushWindow(tk.Toplevel):
             widget.pack(side="left", padx=1)
         self.zoom_label.pack(side="left", padx=(6, 0))
 
+    def _build_navigation(self, side: ttk.Frame, wrap: int) -> None:
+        """Previous / skip / next, cancel / done, the gallery, the key help."""
         navigation = ttk.Frame(side)
         navigation.pack(fill="x", pady=(16, 0))
         self.prev_button = ttk.Button(navigation, text="◀ Previous", command=self.previous, takefocus=False)
@@ -384,25 +365,19 @@ class BrushWindow(tk.Toplevel):
         self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap, foreground="#666666", justify="left")
         self.help_label.pack(anchor="w", pady=(16, 0))
 
-        # width=1: the status text must never widen the window (and so resize the canvas).
-        self.status_label = ttk.Label(self, anchor="w", padding=(8, 3), relief="sunken", width=1)
-        self.status_label.grid(row=1, column=0, columnspan=3, sticky="ew")
+    def _build_propagation(self) -> None:
+        """The "Apply to..." panel in a third column (with `submit`)."""
+        column = ttk.Frame(self, padding=(0, 10, 12, 10))
+        column.grid(row=0, column=2, sticky="ns")
+        self.propagation = PropagationPanel(column, self.submit, self._propagation_source, on_applied=self._propagation_applied)
+        self.propagation.pack(fill="both", expand=True)
+        self.propagation.on_open_images = self.on_open_images
+        listbox = getattr(self.propagation, "listbox", None)
+        if listbox is not None and self.on_open_images is not None:
+            # the preview's images open here for painting (double-click)
+            listbox.bind("<Double-Button-1>", self._open_previewed, add="+")
 
-        if self.submit is not None:
-            from .propagation_panel import PropagationPanel
-
-            column = ttk.Frame(self, padding=(0, 10, 12, 10))
-            column.grid(row=0, column=2, sticky="ns")
-            self.propagation = PropagationPanel(
-                column, self.submit, self._propagation_source, on_applied=self._propagation_applied
-            )
-            self.propagation.pack(fill="both", expand=True)
-            self.propagation.on_open_images = self.on_open_images
-            listbox = getattr(self.propagation, "listbox", None)
-            if listbox is not None and self.on_open_images is not None:
-                # the preview's images open here for painting (double-click)
-                listbox.bind("<Double-Button-1>", self._open_previewed, add="+")
-
+    def _bind_canvas(self) -> None:
         self.canvas.bind("<Configure>", lambda _e: self._render_all())
         self.canvas.bind("<ButtonPress-1>", self._on_press)
         self.canvas.bind("<B1-Motion>", self._on_drag)
@@ -462,19 +437,34 @@ class BrushWindow(tk.Toplevel):
 
     # ------------------------------------------------------------------------ public actions
     @property
+    def items(self) -> Tuple[FeedbackItem, ...]:
+        """The round's images (more come with `add_items`)."""
+        return self.paint_round.items
+
+    @property
+    def index(self) -> int:
+        """The image on screen, 0-based."""
+        return self.paint_round.index
+
+    @property
     def item(self) -> FeedbackItem:
         """The item on screen."""
-        return self.items[self.index]
+        return self.paint_round.item
+
+    @property
+    def autosaver(self) -> MaskAutosaver:
+        """The background writer of the masks."""
+        return self.paint_round.autosaver
 
     @property
     def fit(self) -> Optional[Fit]:
         """Where the image lies on the canvas (`ui.geometry.to_canvas(window.fit, x, y)`)."""
-        return self._fit
+        return self.render.fit
 
     @property
     def mask(self) -> np.ndarray:
         """The mask of the image on screen (H x W int8, live)."""
-        return self._state().mask
+        return self.paint_round.mask
 
     @property
     def tool(self) -> str:
@@ -517,7 +507,7 @@ class BrushWindow(tk.Toplevel):
     def zoom_by(self, factor: float, x: Optional[float] = None, y: Optional[float] = None) -> None:
         """Zoom by `factor` about canvas point (x, y) (the canvas centre by default)."""
         width, height = self._canvas_size()
-        image = self._images[self.index]
+        image = self.paint_round.image
         x = width / 2 if x is None else x
         y = height / 2 if y is None else y
         self.view = zoom_view(self.view, image.shape[1], image.shape[0], width, height, x, y, factor)
@@ -531,7 +521,7 @@ class BrushWindow(tk.Toplevel):
     def pan_by(self, dx: float, dy: float) -> None:
         """Move the zoomed picture by (dx, dy) canvas pixels."""
         width, height = self._canvas_size()
-        image = self._images[self.index]
+        image = self.paint_round.image
         view = pan_view(self.view, image.shape[1], image.shape[0], width, height, dx, dy)
         if view != self.view:
             self.view = view
@@ -539,38 +529,37 @@ class BrushWindow(tk.Toplevel):
 
     def set_radius(self, radius: int) -> None:
         """Brush radius in image pixels, clamped to [1, 80]."""
-        self.radius_var.set(int(np.clip(radius, MIN_RADIUS, MAX_RADIUS)))
+        self.radius_var.set(clamp_radius(radius))
 
     def change_radius(self, direction: int) -> None:
         """`]` / `[`: one pixel at a time up to 10, then in steps of a fifth of the radius."""
-        step = max(1, self.radius // 5) if self.radius >= 10 else 1
-        self.set_radius(self.radius + direction * step)
+        self.set_radius(stepped_radius(self.radius, direction))
 
     def toggle_heatmap(self) -> None:
         self.show_heatmap_var.set(not self.show_heatmap_var.get())
         self._render_all()
 
     def undo(self) -> None:
-        self._apply(self._state().history.undo())
+        self._apply(self.paint_round.undo())
 
     def redo(self) -> None:
-        self._apply(self._state().history.redo())
+        self._apply(self.paint_round.redo())
 
     def clear(self) -> None:
         """Erase all paint on this image (undoable)."""
-        self._apply(self._state().history.clear())
+        self._apply(self.paint_round.clear())
 
     def previous(self) -> None:
-        if self.index > 0 and self._leave_image():
+        if not self.paint_round.is_first and self._leave_image():
             self.show(self.index - 1)
 
     def next(self) -> None:
-        if self.index < len(self.items) - 1 and self._leave_image():
+        if not self.paint_round.is_last and self._leave_image():
             self.show(self.index + 1)
 
     def skip(self) -> None:
         """Move on without painting; on the last image this finishes the round like Done."""
-        if self.index == len(self.items) - 1:
+        if self.paint_round.is_last:
             self.done()
         elif self._leave_image():
             self.show(self.index + 1)
@@ -579,8 +568,8 @@ class BrushWindow(tk.Toplevel):
         """Save, report the round's annotated images through on_done, close."""
         if self._closed or not self._leave_image():
             return
-        relpaths = tuple(item.relpath for item in self.items if self.masks.has(item.relpath))
-        self._finish(("done", relpaths), lambda: self.on_done and self.on_done(relpaths))
+        result = self.paint_round.result(done=True)
+        self._finish(result, lambda: self.on_done and self.on_done(result[1]))
 
     def cancel(self) -> None:
         """Save what was painted, tell on_cancel, close."""
@@ -590,7 +579,7 @@ class BrushWindow(tk.Toplevel):
             "Close without saving?", "The strokes on this image could not be saved. Close anyway and lose them?", parent=self
         ):
             return
-        self._finish(("cancel", ()), lambda: self.on_cancel and self.on_cancel())
+        self._finish(self.paint_round.result(done=False), lambda: self.on_cancel and self.on_cancel())
 
     def show(self, index: int) -> None:
         """Display image `index` (0-based) without saving the current one."""
@@ -598,9 +587,8 @@ class BrushWindow(tk.Toplevel):
         self._cancel_region()
         if int(index) != self.index:
             self.view = View()  # each image opens whole
-        self.index = int(index)
-        item, image = self.item, self._images[self.index]
-        self._state()
+        self.paint_round.go_to(index)
+        item, image = self.item, self.paint_round.image
         count = len(self.items)
         self.counter_label.configure(text=f"Image {self.index + 1} of {count}")
         self.path_label.configure(text=item.relpath)
@@ -612,11 +600,11 @@ class BrushWindow(tk.Toplevel):
         )
         self.reason_label.configure(text=f"Chosen: {item.reason}" if item.reason else "")
         self.mask_label.configure(
-            text=f"{image.shape[1]} × {image.shape[0]} px" + (" · has a saved mask" if self.masks.has(item.relpath) else "")
+            text=f"{image.shape[1]} × {image.shape[0]} px" + (" · has a saved mask" if self.paint_round.has_stored_mask() else "")
         )
-        self.prev_button.state(["!disabled" if self.index > 0 else "disabled"])
-        self.next_button.state(["!disabled" if self.index < count - 1 else "disabled"])
-        self.skip_button.configure(text="Skip & finish" if self.index == count - 1 else "Skip")
+        self.prev_button.state(["!disabled" if not self.paint_round.is_first else "disabled"])
+        self.next_button.state(["!disabled" if not self.paint_round.is_last else "disabled"])
+        self.skip_button.configure(text="Skip & finish" if self.paint_round.is_last else "Skip")
         if self.propagation is not None:
             self.propagation.set_image(item.relpath, item.true_label)
         self._render_all()
@@ -633,19 +621,7 @@ class BrushWindow(tk.Toplevel):
         Returns how many were added."""
         if self._closed:
             return 0
-        known = {item.relpath: index for index, item in enumerate(self.items)}
-        first: Optional[int] = None
-        added = 0
-        for item in items:
-            if item.relpath in known:
-                first = known[item.relpath] if first is None else first
-                continue
-            self.items = self.items + (item,)
-            self._images.append(_as_rgb(item.image))
-            self._states.append(None)
-            known[item.relpath] = len(self.items) - 1
-            first = len(self.items) - 1 if first is None else first
-            added += 1
+        added, first = self.paint_round.add(items)
         if first is not None and first != self.index and self._leave_image():
             self.show(first)
         elif first is not None:
@@ -660,75 +636,32 @@ class BrushWindow(tk.Toplevel):
         if not self._leave_image():
             return None, "The mask of this image could not be saved, so it cannot be propagated."
         self._update_status()
-        if not (self._state().saved == RED).any():
-            return None, ("Paint red on this image first: only red propagates (green marks this image's own object).")
-        return self.item.relpath, ""
+        return self.paint_round.propagation_source()
 
     def _propagation_applied(self, event: PropagationApplied) -> None:
         """Other images of this round may have got a propagated mask: reload those the user
         has not changed here (a changed one was saved on leaving it, so it was skipped)."""
-        targets = set(event.relpaths)
-        for index, state in enumerate(self._states):
-            if index == self.index or self.items[index].relpath not in targets:
-                continue
-            if state is None:
-                self._from_store.add(index)  # not visited yet: start from the store, not item.mask
-            elif np.array_equal(state.mask, state.saved):
-                self._states[index] = None
-                self._from_store.add(index)
+        self.paint_round.propagation_applied(event.relpaths)
 
-    # ---------------------------------------------------------------------- mask bookkeeping
-    def _state(self) -> _ImageState:
-        """The state of the image on screen, loaded on first visit."""
-        state = self._states[self.index]
-        if state is None:
-            item = self.item
-            height, width = self._images[self.index].shape[:2]
-            try:
-                stored = self.masks.load_array(item.relpath)
-            except ValueError as error:  # DatasetError: an unreadable file; painting replaces it
-                log.warning("ignoring the stored mask of %s: %s", item.relpath, error)
-                stored = None
-            saved = np.zeros((height, width), np.int8) if stored is None else resize_mask(stored, (height, width))
-            start = saved if item.mask is None or self.index in self._from_store else resize_mask(item.mask, (height, width))
-            mask = start.copy()
-            state = _ImageState(mask=mask, history=StrokeHistory(mask), saved=saved)
-            self._states[self.index] = state
-        return state
-
+    # ---------------------------------------------------------------------- saving
     def _leave_image(self, report: bool = True) -> bool:
         """Save the mask on screen if it changed; False when saving failed (with a dialog when
         `report`)."""
         self._end_stroke()
-        state = self._states[self.index]
-        if state is None:
-            return True
-        relpath = self.item.relpath
-        if relpath in self.autosaver.failures():
-            self.autosaver.request(relpath, state.mask)  # try once more before giving up
-        else:
-            self._autosave()
-        if not self.autosaver.flush(SAVE_TIMEOUT_S):
-            error = f"writing it took longer than {SAVE_TIMEOUT_S:.0f} s"
-        else:
-            error = self.autosaver.failures().get(relpath)
+        error = self.paint_round.leave(SAVE_TIMEOUT_S)
+        self._watch_saves()  # only when the write outlasted the wait
+        self._update_status()  # "saved", or why not
         if error is None:
             return True
         if report:
+            relpath = self.item.relpath
             messagebox.showerror("Cannot save the mask", f"The mask of {relpath} could not be saved: {error}", parent=self)
         return False
 
-    def _autosave(self) -> None:
-        """Hand the mask on screen to the background writer if it differs from the last one
-        handed over (a finished stroke, undo, redo, clear)."""
-        state = self._states[self.index]
-        if state is None:
-            return
-        if np.array_equal(state.mask, state.saved):
-            return
-        self.autosaver.request(self.item.relpath, state.mask)
-        state.saved = state.mask.copy()
-        if self._save_poll is None and not self._closed:
+    def _watch_saves(self) -> None:
+        """After an edit was handed to the writer: show "saving..." until it is written, and a
+        failed write at once (a timer polls the writer while it is busy)."""
+        if self._save_poll is None and not self._closed and not self.autosaver.idle:
             self._save_poll = self.after(50, self._poll_saves)
 
     def _poll_saves(self) -> None:
@@ -754,7 +687,7 @@ class BrushWindow(tk.Toplevel):
         self._closed = True
         self.result = result
         self._cancel_timers()
-        self.autosaver.close()
+        self.paint_round.close()
         try:
             callback()
         finally:
@@ -774,13 +707,13 @@ class BrushWindow(tk.Toplevel):
             if self.on_save_failed is not None:
                 self.on_save_failed(message)
         self._cancel_timers()
-        self.autosaver.close()
+        self.paint_round.close()
 
     # --------------------------------------------------------------------------- mouse
     def _image_point(self, event) -> Tuple[float, float]:
         x, y = self.canvas.canvasx(event.x), self.canvas.canvasy(event.y)
         self._pointer = (x, y)
-        return to_image(self._fit, x, y)
+        return to_image(self.fit, x, y)
 
     def _on_press(self, event) -> None:
         self.canvas.focus_set()
@@ -790,7 +723,7 @@ class BrushWindow(tk.Toplevel):
         x, y = self._image_point(event)
         shape = self.shape
         if shape == "brush":
-            self._schedule(self._state().history.begin(x, y, self.radius, TOOLS[self.tool]))
+            self._schedule(self.paint_round.begin_stroke(x, y, self.radius, TOOLS[self.tool]))
         elif shape == "rectangle":
             self._region_start = (x, y)
             self._show_band(x, y)
@@ -808,7 +741,7 @@ class BrushWindow(tk.Toplevel):
         x, y = self._image_point(event)
         shape = self.shape
         if shape == "brush":
-            self._schedule(self._state().history.extend(x, y))
+            self._schedule(self.paint_round.extend_stroke(x, y))
         elif shape == "rectangle" and self._region_start is not None:
             self._show_band(x, y)
         elif shape == "lasso" and self._lasso:
@@ -821,8 +754,8 @@ class BrushWindow(tk.Toplevel):
             self._pan_end()
             return
         x, y = self._image_point(event)
-        if self._state().history.drawing:
-            self._schedule(self._state().history.extend(x, y))
+        if self.paint_round.drawing:
+            self._schedule(self.paint_round.extend_stroke(x, y))
         elif self._region_start is not None:
             start = self._region_start
             self._cancel_region()
@@ -835,17 +768,17 @@ class BrushWindow(tk.Toplevel):
 
     def _apply_region(self, region: np.ndarray) -> None:
         """A rectangle, lasso or fill: one undoable edit, saved like a stroke."""
-        self._apply(self._state().history.apply_region(region, TOOLS[self.tool]))
+        self._apply(self.paint_round.apply_region(region, TOOLS[self.tool]))
 
     def _show_band(self, x: float, y: float) -> None:
-        x0, y0 = to_canvas(self._fit, *self._region_start)
-        x1, y1 = to_canvas(self._fit, x, y)
+        x0, y0 = to_canvas(self.fit, *self._region_start)
+        x1, y1 = to_canvas(self.fit, x, y)
         self.canvas.coords(self._band_item, x0, y0, x1, y1)
         self.canvas.itemconfigure(self._band_item, state="normal")
         self.canvas.tag_raise(self._band_item)
 
     def _show_lasso(self) -> None:
-        points = [c for point in self._lasso for c in to_canvas(self._fit, *point)]
+        points = [c for point in self._lasso for c in to_canvas(self.fit, *point)]
         if len(points) < 4:
             points = points + points
         self.canvas.coords(self._lasso_item, *points)
@@ -899,21 +832,20 @@ class BrushWindow(tk.Toplevel):
         self._move_cursor()
 
     def _end_stroke(self) -> None:
-        state = self._states[self.index]
-        if state is not None and state.history.drawing:
-            state.history.end()
-            self._autosave()  # every finished stroke reaches the disk (in the background)
+        """Finish a stroke under way: it is saved in the background at once."""
+        if self.paint_round.end_stroke():
+            self._watch_saves()
             self._update_status()
 
     def _move_cursor(self) -> None:
-        if self._pointer is None or self._fit is None:
+        if self._pointer is None or self.fit is None:
             return
         if self.shape != "brush":
             for item in self._cursor_items:
                 self.canvas.itemconfigure(item, state="hidden")
             return
         x, y = self._pointer
-        r = max(1.0, radius_to_canvas(self._fit, self.radius))
+        r = max(1.0, radius_to_canvas(self.fit, self.radius))
         for item in self._cursor_items:
             self.canvas.coords(item, x - r, y - r, x + r, y + r)
             self.canvas.itemconfigure(item, state="normal")
@@ -929,59 +861,37 @@ class BrushWindow(tk.Toplevel):
         self._move_cursor()
         self._update_status()
 
-    # ------------------------------------------------------------------------- rendering
+    # ------------------------------------------------------------------------- drawing
     def _render_all(self) -> None:
-        """Recompute the displayed image for the current canvas size, heatmap and mask."""
+        """Recompute the displayed picture for the current canvas size, heatmap and mask."""
         if self._closed:
             return
-        width, height = self._canvas_size()
-        image = self._images[self.index]
-        fit = view_fit(image.shape[1], image.shape[0], width, height, self.view)
-        rows, cols, x0, y0 = visible_indices(fit, width, height)
-        key = (self.index, fit, width, height)
-        if key != self._shown_key:
-            # The visible part of the scaled image and its heatmap change only with the image,
-            # the zoom, the pan or the canvas size; the opacity sliders only re-mix them.
-            self._fit = fit
-            self._rows, self._cols, self._origin = rows, cols, (x0, y0)
-            if fit.scale >= 1:
-                # Enlarged: nearest neighbour keeps every image pixel a crisp square, the grid
-                # the mask is painted on.
-                self._shown = image[rows][:, cols]
-            else:
-                scale = fit.scale
-                self._shown = np.asarray(
-                    Image.fromarray(image).resize(
-                        (max(1, len(cols)), max(1, len(rows))),
-                        Image.Resampling.LANCZOS,
-                        box=(x0 / scale, y0 / scale, (x0 + len(cols)) / scale, (y0 + len(rows)) / scale),
-                    )
-                )
-            self._heat = self._heatmap_at_image_size()[rows][:, cols]
-            self._shown_key = key
-        opacity = self.opacity_var.get() / 100.0
-        show_heatmap = self.show_heatmap_var.get() and opacity > 0
-        self._base = mix(self._shown, self._heat, opacity) if show_heatmap else self._shown
-        self._composite = self._compose(0, self._base.shape[0], 0, self._base.shape[1])
-        picture = Image.fromarray(self._composite)
+        canvas = self._canvas_size()
+        image = self.paint_round.image
+        opacity = self.opacity_var.get() / 100.0 if self.show_heatmap_var.get() else 0.0
+        composite = self.render.render(
+            self.index,
+            image,
+            self.item.saliency,
+            self.mask,
+            canvas,
+            self.view,
+            heat_opacity=opacity,
+            paint_opacity=self.paint_opacity_var.get() / 100.0,
+        )
+        picture = Image.fromarray(composite)
         if self._photo is None or (self._photo.width(), self._photo.height()) != picture.size:
             self._photo = ImageTk.PhotoImage(picture, master=self)
             self.canvas.itemconfigure(self._image_item, image=self._photo)
         else:
             self._photo.paste(picture)
+        fit, (x0, y0) = self.fit, self.render.origin
         self.canvas.coords(self._image_item, fit.offset_x + x0, fit.offset_y + y0)
-        zoom = fit.scale / max(1e-9, view_fit(image.shape[1], image.shape[0], width, height, View()).scale)
+        zoom = self.render.zoom(image.shape, canvas)
         self.zoom_label.configure(text=f"{zoom * 100:.0f} %  ({fit.scale:.3g} px per pixel)")
         self._pending = None
         self._move_cursor()
         self._update_status()
-
-    def _heatmap_at_image_size(self) -> np.ndarray:
-        """The heatmap colours of the image on screen at its own size (cached per image)."""
-        if self._heat_full is None or self._heat_full[0] != self.index:
-            shape = self._images[self.index].shape[:2]
-            self._heat_full = (self.index, heatmap_rgba(self.item.saliency, shape)[..., :3])
-        return self._heat_full[1]
 
     def _schedule(self, box: Optional[Box]) -> None:
         """Queue a refresh of `box`; motion events arriving meanwhile merge into one refresh."""
@@ -995,66 +905,36 @@ class BrushWindow(tk.Toplevel):
         """Redraw the pending region of the composite and push it to the one PhotoImage."""
         self._refresh_job = None
         box, self._pending = self._pending, None
-        if box is None or self._closed or self._composite is None:
+        if box is None or self._closed:
             return
-        top, bottom = display_span(self._rows, box.top, box.bottom)
-        left, right = display_span(self._cols, box.left, box.right)
-        if top >= bottom or left >= right:
+        changed = self.render.refresh(self.mask, box, self.paint_opacity_var.get() / 100.0)
+        if changed is None:
             return
-        # The rim of the paint around the changed pixels moves too.
-        top, left = max(0, top - OUTLINE_PX), max(0, left - OUTLINE_PX)
-        bottom = min(self._composite.shape[0], bottom + OUTLINE_PX)
-        right = min(self._composite.shape[1], right + OUTLINE_PX)
-        self._composite[top:bottom, left:right] = self._compose(top, bottom, left, right)
+        left, top, patch = changed
         # Only the touched rectangle goes to Tk: a small PhotoImage copied into the big one
         # costs about a millisecond, pasting the whole 768 x 768 composite several.
-        patch = ImageTk.PhotoImage(Image.fromarray(np.ascontiguousarray(self._composite[top:bottom, left:right])), master=self)
-        self.tk.call(str(self._photo), "copy", str(patch), "-to", left, top)
+        photo = ImageTk.PhotoImage(Image.fromarray(patch), master=self)
+        self.tk.call(str(self._photo), "copy", str(photo), "-to", left, top)
         self._update_status()
 
-    def _compose(self, top: int, bottom: int, left: int, right: int) -> np.ndarray:
-        """Base + paint for display rows [top, bottom) and columns [left, right)."""
-        # The outline needs OUTLINE_PX of neighbours around the region to be exact at its edge.
-        outer_top, outer_left = max(0, top - OUTLINE_PX), max(0, left - OUTLINE_PX)
-        outer_bottom = min(self._base.shape[0], bottom + OUTLINE_PX)
-        outer_right = min(self._base.shape[1], right + OUTLINE_PX)
-        shown = self.mask[self._rows[outer_top:outer_bottom]][:, self._cols[outer_left:outer_right]]
-        rim = paint_outline(shown, OUTLINE_PX)
-        inner = (slice(top - outer_top, bottom - outer_top), slice(left - outer_left, right - outer_left))
-        alpha = self.paint_opacity_var.get() / 100.0
-        return mask_overlay(self._base[top:bottom, left:right], shown[inner], alpha, outline=rim[inner])
-
     def _apply(self, box: Optional[Box]) -> None:
-        """After undo / redo / clear: refresh what changed."""
+        """After an edit that saved itself (undo / redo / clear / region): refresh what changed."""
         if box is not None:
             self._schedule(box)
-        self._autosave()
+        self._watch_saves()
         self._update_status()
 
     def _update_status(self) -> None:
-        if self._closed or self._states[self.index] is None:
+        if self._closed or not self.paint_round.loaded:
             return
-        state = self._states[self.index]
-        history = state.history
+        paint = self.paint_round
+        history = paint.history
         self.undo_button.state(["!disabled" if history.can_undo else "disabled"])
         self.redo_button.state(["!disabled" if history.can_redo else "disabled"])
-        self.clear_button.state(["!disabled" if state.mask.any() else "disabled"])
-        red = int((state.mask == RED).sum())
-        green = int((state.mask == GREEN).sum())
-        failed = self.autosaver.failures().get(self.item.relpath)
-        if failed is not None:
-            saving, colour = f" · NOT SAVED: {failed}", "#c00000"
-        elif history.drawing:
-            saving, colour = "", ""
-        elif not self.autosaver.idle:
-            saving, colour = " · saving...", ""
-        else:
-            saving, colour = " · saved", ""
-        strokes = history.undo_depth
+        self.clear_button.state(["!disabled" if paint.mask.any() else "disabled"])
+        red, green = paint.paint_counts()
+        saving, failed = paint.save_status()
         self.status_label.configure(
-            text=f"{tool_text(self.tool, self.shape)}"
-            f"{f' · radius {self.radius} px' if self.shape == 'brush' else ''} · "
-            f"{strokes} stroke{'s' if strokes != 1 else ''} to undo · red {red} px, "
-            f"green {green} px{saving}",
-            foreground=colour,
+            text=status_text(self.tool, self.shape, self.radius, history.undo_depth, red, green, saving),
+            foreground="#c00000" if failed else "",
         )
