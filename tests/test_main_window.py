@@ -700,7 +700,7 @@ def test_a_small_folder_gets_a_prominent_trust_warning(window_factory, tmp_path)
     from app.engine.trust_checks import DataSizes, trust_warnings
 
     sizes = DataSizes(26, 6, 2, 64, "resnet18", (13, 13))
-    banner.show(trust_warnings(window._epoch_records, sizes))
+    banner.show(trust_warnings(window.controller.epoch_records, sizes))
     window.update()
     assert "(small_cnn)" in banner.text() and banner.smaller_button.winfo_ismapped()
     form["model"].set("resnet18")

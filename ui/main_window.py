@@ -1,5 +1,13 @@
 """The main window: settings, Train / Pause / Stop, progress, live plots, log and status bar.
 
+A thin widget class: it builds the widgets and applies to them what its parts decide.
+- `ui.run_controls`: which buttons work in each run state, and the status text;
+- `ui.run_controller`: the session lifecycle (what Train does, New / Open session, more
+  epochs) and the bookkeeping and log lines of the trainer's events;
+- `ui.round_windows`: opening and closing the brush window, chooser, gallery and
+  reasonability window;
+- `ui.demo_preparation`: the demo data behind a blank data folder, made in a background thread.
+
 The training runs in the engine's background thread (`app.Trainer`); this window never touches
 the model. Every engine event arrives on `self.events` (the trainer's `emit` is
 `self.events.put`) and is handled on the Tk thread by an `EventPump`. Feedback rounds open the
@@ -34,7 +42,6 @@ import time
 import tkinter as tk
 import traceback
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from tkinter import filedialog, ttk
 from typing import Any, Callable, Dict, Optional, Sequence
@@ -42,14 +49,30 @@ from typing import Any, Callable, Dict, Optional, Sequence
 from app.engine.config import FinetuneConfig, TrainConfig
 from app.errors import UserError
 from app.run import messages as msg
-from app.run.run_state import ENDED_STATES, RunState
+from app.run.run_state import RunState
 
-from .chooser_window import ChooserWindow
-from .dialogs import ErrorDialog
+from .demo_preparation import DemoFailed, DemoReady, demo_folders, demo_is_ready, demo_target, start_demo_preparation
+from .dialogs import ErrorDialog, MoreEpochsDialog
 from .event_pump import EventPump
+from .gallery_filter import list_folder
 from .log_pane import LogLine, LogPane, QueueLogHandler
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
+from .quiet_teardown import destroy, quietly
+from .round_windows import RoundWindows
+from .run_controller import (
+    AskMoreEpochs,
+    Note,
+    PrepareDemo,
+    RefuseTrain,
+    RunController,
+    more_epochs,
+    paint_cancelled,
+    paint_done,
+    reasonability_note,
+    round_can_open,
+    shown_state,
+)
 from .run_controls import controls_for
 from .scrollable import ScrollableFrame
 from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
@@ -58,25 +81,15 @@ from .wording import plural
 
 log = logging.getLogger(__name__)
 
+__all__ = ["DemoFailed", "DemoReady", "MainWindow"]
+
 JOIN_TIMEOUT_S = 60.0  # how long closing waits for the trainer thread before giving up
 STOPPING_NOTE_AFTER_MS = 300  # show "Stopping..." when the thread takes longer than this
+CLOSE_POLL_MS = 50  # how often closing checks whether the trainer thread has ended
+ENGINE_LOGGERS = ("app", "datasets", "models", "loss")  # their warnings show in the log pane
 
 PAUSE_TEXT = "Pause"  # plain words: the pause symbol is missing from common X fonts
 RESUME_TEXT = "Resume"
-
-
-@dataclass(frozen=True)
-class DemoReady:
-    """Private event: the demo data exists at `root` (posted by the preparation thread)."""
-
-    root: str
-
-
-@dataclass(frozen=True)
-class DemoFailed:
-    message: str
-    details: str = ""
-
 
 TrainerFactory = Callable[..., Any]
 
@@ -87,8 +100,29 @@ def _default_trainer_factory(config, finetune_config, paths, *, emit, session): 
     return Trainer(config, finetune_config, paths, emit=emit, session=session)
 
 
+def _kept_in(part: str, name: str, doc: str) -> property:
+    """A window attribute that lives in one of its parts (controller, round windows), under
+    the name tests and scripts read it by."""
+    return property(
+        lambda self: getattr(getattr(self, part), name), lambda self, value: setattr(getattr(self, part), name, value), doc=doc
+    )
+
+
 class MainWindow(ttk.Frame):
     """The app's main window, packed into `master` (normally the `tk.Tk` root)."""
+
+    sessions_root = _kept_in("controller", "sessions_root", "where new sessions go (None: the per-user default)")
+    session = _kept_in("controller", "session", "app.Session of the current / last run")
+    resume_session = _kept_in("controller", "resume_session", "the session Train continues (None: a new one)")
+    epochs_done = _kept_in("controller", "epochs_done", "last completed epoch of the current session")
+    paint_queue = _kept_in("controller", "paint_queue", "relpaths chosen between rounds: opened at the next one")
+    trust_warnings = _kept_in("controller", "trust_warnings", "the trust rules' warnings on the epochs so far")
+    finished = _kept_in("controller", "finished", "the TrainingFinished of the last run, if it ended so")
+    last_failure = _kept_in("controller", "last_failure", "the TrainingFailed of the last run, if it failed")
+    brush_window = _kept_in("rounds", "brush", "the open brush window, or None")
+    chooser_window = _kept_in("rounds", "chooser", "the open chooser, or None")
+    gallery_window = _kept_in("rounds", "gallery", "the last gallery opened, or None")
+    reasonability_window = _kept_in("rounds", "reasonability", "the reasonability window, or None")
 
     def __init__(
         self,
@@ -107,7 +141,6 @@ class MainWindow(ttk.Frame):
     ) -> None:
         super().__init__(master, padding=6)
         self.root = master
-        self.sessions_root = sessions_root
         self.demo_dir = demo_dir
         self.demo_shortcut = demo_shortcut  # which built-in demo a blank data folder means
         self.finetune_config = finetune_config
@@ -116,38 +149,24 @@ class MainWindow(ttk.Frame):
         self.destroy_root_on_close = destroy_root_on_close
         self.geometry_store = geometry_store  # ui.window_geometry.GeometryStore, or None
 
+        self.controller = RunController(sessions_root=sessions_root, default_config=DEFAULT_CONFIG)
+        self.rounds = RoundWindows(master, geometry_store)
         self.events: "queue.Queue[Any]" = queue.Queue()
         self.trainer: Any = None
         self.thread: Optional[threading.Thread] = None
-        self.session: Any = None  # app.Session of the current / last run
-        self.resume_session: Any = None  # set by "Open session...": Train resumes it
         self.state = RunState.IDLE
         self.paused = False
         self.closing = False
         self.closed = False
         self.device = ""
-        self.brush_window: Any = None
-        self.chooser_window: Optional[ChooserWindow] = None
         self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
-        self.reasonability_window: Any = None
-        self.gallery_window: Any = None
-        self.paint_queue: list = []  # relpaths chosen between rounds: opened at the next one
         self.error_dialog: Optional[ErrorDialog] = None
-        self.last_failure: Optional[msg.TrainingFailed] = None
-        self.finished: Optional[msg.TrainingFinished] = None
+        self.more_epochs_dialog: Optional[MoreEpochsDialog] = None
         self.event_counts: Counter = Counter()  # handled events per type name (tests, benches)
         self.listeners: list = []  # callables(event) called after each event is handled
         self._after_ids: Dict[str, str] = {}
         self._close_started = 0.0
-        self._epochs = 1
-        self.epochs_done = 0  # last completed epoch of the current session
-        self._fresh_session = False  # the running session was made by this Train
-        self.more_epochs_dialog: Any = None
-        self._last_report: Any = None  # the FinetuneReport of the round being decided
-        self._sizes: Any = None  # app.engine.trust_checks.DataSizes of the run
-        self._epoch_records: list = []  # per-epoch dicts for the trust rules
-        self.trust_warnings: list = []
-        self._run_config: Optional[TrainConfig] = None
+        self._pending_values: Any = None  # the form read by the Train that waits for the demo data
 
         master.title("Saliency steering")
         master.protocol("WM_DELETE_WINDOW", self.on_close)
@@ -158,7 +177,7 @@ class MainWindow(ttk.Frame):
         # The image scan warns per skipped file and once more in sum; RunStarted lists the
         # skipped files once, so the scan's own warnings would show each file three times.
         self.log_handler.addFilter(lambda record: record.name != "datasets.image_folder")
-        for name in ("app", "datasets", "models", "loss"):
+        for name in ENGINE_LOGGERS:
             logging.getLogger(name).addHandler(self.log_handler)
 
         self.pump = EventPump(self, self.events, self.handle_event)
@@ -252,30 +271,23 @@ class MainWindow(ttk.Frame):
         self.settings.set_enabled(controls.settings)
         self.trust_banner.set_actions_enabled(controls.settings)
 
+    def _log(self, *notes: Note) -> None:
+        for note in notes:
+            self.log.append(note.text, note.level)
+
+    def _update_session_label(self) -> None:
+        self.gallery_button.state(["!disabled"] if self.session is not None else ["disabled"])
+        self.session_var.set(self.controller.session_text())
+
     # ------------------------------------------------------------------------------ trust
     def _place_banner(self) -> None:
         self.trust_banner.pack(fill="x", before=self.plots, pady=(0, 6))
 
     def _check_trust(self) -> None:
         """Re-run the trust rules on the epochs so far; show or hide the banner."""
-        from app.engine.trust_checks import trust_warnings
-
-        if self._sizes is None:
-            self.trust_banner.show(())
-            return
-        warnings = trust_warnings(self._epoch_records, self._sizes, self.epochs_done or None)
-        changed = [w.code for w in warnings] != [w.code for w in self.trust_warnings]
-        self.trust_warnings = warnings
+        warnings, notes = self.controller.check_trust()
         self.trust_banner.show(warnings)
-        if warnings and changed:
-            for warning in warnings:
-                self.log.append(f"Warning: {warning.title}: {warning.detail}. {warning.advice}", "warning")
-
-    def _trust_note(self) -> str:
-        """One line for the brush window when the predictions it shows may mean nothing."""
-        if not self.trust_warnings:
-            return ""
-        return f"Predictions and confidences may mean nothing: {self.trust_warnings[0].title.lower()} (see the main window)"
+        self._log(*notes)
 
     def on_use_smaller_model(self) -> None:
         """Remedy: small_cnn in the form; a new session, as the model changes."""
@@ -301,21 +313,6 @@ class MainWindow(ttk.Frame):
             self.settings.vars["weights_path"].set(path)
             self.log.append(f"Weights file {path}: press Train to start a new session from it")
 
-    def _update_session_label(self) -> None:
-        self.gallery_button.state(["!disabled"] if self.session is not None else ["disabled"])
-        self._update_session_text()
-
-    def _update_session_text(self) -> None:
-        if self.resume_session is not None:
-            done = f", {self.epochs_done} epoch{'s' if self.epochs_done != 1 else ''} done" if self.epochs_done else ""
-            self.session_var.set(
-                f"{self.resume_session.folder}\n(Train continues this session{done}; New session starts another)"
-            )
-        elif self.session is not None:
-            self.session_var.set(f"{self.session.folder}")
-        else:
-            self.session_var.set("New session on Train")
-
     # ------------------------------------------------------------------------------ actions
     def on_train(self) -> bool:
         """Validate the form and start a run; False (with a message) when it cannot start."""
@@ -327,90 +324,45 @@ class MainWindow(ttk.Frame):
             self.show_error("Some settings need fixing:\n" + str(error), user_error=True, title="Check the settings")
             return False
         self._pending_values = values
-        if self.resume_session is not None and not self._same_folders(values):
-            self.show_error(
-                f"This session trains on {self.resume_session.train_dir} (validation: "
-                f"{self.resume_session.val_dir or 'held out from it'}). Put those folders back "
-                "to resume it, or press New session to train on other data.",
-                user_error=True,
-                title="The session uses other data",
-            )
+        plan = self.controller.plan_train(values)
+        if isinstance(plan, RefuseTrain):
+            self.show_error(plan.message, user_error=True, title=plan.title)
             return False
-        session_model = getattr(getattr(self.resume_session, "train_config", None), "model", None)
-        if self.resume_session is not None and self.epochs_done and session_model and values.config.model != session_model:
-            self.show_error(
-                f"This session trains {session_model}; its checkpoint cannot become "
-                f"{values.config.model}. Put {session_model} back to continue it, or press New "
-                "session to train the other model.",
-                user_error=True,
-                title="The session uses another model",
-            )
+        if isinstance(plan, AskMoreEpochs):
+            self._ask_more_epochs(plan)
             return False
-        if self.resume_session is not None and values.config.epochs <= self.epochs_done:
-            self._ask_more_epochs(values)
-            return False
-        if values.train_dir is None and self.resume_session is None:
+        if isinstance(plan, PrepareDemo):
             self._prepare_demo_then_train()
             return True
-        return self._start_run(values.train_dir, values.val_dir, values.config)
+        return self._start_run(plan.train_dir, plan.val_dir, plan.config)
 
-    def _ask_more_epochs(self, values) -> None:
+    def _ask_more_epochs(self, plan: AskMoreEpochs) -> None:
         """The session's epochs are used up: offer to add more (the form's Epochs is the
         total, so "more" raises it), instead of a run that does nothing."""
-        from .dialogs import MoreEpochsDialog
-
-        if self.more_epochs_dialog is not None:
-            try:
-                self.more_epochs_dialog.destroy()
-            except tk.TclError:
-                pass
-        done = self.epochs_done
-        suggested = max(1, min(done, 20))  # as many again, within reason
+        destroy(self.more_epochs_dialog)
 
         def accept(more: int) -> None:
             self.more_epochs_dialog = None
-            self.settings.vars["epochs"].set(str(done + more))
-            self.log.append(f"Adding {more} epoch{'s' if more != 1 else ''}: epochs {done + 1}-{done + more} of this session")
+            total, note = more_epochs(plan.done, more)
+            self.settings.vars["epochs"].set(str(total))
+            self._log(note)
             self.on_train()
 
         def dismiss() -> None:
             self.more_epochs_dialog = None
 
-        self.more_epochs_dialog = MoreEpochsDialog(self.root, done, suggested, accept, dismiss)
-
-    def _same_folders(self, values) -> bool:
-        """Do the form's folders match those of the session being resumed?"""
-
-        def same(a: Optional[str], b: Optional[str]) -> bool:
-            if not a or not b:
-                return not a and not b
-            return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
-
-        session = self.resume_session
-        return same(values.train_dir, session.train_dir) and same(values.val_dir, session.val_dir)
+        self.more_epochs_dialog = MoreEpochsDialog(self.root, plan.done, plan.suggested, accept, dismiss)
 
     def _prepare_demo_then_train(self) -> None:
-        from datasets import default_demo_dir
-
-        target = Path(self.demo_dir) if self.demo_dir else default_demo_dir(self.demo_shortcut)
-        if (target / "demo.json").is_file():
+        target = demo_target(self.demo_dir, self.demo_shortcut)
+        if demo_is_ready(target):
             self._on_demo_ready(str(target))
             return
         self._set_state(RunState.PREPARING)
         self.log.append(f"Making the demo data in {target} (first run only)...")
         self.progress.epoch_bar.configure(mode="indeterminate")
         self.progress.epoch_bar.start(50)
-        events = self.events
-
-        def work() -> None:
-            try:
-                from datasets import ensure_demo_data
-
-                events.put(DemoReady(str(ensure_demo_data(target, shortcut=self.demo_shortcut))))
-            except Exception as error:  # noqa: BLE001 -- reported to the user as a dialog
-                events.put(DemoFailed(f"Could not make the demo data: {error}", traceback.format_exc()))
-
-        threading.Thread(target=work, name="demo-data", daemon=True).start()
+        start_demo_preparation(target, self.demo_shortcut, self.events.put)
 
     def _stop_indeterminate(self) -> None:
         self.progress.epoch_bar.stop()
@@ -418,34 +370,24 @@ class MainWindow(ttk.Frame):
 
     def _on_demo_ready(self, root: str) -> None:
         self._stop_indeterminate()
+        self._set_state(RunState.IDLE)
         if self.closing:
-            self._set_state(RunState.IDLE)
             return
         values = self._pending_values
-        val_dir = values.val_dir or str(Path(root) / "val")
-        self._set_state(RunState.IDLE)
-        self._start_run(str(Path(root) / "train"), val_dir, values.config)
+        train_dir, val_dir = demo_folders(root, values.val_dir)
+        self._start_run(train_dir, val_dir, values.config)
 
     def _start_run(self, train_dir: Optional[str], val_dir: Optional[str], config: TrainConfig) -> bool:
-        from app.run.session import Session, default_sessions_root, new_session_folder
-
         session = None
         try:
-            if self.resume_session is not None:
-                session = self.resume_session
-                session.update_configs(config)
-                self.log.append(f"Resuming session {session.folder}")
-            else:
-                root = Path(self.sessions_root) if self.sessions_root else default_sessions_root()
-                session = Session.create(new_session_folder(root), train_dir, val_dir, config, self.finetune_config)
+            session, fresh = self.controller.session_for_run(train_dir, val_dir, config, self.finetune_config)
+            if fresh:
                 self.log.append(f"New session {session.folder}")
                 self.plots.clear()
                 self._forget_reasonability()
-                self.epochs_done = 0
-                self._fresh_session = True
-                self._epoch_records = []
-                self.trust_warnings = []
                 self.trust_banner.show(())
+            else:
+                self.log.append(f"Resuming session {session.folder}")
             paths = session.run_paths()
             trainer = self.trainer_factory(config, session.finetune_config, paths, emit=self.events.put, session=session)
         except (UserError, OSError, ValueError) as error:
@@ -453,14 +395,9 @@ class MainWindow(ttk.Frame):
             self.show_error(str(error), user_error=True, title="Cannot start training")
             self._set_state(RunState.IDLE)
             return False
-        self.session = session
-        self.resume_session = session  # the next Train continues it (New session is explicit)
+        self.controller.run_started(session, config)
         self.trainer = trainer
         self.paused = False
-        self.finished = None
-        self.last_failure = None
-        self._epochs = config.epochs
-        self._run_config = config
         self.pause_button.configure(text=PAUSE_TEXT)
         self.progress.reset()
         self._update_session_label()
@@ -493,7 +430,7 @@ class MainWindow(ttk.Frame):
         self.trainer.stop()
         self.paused = False
         self.pause_button.configure(text=PAUSE_TEXT)
-        self._close_round_windows()
+        self.rounds.close_round()
         self.log.append("Stopping after the current batch...")
         self._set_state(RunState.STOPPING)
 
@@ -501,21 +438,11 @@ class MainWindow(ttk.Frame):
         """Open (or raise and refresh) the reasonability window on the latest matrix."""
         if self.reasonability is None:
             return None
-        from .reasonability_window import ReasonabilityWindow
+        return self.rounds.show_reasonability(self.reasonability, self.paint_images)
 
-        window = self.reasonability_window
-        if window is not None and window.winfo_exists():
-            window.show(self.reasonability)
-            window.deiconify()
-            window.lift()
-            return window
-        self.reasonability_window = ReasonabilityWindow(self.root, self.reasonability, on_paint=self.paint_images)
-        return self.reasonability_window
-
+    # ------------------------------------------------------------------------------ sessions
     def on_open_session(self) -> None:
-        from app.run.session import default_sessions_root
-
-        root = Path(self.sessions_root) if self.sessions_root else default_sessions_root()
+        root = self.controller.sessions_folder()
         folder = filedialog.askdirectory(
             parent=self, title="Open a session folder", initialdir=str(root if root.is_dir() else Path.home()), mustexist=True
         )
@@ -525,46 +452,25 @@ class MainWindow(ttk.Frame):
     def open_session(self, folder: str) -> bool:
         """Load a session folder: its settings into the form, its curves and rounds into the
         plots; Train then resumes it. False (with a dialog) when it is not a session."""
-        from app.run.session import Session
-
         if self.running:
             return False
         try:
-            session = Session.open(folder)
-            epochs = session.epoch_history()
-            rounds = session.history()
+            session, epochs, rounds = self.controller.open_session(folder)
         except (UserError, OSError, ValueError) as error:
             self.show_error(str(error), user_error=True, title="Cannot open the session")
             return False
-        self.resume_session = session
-        self.session = session
-        self._fresh_session = False
-        self.epochs_done = epochs[-1].get("epoch", len(epochs)) if epochs else 0
-        self._epoch_records = [dict(row) for row in epochs]
-        self._sizes = None  # known again when Train reports the data's sizes
         self.trust_banner.show(())
         self.settings.load(session.train_dir, session.val_dir, session.train_config)
         self.plots.set_history(epochs, rounds)
         self._update_session_label()
-        done = epochs[-1].get("epoch", len(epochs)) if epochs else 0
-        self.log.append(
-            f"Opened session {session.folder}: {done} epochs done, {len(rounds)} "
-            f"feedback rounds, {len(session.masks.annotated())} masks"
-        )
+        self._log(self.controller.opened_note(session, rounds))
         return True
 
     def on_new_session(self) -> None:
         """Forget the opened session: the next Train starts a fresh one."""
         if self.running:
             return
-        self.resume_session = None
-        self.session = None
-        self.epochs_done = 0
-        self._fresh_session = False
-        self.paint_queue = []
-        self._epoch_records = []
-        self._sizes = None
-        self.trust_warnings = []
+        self.controller.forget_session()
         self.trust_banner.show(())
         self.plots.clear()
         self.progress.reset()
@@ -573,15 +479,8 @@ class MainWindow(ttk.Frame):
 
     def _discard_fresh_session(self, session: Any) -> None:
         """Remove the folder of a session this Train made if it holds nothing yet."""
-        if session is None or not self._fresh_session:
-            return
-        self._fresh_session = False
-        if session.discard_if_empty():
+        if self.controller.discard_fresh_session(session):
             self.log.append(f"Removed the empty session folder {session.folder}", "debug")
-            if self.resume_session is session:
-                self.resume_session = None
-            if self.session is session:
-                self.session = None
             self._update_session_label()
 
     def _forget_reasonability(self) -> None:
@@ -601,113 +500,64 @@ class MainWindow(ttk.Frame):
             listener(event)
 
     def _on_run_started(self, event: msg.RunStarted) -> None:
-        from app.engine.trust_checks import DataSizes
-
-        config = self._run_config or DEFAULT_CONFIG
-        self._sizes = DataSizes(
-            event.n_train,
-            event.n_val,
-            len(event.classes),
-            config.batch_size,
-            config.model,
-            tuple(getattr(event, "class_counts", ()) or ()),
-        )
+        notes = self.controller.on_run_started(event)
         self.device = event.device
         self.device_var.set(f"Device: {event.device}")
-        self._epochs = event.epochs
         self.progress.run_started(event.first_epoch, event.epochs, event.batches_per_epoch)
         self.plots.set_run_range(event.epochs)
-        self.log.append(
-            f"Training on {event.device}: {event.n_train} training and {event.n_val} "
-            f"validation images, {len(event.classes)} classes, epochs "
-            f"{event.first_epoch}-{event.epochs}"
-        )
-        if event.skipped:
-            self.log.append(
-                f"{plural(len(event.skipped), 'image')} {'was' if len(event.skipped) == 1 else 'were'} skipped (unreadable):",
-                "warning",
-            )
-            for relpath, reason in event.skipped[:20]:
-                self.log.append(f"  {relpath}: {reason}", "warning")
-            if len(event.skipped) > 20:
-                self.log.append(f"  ... and {len(event.skipped) - 20} more", "warning")
+        self._log(*notes)
 
     def _on_batch(self, event: msg.BatchFinished) -> None:
-        self.progress.batch_done(event.epoch, event.batch, event.batches, self._epochs)
+        self.progress.batch_done(event.epoch, event.batch, event.batches, self.controller.epochs)
         self.plots.add_batch(
             event.epoch, event.batch, event.batches, event.loss, event.accuracy, getattr(event, "ce", float("nan"))
         )
 
     def _on_epoch(self, event: msg.EpochFinished) -> None:
-        self.epochs_done = max(self.epochs_done, event.epoch)
-        self._fresh_session = False  # it has a checkpoint now: never discarded
+        note = self.controller.on_epoch(event)
         self.progress.epoch_done(event.epoch, event.epochs, event.seconds)
         self.plots.add_epoch(event.epoch, event.train, event.val)
-        self._epoch_records = [r for r in self._epoch_records if r.get("epoch") != event.epoch]
-        self._epoch_records.append({"epoch": event.epoch, "train": dict(event.train), "val": dict(event.val)})
         self._check_trust()
-        train, val = event.train, event.val
-        self.log.append(
-            f"Epoch {event.epoch}/{event.epochs}: train loss {train.get('loss', float('nan')):.4f}"
-            f", acc {train.get('accuracy', float('nan')):.1%}; val loss "
-            f"{val.get('loss', float('nan')):.4f}, acc {val.get('accuracy', float('nan')):.1%} "
-            f"({event.seconds:.1f} s)"
-        )
+        self._log(note)
 
     def _on_feedback(self, event: msg.FeedbackNeeded) -> None:
-        if self.closing or self.trainer is None or self.trainer.stopping:
+        if not round_can_open(self.closing, self.trainer):
             return
         self.log.append(
             f"Feedback round {event.round} after epoch {event.epoch}: {len(event.items)} images chosen by {event.strategy}"
         )
-        from .brush_window import BrushWindow  # imported late: it is a sibling's module
-
         trainer = self.trainer
-
         masks = self.session.masks
 
-        def done(relpaths: Sequence[str]) -> None:
-            self.brush_window = None
+        def answer(relpaths: Optional[Sequence[str]]) -> None:  # the painted images; None: cancelled
+            self.rounds.brush = None
             if trainer.stopping:
                 return
-            if not relpaths and not masks.annotated():
-                # a 0-step round would open a chooser comparing nothing (two black panels)
-                self.log.append("Nothing painted, so nothing to fine-tune; training resumes")
-                self.status_var.set("Nothing painted: nothing to fine-tune. Training resumes.")
-                trainer.submit(msg.SkipFeedback())
-                return
-            self.log.append(f"Painted {plural(len(relpaths), 'image')}; fine-tuning...")
-            trainer.submit(msg.StartFinetune(tuple(relpaths)))
-
-        def cancel() -> None:
-            self.brush_window = None
-            if trainer.stopping:
-                return
-            self.log.append("Painting cancelled; training continues unchanged")
-            trainer.submit(msg.SkipFeedback())
+            reply = paint_cancelled() if relpaths is None else paint_done(relpaths, masks)
+            self._log(reply.note)
+            if reply.status:
+                self.status_var.set(reply.status)
+            trainer.submit(reply.command)
 
         try:
-            self.brush_window = BrushWindow(
-                self.root,
-                event.items,
-                self.session.masks,
-                round_number=event.round,
-                on_done=done,
-                on_cancel=cancel,
+            self.rounds.open_brush(
+                event,
+                masks,
+                on_done=answer,
+                on_cancel=lambda: answer(None),
                 submit=trainer.submit,
                 on_save_failed=self._mask_save_failed,
-                trust_note=self._trust_note(),
+                trust_note=self.controller.trust_note(),
                 on_gallery=self.on_gallery,
                 on_open_images=self.paint_images,
-                geometry_store=self.geometry_store,
             )
             if self.paint_queue:  # chosen between rounds (gallery, reasonability window)
-                queued, self.paint_queue = tuple(self.paint_queue), []
+                queued = self.controller.take_paint_queue()
                 self.log.append(f"Opening the {plural(len(queued), 'queued image')} as well")
                 trainer.submit(msg.PrepareImages(queued))
         except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting for paint
             log.exception("cannot open the brush window")
-            self.brush_window = None
+            self.rounds.brush = None
             trainer.submit(msg.SkipFeedback())
             self.show_error(
                 f"Cannot open the brush window: {error}", details=traceback.format_exc(), title="Feedback round skipped"
@@ -725,28 +575,16 @@ class MainWindow(ttk.Frame):
     def _on_reasonability(self, event: msg.ReasonabilityReady) -> None:
         self.reasonability = event
         self.reasonability_button.state(["!disabled"])
-        matrix = event.matrix
-        total = matrix.n_images
-        bad = matrix.counts.get("accurate_unreasonable", 0)
-        self.log.append(
-            f"Reasonability before round {event.round}: {bad} of {total} judged "
-            f"images are right for the wrong reason (Reasonability... shows them)"
-        )
-        window = self.reasonability_window
-        if window is not None:
-            try:
-                if window.winfo_exists():
-                    window.show(event)
-            except tk.TclError:
-                self.reasonability_window = None
+        self._log(reasonability_note(event))
+        self.rounds.refresh_reasonability(event)
 
     # ------------------------------------------------------------------------------ gallery
     def _brush_open(self) -> bool:
-        brush = self.brush_window
-        try:
-            return brush is not None and bool(brush.winfo_exists()) and self.trainer is not None
-        except tk.TclError:
-            return False
+        return self.rounds.brush_is_open() and self.trainer is not None
+
+    def _cells(self) -> Dict[str, Any]:
+        """The reasonability matrix's cells (cell -> relpaths) for the gallery's filter."""
+        return dict(self.reasonability.matrix.members) if self.reasonability is not None else {}
 
     def on_gallery(self) -> None:
         """Brush window's "Gallery...": ask the trainer for the images and their predictions."""
@@ -763,21 +601,14 @@ class MainWindow(ttk.Frame):
             return None
         if self.session is None:
             return None
-        from .gallery_filter import list_folder
-        from .gallery_window import GalleryWindow
-
-        entries = list_folder(self.session.train_dir)
-        cells = dict(self.reasonability.matrix.members) if self.reasonability is not None else {}
-        self.gallery_window = GalleryWindow(
-            self.root,
-            entries,
-            self.session.train_dir,
-            cells=cells,
-            masked=self.session.masks.annotated,
+        session = self.session
+        return self.rounds.open_gallery(
+            list_folder(session.train_dir),
+            session.train_dir,
+            cells=self._cells(),
+            masked=session.masks.annotated,
             on_paint=self.paint_images,
-            store=self.geometry_store,
         )
-        return self.gallery_window
 
     def paint_images(self, relpaths: Sequence[str]) -> bool:
         """Open these training images in the brush window (gallery, reasonability window,
@@ -786,41 +617,27 @@ class MainWindow(ttk.Frame):
         if not relpaths:
             return False
         if not self._brush_open():
-            for relpath in relpaths:
-                if relpath not in self.paint_queue:
-                    self.paint_queue.append(relpath)
-            self.status_var.set(
-                f"{plural(len(self.paint_queue), 'image')} queued: they open in the brush window at the next feedback round"
-            )
-            self.log.append(f"Queued {plural(len(relpaths), 'image')} for painting at the next feedback round")
+            status, note = self.controller.queue_paint(relpaths)
+            self.status_var.set(status)
+            self._log(note)
             return False
         self.log.append(f"Opening {plural(len(relpaths), 'image')} for painting...")
         self.trainer.submit(msg.PrepareImages(tuple(relpaths)))
         return True
 
     def _on_images_described(self, event: msg.ImagesDescribed) -> None:
-        from .gallery_window import GalleryWindow
-
         self._set_state(self.state)  # the status line back
         if not self._brush_open() or self.session is None:
             return
-        window = self.gallery_window
-        try:
-            if window is not None and window.winfo_exists():
-                window.destroy()
-        except tk.TclError:
-            pass
-        cells = dict(self.reasonability.matrix.members) if self.reasonability is not None else {}
-        masks = self.session.masks
-        self.gallery_window = GalleryWindow(
-            self.root,
+        session = self.session
+        self.rounds.open_gallery(
             event.entries,
-            self.session.train_dir,
-            cells=cells,
-            masked=masks.annotated,
+            session.train_dir,
+            cells=self._cells(),
+            masked=session.masks.annotated,
             on_paint=self.paint_images,
             n_train=event.n_train,
-            store=self.geometry_store,
+            replace=True,
         )
 
     def _on_images_prepared(self, event: msg.ImagesPrepared) -> None:
@@ -832,23 +649,16 @@ class MainWindow(ttk.Frame):
         self.brush_window.lift()
         self.log.append(f"Brush window: {plural(added, 'image')} added to paint")
 
-    def _propagation_panel(self) -> Any:
-        brush = self.brush_window
-        panel = getattr(brush, "propagation", None)
-        try:
-            return panel if panel is not None and panel.winfo_exists() else None
-        except tk.TclError:
-            return None
-
+    # ------------------------------------------------------------------------------ propagation
     def _on_propagation_preview(self, event: msg.PropagationPreview) -> None:
         self.log.append(f"Propagation preview ({event.scope}) from {', '.join(event.sources)}: {event.count} images")
-        panel = self._propagation_panel()
+        panel = self.rounds.propagation_panel()
         if panel is not None:
             panel.show_preview(event)
 
     def _on_propagation_applied(self, event: msg.PropagationApplied) -> None:
         self.log.append(f"Propagated ({event.scope}) the red of {', '.join(event.sources)} to {event.written} images")
-        panel = self._propagation_panel()
+        panel = self.rounds.propagation_panel()
         if panel is not None:
             panel.show_applied(event)
 
@@ -856,10 +666,11 @@ class MainWindow(ttk.Frame):
         self.log.append(f"Propagation ({event.scope}) failed: {event.message}", "warning" if event.user_error else "error")
         if event.details:
             self.log.append(event.details, "error")
-        panel = self._propagation_panel()
+        panel = self.rounds.propagation_panel()
         if panel is not None:
             panel.show_failed(event)
 
+    # ------------------------------------------------------------------------------ fine-tune rounds
     def _on_finetune_started(self, event: msg.FinetuneStarted) -> None:
         self.progress.finetune_started(event.round, event.max_steps)
         self.log.append(f"Fine-tune round {event.round}: {event.n_annotated} annotated images, at most {event.max_steps} steps")
@@ -871,30 +682,21 @@ class MainWindow(ttk.Frame):
         self.progress.finetune_progress(event.round, event.step, event.max_steps, event.guidance, event.val_loss)
 
     def _on_finetune_done(self, event: msg.FinetuneDone) -> None:
-        report = self._last_report = event.report
-        self.progress.finetune_finished(event.round, report.steps, report.stop_text)
-        self.log.append(
-            f"Fine-tune round {event.round} done after {report.steps} steps ({report.stop_text}): "
-            f"val acc {report.val_accuracy_before:.1%} -> {report.val_accuracy_after:.1%}, "
-            f"saliency on red {report.red_share_before:.1%} -> {report.red_share_after:.1%}"
-        )
-        if self.closing or self.trainer is None or self.trainer.stopping:
+        self.progress.finetune_finished(event.round, event.report.steps, event.report.stop_text)
+        self._log(self.controller.on_finetune_done(event))
+        if not round_can_open(self.closing, self.trainer):
             return
         trainer = self.trainer
 
-        def commit() -> None:
-            self.chooser_window = None
-            trainer.submit(msg.Commit())
-
-        def reject() -> None:
-            self.chooser_window = None
-            trainer.submit(msg.Reject())
+        def decide(command: Any) -> None:
+            self.rounds.chooser = None
+            trainer.submit(command)
 
         try:
-            self.chooser_window = ChooserWindow(self.root, event, commit, reject)
+            self.rounds.open_chooser(event, lambda: decide(msg.Commit()), lambda: decide(msg.Reject()))
         except Exception as error:  # noqa: BLE001 -- never leave the trainer waiting
             log.exception("cannot open the chooser")
-            self.chooser_window = None
+            self.rounds.chooser = None
             trainer.submit(msg.Reject())  # the safe choice: weights stay as before the round
             self.show_error(
                 f"Cannot show the comparison, so the round was rejected: {error}",
@@ -903,54 +705,33 @@ class MainWindow(ttk.Frame):
             )
 
     def _on_round_decided(self, event: msg.RoundDecided) -> None:
-        report = self._last_report if event.finetuned else None
-        self.plots.add_round(
-            event.round,
-            event.epoch,
-            event.committed,
-            event.finetuned,
-            report.val_loss_after if report else float("nan"),
-            report.val_accuracy_after if report else float("nan"),
-        )
-        self._last_report = None
-        if event.committed:
-            text = "committed: training continues with the fine-tuned weights"
-        elif event.finetuned:
-            text = "rejected: training continues with the weights from before the round"
-        else:
-            text = "skipped"
-        self.log.append(f"Round {event.round} (after epoch {event.epoch}) {text}")
+        mark, note = self.controller.on_round_decided(event)
+        self.plots.add_round(mark.round, mark.epoch, mark.committed, mark.finetuned, mark.val_loss, mark.val_accuracy)
+        self._log(note)
 
+    # ------------------------------------------------------------------------------ run states
     def _on_state(self, event: msg.StateChanged) -> None:
-        if self.state is RunState.STOPPING and event.state not in ENDED_STATES:
-            return  # keep showing "stopping" until the thread says it is done
-        self._set_state(event.state)
+        state = shown_state(self.state, event.state)
+        if state is not None:
+            self._set_state(state)
 
     def _on_checkpoint(self, event: msg.CheckpointSaved) -> None:
         self.log.append(f"Checkpoint saved (epoch {event.epoch})", "debug")
 
     def _on_finished(self, event: msg.TrainingFinished) -> None:
-        self.finished = event
-        if event.stopped:
-            self.log.append(f"Stopped after epoch {event.epoch}; session saved")
-        else:
-            self.log.append(
-                f"Training finished: {event.epoch} epochs. Train adds more epochs to this session; New session starts another."
-            )
-        self._close_round_windows()
-        self._set_state(RunState.STOPPED if event.stopped else RunState.FINISHED)
+        state, note = self.controller.on_finished(event)
+        self._log(note)
+        self.rounds.close_round()
+        self._set_state(state)
         self._update_session_label()
 
     def _on_failed(self, event: msg.TrainingFailed) -> None:
-        self.last_failure = event
-        self.log.append(f"Training failed: {event.message}", "error")
-        if event.details:
-            self.log.append(event.details, "error")
-        self._close_round_windows()
+        notes, title = self.controller.on_failed(event)
+        self._log(*notes)
+        self.rounds.close_round()
         self._discard_fresh_session(self.session)
         self._set_state(RunState.FAILED)
         if not self.closing:
-            title = "Cannot train" if event.user_error else "Training failed"
             self.show_error(event.message, details=event.details, user_error=event.user_error, title=title)
 
     def _on_log_line(self, event: LogLine) -> None:
@@ -993,38 +774,9 @@ class MainWindow(ttk.Frame):
 
     # ------------------------------------------------------------------------------ dialogs
     def show_error(self, message: str, *, details: str = "", user_error: bool = False, title: str = "Error") -> ErrorDialog:
-        if self.error_dialog is not None:
-            try:
-                self.error_dialog.destroy()
-            except tk.TclError:
-                pass
+        destroy(self.error_dialog)
         self.error_dialog = ErrorDialog(self.root, message, details=details, title=title, user_error=user_error)
         return self.error_dialog
-
-    def _close_round_windows(self) -> None:
-        """Close the brush window (saving its paint) and the chooser (deciding nothing: a
-        stopped trainer keeps the weights it had before the round)."""
-        brush, chooser = self.brush_window, self.chooser_window
-        self.brush_window = self.chooser_window = None
-        gallery, self.gallery_window = self.gallery_window, None
-        if gallery is not None:
-            try:
-                gallery.destroy()
-            except tk.TclError:
-                pass
-        if brush is not None:
-            try:
-                if hasattr(brush, "cancel"):
-                    brush.cancel()  # saves the mask on screen; its command goes nowhere
-                if brush.winfo_exists():
-                    brush.destroy()
-            except tk.TclError:
-                pass
-        if chooser is not None:
-            try:
-                chooser.destroy()
-            except tk.TclError:
-                pass
 
     # ------------------------------------------------------------------------------ closing
     def on_close(self) -> None:
@@ -1036,7 +788,7 @@ class MainWindow(ttk.Frame):
             self._close_started = time.monotonic()
             if self.trainer is not None and self.thread is not None and self.thread.is_alive():
                 self.trainer.stop()
-                self._close_round_windows()
+                self.rounds.close_round()
                 self.log.append("Closing: stopping the training and saving the session...")
                 self._after_ids["stopping_note"] = self.after(STOPPING_NOTE_AFTER_MS, self._show_stopping_note)
         self._poll_close()
@@ -1051,7 +803,7 @@ class MainWindow(ttk.Frame):
         alive = self.thread is not None and self.thread.is_alive()
         waited = time.monotonic() - self._close_started
         if alive and waited < self.join_timeout_s:
-            self._after_ids["close_poll"] = self.after(50, self._poll_close)
+            self._after_ids["close_poll"] = self.after(CLOSE_POLL_MS, self._poll_close)
             return
         if alive:
             log.warning("the training thread did not stop within %.0f s; closing anyway", waited)
@@ -1061,35 +813,14 @@ class MainWindow(ttk.Frame):
         """Cancel timers, detach the log handler and destroy the window (idempotent)."""
         if self.closed:
             return
-        self.closed = True
-        self.closing = True
+        self.closed = self.closing = True
         self.pump.stop()
         for after_id in self._after_ids.values():
-            try:
-                self.after_cancel(after_id)
-            except tk.TclError:
-                pass
+            quietly(self.after_cancel, after_id)
         self._after_ids.clear()
-        for name in ("app", "datasets", "models", "loss"):
+        for name in ENGINE_LOGGERS:
             logging.getLogger(name).removeHandler(self.log_handler)
-        self._close_round_windows()
-        if self.reasonability_window is not None:
-            try:
-                self.reasonability_window.destroy()
-            except tk.TclError:
-                pass
-            self.reasonability_window = None
-        if self.error_dialog is not None:
-            try:
-                self.error_dialog.destroy()
-            except tk.TclError:
-                pass
-        try:
-            self.progress.epoch_bar.stop()
-        except tk.TclError:
-            pass
-        target = self.root if self.destroy_root_on_close else self
-        try:
-            target.destroy()
-        except tk.TclError:
-            pass
+        self.rounds.close_all()
+        destroy(self.error_dialog)
+        quietly(self.progress.epoch_bar.stop)
+        destroy(self.root if self.destroy_root_on_close else self)
