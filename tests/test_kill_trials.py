@@ -2,6 +2,7 @@
 bench/kill_trials.py; the bench runs 24)."""
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_kill_trials_lose_nothing(tmp_path):
     spec = importlib.util.spec_from_file_location("kill_trials", ROOT / "bench" / "kill_trials.py")
     kill_trials = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(kill_trials)
+    sys.modules["kill_trials"] = kill_trials  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(kill_trials)
+    finally:
+        del sys.modules["kill_trials"]
     results = kill_trials.run_trials({"train": 1, "propagate": 1, "history": 1}, seed=1, folder=tmp_path)
     assert len(results) == 3
     for result in results:

@@ -40,3 +40,4 @@ def test_a_requested_pause_is_said_until_it_happens():
 def test_states_compare_and_print_as_their_names():
     assert RunState.TRAINING == "training" and str(RunState.WAITING_FOR_DECISION) == "waiting_for_decision"
     assert controls_for("finished") == controls_for(RunState.FINISHED)
+    assert "stopped" in ENDED_STATES and {"training": 1}[RunState.TRAINING] == 1  # hashed as the string

@@ -32,6 +32,10 @@ class RunState(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    # Hash as the plain string, as it compares: `"stopped" in {RunState.STOPPED}` holds (Enum's
+    # own hash is its member name's, which would make such a set miss the plain string).
+    __hash__ = str.__hash__
+
 
 UI_ONLY_STATES = frozenset({RunState.IDLE, RunState.PREPARING})
 ENDED_STATES = frozenset({RunState.STOPPED, RunState.FINISHED, RunState.FAILED})
