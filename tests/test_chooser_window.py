@@ -194,3 +194,20 @@ def test_a_round_worse_on_the_shortcut_broken_validation_says_so(tk_root):
     better = dataclasses.replace(done.report, broken_accuracy_before=0.40, broken_accuracy_after=0.60)
     window2, _ = open_chooser(tk_root, dataclasses.replace(done, report=better))
     assert window2.verdict_label.cget("text").startswith("Better:")
+
+
+def test_the_chooser_reopens_at_the_size_the_user_left_it(tk_root, tmp_path):
+    import json
+
+    from ui.window_geometry import GeometryStore
+
+    store = GeometryStore(tmp_path / "windows.json")
+    first = ChooserWindow(tk_root, make_done(), lambda: None, lambda: None, geometry_store=store)
+    first.geometry("760x540+20+30")  # the user resizes it
+    tk_root.update()
+    first.destroy()
+    assert json.loads((tmp_path / "windows.json").read_text())["chooser"].startswith("760x540")
+    second = ChooserWindow(tk_root, make_done(), lambda: None, lambda: None, geometry_store=store)
+    tk_root.update()
+    assert second.winfo_width() == 760 and second.winfo_height() == 540
+    second.destroy()

@@ -76,3 +76,21 @@ def test_main_window_button_enabled_after_reasonability_ready(tk_root, tmp_path)
         assert window.reasonability_button.instate(["disabled"])
     finally:
         window.teardown()
+
+
+def test_the_window_reopens_at_the_size_the_user_left_it(tk_root, tmp_path):
+    import json
+
+    from ui.reasonability_window import ReasonabilityWindow
+    from ui.window_geometry import GeometryStore
+
+    store = GeometryStore(tmp_path / "windows.json")
+    first = ReasonabilityWindow(tk_root, _event(), geometry_store=store)
+    first.geometry("820x600+10+10")  # the user resizes it
+    tk_root.update()
+    first.destroy()
+    assert json.loads((tmp_path / "windows.json").read_text())["reasonability"].startswith("820x600")
+    second = ReasonabilityWindow(tk_root, _event(), geometry_store=store)
+    tk_root.update()
+    assert second.winfo_width() == 820 and second.winfo_height() == 600
+    second.destroy()

@@ -25,6 +25,8 @@ from datasets.masks import resize_mask
 
 from .geometry import display_indices, fit_image
 from .overlay import RED_RGB, blend, mask_overlay, paint_outline
+from .window_geometry import GeometryStore
+from .window_placement import restore_and_remember
 
 PANEL_SIZE = 280  # canvas side of each image panel, in pixels (the window fits 1280 x 720)
 OUTLINE_RED = RED_RGB
@@ -74,6 +76,7 @@ class ChooserWindow(tk.Toplevel):
         on_reject: Callable[[], None],
         *,
         panel_size: int = PANEL_SIZE,
+        geometry_store: Optional[GeometryStore] = None,
     ) -> None:
         super().__init__(master)
         self.done = done
@@ -98,6 +101,7 @@ class ChooserWindow(tk.Toplevel):
         self._build_summary(outer).pack(fill="x")
         self._build_images(outer).pack(fill="both", expand=True, pady=(10, 0))
         self._build_buttons(outer).pack(fill="x", pady=(10, 0))
+        restore_and_remember(self, "chooser", geometry_store)  # the size the user left it at
 
         for key in ("<Return>", "<KP_Enter>", "<Key-c>", "<Key-C>"):
             self.bind(key, lambda _e: self.commit())

@@ -19,6 +19,9 @@ from typing import Callable, Dict, Optional, Sequence
 
 from app.run import messages as msg
 
+from .window_geometry import GeometryStore
+from .window_placement import restore_and_remember
+
 ROWS = (("accurate", "Accurate", True), ("inaccurate", "Inaccurate", False))
 COLUMNS = (("reasonable", "Reasonable", True), ("unreasonable", "Unreasonable", False))
 CELL_COLOURS = {  # background of each cell's count
@@ -52,7 +55,12 @@ class ReasonabilityWindow(tk.Toplevel):
     """Shows one `msg.ReasonabilityReady`; `show(event)` replaces it with a newer one."""
 
     def __init__(
-        self, master: tk.Misc, event: msg.ReasonabilityReady, *, on_paint: Optional[Callable[[Sequence[str]], object]] = None
+        self,
+        master: tk.Misc,
+        event: msg.ReasonabilityReady,
+        *,
+        on_paint: Optional[Callable[[Sequence[str]], object]] = None,
+        geometry_store: Optional[GeometryStore] = None,
     ) -> None:
         super().__init__(master)
         self.on_paint = on_paint
@@ -66,6 +74,7 @@ class ReasonabilityWindow(tk.Toplevel):
         self._build()
         self.bind("<Escape>", lambda _e: self.destroy())
         self.show(event)
+        restore_and_remember(self, "reasonability", geometry_store)  # the size the user left it at
 
     def _build(self) -> None:
         outer = ttk.Frame(self, padding=12)

@@ -50,7 +50,7 @@ class RoundWindows:
     def open_chooser(
         self, event: msg.FinetuneDone, on_commit: Callable[[], None], on_reject: Callable[[], None]
     ) -> ChooserWindow:
-        self.chooser = ChooserWindow(self.root, event, on_commit, on_reject)
+        self.chooser = ChooserWindow(self.root, event, on_commit, on_reject, geometry_store=self.geometry_store)
         return self.chooser
 
     # -------------------------------------------------------------------- gallery
@@ -93,7 +93,7 @@ class RoundWindows:
             window.deiconify()
             window.lift()
             return window
-        self.reasonability = ReasonabilityWindow(self.root, event, on_paint=on_paint)
+        self.reasonability = ReasonabilityWindow(self.root, event, on_paint=on_paint, geometry_store=self.geometry_store)
         return self.reasonability
 
     def refresh_reasonability(self, event: msg.ReasonabilityReady) -> None:
