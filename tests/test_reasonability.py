@@ -17,6 +17,7 @@ from app.explain.reasonability import (
     judge_reasonable,
     mask_priors,
     reasonability_matrix,
+    required_green_share,
     saliency_distribution,
     tabulate,
     unreasonable_scores,
@@ -137,9 +138,9 @@ def test_judge_reasonable_by_mask_and_by_heuristic():
     has_mask = torch.tensor([True, True, True, False, False])
     heuristic = torch.tensor([0.0, 0.0, 0.0, 0.7, 0.3])
     reasonable = judge_reasonable(
-        saliency, masks, has_mask, heuristic, ReasonabilityThresholds(red_share=0.2, green_share=0.6, score=0.5)
+        saliency, masks, has_mask, heuristic, ReasonabilityThresholds(red_share=0.2, green_lift=2.0, score=0.5)
     )
-    # 0: red 0.1, green 0.9 -> reasonable; 1: red 0.5 -> no; 2: red 0.75 -> no;
+    # 0: red 0.1, green 0.9 (>= 2 x 25 %) -> reasonable; 1: red 0.5 -> no; 2: red 0.75 -> no;
     # 3: no mask, score 0.7 -> no; 4: no mask, score 0.3 -> yes
     assert reasonable.tolist() == [True, False, False, False, True]
     # without a heuristic, images without masks count as reasonable
@@ -150,8 +151,25 @@ def test_judge_reasonable_green_only_mask():
     saliency = torch.tensor([[[1.0, 1.0], [1.0, 1.0]], [[0.0, 0.0], [0.0, 1.0]]])
     masks = torch.zeros(2, 2, 2)
     masks[:, 1, 1] = -1
-    reasonable = judge_reasonable(saliency, masks, torch.tensor([True, True]), None, ReasonabilityThresholds(green_share=0.5))
-    assert reasonable.tolist() == [False, True]  # 25 % vs 100 % on green
+    reasonable = judge_reasonable(saliency, masks, torch.tensor([True, True]), None, ReasonabilityThresholds(green_lift=2.0))
+    assert reasonable.tolist() == [False, True]  # 25 % (the green area's share: chance) vs 100 % on green
+
+
+def test_green_must_hold_more_saliency_than_its_area_not_a_fixed_share():
+    """A green object over half the image holding 55 % of the saliency is at chance, not on the
+    object; a small one holding 30 % on 10 % of the image is three times chance."""
+    big = torch.zeros(1, 10, 10)
+    big[:, :5, :] = -1  # green: half the image
+    small = torch.zeros(1, 10, 10)
+    small[:, :1, :] = -1  # green: a tenth of the image
+    masks = torch.cat([big, small])
+    saliency = torch.ones(2, 10, 10)
+    saliency[0, :5, :] = 1.22  # 55 % on green
+    saliency[1, :1, :] = 3.86  # 30 % on green
+    reasonable = judge_reasonable(saliency, masks, torch.tensor([True, True]), None)
+    assert reasonable.tolist() == [False, True]
+    required = required_green_share(masks, 2.0)
+    assert torch.allclose(required, torch.tensor([0.75, 0.2]))  # capped halfway to 1; 2 x 10 %
 
 
 def test_tabulate_counts_and_orders_members():

@@ -45,7 +45,7 @@ def reasonable_rule(thresholds) -> str:
     """One line saying what 'reasonable' means, with the thresholds of `app.explain.reasonability`."""
     return (
         f"Reasonable: with a mask, under {thresholds.red_share:.0%} of the saliency on red "
-        f"and at least {thresholds.green_share:.0%} on green; without one, an unreasonable "
+        f"and at least {thresholds.green_lift:g}x the green area's share on green; without one, an unreasonable "
         f"score under {thresholds.score:.0%} (the largest share of saliency on regions "
         f"painted red elsewhere, on a region salient in every class, or off the object)."
     )
