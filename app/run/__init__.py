@@ -1,4 +1,5 @@
-"""The run protocol the desktop app and the command line drive: the trainer thread and the
+"""The run protocol the desktop app and the command line drive: the trainer thread (and its
+feedback rounds, the commands answered while painting, the items the windows show) and the
 messages it exchanges with them, sessions (a run's folder, reopened later) and their locks.
 Imports `app.engine`, `app.explain` and below."""
 

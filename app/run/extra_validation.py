@@ -1,0 +1,72 @@
+"""Validation beyond the split: what the trainer measures besides validation loss and accuracy.
+
+`broken_*`: the shortcut-broken validation (`app.explain.shortcut_broken`), the validation
+images with the content the user painted red found and filled in, rebuilt only when the painted
+masks changed (`invalidate`); `test_*`: the optional shortcut-free test folder. Either is left out
+where it is unavailable, and a failure to build the first only logs: an extra metric must never
+end a run.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional
+
+import torch
+
+from app.engine.loops import evaluate
+from app.explain.shortcut_broken import BrokenValidation
+from datasets import MaskStore
+
+logger = logging.getLogger(__name__)
+
+
+class ExtraValidation:
+    """The run's extra validation sets, and the "not this" corrections they respect."""
+
+    def __init__(self, data: Any, device: torch.device, negatives_dir: Optional[str], test_loader: Any = None):
+        """`data`: the run's splits (`.train`, `.val`); `negatives_dir`: where content
+        propagation's "not this" corrections live (RunPaths.negatives_dir; None: nowhere);
+        `test_loader`: the shortcut-free test folder's loader, if any."""
+        self.data = data
+        self.device = device
+        self.negatives_dir = negatives_dir
+        self.test_loader = test_loader
+        self._broken: Optional[BrokenValidation] = None
+        self._stale = True
+
+    def invalidate(self) -> None:
+        """The hand-painted masks changed: rebuild the shortcut-broken validation when next asked."""
+        self._stale = True
+
+    def negative_store(self) -> Optional[MaskStore]:
+        """The "not this" corrections of content propagation, if this run has a folder for them."""
+        if not self.negatives_dir:
+            return None
+        return MaskStore(self.negatives_dir, self.data.train.relpaths)
+
+    def broken(self) -> Optional[BrokenValidation]:
+        """The shortcut-broken validation for the current masks (None when nothing is painted
+        red, or when building it failed, which is logged)."""
+        if self._stale:
+            self._stale = False
+            try:
+                self._broken = BrokenValidation.build(
+                    self.data.train, self.data.val, device=self.device, negative_store=self.negative_store()
+                )
+            except Exception:  # noqa: BLE001 -- a missing extra metric must not end the run
+                logger.exception("shortcut-broken validation not built")
+                self._broken = None
+        return self._broken
+
+    def metrics(self, model: torch.nn.Module) -> Dict[str, float]:
+        """broken_accuracy/broken_loss/broken_found and test_accuracy/test_loss, where available."""
+        extra: Dict[str, float] = {}
+        broken = self.broken()
+        if broken is not None:
+            metrics = broken.evaluate(model, self.device)
+            extra.update({f"broken_{k}": v for k, v in metrics.items()})
+        if self.test_loader is not None:
+            metrics = evaluate(model, self.test_loader, device=self.device)
+            extra.update({"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]})
+        return extra

@@ -1,0 +1,153 @@
+"""The commands the trainer answers while a feedback round waits for paint.
+
+The brush window asks, the training thread answers (the UI never runs the model, and the model is
+not being trained meanwhile): `PreviewPropagation` / `ApplyPropagation` (answered by
+`PropagationPreview` / `PropagationApplied`), `MarkNotThis` (a "not this" correction saved in the
+negatives folder), `DescribeImages` / `PrepareImages` (the gallery: `ImagesDescribed` /
+`ImagesPrepared`). A failure never ends the round: propagation and corrections answer
+`PropagationFailed`, the gallery only logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any, Optional, Tuple
+
+import numpy as np
+
+from app.errors import user_error_types
+from app.explain.content_locator import resize_bool
+from app.explain.propagation import apply_propagation, painted_red_sources, plan_propagation
+from app.run import display_items
+from app.run import messages as msg
+from app.run.run_state import RunState
+from datasets.display import DISPLAY_MAX_SIDE
+
+logger = logging.getLogger(__name__)
+
+PROPAGATION_COMMANDS = (msg.PreviewPropagation, msg.ApplyPropagation)
+GALLERY_COMMANDS = (msg.DescribeImages, msg.PrepareImages)
+PAINT_COMMANDS = PROPAGATION_COMMANDS + (msg.MarkNotThis,) + GALLERY_COMMANDS  # answered while painting
+
+
+def not_this_mask(region: Any, shape: Tuple[int, int], earlier: Optional[np.ndarray]) -> np.ndarray:
+    """The "not this" mask to save: 1 (red, wrongly found) where `region` (bool, any size) says,
+    at `shape` (the display image's h x w), kept together with an `earlier` correction of that
+    shape; int8, 0 elsewhere."""
+    found = resize_bool(np.asarray(region, dtype=bool), shape)
+    mask = np.where(found, np.int8(1), np.int8(0)).astype(np.int8)
+    if earlier is not None and earlier.shape == mask.shape:
+        mask = np.maximum(mask, (earlier > 0).astype(np.int8))
+    return mask
+
+
+def propagation_failed(sources: Tuple[str, ...], scope: str, error: Exception) -> msg.PropagationFailed:
+    """The answer to a propagation that raised `error` (call it inside the except block): the
+    user's mistake as its message, anything else as a bug with its traceback. Logs either."""
+    if isinstance(error, user_error_types()):
+        logger.warning("propagation refused: %s", error)
+        return msg.PropagationFailed(sources, scope, str(error))
+    logger.exception("propagation failed")
+    return msg.PropagationFailed(sources, scope, f"{type(error).__name__}: {error}", traceback.format_exc(), user_error=False)
+
+
+class PaintCommands:
+    """Answers PAINT_COMMANDS for the trainer that owns it, with its current model and data."""
+
+    def __init__(self, trainer: Any):
+        """`trainer`: the `app.run.trainer.Trainer` that owns this (not imported: it imports this
+        module); its model, data, device, config and `validation` are read when a command comes."""
+        self.trainer = trainer
+
+    def answer(self, command: Any) -> None:
+        """Answer one of PAINT_COMMANDS through the trainer's events."""
+        if isinstance(command, PROPAGATION_COMMANDS):
+            self.propagate(command)
+        elif isinstance(command, msg.MarkNotThis):
+            self.mark_not_this(command)
+        elif isinstance(command, GALLERY_COMMANDS):
+            self.gallery(command)
+        else:
+            raise TypeError(f"not a command answered while painting: {command!r}")
+
+    def propagate(self, command: Any) -> None:
+        """Answer PreviewPropagation / ApplyPropagation; errors become PropagationFailed."""
+        trainer = self.trainer
+        train = trainer.data.train
+        sources, scope = tuple(command.sources), command.scope
+        if scope == "content" and train.masks is not None:
+            # The content is learnt from every image painted red by hand, not only this one.
+            sources = tuple(dict.fromkeys(sources + tuple(painted_red_sources(train))))
+        trainer._set_state(RunState.PROPAGATING)
+        try:
+            plan = plan_propagation(
+                train,
+                sources,
+                scope,
+                model=trainer.model,
+                device=trainer.device,
+                negative_store=trainer.validation.negative_store(),
+                excluded=tuple(command.excluded),
+            )
+            if isinstance(command, msg.PreviewPropagation):
+                trainer._emit(
+                    msg.PropagationPreview(
+                        sources,
+                        scope,
+                        plan.count,
+                        tuple(plan.ranked()),
+                        tuple(plan.skipped_hand_painted),
+                        display_items.preview_items(train, plan),
+                        plan.candidates,
+                        plan.threshold,
+                    )
+                )
+                return
+            result = apply_propagation(train, plan)
+            trainer.validation.invalidate()
+            trainer._emit(
+                msg.PropagationApplied(
+                    sources, scope, result.written, len(plan.skipped_hand_painted), tuple(plan.relpaths), result.removed
+                )
+            )
+        except Exception as error:  # noqa: BLE001 -- the round must go on whatever happened
+            trainer._emit(propagation_failed(sources, scope, error))
+
+    def mark_not_this(self, command: msg.MarkNotThis) -> None:
+        """Save a "not this" correction (red = wrongly found) in the negatives folder."""
+        trainer = self.trainer
+        store = trainer.validation.negative_store()
+        if store is None:
+            trainer._emit(
+                msg.PropagationFailed((command.relpath,), "content", "this run has no folder for 'not this' corrections")
+            )
+            return
+        train = trainer.data.train
+        try:
+            height, width = train.display_image(train.index_of(command.relpath), max_side=DISPLAY_MAX_SIDE).shape[:2]
+            mask = not_this_mask(command.region, (height, width), store.load_array(command.relpath))
+            store.save(command.relpath, mask, meta={"source": "not-this"})
+        except Exception as error:  # noqa: BLE001 -- the round goes on
+            logger.exception("'not this' correction not saved")
+            trainer._emit(msg.PropagationFailed((command.relpath,), "content", f"correction not saved: {error}"))
+
+    def gallery(self, command: Any) -> None:
+        """Answer DescribeImages / PrepareImages; a failure only logs (the round goes on)."""
+        trainer = self.trainer
+        train = trainer.data.train
+        try:
+            if isinstance(command, msg.DescribeImages):
+                trainer._emit(display_items.describe_images(trainer.model, train, device=trainer.device))
+            else:
+                trainer._emit(
+                    display_items.prepare_images(
+                        trainer.model,
+                        train,
+                        command.relpaths,
+                        device=trainer.device,
+                        saliency_method=trainer.config.saliency_method,
+                    )
+                )
+        except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round
+            logger.exception("gallery request failed")
