@@ -2,7 +2,7 @@
 written.
 
 Thumbnails of the best finds and of the borderline ones (the trainer sends at most
-`app.run.trainer.PREVIEW_ITEMS`), each with the found region outlined in red and its confidence.
+`app.run.display_items.PREVIEW_ITEMS`), each with the found region outlined in red and its confidence.
 Untick an image to drop it from the plan; "Not this" marks its find as wrong (the locator learns
 from it on the next preview) and drops it; double-click opens the image in the brush window.
 "Preview again" re-runs the search with the corrections; "Apply" writes the masks of every image

@@ -163,7 +163,7 @@ class ReasonabilityReady:
     """GRADIA's matrix of the current model on a pool of training images, before a round.
 
     Emitted right before `FeedbackNeeded`. `matrix.members` holds at most
-    `app.run.trainer.REASONABILITY_MEMBERS` relpaths per cell (most unreasonable first);
+    `app.run.feedback_round.REASONABILITY_MEMBERS` relpaths per cell (most unreasonable first);
     `matrix.counts` counts the whole pool.
     """
 
@@ -178,7 +178,7 @@ class PreviewItem:
     """One image of a content-propagation preview: where the painted content was found."""
 
     relpath: str
-    thumbnail: np.ndarray  # h x w x 3 uint8 RGB, long side at most app.run.trainer.PREVIEW_SIDE
+    thumbnail: np.ndarray  # h x w x 3 uint8 RGB, long side at most app.run.display_items.PREVIEW_SIDE
     region: np.ndarray  # h x w bool at the thumbnail's size: the found content
     confidence: float  # in [0, 1], the found region's mean probability
 
