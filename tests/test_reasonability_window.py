@@ -48,7 +48,7 @@ def test_window_shows_counts_shares_and_images(tk_root):
     assert window.lists["inaccurate_reasonable"].size() == 0
     assert window.pool_label.cget("text").startswith("10 of 40 training images judged (a random sample)")
     rule = window.rule_label.cget("text")
-    assert "under 25% of the saliency on red" in rule and "at least 1.5x the green area's share on green" in rule
+    assert "under 25% of the saliency on red" in rule and "on green 1.5x its area or more" in rule
     assert "score under 60%" in rule
     assert window.judged_label.cget("text").startswith("1 image judged against their own mask")
     assert window.title() == "Reasonability of explanations — round 1"

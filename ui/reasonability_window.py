@@ -44,10 +44,10 @@ WRAP = 620
 def reasonable_rule(thresholds) -> str:
     """One line saying what 'reasonable' means, with the thresholds of `app.explain.reasonability`."""
     return (
-        f"Reasonable: with a mask, under {thresholds.red_share:.0%} of the saliency on red "
-        f"and at least {thresholds.green_lift:g}x the green area's share on green; without one, an unreasonable "
-        f"score under {thresholds.score:.0%} (the largest share of saliency on regions "
-        f"painted red elsewhere, on a region salient in every class, or off the object)."
+        f"Reasonable: with a mask, under {thresholds.red_share:.0%} of the saliency on red, on green "
+        f"{thresholds.green_lift:g}x its area or more; without one, an unreasonable score under "
+        f"{thresholds.score:.0%} (the largest share on regions painted red elsewhere, salient in "
+        f"every class, or off the object)."
     )
 
 
