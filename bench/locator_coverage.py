@@ -28,7 +28,7 @@ from PIL import Image  # noqa: E402
 
 from app.content_locator import LocatorConfig  # noqa: E402
 from app.propagation import plan_propagation  # noqa: E402
-from datasets import GREEN, RED, ImageFolderData, MaskStore  # noqa: E402
+from datasets import GREEN, RED, ImageFolderData  # noqa: E402
 from datasets.masks import read_mask_array  # noqa: E402
 from models import model_spec  # noqa: E402
 from simulated_user import SimulatedUser  # noqa: E402
