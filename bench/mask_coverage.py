@@ -17,6 +17,11 @@ oversampling), printing the decoy-free test accuracy per condition:
 - truth-erode:  T eroded by 1 px (only the swatch's core: an uncovered rim).
 
     python bench/mask_coverage.py --data /tmp/moving --seed 0 --conditions located located+miss
+
+Measured on the moving demo (`main.py demo-data --shortcut moving --vary-size`), seed 0, with the
+locator before its red rim was left out (`--set rim=0.0` reproduces it): truth 80.2 %, located
+74.1 %, located+miss 77.4 %, located-digit 82.7 %, located-both 84.1 %, truth+grow2 80.2 %.
+The finds on the digit cost most; larger masks around the swatch cost nothing.
 """
 
 from __future__ import annotations
