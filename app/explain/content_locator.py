@@ -14,8 +14,12 @@ How (ilastik's interactive pixel classification, METHOD.md):
    Computed with separable convolutions in torch, at a working resolution of at most
    `LocatorConfig.work_side` pixels, batched, on the model's device.
 2. A small per-pixel classifier (a two-layer perceptron, i.e. 1x1 convolutions) trained on the
-   painted pixels only: red = the content; every other pixel of the painted images at least a
-   brush margin away from the red, the green ones weighted up, and any "not this" correction
+   painted pixels only: red = the content, without its outer rim (`LocatorConfig.rim`: where a
+   brush overshoots the thing, the rim is background beside an edge, and learnt as content it made
+   the locator fire beside every edge, e.g. on the digit strokes of the moving demo: found pixels
+   on the digit fell from 55 to 25 per image and swatch coverage rose from 0.90 to 0.94, seed 0);
+   every other pixel of the painted images at least a brush margin away from the red, the green
+   ones weighted up, and any "not this" correction
    (`negatives`, a fixed share of the weight however few its pixels) = not the content. ilastik uses a random forest; a
    perceptron is chosen here because predicting it over every pixel of 10,000 images is two
    matrix products on the GPU (a forest in scikit-learn costs about a microsecond per pixel and
@@ -70,6 +74,9 @@ class LocatorConfig:
     weight_decay: float = 1e-3
     max_pixels_per_class: int = 20000  # labelled pixels sampled per class (content / not)
     margin: float = 1.5  # brush margin, in pixels at 32 px (scaled with the working side)
+    # The painted red's outer rim, in pixels at 32 px: where a brush overshoots the thing, so
+    # neither content nor "not" is learnt there (a red region too thin to keep a core is used whole).
+    rim: float = 1.0
     green_weight: float = 3.0  # a green pixel counts this many times as a plain "not" pixel
     correction_share: float = 0.5  # "not this" corrections' share of the "not" class's weight
     # Copies of each painted image with random brightness/contrast per channel: the painted thing
@@ -152,6 +159,19 @@ def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
     return ndimage.binary_dilation(mask, structure=disk)
 
 
+def _core(red: np.ndarray, rim: int) -> np.ndarray:
+    """bool h x w: each connected red region without its outer `rim` pixels (a round brush's
+    overshoot); a region that would vanish is kept whole."""
+    if rim <= 0 or not red.any():
+        return red
+    radius = np.arange(-rim, rim + 1)
+    disk = (radius[:, None] ** 2 + radius[None, :] ** 2) <= rim**2 + rim
+    core = ndimage.binary_erosion(red, structure=disk)
+    labelled, n = ndimage.label(red)
+    kept = np.bincount(labelled[core], minlength=n + 1)  # core pixels per region
+    return core | ((kept[labelled] == 0) & red)
+
+
 def resize_bool(mask: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
     """bool mask to size = (H, W), nearest neighbour."""
     if mask.shape == tuple(size):
@@ -197,6 +217,10 @@ class ContentLocator:
         if self._mean is not None:
             features = (features - self._mean) / self._std
         return features
+
+    def rim_pixels(self) -> int:
+        """The painted red's unlearnt rim at the working resolution (0 for none)."""
+        return max(0, int(round(self.config.rim * (self.side or 32) / 32)))
 
     def margin_pixels(self) -> int:
         """The brush margin at the working resolution."""
@@ -248,12 +272,14 @@ class ContentLocator:
 
         positives, negatives_px, weights_neg, red_small = [], [], [], []
         areas = []
+        rim = self.rim_pixels()
         for i in range(images.shape[0]):
-            red_i = resize_bool(np.asarray(red[i], dtype=bool), side)
+            painted_i = resize_bool(np.asarray(red[i], dtype=bool), side)
+            red_i = _core(painted_i, rim)
             red_small.append(red_i)
             labelled, n = ndimage.label(red_i)
             areas.extend(np.bincount(labelled.ravel())[1:].tolist() if n else [])
-            near = _grow(red_i, 2 * margin)
+            near = _grow(painted_i, 2 * margin)
             flat = features[i].reshape(n_features, -1).T  # h*w x F
             positives.append(flat[torch.from_numpy(red_i.ravel()).to(flat.device)])
             away = ~near
@@ -261,7 +287,7 @@ class ContentLocator:
             if green is not None and green[i] is not None:
                 green_i = resize_bool(np.asarray(green[i], dtype=bool), side)
                 weight[green_i] = config.green_weight
-                away |= green_i & ~red_i
+                away |= green_i & ~painted_i
             negatives_px.append(flat[torch.from_numpy(away.ravel()).to(flat.device)])
             weights_neg.append(torch.from_numpy(weight.ravel()[away.ravel()]))
         corrections, wrong_looks = [], []
@@ -332,7 +358,7 @@ class ContentLocator:
         # content of a new colour.
         held_out, held_red, _ = self._jittered(painted, painted_red, None, generator, max(1, config.jitter_copies // 4))
         probabilities = self.probabilities(held_out).numpy()
-        red_small = [resize_bool(np.asarray(r, dtype=bool), side) for r in held_red]
+        red_small = [_core(resize_bool(np.asarray(r, dtype=bool), side), rim) for r in held_red]
         areas_arr = np.array(areas or [1.0], dtype=np.float64)
         low, high = config.area_range
         self.area_bounds = (float(areas_arr.min() * low), float(areas_arr.max() * high))
