@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import ddp_worker  # tests/ is on sys.path under pytest (a test folder without __init__.py)
 import pytest
 import torch
 
@@ -22,9 +23,6 @@ from app.engine.guided_step import TrainingStep
 from app.engine.loops import train_one_epoch
 from app.engine.rank_sampler import RankShareSampler
 from loss import RRRLoss, guided_loss
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import ddp_worker  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULT_RANK = 0  # rank 0 failing is the harder case: rank 1 is left waiting in a collective
