@@ -14,11 +14,12 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
 
+from app.engine.accuracy_change import AccuracyChange
 from app.engine.amp import AmpPolicy
 from app.engine.batchnorm_recalibration import recalibrate_batchnorm
 from app.engine.config import FinetuneConfig
@@ -83,6 +84,24 @@ def saliency_shares(model: nn.Module, images: torch.Tensor, targets: torch.Tenso
     saliency = gradient_saliency(model, images, targets)
     red, green = mass_share(saliency, masks.cpu())
     return float(red.mean()), float(green.mean())
+
+
+def paired_change(before: Optional[Dict[str, Any]], after: Optional[Dict[str, Any]]) -> Optional[AccuracyChange]:
+    """The per-image change between two shortcut-broken evaluations (`evaluate(..., per_image=True)`),
+    or None when either lacks the per-image outcomes."""
+    if before is None or after is None or "correct" not in before or "correct" not in after:
+        return None
+    return AccuracyChange.between(before["correct"], after["correct"])
+
+
+def broken_fell(before: Dict[str, Any], now: Dict[str, Any], by: float) -> bool:
+    """Shortcut-broken accuracy fell by more than `by` and, where the per-image outcomes are
+    known, by more than chance: a validation split of a few hundred images swings by a couple of
+    points between checks, which must not end a round."""
+    paired = paired_change(before, now)
+    if paired is None:
+        return now["accuracy"] < before["accuracy"] - by
+    return paired.fell(by)
 
 
 def commit_candidate(model: nn.Module, candidate: nn.Module) -> None:
@@ -163,7 +182,7 @@ def finetune_round(
     guidance_before = guidance_value(model, guidance_old, images, targets, masks)
     red_before, green_before = saliency_shares(model, images, targets, masks)
     target_guidance = guidance_before - config.guidance_drop * abs(guidance_before)
-    broken_before = broken.evaluate(model, device, config.max_val_images) if broken is not None else None
+    broken_before = broken.evaluate(model, device, config.max_val_images, per_image=True) if broken is not None else None
     by_saliency = config.stop_rule == "saliency"
     # The forgetting check: on the shortcut-broken validation when there is one, since a round
     # that removes the shortcut raises the plain validation loss (the split carries the shortcut).
@@ -235,7 +254,7 @@ def finetune_round(
         if step % config.check_every == 0 or step == config.max_steps:
             recalibrate(step)
             sync_buffers(candidate, distributed)  # the same model, hence the same decision, everywhere
-            broken_now = broken.evaluate(candidate, device, config.max_val_images) if watch_broken else None
+            broken_now = broken.evaluate(candidate, device, config.max_val_images, per_image=True) if watch_broken else None
             val_loss = (
                 broken_now["loss"]
                 if broken_now is not None
@@ -252,7 +271,7 @@ def finetune_round(
                 stop_reason = STOP_VAL_LOSS
                 break
             if by_saliency:
-                if broken_now is not None and broken_now["accuracy"] < broken_before["accuracy"] - config.broken_accuracy_drop:
+                if broken_now is not None and broken_fell(broken_before, broken_now, config.broken_accuracy_drop):
                     stop_reason = STOP_BROKEN_WORSE
                     break
                 if saliency_shares(candidate, images, targets, masks)[0] <= target_red:
@@ -275,6 +294,8 @@ def finetune_round(
     val_after = evaluate(candidate, val_loader, device=device, max_images=config.max_val_images)
     guidance_after = guidance_value(candidate, guidance_new, images, targets, masks)
     red_after, green_after = saliency_shares(candidate, images, targets, masks)
+    broken_after = broken.evaluate(candidate, device, config.max_val_images, per_image=True) if broken is not None else None
+    paired = paired_change(broken_before, broken_after)
     report = FinetuneReport(
         stop_reason=stop_reason,
         steps=steps,
@@ -291,10 +312,11 @@ def finetune_round(
         green_share_after=green_after,
         seconds=time.monotonic() - started,
         broken_accuracy_before=broken_before["accuracy"] if broken_before is not None else None,
-        broken_accuracy_after=broken.evaluate(candidate, device, config.max_val_images)["accuracy"]
-        if broken is not None
-        else None,
+        broken_accuracy_after=broken_after["accuracy"] if broken_after is not None else None,
         broken_found=broken.found if broken is not None else 0,
+        broken_gained=paired.gained if paired is not None else None,
+        broken_lost=paired.lost if paired is not None else None,
+        broken_images=paired.n if paired is not None else 0,
     )
     logger.info("fine-tune round done: %s after %d steps; %s", report.stop_text, steps, report.verdict_text)
     return FinetuneResult(candidate, report, indices)

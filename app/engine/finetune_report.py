@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from app.engine.accuracy_change import AccuracyChange
+
 # Why a fine-tune round stopped.
 STOP_VAL_LOSS = "val_loss_rise"  # validation loss rose past the threshold: it started to forget
 STOP_GUIDANCE = "guidance_drop"  # the guidance loss fell far enough: saliency moved
@@ -20,7 +22,9 @@ STOP_BROKEN_WORSE = "broken_accuracy_drop"  # it got worse on the shortcut-broke
 VERDICT_BETTER = "better"
 VERDICT_WORSE = "worse"
 VERDICT_UNCLEAR = "unclear"
-BROKEN_NOISE = 0.01  # changes of shortcut-broken accuracy within this count as no change
+# Changes of shortcut-broken accuracy within this count as no change; beyond it the change must
+# also be beyond sampling noise (app.engine.accuracy_change) where the per-image counts are known.
+BROKEN_NOISE = 0.01
 
 STOP_REASON_TEXT = {
     STOP_VAL_LOSS: "validation loss rose past the limit",
@@ -57,6 +61,11 @@ class FinetuneReport:
     broken_accuracy_before: Optional[float] = None
     broken_accuracy_after: Optional[float] = None
     broken_found: int = 0  # validation images where the painted content was found
+    # Shortcut-broken validation images the new model gets right and the old one wrong (gained),
+    # and the other way round (lost); None in reports from before they were counted.
+    broken_gained: Optional[int] = None
+    broken_lost: Optional[int] = None
+    broken_images: int = 0  # shortcut-broken validation images compared (0: not counted)
 
     @property
     def stop_text(self) -> str:
@@ -64,18 +73,31 @@ class FinetuneReport:
 
     @property
     def verdict(self) -> str:
-        """better / worse / unclear: shortcut-broken accuracy up or down by more than the noise,
-        and saliency on red down for "better"; without a shortcut-broken validation, the red
-        share alone can only say "unclear" or "worse" (it rose)."""
+        """better / worse / unclear: shortcut-broken accuracy up or down by more than
+        BROKEN_NOISE and, where the per-image counts are known, by more than chance (a paired
+        test, `app.engine.accuracy_change`), and saliency on red down for "better"; without a
+        shortcut-broken validation, the red share alone can only say "unclear" or "worse" (it rose)."""
         red_down = self.red_share_after < self.red_share_before
         if self.broken_accuracy_before is None or self.broken_accuracy_after is None:
             return VERDICT_UNCLEAR if red_down or self.n_annotated == 0 else VERDICT_WORSE
-        change = self.broken_accuracy_after - self.broken_accuracy_before
-        if change < -BROKEN_NOISE:
+        paired = self.broken_change
+        if paired is not None:
+            worse, better = paired.fell(BROKEN_NOISE), paired.rose(BROKEN_NOISE)
+        else:  # an older report: the accuracies alone
+            change = self.broken_accuracy_after - self.broken_accuracy_before
+            worse, better = change < -BROKEN_NOISE, change > BROKEN_NOISE
+        if worse:
             return VERDICT_WORSE
-        if change > BROKEN_NOISE and red_down:
+        if better and red_down:
             return VERDICT_BETTER
         return VERDICT_UNCLEAR
+
+    @property
+    def broken_change(self) -> Optional[AccuracyChange]:
+        """The paired change on the shortcut-broken validation, where its counts are known."""
+        if self.broken_gained is None or self.broken_lost is None or self.broken_images <= 0:
+            return None
+        return AccuracyChange(self.broken_gained, self.broken_lost, self.broken_images)
 
     @property
     def verdict_text(self) -> str:
@@ -88,6 +110,10 @@ class FinetuneReport:
                 f"shortcut-broken validation {100 * self.broken_accuracy_before:.1f} % -> "
                 f"{100 * self.broken_accuracy_after:.1f} %"
             )
+            paired = self.broken_change
+            if paired is not None:
+                noise = "" if paired.beyond_noise() else ", within noise"
+                broken += f" ({paired.text()}{noise})"
         head = {VERDICT_BETTER: "Better", VERDICT_WORSE: "WORSE", VERDICT_UNCLEAR: "Unclear"}[self.verdict]
         return f"{head}: {broken}; {red}"
 

@@ -62,13 +62,17 @@ class BrokenValidation:
         return cls(val_data, regions, found)
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, device: torch.device, max_images: Optional[int] = None) -> Dict[str, float]:
-        """{"accuracy", "loss", "found"} of `model` (eval mode) on the validation images with the
-        found content filled from the surround; images without a finding are used as they are."""
+    def evaluate(
+        self, model: nn.Module, device: torch.device, max_images: Optional[int] = None, per_image: bool = False
+    ) -> Dict[str, Any]:
+        """{"accuracy", "loss", "found"} (floats) of `model` (eval mode) on the validation images
+        with the found content filled from the surround; images without a finding are used as they
+        are. `per_image`: also "correct", a bool np.ndarray (n,), True where the model was right
+        (what `app.engine.accuracy_change` compares between two models)."""
         was_training = model.training
         model.eval()
         n = len(self.dataset) if max_images is None else min(len(self.dataset), max_images)
-        correct, loss_sum = 0, 0.0
+        loss_sum, right = 0.0, []
         try:
             for start in range(0, n, self.batch_size):
                 indices = list(range(start, min(n, start + self.batch_size)))
@@ -81,7 +85,12 @@ class BrokenValidation:
                 broken = fill_from_surround(images, region, donors)
                 logits = model(broken)
                 loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
-                correct += int((logits.argmax(1) == targets).sum())
+                right.append((logits.argmax(1) == targets).cpu())
         finally:
             model.train(was_training)
-        return {"accuracy": correct / max(n, 1), "loss": loss_sum / max(n, 1), "found": float(self.found)}
+        correct = torch.cat(right).numpy() if right else np.zeros(0, dtype=bool)
+        accuracy = int(correct.sum()) / max(n, 1)
+        metrics: Dict[str, Any] = {"accuracy": accuracy, "loss": loss_sum / max(n, 1), "found": float(self.found)}
+        if per_image:
+            metrics["correct"] = correct
+        return metrics
