@@ -125,6 +125,12 @@ def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(resized).astype(np.int8) - 1
 
 
+def resize_bool(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A bool H x W mask (found content, a region) as a new bool array of size = (H, W), with the
+    same nearest-neighbour sampling as `resize_mask` (pixel centres, as PIL does)."""
+    return resize_mask(np.asarray(mask, dtype=bool).astype(np.int8), size) > 0
+
+
 def read_mask_array(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
     """The mask at `path` as np.int8 HxW in {-1, 0, +1}, at its stored size or at size=(H, W).
 

@@ -174,5 +174,7 @@ def test_preview_items_only_for_content_plans_that_found_something():
     items = display_items.preview_items(train, plan)
     assert [(i.relpath, i.confidence) for i in items] == [("left/2.png", 0.9), ("right/1.png", 0.4)]
     assert items[0].thumbnail.shape == (3, 5, 3) and items[0].region.shape == (3, 5)  # the found region, resized
-    assert items[0].region[:2, :3].all() and not items[0].region[2:, :].any() and not items[0].region[:, 3:].any()
+    # Resized as every mask is (datasets.masks.resize_mask: nearest pixel centre): the top-left
+    # pixel of 2 x 2 covers rows 0 (centre 0.33 of 2) and columns 0-1 (centres 0.2, 0.6) of 3 x 5.
+    assert items[0].region[:1, :2].all() and not items[0].region[1:, :].any() and not items[0].region[:, 2:].any()
     assert {side for _, side in train.displayed} == {display_items.PREVIEW_SIDE}

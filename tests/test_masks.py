@@ -214,3 +214,15 @@ def test_read_mask_array_dtype(tmp_path):
     write_mask(tmp_path / "m.png", EXAMPLE)
     array = read_mask_array(tmp_path / "m.png", size=(3, 4))
     assert array.dtype == np.int8 and array.tolist() == EXAMPLE.tolist()
+
+
+def test_bool_regions_resize_like_masks():
+    from datasets.masks import resize_bool, resize_mask
+
+    region = np.zeros((4, 6), bool)
+    region[1:3, 2:5] = True
+    for size in [(4, 6), (8, 12), (3, 5), (7, 9)]:
+        resized = resize_bool(region, size)
+        assert resized.dtype == bool and resized.shape == size
+        assert np.array_equal(resized, resize_mask(region.astype(np.int8), size) > 0)
+    assert np.array_equal(resize_bool(region, (8, 12)), np.kron(region, np.ones((2, 2), bool)))

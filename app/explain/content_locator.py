@@ -57,6 +57,7 @@ from scipy import ndimage
 from torch import Tensor, nn
 
 from app.errors import UserError
+from datasets.masks import resize_bool
 from loss.image_filters import gaussian_blur
 
 logger = logging.getLogger(__name__)
@@ -173,15 +174,6 @@ def _core(red: np.ndarray, rim: int) -> np.ndarray:
     labelled, n = ndimage.label(red)
     kept = np.bincount(labelled[core], minlength=n + 1)  # core pixels per region
     return core | ((kept[labelled] == 0) & red)
-
-
-def resize_bool(mask: np.ndarray, size: Tuple[int, int]) -> np.ndarray:
-    """bool mask to size = (H, W), nearest neighbour."""
-    if mask.shape == tuple(size):
-        return mask.astype(bool)
-    rows = (np.arange(size[0]) * mask.shape[0] // size[0]).clip(0, mask.shape[0] - 1)
-    cols = (np.arange(size[1]) * mask.shape[1] // size[1]).clip(0, mask.shape[1] - 1)
-    return mask[np.ix_(rows, cols)].astype(bool)
 
 
 class ContentLocator:

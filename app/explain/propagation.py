@@ -57,11 +57,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from app.errors import UserError
-from app.explain.content_locator import ContentLocator, FoundContent, LocatorConfig, resize_bool
+from app.explain.content_locator import ContentLocator, FoundContent, LocatorConfig
 from app.explain.explanation_metrics import gradient_saliency
 from datasets import GREEN, RED, MaskStore
 from datasets.display import DISPLAY_MAX_SIDE, display_size
-from datasets.masks import resize_mask
+from datasets.masks import resize_bool, resize_mask
 
 logger = logging.getLogger(__name__)
 

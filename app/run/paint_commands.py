@@ -17,12 +17,12 @@ from typing import Any, Optional, Tuple
 import numpy as np
 
 from app.errors import user_error_types
-from app.explain.content_locator import resize_bool
 from app.explain.propagation import apply_propagation, painted_red_sources, plan_propagation
 from app.run import display_items
 from app.run import messages as msg
 from app.run.run_state import RunState
 from datasets.display import DISPLAY_MAX_SIDE
+from datasets.masks import resize_bool
 
 logger = logging.getLogger(__name__)
 
