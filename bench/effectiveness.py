@@ -12,8 +12,9 @@ label away in train/val but not in test), compare the decoy-free test accuracy o
   drives it: plain training, then after epoch 1 (`--feedback-epoch`) a feedback round: the
   trainer selects K images with the "unreasonable" strategy, the simulated user paints them (red
   over the swatch it sees, slightly dilated; green over the digit) and propagates the round's red
-  to every training image (`--scope all`: each corner where it saw a swatch becomes "never
-  here"), the fine-tune round runs and the user commits; then training continues with the masks
+  to every training image (`--scope content`, the default: the content locator finds the painted
+  thing wherever it sits; `--scope all`: each place where it saw a swatch becomes "never here"),
+  the fine-tune round runs and the user commits; then training continues with the masks
   guiding it (CE + lambda x guidance on the annotated images).
 
 for K = 2, 6, 12 and 1 % and 5 % of the training set, over several seeds (mean and spread).
