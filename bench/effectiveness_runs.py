@@ -13,7 +13,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -210,8 +210,16 @@ class Benchmark:
             init_checkpoint=str(prefix) if prefix else None,
             checkpoint_out=str(folder / "model.pt"),
             resume=prefix is not None,
+            test_dir=str(self.demo / "test"),  # evaluated after every epoch: the run's test curve
         )
-        trainer = run_trainer(config, paths, self.settings.finetune, on_event=scripted)
+        curve: List[float] = []
+
+        def on_event(trainer: Trainer, event: Any) -> None:
+            if isinstance(event, msg.EpochFinished) and "test_accuracy" in event.val:
+                curve.append(round(100 * float(event.val["test_accuracy"]), 1))
+            scripted(trainer, event)
+
+        trainer = run_trainer(config, paths, self.settings.finetune, on_event=on_event)
         n_masks = len(MaskStore(folder / "masks").annotated())
         return RunResult(
             "app",
@@ -219,7 +227,7 @@ class Benchmark:
             seed,
             self.accuracy(trainer),
             time.monotonic() - started,
-            {"rounds": scripted.rounds, "masks": n_masks, "painted": len(user.painted)},
+            {"rounds": scripted.rounds, "masks": n_masks, "painted": len(user.painted), "test_curve": curve},
         )
 
 
