@@ -95,6 +95,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         default=TrainConfig.oversample_annotated,
         help="the workflow draws masked images this many times as often (1 = uniform)",
     )
+    parser.add_argument(
+        "--corrections",
+        type=int,
+        default=0,
+        help="'not this' strokes the simulated user makes on the content preview before applying (default 0: a hurried user)",
+    )
     parser.add_argument("--methods", nargs="+", default=["vanilla", "oracle", "rrr_all", "rrr_random", "app"])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads in all")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, in worker processes (threads are shared out)")
@@ -119,6 +125,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         scope=None if args.scope == "none" else args.scope,
         counterexamples=not args.no_counterexamples,  # the trainer's rounds follow the run's switch
         oversample=args.oversample,
+        corrections=args.corrections,
     )
     if not 1 <= settings.feedback_epoch < settings.epochs:
         parser.error("--feedback-epoch must be at least 1 and below --epochs")

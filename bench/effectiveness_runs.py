@@ -42,6 +42,7 @@ class Settings:
     scope: str = "content"  # how the simulated user propagates a round's red (the app's default)
     counterexamples: bool = True  # the workflow swaps red regions (the app's default); RRR baselines never
     oversample: float = TrainConfig.oversample_annotated  # the workflow's draws of masked images (app default)
+    corrections: int = 0  # "not this" strokes the simulated user makes on the content preview (0: accepts the plan)
     batch_size: int = 64
     lr: float = 1e-3
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
@@ -192,7 +193,7 @@ class Benchmark:
         started = time.monotonic()
         folder = self._folder(seed, f"app_{k}")
         user = SimulatedUser(self.demo / "truth" / "train")
-        scripted = ScriptedUser(user, budget=k, scope=self.settings.scope)
+        scripted = ScriptedUser(user, budget=k, scope=self.settings.scope, corrections=self.settings.corrections)
         config = self.config(
             seed,
             self.settings.guidance,
@@ -211,6 +212,7 @@ class Benchmark:
             checkpoint_out=str(folder / "model.pt"),
             resume=prefix is not None,
             test_dir=str(self.demo / "test"),  # evaluated after every epoch: the run's test curve
+            negatives_dir=str(folder / "negatives"),  # where "not this" corrections go
         )
         curve: List[float] = []
 

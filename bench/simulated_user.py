@@ -150,13 +150,18 @@ class ScriptedUser:
     validation accuracy on the shortcut-bearing val split may drop, which is the point).
     """
 
-    def __init__(self, user: SimulatedUser, budget: int, scope: Optional[str]):
+    def __init__(self, user: SimulatedUser, budget: int, scope: Optional[str], corrections: int = 0):
+        """corrections: with scope "content", look at the preview first and mark "not this" on
+        up to this many of its thumbnails whose found region lies off the swatch (a careful user,
+        as in ilastik; 0 = the hurried user who accepts the plan); needs the run's negatives_dir."""
         self.user = user
         self.budget = budget
         self.scope = scope
+        self.corrections = corrections
         self.rounds: List[Dict[str, Any]] = []
         self.store: Optional[MaskStore] = None
         self.train_relpaths: List[str] = []
+        self._round_relpaths: List[str] = []
 
     def __call__(self, trainer: Trainer, event: Any) -> None:
         if isinstance(event, msg.FeedbackNeeded):
@@ -169,10 +174,22 @@ class ScriptedUser:
             self.store, self.train_relpaths = store, list(trainer.data.train.relpaths)
             self.user.paint(store, relpaths)
             self.rounds.append({"epoch": event.epoch, "painted": relpaths, "reasons": [i.reason for i in event.items][:left]})
-            if self.scope is not None:
-                # Commands are handled in order: the propagation is written before the round starts.
-                trainer.submit(msg.ApplyPropagation(tuple(hand_painted(store)), self.scope))
-            trainer.submit(msg.StartFinetune(tuple(relpaths)))
+            if self.scope == "content" and self.corrections > 0:
+                self._round_relpaths = list(relpaths)
+                trainer.submit(msg.PreviewPropagation(tuple(hand_painted(store)), self.scope))
+                return
+            self._propagate_and_start(trainer, relpaths)
+        elif isinstance(event, msg.PropagationPreview):
+            marked = 0
+            for item in event.items:
+                if marked >= self.corrections:
+                    break
+                wrong = self.wrongly_found(item.relpath, item.region)
+                if wrong.any():
+                    trainer.submit(msg.MarkNotThis(item.relpath, wrong))
+                    marked += 1
+            self.rounds[-1]["not_this"] = marked
+            self._propagate_and_start(trainer, self._round_relpaths)
         elif isinstance(event, msg.PropagationApplied):
             self.rounds[-1]["propagated"] = event.written
             others = [r for r in self.train_relpaths if r not in set(self.user.painted)]
@@ -188,3 +205,18 @@ class ScriptedUser:
                 "val_accuracy": [round(event.report.val_accuracy_before, 3), round(event.report.val_accuracy_after, 3)],
             }
             trainer.submit(msg.Commit())
+
+    def _propagate_and_start(self, trainer: Trainer, relpaths: List[str]) -> None:
+        if self.scope is not None and self.store is not None:
+            # Commands are handled in order: the propagation is written before the round starts.
+            trainer.submit(msg.ApplyPropagation(tuple(hand_painted(self.store)), self.scope))
+        trainer.submit(msg.StartFinetune(tuple(relpaths)))
+
+    def wrongly_found(self, relpath: str, region: np.ndarray) -> np.ndarray:
+        """The part of a preview's found `region` (bool, thumbnail size) away from the swatch:
+        what a person would stroke as "not this" (the found blobs off the swatch and its margin)."""
+        path = self.user.truth_dir / Path(relpath).with_suffix(".png")
+        scale = region.shape[0] / read_mask_array(path).shape[0]  # thumbnail pixels per image pixel
+        truth = read_mask_array(path, region.shape)
+        near = grow(truth == RED, int(np.ceil((self.user.margin + 1) * scale)))
+        return np.asarray(region, dtype=bool) & ~near
