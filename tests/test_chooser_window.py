@@ -196,6 +196,28 @@ def test_a_round_worse_on_the_shortcut_broken_validation_says_so(tk_root):
     assert window2.verdict_label.cget("text").startswith("Better:")
 
 
+@pytest.mark.gui
+def test_a_change_within_sampling_noise_reads_unclear_with_its_counts(tk_root):
+    import dataclasses
+
+    done = make_done()
+    noisy = dataclasses.replace(
+        done.report,
+        broken_accuracy_before=0.40,
+        broken_accuracy_after=0.43,
+        broken_gained=40,
+        broken_lost=29,
+        broken_images=359,
+        red_share_after=done.report.red_share_before / 2,
+    )  # 3 points up, but 40 gained against 29 lost is chance
+    window, _ = open_chooser(tk_root, dataclasses.replace(done, report=noisy))
+    text = window.verdict_label.cget("text")
+    assert text.startswith("Unclear: shortcut-broken validation 40.0 % -> 43.0 % (+40 / -29 images, within noise)")
+    clear = dataclasses.replace(noisy, broken_gained=40, broken_lost=5, broken_accuracy_after=0.50)
+    window2, _ = open_chooser(tk_root, dataclasses.replace(done, report=clear))
+    assert window2.verdict_label.cget("text").startswith("Better: shortcut-broken validation 40.0 % -> 50.0 % (+40 / -5 images)")
+
+
 def test_the_chooser_reopens_at_the_size_the_user_left_it(tk_root, tmp_path):
     import json
 
