@@ -39,7 +39,7 @@ def _paint_corner(store, relpaths, size=32):
         store.save(relpath, mask)
 
 
-def _run(model, data, config, lam=10.0, guidance="rrr"):
+def _run(model, data, config, lam=10.0, guidance="rrr", broken=None):
     return finetune_round(
         model,
         train_data=data.train,
@@ -49,6 +49,7 @@ def _run(model, data, config, lam=10.0, guidance="rrr"):
         config=config,
         device=torch.device("cpu"),
         seed=0,
+        broken=broken,
     )
 
 
@@ -198,18 +199,7 @@ def test_saliency_rule_stops_when_the_red_share_fell_and_reports_the_broken_vali
     config = FinetuneConfig(lr=1e-3, max_steps=40, check_every=1, val_loss_rise=100.0, red_share_drop=1.0)
     # red_share_drop 1.0: stop only when no saliency is left on red, i.e. never here; the
     # falling shortcut-broken accuracy stops it at the first check.
-    broken = FixedBroken()
-    result = finetune_round(
-        build_model("small_cnn", 2),
-        train_data=data.train,
-        val_loader=DataLoader(data.val, batch_size=16),
-        guidance_name="punisher",
-        lam=50.0,
-        config=config,
-        device=torch.device("cpu"),
-        seed=0,
-        broken=broken,
-    )
+    result = _run(build_model("small_cnn", 2), data, config, lam=50.0, guidance="punisher", broken=FixedBroken())
     report = result.report
     assert report.stop_reason == STOP_BROKEN_WORSE and report.steps == 1
     assert (report.broken_accuracy_before, report.broken_accuracy_after, report.broken_found) == (0.6, 0.3, 7)
@@ -246,17 +236,7 @@ def test_a_shortcut_broken_dip_within_sampling_noise_does_not_end_the_round(spli
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
     config = FinetuneConfig(lr=1e-3, max_steps=6, check_every=1, val_loss_rise=100.0, red_share_drop=1.0)
-    result = finetune_round(
-        build_model("small_cnn", 2),
-        train_data=data.train,
-        val_loader=DataLoader(data.val, batch_size=16),
-        guidance_name="punisher",
-        lam=50.0,
-        config=config,
-        device=torch.device("cpu"),
-        seed=0,
-        broken=NoisyBroken(),
-    )
+    result = _run(build_model("small_cnn", 2), data, config, lam=50.0, guidance="punisher", broken=NoisyBroken())
     report = result.report
     assert report.stop_reason != STOP_BROKEN_WORSE and report.steps == 6
     assert (report.broken_gained, report.broken_lost) == (40, 43)
