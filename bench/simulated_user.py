@@ -26,7 +26,7 @@ from app.explain.propagation import hand_painted
 from app.run import Trainer
 from app.run import messages as msg
 from datasets import GREEN, RED, MaskStore
-from datasets.masks import read_mask_array
+from datasets.masks import read_mask_array, resize_mask
 
 PAINTED_META = {"source": "painted", "by": "simulated user"}
 BRUSH_MARGIN = 1  # pixels of red beyond the swatch on every side (at the image's own size)
@@ -215,8 +215,7 @@ class ScriptedUser:
     def wrongly_found(self, relpath: str, region: np.ndarray) -> np.ndarray:
         """The part of a preview's found `region` (bool, thumbnail size) away from the swatch:
         what a person would stroke as "not this" (the found blobs off the swatch and its margin)."""
-        path = self.user.truth_dir / Path(relpath).with_suffix(".png")
-        scale = region.shape[0] / read_mask_array(path).shape[0]  # thumbnail pixels per image pixel
-        truth = read_mask_array(path, region.shape)
-        near = grow(truth == RED, int(np.ceil((self.user.margin + 1) * scale)))
+        truth = read_mask_array(self.user.truth_dir / Path(relpath).with_suffix(".png"))
+        scale = region.shape[0] / truth.shape[0]  # thumbnail pixels per image pixel
+        near = grow(resize_mask(truth, region.shape) == RED, int(np.ceil((self.user.margin + 1) * scale)))
         return np.asarray(region, dtype=bool) & ~near

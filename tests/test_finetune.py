@@ -53,6 +53,22 @@ def _run(model, data, config, lam=10.0, guidance="rrr", broken=None):
     )
 
 
+class ScriptedBroken:
+    """A shortcut-broken validation double: per-image correctness `before` (bool, n) at its first
+    evaluation (the model before the round), `after` at every later one."""
+
+    found = 7
+
+    def __init__(self, before, after):
+        self.before, self.after, self.calls = before, after, 0
+
+    def evaluate(self, model, device, max_images=None, per_image=False):
+        self.calls += 1
+        correct = self.before if self.calls == 1 else self.after
+        metrics = {"accuracy": correct.mean(), "loss": 1.0, "found": 7.0}
+        return {**metrics, "correct": correct} if per_image else metrics
+
+
 def _snapshot(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
 
@@ -180,26 +196,13 @@ def test_round_penalises_the_painted_images_and_trains_ce_on_counterexamples(spl
 def test_saliency_rule_stops_when_the_red_share_fell_and_reports_the_broken_validation(splits):
     from app.engine.finetune_report import STOP_BROKEN_WORSE, STOP_RED_SHARE
 
-    class FixedBroken:
-        """A shortcut-broken validation whose accuracy falls after the round starts."""
-
-        found = 7
-
-        def __init__(self):
-            self.calls = 0
-
-        def evaluate(self, model, device, max_images=None, per_image=False):
-            self.calls += 1
-            correct = np.arange(100) < (60 if self.calls == 1 else 30)  # 30 of 100 images lost
-            metrics = {"accuracy": correct.mean(), "loss": 1.0, "found": 7.0}
-            return {**metrics, "correct": correct} if per_image else metrics
-
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
     config = FinetuneConfig(lr=1e-3, max_steps=40, check_every=1, val_loss_rise=100.0, red_share_drop=1.0)
     # red_share_drop 1.0: stop only when no saliency is left on red, i.e. never here; the
     # falling shortcut-broken accuracy stops it at the first check.
-    result = _run(build_model("small_cnn", 2), data, config, lam=50.0, guidance="punisher", broken=FixedBroken())
+    broken = ScriptedBroken(np.arange(100) < 60, np.arange(100) < 30)  # 30 of 100 images lost
+    result = _run(build_model("small_cnn", 2), data, config, lam=50.0, guidance="punisher", broken=broken)
     report = result.report
     assert report.stop_reason == STOP_BROKEN_WORSE and report.steps == 1
     assert (report.broken_accuracy_before, report.broken_accuracy_after, report.broken_found) == (0.6, 0.3, 7)
@@ -220,23 +223,12 @@ def test_a_shortcut_broken_dip_within_sampling_noise_does_not_end_the_round(spli
     chance, not forgetting (a fixed "2 points worse" rule stopped moving-demo rounds on this)."""
     from app.engine.finetune_report import STOP_BROKEN_WORSE
 
-    class NoisyBroken:
-        found = 7
-
-        def __init__(self):
-            self.calls = 0
-
-        def evaluate(self, model, device, max_images=None, per_image=False):
-            self.calls += 1
-            before = np.arange(100) < 50
-            correct = before if self.calls == 1 else np.r_[before[:50] & (np.arange(50) >= 43), np.arange(50) < 40]
-            metrics = {"accuracy": correct.mean(), "loss": 1.0, "found": 7.0}
-            return {**metrics, "correct": correct} if per_image else metrics
-
+    before = np.arange(100) < 50
+    after = np.r_[before[:50] & (np.arange(50) >= 43), np.arange(50) < 40]  # 43 of the 50 lost, 40 others gained
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
     config = FinetuneConfig(lr=1e-3, max_steps=6, check_every=1, val_loss_rise=100.0, red_share_drop=1.0)
-    result = _run(build_model("small_cnn", 2), data, config, lam=50.0, guidance="punisher", broken=NoisyBroken())
+    result = _run(build_model("small_cnn", 2), data, config, lam=50.0, guidance="punisher", broken=ScriptedBroken(before, after))
     report = result.report
     assert report.stop_reason != STOP_BROKEN_WORSE and report.steps == 6
     assert (report.broken_gained, report.broken_lost) == (40, 43)
