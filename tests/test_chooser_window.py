@@ -196,6 +196,20 @@ def test_a_round_worse_on_the_shortcut_broken_validation_says_so(tk_root):
     assert window2.verdict_label.cget("text").startswith("Better:")
 
 
+def test_the_shortcut_free_test_folder_is_shown_first_and_only_when_there_is_one(tk_root):
+    import dataclasses
+
+    done = make_done()
+    window, _ = open_chooser(tk_root, done)
+    assert "Shortcut-free test accuracy" not in window.summary_labels
+    measured = dataclasses.replace(done.report, test_accuracy_before=0.21, test_accuracy_after=0.58)
+    window2, _ = open_chooser(tk_root, dataclasses.replace(done, report=measured))
+    before, after = window2.summary_labels["Shortcut-free test accuracy"]
+    assert (before.cget("text"), after.cget("text")) == ("21.0%", "58.0%")
+    assert list(window2.summary_labels)[0] == "Shortcut-free test accuracy"
+    assert window2.verdict_label.cget("text") == window.verdict_label.cget("text")  # it never judges the round
+
+
 @pytest.mark.gui
 def test_a_change_within_sampling_noise_reads_unclear_with_its_counts(tk_root):
     import dataclasses

@@ -23,9 +23,12 @@ def test_only_a_finished_folder_counts_as_ready(tmp_path):
     assert demo_is_ready(tmp_path)
 
 
-def test_the_runs_folders_with_the_forms_validation_folder_winning():
-    assert demo_folders("/d", None) == (str(Path("/d/train")), str(Path("/d/val")))
-    assert demo_folders("/d", "/mine") == (str(Path("/d/train")), "/mine")
+def test_the_runs_folders_with_the_forms_folders_winning(tmp_path):
+    assert demo_folders("/d", None) == (str(Path("/d/train")), str(Path("/d/val")), None)  # made before test/
+    assert demo_folders("/d", "/mine", "/t") == (str(Path("/d/train")), "/mine", "/t")
+    (tmp_path / "test").mkdir()  # the demo's shortcut-free test split is measured by default
+    assert demo_folders(str(tmp_path), None)[2] == str(tmp_path / "test")
+    assert demo_folders(str(tmp_path), None, "/t")[2] == "/t"
 
 
 def test_the_thread_posts_ready_with_the_folder_it_made(tmp_path):

@@ -39,7 +39,7 @@ def _paint_corner(store, relpaths, size=32):
         store.save(relpath, mask)
 
 
-def _run(model, data, config, lam=10.0, guidance="rrr", broken=None):
+def _run(model, data, config, lam=10.0, guidance="rrr", broken=None, test_loader=None):
     return finetune_round(
         model,
         train_data=data.train,
@@ -50,6 +50,7 @@ def _run(model, data, config, lam=10.0, guidance="rrr", broken=None):
         device=torch.device("cpu"),
         seed=0,
         broken=broken,
+        test_loader=test_loader,
     )
 
 
@@ -109,6 +110,20 @@ def test_report_describes_the_round(splits):
     # 144 of 1024 pixels red: a model that ignores the mask would put ~14 % of its saliency there.
     assert 0.0 < report.red_share_before < 1.0
     assert set(report.to_dict()) >= {"stop_reason", "val_accuracy_before", "val_accuracy_after"}
+
+
+def test_the_test_folder_is_measured_before_and_after_but_decides_nothing(splits):
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    config = FinetuneConfig(max_steps=4, check_every=2, val_loss_rise=100.0, guidance_drop=1.0, stop_rule="thesis")
+    plain = _run(build_model("small_cnn", 2), data, config).report
+    test_loader = DataLoader(data.val, batch_size=16)  # stands in for a shortcut-free folder
+    measured = _run(build_model("small_cnn", 2), data, config, test_loader=test_loader).report
+    assert plain.test_accuracy_before is None and plain.test_accuracy_after is None
+    # the same images as validation: the same accuracies, before and after
+    assert measured.test_accuracy_before == pytest.approx(measured.val_accuracy_before)
+    assert measured.test_accuracy_after == pytest.approx(measured.val_accuracy_after)
+    assert (measured.steps, measured.stop_reason, measured.verdict) == (plain.steps, plain.stop_reason, plain.verdict)
 
 
 def test_stops_when_validation_loss_rises(splits):

@@ -198,6 +198,23 @@ def test_bad_input_is_reported_next_to_each_field_and_in_a_dialog(window_factory
     assert window.settings.errors_shown() == {}
 
 
+def test_the_test_folder_must_exist_and_differ_from_the_data_folder(window_factory, data_folder, tmp_path):
+    window = window_factory()
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.settings.vars["test_dir"].set(str(tmp_path / "nowhere"))
+    with pytest.raises(FormError):
+        window.settings.read()
+    assert window.settings.errors_shown() == {"test_dir": "no such folder"}
+    window.settings.vars["test_dir"].set(str(data_folder) + "/")
+    with pytest.raises(FormError):
+        window.settings.read()
+    assert window.settings.errors_shown() == {"test_dir": "must hold other images than the data folder"}
+    other = tmp_path / "shortcut_free"
+    other.mkdir()
+    window.settings.vars["test_dir"].set(str(other))
+    assert window.settings.read().test_dir == str(other)
+
+
 def test_guidance_none_and_lambda_reach_the_config(window_factory):
     window = window_factory()
     window.settings.vars["guidance"].set("none")
@@ -410,6 +427,14 @@ def test_blank_data_folder_makes_the_demo_data_in_the_background(window_factory,
     trainer = FakeTrainer.instances[-1]
     assert Path(trainer.paths.train_dir) == (demo / "train").resolve()
     assert Path(trainer.paths.val_dir) == (demo / "val").resolve()
+    assert Path(trainer.paths.test_dir) == (demo / "test").resolve()  # shortcut-free: plotted from epoch 1
+    # The form now names the demo's folders, so Stop then Train resumes the session (a blank
+    # data folder against the session's demo folder read as "other data" and was refused).
+    assert Path(window.settings.vars["train_dir"].get()) == (demo / "train").resolve()
+    assert Path(window.settings.vars["test_dir"].get()) == (demo / "test").resolve()
+    assert window.on_train() is True
+    wait_until(window, lambda: len(FakeTrainer.instances) == 2 and window.finished is not None, timeout=60)
+    assert FakeTrainer.instances[-1].session.folder == trainer.session.folder
 
 
 def test_resuming_with_other_data_is_refused_with_a_message(window_factory, data_folder, tmp_path):

@@ -71,6 +71,27 @@ def test_plots_show_ce_penalty_broken_validation_and_the_round_star(tk_root):
     panel.destroy()
 
 
+def test_plots_show_the_shortcut_free_test_folder_live_and_from_a_stored_run(tk_root):
+    from ui.plots import PlotsPanel
+
+    panel = PlotsPanel(tk_root)
+    panel.pack()
+    panel.add_epoch(1, {"loss": 1.0, "accuracy": 0.5}, {"loss": 1.2, "accuracy": 0.9, "test_accuracy": 0.2, "test_loss": 2.1})
+    panel.flush()
+    assert panel.test_accuracy == [0.2] and panel.test_loss == [2.1]
+    for axes in (panel.loss_axes, panel.accuracy_axes):
+        assert "test, shortcut-free" in [t.get_text() for t in axes.get_legend().get_texts()]
+    rows = [
+        {"epoch": 1, "train_loss": 1.0, "val_loss": 1.2, "val_accuracy": 0.9, "val_test_accuracy": 0.2},
+        {"epoch": 2, "train_loss": 0.9, "val_loss": 1.1, "val_accuracy": 0.8, "val_test_accuracy": 0.6},
+    ]
+    panel.set_history(rows)  # a reopened session: its checkpoint's flat records
+    panel.flush()
+    assert panel.test_accuracy == [0.2, 0.6]
+    assert list(panel.lines["test_accuracy"].get_ydata()) == [0.2, 0.6]
+    panel.destroy()
+
+
 def test_plots_without_broken_accuracy_show_no_such_series(tk_root):
     from ui.plots import PlotsPanel
 
@@ -80,5 +101,6 @@ def test_plots_without_broken_accuracy_show_no_such_series(tk_root):
     panel.flush()
     labels = [t.get_text() for t in panel.loss_axes.get_legend().get_texts()]
     assert "val, shortcut broken" not in labels and not any("penalty" in x for x in labels)
+    assert "test, shortcut-free" not in labels
     assert panel.train_loss == [1.0]  # no CE key: the total stands in
     panel.destroy()

@@ -48,6 +48,7 @@ class Values:
     train_dir: Optional[str]
     val_dir: Optional[str]
     config: TrainConfig
+    test_dir: Optional[str] = None
 
 
 @pytest.fixture
@@ -100,6 +101,22 @@ def test_stop_then_train_continues_the_same_session(controller, data, tmp_path):
     stored = json.loads((first.folder / "session.json").read_text())
     assert stored["train_config"]["epochs"] == 4  # the form's settings are the session's now
     assert len(list((tmp_path / "sessions").iterdir())) == 1
+
+
+def test_the_test_folder_goes_with_the_run_and_may_change_on_resume(controller, data, tmp_path):
+    test = tmp_path / "test"
+    test.mkdir()
+    plan = controller.plan_train(Values(str(data), None, TrainConfig(epochs=2), str(test)))
+    assert plan == StartRun(str(data), None, TrainConfig(epochs=2), str(test))
+    session, _ = controller.session_for_run(plan.train_dir, plan.val_dir, plan.config, FinetuneConfig(), plan.test_dir)
+    controller.run_started(session, plan.config)
+    assert session.run_paths().test_dir == str(test.resolve())
+    controller.on_epoch(epoch(1))
+    # the test folder only measures: another one (or none) is not other data, the resume goes on
+    plan = controller.plan_train(Values(str(data), None, TrainConfig(epochs=2)))
+    assert isinstance(plan, StartRun)
+    again, fresh = controller.session_for_run(plan.train_dir, plan.val_dir, plan.config, FinetuneConfig(), plan.test_dir)
+    assert again is session and not fresh and again.run_paths().test_dir is None
 
 
 def test_a_resumed_session_refuses_other_folders_but_not_another_spelling(controller, data, tmp_path, monkeypatch):

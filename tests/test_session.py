@@ -21,6 +21,24 @@ def test_create_and_open_round_trip(tmp_path, image_folder):
     assert paths.masks_dir == str(session.masks_dir) and paths.init_checkpoint is None and not paths.resume
 
 
+def test_the_test_folder_is_kept_changed_and_cleared(tmp_path, image_folder):
+    session = Session.create(tmp_path / "s", image_folder, test_dir=image_folder)
+    assert session.run_paths().test_dir == str(image_folder.resolve())
+    reopened = Session.open(tmp_path / "s")
+    assert reopened.test_dir == str(image_folder.resolve())
+    reopened.set_test_dir(None)  # measured no more from the next run on
+    assert Session.open(tmp_path / "s").run_paths().test_dir is None
+    assert Session.create(tmp_path / "t", image_folder).test_dir is None
+
+
+def test_a_session_json_from_before_test_folders_opens_without_one(tmp_path, image_folder):
+    session = Session.create(tmp_path / "s", image_folder)
+    payload = json.loads((session.folder / "session.json").read_text())
+    del payload["test_dir"]
+    (session.folder / "session.json").write_text(json.dumps(payload))
+    assert Session.open(session.folder).test_dir is None
+
+
 def test_history_appends_lines_and_skips_a_torn_last_line(tmp_path, image_folder):
     session = Session.create(tmp_path / "s", image_folder)
     session.append_history({"round": 1, "decision": "commit"})

@@ -124,6 +124,20 @@ class ChooserWindow(tk.Toplevel):
             *(
                 (
                     (
+                        "Shortcut-free test accuracy",
+                        report.test_accuracy_before,
+                        report.test_accuracy_after,
+                        "{:.1%}",
+                        +1,
+                        "your test folder (only shown)",
+                    ),
+                )
+                if report.test_accuracy_before is not None and report.test_accuracy_after is not None
+                else ()
+            ),
+            *(
+                (
+                    (
                         "Shortcut-broken val. accuracy",
                         report.broken_accuracy_before,
                         report.broken_accuracy_after,

@@ -42,10 +42,17 @@ def demo_is_ready(target: Path) -> bool:
     return (target / DEMO_MARKER).is_file()
 
 
-def demo_folders(root: str, val_dir: Optional[str]) -> Tuple[str, str]:
-    """The training and validation folders of a run on the demo data at `root` (the form's
-    validation folder wins when it names one)."""
-    return str(Path(root) / "train"), val_dir or str(Path(root) / "val")
+def demo_folders(root: str, val_dir: Optional[str], test_dir: Optional[str] = None) -> Tuple[str, str, Optional[str]]:
+    """The training, validation and test folders of a run on the demo data at `root` (the
+    form's folders win when they name one). The demo's test split is shortcut-free (its swatch
+    shade is random), so its accuracy is plotted from the first epoch; a demo made before it had
+    one gives None."""
+    demo_test = Path(root) / "test"
+    return (
+        str(Path(root) / "train"),
+        val_dir or str(Path(root) / "val"),
+        test_dir or (str(demo_test) if demo_test.is_dir() else None),
+    )
 
 
 def start_demo_preparation(

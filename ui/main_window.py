@@ -334,7 +334,7 @@ class MainWindow(ttk.Frame):
         if isinstance(plan, PrepareDemo):
             self._prepare_demo_then_train()
             return True
-        return self._start_run(plan.train_dir, plan.val_dir, plan.config)
+        return self._start_run(plan.train_dir, plan.val_dir, plan.config, plan.test_dir)
 
     def _ask_more_epochs(self, plan: AskMoreEpochs) -> None:
         """The session's epochs are used up: offer to add more (the form's Epochs is the
@@ -374,13 +374,16 @@ class MainWindow(ttk.Frame):
         if self.closing:
             return
         values = self._pending_values
-        train_dir, val_dir = demo_folders(root, values.val_dir)
-        self._start_run(train_dir, val_dir, values.config)
+        train_dir, val_dir, test_dir = demo_folders(root, values.val_dir, values.test_dir)
+        self._start_run(train_dir, val_dir, values.config, test_dir)
 
-    def _start_run(self, train_dir: Optional[str], val_dir: Optional[str], config: TrainConfig) -> bool:
+    def _start_run(
+        self, train_dir: Optional[str], val_dir: Optional[str], config: TrainConfig, test_dir: Optional[str] = None
+    ) -> bool:
         session = None
         try:
-            session, fresh = self.controller.session_for_run(train_dir, val_dir, config, self.finetune_config)
+            session, fresh = self.controller.session_for_run(train_dir, val_dir, config, self.finetune_config, test_dir)
+            self.settings.show_folders(session.train_dir, session.val_dir, session.test_dir)
             if fresh:
                 self.log.append(f"New session {session.folder}")
                 self.plots.clear()
@@ -460,7 +463,7 @@ class MainWindow(ttk.Frame):
             self.show_error(str(error), user_error=True, title="Cannot open the session")
             return False
         self.trust_banner.show(())
-        self.settings.load(session.train_dir, session.val_dir, session.train_config)
+        self.settings.load(session.train_dir, session.val_dir, session.train_config, session.test_dir)
         self.plots.set_history(epochs, rounds)
         self._update_session_label()
         self._log(self.controller.opened_note(session, rounds))

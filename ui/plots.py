@@ -6,7 +6,9 @@ pyplot, so no global figure state): loss on top, accuracy below. What each shows
   a commit the total jumps (3.01 against a CE of 1.87) and reads as divergence;
 - penalty: lambda x guidance per epoch (dashed), on its own line, when there is any;
 - validation per epoch, and "val, shortcut broken" whenever the validation dict carries
-  `broken_accuracy` / `broken_loss` (the demo's swatch shuffled);
+  `broken_accuracy` / `broken_loss` (the painted content removed from the validation images);
+- "test, shortcut-free" whenever it carries `test_accuracy` / `test_loss` (the optional test
+  folder of the settings: what the user really wants to go up);
 - at each committed round, the fine-tuned model's validation point (a star at the round's
   epoch), so the curve's jump has its cause on the plot.
 Every feedback round is a vertical line at the epoch it followed: solid green = committed,
@@ -40,6 +42,7 @@ from matplotlib.ticker import MaxNLocator
 TRAIN_COLOUR = "#1f77b4"
 VAL_COLOUR = "#ff7f0e"
 BROKEN_COLOUR = "#9467bd"  # validation with the shortcut broken
+TEST_COLOUR = "#17becf"  # the shortcut-free test folder
 PENALTY_COLOUR = "#8c564b"
 OUTLIER_FACTOR = 3.0  # losses above this many times the typical (median) value leave the range
 COMMIT_COLOUR = "#2ca02c"
@@ -115,6 +118,8 @@ class PlotsPanel(ttk.Frame):
         self.penalty: List[float] = []  # lambda x guidance per epoch (train loss - CE)
         self.broken_loss: List[float] = []  # validation with the shortcut broken (NaN: none)
         self.broken_accuracy: List[float] = []
+        self.test_loss: List[float] = []  # the shortcut-free test folder (NaN: none)
+        self.test_accuracy: List[float] = []
         self.batch_x: List[float] = []  # fractional epoch: epoch - 1 + batch / batches
         self.batch_loss: List[float] = []  # per-batch CE (the total when no CE was sent)
         self.batch_accuracy: List[float] = []
@@ -150,6 +155,9 @@ class PlotsPanel(ttk.Frame):
             )
             (self.lines[f"broken_{key}"],) = axes.plot(
                 [], [], color=BROKEN_COLOUR, marker="^", markersize=4, label="val, shortcut broken", animated=True
+            )
+            (self.lines[f"test_{key}"],) = axes.plot(
+                [], [], color=TEST_COLOUR, marker="v", markersize=4, label="test, shortcut-free", animated=True
             )
         self.lines["train_loss"].set_label("train CE")
         self.lines["batch_loss"].set_label("train CE (per batch)")
@@ -192,6 +200,8 @@ class PlotsPanel(ttk.Frame):
             self.penalty,
             self.broken_loss,
             self.broken_accuracy,
+            self.test_loss,
+            self.test_accuracy,
         )
 
     def _series(self) -> tuple:
@@ -209,6 +219,8 @@ class PlotsPanel(ttk.Frame):
         self.val_accuracy.append(_number(val.get("accuracy")))
         self.broken_loss.append(_number(val.get("broken_loss")))
         self.broken_accuracy.append(_number(val.get("broken_accuracy")))
+        self.test_loss.append(_number(val.get("test_loss")))
+        self.test_accuracy.append(_number(val.get("test_accuracy")))
 
     def set_run_range(self, last_epoch: int) -> None:
         """The run goes up to `last_epoch`: fix the x range so it never changes mid-run."""
@@ -226,7 +238,8 @@ class PlotsPanel(ttk.Frame):
 
     def add_epoch(self, epoch: int, train: Mapping[str, Any], val: Mapping[str, Any]) -> None:
         """A finished epoch: `train`/`val` are the loops' dicts (keys `loss`, `ce`,
-        `accuracy`; `val` may carry `broken_accuracy` / `broken_loss`)."""
+        `accuracy`; `val` may carry `broken_accuracy` / `broken_loss` and `test_accuracy` /
+        `test_loss`)."""
         if epoch in self.epochs:  # replace, never duplicate, an epoch
             index = self.epochs.index(epoch)
             for series in self._epoch_series():
@@ -274,6 +287,8 @@ class PlotsPanel(ttk.Frame):
                 "accuracy": row.get("val_accuracy"),
                 "broken_loss": row.get("val_broken_loss"),
                 "broken_accuracy": row.get("val_broken_accuracy"),
+                "test_loss": row.get("val_test_loss"),
+                "test_accuracy": row.get("val_test_accuracy"),
             }
             self._append_epoch(int(row["epoch"]), train, val)
         for index, row in enumerate(rounds, start=1):
@@ -295,6 +310,7 @@ class PlotsPanel(ttk.Frame):
                 *self.val_loss,
                 *self.penalty,
                 *self.broken_loss,
+                *self.test_loss,
                 *_typical(self.batch_loss),
                 *[r.val_loss_after for r in self.rounds],
             ]
@@ -311,6 +327,7 @@ class PlotsPanel(ttk.Frame):
             (self.val_loss, VAL_COLOUR),
             (self.train_loss, TRAIN_COLOUR),
             (self.broken_loss, BROKEN_COLOUR),
+            (self.test_loss, TEST_COLOUR),
             (self.penalty, PENALTY_COLOUR),
         ):
             for epoch, value in zip(self.epochs, values):
@@ -358,6 +375,8 @@ class PlotsPanel(ttk.Frame):
             "val_accuracy": (self.epochs, self.val_accuracy),
             "broken_loss": (self.epochs, self.broken_loss),
             "broken_accuracy": (self.epochs, self.broken_accuracy),
+            "test_loss": (self.epochs, self.test_loss),
+            "test_accuracy": (self.epochs, self.test_accuracy),
             # no penalty line while there is no penalty (nothing painted yet)
             "penalty": (self.epochs, self.penalty) if any(v > 0 for v in _finite(self.penalty)) else ([], []),
         }
@@ -387,6 +406,8 @@ class PlotsPanel(ttk.Frame):
             broken = self.broken_loss if key == "loss" else self.broken_accuracy
             if _finite(broken):
                 handles.append(self.lines[f"broken_{key}"])
+            if _finite(self.test_loss if key == "loss" else self.test_accuracy):
+                handles.append(self.lines[f"test_{key}"])
             if key == "loss" and any(v > 0 for v in _finite(self.penalty)):
                 handles.append(self.lines["penalty"])
             stars = [(r.epoch, r.val_loss_after if key == "loss" else r.val_accuracy_after) for r in self.rounds if r.committed]
@@ -433,7 +454,7 @@ class PlotsPanel(ttk.Frame):
 
     def _animated(self, axes) -> List[Line2D]:
         key = "loss" if axes is self.loss_axes else "accuracy"
-        lines = [self.lines[f"{kind}_{key}"] for kind in ("batch", "train", "val", "broken")]
+        lines = [self.lines[f"{kind}_{key}"] for kind in ("batch", "train", "val", "broken", "test")]
         return lines + [self.lines["penalty"]] if key == "loss" else lines
 
     def _on_full_draw(self, _event) -> None:

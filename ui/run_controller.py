@@ -70,6 +70,7 @@ class StartRun:
     train_dir: Optional[str]
     val_dir: Optional[str]
     config: TrainConfig
+    test_dir: Optional[str] = None  # the shortcut-free test folder, if any
 
 
 TrainPlan = Union[RefuseTrain, AskMoreEpochs, PrepareDemo, StartRun]
@@ -184,22 +185,31 @@ class RunController:
             return AskMoreEpochs(done, max(1, min(done, MAX_SUGGESTED_MORE_EPOCHS)))
         if values.train_dir is None and session is None:
             return PrepareDemo()
-        return StartRun(values.train_dir, values.val_dir, values.config)
+        return StartRun(values.train_dir, values.val_dir, values.config, values.test_dir)
 
     def sessions_folder(self) -> Path:
         """Where new sessions go: `sessions_root`, or the per-user default."""
         return Path(self.sessions_root) if self.sessions_root else default_sessions_root()
 
     def session_for_run(
-        self, train_dir: Optional[str], val_dir: Optional[str], config: TrainConfig, finetune_config: FinetuneConfig
+        self,
+        train_dir: Optional[str],
+        val_dir: Optional[str],
+        config: TrainConfig,
+        finetune_config: FinetuneConfig,
+        test_dir: Optional[str] = None,
     ) -> Tuple[Any, bool]:
-        """The session a run trains in and whether it is new: the resumed one (its settings
-        updated) or a new folder under `sessions_root`. Raises UserError / OSError / ValueError."""
+        """The session a run trains in and whether it is new: the resumed one (its settings and
+        test folder updated) or a new folder under `sessions_root`. Raises UserError / OSError /
+        ValueError."""
         if self.resume_session is not None:
             session = self.resume_session
             session.update_configs(config)
+            session.set_test_dir(test_dir)
             return session, False
-        session = Session.create(new_session_folder(self.sessions_folder()), train_dir, val_dir, config, finetune_config)
+        session = Session.create(
+            new_session_folder(self.sessions_folder()), train_dir, val_dir, config, finetune_config, test_dir
+        )
         self.epochs_done = 0
         self.fresh_session = True
         self.epoch_records = []

@@ -86,6 +86,7 @@ class FormError(ValueError):
 FIELD_LABELS = {
     "train_dir": "Data folder",
     "val_dir": "Validation folder",
+    "test_dir": "Test folder",
     "model": "Model",
     "weights_path": "Weights file",
     "saliency_method": "Saliency method",
@@ -109,6 +110,9 @@ class FormValues:
     train_dir: Optional[str]  # None: use the built-in demo data
     val_dir: Optional[str]
     config: TrainConfig
+    # A shortcut-free test folder (the same classes), measured after every epoch; None: none
+    # (the demo's own test split, when training on the demo).
+    test_dir: Optional[str] = None
 
 
 class SettingsPanel(ttk.LabelFrame):
@@ -124,6 +128,7 @@ class SettingsPanel(ttk.LabelFrame):
 
         self.train_dir_entry = self._path_row("train_dir", "Data folder", "blank: demo digits", data_dir or "")
         self.val_dir_entry = self._path_row("val_dir", "Validation folder", "blank: 20% of the data", "")
+        self.test_dir_entry = self._path_row("test_dir", "Test folder", "optional: shortcut-free, only measured", "")
         self.model_box = self._combo_row("model", model_choices(), "")
         self.weights_entry = self._path_row("weights_path", "Weights file", "blank: none (local .pth)", "", file=True)
         self.saliency_box = self._combo_row("saliency_method", saliency_choices(), "heatmap to paint on")
@@ -224,12 +229,13 @@ class SettingsPanel(ttk.LabelFrame):
             self.vars[name].set(chosen)
 
     # ------------------------------------------------------------------ values in / out
-    def load(self, train_dir: Optional[str], val_dir: Optional[str], config: TrainConfig) -> None:
+    def load(self, train_dir: Optional[str], val_dir: Optional[str], config: TrainConfig, test_dir: Optional[str] = None) -> None:
         """Fill the form from folders and a config (e.g. those of an opened session)."""
         self.base_config = config
         values = {
             "train_dir": train_dir or "",
             "val_dir": val_dir or "",
+            "test_dir": test_dir or "",
             "model": config.model,
             "weights_path": config.weights_path or "",
             "saliency_method": config.saliency_method,
@@ -246,6 +252,12 @@ class SettingsPanel(ttk.LabelFrame):
         for name, value in values.items():
             self.vars[name].set(value)
         self.clear_errors()
+
+    def show_folders(self, train_dir: Optional[str], val_dir: Optional[str], test_dir: Optional[str]) -> None:
+        """Show the folders a run actually uses (the demo's, for a blank data folder), so the
+        next Train reads as resuming the same data."""
+        for name, value in (("train_dir", train_dir), ("val_dir", val_dir), ("test_dir", test_dir)):
+            self.vars[name].set(value or "")
 
     def clear_errors(self) -> None:
         for label in self.error_labels.values():
@@ -315,6 +327,9 @@ class SettingsPanel(ttk.LabelFrame):
 
         train_dir = folder("train_dir")
         val_dir = folder("val_dir")
+        test_dir = folder("test_dir")
+        if test_dir and "test_dir" not in errors and train_dir and os.path.realpath(test_dir) == os.path.realpath(train_dir):
+            errors["test_dir"] = "must hold other images than the data folder"
         model = choice("model", model_choices())
         weights_path = get("weights_path") or None
         if weights_path is not None:
@@ -355,7 +370,7 @@ class SettingsPanel(ttk.LabelFrame):
             self.show_errors(errors)
             raise FormError(errors) from None
         self.clear_errors()
-        return FormValues(train_dir, val_dir, config)
+        return FormValues(train_dir, val_dir, config, test_dir)
 
     def set_enabled(self, enabled: bool) -> None:
         """Lock the form while a run is going (its settings cannot change mid-run)."""
@@ -364,5 +379,5 @@ class SettingsPanel(ttk.LabelFrame):
                 widget.configure(state="readonly" if enabled else "disabled")
             else:
                 widget.configure(state="normal" if enabled else "disabled")
-        for name in ("train_dir", "val_dir", "weights_path"):
+        for name in ("train_dir", "val_dir", "test_dir", "weights_path"):
             getattr(self, f"{name}_button").configure(state="normal" if enabled else "disabled")

@@ -250,7 +250,7 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     from app.engine.finetune_report import STOP_NON_FINITE
     from app.explain.mask_audit import warn_about_masks
     from app.explain.shortcut_broken import BrokenValidation
-    from datasets import load_splits
+    from datasets import ImageFolderData, load_splits
     from loss import DEFAULT_LAMBDAS
 
     checkpoint = load_checkpoint(args.checkpoint)
@@ -283,6 +283,12 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     )
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
     broken = BrokenValidation.build(data.train, data.val, device=device)
+    test_loader = None
+    if args.test:
+        test = ImageFolderData(
+            args.test, checkpoint.input_size, checkpoint.mean, checkpoint.std, classes=data.train.classes, what="test folder"
+        )
+        test_loader = DataLoader(test, batch_size=128, shuffle=False)
 
     def on_progress(step: int, max_steps: int, guidance_value: float, val_loss: float) -> None:
         if context.is_main:
@@ -301,6 +307,7 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
         distributed=context,
         amp=amp,
         broken=broken,
+        test_loader=test_loader,
     )
     if result.report.n_annotated == 0:
         raise UserError(f"no image in {args.data} has a mask in {args.masks}: nothing to fine-tune on")
@@ -408,6 +415,9 @@ def add_commands(commands: Any) -> None:
     finetune.add_argument("--data", required=True, help="training folder the masks belong to")
     finetune.add_argument("--val", help="validation folder (default: the same split as training)")
     finetune.add_argument("--masks", required=True)
+    finetune.add_argument(
+        "--test", help="a shortcut-free test folder: its accuracy before and after goes into the report (only shown)"
+    )
     finetune.add_argument("--out", required=True, help="writes model.pt (candidate) and report.json")
     finetune.add_argument(
         "--guidance",

@@ -125,11 +125,14 @@ def finetune_round(
     on_step: Optional[StepCallback] = None,
     distributed: DistributedContext = SINGLE_PROCESS,
     amp: AmpPolicy = AmpPolicy(),
+    test_loader: Optional[Any] = None,
 ) -> FinetuneResult:
     """Run one round on every annotated image of `train_data` (an ImageFolderData with masks).
 
     broken: an `app.explain.shortcut_broken.BrokenValidation` (None: there is none); its accuracy before
     and after goes into the report and decides its verdict.
+    test_loader: the shortcut-free test folder's loader (None: none); its accuracy before and
+    after goes into the report only, never into a stop or the verdict.
     Stop rule "saliency" (the default): at the first check where the share of saliency on red
     (as the chooser measures it) is <= (1 - config.red_share_drop) x before (it looks elsewhere),
     where shortcut-broken accuracy fell by more than config.broken_accuracy_drop, or where the
@@ -183,6 +186,7 @@ def finetune_round(
     red_before, green_before = saliency_shares(model, images, targets, masks)
     target_guidance = guidance_before - config.guidance_drop * abs(guidance_before)
     broken_before = broken.evaluate(model, device, config.max_val_images, per_image=True) if broken is not None else None
+    test_before = evaluate(model, test_loader, device=device)["accuracy"] if test_loader is not None else None
     by_saliency = config.stop_rule == "saliency"
     # The forgetting check: on the shortcut-broken validation when there is one, since a round
     # that removes the shortcut raises the plain validation loss (the split carries the shortcut).
@@ -296,6 +300,7 @@ def finetune_round(
     red_after, green_after = saliency_shares(candidate, images, targets, masks)
     broken_after = broken.evaluate(candidate, device, config.max_val_images, per_image=True) if broken is not None else None
     paired = paired_change(broken_before, broken_after)
+    test_after = evaluate(candidate, test_loader, device=device)["accuracy"] if test_loader is not None else None
     report = FinetuneReport(
         stop_reason=stop_reason,
         steps=steps,
@@ -317,6 +322,8 @@ def finetune_round(
         broken_gained=paired.gained if paired is not None else None,
         broken_lost=paired.lost if paired is not None else None,
         broken_images=paired.n if paired is not None else 0,
+        test_accuracy_before=test_before,
+        test_accuracy_after=test_after,
     )
     logger.info("fine-tune round done: %s after %d steps; %s", report.stop_text, steps, report.verdict_text)
     return FinetuneResult(candidate, report, indices)

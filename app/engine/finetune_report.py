@@ -66,6 +66,11 @@ class FinetuneReport:
     broken_gained: Optional[int] = None
     broken_lost: Optional[int] = None
     broken_images: int = 0  # shortcut-broken validation images compared (0: not counted)
+    # Accuracy on the user's shortcut-free test folder (the settings' Test folder), in [0, 1];
+    # None without one. Shown beside the others; never used to stop or judge the round, so the
+    # test folder stays a test (deciding on it would fit the round to it).
+    test_accuracy_before: Optional[float] = None
+    test_accuracy_after: Optional[float] = None
 
     @property
     def stop_text(self) -> str:

@@ -50,6 +50,11 @@ def _record_at_end(line: str) -> Optional[Dict[str, Any]]:
     return None
 
 
+def _resolved(folder: Optional[os.PathLike | str]) -> Optional[str]:
+    """An absolute folder path as a session stores it (None and "" stay None)."""
+    return str(Path(folder).expanduser().resolve()) if folder else None
+
+
 def default_sessions_root() -> Path:
     """Where new sessions go: $XDG_DATA_HOME (or ~/.local/share)/saliency-steering/sessions."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
@@ -79,10 +84,14 @@ class Session:
         train_config: TrainConfig,
         finetune_config: FinetuneConfig,
         created: str,
+        test_dir: Optional[str] = None,
     ):
         self.folder = Path(folder)
         self.train_dir = train_dir
         self.val_dir = val_dir
+        # An optional shortcut-free test folder, evaluated after every epoch: unlike the training
+        # and validation folders it only measures, so it may change between runs of a session.
+        self.test_dir = test_dir
         self.train_config = train_config
         self.finetune_config = finetune_config
         self.created = created
@@ -110,6 +119,7 @@ class Session:
         val_dir: Optional[os.PathLike | str] = None,
         train_config: TrainConfig = TrainConfig(),
         finetune_config: FinetuneConfig = FinetuneConfig(),
+        test_dir: Optional[os.PathLike | str] = None,
     ) -> "Session":
         """Make a new session folder (it must not exist or be empty; its lock file may be there)."""
         folder = Path(folder)
@@ -119,10 +129,11 @@ class Session:
         session = cls(
             folder,
             str(Path(train_dir).resolve()),
-            str(Path(val_dir).resolve()) if val_dir else None,
+            _resolved(val_dir),
             train_config,
             finetune_config,
             time.strftime("%Y-%m-%dT%H:%M:%S"),
+            _resolved(test_dir),
         )
         session.save()
         return session
@@ -143,6 +154,7 @@ class Session:
                 TrainConfig.from_dict(payload.get("train_config", {})),
                 FinetuneConfig.from_dict(payload.get("finetune_config", {})),
                 payload.get("created", ""),
+                payload.get("test_dir"),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise UserError(f"{path} is damaged: {error}") from error
@@ -160,6 +172,7 @@ class Session:
                 "created": self.created,
                 "train_dir": self.train_dir,
                 "val_dir": self.val_dir,
+                "test_dir": self.test_dir,
                 "train_config": dataclasses.asdict(self.train_config),
                 "finetune_config": dataclasses.asdict(self.finetune_config),
             },
@@ -172,6 +185,13 @@ class Session:
             self.finetune_config = finetune_config
         self.save()
 
+    def set_test_dir(self, test_dir: Optional[os.PathLike | str]) -> None:
+        """Measure on another shortcut-free test folder (None: none) from the next run on."""
+        resolved = _resolved(test_dir)
+        if resolved != self.test_dir:
+            self.test_dir = resolved
+            self.save()
+
     def run_paths(self) -> RunPaths:
         """Where the trainer reads and writes for this session; resumes from its checkpoint."""
         has_checkpoint = self.checkpoint_path.is_file()
@@ -182,6 +202,7 @@ class Session:
             init_checkpoint=str(self.checkpoint_path) if has_checkpoint else None,
             checkpoint_out=str(self.checkpoint_path),
             resume=has_checkpoint,
+            test_dir=self.test_dir,
         )
 
     def is_empty(self) -> bool:

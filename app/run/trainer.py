@@ -299,7 +299,7 @@ class Trainer:
         self.test_loader = None
         if self.paths.test_dir:
             classes = list(self.data.train.classes)
-            test = ImageFolderData(self.paths.test_dir, self.input_size, self.mean, self.std, classes=classes)
+            test = ImageFolderData(self.paths.test_dir, self.input_size, self.mean, self.std, classes=classes, what="test folder")
             self.test_loader = DataLoader(
                 test, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers
             )
