@@ -217,6 +217,10 @@ def test_run_started_notes_the_sizes_and_lists_skipped_images_up_to_twenty(contr
 def test_epochs_count_once_and_their_records_replace_a_repeated_epoch(controller):
     note = controller.on_epoch(epoch(1, 3, val_loss=2.0))
     assert note == Note("Epoch 1/3: train loss 1.0000, acc 50.0%; val loss 2.0000, acc 50.0% (1.5 s)")
+    measured = msg.EpochFinished(
+        2, 3, {"loss": 1.0, "accuracy": 0.5}, {"loss": 2.0, "accuracy": 0.9, "broken_accuracy": 0.4, "test_accuracy": 0.35}, 1.5
+    )
+    assert controller.on_epoch(measured).text.endswith("acc 90.0%; shortcut-broken acc 40.0%; test acc 35.0% (1.5 s)")
     controller.on_epoch(epoch(1, 3, val_loss=1.5))  # a resumed run repeats the epoch
     controller.on_epoch(epoch(2, 3))
     assert controller.epochs_done == 2

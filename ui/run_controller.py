@@ -17,6 +17,7 @@ instead of running nothing; a blank data folder with no session means the demo d
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
@@ -317,9 +318,14 @@ class RunController:
         self.epoch_records.append({"epoch": event.epoch, "train": dict(event.train), "val": dict(event.val)})
         train, val = event.train, event.val
         nan = float("nan")
+        extra = "".join(
+            f"; {name} acc {val[key]:.1%}"
+            for key, name in (("broken_accuracy", "shortcut-broken"), ("test_accuracy", "test"))
+            if isinstance(val.get(key), (int, float)) and math.isfinite(val[key])
+        )
         return Note(
             f"Epoch {event.epoch}/{event.epochs}: train loss {train.get('loss', nan):.4f}, acc {train.get('accuracy', nan):.1%}; "
-            f"val loss {val.get('loss', nan):.4f}, acc {val.get('accuracy', nan):.1%} ({event.seconds:.1f} s)"
+            f"val loss {val.get('loss', nan):.4f}, acc {val.get('accuracy', nan):.1%}{extra} ({event.seconds:.1f} s)"
         )
 
     def check_trust(self) -> Tuple[Sequence[TrustWarning], List[Note]]:
