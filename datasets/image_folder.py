@@ -112,6 +112,20 @@ def _scan_classes(root: Path, what: str) -> list[str]:
     return classes
 
 
+def class_folders(root: str | os.PathLike, what: str = "image folder") -> list[str]:
+    """The class sub-folder names of `root`, sorted, without reading any image (a cheap check
+    before a long scan). Raises DatasetError when `root` is missing, empty or has none."""
+    return _scan_classes(Path(root).expanduser(), what)
+
+
+def class_mismatch(expected: Sequence[str], found: Sequence[str]) -> str:
+    """'' when `found` has exactly the class names `expected`, else 'missing a, b; unexpected c'."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    parts = ([f"missing {_examples(missing)}"] if missing else []) + ([f"unexpected {_examples(extra)}"] if extra else [])
+    return "; ".join(parts)
+
+
 def _check_masks_outside(masks_dir: Path, root: Path) -> None:
     """DatasetError if the mask folder would be scanned as (part of) the images."""
     masks, images = masks_dir.resolve(), root.resolve()
@@ -231,15 +245,11 @@ class ImageFolderData(Dataset):
             self.classes = found
         else:
             self.classes = [str(c) for c in classes]
-            missing = sorted(set(self.classes) - set(found))
-            extra = sorted(set(found) - set(self.classes))
-            if missing or extra:
-                parts = ([f"missing {_examples(missing)}"] if missing else []) + (
-                    [f"unexpected {_examples(extra)}"] if extra else []
-                )
+            mismatch = class_mismatch(self.classes, found)
+            if mismatch:
                 raise DatasetError(
                     f"The {what} {self.root} must have the class folders "
-                    f"{_examples(self.classes)}; it has {'; '.join(parts)}. Give it one "
+                    f"{_examples(self.classes)}; it has {mismatch}. Give it one "
                     "sub-folder per class, with the same names."
                 )
         if len(self.classes) < 2:

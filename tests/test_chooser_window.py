@@ -196,6 +196,7 @@ def test_a_round_worse_on_the_shortcut_broken_validation_says_so(tk_root):
     assert window2.verdict_label.cget("text").startswith("Better:")
 
 
+@pytest.mark.gui
 def test_the_shortcut_free_test_folder_is_shown_first_and_only_when_there_is_one(tk_root):
     import dataclasses
 

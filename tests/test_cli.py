@@ -73,10 +73,13 @@ def test_finetune_writes_candidate_and_report(image_folder, tmp_path, capsys):
             str(tmp_path / "ft"),
             "--max-steps",
             "4",
+            "--test",
+            str(image_folder),  # stands in for a shortcut-free folder of the same classes
         ]
     )
     assert code == 0
     report = json.loads((tmp_path / "ft" / "report.json").read_text())
+    assert 0.0 <= report["test_accuracy_before"] <= 1.0 and 0.0 <= report["test_accuracy_after"] <= 1.0
     assert report == json.loads(capsys.readouterr().out)
     assert report["steps"] <= 4 and report["stop_reason"] in {"step_cap", "val_loss_rise", "guidance_drop"}
     assert (tmp_path / "ft" / "model.pt").is_file()

@@ -209,10 +209,23 @@ def test_the_test_folder_must_exist_and_differ_from_the_data_folder(window_facto
     with pytest.raises(FormError):
         window.settings.read()
     assert window.settings.errors_shown() == {"test_dir": "must hold other images than the data folder"}
-    other = tmp_path / "shortcut_free"
-    other.mkdir()
-    window.settings.vars["test_dir"].set(str(other))
-    assert window.settings.read().test_dir == str(other)
+    from conftest import make_image_folder
+
+    val = make_image_folder(tmp_path / "val", classes=("a", "b"), per_class=1)
+    window.settings.vars["val_dir"].set(str(val))
+    window.settings.vars["test_dir"].set(str(val))
+    with pytest.raises(FormError):
+        window.settings.read()
+    assert window.settings.errors_shown() == {"test_dir": "must differ from the validation folder (which carries the shortcut)"}
+    # the class folders are compared from their names, before any image is read
+    wrong = make_image_folder(tmp_path / "wrong", classes=("a", "c"), per_class=1)
+    window.settings.vars["test_dir"].set(str(wrong))
+    with pytest.raises(FormError):
+        window.settings.read()
+    assert window.settings.errors_shown() == {"test_dir": "needs the data folder's class folders: missing b; unexpected c"}
+    right = make_image_folder(tmp_path / "shortcut_free", classes=("a", "b"), per_class=1)
+    window.settings.vars["test_dir"].set(str(right))
+    assert window.settings.read().test_dir == str(right)
 
 
 def test_guidance_none_and_lambda_reach_the_config(window_factory):
@@ -435,6 +448,12 @@ def test_blank_data_folder_makes_the_demo_data_in_the_background(window_factory,
     assert window.on_train() is True
     wait_until(window, lambda: len(FakeTrainer.instances) == 2 and window.finished is not None, timeout=60)
     assert FakeTrainer.instances[-1].session.folder == trainer.session.folder
+    # New session blanks what the demo run filled in, so the user's own data does not inherit
+    # the demo's validation and test folders (a folder the user typed is kept).
+    window.settings.vars["val_dir"].set(str(tmp_path))
+    window.on_new_session()
+    assert window.settings.vars["train_dir"].get() == "" and window.settings.vars["test_dir"].get() == ""
+    assert window.settings.vars["val_dir"].get() == str(tmp_path)
 
 
 def test_resuming_with_other_data_is_refused_with_a_message(window_factory, data_folder, tmp_path):

@@ -175,6 +175,26 @@ def test_bad_data_is_reported_as_user_error(tmp_path):
     assert "empty" in failed[0].message or "no class" in failed[0].message
 
 
+def test_a_test_folder_is_measured_every_epoch_and_a_wrong_one_refused_before_the_model(image_folder, tmp_path, monkeypatch):
+    from conftest import make_image_folder
+
+    test = make_image_folder(tmp_path / "test", seed=5)
+    events = []
+    Trainer(_config(epochs=2), FinetuneConfig(), RunPaths(str(image_folder), test_dir=str(test)), emit=events.append).run()
+    epochs = [e for e in events if isinstance(e, msg.EpochFinished)]
+    assert len(epochs) == 2 and all(0.0 <= e.val["test_accuracy"] <= 1.0 for e in epochs)
+    other = make_image_folder(tmp_path / "other", classes=("cat", "cow"))
+    import app.run.trainer as trainer_module
+
+    built = []
+    monkeypatch.setattr(trainer_module.Trainer, "_build_model", lambda *args: built.append(args))
+    events = []
+    Trainer(_config(), FinetuneConfig(), RunPaths(str(image_folder), test_dir=str(other)), emit=events.append).run()
+    failed = [e for e in events if isinstance(e, msg.TrainingFailed)]
+    assert len(failed) == 1 and failed[0].user_error and not built  # said before the model is built
+    assert f"The test folder {other}" in failed[0].message and "missing dog; unexpected cow" in failed[0].message
+
+
 def test_bug_in_thread_is_reported_with_traceback(image_folder, monkeypatch):
     import app.run.trainer as trainer_module
 

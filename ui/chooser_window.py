@@ -99,8 +99,10 @@ class ChooserWindow(tk.Toplevel):
         outer = ttk.Frame(self, padding=10)
         outer.pack(fill="both", expand=True)
         self._build_summary(outer).pack(fill="x")
+        # the buttons before the images: a window too short for both squeezes the images, never
+        # the Commit / Reject row (the chooser reopens at the size the user left it at)
+        self._build_buttons(outer).pack(side="bottom", fill="x", pady=(10, 0))
         self._build_images(outer).pack(fill="both", expand=True, pady=(10, 0))
-        self._build_buttons(outer).pack(fill="x", pady=(10, 0))
         restore_and_remember(self, "chooser", geometry_store)  # the size the user left it at
 
         for key in ("<Return>", "<KP_Enter>", "<Key-c>", "<Key-C>"):

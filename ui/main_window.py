@@ -474,6 +474,7 @@ class MainWindow(ttk.Frame):
         if self.running:
             return
         self.controller.forget_session()
+        self.settings.forget_filled_folders()  # the demo's folders, filled in by its run
         self.trust_banner.show(())
         self.plots.clear()
         self.progress.reset()

@@ -20,6 +20,7 @@ from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, TrainConfig
 from app.errors import UserError
 from app.explain.saliency import SALIENCY_METHODS
 from app.explain.selection import SELECTION_STRATEGIES
+from datasets import DatasetError, class_folders, class_mismatch
 from loss import DEFAULT_LAMBDAS, GUIDANCE_NAMES
 from models import MODEL_NAMES
 
@@ -103,6 +104,26 @@ FIELD_LABELS = {
 }
 
 
+def test_folder_problem(test_dir: str, train_dir: Optional[str], val_dir: Optional[str]) -> str:
+    """Why `test_dir` cannot be the test folder of a run on `train_dir` / `val_dir`, or ''.
+
+    Checked from the folder names alone (no image is read), so a wrong folder is said before a
+    long data scan: it must be another folder than the data and validation folders, and hold the
+    data folder's class sub-folders, no more and no fewer. The demo (train_dir None) is not checked."""
+    same = lambda other: other and os.path.realpath(test_dir) == os.path.realpath(other)  # noqa: E731
+    if same(train_dir):
+        return "must hold other images than the data folder"
+    if same(val_dir):
+        return "must differ from the validation folder (which carries the shortcut)"
+    if not train_dir:
+        return ""
+    try:
+        mismatch = class_mismatch(class_folders(train_dir, "data folder"), class_folders(test_dir, "test folder"))
+    except DatasetError:
+        return ""  # the data folder's own problem is said by the scan, in its words
+    return f"needs the data folder's class folders: {mismatch}" if mismatch else ""
+
+
 @dataclass(frozen=True)
 class FormValues:
     """What the form describes: the folders and the training configuration."""
@@ -124,6 +145,7 @@ class SettingsPanel(ttk.LabelFrame):
         self.vars: Dict[str, tk.StringVar] = {}
         self.error_labels: Dict[str, ttk.Label] = {}
         self.inputs: Dict[str, tk.Widget] = {}
+        self._filled: Dict[str, str] = {}  # folder fields filled in by show_folders, not typed
         self._row = 0
 
         self.train_dir_entry = self._path_row("train_dir", "Data folder", "blank: demo digits", data_dir or "")
@@ -232,6 +254,7 @@ class SettingsPanel(ttk.LabelFrame):
     def load(self, train_dir: Optional[str], val_dir: Optional[str], config: TrainConfig, test_dir: Optional[str] = None) -> None:
         """Fill the form from folders and a config (e.g. those of an opened session)."""
         self.base_config = config
+        self._filled = {}
         values = {
             "train_dir": train_dir or "",
             "val_dir": val_dir or "",
@@ -255,9 +278,21 @@ class SettingsPanel(ttk.LabelFrame):
 
     def show_folders(self, train_dir: Optional[str], val_dir: Optional[str], test_dir: Optional[str]) -> None:
         """Show the folders a run actually uses (the demo's, for a blank data folder), so the
-        next Train reads as resuming the same data."""
+        next Train reads as resuming the same data. Those filled into blank fields are
+        remembered: `forget_filled_folders` blanks them again for a new session."""
         for name, value in (("train_dir", train_dir), ("val_dir", val_dir), ("test_dir", test_dir)):
+            if value and not self.vars[name].get().strip():
+                self._filled[name] = value
             self.vars[name].set(value or "")
+
+    def forget_filled_folders(self) -> None:
+        """Blank the folder fields this panel filled in itself (`show_folders`) and the user has
+        not changed since: "New session" after a demo run must not carry the demo's validation
+        and test folders over to the user's own data."""
+        for name, value in self._filled.items():
+            if self.vars[name].get() == value:
+                self.vars[name].set("")
+        self._filled = {}
 
     def clear_errors(self) -> None:
         for label in self.error_labels.values():
@@ -328,8 +363,10 @@ class SettingsPanel(ttk.LabelFrame):
         train_dir = folder("train_dir")
         val_dir = folder("val_dir")
         test_dir = folder("test_dir")
-        if test_dir and "test_dir" not in errors and train_dir and os.path.realpath(test_dir) == os.path.realpath(train_dir):
-            errors["test_dir"] = "must hold other images than the data folder"
+        if test_dir and "test_dir" not in errors:
+            problem = test_folder_problem(test_dir, train_dir if "train_dir" not in errors else None, val_dir)
+            if problem:
+                errors["test_dir"] = problem
         model = choice("model", model_choices())
         weights_path = get("weights_path") or None
         if weights_path is not None:

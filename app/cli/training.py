@@ -226,6 +226,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.lam is not None and not (math.isfinite(args.lam) and args.lam >= 0):
         raise UserError(f"--lam must be a finite number >= 0, got {args.lam}")
     check_masks_folder(args.masks)
+    if args.test and not Path(args.test).expanduser().is_dir():
+        raise UserError(f"--test {args.test} is not a folder")
     out = Path(args.out)
     with process_group(args.device) as context:  # one process, or one rank under torchrun
         # Rank 0 is the only writer; it locks --out before the round: a bad --out must not cost one.
@@ -270,6 +272,11 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
         seed=stored.seed,
     )
     checkpoint.check_compatible(classes=data.train.classes)
+    test = None
+    if args.test:  # before the model and the round: a wrong test folder is said at once
+        test = ImageFolderData(
+            args.test, checkpoint.input_size, checkpoint.mean, checkpoint.std, classes=data.train.classes, what="test folder"
+        )
     warn_about_masks(data.train)
     model = model_from_checkpoint(checkpoint).to(device)
     # A checkpoint from before the recalibration fix may hold lagging BatchNorm statistics; the
@@ -283,12 +290,7 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     )
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
     broken = BrokenValidation.build(data.train, data.val, device=device)
-    test_loader = None
-    if args.test:
-        test = ImageFolderData(
-            args.test, checkpoint.input_size, checkpoint.mean, checkpoint.std, classes=data.train.classes, what="test folder"
-        )
-        test_loader = DataLoader(test, batch_size=128, shuffle=False)
+    test_loader = DataLoader(test, batch_size=128, shuffle=False) if test is not None else None
 
     def on_progress(step: int, max_steps: int, guidance_value: float, val_loss: float) -> None:
         if context.is_main:

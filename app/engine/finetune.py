@@ -186,7 +186,11 @@ def finetune_round(
     red_before, green_before = saliency_shares(model, images, targets, masks)
     target_guidance = guidance_before - config.guidance_drop * abs(guidance_before)
     broken_before = broken.evaluate(model, device, config.max_val_images, per_image=True) if broken is not None else None
-    test_before = evaluate(model, test_loader, device=device)["accuracy"] if test_loader is not None else None
+    test_before = (
+        evaluate(model, test_loader, device=device, max_images=config.max_val_images)["accuracy"]
+        if test_loader is not None
+        else None
+    )
     by_saliency = config.stop_rule == "saliency"
     # The forgetting check: on the shortcut-broken validation when there is one, since a round
     # that removes the shortcut raises the plain validation loss (the split carries the shortcut).
@@ -300,7 +304,11 @@ def finetune_round(
     red_after, green_after = saliency_shares(candidate, images, targets, masks)
     broken_after = broken.evaluate(candidate, device, config.max_val_images, per_image=True) if broken is not None else None
     paired = paired_change(broken_before, broken_after)
-    test_after = evaluate(candidate, test_loader, device=device)["accuracy"] if test_loader is not None else None
+    test_after = (
+        evaluate(candidate, test_loader, device=device, max_images=config.max_val_images)["accuracy"]
+        if test_loader is not None
+        else None
+    )
     report = FinetuneReport(
         stop_reason=stop_reason,
         steps=steps,

@@ -90,6 +90,7 @@ class Trainer:
         # Filled in by run(); read by tests and the CLI after the thread ends.
         self.model: Optional[torch.nn.Module] = None
         self.data = None
+        self.test_data = None  # the shortcut-free test folder (RunPaths.test_dir), if any
         self.history: List[Dict[str, Any]] = []
         self.epoch = 0
         self.rounds = 0
@@ -213,6 +214,11 @@ class Trainer:
             val_fraction=config.val_fraction,
             seed=config.seed,
         )
+        self.test_data = None
+        if paths.test_dir:  # before the cache and the model: a wrong test folder is said at once
+            self.test_data = ImageFolderData(
+                paths.test_dir, input_size, mean, std, classes=self.data.train.classes, what="test folder"
+            )
         self._cache_decoded_images()
         if paths.masks_dir and self.session is None:  # a session starts unpainted on purpose
             warn_about_masks(self.data.train)
@@ -297,11 +303,9 @@ class Trainer:
             persistent_workers=config.num_workers > 0,
         )
         self.test_loader = None
-        if self.paths.test_dir:
-            classes = list(self.data.train.classes)
-            test = ImageFolderData(self.paths.test_dir, self.input_size, self.mean, self.std, classes=classes, what="test folder")
+        if self.test_data is not None:
             self.test_loader = DataLoader(
-                test, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers
+                self.test_data, batch_size=max(config.batch_size, 128), shuffle=False, num_workers=config.num_workers
             )
 
     def _epoch_range(self, checkpoint: Optional[Checkpoint]) -> Tuple[int, int]:
