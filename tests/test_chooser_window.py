@@ -231,6 +231,10 @@ def test_a_change_within_sampling_noise_reads_unclear_with_its_counts(tk_root):
     clear = dataclasses.replace(noisy, broken_gained=40, broken_lost=5, broken_accuracy_after=0.50)
     window2, _ = open_chooser(tk_root, dataclasses.replace(done, report=clear))
     assert window2.verdict_label.cget("text").startswith("Better: shortcut-broken validation 40.0 % -> 50.0 % (+40 / -5 images)")
+    # the row's colour follows the same rule: within noise it is not shown as a gain
+    row = "Shortcut-broken val. accuracy"
+    assert str(window.summary_labels[row][1].cget("foreground")) == "#000000"
+    assert str(window2.summary_labels[row][1].cget("foreground")) == "#1a7f1a"
 
 
 def test_the_chooser_reopens_at_the_size_the_user_left_it(tk_root, tmp_path):

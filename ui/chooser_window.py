@@ -190,6 +190,10 @@ class ChooserWindow(tk.Toplevel):
             a.grid(row=row, column=2, sticky="w", padx=8)
             ttk.Label(frame, text=hint, foreground="#666666").grid(row=row, column=3, sticky="w", padx=8)
             self.summary_labels[name] = (b, a)
+        change = report.broken_change
+        if change is not None and not change.beyond_noise() and "Shortcut-broken val. accuracy" in self.summary_labels:
+            # the same rule as the verdict: a change within sampling noise is not coloured as one
+            self.summary_labels["Shortcut-broken val. accuracy"][1].configure(foreground="#000000")
         self.stop_label = ttk.Label(
             frame,
             text=(
