@@ -146,6 +146,7 @@ def test_browsing_and_numbers_shown(tk_root):
     assert (before.cget("text"), after.cget("text")) == ("40.0%", "10.0%")
     assert "guidance loss fell past the target" in window.stop_label.cget("text")
     assert "37 steps" in window.stop_label.cget("text")
+    assert "your masks are kept: Reject only discards this round's weights" in window.stop_label.cget("text")
     window.reject()
 
 

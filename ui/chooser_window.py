@@ -198,8 +198,11 @@ class ChooserWindow(tk.Toplevel):
             frame,
             text=(
                 f"Stopped after {report.steps} steps on {report.n_annotated} annotated "
-                f"images ({report.seconds:.1f} s): {report.stop_text}."
+                f"images ({report.seconds:.1f} s): {report.stop_text}. Either way your masks "
+                "are kept: Reject only discards this round's weights."
             ),
+            wraplength=700,
+            justify="left",
         )
         self.stop_label.grid(row=len(rows) + 1, column=0, columnspan=4, sticky="w", padx=8, pady=(6, 0))
         # The verdict: a round that made the model worse on the shortcut-broken validation is
