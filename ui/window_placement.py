@@ -49,11 +49,18 @@ def fit_minsize(window: tk.Misc, width: int, height: int) -> None:
 def restore_and_remember(window: tk.Misc, name: str, store: Optional[GeometryStore] = None) -> Optional[str]:
     """For windows that size themselves to their content (brush, chooser, reasonability):
     reopen at the size the user left them (clamped to the screen), and remember it on close.
-    Returns the geometry restored, or None (the natural size stays)."""
-    if store is None:
-        return None
-    geometry = store.load(name, window.winfo_screenwidth(), window.winfo_screenheight())
+    Returns the geometry restored, or None (the natural size stays, cut to the screen when it
+    is larger: a chooser with every row shown wants more than a 1280 x 720 screen's height)."""
+    screen_w, screen_h = window.winfo_screenwidth(), window.winfo_screenheight()
+    geometry = store.load(name, screen_w, screen_h) if store is not None else None
     if geometry is not None:
         window.geometry(geometry)
-    _remember_on_close(window, name, store)
+    else:
+        window.update_idletasks()
+        wanted_w, wanted_h = window.winfo_reqwidth(), window.winfo_reqheight()
+        fitted = fit_geometry(wanted_w, wanted_h, screen_w, screen_h)
+        if fitted != f"{wanted_w}x{wanted_h}":
+            window.geometry(fitted)
+    if store is not None:
+        _remember_on_close(window, name, store)
     return geometry
