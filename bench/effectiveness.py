@@ -66,7 +66,18 @@ def parse_k(text: str, n_train: int) -> int:
     return int(text)
 
 
+def check_checkout() -> None:
+    """Refuse to measure another checkout's code: the .venv's editable install points at the
+    folder `make setup` last ran in (a CI clone, once: a whole session's runs measured it)."""
+    import app
+
+    used = Path(app.__file__).resolve().parents[1]
+    if used != ROOT:
+        raise SystemExit(f"this bench imports the app from {used}, not from {ROOT}: run `make setup` here first")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    check_checkout()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", help="demo folder (demo-data output); default: made in a temp folder with seed 0")
     parser.add_argument(
