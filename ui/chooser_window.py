@@ -121,35 +121,27 @@ class ChooserWindow(tk.Toplevel):
         headers = ("", "before (old)", "after (new)", "")
         for col, text in enumerate(headers):
             ttk.Label(frame, text=text, font=("TkDefaultFont", 10, "bold")).grid(row=0, column=col, sticky="w", padx=8)
-        # (name, before, after, format, +1 if higher is better / -1 if lower is, hint)
+        # (name, before, after, format, +1 if higher is better / -1 if lower is, hint); the
+        # accuracies measured only when there is a test folder / painted red come first
+        measured = (
+            (
+                "Shortcut-free test accuracy",
+                report.test_accuracy_before,
+                report.test_accuracy_after,
+                "your test folder (only shown)",
+            ),
+            (
+                "Shortcut-broken val. accuracy",
+                report.broken_accuracy_before,
+                report.broken_accuracy_after,
+                "what counts: the painted content removed",
+            ),
+        )
         rows = (
             *(
-                (
-                    (
-                        "Shortcut-free test accuracy",
-                        report.test_accuracy_before,
-                        report.test_accuracy_after,
-                        "{:.1%}",
-                        +1,
-                        "your test folder (only shown)",
-                    ),
-                )
-                if report.test_accuracy_before is not None and report.test_accuracy_after is not None
-                else ()
-            ),
-            *(
-                (
-                    (
-                        "Shortcut-broken val. accuracy",
-                        report.broken_accuracy_before,
-                        report.broken_accuracy_after,
-                        "{:.1%}",
-                        +1,
-                        "what counts: the painted content removed",
-                    ),
-                )
-                if report.broken_accuracy_before is not None and report.broken_accuracy_after is not None
-                else ()
+                (name, before, after, "{:.1%}", +1, hint)
+                for name, before, after, hint in measured
+                if before is not None and after is not None
             ),
             (
                 "Validation accuracy",
