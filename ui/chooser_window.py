@@ -121,26 +121,31 @@ class ChooserWindow(tk.Toplevel):
         headers = ("", "before (old)", "after (new)", "")
         for col, text in enumerate(headers):
             ttk.Label(frame, text=text, font=("TkDefaultFont", 10, "bold")).grid(row=0, column=col, sticky="w", padx=8)
-        # (name, before, after, format, +1 if higher is better / -1 if lower is, hint); the
-        # accuracies measured only when there is a test folder / painted red come first
+        # (name, before, after, format, +1 if higher is better / -1 if lower is / 0 uncoloured,
+        # hint); the accuracies measured only when there is a test folder / painted red come first.
+        # A shortcut-broken change within sampling noise is not coloured, as the verdict says.
+        change = report.broken_change
+        broken_direction = 0 if change is not None and not change.beyond_noise() else +1
         measured = (
             (
                 "Shortcut-free test accuracy",
                 report.test_accuracy_before,
                 report.test_accuracy_after,
+                +1,
                 "your test folder (only shown)",
             ),
             (
                 "Shortcut-broken val. accuracy",
                 report.broken_accuracy_before,
                 report.broken_accuracy_after,
+                broken_direction,
                 "what counts: the painted content removed",
             ),
         )
         rows = (
             *(
-                (name, before, after, "{:.1%}", +1, hint)
-                for name, before, after, hint in measured
+                (name, before, after, "{:.1%}", direction, hint)
+                for name, before, after, direction, hint in measured
                 if before is not None and after is not None
             ),
             (
@@ -182,10 +187,6 @@ class ChooserWindow(tk.Toplevel):
             a.grid(row=row, column=2, sticky="w", padx=8)
             ttk.Label(frame, text=hint, foreground="#666666").grid(row=row, column=3, sticky="w", padx=8)
             self.summary_labels[name] = (b, a)
-        change = report.broken_change
-        if change is not None and not change.beyond_noise() and "Shortcut-broken val. accuracy" in self.summary_labels:
-            # the same rule as the verdict: a change within sampling noise is not coloured as one
-            self.summary_labels["Shortcut-broken val. accuracy"][1].configure(foreground="#000000")
         self.stop_label = ttk.Label(
             frame,
             text=(

@@ -226,8 +226,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.lam is not None and not (math.isfinite(args.lam) and args.lam >= 0):
         raise UserError(f"--lam must be a finite number >= 0, got {args.lam}")
     check_masks_folder(args.masks)
-    if args.test and not Path(args.test).expanduser().is_dir():
-        raise UserError(f"--test {args.test} is not a folder")
+    if args.test:
+        from datasets import class_folders
+
+        class_folders(args.test, "test folder")  # names only: a wrong --test costs no data scan
     out = Path(args.out)
     with process_group(args.device) as context:  # one process, or one rank under torchrun
         # Rank 0 is the only writer; it locks --out before the round: a bad --out must not cost one.
