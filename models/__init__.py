@@ -1,5 +1,6 @@
-"""Models: the factory, the small CNN, the Grad-CAM target layer, and the device choice."""
+"""Models: the factory, the small CNN, the Grad-CAM target layer, the classifier head, and the device choice."""
 
+from models.classifier_head import classifier_head, scale_head
 from models.device import DeviceError, device_label, pick_device
 from models.factory import build_model
 from models.gradcam_layer import gradcam_layer
@@ -15,9 +16,11 @@ __all__ = [
     "UnknownModelError",
     "WeightsError",
     "build_model",
+    "classifier_head",
     "device_label",
     "gradcam_layer",
     "load_matching_weights",
     "model_spec",
     "pick_device",
+    "scale_head",
 ]

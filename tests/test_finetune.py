@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from app.engine.config import FinetuneConfig
+from app.engine.config import FinetuneConfig, TrainConfig
 from app.engine.finetune import commit_candidate, finetune_round
 from app.engine.finetune_report import (
     STOP_GUIDANCE,
@@ -39,7 +39,7 @@ def _paint_corner(store, relpaths, size=32):
         store.save(relpath, mask)
 
 
-def _run(model, data, config, lam=10.0, guidance="rrr", broken=None, test_loader=None):
+def _run(model, data, config, lam=10.0, guidance="rrr", broken=None, test_loader=None, head_scale=TrainConfig.head_scale):
     return finetune_round(
         model,
         train_data=data.train,
@@ -51,6 +51,7 @@ def _run(model, data, config, lam=10.0, guidance="rrr", broken=None, test_loader
         seed=0,
         broken=broken,
         test_loader=test_loader,
+        head_scale=head_scale,
     )
 
 
@@ -170,7 +171,7 @@ def test_non_finite_loss_aborts_and_keeps_last_finite_weights(splits, monkeypatc
 
     monkeypatch.setattr(finetune_module, "build_guidance", lambda name, model: _NanGuidance())
     model = build_model("small_cnn", 2)
-    result = _run(model, data, FinetuneConfig(max_steps=5, check_every=1))
+    result = _run(model, data, FinetuneConfig(max_steps=5, check_every=1), head_scale=1.0)
     assert result.report.stop_reason == STOP_NON_FINITE
     assert result.report.steps == 0
     for name, tensor in model.state_dict().items():
@@ -213,7 +214,7 @@ def test_saliency_rule_stops_when_the_red_share_fell_and_reports_the_broken_vali
 
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
-    config = FinetuneConfig(lr=1e-3, max_steps=40, check_every=1, val_loss_rise=100.0, red_share_drop=1.0)
+    config = FinetuneConfig(lr=1e-3, max_steps=40, check_every=1, val_loss_rise=100.0, red_share_drop=1.0, stop_rule="saliency")
     # red_share_drop 1.0: stop only when no saliency is left on red, i.e. never here; the
     # falling shortcut-broken accuracy stops it at the first check.
     broken = ScriptedBroken(np.arange(100) < 60, np.arange(100) < 30)  # 30 of 100 images lost
@@ -227,7 +228,7 @@ def test_saliency_rule_stops_when_the_red_share_fell_and_reports_the_broken_vali
     assert report.to_dict()["verdict"] == "worse"
 
     # Without a shortcut-broken validation, a generous red-share target stops it on red share.
-    easy = FinetuneConfig(lr=1e-3, max_steps=40, check_every=1, val_loss_rise=100.0, red_share_drop=1e-6)
+    easy = FinetuneConfig(lr=1e-3, max_steps=40, check_every=1, val_loss_rise=100.0, red_share_drop=1e-6, stop_rule="saliency")
     result = _run(build_model("small_cnn", 2), data, easy, lam=50.0, guidance="punisher")
     assert result.report.stop_reason in (STOP_RED_SHARE, STOP_STEP_CAP)
     assert result.report.broken_accuracy_before is None and result.report.verdict in ("unclear", "worse")
@@ -242,10 +243,94 @@ def test_a_shortcut_broken_dip_within_sampling_noise_does_not_end_the_round(spli
     after = np.r_[before[:50] & (np.arange(50) >= 43), np.arange(50) < 40]  # 43 of the 50 lost, 40 others gained
     data, store = splits
     _paint_corner(store, data.train.relpaths[:4])
-    config = FinetuneConfig(lr=1e-3, max_steps=6, check_every=1, val_loss_rise=100.0, red_share_drop=1.0)
+    config = FinetuneConfig(lr=1e-3, max_steps=6, check_every=1, val_loss_rise=100.0, red_share_drop=1.0, stop_rule="saliency")
     result = _run(build_model("small_cnn", 2), data, config, lam=50.0, guidance="punisher", broken=ScriptedBroken(before, after))
     report = result.report
     assert report.stop_reason != STOP_BROKEN_WORSE and report.steps == 6
     assert (report.broken_gained, report.broken_lost) == (40, 43)
     assert report.broken_accuracy_after == pytest.approx(report.broken_accuracy_before - 0.03)
     assert report.verdict != "worse" and "within noise" in report.verdict_text
+
+
+class ClimbingBroken:
+    """A shortcut-broken validation double whose accuracy at the k-th check of a round is
+    `accuracies[k]` (k = 0: the model before the round; the last value repeats); the round's
+    own start measurement (no per-image outcomes asked) reads the first value."""
+
+    found = 7
+
+    def __init__(self, accuracies, n=100):
+        self.accuracies, self.n, self.checks = list(accuracies), n, 0
+
+    def evaluate(self, model, device, max_images=None, per_image=False):
+        if not per_image:
+            return {"accuracy": self.accuracies[0], "loss": 1.0, "found": 7.0}
+        accuracy = self.accuracies[min(self.checks, len(self.accuracies) - 1)]
+        self.checks += 1
+        correct = np.arange(self.n) < round(accuracy * self.n)
+        return {"accuracy": correct.mean(), "loss": 1.0, "found": 7.0, "correct": correct}
+
+
+def test_plateau_rule_runs_through_a_dip_and_keeps_the_best_state(splits, monkeypatch):
+    """Shortcut-broken accuracy dips first (as it does when a model unlearns a shortcut), then
+    climbs to a best at check 4 and stays below it: the round runs past the dip, stops `patience`
+    checks after the best, and the candidate is the state of the best check."""
+    import app.engine.finetune as finetune_module
+    from app.engine.finetune_report import STOP_PLATEAU
+
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    kept = {}
+    real_snapshot = finetune_module.snapshot
+
+    def remember(model):
+        state = real_snapshot(model)
+        kept[len(kept)] = state  # 0: the start, then one per check
+        return state
+
+    monkeypatch.setattr(finetune_module, "snapshot", remember)
+    # checks:                 before dip   dip   rise  best  lower ...
+    broken = ClimbingBroken([0.30, 0.20, 0.25, 0.35, 0.50, 0.45, 0.40])
+    config = FinetuneConfig(lr=1e-3, max_steps=40, check_every=1, val_loss_rise=100.0, patience=3)
+    result = _run(build_model("small_cnn", 2), data, config, broken=broken)
+    report = result.report
+    assert report.stop_reason == STOP_PLATEAU
+    assert report.kept_step == 4 and report.steps == 7  # best at step 4, then 3 checks without a new best
+    for name, tensor in kept[4].items():  # state after the 4th check (index 0 is the start)
+        assert torch.equal(result.candidate.state_dict()[name], tensor), name
+
+
+def test_plateau_rule_keeps_the_start_when_nothing_beats_it(splits):
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    model = build_model("small_cnn", 2)
+    broken = ClimbingBroken([0.50, 0.40, 0.45, 0.30])
+    config = FinetuneConfig(lr=1e-2, max_steps=40, check_every=1, val_loss_rise=100.0, patience=2)
+    result = _run(model, data, config, broken=broken, head_scale=1.0)
+    assert result.report.kept_step == 0 and result.report.steps == 2
+    for name, tensor in model.state_dict().items():  # the round's start: the model itself
+        if "num_batches" not in name and "running" not in name:
+            assert torch.equal(result.candidate.state_dict()[name], tensor), name
+
+
+def test_the_round_cools_the_candidates_head_and_keeps_its_predictions(splits):
+    """head_scale: the candidate starts as the model with its classifier head scaled (the same
+    predictions, softer); the model itself is not touched."""
+    from models import classifier_head
+
+    data, store = splits
+    _paint_corner(store, data.train.relpaths[:4])
+    model = build_model("small_cnn", 2)
+    before = _snapshot(model)
+    broken = ClimbingBroken([0.5, 0.4])  # never beaten: the candidate is the round's start
+    config = FinetuneConfig(lr=1e-3, max_steps=5, check_every=1, val_loss_rise=100.0, patience=1)
+    result = _run(model, data, config, broken=broken, head_scale=0.1)
+    assert result.report.kept_step == 0
+    head, candidate_head = classifier_head(model), classifier_head(result.candidate)
+    assert torch.allclose(candidate_head.weight, 0.1 * head.weight) and torch.allclose(candidate_head.bias, 0.1 * head.bias)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(before[name], tensor), name
+    images = torch.stack([data.val[i].image for i in range(len(data.val))])
+    model.eval(), result.candidate.eval()
+    with torch.no_grad():
+        assert torch.equal(model(images).argmax(1), result.candidate(images).argmax(1))

@@ -24,7 +24,7 @@ from app.cli.common import (
     prepare_out,
     write_json,
 )
-from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, FinetuneConfig, RunPaths, TrainConfig
+from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, STOP_RULES, FinetuneConfig, RunPaths, TrainConfig
 from app.errors import UserError
 from app.run import messages as msg
 
@@ -113,6 +113,7 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         oversample_annotated=args.oversample,
         amp=args.amp,
         cache_images_gb=args.cache_images,
+        head_scale=args.head_scale,
     )
     out = Path(args.out)
     paths = RunPaths(
@@ -222,7 +223,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         guidance_drop=defaults.guidance_drop if args.guidance_drop is None else args.guidance_drop,
         counterexamples=not args.no_counterexamples,
         stop_rule=args.stop_rule,
+        patience=defaults.patience if args.patience is None else args.patience,
     )
+    if args.head_scale is not None:
+        TrainConfig(head_scale=args.head_scale)  # refuses a scale outside (0, 1]
     if args.lam is not None and not (math.isfinite(args.lam) and args.lam >= 0):
         raise UserError(f"--lam must be a finite number >= 0, got {args.lam}")
     check_masks_folder(args.masks)
@@ -312,6 +316,7 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
         amp=amp,
         broken=broken,
         test_loader=test_loader,
+        head_scale=args.head_scale if args.head_scale is not None else stored.head_scale,
     )
     if result.report.n_annotated == 0:
         raise UserError(f"no image in {args.data} has a mask in {args.masks}: nothing to fine-tune on")
@@ -392,6 +397,14 @@ def add_commands(commands: Any) -> None:
     train.add_argument("--input-size", type=int, help="square input side (default: the model's)")
     train.add_argument("--weights", help="local file with pretrained weights (torchvision state_dict)")
     train.add_argument("--init", help="continue from this checkpoint")
+    train.add_argument(
+        "--head-scale",
+        type=float,
+        default=TrainConfig.head_scale,
+        metavar="S",
+        help="with --init and --masks: scale the classifier head by S first (default %(default)g; 1 = off): the "
+        "same predictions, but a model that learnt the shortcut is not flattened by the penalty",
+    )
     train.add_argument("--workers", type=int, default=0, help="data loading worker processes (per process under torchrun)")
     train.add_argument(
         "--cache-images",
@@ -433,14 +446,22 @@ def add_commands(commands: Any) -> None:
     finetune.add_argument("--no-counterexamples", action="store_true", help=COUNTEREXAMPLES_HELP)
     finetune.add_argument("--lr", type=float)
     finetune.add_argument("--max-steps", type=int)
+    finetune.add_argument(
+        "--head-scale",
+        type=float,
+        metavar="S",
+        help="scale the candidate's classifier head by S first (default: the checkpoint's run, 0.1)",
+    )
+    finetune.add_argument("--patience", type=int, help="plateau rule: checks without a new best before stopping (default 8)")
     finetune.add_argument("--val-loss-rise", type=float, help="stop when val loss >= this x before (default 1.2)")
     finetune.add_argument("--guidance-drop", type=float, help="stop when guidance <= L0 - this x |L0| (default 0.5)")
     finetune.add_argument(
         "--stop-rule",
-        choices=("saliency", "thesis"),
-        default="saliency",
-        help="saliency (default): stop when saliency on red halved or the shortcut-broken validation "
-        "got worse; thesis: guidance halved or val loss rose",
+        choices=STOP_RULES,
+        default=FinetuneConfig.stop_rule,
+        help="plateau (default): train while shortcut-broken validation accuracy keeps rising, keep the best "
+        "state; saliency: stop when saliency on red halved or the shortcut-broken validation got worse; "
+        "thesis: guidance halved or val loss rose",
     )
     add_device_argument(finetune)
     add_amp_argument(finetune)

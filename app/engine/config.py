@@ -46,6 +46,10 @@ class TrainConfig:
     saliency_method: str = "saliency"  # captum method for display (app.explain.saliency.SALIENCY_METHODS)
     amp: str = "off"  # mixed precision of training steps: off | bf16 | fp16 (app.engine.amp)
     cache_images_gb: float = 0.0  # keep decoded, resized images in RAM up to this many GB (0 = decode every epoch)
+    # When masks start to guide a trained model (train --init with masks, every fine-tune round),
+    # its classifier head is scaled by this first: same predictions, a penalty that starts
+    # head_scale^2 smaller (models.classifier_head says why; 1 = off).
+    head_scale: float = 0.1
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
@@ -64,6 +68,8 @@ class TrainConfig:
             raise UserError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
         if self.feedback_every < 0 or self.images_per_round < 1:
             raise UserError("feedback_every must be >= 0 and images_per_round >= 1")
+        if not (_finite_number(self.head_scale) and 0.0 < self.head_scale <= 1.0):
+            raise UserError(f"head_scale must be in (0, 1], got {self.head_scale}")
         if self.input_size is not None and not 16 <= self.input_size <= MAX_INPUT_SIZE:
             raise UserError(f"input_size must be between 16 and {MAX_INPUT_SIZE} pixels, got {self.input_size}")
 
@@ -77,7 +83,7 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in known})
 
 
-STOP_RULES = ("saliency", "thesis")  # FinetuneConfig.stop_rule
+STOP_RULES = ("plateau", "saliency", "thesis")  # FinetuneConfig.stop_rule
 
 
 # A fine-tune round needs a guidance loss even when training used none (guidance=None).
@@ -94,18 +100,24 @@ class FinetuneConfig:
     replay_batch: int = 32  # training images mixed into each step's CE so the model does not forget
     counterexamples: bool = True  # swap annotated images' red pixels with replayed images' (loss.counterexamples)
     max_val_images: Optional[int] = 2000  # cap on validation images used by the stop check
-    # "saliency" (default): stop when the share of saliency on red (as the chooser measures it)
-    # has fallen by red_share_drop, or when accuracy on the shortcut-broken validation falls by
-    # more than broken_accuracy_drop; the forgetting check watches the shortcut-broken validation
-    # loss when there is one. "thesis": the thesis' criteria (guidance_drop, val_loss_rise on the
-    # plain validation), which can stop a round whose red share went up.
-    stop_rule: str = "saliency"
+    # "plateau" (default): run while accuracy on the shortcut-broken validation keeps rising; stop
+    # after `patience` checks without a new best, when its loss rises val_loss_rise x over the
+    # round's start (forgetting), or at max_steps; the candidate is the best state seen. Without
+    # a shortcut-broken validation it acts as "saliency". "saliency": stop when the share of
+    # saliency on red (as the chooser measures it) has fallen by red_share_drop, or when accuracy
+    # on the shortcut-broken validation falls by more than broken_accuracy_drop. "thesis": the
+    # thesis' criteria (guidance_drop, val_loss_rise on the plain validation), which can stop a
+    # round whose red share went up.
+    stop_rule: str = "plateau"
+    patience: int = 8  # "plateau": checks without a new best shortcut-broken accuracy before stopping
     red_share_drop: float = 0.5  # "saliency": stop when red share <= (1 - this) x before
     broken_accuracy_drop: float = 0.02  # "saliency": stop when shortcut-broken accuracy falls more than this
 
     def __post_init__(self) -> None:
         if not (_finite_number(self.lr) and self.lr > 0):
             raise UserError(f"the fine-tune learning rate must be a positive number, got {self.lr}")
+        if self.patience < 1:
+            raise UserError(f"patience must be at least 1 check, got {self.patience}")
         if self.max_steps < 1 or self.check_every < 1 or self.replay_batch < 0:
             raise UserError(f"max_steps and check_every must be >= 1, got {self.max_steps} and {self.check_every}")
         if self.stop_rule not in STOP_RULES:

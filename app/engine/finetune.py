@@ -22,7 +22,7 @@ from torch import nn
 from app.engine.accuracy_change import AccuracyChange
 from app.engine.amp import AmpPolicy
 from app.engine.batchnorm_recalibration import recalibrate_batchnorm
-from app.engine.config import FinetuneConfig
+from app.engine.config import FinetuneConfig, TrainConfig
 from app.engine.distributed import SINGLE_PROCESS, DistributedContext, shard_rows, sync_buffers
 from app.engine.finetune_report import (
     STOP_BROKEN_WORSE,
@@ -30,6 +30,7 @@ from app.engine.finetune_report import (
     STOP_GUIDANCE,
     STOP_NON_FINITE,
     STOP_NOTHING_ANNOTATED,
+    STOP_PLATEAU,
     STOP_RED_SHARE,
     STOP_STEP_CAP,
     STOP_VAL_LOSS,
@@ -41,6 +42,7 @@ from app.engine.loops import evaluate
 from app.explain.explanation_metrics import gradient_saliency, mass_share
 from datasets import stack_samples
 from loss import build_guidance, swap_red_regions
+from models import scale_head
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +128,7 @@ def finetune_round(
     distributed: DistributedContext = SINGLE_PROCESS,
     amp: AmpPolicy = AmpPolicy(),
     test_loader: Optional[Any] = None,
+    head_scale: float = TrainConfig.head_scale,
 ) -> FinetuneResult:
     """Run one round on every annotated image of `train_data` (an ImageFolderData with masks).
 
@@ -133,7 +136,14 @@ def finetune_round(
     and after goes into the report and decides its verdict.
     test_loader: the shortcut-free test folder's loader (None: none); its accuracy before and
     after goes into the report only, never into a stop or the verdict.
-    Stop rule "saliency" (the default): at the first check where the share of saliency on red
+    head_scale: the candidate's classifier head is scaled by this before the first step
+    (`models.classifier_head`: same predictions; a model that has learnt the shortcut would
+    otherwise be flattened by the penalty's first steps).
+    Stop rule "plateau" (the default, with a shortcut-broken validation): train while
+    shortcut-broken accuracy reaches new bests; stop after config.patience checks without one,
+    when the shortcut-broken loss is >= config.val_loss_rise x the round's start, or at
+    config.max_steps (also when cancelled); the candidate is the best state seen (the start when
+    none beat it). Stop rule "saliency": at the first check where the share of saliency on red
     (as the chooser measures it) is <= (1 - config.red_share_drop) x before (it looks elsewhere),
     where shortcut-broken accuracy fell by more than config.broken_accuracy_drop, or where the
     shortcut-broken validation loss (else the plain one) is >= config.val_loss_rise x before (it
@@ -191,11 +201,28 @@ def finetune_round(
         if test_loader is not None
         else None
     )
-    by_saliency = config.stop_rule == "saliency"
+    rule = config.stop_rule
+    if rule == "plateau" and broken_before is None:
+        rule = "saliency"  # nothing to climb on: stop on the red share, as "saliency" does
+    by_saliency = rule in ("saliency", "plateau")
     # The forgetting check: on the shortcut-broken validation when there is one, since a round
     # that removes the shortcut raises the plain validation loss (the split carries the shortcut).
     watch_broken = by_saliency and broken_before is not None
-    val_limit = config.val_loss_rise * (broken_before["loss"] if watch_broken else val_before["loss"])
+    if head_scale != 1.0:
+        # Cooled logits: the same predictions, a higher loss. The forgetting limit is measured
+        # from the candidate as the round starts, not from the confident model before it.
+        scale_head(candidate, head_scale)
+        start_loss = (
+            broken.evaluate(candidate, device, config.max_val_images)["loss"]
+            if watch_broken
+            else evaluate(candidate, val_loader, device=device, max_images=config.max_val_images)["loss"]
+        )
+    else:
+        start_loss = broken_before["loss"] if watch_broken else val_before["loss"]
+    val_limit = config.val_loss_rise * start_loss
+    # "plateau": the best shortcut-broken accuracy so far and the state that reached it.
+    best_accuracy = broken_before["accuracy"] if broken_before is not None else -math.inf
+    best_step, stale = 0, 0
     target_red = (1.0 - config.red_share_drop) * red_before
     logger.info(
         "fine-tune round: %d annotated images, L0=%.4g (target <= %.4g), val loss %.4g (limit %.4g)",
@@ -211,6 +238,7 @@ def finetune_round(
     # The last candidate state checked finite (weights and validation loss): what a round that
     # breaks its weights falls back to (the loss that goes NaN comes after the step that broke them).
     last_good = snapshot(candidate)
+    best_state = last_good  # "plateau": the state of best_accuracy (the round's start until beaten)
     non_finite_at = 0
 
     def recalibrate(step: int) -> None:
@@ -278,7 +306,15 @@ def finetune_round(
             if val_loss >= val_limit:
                 stop_reason = STOP_VAL_LOSS
                 break
-            if by_saliency:
+            if rule == "plateau":
+                if broken_now["accuracy"] > best_accuracy:
+                    best_accuracy, best_state, best_step, stale = broken_now["accuracy"], last_good, step, 0
+                else:
+                    stale += 1
+                    if stale >= config.patience:
+                        stop_reason = STOP_PLATEAU
+                        break
+            elif by_saliency:
                 if broken_now is not None and broken_fell(broken_before, broken_now, config.broken_accuracy_drop):
                     stop_reason = STOP_BROKEN_WORSE
                     break
@@ -289,7 +325,11 @@ def finetune_round(
                 stop_reason = STOP_GUIDANCE
                 break
 
-    if stop_reason == STOP_NON_FINITE:
+    if rule == "plateau":
+        candidate.load_state_dict(best_state)  # checked finite and recalibrated when it was kept
+        if stop_reason == STOP_NON_FINITE:
+            logger.warning("fine-tune round: values became non-finite at step %d; keeping the best state", non_finite_at)
+    elif stop_reason == STOP_NON_FINITE:
         candidate.load_state_dict(last_good)
         logger.warning(
             "fine-tune round: values became non-finite at step %d; the candidate is the last checked state", non_finite_at
@@ -332,6 +372,7 @@ def finetune_round(
         broken_images=paired.n if paired is not None else 0,
         test_accuracy_before=test_before,
         test_accuracy_after=test_after,
+        kept_step=best_step if rule == "plateau" else None,
     )
     logger.info("fine-tune round done: %s after %d steps; %s", report.stop_text, steps, report.verdict_text)
     return FinetuneResult(candidate, report, indices)

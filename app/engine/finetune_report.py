@@ -17,6 +17,7 @@ STOP_NOTHING_ANNOTATED = "nothing_annotated"  # no image had a mask; nothing to 
 STOP_CANCELLED = "cancelled"  # the user or the trainer stopped the round
 STOP_RED_SHARE = "red_share_drop"  # the share of saliency on red fell far enough: it looks elsewhere
 STOP_BROKEN_WORSE = "broken_accuracy_drop"  # it got worse on the shortcut-broken validation
+STOP_PLATEAU = "broken_plateau"  # shortcut-broken accuracy stopped rising (FinetuneConfig.patience checks)
 
 # The verdict on a round, from the shortcut-broken validation when there is one.
 VERDICT_BETTER = "better"
@@ -35,6 +36,7 @@ STOP_REASON_TEXT = {
     STOP_CANCELLED: "cancelled",
     STOP_RED_SHARE: "saliency on red fell past the target",
     STOP_BROKEN_WORSE: "accuracy fell on the shortcut-broken validation",
+    STOP_PLATEAU: "accuracy on the shortcut-broken validation stopped rising",
 }
 
 
@@ -71,6 +73,9 @@ class FinetuneReport:
     # test folder stays a test (deciding on it would fit the round to it).
     test_accuracy_before: Optional[float] = None
     test_accuracy_after: Optional[float] = None
+    # Stop rule "plateau": the step whose state the candidate is (its best shortcut-broken
+    # accuracy; 0 = no step beat the start); None for the other rules.
+    kept_step: Optional[int] = None
 
     @property
     def stop_text(self) -> str:

@@ -157,6 +157,7 @@ class FeedbackRound:
             should_stop=lambda: trainer.stopping,
             on_step=lambda step, max_steps: trainer._emit(msg.FinetuneStep(round_number, step, max_steps)),
             test_loader=trainer.test_loader,
+            head_scale=trainer.config.head_scale,
         )
 
     def _decide(self, round_number: int, epoch: int, relpaths: Sequence[str], result: FinetuneResult) -> None:

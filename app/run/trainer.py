@@ -48,7 +48,7 @@ from app.run.run_lock import acquire_folder_lock, acquire_session_lock
 from app.run.run_state import RunState
 from datasets import ImageFolderData, load_splits
 from loss import DEFAULT_LAMBDAS, build_guidance
-from models import build_model, device_label, model_spec
+from models import build_model, device_label, model_spec, scale_head
 
 logger = logging.getLogger(__name__)
 
@@ -250,6 +250,11 @@ class Trainer:
         else:
             self.model = build_model(config.model, len(classes), weights_path=config.weights_path)
         self.model.to(self.device)
+        if self._masks_start_guiding(checkpoint):
+            # The same cooling a fine-tune round gives its candidate (app.engine.finetune): a model
+            # that learnt the shortcut would be flattened by the penalty's first steps.
+            scale_head(self.model, config.head_scale)
+            logger.info("masks start guiding a trained model: its classifier head is scaled by %g", config.head_scale)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         if checkpoint is not None and self.paths.resume and checkpoint.optimizer_state:
             try:
@@ -269,6 +274,19 @@ class Trainer:
             device=self.device,
             context=self.distributed,
             amp=amp,
+        )
+
+    def _masks_start_guiding(self, checkpoint: Optional[Checkpoint]) -> bool:
+        """True when this run starts masks guiding a trained model: a new run from a checkpoint
+        (`train --init`, not a resumed session) with annotated images that a guidance loss or
+        counterexamples will use."""
+        uses_masks = self.config.guidance is not None or self.config.counterexamples
+        return (
+            checkpoint is not None
+            and not self.paths.resume
+            and uses_masks
+            and self.config.head_scale != 1.0
+            and bool(self.data.train.annotated_indices())
         )
 
     def _build_loaders(self) -> None:

@@ -1,0 +1,76 @@
+"""When masks start guiding a trained model, its classifier head is cooled first, the same way in
+`train --init --masks` (the Trainer's setup) and in the app's fine-tune round (the candidate).
+A model that learnt the shortcut is otherwise flattened by the penalty's first steps
+(models/classifier_head.py, docs/entrenched.md)."""
+
+import inspect
+
+import numpy as np
+import torch
+
+from app.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
+from app.engine.finetune import finetune_round
+from app.run import feedback_round
+from app.run.driver import drive_trainer
+from app.run.trainer import Trainer
+from datasets import MaskStore
+from models import classifier_head
+
+
+def _train(config, paths):
+    trainer, outcome = drive_trainer(lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit))
+    assert not hasattr(outcome, "message"), getattr(outcome, "details", outcome)
+    return trainer
+
+
+def _paint(masks_dir, relpaths):
+    store = MaskStore(masks_dir)
+    mask = np.zeros((32, 32), dtype=np.int8)
+    mask[:8, :8] = 1
+    for relpath in relpaths:
+        store.save(relpath, mask)
+
+
+def test_train_init_with_masks_starts_from_the_cooled_head_and_a_resume_does_not(image_folder, tmp_path, monkeypatch):
+    config = TrainConfig(model="small_cnn", epochs=1, batch_size=8, guidance="rrr", lam=1.0)
+    plain = _train(
+        config.replace(guidance=None), RunPaths(str(image_folder), checkpoint_out=str(tmp_path / "plain" / "model.pt"))
+    )
+    head = classifier_head(model_from_checkpoint(load_checkpoint(tmp_path / "plain" / "model.pt")))
+    _paint(tmp_path / "masks", plain.data.train.relpaths[:3])
+
+    started = {}
+    real_build = Trainer._build_loaders
+
+    def spy(self):  # right after the model is built and before any step
+        started["weight"] = classifier_head(self.model).weight.detach().clone()
+        real_build(self)
+
+    monkeypatch.setattr(Trainer, "_build_loaders", spy)
+    paths = RunPaths(
+        str(image_folder),
+        masks_dir=str(tmp_path / "masks"),
+        init_checkpoint=str(tmp_path / "plain" / "model.pt"),
+        checkpoint_out=str(tmp_path / "guided" / "model.pt"),
+    )
+    _train(config, paths)
+    assert torch.allclose(started["weight"], TrainConfig.head_scale * head.weight)
+
+    # A resumed session (its own checkpoint) continues as it was; so does head_scale 1.
+    saved = classifier_head(model_from_checkpoint(load_checkpoint(paths.checkpoint_out))).weight.detach().clone()
+    _train(config.replace(epochs=3), RunPaths(**{**paths.__dict__, "init_checkpoint": paths.checkpoint_out, "resume": True}))
+    assert torch.equal(started["weight"], saved)
+    _train(config.replace(head_scale=1.0), RunPaths(**{**paths.__dict__, "checkpoint_out": str(tmp_path / "off" / "model.pt")}))
+    assert torch.equal(started["weight"], head.weight)
+
+
+def test_the_round_and_train_init_share_one_default(monkeypatch):
+    """One home: TrainConfig.head_scale is the default of finetune_round and of the CLI, and the
+    app's round passes the run's own setting."""
+    assert inspect.signature(finetune_round).parameters["head_scale"].default == TrainConfig.head_scale
+    from app.cli.main import build_parser
+
+    assert build_parser().parse_args(["train", "--data", "d", "--out", "o"]).head_scale == TrainConfig.head_scale
+    source = inspect.getsource(feedback_round.FeedbackRound._finetune)
+    assert "head_scale=trainer.config.head_scale" in source
