@@ -74,3 +74,31 @@ def test_the_round_and_train_init_share_one_default(monkeypatch):
     assert build_parser().parse_args(["train", "--data", "d", "--out", "o"]).head_scale == TrainConfig.head_scale
     source = inspect.getsource(feedback_round.FeedbackRound._finetune)
     assert "head_scale=trainer.config.head_scale" in source
+
+
+def test_guidance_verdict_says_worse_only_beyond_noise():
+    from app.cli.training import guidance_verdict
+    from app.engine.accuracy_change import AccuracyChange
+
+    assert guidance_verdict(AccuracyChange(gained=2, lost=40, n=300)).startswith("worse than before")
+    assert guidance_verdict(AccuracyChange(gained=60, lost=5, n=300)).startswith("better than before")
+    assert guidance_verdict(AccuracyChange(gained=20, lost=24, n=300)).startswith("no clear change")
+
+
+def test_train_init_with_masks_puts_its_verdict_first(demo_data, tmp_path, capsys):
+    """The headless path reports how the shortcut-broken validation changed since the --init model,
+    first in its JSON (issue 19: a run that makes the model worse says so)."""
+    import json
+
+    from app.cli.main import main
+
+    plain = tmp_path / "plain"
+    assert main(["train", "--data", str(demo_data / "train"), "--epochs", "1", "--guidance", "none", "--out", str(plain)]) == 0
+    capsys.readouterr()
+    argv = ["train", "--data", str(demo_data / "train"), "--masks", str(demo_data / "truth" / "train"), "--init"]
+    assert main(argv + [str(plain / "model.pt"), "--epochs", "1", "--out", str(tmp_path / "guided")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert next(iter(result)) == "verdict"
+    assert result["verdict"].split(" ")[0] in ("worse", "better", "no")
+    change = result["shortcut_broken_change"]
+    assert change["n"] > 100 and change["gained"] + change["lost"] <= change["n"]

@@ -139,17 +139,33 @@ def _train(args: argparse.Namespace, context: Any) -> int:
             return EXIT_BUG
         if not context.is_main:
             return EXIT_OK  # rank 0 writes the metrics and prints the summary
+        change = trainer.guidance_change()
         write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "history": trainer.history})
-    print(
-        dumps(
-            {
-                "checkpoint": str(out / "model.pt"),
-                "epochs": trainer.epoch,
-                "final": trainer.history[-1] if trainer.history else None,
-            }
-        )
-    )
+    result = {
+        "checkpoint": str(out / "model.pt"),
+        "epochs": trainer.epoch,
+        "final": trainer.history[-1] if trainer.history else None,
+    }
+    if change is not None:  # masks started guiding the --init model: did they help? First, so nobody misses it.
+        verdict = guidance_verdict(change)
+        result = {"verdict": verdict, "shortcut_broken_change": dataclasses.asdict(change), **result}
+        if verdict.startswith("worse"):
+            print(f"warning: this run made the model {verdict}", file=sys.stderr)
+    print(dumps(result))
     return EXIT_OK
+
+
+def guidance_verdict(change: Any) -> str:
+    """One line on a run's shortcut-broken validation change (`app.engine.accuracy_change`):
+    worse / better / no clear change, beyond sampling noise and BROKEN_NOISE."""
+    from app.engine.finetune_report import BROKEN_NOISE
+
+    numbers = f"{100 * change.change:+.1f} points ({change.text()} of {change.n})"
+    if change.fell(BROKEN_NOISE):
+        return f"worse than before on the shortcut-broken validation: {numbers}"
+    if change.rose(BROKEN_NOISE):
+        return f"better than before on the shortcut-broken validation: {numbers}"
+    return f"no clear change on the shortcut-broken validation: {numbers}"
 
 
 # -------------------------------------------------------------------------- evaluate

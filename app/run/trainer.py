@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from app.engine.accuracy_change import AccuracyChange
 from app.engine.amp import AmpPolicy
 from app.engine.batchnorm_recalibration import recalibrate_batchnorm
 from app.engine.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -94,6 +95,9 @@ class Trainer:
         self.history: List[Dict[str, Any]] = []
         self.epoch = 0
         self.rounds = 0
+        # When masks start guiding a trained model: the shortcut-broken validation of the model
+        # it started from (per image), so a run that made it worse can say so (`guidance_change`).
+        self.start_broken: Optional[Dict[str, Any]] = None
 
     # ------------------------------------------------------------ control (any thread)
     def start(self) -> threading.Thread:
@@ -178,8 +182,20 @@ class Trainer:
         self._build_loaders()
         self.validation = ExtraValidation(self.data, self.device, self.paths.negatives_dir, self.test_loader)
         first_epoch, last_epoch = self._epoch_range(checkpoint)
+        broken = self.validation.broken() if self.guidance_starts and self.distributed.is_main else None
+        if broken is not None:  # the cooled head predicts what the checkpoint did
+            self.start_broken = broken.evaluate(self.model, self.device, per_image=True)
         self._emit_run_started(first_epoch, last_epoch)
         return first_epoch, last_epoch
+
+    def guidance_change(self) -> Optional[AccuracyChange]:
+        """How the run changed shortcut-broken validation accuracy since the model it started from
+        (None unless masks started guiding a trained model and a shortcut-broken set exists)."""
+        broken = self.validation.broken() if self.start_broken is not None else None
+        if broken is None:
+            return None
+        after = broken.evaluate(self.model, self.device, per_image=True)
+        return AccuracyChange.between(self.start_broken["correct"], after["correct"])
 
     def _check_distributed(self) -> None:
         """Refuse what a torchrun run cannot do: painting rounds, a batch it cannot share out."""
@@ -250,7 +266,8 @@ class Trainer:
         else:
             self.model = build_model(config.model, len(classes), weights_path=config.weights_path)
         self.model.to(self.device)
-        if self._masks_start_guiding(checkpoint):
+        self.guidance_starts = self._masks_start_guiding(checkpoint)
+        if self.guidance_starts:
             # The same cooling a fine-tune round gives its candidate (app.engine.finetune): a model
             # that learnt the shortcut would be flattened by the penalty's first steps.
             scale_head(self.model, config.head_scale)
