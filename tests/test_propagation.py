@@ -228,5 +228,8 @@ def test_bad_input(folder, store, tmp_path):
     store.save("a/corner.png", green_only)
     with pytest.raises(UserError, match="no red"):
         plan_propagation(data, ["a/corner.png"], "all")
+    # Beside an image with red, a green-only one (no shortcut on it) is left out, not refused.
+    plan = plan_propagation(data, ["a/corner.png", "a/source.png"], "all")
+    assert plan.sources == ("a/source.png",) or list(plan.sources) == ["a/source.png"]
     with pytest.raises(ValueError, match="not in this data set"):
         plan_propagation(data, ["c/nothing.png"], "all")

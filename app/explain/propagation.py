@@ -241,17 +241,29 @@ def locate_content(
 
 
 def _check_sources(dataset: Any, store: MaskStore, sources: Sequence[str], include_green: bool) -> List[str]:
+    """The sources that have something to propagate, in order, without repeats.
+
+    A painted image with only green (an image without the shortcut, its object marked) is left
+    out: its green guides training on that image alone. UserError when none is left, or for a
+    source that is not painted; DatasetError for one that is not in the data set.
+    """
     if not sources:
         raise UserError("choose at least one painted image to propagate from")
-    checked = []
+    checked, green_only = [], []
     for relpath in dict.fromkeys(sources):  # keeps order, drops repeats
         dataset.index_of(relpath)  # DatasetError when the image is not in the data set
         mask = store.load_array(relpath)
         if mask is None:
             raise UserError(f"{relpath} has no mask in {store.masks_dir}: paint it before propagating it")
-        if not (mask == RED).any() and not (include_green and (mask == GREEN).any()):
-            raise UserError(f"the mask of {relpath} has no red to propagate (green stays with its own image)")
-        checked.append(relpath)
+        if (mask == RED).any() or (include_green and (mask == GREEN).any()):
+            checked.append(relpath)
+        else:
+            green_only.append(relpath)
+    if not checked:
+        names = ", ".join(green_only[:3]) + (" ..." if len(green_only) > 3 else "")
+        raise UserError(f"no red to propagate: {names} painted green only (green stays with its own image)")
+    if green_only:
+        logger.info("not propagated (no red): %s", ", ".join(green_only))
     return checked
 
 
