@@ -98,6 +98,7 @@ def session(tmp_path):
         session.folder,
         1,
         [msg.Comparison("cat/cat_0.png", image, painted, saliency, saliency[::-1], "cat", "dog", "cat", 0.6, 0.8)],
+        session.masks,
     )
     for number, decision, report in ((1, "commit", finetune_report()), (2, "reject", finetune_report(val_accuracy_after=0.4))):
         session.append_history(
@@ -115,10 +116,11 @@ def session(tmp_path):
 
 
 def test_round_panels_round_trip(session):
-    panels = load_round_strip(session.folder, 1)
+    panels, masks = load_round_strip(session.folder, 1)
     assert [p["relpath"] for p in panels] == ["cat/cat_0.png"]
     assert panels[0]["before"] == ["dog", 0.6] and panels[0]["mask"].shape == (SIDE, SIDE)
-    assert load_round_strip(session.folder, 2) == []
+    assert masks == {"painted": 1, "propagated": 1}
+    assert load_round_strip(session.folder, 2) == ([], None)
 
 
 def test_facts_of_a_session(session):
@@ -143,7 +145,8 @@ def test_the_report_is_self_contained_and_says_what_happened(session, tmp_path, 
         "committed",
         "Round 2",
         "rejected",
-        "Propagated from them to 1 more images",
+        "Fine-tuned on 2 masks: 1 painted by hand, 1 propagated, 0 imported.",  # round 1, counted then
+        "0 propagated masks now name this round's images",  # round 2: not counted then, what the masks say now
         "50.0 % → 62.5 %",  # validation accuracy of round 1
         "25.0 % → 75.0 %",  # shortcut-broken validation
         "guidance loss fell past the target",

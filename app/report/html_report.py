@@ -225,11 +225,18 @@ def _round(item: RoundFacts) -> str:
     names = ", ".join(item.painted[:SHOWN_NAMES]) + (
         f" and {len(item.painted) - SHOWN_NAMES} more" if len(item.painted) > SHOWN_NAMES else ""
     )
-    lines = [
-        f"<div>Painted {len(item.painted)} images{': ' + _e(names) if names else ''}.</div>",
-        f"<div>Propagated from them to {item.propagated} more images (as the masks are now); "
-        f"{item.masks_total} masks in the session after the round.</div>",
-    ]
+    lines = [f"<div>Painted {len(item.painted)} images{': ' + _e(names) if names else ''}.</div>"]
+    masks = item.masks_at_finetune
+    if masks is not None:
+        lines.append(
+            f"<div>Fine-tuned on {sum(masks.values())} masks: {masks.get('painted', 0)} painted by hand, "
+            f"{masks.get('propagated', 0)} propagated, {masks.get('imported', 0)} imported.</div>"
+        )
+    else:  # a round recorded before the masks were counted: what the masks say now
+        lines.append(
+            f"<div>{item.propagated} propagated masks now name this round's images among their sources; "
+            f"{item.masks_total} masks in the session after the round.</div>"
+        )
     body = "".join(lines)
     if item.report:
         body += _round_numbers(item.report) + _strip(item.panels)

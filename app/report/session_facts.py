@@ -17,12 +17,10 @@ from typing import Any, Dict, List, Optional
 from app.engine.checkpoint import Checkpoint, load_checkpoint
 from app.errors import CheckpointError
 from app.report.confusion import ConfusionFacts, confusion_on_validation
-from app.run.round_strips import load_round_strip
+from app.run.round_strips import PROPAGATED, load_round_strip, mask_sources
 from app.run.session import Session
 
 logger = logging.getLogger(__name__)
-
-PROPAGATED = "propagated"  # meta source of a propagated mask (app.explain.propagation.PROPAGATED)
 
 
 @dataclass
@@ -38,6 +36,7 @@ class RoundFacts:
     report: Optional[Dict[str, Any]]  # FinetuneReport.to_dict(), None without a fine-tune
     time: str
     panels: List[Dict[str, Any]] = field(default_factory=list)  # round_strips.load_round_strip
+    masks_at_finetune: Optional[Dict[str, int]] = None  # masks by source the round trained on (None: not recorded)
 
 
 @dataclass
@@ -61,18 +60,14 @@ class SessionFacts:
     problems: List[str] = field(default_factory=list)  # what could not be read, for the report
 
 
-def _mask_sources(session: Session) -> tuple[Dict[str, int], Dict[str, List[str]]]:
-    """(masks per source, propagated mask -> its sources)."""
-    counts: Dict[str, int] = {}
+def _propagated_from(session: Session) -> Dict[str, List[str]]:
+    """Propagated mask -> the sources recorded in its meta."""
     sources: Dict[str, List[str]] = {}
     for relpath in session.masks.annotated():
         meta = session.masks.meta(relpath)
-        kind = meta.get("source") or "painted"
-        kind = "painted" if kind not in (PROPAGATED, "imported") else kind
-        counts[kind] = counts.get(kind, 0) + 1
-        if kind == PROPAGATED:
+        if meta.get("source") == PROPAGATED:
             sources[relpath] = [s for s in meta.get("from", "").split("\n") if s]
-    return counts, sources
+    return sources
 
 
 def gather(folder: str | Path, with_model: bool = True, device_name: str = "cpu") -> SessionFacts:
@@ -87,12 +82,13 @@ def gather(folder: str | Path, with_model: bool = True, device_name: str = "cpu"
             problems.append(f"the checkpoint cannot be read: {error}")
     else:
         problems.append("the session has no checkpoint yet (no epoch finished)")
-    counts, propagated_from = _mask_sources(session)
+    counts, propagated_from = mask_sources(session.masks), _propagated_from(session)
     rounds = []
     for record in session.history():
         painted = [str(r) for r in record.get("images") or []]
         wanted = set(painted)
         number = int(record.get("round", len(rounds) + 1))
+        panels, masks_at_finetune = load_round_strip(session.folder, number)
         rounds.append(
             RoundFacts(
                 number=number,
@@ -103,7 +99,8 @@ def gather(folder: str | Path, with_model: bool = True, device_name: str = "cpu"
                 masks_total=int(record.get("n_annotated_total", 0)),
                 report=record.get("report"),
                 time=str(record.get("time", "")),
-                panels=load_round_strip(session.folder, number),
+                panels=panels,
+                masks_at_finetune=masks_at_finetune,
             )
         )
     facts = SessionFacts(

@@ -172,7 +172,7 @@ class FeedbackRound:
             saliency_method=trainer.config.saliency_method,
         )
         if trainer.session is not None:  # the report's before/after strip (the "before" model goes)
-            save_round_strip(trainer.session.folder, round_number, comparisons)
+            save_round_strip(trainer.session.folder, round_number, comparisons, trainer.data.train.masks)
         trainer._set_state(RunState.WAITING_FOR_DECISION)
         trainer._emit(msg.FinetuneDone(round_number, result.report, comparisons))
         try:

@@ -14,7 +14,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -25,6 +25,8 @@ from datasets.masks import resize_mask
 logger = logging.getLogger(__name__)
 
 ROUNDS_DIR = "rounds"
+PROPAGATED = "propagated"  # mask meta sources (app.explain.propagation, datasets.mask_formats)
+IMPORTED = "imported"
 STRIP_SIDE = 160  # long side of the images kept per panel
 
 
@@ -41,9 +43,22 @@ def _shrunk(image: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
 
 
-def save_round_strip(session_folder: os.PathLike | str, round_number: int, comparisons: Sequence[Any]) -> Optional[Path]:
-    """Save the `messages.Comparison` panels of a round; the file, or None (nothing to save, or
-    the save failed: logged, the round goes on)."""
+def mask_sources(store: Any) -> Dict[str, int]:
+    """How many masks of a MaskStore are painted by hand, propagated or imported (meta source)."""
+    counts: Dict[str, int] = {}
+    for relpath in store.annotated():
+        source = store.meta(relpath).get("source") or "painted"
+        kind = source if source in (PROPAGATED, IMPORTED) else "painted"
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def save_round_strip(
+    session_folder: os.PathLike | str, round_number: int, comparisons: Sequence[Any], masks: Any = None
+) -> Optional[Path]:
+    """Save the `messages.Comparison` panels of a round, and with `masks` (the run's MaskStore)
+    how many masks of each source the round fine-tuned on (how far its paint propagated); the
+    file, or None (nothing to save, or the save failed: logged, the round goes on)."""
     if not comparisons:
         return None
     arrays: Dict[str, np.ndarray] = {}
@@ -65,7 +80,8 @@ def save_round_strip(session_folder: os.PathLike | str, round_number: int, compa
                 }
             )
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, labels=np.array(json.dumps(labels)), **arrays)
+        counts = json.dumps(mask_sources(masks) if masks is not None else None)
+        np.savez_compressed(buffer, labels=np.array(json.dumps(labels)), masks=np.array(counts), **arrays)
         path = strip_path(session_folder, round_number)
         with atomic_open(path, "wb") as file:
             file.write(buffer.getvalue())
@@ -75,15 +91,19 @@ def save_round_strip(session_folder: os.PathLike | str, round_number: int, compa
         return None
 
 
-def load_round_strip(session_folder: os.PathLike | str, round_number: int) -> List[Dict[str, Any]]:
-    """The saved panels of a round as dicts (relpath, true, before, after, image, mask,
-    saliency_before, saliency_after); [] when none were saved or the file is unreadable."""
+def load_round_strip(
+    session_folder: os.PathLike | str, round_number: int
+) -> Tuple[List[Dict[str, Any]], Optional[Dict[str, int]]]:
+    """(the saved panels of a round as dicts (relpath, true, before, after, image, mask,
+    saliency_before, saliency_after), the masks by source it fine-tuned on or None); ([], None)
+    when nothing was saved or the file is unreadable."""
     path = strip_path(session_folder, round_number)
     if not path.is_file():
-        return []
+        return [], None
     try:
         with np.load(path, allow_pickle=False) as data:
             labels = json.loads(str(data["labels"]))
+            counts = json.loads(str(data["masks"])) if "masks" in data.files else None
             return [
                 {
                     **label,
@@ -93,7 +113,7 @@ def load_round_strip(session_folder: os.PathLike | str, round_number: int) -> Li
                     "saliency_after": data[f"after_{i}"].astype(np.float32),
                 }
                 for i, label in enumerate(labels)
-            ]
+            ], counts
     except Exception as error:  # noqa: BLE001 -- a damaged record only loses its pictures
         logger.warning("cannot read %s: %s", path, error)
-        return []
+        return [], None
