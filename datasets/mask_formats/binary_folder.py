@@ -13,6 +13,7 @@ looked at too (an RGBA mask drawn on a transparent canvas): a transparent pixel 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +24,8 @@ from ..errors import DatasetError
 from ..masks import GREEN, RED
 from .import_plan import DataImages, ImportPlan, PlanBuilder, Progress
 
+READERS = 4  # threads decoding mask pictures
+CHUNK = 256  # pictures handed to them at once
 MASK_EXTENSIONS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg", ".jpeg", ".webp", ".pgm", ".pbm")
 
 
@@ -66,16 +69,24 @@ def read_binary_folder(
     if not files:
         raise DatasetError(f"The folder {folder} holds no mask pictures (files ending in {', '.join(MASK_EXTENSIONS)}).")
     builder = PlanBuilder(images, "binary", folder, skip_unmatched)
-    for done, path in enumerate(files, 1):
-        relative = path.relative_to(folder).as_posix()
-        try:
-            with Image.open(path) as image:
-                image.load()
-                on = binary_pixels(image)
-        except Exception as error:  # noqa: BLE001 -- any decoder failure means a broken file
-            raise DatasetError(f"The mask {path} cannot be read as a picture ({error}).") from None
-        red, green = (on, None) if colour == RED else (None, on)
-        builder.add(relative, on.shape, red, green, where=relative)
-        if progress is not None:
-            progress(done, len(files))
+    done = 0
+    with ThreadPoolExecutor(max_workers=READERS) as pool:  # PNG decoding releases the GIL
+        for start in range(0, len(files), CHUNK):  # in chunks: decoded masks never pile up
+            chunk = files[start : start + CHUNK]
+            for path, on in zip(chunk, pool.map(_read_on_pixels, chunk)):
+                red, green = (on, None) if colour == RED else (None, on)
+                relative = path.relative_to(folder).as_posix()
+                builder.add(relative, on.shape, red, green, where=relative)
+                done += 1
+                if progress is not None:
+                    progress(done, len(files))
     return builder.finish()
+
+
+def _read_on_pixels(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return binary_pixels(image)
+    except Exception as error:  # noqa: BLE001 -- any decoder failure means a broken file
+        raise DatasetError(f"The mask {path} cannot be read as a picture ({error}).") from None
