@@ -354,8 +354,6 @@ def test_brush_rle_that_overruns_or_is_cut_short(data, tmp_path):
     good = brush_rle(region)
     cut = good[: len(good) // 2]
     too_long = brush_rle(np.zeros((HEIGHT + 1, WIDTH), dtype=bool))  # more values than 20 x 16 x 4
-    overrun = list(good)
-    overrun[0:4] = list((HEIGHT * WIDTH * 4).to_bytes(4, "big"))
     for rle, message in [(cut, "cut short"), (too_long, "holds 1344 values but a 20 x 16 image has 1280")]:
         path = tmp_path / "ls.json"
         tasks = [
@@ -367,13 +365,15 @@ def test_brush_rle_that_overruns_or_is_cut_short(data, tmp_path):
         with pytest.raises(DatasetError, match=rf"task #1 \(dog/a.png\).*{message}"):
             apply_import(read_label_studio(path, data, red=["Ruler"], green=[]), store)
         assert_nothing_written(store)
-    # a stream whose last record fills past the announced count
-    runs = brush_rle(np.zeros((HEIGHT, WIDTH), dtype=bool))  # one long run of zeros
-    runs[0:4] = list((HEIGHT * WIDTH * 4 - 8).to_bytes(4, "big"))
+    # a stream whose one record fills past the values it announced: a run of 1281 of 1280
+    bits = f"{HEIGHT * WIDTH * 4:032b}" + f"{7:05b}" + "".join(f"{n - 1:04b}" for n in (3, 4, 8, 16))
+    bits += "1" + "11" + f"{HEIGHT * WIDTH * 4:016b}" + f"{0:08b}"
+    bits += "0" * (-len(bits) % 8)
+    overrun = [int(bits[i : i + 8], 2) for i in range(0, len(bits), 8)]
     path.write_text(
-        json.dumps([{"data": {"image": "dog/a.png"}, "annotations": [{"result": [brush_result(region, "Ruler", rle=runs)]}]}])
+        json.dumps([{"data": {"image": "dog/a.png"}, "annotations": [{"result": [brush_result(region, "Ruler", rle=overrun)]}]}])
     )
-    with pytest.raises(DatasetError, match="holds 1272 values"):
+    with pytest.raises(DatasetError, match="the brush RLE overruns its image: a record reaches value 1281 of 1280"):
         read_label_studio(path, data, red=["Ruler"], green=[])
 
 

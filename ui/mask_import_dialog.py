@@ -118,6 +118,7 @@ class MaskImportDialog(tk.Toplevel):
         self._photos: List[ImageTk.PhotoImage] = []
         self._poll_id: Optional[str] = None
         self.label_choices: Dict[str, tk.StringVar] = {}
+        self.format: Optional[str] = None  # of the source: "binary", "coco" or "label-studio"
 
         body = ttk.Frame(self, padding=10)
         body.pack(fill="both", expand=True)
@@ -218,9 +219,9 @@ class MaskImportDialog(tk.Toplevel):
         source = self.source_var.get().strip()
         if not source:
             return
-        if not self.label_choices and getattr(self, "format", None) != "binary":
+        if not self.label_choices and self.format != "binary":
             self.set_source(source)
-        fmt = getattr(self, "format", None)
+        fmt = self.format
         red, green, colour = self.chosen("red"), self.chosen("green"), RED if self.binary_colour.get() == "red" else GREEN
         self.summary_var.set("Reading and checking...")
         self._busy(True)

@@ -33,7 +33,9 @@ def _bar(description: str) -> tuple[Callable[[int, int], None], Callable[[], Non
 
     def progress(done: int, total: int) -> None:
         if state["bar"] is None:
-            state["bar"] = tqdm(total=total, desc=description, unit="mask", file=sys.stderr, mininterval=0.2)
+            state["bar"] = tqdm(
+                total=total, desc=description, unit="mask", file=sys.stderr, mininterval=0.2, disable=not sys.stderr.isatty()
+            )
         state["bar"].n = done
         state["bar"].refresh() if done == total else state["bar"].update(0)
 
