@@ -122,9 +122,12 @@ def main() -> None:
         work = Path(args.workdir or temporary)
         items = make_data(work / "data", args.n, args.size)
         sources = write_sources(work, items, args.size, args.formats)
-        print(f"{args.n} masks at {args.size} px, {os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+        load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+        print(
+            f"{args.n} masks at {args.size} px, {os.cpu_count()} CPUs, load average {load} (other processes: wall time is shared)"
+        )
         for fmt, source in sources.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             images = DataImages.scan(work / "data")
             scanned = time.perf_counter()
             if fmt == "binary":
@@ -135,11 +138,12 @@ def main() -> None:
             read = time.perf_counter()
             store = MaskStore(work / f"masks-{fmt}")
             outcome = apply_import(plan, store, progress=bar(f"{fmt}: writing"))
-            done = time.perf_counter()
+            done, cpu = time.perf_counter(), time.process_time() - cpu_start
             assert len(outcome.written) == args.n
             print(
                 f"{fmt:>12}: total {done - start:5.1f} s = scan data folder {scanned - start:4.1f} s + read and check "
-                f"{read - scanned:4.1f} s + write {done - read:4.1f} s ({1000 * (done - start) / args.n:.2f} ms per mask)"
+                f"{read - scanned:4.1f} s + write {done - read:4.1f} s ({1000 * (done - start) / args.n:.2f} ms per mask); "
+                f"CPU time of this process {cpu:5.1f} s"
             )
 
 
