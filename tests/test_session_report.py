@@ -179,3 +179,12 @@ def test_the_report_renders_in_headless_chromium(session, tmp_path, chromium):
     assert pixels.shape == (1400, 1000, 3)
     assert (np.abs(np.diff(pixels, axis=0)).sum(axis=2) > 60).mean() > 0.005  # text and pictures, not a blank page
     assert ((pixels[..., 1] - pixels[..., 0]) > 60).any()  # the green of the painted panel or a badge was drawn
+
+
+def test_a_session_without_checkpoint_or_rounds_still_reports(session, tmp_path):
+    session.checkpoint_path.unlink()
+    session.history_path.unlink()
+    out = write_report(session.folder, tmp_path / "empty.html")
+    text = out.read_text(encoding="utf-8")
+    assert "the session has no checkpoint yet" in text and "No feedback round yet" in text
+    assert "confusion matrix" not in text
