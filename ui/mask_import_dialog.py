@@ -205,7 +205,7 @@ class MaskImportDialog(tk.Toplevel):
             return
         for row, (label, count) in enumerate(sorted(labels.items())):
             ttk.Label(self.mapping, text=f"{label} ({count})").grid(row=row // 2, column=2 * (row % 2), sticky="w", padx=(0, 4))
-            variable = tk.StringVar(self, value="ignore")
+            variable = tk.StringVar(self, value=label if label in ("red", "green") else "ignore")  # this app's export
             ttk.Combobox(self.mapping, textvariable=variable, values=CHOICES, state="readonly", width=7).grid(
                 row=row // 2, column=2 * (row % 2) + 1, padx=(0, 16), pady=1
             )

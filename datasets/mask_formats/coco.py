@@ -3,7 +3,8 @@
 In: `images` ({id, file_name, height, width}), `categories` ({id, name}) and `annotations`
 ({image_id, category_id, segmentation}), the segmentation an RLE (compressed or not) or
 polygons. The caller says which category names are red and which green; annotations of other
-categories are counted in the plan's `ignored_labels`.
+categories are counted in the plan's `ignored_labels`. A file whose categories are exactly
+"red" and "green" (this app's export) maps them to those colours when the caller says nothing.
 
 Out: one image entry per masked image (`file_name` its relpath in the data folder, so the file
 reads back here and matches in other tools), categories "red" (id 1) and "green" (id 2), one
@@ -95,6 +96,8 @@ def read_coco(
         category = categories.get(annotation.get("category_id")) if isinstance(annotation, dict) else None
         if category is not None:
             counts[category] = counts.get(category, 0) + 1
+    if not red and not green and set(counts) == {"red", "green"}:  # this app's own export reads back as it was
+        red, green = ["red"], ["green"]
     check_label_choice(red, green, counts, "categories", name)
     entries: Dict[int, dict] = {}
     for number, entry in enumerate(data["images"]):
