@@ -85,3 +85,40 @@ def test_the_dialog_checks_then_imports_keeping_hand_painted(tk_root, data, coco
     np.testing.assert_array_equal(store.load_array("cat/cat_0.png"), painted)
     assert (store.load_array("dog/dog_0.png")[:6, :6] == RED).all()
     dialog.close()
+
+
+@pytest.mark.gui
+def test_the_main_window_buttons_import_into_the_open_session_and_write_its_report(tk_root, data, coco, tmp_path, monkeypatch):
+    import ui.mask_import_dialog as dialog_module
+    from app.run.session import Session
+    from ui.main_window import MainWindow
+
+    window = MainWindow(tk_root, sessions_root=str(tmp_path / "sessions"), destroy_root_on_close=False)
+    tk_root.update()
+    try:
+        window.import_masks_button.invoke()  # no session yet: says so
+        assert window.error_dialog is not None and "Open a session" in window.error_dialog.message_label.cget("text")
+        window.error_dialog.close()
+
+        session = Session.create(tmp_path / "session", data)
+        assert window.open_session(str(session.folder))
+        window.import_masks_button.invoke()
+        dialog = window.mask_import_dialog
+        dialog.set_source(str(coco))
+        dialog.label_choices["ruler"].set("red")
+        dialog.check_button.invoke()
+        wait_until(tk_root, lambda: dialog.plan is not None, timeout=30)
+        dialog.import_button.invoke()
+        wait_until(tk_root, lambda: dialog.result is not None, timeout=30)
+        assert session.masks.annotated() == ["cat/cat_0.png", "cat/cat_1.png", "cat/cat_2.png", "dog/dog_0.png"]
+        dialog.close()
+
+        report = tmp_path / "report.html"
+        opened = []
+        monkeypatch.setattr(dialog_module.filedialog, "asksaveasfilename", lambda **_options: str(report))
+        monkeypatch.setattr(dialog_module.webbrowser, "open", opened.append)
+        window.report_button.invoke()
+        wait_until(tk_root, lambda: bool(opened), timeout=60)
+        assert opened == [report.resolve().as_uri()] and "Session report" in report.read_text(encoding="utf-8")
+    finally:
+        window.teardown()
