@@ -54,9 +54,9 @@ def test_labels_preview_and_summary(data, coco):
     previews = preview_composites(plan, images, limit=2, side=48)
     assert [r for r, _ in previews] == ["cat/cat_0.png", "cat/cat_1.png"]
     thumbnail = previews[0][1]
-    assert thumbnail.shape == (SIDE, SIDE, 3)  # never grown
-    original = np.asarray(Image.open(data / "cat" / "cat_0.png").convert("RGB"))
-    assert (thumbnail[:6, :6] != original[:6, :6]).any() and (thumbnail[10:, 10:] == original[10:, 10:]).all()
+    assert thumbnail.shape == (48, 48, 3)  # grown to the preview's side, each pixel doubled
+    original = np.asarray(Image.open(data / "cat" / "cat_0.png").convert("RGB")).repeat(2, axis=0).repeat(2, axis=1)
+    assert (thumbnail[:12, :12] != original[:12, :12]).any() and (thumbnail[20:, 20:] == original[20:, 20:]).all()
     text = plan_text(plan, ["cat/cat_0.png"])
     assert "4 images get a mask" in text and "zebra.png" in text and "lesion (1)" in text and "1 of them already" in text
 

@@ -70,12 +70,15 @@ def preview_composites(
     plan: ImportPlan, images: DataImages, limit: int = PREVIEW_COUNT, side: int = PREVIEW_SIDE
 ) -> List[Tuple[str, np.ndarray]]:
     """(relpath, H x W x 3 uint8 thumbnail with the imported red and green painted over it) of
-    the first `limit` images of the plan; long side `side`."""
+    the first `limit` images of the plan; long side `side` (small images grown, pixels kept sharp)."""
     out = []
     for item in plan.masks[:limit]:
         with Image.open(images.root / item.relpath) as image:
             picture = image.convert("RGB")
-            picture.thumbnail((side, side))
+            scale = side / max(picture.size)
+            size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+            grow = scale > 1
+            picture = picture.resize(size, Image.Resampling.NEAREST if grow else Image.Resampling.LANCZOS)
             pixels = np.asarray(picture)
         mask = resize_mask(item.mask(), pixels.shape[:2])
         out.append((item.relpath, mask_overlay(pixels, mask, alpha=0.55)))
