@@ -85,7 +85,7 @@ def mask_path(masks_dir: str | os.PathLike, relpath: str) -> Path:
 def mask_to_image(mask: np.ndarray) -> Image.Image:
     """An HxW mask in {-1, 0, +1} as the RGBA picture written to disk."""
     values = _check_mask_values(mask)
-    rgba = _RGBA_OF_VALUE[values.astype(np.intp) + 1]  # one table look-up: 25x faster than 3 masked writes
+    rgba = _RGBA_OF_VALUE[values.astype(np.intp) + 1]  # one table look-up instead of three masked writes
     return Image.fromarray(rgba, mode="RGBA")
 
 
