@@ -28,11 +28,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $(STAMP)
 
-# The GUI tests need a virtual X server and xdotool (Debian packages).
+# The GUI tests need a virtual X server and xdotool; the session report's test opens the report
+# in headless Chromium (Debian packages).
 system-deps:
-	@if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null; then \
+	@if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null || ! command -v chromium >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq xvfb xdotool >/dev/null; \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq xvfb xdotool chromium >/dev/null; \
 	fi
 
 demo: setup

@@ -24,6 +24,7 @@ FLOORS: List[Tuple[str, int]] = [
     ("app.explain", 4),
     ("app.engine", 5),
     ("app.run", 6),
+    ("app.report", 6),  # reads sessions (app.run); the command line and the ui call it
     ("app.cli", 7),
     ("ui", 7),
     ("main", 8),

@@ -56,6 +56,7 @@ from .dialogs import ErrorDialog, MoreEpochsDialog
 from .event_pump import EventPump
 from .gallery_filter import list_folder
 from .log_pane import LogLine, LogPane, QueueLogHandler
+from .mask_import_dialog import add_session_buttons
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
 from .quiet_teardown import destroy, quietly
@@ -234,6 +235,7 @@ class MainWindow(ttk.Frame):
         self.open_session_button.pack(side="left")
         self.new_session_button = ttk.Button(session_buttons, text="New session", command=self.on_new_session)
         self.new_session_button.pack(side="left", padx=(6, 0))
+        self.import_masks_button, self.report_button = add_session_buttons(session_buttons, self)  # issue 24
 
         right = ttk.Frame(top)
         right.pack(side="left", fill="both", expand=True)

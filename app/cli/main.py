@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Callable, Optional, Sequence
 
-from app.cli import training, workflow
+from app.cli import masks, report, training, workflow
 from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, USER_OS_ERRORS, one_line
 from app.errors import UserError, user_error_types
 
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     training.add_commands(commands)  # train, evaluate, finetune, demo-data
     workflow.add_commands(commands)  # select, propagate
+    masks.add_commands(commands)  # masks import, masks export
+    report.add_commands(commands)  # report
     return parser
 
 

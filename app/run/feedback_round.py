@@ -34,6 +34,7 @@ from app.run import display_items
 from app.run import messages as msg
 from app.run.command_inbox import RunStopped
 from app.run.paint_commands import PAINT_COMMANDS, PROPAGATION_COMMANDS, PaintCommands
+from app.run.round_strips import save_round_strip
 from app.run.run_state import RunState
 
 logger = logging.getLogger(__name__)
@@ -171,6 +172,8 @@ class FeedbackRound:
             device=trainer.device,
             saliency_method=trainer.config.saliency_method,
         )
+        if trainer.session is not None:  # the report's before/after strip (the "before" model goes)
+            save_round_strip(trainer.session.folder, round_number, comparisons, trainer.data.train.masks)
         trainer._set_state(RunState.WAITING_FOR_DECISION)
         trainer._emit(msg.FinetuneDone(round_number, result.report, comparisons))
         try:
