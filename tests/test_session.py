@@ -110,12 +110,14 @@ def test_session_files_are_ordinary_files_and_open_removes_dead_writers_temp_fil
     session = Session.create(tmp_path / "s", image_folder)
     mode = stat.S_IMODE(os.stat(session.folder / "session.json").st_mode)
     assert mode & 0o044  # readable by others like any file, not mkstemp's 0600
-    dead = session.folder / ".checkpoint.pt.999999999.0badf00d.tmp"  # pid that cannot exist
+    from datasets.atomic_files import temp_name
+
+    dead = session.folder / temp_name("checkpoint.pt", 999999999)  # pid that cannot exist
     dead.write_bytes(b"half a checkpoint")
-    mask_temp = session.masks_dir / "cat" / ".cat_000.png.999999999.0badf00d.tmp"
+    mask_temp = session.masks_dir / "cat" / temp_name("cat_000.png", 999999999)
     mask_temp.parent.mkdir(parents=True)
     mask_temp.write_bytes(b"half a mask")
-    live = session.folder / f".checkpoint.pt.{os.getpid()}.0badf00d.tmp"  # a writer still running
+    live = session.folder / temp_name("checkpoint.pt")  # a writer still running
     live.write_bytes(b"being written")
     Session.open(session.folder)
     assert not dead.exists() and not mask_temp.exists() and live.exists()

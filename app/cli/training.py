@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -323,8 +324,15 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
         )
     if not context.is_main:
         return None  # rank 0 writes the candidate and the report
-    _save_finetuned(out, result, checkpoint, config)
+    candidate = candidate_path(out, args.checkpoint)
+    _save_finetuned(candidate, result, checkpoint, config)
+    if candidate.name != "model.pt":
+        print(
+            f"the candidate is in {candidate}: {out / 'model.pt'} is the --checkpoint it came from, left unchanged",
+            file=sys.stderr,
+        )
     report = {
+        "candidate": str(candidate),
         **result.report.to_dict(),
         "stop_text": result.report.stop_text,
         "verdict_text": result.report.verdict_text,
@@ -335,11 +343,23 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     return report
 
 
-def _save_finetuned(out: Path, result: Any, checkpoint: Any, config: FinetuneConfig) -> None:
+def candidate_path(out: Path, source: str) -> Path:
+    """Where a round's candidate goes: `out/model.pt`, unless that file is the round's own
+    --checkpoint (`finetune --checkpoint r/model.pt --out r` once replaced the model it came
+    from without a word); then `out/model.candidate.pt` beside it."""
+    target = out / "model.pt"
+    try:
+        same = target.exists() and os.path.samefile(target, source)
+    except OSError:
+        same = False
+    return out / "model.candidate.pt" if same else target
+
+
+def _save_finetuned(candidate: Path, result: Any, checkpoint: Any, config: FinetuneConfig) -> None:
     from app.engine.checkpoint import save_checkpoint
 
     save_checkpoint(
-        out / "model.pt",
+        candidate,
         result.candidate,
         model_name=checkpoint.model_name,
         classes=checkpoint.classes,

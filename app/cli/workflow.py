@@ -51,7 +51,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
     if not Path(args.masks).is_dir():
         raise UserError(f"the mask folder {args.masks} does not exist")
-    if Path(args.out).is_dir():  # temp masks of a killed earlier run
+    if Path(args.out).is_dir() and not args.dry_run:  # temp masks of a killed earlier run (a dry run writes nothing)
         remove_stale_temp_files(args.out, recursive=True)
     model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     source_store = data.masks

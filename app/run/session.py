@@ -23,7 +23,7 @@ from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
 from app.errors import CheckpointError, UserError
 from app.run.run_lock import LOCK_FILE, FolderLock, acquire_session_lock
 from datasets import MaskStore
-from datasets.atomic_files import finite_or_none, remove_stale_temp_files, write_json_atomic
+from datasets.atomic_files import FILE_MODE, finite_or_none, remove_stale_temp_files, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +247,14 @@ class Session:
         A line cut short by a crash is terminated first, so it cannot swallow this record.
         """
         line = json.dumps(finite_or_none(dict(record)), sort_keys=True, default=float, allow_nan=False)
-        with open(self.history_path, "a+b") as stream:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:  # never through a link planted in the folder: the user's file at its end would grow
+            handle = os.open(self.history_path, flags, FILE_MODE)
+        except OSError as error:
+            if self.history_path.is_symlink():
+                raise UserError(f"{self.history_path} is a symbolic link; not appending through it: remove it") from error
+            raise
+        with os.fdopen(handle, "a+b") as stream:
             stream.seek(0, os.SEEK_END)
             prefix = b""
             if stream.tell() > 0:
