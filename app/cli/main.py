@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from typing import Callable, Optional, Sequence
 
 from app.cli import training, workflow
 from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, USER_OS_ERRORS, one_line
 from app.errors import UserError, user_error_types
+from app.run.stop_signals import signal_number, stop_signals_once
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,9 +60,10 @@ def main(argv: Optional[Sequence[str]] = None, open_desktop_app: Optional[Callab
             if open_desktop_app is None:
                 raise UserError("the desktop app is opened by main.py (or the saliency-steering command), not by app.cli")
             return open_desktop_app(args)
-        return args.handler(args)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        with stop_signals_once():  # SIGTERM (a scheduler) and SIGHUP (a closed terminal) act as Ctrl+C
+            return args.handler(args)
+    except KeyboardInterrupt as interrupt:
+        return EXIT_INTERRUPTED if signal_number(interrupt) == signal.SIGINT else 128 + signal_number(interrupt)
     except BrokenPipeError:  # `main.py evaluate ... | head`: the reader left, nothing to report
         sys.stderr.close()
         return EXIT_OK

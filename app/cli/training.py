@@ -84,7 +84,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, context: Any) -> int:
-    from app.run.driver import drive_trainer
+    from app.run.driver import RunInterrupted, drive_trainer
     from app.run.trainer import Trainer
 
     model = args.model
@@ -126,11 +126,28 @@ def _train(args: argparse.Namespace, context: Any) -> int:
     )
     # Rank 0 is the only writer: it alone creates and locks the run folder.
     with prepare_out(out) if context.is_main else contextlib.nullcontext():
-        trainer, outcome = drive_trainer(
-            lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit, distributed=context),
-            on_event=_progress_printer() if context.is_main else None,
-            on_interrupt=lambda: print("\nstopping after the current batch (the checkpoint is saved)...", file=sys.stderr),
-        )
+        saved: List[str] = []
+        printer = _progress_printer() if context.is_main else None
+
+        def on_event(trainer: Any, event: Any) -> None:
+            if isinstance(event, msg.CheckpointSaved):
+                saved.append(event.path)
+            if printer is not None:
+                printer(trainer, event)
+
+        try:
+            trainer, outcome = drive_trainer(
+                lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit, distributed=context),
+                on_event=on_event,
+                on_interrupt=lambda: print(
+                    "\nstopping after the current batch and saving (a second Ctrl+C does not cut the save short)...",
+                    file=sys.stderr,
+                ),
+            )
+        except RunInterrupted as stop:
+            if context.is_main:
+                _report_interrupted(out, config, stop, saved)
+            raise
         if isinstance(outcome, msg.TrainingFailed):
             rank = f"rank {context.rank}: " if context.enabled else ""
             if outcome.user_error:
@@ -150,6 +167,19 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         )
     )
     return EXIT_OK
+
+
+def _report_interrupted(out: Path, config: TrainConfig, stop: Any, saved: List[str]) -> None:
+    """After a stop signal: metrics.json with the epochs done, and where the checkpoint went."""
+    trainer = stop.trainer
+    with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone; a full disk: said below
+        write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "history": trainer.history, "stopped": True})
+    failed = isinstance(stop.outcome, msg.TrainingFailed)
+    where = f"the checkpoint is in {saved[-1]}" if saved else "no checkpoint was written"
+    with contextlib.suppress(OSError):
+        if failed:
+            print(f"error: {stop.outcome.message}", file=sys.stderr)
+        print(f"stopped after {len(trainer.history)} complete epochs; {where}", file=sys.stderr)
 
 
 # -------------------------------------------------------------------------- evaluate

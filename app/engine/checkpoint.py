@@ -122,6 +122,17 @@ def save_checkpoint(
     return path
 
 
+def partial_checkpoint_path(path: os.PathLike | str) -> Path:
+    """Where a stop mid-epoch saves: `path` itself while nothing is there, else beside it
+    (`model.pt` -> `model.partial.pt`). A partial checkpoint is unvalidated weights from the
+    middle of an epoch; a Ctrl+C early in a second run into a finished run's folder once
+    replaced its model (accuracy 0.983) with an epoch-0 partial one (0.257)."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        return path
+    return path.with_name(f"{path.stem}.partial{path.suffix}")
+
+
 def load_checkpoint(path: os.PathLike | str) -> Checkpoint:
     """Read a checkpoint written by save_checkpoint; CheckpointError says what is wrong."""
     path = Path(path)

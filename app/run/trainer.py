@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader
 
 from app.engine.amp import AmpPolicy
 from app.engine.batchnorm_recalibration import recalibrate_batchnorm
-from app.engine.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+from app.engine.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, partial_checkpoint_path, save_checkpoint
 from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, FinetuneConfig, RunPaths, TrainConfig
 from app.engine.distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
 from app.engine.finite_guard import weights_problem
@@ -437,8 +437,9 @@ class Trainer:
         self._emit(msg.CheckpointSaved(str(path), self.epoch))
 
     def _write_checkpoint(self, last: Dict[str, Any], partial: bool) -> Any:
+        out = self.paths.checkpoint_out
         return save_checkpoint(
-            self.paths.checkpoint_out,
+            partial_checkpoint_path(out) if partial else out,  # never over a complete epoch's
             self.model,
             model_name=self.config.model,
             classes=self.data.train.classes,

@@ -1,0 +1,96 @@
+"""Issue 22 cases 4-6: real stop signals sent to a real `main.py train` never lose a model.
+
+Ctrl+C (SIGINT), SIGTERM (a cluster scheduler) and SIGHUP (a closed terminal) stop the run
+after the current batch: the partial checkpoint is saved beside a complete one (never over it),
+`metrics.json` is written, and further signals during the save are ignored (a second Ctrl+C used
+to abort the process with "terminate called without an active exception").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from app.cli.main import main
+from app.engine.checkpoint import load_checkpoint
+from tests.conftest import make_image_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def big_data(tmp_path_factory):
+    """Enough images that an epoch at batch size 2 lasts far longer than signal delivery."""
+    return make_image_folder(tmp_path_factory.mktemp("kill") / "data", per_class=150)
+
+
+def start_training(data: Path, out: Path) -> subprocess.Popen:
+    """`main.py train` in a child process, returned once it has loaded its data and trains."""
+    argv = [sys.executable, str(ROOT / "main.py"), "train", "--data", str(data), "--out", str(out)]
+    argv += ["--epochs", "1000", "--batch-size", "2", "--guidance", "none"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # "device: ...; N training / M validation images" when it starts training
+        if line.startswith("device:"):
+            return proc
+    proc.wait()
+    raise AssertionError(f"train ended before training (exit {proc.returncode})")
+
+
+def finish(proc: subprocess.Popen) -> str:
+    """The rest of the child's stderr once it has exited."""
+    _, err = proc.communicate(timeout=300)
+    return err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["INT", "TERM", "HUP"])
+def test_6_every_stop_signal_saves_a_partial_checkpoint_and_metrics(big_data, tmp_path, signum):
+    out = tmp_path / "run"
+    proc = start_training(big_data, out)
+    os.kill(proc.pid, signum)
+    err = finish(proc)
+    assert proc.returncode == (130 if signum == signal.SIGINT else 128 + signum), err
+    assert "stopping after the current batch" in err and "Traceback" not in err, err
+    checkpoint = load_checkpoint(out / "model.pt")  # nothing was there: the partial one is the model
+    assert checkpoint.metrics["partial_epoch"] is True
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["stopped"] is True
+    assert f"the checkpoint is in {out / 'model.pt'}" in err
+
+
+def test_5_a_second_ctrl_c_never_cuts_the_save_short(big_data, tmp_path):
+    out = tmp_path / "run"
+    proc = start_training(big_data, out)
+    os.kill(proc.pid, signal.SIGINT)
+    for _ in range(10):  # more Ctrl+C while it stops and saves, 0.1-1 s after the first
+        time.sleep(0.1)
+        if proc.poll() is not None:
+            break
+        os.kill(proc.pid, signal.SIGINT)
+    err = finish(proc)
+    assert proc.returncode == 130, err
+    assert "terminate called" not in err and "Traceback" not in err, err
+    assert load_checkpoint(out / "model.pt").metrics["partial_epoch"] is True
+
+
+def test_4_a_partial_save_goes_beside_a_complete_checkpoint(big_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    small = make_image_folder(tmp_path / "small", per_class=6)
+    argv = ["train", "--data", str(small), "--out", str(out), "--epochs", "1", "--batch-size", "8", "--guidance", "none"]
+    assert main(argv) == 0
+    good = (out / "model.pt").read_bytes()
+    proc = start_training(big_data, out)  # a second run into the same folder, stopped in its first epoch
+    os.kill(proc.pid, signal.SIGINT)
+    err = finish(proc)
+    assert proc.returncode == 130, err
+    assert (out / "model.pt").read_bytes() == good
+    partial = load_checkpoint(out / "model.partial.pt")
+    assert partial.metrics["partial_epoch"] is True
+    assert f"the checkpoint is in {out / 'model.partial.pt'}" in err
