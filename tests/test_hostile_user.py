@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from app.cli.main import main
 from datasets import MaskStore
@@ -122,3 +123,61 @@ def test_3_finetune_never_overwrites_its_source_checkpoint(world, tmp_path, caps
     candidate = Path(report["candidate"])
     assert candidate.is_file() and candidate != source and candidate.parent == run
     assert str(candidate) in captured.err  # said where it went
+
+
+# ------------------------------------------------------------------ 7-11: one clear line each
+@pytest.fixture
+def latin1_data(tmp_path):
+    """An image folder with a file name that is not UTF-8 (a Latin-1 é, as old cameras write)."""
+    data = make_image_folder(tmp_path / "latin1", per_class=6)
+    raw = os.path.join(os.fsencode(data / "cat"), b"caf\xe9.png")
+    os.rename(data / "cat" / "cat_001.png", raw)
+    return data, "cat/" + os.fsdecode(b"caf\xe9.png")
+
+
+def test_7_a_non_utf8_image_name_gets_masks_by_propagate_and_the_brush(world, latin1_data, tmp_path, capsys):
+    data, relpath = latin1_data
+    store = MaskStore(tmp_path / "masks")
+    red = np.zeros((32, 32), np.int8)
+    red[:8, :8] = 1
+    store.save("cat/cat_000.png", red)
+    store.save(relpath, red)  # the brush's autosave
+    assert np.array_equal(store.load(relpath, (32, 32)), red)
+    out = tmp_path / "propagated"
+    argv = ["propagate", "--checkpoint", str(world["ckpt"]), "--data", str(data), "--masks", str(tmp_path / "masks")]
+    assert main([*argv, "--out", str(out), "--scope", "class", "--source", "cat/cat_000.png"]) == 0
+    assert json.loads(capsys.readouterr().out)["written"] >= 1
+    assert train(world, tmp_path / "run", "--data", str(data), "--masks", str(out), "--guidance", "rrr") == 0
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"input_size": "64"}, "input_size"),
+        ({"seed": "7"}, "seed"),
+        ({"guidance": "telepathy"}, "telepathy"),
+        ({"lr": "fast"}, "lr"),
+    ],
+    ids=["input-size-text", "seed-text", "guidance-unknown", "lr-text"],
+)
+def test_8_a_checkpoints_stored_settings_are_validated(world, tmp_path, capsys, changes, words):
+    payload = torch.load(world["ckpt"], weights_only=True)
+    crafted = tmp_path / "crafted.pt"
+    torch.save({**payload, "train_config": {**payload["train_config"], **changes}}, crafted)
+    argv = ["finetune", "--checkpoint", str(crafted), "--data", str(world["data"]), "--masks", str(world["masks"])]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--max-steps", "2"]) == 2
+    one_error_line(capsys, str(crafted), "train_config", words)
+
+
+@pytest.mark.parametrize(
+    "option, value, words",
+    [
+        ("--seed", "36893488147419103232", "seed must be between 0 and"),
+        ("--seed", "-1", "seed must be between 0 and"),
+        ("--cache-images", "nan", "--cache-images"),
+        ("--cache-images", "inf", "--cache-images"),
+    ],
+)
+def test_9_seed_overflow_and_non_finite_cache_are_refused(world, tmp_path, capsys, option, value, words):
+    assert train(world, tmp_path / "run", option, value) == 2
+    one_error_line(capsys, words)

@@ -17,10 +17,11 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import nn
 
-from app.engine.config import MAX_INPUT_SIZE
+from app.engine.config import MAX_INPUT_SIZE, FinetuneConfig, TrainConfig
 from app.engine.finite_guard import NonFiniteModelError, state_dict_problem
-from app.errors import CheckpointError
+from app.errors import CheckpointError, UserError
 from datasets.atomic_files import atomic_open
+from loss import GUIDANCE_NAMES
 from models import MODEL_NAMES
 
 FORMAT_VERSION = 1
@@ -191,6 +192,7 @@ def _checked(payload: Dict[str, Any], path: Path) -> Checkpoint:
         if value is not None and not isinstance(value, kind):
             raise bad(name, f"has the wrong type ({type(value).__name__})")
         extras[name] = value
+    _check_configs(extras["train_config"] or {}, extras["finetune_config"] or {}, bad)
     history = [record for record in (extras["history"] or []) if isinstance(record, Mapping)]
     optimizer_state = payload.get("optimizer_state")
     return Checkpoint(
@@ -208,6 +210,25 @@ def _checked(payload: Dict[str, Any], path: Path) -> Checkpoint:
         optimizer_state=optimizer_state if isinstance(optimizer_state, Mapping) else None,
         path=str(path),
     )
+
+
+def _check_configs(train_config: Mapping[str, Any], finetune_config: Mapping[str, Any], bad: Any) -> None:
+    """Validate the stored configs as the command line's are validated (a string input size
+    or seed, or an unknown guidance name, in a checkpoint was a TypeError, RuntimeError or
+    KeyError deep in finetune). `bad(field, why)` makes the CheckpointError."""
+    for name, config_type, values in (
+        ("train_config", TrainConfig, train_config),
+        ("finetune_config", FinetuneConfig, finetune_config),
+    ):
+        try:
+            config_type.from_dict(values)
+        except (UserError, TypeError, ValueError) as error:
+            raise bad(name, f"holds a bad setting: {error}") from error
+    guidance = train_config.get("guidance")
+    if guidance is not None and guidance not in GUIDANCE_NAMES:
+        raise bad("train_config", f"names the unknown guidance {guidance!r}, not one of {', '.join(GUIDANCE_NAMES)}")
+    if "model" in train_config and train_config["model"] not in MODEL_NAMES:
+        raise bad("train_config", f"names the unknown model {train_config['model']!r}")
 
 
 def model_from_checkpoint(checkpoint: Checkpoint) -> nn.Module:
