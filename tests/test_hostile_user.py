@@ -181,3 +181,60 @@ def test_8_a_checkpoints_stored_settings_are_validated(world, tmp_path, capsys, 
 def test_9_seed_overflow_and_non_finite_cache_are_refused(world, tmp_path, capsys, option, value, words):
     assert train(world, tmp_path / "run", option, value) == 2
     one_error_line(capsys, words)
+
+
+def test_10_an_allocation_failing_inside_torch_is_one_line(world, tmp_path):
+    """A real allocator failure: the child runs under a 4 GB address-space limit (enough to
+    import torch) and asks for 2048 px images in batches of 64 (12 GB a batch)."""
+    import resource
+    import subprocess
+    import sys
+
+    limit = 4 * 1024**3
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    root = Path(__file__).resolve().parents[1]
+    argv = [sys.executable, str(root / "main.py"), "train", "--data", str(world["data"]), "--out", str(tmp_path / "run")]
+    argv += ["--epochs", "1", "--guidance", "none", "--input-size", "2048", "--batch-size", "64"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, preexec_fn=cap_memory, timeout=300)
+    if "ImportError" in done.stderr or "failed to map segment" in done.stderr:
+        pytest.skip("this machine's torch does not even import under a 4 GB address-space limit")
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error")]
+    assert done.returncode == 2 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "out of memory" in lines[0] and "--batch-size" in lines[0]
+
+
+@pytest.fixture
+def full_disk(world, tmp_path):
+    """A really small tmpfs holding one copy of the world's checkpoint and room for half
+    another (as root, where the machine permits mounting), unmounted after."""
+    import subprocess
+
+    folder = tmp_path / "full"
+    folder.mkdir()
+    size_kb = world["ckpt"].stat().st_size * 3 // 2 // 1024
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({mounted.stderr.strip() or 'mount failed'}); needs root")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_11_a_really_full_disk_is_one_line_and_the_old_model_survives(world, full_disk, capsys):
+    old = world["ckpt"].read_bytes()
+    (full_disk / "model.pt").write_bytes(old)
+    assert train(world, full_disk) == 2
+    one_error_line(capsys, "No space left on device")
+    assert (full_disk / "model.pt").read_bytes() == old
+    assert not [p for p in full_disk.iterdir() if p.name.endswith(".tmp")]
+    free = os.statvfs(full_disk)
+    (full_disk / "filler").write_bytes(b"x" * max(0, free.f_bavail * free.f_frsize - 16 * 1024))
+    argv = ["finetune", "--checkpoint", str(world["ckpt"]), "--data", str(world["data"]), "--masks", str(world["masks"])]
+    assert main([*argv, "--out", str(full_disk), "--max-steps", "2"]) == 2
+    one_error_line(capsys, "No space left on device")
+    assert (full_disk / "model.pt").read_bytes() == old

@@ -33,6 +33,7 @@ USER_OS_ERRORS = frozenset(
         errno.ENOENT,
         errno.ELOOP,
         errno.EMFILE,
+        errno.EIO,
     }
 )
 

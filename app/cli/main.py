@@ -14,7 +14,7 @@ from typing import Callable, Optional, Sequence
 
 from app.cli import training, workflow
 from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, USER_OS_ERRORS, one_line
-from app.errors import UserError, user_error_types
+from app.errors import UserError, out_of_memory_message, user_error_types
 from app.run.stop_signals import signal_number, stop_signals_once
 
 
@@ -67,9 +67,6 @@ def main(argv: Optional[Sequence[str]] = None, open_desktop_app: Optional[Callab
     except BrokenPipeError:  # `main.py evaluate ... | head`: the reader left, nothing to report
         sys.stderr.close()
         return EXIT_OK
-    except MemoryError:
-        print("error: out of memory; use a smaller --batch-size, --input-size or model", file=sys.stderr)
-        return EXIT_USER_ERROR
     except OSError as error:
         if error.errno not in USER_OS_ERRORS:
             raise
@@ -79,5 +76,9 @@ def main(argv: Optional[Sequence[str]] = None, open_desktop_app: Optional[Callab
     except Exception as error:  # noqa: BLE001 -- user mistakes get one line, bugs a traceback
         if isinstance(error, user_error_types()):
             print(f"error: {one_line(error)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        memory = out_of_memory_message(error)
+        if memory is not None:
+            print(f"error: {memory}", file=sys.stderr)
             return EXIT_USER_ERROR
         raise

@@ -8,6 +8,7 @@ into place with `os.replace` so a crash never leaves half a file, and loaded wit
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from dataclasses import dataclass, field
@@ -118,9 +119,30 @@ def save_checkpoint(
         "state_dict": state_dict,
         "optimizer_state": optimizer.state_dict() if optimizer is not None else None,
     }
-    with atomic_open(path, "wb") as stream:
-        torch.save(payload, stream)
+    try:
+        with atomic_open(path, "wb") as stream:
+            torch.save(payload, stream)
+    except RuntimeError as error:
+        failure = _write_failure(error, path)
+        if failure is error:
+            raise
+        raise failure from error
     return path
+
+
+def _write_failure(error: RuntimeError, path: Path) -> BaseException:
+    """The OSError behind torch.save's RuntimeError: on a really full disk torch reports
+    "[enforce fail at inline_container.cc] unexpected pos" and hides the ENOSPC of the write
+    in the exception's context (only OSError was handled: a traceback). Other RuntimeErrors
+    are returned unchanged."""
+    cause: Optional[BaseException] = error
+    while cause is not None:
+        if isinstance(cause, OSError):
+            return OSError(cause.errno, cause.strerror or str(cause), str(path))
+        cause = cause.__cause__ or cause.__context__
+    if "inline_container" in str(error) or "PytorchStreamWriter" in str(error):
+        return OSError(errno.EIO, f"writing failed ({' '.join(str(error).split())[:200]})", str(path))
+    return error
 
 
 def partial_checkpoint_path(path: os.PathLike | str) -> Path:

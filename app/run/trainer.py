@@ -38,7 +38,7 @@ from app.engine.guided_step import TrainingStep
 from app.engine.loops import TrainingDiverged, evaluate, train_one_epoch
 from app.engine.oversampling import AnnotatedOversampler
 from app.engine.rank_sampler import RankShareSampler
-from app.errors import UserError, user_error_types
+from app.errors import UserError, out_of_memory_message, user_error_types
 from app.explain.mask_audit import warn_about_masks
 from app.run import messages as msg
 from app.run.command_inbox import CommandInbox, RunStopped
@@ -130,10 +130,10 @@ class Trainer:
         except RunStopped:
             self._finish(stopped=True)
         except Exception as error:  # noqa: BLE001 -- the thread must report, not die silently
-            if isinstance(error, user_error_types()):
+            if isinstance(error, user_error_types()) or out_of_memory_message(error):
                 logger.info("training stopped: %s", error)  # the consumer shows it
                 self._set_state(RunState.FAILED)
-                self._emit(msg.TrainingFailed(str(error), user_error=True))
+                self._emit(msg.TrainingFailed(out_of_memory_message(error) or str(error), user_error=True))
                 return
             logger.exception("training failed")
             self._set_state(RunState.FAILED)
