@@ -238,3 +238,33 @@ def test_11_a_really_full_disk_is_one_line_and_the_old_model_survives(world, ful
     assert main([*argv, "--out", str(full_disk), "--max-steps", "2"]) == 2
     one_error_line(capsys, "No space left on device")
     assert (full_disk / "model.pt").read_bytes() == old
+
+
+# ---------------------------------------------------------- 12-20: refused, warned or right
+def test_12_a_class_folder_linked_to_another_class_is_refused(world, tmp_path, capsys):
+    data = make_image_folder(tmp_path / "linked", classes=("cat", "dog"), per_class=6)
+    (data / "eel").symlink_to(data / "cat", target_is_directory=True)
+    assert train(world, tmp_path / "run", "--data", str(data)) == 2
+    one_error_line(capsys, str(data / "eel"), "labelled as both classes")
+
+
+def test_13_validation_folder_equal_to_the_training_folder_is_refused(world, tmp_path, capsys):
+    assert train(world, tmp_path / "run", "--val", str(world["data"]) + "/") == 2
+    one_error_line(capsys, "is the training folder")
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["the-folder", "a-class-folder"])
+def test_14_propagate_into_the_image_folder_is_refused(world, tmp_path, capsys, inside):
+    out = world["data"] / "cat" if inside else world["data"]
+    before = sorted(p.relative_to(world["data"]) for p in world["data"].rglob("*"))
+    argv = ["propagate", "--checkpoint", str(world["ckpt"]), "--data", str(world["data"]), "--masks", str(world["masks"])]
+    assert main([*argv, "--out", str(out), "--scope", "class"]) == 2
+    one_error_line(capsys, "--out", "inside the image folder")
+    assert sorted(p.relative_to(world["data"]) for p in world["data"].rglob("*")) == before
+
+
+@pytest.mark.parametrize("option", ["--similar-lift", "--similar-share"])
+def test_15_a_nan_similarity_setting_is_refused(world, tmp_path, capsys, option):
+    argv = ["propagate", "--checkpoint", str(world["ckpt"]), "--data", str(world["data"]), "--masks", str(world["masks"])]
+    assert main([*argv, "--out", str(tmp_path / "m"), "--scope", "similar", option, "nan"]) == 2
+    one_error_line(capsys, option, "finite")

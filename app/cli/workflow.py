@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from app.cli.common import EXIT_OK, add_device_argument
 from app.cli.training import load_model_and_data
 from app.errors import UserError
+from datasets import check_masks_outside
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -51,6 +53,10 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
     if not Path(args.masks).is_dir():
         raise UserError(f"the mask folder {args.masks} does not exist")
+    for option, value in (("--similar-share", args.similar_share), ("--similar-lift", args.similar_lift)):
+        if not math.isfinite(value):  # before the model and the data scan: nan planned 0 images
+            raise UserError(f"{option} must be a finite number, got {value}")
+    check_masks_outside(Path(args.out), Path(args.data), "--out")  # masks written among the images
     if Path(args.out).is_dir() and not args.dry_run:  # temp masks of a killed earlier run (a dry run writes nothing)
         remove_stale_temp_files(args.out, recursive=True)
     model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
