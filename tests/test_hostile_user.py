@@ -268,3 +268,38 @@ def test_15_a_nan_similarity_setting_is_refused(world, tmp_path, capsys, option)
     argv = ["propagate", "--checkpoint", str(world["ckpt"]), "--data", str(world["data"]), "--masks", str(world["masks"])]
     assert main([*argv, "--out", str(tmp_path / "m"), "--scope", "similar", option, "nan"]) == 2
     one_error_line(capsys, option, "finite")
+
+
+def _flip_bytes_in_largest_tensor(path: Path, count: int = 64) -> None:
+    """Flip `count` bytes inside the stored data of the checkpoint's largest tensor (torch's
+    zip stores entries uncompressed), leaving the archive and the pickle intact."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entry = max(archive.infolist(), key=lambda info: info.file_size)
+    raw = bytearray(path.read_bytes())
+    name_length = int.from_bytes(raw[entry.header_offset + 26 : entry.header_offset + 28], "little")
+    extra_length = int.from_bytes(raw[entry.header_offset + 28 : entry.header_offset + 30], "little")
+    start = entry.header_offset + 30 + name_length + extra_length
+    for offset in np.linspace(start, start + entry.file_size - 1, count).astype(int):
+        raw[offset] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_16_a_checkpoint_with_flipped_bytes_is_refused(world, tmp_path, capsys):
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(world["ckpt"].read_bytes())
+    _flip_bytes_in_largest_tensor(damaged)
+    assert torch.load(damaged, weights_only=True)["state_dict"]  # torch alone loads it
+    assert main(["evaluate", "--checkpoint", str(damaged), "--data", str(world["data"])]) == 2
+    one_error_line(capsys, str(damaged), "damaged", "hash")
+    assert main(["evaluate", "--checkpoint", str(world["ckpt"]), "--data", str(world["data"])]) == 0
+
+
+def test_16_a_checkpoint_from_before_the_hash_still_loads(world, tmp_path):
+    from app.engine.checkpoint import CONTENT_HASH, load_checkpoint
+
+    payload = torch.load(world["ckpt"], weights_only=True)
+    del payload[CONTENT_HASH]
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt").epoch == 1
