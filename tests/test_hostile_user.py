@@ -303,3 +303,9 @@ def test_16_a_checkpoint_from_before_the_hash_still_loads(world, tmp_path):
     del payload[CONTENT_HASH]
     torch.save(payload, tmp_path / "old.pt")
     assert load_checkpoint(tmp_path / "old.pt").epoch == 1
+
+
+def test_17_init_with_another_input_size_is_refused(world, tmp_path, capsys):
+    assert train(world, tmp_path / "run", "--init", str(world["ckpt"]), "--input-size", "64") == 2
+    one_error_line(capsys, "--input-size 64", "32 px")
+    assert train(world, tmp_path / "run", "--init", str(world["ckpt"]), "--input-size", "32") == 0

@@ -87,13 +87,17 @@ def _train(args: argparse.Namespace, context: Any) -> int:
     from app.run.driver import RunInterrupted, drive_trainer
     from app.run.trainer import Trainer
 
-    model = args.model
-    if model is None:
-        model = "small_cnn"
-        if args.init:
-            from app.engine.checkpoint import load_checkpoint
+    model = args.model or "small_cnn"
+    if args.init:
+        from app.engine.checkpoint import load_checkpoint
 
-            model = load_checkpoint(args.init).model_name
+        init = load_checkpoint(args.init)
+        model = args.model or init.model_name
+        if args.input_size is not None and args.input_size != init.input_size:  # it trained at 32 px without a word
+            raise UserError(
+                f"--input-size {args.input_size} is not the --init checkpoint's {init.input_size} px: a continued "
+                f"model keeps its input size; leave --input-size out (or train a new model without --init)"
+            )
     from app.explain.mask_audit import check_masks_folder
 
     check_masks_folder(args.masks)
