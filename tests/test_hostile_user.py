@@ -309,3 +309,16 @@ def test_17_init_with_another_input_size_is_refused(world, tmp_path, capsys):
     assert train(world, tmp_path / "run", "--init", str(world["ckpt"]), "--input-size", "64") == 2
     one_error_line(capsys, "--input-size 64", "32 px")
     assert train(world, tmp_path / "run", "--init", str(world["ckpt"]), "--input-size", "32") == 0
+
+
+def test_18_a_huge_lambda_fires_a_trust_warning(world, tmp_path, capsys):
+    code = train(world, tmp_path / "run", "--masks", str(world["masks"]), "--guidance", "rrr", "--lam", "1e30")
+    err = capsys.readouterr().err
+    assert code == 0 and "Traceback" not in err, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning: The guidance term swamps")]
+    assert len(warnings) == 1 and "--lam" in warnings[0], err
+
+
+def test_18_an_ordinary_lambda_fires_no_such_warning(world, tmp_path, capsys):
+    assert train(world, tmp_path / "run", "--masks", str(world["masks"]), "--guidance", "rrr") == 0
+    assert "guidance term swamps" not in capsys.readouterr().err

@@ -30,11 +30,23 @@ from app.errors import UserError
 from app.run import messages as msg
 
 
-def _progress_printer() -> Callable[[Any, Any], None]:
-    """(trainer, event) -> None: a tqdm bar per epoch and one summary line per epoch, on stderr."""
+def _progress_printer(config: Optional[TrainConfig] = None) -> Callable[[Any, Any], None]:
+    """(trainer, event) -> None: a tqdm bar per epoch and one summary line per epoch, on stderr,
+    and each trust warning (`app.engine.trust_checks`) once, when it first holds."""
     from tqdm import tqdm
 
-    state: Dict[str, Any] = {"bar": None}
+    from app.engine.trust_checks import DataSizes, trust_warnings
+
+    state: Dict[str, Any] = {"bar": None, "sizes": None, "epochs": [], "warned": set()}
+
+    def warn(event: Any) -> None:
+        state["epochs"].append({"epoch": event.epoch, "train": event.train, "val": event.val})
+        if state["sizes"] is None:
+            return
+        for warning in trust_warnings(state["epochs"], state["sizes"]):
+            if warning.code not in state["warned"]:
+                state["warned"].add(warning.code)
+                print(f"warning: {warning.title}: {warning.detail}. {warning.advice}", file=sys.stderr)
 
     def close_bar() -> None:
         if state["bar"] is not None:
@@ -50,6 +62,10 @@ def _progress_printer() -> Callable[[Any, Any], None]:
             )
             for relpath, reason in event.skipped:
                 print(f"skipped {relpath}: {reason}", file=sys.stderr)
+            if config is not None:
+                state["sizes"] = DataSizes(
+                    event.n_train, event.n_val, len(event.classes), config.batch_size, config.model, tuple(event.class_counts)
+                )
         elif isinstance(event, msg.BatchFinished):
             if state["bar"] is None:
                 state["bar"] = tqdm(
@@ -70,6 +86,7 @@ def _progress_printer() -> Callable[[Any, Any], None]:
                 f"acc {event.val['accuracy']:.3f} | {event.seconds:.1f}s",
                 file=sys.stderr,
             )
+            warn(event)
         elif isinstance(event, (msg.TrainingFinished, msg.TrainingFailed)):
             close_bar()
 
@@ -131,7 +148,7 @@ def _train(args: argparse.Namespace, context: Any) -> int:
     # Rank 0 is the only writer: it alone creates and locks the run folder.
     with prepare_out(out) if context.is_main else contextlib.nullcontext():
         saved: List[str] = []
-        printer = _progress_printer() if context.is_main else None
+        printer = _progress_printer(config) if context.is_main else None
 
         def on_event(trainer: Any, event: Any) -> None:
             if isinstance(event, msg.CheckpointSaved):
