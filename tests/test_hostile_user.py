@@ -322,3 +322,28 @@ def test_18_a_huge_lambda_fires_a_trust_warning(world, tmp_path, capsys):
 def test_18_an_ordinary_lambda_fires_no_such_warning(world, tmp_path, capsys):
     assert train(world, tmp_path / "run", "--masks", str(world["masks"]), "--guidance", "rrr") == 0
     assert "guidance term swamps" not in capsys.readouterr().err
+
+
+def test_19_evaluate_with_stdout_closed_is_an_error_not_a_lost_result(world):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    argv = [sys.executable, str(root / "main.py"), "evaluate", "--checkpoint", str(world["ckpt"]), "--data", str(world["data"])]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    closed = subprocess.run(  # `main.py evaluate ... >&-`
+        argv,
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        preexec_fn=lambda: os.close(1),
+    )
+    lines = [line for line in closed.stderr.splitlines() if line.startswith("error")]
+    assert closed.returncode == 2 and len(lines) == 1 and "standard output is closed" in lines[0], closed.stderr
+    with open("/dev/full", "w") as disk_full:  # stdout on a full disk: the JSON cannot be written
+        full = subprocess.run(argv, cwd=root, env=env, stdout=disk_full, stderr=subprocess.PIPE, text=True, timeout=300)
+    lines = [line for line in full.stderr.splitlines() if line.startswith("error")]
+    assert full.returncode == 2 and len(lines) == 1 and "No space left" in lines[0], full.stderr
