@@ -1,6 +1,6 @@
 """Data for the classifier: image folders, masks on disk, and the demo shortcut benchmark."""
 
-from .demo import DemoInfo, default_demo_dir, ensure_demo_data, make_demo_data
+from .demo import DemoInfo, build_demo_data, default_demo_dir, ensure_demo_data, make_demo_data
 from .errors import DatasetError
 from .image_folder import (
     ImageFolderData,
@@ -29,6 +29,7 @@ __all__ = [
     "check_masks_outside",
     "class_folders",
     "class_mismatch",
+    "build_demo_data",
     "default_demo_dir",
     "ensure_demo_data",
     "load_splits",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -347,3 +348,25 @@ def test_19_evaluate_with_stdout_closed_is_an_error_not_a_lost_result(world):
         full = subprocess.run(argv, cwd=root, env=env, stdout=disk_full, stderr=subprocess.PIPE, text=True, timeout=300)
     lines = [line for line in full.stderr.splitlines() if line.startswith("error")]
     assert full.returncode == 2 and len(lines) == 1 and "No space left" in lines[0], full.stderr
+
+
+def test_20_demo_data_killed_midway_leaves_no_partial_data_set(world, tmp_path, capsys):
+    import signal
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    target = tmp_path / "demo"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(root / "main.py"), "demo-data", "--out", str(target)], cwd=root, env=env)
+    try:
+        deadline = time.monotonic() + 300  # a wait for the midpoint, not a timed assertion
+        while not any(tmp_path.glob(".demo.building-*/train/*/*.png")):
+            assert proc.poll() is None and time.monotonic() < deadline, "demo-data ended before it wrote an image"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert not target.exists()
+    assert train(world, tmp_path / "run", "--data", str(target / "train")) == 2
+    one_error_line(capsys, "does not exist")

@@ -427,9 +427,10 @@ def _save_finetuned(candidate: Path, result: Any, checkpoint: Any, config: Finet
 
 # ------------------------------------------------------------------------- demo-data
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from datasets import make_demo_data
+    from datasets import build_demo_data
 
-    info = make_demo_data(args.out, seed=args.seed, shortcut=args.shortcut, vary_size=args.vary_size)
+    # Built beside --out and renamed when complete: a kill never leaves a partial data set.
+    info = build_demo_data(args.out, seed=args.seed, shortcut=args.shortcut, vary_size=args.vary_size)
     print(json.dumps(dataclasses.asdict(info) if dataclasses.is_dataclass(info) else str(info), indent=2, default=str))
     return EXIT_OK
 
