@@ -370,3 +370,72 @@ def test_20_demo_data_killed_midway_leaves_no_partial_data_set(world, tmp_path, 
     assert not target.exists()
     assert train(world, tmp_path / "run", "--data", str(target / "train")) == 2
     one_error_line(capsys, "does not exist")
+
+
+# ------------------------------------------------------------------------------- also seen
+def test_also_a_truncated_mask_is_skipped_not_fatal(world, tmp_path, capsys, caplog):
+    import logging
+
+    masks = tmp_path / "masks"
+    store = MaskStore(masks)
+    red = np.zeros((32, 32), np.int8)
+    red[:8, :8] = 1
+    store.save("cat/cat_000.png", red)
+    store.save("cat/cat_001.png", red)
+    broken = masks / "cat" / "cat_001.png"
+    broken.write_bytes(broken.read_bytes()[:60])  # cut short, as by a full disk or a bad copy
+    caplog.set_level(logging.WARNING)
+    assert train(world, tmp_path / "run", "--masks", str(masks), "--guidance", "rrr") == 0
+    assert "cat/cat_001.png" in caplog.text and "without a mask" in caplog.text
+    assert store.load("cat/cat_001.png", (32, 32)) is None
+    assert store.load("cat/cat_000.png", (32, 32)) is not None
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_also_a_fifo_or_device_is_not_an_empty_file_and_never_opened(world, tmp_path, capsys, kind):
+    data = make_image_folder(tmp_path / "odd", per_class=6)
+    odd = data / "cat" / "odd.png"
+    if kind == "fifo":
+        os.mkfifo(odd)  # opening it for reading would block forever
+    else:
+        odd.symlink_to("/dev/zero")
+    assert train(world, tmp_path / "run", "--data", str(data)) == 0
+    err = capsys.readouterr().err
+    assert "skipped cat/odd.png: not a regular file" in err and "empty file" not in err
+
+
+def test_also_a_huge_mask_is_sampled_down_as_it_is_read(tmp_path):
+    """A 6000 x 6000 mask read at 32 x 32: numpy's peak stays far below one full-size plane
+    (36 MB at one byte a pixel; the old path held several, 3.7 GB at 12000 px)."""
+    import tracemalloc
+
+    from datasets.masks import read_mask_array, resize_mask, write_mask
+
+    big = np.zeros((6000, 6000), np.int8)
+    big[:3000, :3000] = 1
+    big[4000:, 4000:] = -1
+    write_mask(tmp_path / "big.png", big)
+    tracemalloc.start()
+    small = read_mask_array(tmp_path / "big.png", (32, 32))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert np.array_equal(small, resize_mask(big, (32, 32)))  # the same pixels as before
+    assert peak < 4 * 1024**2, peak
+
+
+def test_also_a_corrupt_exif_block_warns_nothing_on_stderr(tmp_path):
+    import warnings
+
+    from PIL import Image
+
+    from datasets.image_loading import check_image, load_rgb
+
+    ifd = b"MM\x00*\x00\x00\x00\x08\x00\x02" + b"\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00"
+    ifd += b"\x01\x0f\x00\x02\x00\x00\x00\x50\x00\x00\x00\x40" + b"\x00\x00\x00\x00"  # a tag pointing past the end
+    path = tmp_path / "photo.jpg"
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(path, exif=b"Exif\x00\x00" + ifd)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert check_image(path) is None
+        assert load_rgb(path).size == (16, 16)
+    assert [str(w.message) for w in caught] == []
