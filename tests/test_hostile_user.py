@@ -439,3 +439,14 @@ def test_also_a_corrupt_exif_block_warns_nothing_on_stderr(tmp_path):
         assert check_image(path) is None
         assert load_rgb(path).size == (16, 16)
     assert [str(w.message) for w in caught] == []
+
+
+@pytest.mark.parametrize("command", ["select", "propagate"])
+def test_also_masks_given_as_a_file_is_called_a_file(world, tmp_path, capsys, command):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not masks")
+    argv = [command, "--checkpoint", str(world["ckpt"]), "--data", str(world["data"]), "--masks", str(a_file)]
+    argv += ["--out", str(tmp_path / "m")] if command == "propagate" else ["--k", "2"]
+    assert main(argv) == 2
+    line = one_error_line(capsys, str(a_file), "is a file")
+    assert "does not exist" not in line
