@@ -260,7 +260,7 @@ def trial(kind: str, world: Dict[str, Path], work: Path, rng: random.Random) -> 
         from app.engine.config import TrainConfig
         from app.run.session import Session
 
-        Session.create(session_dir, world["data"], None, TrainConfig())
+        Session.create(session_dir, world["data"], None, TrainConfig()).close()  # the child opens (and locks) it
         code = (
             "import sys\n"
             "from app.run.session import Session\n"

@@ -1,6 +1,7 @@
 """Session folders: create, reopen, history that survives a crash mid-line."""
 
 import json
+import os
 
 import pytest
 
@@ -130,6 +131,7 @@ def test_a_session_open_in_another_process_is_refused_with_its_pid(tmp_path, ima
     from app.run.run_lock import FolderLockedError
 
     session = Session.create(tmp_path / "s", image_folder)
+    session.close()  # created sessions are held; let the other process take it
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -154,3 +156,38 @@ def test_a_session_open_in_another_process_is_refused_with_its_pid(tmp_path, ima
     again = session.lock()  # re-entrant within one process
     again.release()
     lock.release()
+
+
+def test_an_opened_session_is_locked_until_closed_or_dropped(tmp_path, image_folder):
+    """Issue 22: opening a session in the desktop app did not lock it, though `lock`'s
+    docstring said so. Now `create` and `open` hold it for the object's life."""
+    import gc
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from app.run.run_lock import FolderLockedError\n"
+        "from app.run.session import Session\n"
+        "try:\n"
+        "    Session.open(sys.argv[1])\n"
+        "except FolderLockedError as error:\n"
+        "    print('refused:', error)\n"
+        "else:\n"
+        "    print('opened')\n"
+    )
+
+    def other_window() -> str:
+        done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "s")], capture_output=True, text=True, timeout=300)
+        return done.stdout.strip()
+
+    session = Session.create(tmp_path / "s", image_folder)
+    session.close()
+    opened = Session.open(tmp_path / "s")
+    assert other_window().startswith(f"refused: this session is open in another window (pid {os.getpid()})")
+    opened.close()
+    assert other_window() == "opened"
+    opened = Session.open(tmp_path / "s")
+    del opened  # a window that forgets its session gives the folder back
+    gc.collect()
+    assert other_window() == "opened"
