@@ -94,3 +94,36 @@ def test_4_a_partial_save_goes_beside_a_complete_checkpoint(big_data, tmp_path, 
     partial = load_checkpoint(out / "model.partial.pt")
     assert partial.metrics["partial_epoch"] is True
     assert f"the checkpoint is in {out / 'model.partial.pt'}" in err
+
+
+def test_a_stop_recalibrates_from_one_batch_not_an_epochs_worth(tmp_path, monkeypatch):
+    """Ctrl+C took 26 s on resnet18: the stop's BatchNorm recalibration forwarded 256 images.
+    A stop now forwards one batch (64); a completed epoch still the full sample."""
+    import app.run.trainer as trainer_module
+    from app.engine.batchnorm_recalibration import RECALIBRATION_BATCH, RECALIBRATION_IMAGES
+    from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
+    from app.run import messages as msg
+    from app.run.driver import drive_trainer
+    from app.run.trainer import Trainer
+
+    forwarded = []
+    real = trainer_module.recalibrate_batchnorm
+
+    def counting(*args, **kwargs):
+        forwarded.append(real(*args, **kwargs))
+        return forwarded[-1]
+
+    monkeypatch.setattr(trainer_module, "recalibrate_batchnorm", counting)
+    data = make_image_folder(tmp_path / "data", per_class=200)
+    config = TrainConfig(epochs=2, batch_size=16, guidance=None, seed=0)
+    paths = RunPaths(train_dir=str(data), checkpoint_out=str(tmp_path / "run" / "model.pt"))
+
+    def stop_in_epoch_two(trainer, event):
+        if isinstance(event, msg.BatchFinished) and event.epoch == 2:
+            trainer.stop()
+
+    trainer, outcome = drive_trainer(lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit), stop_in_epoch_two)
+    assert isinstance(outcome, msg.TrainingFinished) and outcome.stopped
+    assert forwarded[0] == RECALIBRATION_IMAGES  # the completed epoch 1
+    assert forwarded[-1] == RECALIBRATION_BATCH  # the stop in epoch 2
+    assert load_checkpoint(tmp_path / "run" / "model.partial.pt").metrics["partial_epoch"] is True

@@ -29,7 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from app.engine.amp import AmpPolicy
-from app.engine.batchnorm_recalibration import recalibrate_batchnorm
+from app.engine.batchnorm_recalibration import RECALIBRATION_BATCH, RECALIBRATION_IMAGES, recalibrate_batchnorm
 from app.engine.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, partial_checkpoint_path, save_checkpoint
 from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, FinetuneConfig, RunPaths, TrainConfig
 from app.engine.distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
@@ -396,7 +396,10 @@ class Trainer:
         # Eval mode must compute what was trained: before validation, the checkpoint,
         # selection and the chooser (app.engine.batchnorm_recalibration says why). Every rank
         # recalibrates on the same seeded images, so the statistics agree across ranks.
-        recalibrate_batchnorm(self.model, self.data.train, device=self.device, seed=self.config.seed + epoch)
+        # A stop recalibrates from one batch, not the usual 256 images: on resnet18 those took
+        # 26 s, and Ctrl+C should stop between batches (the partial checkpoint goes beside).
+        sample = RECALIBRATION_BATCH if train_metrics["stopped"] else RECALIBRATION_IMAGES
+        recalibrate_batchnorm(self.model, self.data.train, device=self.device, seed=self.config.seed + epoch, max_images=sample)
         if train_metrics["stopped"]:  # on every rank at the same batch
             sync_buffers(self.model, self.distributed)
             self._save_checkpoint(partial=True)
