@@ -451,3 +451,15 @@ def test_also_masks_given_as_a_file_is_called_a_file(world, tmp_path, capsys, co
     assert main(argv) == 2
     line = one_error_line(capsys, str(a_file), "is a file")
     assert "does not exist" not in line
+
+
+@pytest.mark.parametrize("command", ["select", "demo-data"])
+@pytest.mark.parametrize("seed", ["-1", "36893488147419103232"])
+def test_9_every_seed_option_is_range_checked(world, tmp_path, capsys, command, seed):
+    if command == "select":
+        argv = ["select", "--checkpoint", str(world["ckpt"]), "--data", str(world["data"]), "--k", "2", "--strategy", "random"]
+    else:
+        argv = ["demo-data", "--out", str(tmp_path / "demo")]
+    assert main([*argv, "--seed", seed]) == 2
+    one_error_line(capsys, "--seed must be between 0 and")
+    assert not list(tmp_path.iterdir())  # demo-data left nothing behind

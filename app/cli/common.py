@@ -76,6 +76,16 @@ COUNTEREXAMPLES_HELP = (
 )
 
 
+def check_seed(seed: int) -> int:
+    """`seed` when it is a valid --seed (0..MAX_SEED: numpy's seeds are 32-bit; a negative or
+    huge seed was a traceback deep in numpy), else UserError."""
+    from app.engine.config import MAX_SEED
+
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+    return seed
+
+
 def add_device_argument(parser: argparse.ArgumentParser) -> None:
     """--device, as every command that runs a model takes it."""
     parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")

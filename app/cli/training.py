@@ -21,6 +21,7 @@ from app.cli.common import (
     EXIT_OK,
     add_amp_argument,
     add_device_argument,
+    check_seed,
     dumps,
     prepare_out,
     write_json,
@@ -430,7 +431,7 @@ def cmd_demo_data(args: argparse.Namespace) -> int:
     from datasets import build_demo_data
 
     # Built beside --out and renamed when complete: a kill never leaves a partial data set.
-    info = build_demo_data(args.out, seed=args.seed, shortcut=args.shortcut, vary_size=args.vary_size)
+    info = build_demo_data(args.out, seed=check_seed(args.seed), shortcut=args.shortcut, vary_size=args.vary_size)
     print(json.dumps(dataclasses.asdict(info) if dataclasses.is_dataclass(info) else str(info), indent=2, default=str))
     return EXIT_OK
 

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from app.cli.common import EXIT_OK, add_device_argument
+from app.cli.common import EXIT_OK, add_device_argument, check_seed
 from app.cli.training import load_model_and_data
 from app.errors import UserError
 from app.explain.mask_audit import check_masks_folder
@@ -30,6 +30,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}")
+    check_seed(args.seed)
     check_masks_folder(args.masks)  # "is a file", not "does not exist", for a file
     model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     exclude = []
