@@ -463,3 +463,16 @@ def test_9_every_seed_option_is_range_checked(world, tmp_path, capsys, command, 
     assert main([*argv, "--seed", seed]) == 2
     one_error_line(capsys, "--seed must be between 0 and")
     assert not list(tmp_path.iterdir())  # demo-data left nothing behind
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "folder"])
+def test_also_a_checkpoint_that_is_not_a_file_is_said_so(world, tmp_path, capsys, kind):
+    odd = tmp_path / "model.pt"
+    if kind == "fifo":
+        os.mkfifo(odd)
+    elif kind == "dev-zero":
+        odd.symlink_to("/dev/zero")
+    else:
+        odd.mkdir()
+    assert main(["evaluate", "--checkpoint", str(odd), "--data", str(world["data"])]) == 2
+    one_error_line(capsys, str(odd), "not a regular file")

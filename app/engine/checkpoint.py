@@ -192,6 +192,8 @@ def partial_checkpoint_path(path: os.PathLike | str) -> Path:
 def load_checkpoint(path: os.PathLike | str) -> Checkpoint:
     """Read a checkpoint written by save_checkpoint; CheckpointError says what is wrong."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, FIFO or device: never opened
+        raise CheckpointError(f"the checkpoint {path} is not a regular file (a folder, pipe or device); give a .pt file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
