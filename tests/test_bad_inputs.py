@@ -229,7 +229,7 @@ CASES = [
     ("weights-text-file", _with(T, "--weights", "{a_file}"), "error", "could not read weights"),
     # --- evaluate: checkpoints
     ("ckpt-missing", _with(E, "--checkpoint", "/no/such.pt"), "error", "checkpoint not found"),
-    ("ckpt-is-folder", _with(E, "--checkpoint", "{empty}"), "error", "checkpoint not found"),
+    ("ckpt-is-folder", _with(E, "--checkpoint", "{empty}"), "error", "not a regular file"),
     ("ckpt-text-file", _with(E, "--checkpoint", "{ck_text}"), "error", "not a PyTorch checkpoint"),
     ("ckpt-empty-file", _with(E, "--checkpoint", "{ck_empty}"), "error", "cannot read checkpoint"),
     ("ckpt-malicious-pickle", _with(E, "--checkpoint", "{ck_evil}"), "error", "cannot read checkpoint"),
