@@ -27,14 +27,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def big_data(tmp_path_factory):
-    """Enough images that an epoch at batch size 2 lasts far longer than signal delivery."""
+    """Enough images that an epoch (120 steps of 2 images at 64 px) lasts far longer than a
+    signal's delivery, so every stop lands in the first epoch."""
     return make_image_folder(tmp_path_factory.mktemp("kill") / "data", per_class=150)
 
 
 def start_training(data: Path, out: Path) -> subprocess.Popen:
     """`main.py train` in a child process, returned once it has loaded its data and trains."""
     argv = [sys.executable, str(ROOT / "main.py"), "train", "--data", str(data), "--out", str(out)]
-    argv += ["--epochs", "1000", "--batch-size", "2", "--guidance", "none"]
+    argv += ["--epochs", "1000", "--batch-size", "2", "--input-size", "64", "--guidance", "none"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # "device: ...; N training / M validation images" when it starts training
