@@ -1,4 +1,5 @@
-"""kill -9 during train, fine-tune, propagate and history appends: what is lost?
+"""kill -9 during train, fine-tune, propagate and history appends, and stop signals during
+train: what is lost?
 
 Each trial starts the real command line (`main.py train --masks ...`, `finetune`, `propagate`)
 or a loop of `Session.append_history` in a child process, kills it with SIGKILL at a seeded
@@ -11,10 +12,14 @@ random moment, and checks what was left:
   the kill is read back (a torn line used to swallow it);
 - temp files of the killed writer are counted right after the kill, and again after what the
   next writer does first (`remove_stale_temp_files`, as `--out` preparation and
-  `Session.open` call it).
+  `Session.open` call it);
+- `stop`: `train` into a folder holding a complete model gets Ctrl+C, SIGTERM or SIGHUP at a
+  random moment, half the time a second Ctrl+C after it (issue 22): it must exit with
+  128 + the first signal, leave the complete model unchanged, its partial checkpoint loading
+  beside it, and metrics.json written.
 
-    python bench/kill_trials.py                    # 24 trials, about 3 minutes on 2 busy cores
-    python bench/kill_trials.py --trials 2 2 2 2   # train, finetune, propagate, history
+    python bench/kill_trials.py                      # 30 trials, about 4 minutes on 2 busy cores
+    python bench/kill_trials.py --trials 2 2 2 2 2   # train, finetune, propagate, history, stop
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from datasets import MaskStore  # noqa: E402
 from datasets.atomic_files import remove_stale_temp_files  # noqa: E402
 from datasets.masks import read_mask_array  # noqa: E402
 
-KINDS = ("train", "finetune", "propagate", "history")
+KINDS = ("train", "finetune", "propagate", "history", "stop")
 CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
@@ -65,6 +70,8 @@ class Trial:
     next_append_lost: bool = False
     temp_files_after_kill: int = 0
     temp_files_after_cleanup: int = 0
+    stop_signals: str = ""  # "stop": the signals sent, e.g. "SIGTERM" or "SIGINT+SIGINT"
+    stop_failed: str = ""  # "stop": what went wrong ("" when nothing)
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -255,12 +262,14 @@ def trial(kind: str, world: Dict[str, Path], work: Path, rng: random.Random) -> 
         delay, exited = kill_at_random(proc, rng, 0.0, 0.8)
         result = Trial(kind, delay, exited)
         temp_root = masks_dir
+    elif kind == "stop":
+        result, masks_dir, temp_root = stop_trial(world, work, rng, python, main_py)
     else:  # history
         session_dir = work / "session"
         from app.engine.config import TrainConfig
         from app.run.session import Session
 
-        Session.create(session_dir, world["data"], None, TrainConfig())
+        Session.create(session_dir, world["data"], None, TrainConfig()).close()  # the child opens (and locks) it
         code = (
             "import sys\n"
             "from app.run.session import Session\n"
@@ -300,6 +309,51 @@ def trial(kind: str, world: Dict[str, Path], work: Path, rng: random.Random) -> 
     remove_stale_temp_files(temp_root, recursive=True)
     result.temp_files_after_cleanup = count_temp_files(temp_root)
     return result
+
+
+def stop_trial(world: Dict[str, Path], work: Path, rng: random.Random, python: str, main_py: str) -> tuple:
+    """`train` into a folder with a complete model, stopped by a random stop signal (and half
+    the time a second Ctrl+C): (Trial, masks folder, temp root)."""
+    out = work / "run"
+    out.mkdir()
+    shutil.copyfile(world["checkpoint"], out / "model.pt")
+    complete = digest(out / "model.pt")
+    argv = [python, main_py, "train", "--data", str(world["data"]), "--masks", str(world["masks"])]
+    proc = start([*argv, "--epochs", "200", "--batch-size", "16", "--out", str(out)])
+    wait_ready(proc, "device:")
+    first = rng.choice([signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+    second = rng.random() < 0.5
+    delay = rng.uniform(0.0, 3.0)
+    time.sleep(delay)
+    result = Trial("stop", delay, proc.poll() is not None)
+    sent = []
+    if not result.exited_before_kill:
+        os.kill(proc.pid, first)
+        sent.append(first.name)
+        if second:
+            time.sleep(rng.uniform(0.1, 3.0))
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGINT)
+                sent.append("SIGINT")
+    proc.communicate(timeout=600)
+    result.stop_signals = "+".join(sent)
+    problems = []
+    if sent and proc.returncode != 128 + first:
+        problems.append(f"exit status {proc.returncode}, not {128 + first}")
+    if digest(out / "model.pt") != complete:  # only by a complete epoch of this run
+        try:
+            if load_checkpoint(out / "model.pt").metrics.get("partial_epoch"):
+                problems.append("a partial checkpoint replaced the complete model.pt")
+        except Exception as error:  # noqa: BLE001 -- anything that does not load is the failure counted
+            problems.append(f"model.pt does not load: {error}")
+    partial = out / "model.partial.pt"
+    result.checkpoint = check_checkpoint(partial if partial.exists() else out / "model.pt")
+    if sent and not partial.exists():
+        problems.append("no partial checkpoint beside model.pt")
+    if not (out / "metrics.json").is_file():
+        problems.append("no metrics.json")
+    result.stop_failed = "; ".join(problems)
+    return result, world["masks"], out
 
 
 def run_trials(counts: Dict[str, int], seed: int = 0, folder: Optional[Path] = None) -> List[Trial]:
@@ -351,13 +405,19 @@ def summary(results: List[Trial]) -> Dict[str, Dict[str, int]]:
         row["next_append_lost"] += int(r.next_append_lost)
         row["temp_files_after_kill"] += r.temp_files_after_kill
         row["temp_files_after_cleanup"] += r.temp_files_after_cleanup
+        if r.kind == "stop":
+            row["stops_failed"] = row.get("stops_failed", 0) + int(bool(r.stop_failed))
     return table
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--trials", type=int, nargs=4, default=[8, 5, 6, 5], metavar=("TRAIN", "FINETUNE", "PROPAGATE", "HISTORY")
+        "--trials",
+        type=int,
+        nargs=5,
+        default=[8, 5, 6, 5, 6],
+        metavar=("TRAIN", "FINETUNE", "PROPAGATE", "HISTORY", "STOP"),
     )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -377,6 +437,7 @@ def main() -> int:
         + int(r.checkpoint == "BROKEN")
         + int(r.input_checkpoint_changed)
         + r.temp_files_after_cleanup
+        + int(bool(r.stop_failed))
         for r in results
     )
     return 1 if broken else 0

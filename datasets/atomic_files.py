@@ -9,11 +9,14 @@ the lowest floor that writes files so that every floor above can import it.
   survives a power cut.
 - The result gets the mode an ordinary `open()` would give (0666 minus the umask), not
   `mkstemp`'s owner-only 0600.
-- The temp file's name carries the writer's pid (`.<name>.<pid>.<random>.tmp`), so a later
-  write of the same file removes the temp files of writers that died (kill -9) without ever
-  touching a live writer's. Older temp files without a pid are removed once an hour old.
+- The temp file's name carries the writer's pid and a random part, and ends in a tag that is
+  a keyed hash of the rest (`.<name>.<pid>.<random>-<tag>.steer.tmp`): a later write removes
+  temp files of writers that died (kill -9), but only names this program made. A user's own
+  hidden `.notes.draft01.tmp` was once deleted by a looser pattern; no file whose tag does
+  not check out, that is not a regular file, or that another user owns is ever removed.
 - A long target name is shortened in the temp name (a 242-character image name made the
-  temp name longer than the file system's 255 bytes, so that image could never get a mask).
+  temp name longer than the file system's 255 bytes, so that image could never get a mask);
+  names that are not valid UTF-8 (undecodable bytes on Linux) are handled as raw bytes.
 """
 
 from __future__ import annotations
@@ -25,15 +28,14 @@ import math
 import os
 import re
 import secrets
-import time
+import stat
 from pathlib import Path
 from typing import IO, Any, Iterator, List, Mapping, Optional
 
-TEMP_SUFFIX = ".tmp"
+TEMP_SUFFIX = ".steer.tmp"
 MAX_NAME_BYTES = 255  # file name limit of ext4, xfs, btrfs, APFS, NTFS
-LEGACY_TEMP_AGE = 3600.0  # seconds after which a temp file without a pid counts as abandoned
-_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
-_LEGACY_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.[A-Za-z0-9_]{6,8}\.tmp$")
+_TEMP_NAME = re.compile(r"^\.(?P<stem>.+)\.(?P<pid>\d+)\.(?P<random>[0-9a-f]{8})-(?P<tag>[0-9a-f]{8})\.steer\.tmp$", re.DOTALL)
+_TAG_KEY = b"saliency-steering temp file\0"  # only names made by temp_name() carry a valid tag
 
 
 def _read_umask() -> int:
@@ -47,12 +49,41 @@ FILE_MODE = 0o666 & ~_read_umask()  # what open() gives a new file in this proce
 
 def temp_stem(name: str) -> str:
     """The part of a temp file's name that identifies its target `name`; short enough that
-    `.<stem>.<pid>.<8 hex>.tmp` fits in MAX_NAME_BYTES."""
-    if len(name.encode("utf-8")) <= 200:
+    the whole temp name fits in MAX_NAME_BYTES. Undecodable bytes (surrogate escapes) are kept."""
+    raw = os.fsencode(name)
+    if len(raw) <= 200:
         return name
-    digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:12]
-    head = name.encode("utf-8")[:120].decode("utf-8", errors="ignore")
+    digest = hashlib.sha1(raw).hexdigest()[:12]
+    head = raw[:120].decode("utf-8", errors="ignore")
     return f"{head}~{digest}"
+
+
+def _tag(stem: str, pid: int, random_part: str) -> str:
+    return hashlib.sha256(_TAG_KEY + os.fsencode(stem) + f"\0{pid}\0{random_part}".encode()).hexdigest()[:8]
+
+
+def temp_name(name: str, pid: Optional[int] = None, random_part: Optional[str] = None) -> str:
+    """A fresh temp file name for target `name`, recognisable later as this program's own
+    (`pid` and `random_part`, 8 hex digits, default to this process and a random draw)."""
+    stem = temp_stem(name)
+    pid = os.getpid() if pid is None else pid
+    random_part = secrets.token_hex(4) if random_part is None else random_part
+    return f".{stem}.{pid}.{random_part}-{_tag(stem, pid, random_part)}{TEMP_SUFFIX}"
+
+
+def _owned_temp(entry: os.DirEntry) -> Optional[re.Match]:
+    """The name's match when `entry` is a temp file this program made (valid tag, a regular
+    file, ours); None for anything else, which is never touched."""
+    match = _TEMP_NAME.match(entry.name)
+    if match is None or _tag(match["stem"], int(match["pid"]), match["random"]) != match["tag"]:
+        return None
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or (hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        return None
+    return match
 
 
 def _pid_alive(pid: int) -> bool:
@@ -68,7 +99,8 @@ def _pid_alive(pid: int) -> bool:
 
 
 def stale_temp_files(folder: os.PathLike | str, name: Optional[str] = None) -> List[Path]:
-    """Temp files in `folder` left by writers that are gone (of target `name`, or of any)."""
+    """Temp files this program made in `folder` whose writers are gone (of target `name`, or
+    of any). Files it did not make are never listed, whatever their name or age."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
@@ -79,21 +111,11 @@ def stale_temp_files(folder: os.PathLike | str, name: Optional[str] = None) -> L
     except OSError:
         return []
     for entry in entries:
-        if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+        if not entry.name.endswith(TEMP_SUFFIX):
             continue
-        match = _TEMP_NAME.match(entry.name)
-        if match is not None:
-            if (stem is None or match["stem"] == stem) and not _pid_alive(int(match["pid"])):
-                stale.append(Path(entry.path))
-            continue
-        legacy = _LEGACY_TEMP_NAME.match(entry.name)
-        if legacy is not None and (stem is None or legacy["stem"] == stem):
-            try:
-                old = time.time() - entry.stat(follow_symlinks=False).st_mtime > LEGACY_TEMP_AGE
-            except OSError:
-                continue
-            if old:
-                stale.append(Path(entry.path))
+        match = _owned_temp(entry)
+        if match is not None and (stem is None or match["stem"] == stem) and not _pid_alive(int(match["pid"])):
+            stale.append(Path(entry.path))
     return stale
 
 
@@ -102,7 +124,8 @@ def remove_stale_temp_files(folder: os.PathLike | str, name: Optional[str] = Non
     number removed. Never raises for a file that vanished meanwhile."""
     folders = [Path(folder)]
     if recursive and Path(folder).is_dir():
-        folders += [Path(root) / d for root, dirs, _ in os.walk(folder) for d in dirs]
+        for root, dirs, _ in os.walk(folder):  # never into linked folders: not ours to clean
+            folders += [Path(root) / d for d in dirs if not (Path(root) / d).is_symlink()]
     removed = 0
     for each in folders:
         for path in stale_temp_files(each, name):
@@ -139,7 +162,7 @@ def atomic_open(
     path.parent.mkdir(parents=True, exist_ok=True)
     if clean_stale:
         remove_stale_temp_files(path.parent, path.name)
-    temp_path = path.parent / f".{temp_stem(path.name)}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}"
+    temp_path = path.parent / temp_name(path.name)
     handle = os.open(temp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
     try:
         with os.fdopen(handle, mode, encoding=encoding) as stream:

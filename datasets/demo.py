@@ -345,18 +345,33 @@ def ensure_demo_data(
         raise DatasetError(
             f"{target} exists but holds no demo data (no demo.json). Delete it, or choose another folder for the demo data."
         )
+    build_demo_data(target, seed=0, shortcut=shortcut, vary_size=shortcut == "moving", exist_ok=True)
+    return target
+
+
+def build_demo_data(
+    out_dir: str | os.PathLike, seed: int = 0, shortcut: str = "corner", vary_size: bool = False, exist_ok: bool = False
+) -> DemoInfo:
+    """`make_demo_data` into a hidden temporary folder beside `out_dir`, renamed into place
+    once complete: `demo-data` killed midway left 165 images that the next run trained on
+    without noticing. A kill now leaves only the hidden `.<name>.building-*` folder (never
+    read as data; delete it at leisure). With `exist_ok`, another process that made the same
+    folder first wins; otherwise DatasetError when `out_dir` holds anything."""
+    target = Path(out_dir).expanduser()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise DatasetError(f"Cannot make the demo data in {target}: it is not an empty folder. Choose a new folder.")
     target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
     try:
         os.chmod(building, 0o755)  # mkdtemp makes it owner-only; this is an ordinary folder
-        make_demo_data(building, seed=0, shortcut=shortcut, vary_size=shortcut == "moving")
+        make_demo_data(building, seed=seed, shortcut=shortcut, vary_size=vary_size)
         try:
             os.rename(building, target)  # replaces an empty folder, fails on a full one
         except OSError:
-            if not (target / "demo.json").is_file():
+            if not (exist_ok and (target / "demo.json").is_file()):
                 raise
             log.info("Another process made %s first; using it", target)
     finally:
         if building.exists():
             shutil.rmtree(building, ignore_errors=True)
-    return target
+    return DemoInfo.from_dir(target)

@@ -126,17 +126,32 @@ def class_mismatch(expected: Sequence[str], found: Sequence[str]) -> str:
     return "; ".join(parts)
 
 
-def _check_masks_outside(masks_dir: Path, root: Path) -> None:
-    """DatasetError if the mask folder would be scanned as (part of) the images."""
-    masks, images = masks_dir.resolve(), root.resolve()
+def check_masks_outside(masks_dir: Path, root: Path, what: str = "mask folder") -> None:
+    """DatasetError if the mask folder (`what`: how the user named it, e.g. "--out") would be
+    scanned as (part of) the images: `propagate --out` the image folder itself wrote mask PNGs
+    among the images, and the next training saw 51 images instead of 30."""
+    masks, images = masks_dir.expanduser().resolve(), root.expanduser().resolve()
     if masks == images or (
         masks.is_relative_to(images) and not any(part.startswith(".") for part in masks.relative_to(images).parts)
     ):
         raise DatasetError(
-            f"The mask folder {masks_dir} is inside the image folder {root}, so "
+            f"The {what} {masks_dir} is inside the image folder {root}, so "
             "its masks would be read as images of a class. Choose a mask folder "
             "outside it."
         )
+
+
+def _check_distinct_classes(root: Path, classes: Sequence[str]) -> None:
+    """DatasetError when one class folder is (a link to) another or lies inside it: a class
+    `dog -> cat` labelled the same files twice, once per class."""
+    reals = {name: os.path.realpath(root / name) for name in classes}
+    for name, real in reals.items():
+        for other, other_real in reals.items():
+            if other != name and (real == other_real or real.startswith(other_real + os.sep)):
+                raise DatasetError(
+                    f"The class folder {root / name} is the same folder as {root / other} (a link: it leads to "
+                    f"{real}), so its images would be labelled as both classes. Remove the link or copy the images."
+                )
 
 
 def _find_images(
@@ -150,6 +165,7 @@ def _find_images(
     folder not visited yet; every other one is reported in `links` as (relpath, reason).
     """
     root_real = os.path.realpath(root)
+    _check_distinct_classes(root, classes)
     visited: set[str] = set()
     found: list[tuple[str, int]] = []
     for name in classes:
@@ -239,7 +255,7 @@ class ImageFolderData(Dataset):
         self.max_pixels = int(max_pixels)
 
         if masks_dir is not None:
-            _check_masks_outside(Path(masks_dir).expanduser(), self.root)
+            check_masks_outside(Path(masks_dir).expanduser(), self.root)
         found = _scan_classes(self.root, what)
         if classes is None:
             self.classes = found

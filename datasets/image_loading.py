@@ -18,6 +18,7 @@ EXIF orientation is applied, so a phone photo appears (and is masked) the way a 
 from __future__ import annotations
 
 import logging
+import stat
 import warnings
 from pathlib import Path
 
@@ -52,14 +53,18 @@ def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: 
     Raises UnusableImage with a short reason.
     """
     try:
-        if path.stat().st_size == 0:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a FIFO would block the open, /dev/zero never end
+            raise UnusableImage("not a regular file (a pipe, device or socket); not opened")
+        if info.st_size == 0:
             raise UnusableImage("empty file (0 bytes)")
-        with open(path, "rb") as file:
-            # Our pixel limit below is the real guard; Pillow's warning would only be noise (its
-            # hard error, for files far over any sane limit, is reported as "too large").
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(file)
+        with open(path, "rb") as file, warnings.catch_warnings(record=True) as caught:
+            # Our pixel limit below is the real guard; Pillow's bomb warning would only be noise
+            # (its hard error, for files far over any sane limit, is reported as "too large"),
+            # and its "Corrupt EXIF data" / "Truncated File Read" warnings (a JPEG's EXIF is read
+            # at open for its dpi) leaked to stderr past the one-line errors: logged instead.
+            warnings.simplefilter("always")
+            image = Image.open(file)
             width, height = image.size
             if width * height > max_pixels:
                 raise UnusableImage(
@@ -68,6 +73,9 @@ def open_image(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: 
             if draft_size is not None and image.format == "JPEG":
                 image.draft(None, draft_size)
             image.load()
+        for warning in caught:
+            if not issubclass(warning.category, Image.DecompressionBombWarning):
+                log.debug("%s: %s", path, warning.message)
     except UnusableImage:
         raise
     except Image.DecompressionBombError as error:
@@ -117,11 +125,19 @@ def _high_depth_to_uint8(image: Image.Image) -> np.ndarray:
 
 def _apply_orientation(image: Image.Image) -> Image.Image:
     """Rotate/flip per the EXIF orientation tag; untouched (no copy) when there is none."""
-    try:
-        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 -- a broken EXIF block must not make a good image unusable
-        return image
-    return ImageOps.exif_transpose(image) if orientation != 1 else image
+    # A broken EXIF block makes Pillow warn ("Corrupt EXIF data", "Truncated File Read") on
+    # stderr, past the one-line errors; it only costs the orientation, so it is logged instead.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+            if orientation != 1:
+                image = ImageOps.exif_transpose(image)
+        except Exception:  # noqa: BLE001 -- a broken EXIF block must not make a good image unusable
+            pass
+    for warning in caught:
+        log.debug("EXIF of %s: %s", getattr(image, "filename", "an image") or "an image", warning.message)
+    return image
 
 
 def load_rgb(path: Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: tuple[int, int] | None = None) -> Image.Image:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -140,19 +141,26 @@ def read_mask_array(path: str | os.PathLike, size: tuple[int, int] | None = None
     """
     path = Path(path)
     try:
+        if not stat.S_ISREG(path.stat().st_mode):  # a FIFO would block the read, /dev/zero never end
+            raise DatasetError(f"The mask {path} is not a regular file (a pipe, device or socket). Delete it.")
         with open(path, "rb") as file:
             image = Image.open(file)
-            image.load()
+            if size is not None:
+                # Sampled down before the per-pixel arrays: a 12000 x 12000 mask cost 3.7 GB.
+                # Nearest neighbour picks the same pixels before and after classifying them.
+                height, width = _check_size(size)
+                image = image.resize((width, height), Image.Resampling.NEAREST)
+            else:
+                image.load()
     except FileNotFoundError:
         raise DatasetError(f"The mask {path} does not exist.") from None
+    except DatasetError:
+        raise
     except UnidentifiedImageError:
         raise DatasetError(f"The mask {path} is not an image. Delete it, or paint the image again.") from None
     except Exception as error:  # noqa: BLE001 -- any decoder failure means a broken file
         raise DatasetError(f"The mask {path} cannot be read ({error}). Delete it, or paint the image again.") from None
-    mask = image_to_mask(image)
-    if size is not None:
-        mask = resize_mask(mask, _check_size(size))
-    return mask
+    return image_to_mask(image)
 
 
 def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> torch.Tensor:
@@ -234,7 +242,7 @@ class MaskStore:
             )
         self._image_for_key = {_mask_key(r): r for r in (relpaths or ())}
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, tuple[int, int]], tuple[tuple, torch.Tensor]]
+        self._cache: OrderedDict[tuple[str, tuple[int, int]], tuple[tuple, torch.Tensor | None]]
         self._cache = OrderedDict()
 
     def __getstate__(self) -> dict:
@@ -259,30 +267,38 @@ class MaskStore:
         return self.path_for(relpath).is_file()
 
     def load(self, relpath: str, size: tuple[int, int]) -> torch.Tensor | None:
-        """float32 HxW tensor in {-1, 0, +1} at size=(H, W), or None when there is no mask."""
+        """float32 HxW tensor in {-1, 0, +1} at size=(H, W), or None when there is no mask or it
+        cannot be read (a warning says so, once per version of the file)."""
         size = _check_size(size)
         path = self.path_for(relpath)
         key = (relpath, size)
         try:
-            stat = path.stat()
+            info = path.stat()
         except FileNotFoundError:
             with self._lock:
                 self._cache.pop(key, None)
             return None
-        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
         with self._lock:
             hit = self._cache.get(key)
             if hit is not None and hit[0] == stamp:
                 self._cache.move_to_end(key)
-                return hit[1].float()
+                return hit[1].float() if hit[1] is not None else None
         # Decode outside the lock: the UI thread should never wait for the trainer's reads.
-        mask = torch.from_numpy(read_mask_array(path, size))
+        try:
+            mask: torch.Tensor | None = torch.from_numpy(read_mask_array(path, size))
+        except DatasetError as error:
+            # One truncated mask aborted a whole run though the audit had said "cannot be
+            # read": it counts as no mask, as a bad image is skipped (the failure is cached
+            # with the file's stamp, so it is said once per version of the file).
+            mask = None
+            log.warning("%s; the image is trained without a mask", error)
         with self._lock:
             self._cache[key] = (stamp, mask)
             self._cache.move_to_end(key)
             while len(self._cache) > _CACHE_ENTRIES:
                 self._cache.popitem(last=False)
-        return mask.float()
+        return mask.float() if mask is not None else None
 
     def load_array(self, relpath: str) -> np.ndarray | None:
         """np.int8 HxW in {-1, 0, +1} at the stored size, or None when there is no mask."""

@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from datasets.atomic_files import FILE_MODE, atomic_open, remove_stale_temp_files, stale_temp_files, temp_stem
+from datasets.atomic_files import FILE_MODE, atomic_open, remove_stale_temp_files, stale_temp_files, temp_name
 
 
 def test_replaces_the_file_with_the_ordinary_mode_and_fsyncs_the_folder(tmp_path, monkeypatch):
@@ -34,9 +34,9 @@ def test_an_error_keeps_the_old_file_and_removes_the_temp_file(tmp_path):
 
 
 def test_temp_files_of_dead_writers_are_removed_live_ones_kept(tmp_path):
-    dead = tmp_path / ".model.pt.999999999.0badf00d.tmp"
-    live = tmp_path / f".model.pt.{os.getpid()}.0badf00d.tmp"
-    other = tmp_path / ".other.pt.999999999.0badf00d.tmp"
+    dead = tmp_path / temp_name("model.pt", 999999999)
+    live = tmp_path / temp_name("model.pt", os.getpid())
+    other = tmp_path / temp_name("other.pt", 999999999)
     for path in (dead, live, other):
         path.write_bytes(b"x")
     assert stale_temp_files(tmp_path, "model.pt") == [dead]
@@ -46,19 +46,43 @@ def test_temp_files_of_dead_writers_are_removed_live_ones_kept(tmp_path):
     assert remove_stale_temp_files(tmp_path) == 1 and not other.exists()
 
 
-def test_old_style_temp_files_go_once_an_hour_old(tmp_path):
-    fresh = tmp_path / ".model.pt.abc123xy.tmp"
-    old = tmp_path / ".masks.png.zz99yy88.tmp"
-    fresh.write_bytes(b"x")
-    old.write_bytes(b"x")
-    os.utime(old, (0, 0))
-    remove_stale_temp_files(tmp_path)
-    assert fresh.exists() and not old.exists()
+def test_the_users_files_are_never_removed_whatever_their_name_or_age(tmp_path):
+    """Issue 22 case 2: only names this program made (a valid tag) are temp files; the user's
+    hidden drafts, old-style look-alikes, forged tags and links to our temp files stay."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    ours = temp_name("model.pt", 999999999)
+    kept = [
+        ".notes.draft01.tmp",
+        ".model.pt.abc123xy.tmp",
+        ".model.pt.999999999.0badf00d.tmp",
+        ".model.pt.999999999.0badf00d-00000000.steer.tmp",  # a forged tag
+    ]
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    for name in kept:
+        (tmp_path / name).write_text("mine")
+        (sub / name).write_text("mine")
+        os.utime(tmp_path / name, (0, 0))
+    (tmp_path / ours).symlink_to(victim)  # our name, but a link: not a file we made
+    assert remove_stale_temp_files(tmp_path, recursive=True) == 0
+    for name in kept:
+        assert (tmp_path / name).read_text() == "mine" and (sub / name).read_text() == "mine"
+    assert (tmp_path / ours).is_symlink() and victim.read_text() == "keep"
+
+
+def test_a_target_name_that_is_not_utf8_gets_a_temp_name(tmp_path):
+    """Issue 22 case 7: a Linux file name with undecodable bytes (surrogate escapes in Python)."""
+    name = os.fsdecode(b"caf\xe9.png")
+    with atomic_open(tmp_path / name, "wb") as stream:
+        stream.write(b"mask")
+    assert (tmp_path / name).read_bytes() == b"mask"
+    assert os.listdir(tmp_path) == [name]
 
 
 def test_a_long_name_gets_a_short_temp_name(tmp_path):
     name = "y" * 250 + ".png"
-    assert len(f".{temp_stem(name)}.4194304.0badf00d.tmp".encode()) <= 255
+    assert len(temp_name(name, 4194304).encode()) <= 255
     with atomic_open(tmp_path / name, "wb") as stream:
         stream.write(b"mask")
     assert (tmp_path / name).read_bytes() == b"mask"

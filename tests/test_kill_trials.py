@@ -1,5 +1,5 @@
-"""kill -9 during train, propagate and history appends loses nothing (a few trials of
-bench/kill_trials.py; the bench runs 24)."""
+"""kill -9 during train, propagate and history appends, and a stop signal during train, lose
+nothing (a few trials of bench/kill_trials.py; the bench runs 30)."""
 
 import importlib.util
 import sys
@@ -19,11 +19,12 @@ def test_kill_trials_lose_nothing(tmp_path):
         spec.loader.exec_module(kill_trials)
     finally:
         del sys.modules["kill_trials"]
-    results = kill_trials.run_trials({"train": 1, "propagate": 1, "history": 1}, seed=1, folder=tmp_path)
-    assert len(results) == 3
+    results = kill_trials.run_trials({"train": 1, "propagate": 1, "history": 1, "stop": 1}, seed=1, folder=tmp_path)
+    assert len(results) == 4
     for result in results:
         assert result.masks_lost_or_corrupt == 0, result
         assert result.checkpoint != "BROKEN", result
         assert result.history_records_lost == 0 and not result.next_append_lost, result
         assert result.temp_files_after_cleanup == 0, result
-    assert results[-1].history_complete_lines > 0
+        assert not result.stop_failed, result
+    assert results[2].history_complete_lines > 0

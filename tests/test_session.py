@@ -1,6 +1,7 @@
 """Session folders: create, reopen, history that survives a crash mid-line."""
 
 import json
+import os
 
 import pytest
 
@@ -110,12 +111,14 @@ def test_session_files_are_ordinary_files_and_open_removes_dead_writers_temp_fil
     session = Session.create(tmp_path / "s", image_folder)
     mode = stat.S_IMODE(os.stat(session.folder / "session.json").st_mode)
     assert mode & 0o044  # readable by others like any file, not mkstemp's 0600
-    dead = session.folder / ".checkpoint.pt.999999999.0badf00d.tmp"  # pid that cannot exist
+    from datasets.atomic_files import temp_name
+
+    dead = session.folder / temp_name("checkpoint.pt", 999999999)  # pid that cannot exist
     dead.write_bytes(b"half a checkpoint")
-    mask_temp = session.masks_dir / "cat" / ".cat_000.png.999999999.0badf00d.tmp"
+    mask_temp = session.masks_dir / "cat" / temp_name("cat_000.png", 999999999)
     mask_temp.parent.mkdir(parents=True)
     mask_temp.write_bytes(b"half a mask")
-    live = session.folder / f".checkpoint.pt.{os.getpid()}.0badf00d.tmp"  # a writer still running
+    live = session.folder / temp_name("checkpoint.pt")  # a writer still running
     live.write_bytes(b"being written")
     Session.open(session.folder)
     assert not dead.exists() and not mask_temp.exists() and live.exists()
@@ -128,6 +131,7 @@ def test_a_session_open_in_another_process_is_refused_with_its_pid(tmp_path, ima
     from app.run.run_lock import FolderLockedError
 
     session = Session.create(tmp_path / "s", image_folder)
+    session.close()  # created sessions are held; let the other process take it
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -152,3 +156,38 @@ def test_a_session_open_in_another_process_is_refused_with_its_pid(tmp_path, ima
     again = session.lock()  # re-entrant within one process
     again.release()
     lock.release()
+
+
+def test_an_opened_session_is_locked_until_closed_or_dropped(tmp_path, image_folder):
+    """Issue 22: opening a session in the desktop app did not lock it, though `lock`'s
+    docstring said so. Now `create` and `open` hold it for the object's life."""
+    import gc
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys\n"
+        "from app.run.run_lock import FolderLockedError\n"
+        "from app.run.session import Session\n"
+        "try:\n"
+        "    Session.open(sys.argv[1])\n"
+        "except FolderLockedError as error:\n"
+        "    print('refused:', error)\n"
+        "else:\n"
+        "    print('opened')\n"
+    )
+
+    def other_window() -> str:
+        done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "s")], capture_output=True, text=True, timeout=300)
+        return done.stdout.strip()
+
+    session = Session.create(tmp_path / "s", image_folder)
+    session.close()
+    opened = Session.open(tmp_path / "s")
+    assert other_window().startswith(f"refused: this session is open in another window (pid {os.getpid()})")
+    opened.close()
+    assert other_window() == "opened"
+    opened = Session.open(tmp_path / "s")
+    del opened  # a window that forgets its session gives the folder back
+    gc.collect()
+    assert other_window() == "opened"

@@ -33,6 +33,7 @@ USER_OS_ERRORS = frozenset(
         errno.ENOENT,
         errno.ELOOP,
         errno.EMFILE,
+        errno.EIO,
     }
 )
 
@@ -73,6 +74,16 @@ COUNTEREXAMPLES_HELP = (
     "penalty only: do not swap the red pixels of masked images with other images' pixels "
     "(by default they are swapped, so what is painted red stops predicting the label)"
 )
+
+
+def check_seed(seed: int) -> int:
+    """`seed` when it is a valid --seed (0..MAX_SEED: numpy's seeds are 32-bit; a negative or
+    huge seed was a traceback deep in numpy), else UserError."""
+    from app.engine.config import MAX_SEED
+
+    if not 0 <= seed <= MAX_SEED:
+        raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
+    return seed
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

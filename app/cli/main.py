@@ -7,13 +7,17 @@ parsed here and handed back to `main.py`, which opens it; nothing in `app` impor
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+import os
+import signal
 import sys
 from typing import Callable, Optional, Sequence
 
 from app.cli import masks, report, training, workflow
 from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, USER_OS_ERRORS, one_line
-from app.errors import UserError, user_error_types
+from app.errors import UserError, out_of_memory_message, user_error_types
+from app.run.stop_signals import signal_number, stop_signals_once
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +48,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+RESULT_ON_STDOUT = ("evaluate", "select")  # commands whose whole result is what they print
+
+
+def check_stdout_open(command: str) -> None:
+    """UserError when standard output is closed (`main.py evaluate ... >&-`): Python then
+    prints into nothing, and evaluate exited 0 with its JSON lost."""
+    try:
+        if sys.stdout is None:
+            raise OSError
+        os.fstat(sys.stdout.fileno())
+    except io.UnsupportedOperation:  # a stream without a file descriptor (a test's capture) is open
+        pass
+    except (OSError, ValueError, AttributeError) as error:
+        raise UserError(
+            f"standard output is closed, so {command}'s result (JSON) would be lost; send it to a file (> result.json)"
+        ) from error
+
+
 def main(argv: Optional[Sequence[str]] = None, open_desktop_app: Optional[Callable[[argparse.Namespace], int]] = None) -> int:
     """Parse `argv` and run its command; the exit code.
 
@@ -60,15 +82,23 @@ def main(argv: Optional[Sequence[str]] = None, open_desktop_app: Optional[Callab
             if open_desktop_app is None:
                 raise UserError("the desktop app is opened by main.py (or the saliency-steering command), not by app.cli")
             return open_desktop_app(args)
-        return args.handler(args)
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        if args.command in RESULT_ON_STDOUT:
+            check_stdout_open(args.command)
+        with stop_signals_once():  # SIGTERM (a scheduler) and SIGHUP (a closed terminal) act as Ctrl+C
+            code = args.handler(args)
+        try:
+            if sys.stdout is not None:
+                sys.stdout.flush()  # a result that cannot be written is an error, not exit 0
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise UserError(f"cannot write the result to standard output: {error.strerror or error}") from error
+        return code
+    except KeyboardInterrupt as interrupt:
+        return EXIT_INTERRUPTED if signal_number(interrupt) == signal.SIGINT else 128 + signal_number(interrupt)
     except BrokenPipeError:  # `main.py evaluate ... | head`: the reader left, nothing to report
         sys.stderr.close()
         return EXIT_OK
-    except MemoryError:
-        print("error: out of memory; use a smaller --batch-size, --input-size or model", file=sys.stderr)
-        return EXIT_USER_ERROR
     except OSError as error:
         if error.errno not in USER_OS_ERRORS:
             raise
@@ -78,5 +108,9 @@ def main(argv: Optional[Sequence[str]] = None, open_desktop_app: Optional[Callab
     except Exception as error:  # noqa: BLE001 -- user mistakes get one line, bugs a traceback
         if isinstance(error, user_error_types()):
             print(f"error: {one_line(error)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        memory = out_of_memory_message(error)
+        if memory is not None:
+            print(f"error: {memory}", file=sys.stderr)
             return EXIT_USER_ERROR
         raise

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -20,6 +21,7 @@ from app.cli.common import (
     EXIT_OK,
     add_amp_argument,
     add_device_argument,
+    check_seed,
     dumps,
     prepare_out,
     write_json,
@@ -29,11 +31,23 @@ from app.errors import UserError
 from app.run import messages as msg
 
 
-def _progress_printer() -> Callable[[Any, Any], None]:
-    """(trainer, event) -> None: a tqdm bar per epoch and one summary line per epoch, on stderr."""
+def _progress_printer(config: Optional[TrainConfig] = None) -> Callable[[Any, Any], None]:
+    """(trainer, event) -> None: a tqdm bar per epoch and one summary line per epoch, on stderr,
+    and each trust warning (`app.engine.trust_checks`) once, when it first holds."""
     from tqdm import tqdm
 
-    state: Dict[str, Any] = {"bar": None}
+    from app.engine.trust_checks import DataSizes, trust_warnings
+
+    state: Dict[str, Any] = {"bar": None, "sizes": None, "epochs": [], "warned": set()}
+
+    def warn(event: Any) -> None:
+        state["epochs"].append({"epoch": event.epoch, "train": event.train, "val": event.val})
+        if state["sizes"] is None:
+            return
+        for warning in trust_warnings(state["epochs"], state["sizes"]):
+            if warning.code not in state["warned"]:
+                state["warned"].add(warning.code)
+                print(f"warning: {warning.title}: {warning.detail}. {warning.advice}", file=sys.stderr)
 
     def close_bar() -> None:
         if state["bar"] is not None:
@@ -49,6 +63,10 @@ def _progress_printer() -> Callable[[Any, Any], None]:
             )
             for relpath, reason in event.skipped:
                 print(f"skipped {relpath}: {reason}", file=sys.stderr)
+            if config is not None:
+                state["sizes"] = DataSizes(
+                    event.n_train, event.n_val, len(event.classes), config.batch_size, config.model, tuple(event.class_counts)
+                )
         elif isinstance(event, msg.BatchFinished):
             if state["bar"] is None:
                 state["bar"] = tqdm(
@@ -69,6 +87,7 @@ def _progress_printer() -> Callable[[Any, Any], None]:
                 f"acc {event.val['accuracy']:.3f} | {event.seconds:.1f}s",
                 file=sys.stderr,
             )
+            warn(event)
         elif isinstance(event, (msg.TrainingFinished, msg.TrainingFailed)):
             close_bar()
 
@@ -83,16 +102,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, context: Any) -> int:
-    from app.run.driver import drive_trainer
+    from app.run.driver import RunInterrupted, drive_trainer
     from app.run.trainer import Trainer
 
-    model = args.model
-    if model is None:
-        model = "small_cnn"
-        if args.init:
-            from app.engine.checkpoint import load_checkpoint
+    model = args.model or "small_cnn"
+    if args.init:
+        from app.engine.checkpoint import load_checkpoint
 
-            model = load_checkpoint(args.init).model_name
+        init = load_checkpoint(args.init)
+        model = args.model or init.model_name
+        if args.input_size is not None and args.input_size != init.input_size:  # it trained at 32 px without a word
+            raise UserError(
+                f"--input-size {args.input_size} is not the --init checkpoint's {init.input_size} px: a continued "
+                f"model keeps its input size; leave --input-size out (or train a new model without --init)"
+            )
     from app.explain.mask_audit import check_masks_folder
 
     check_masks_folder(args.masks)
@@ -126,11 +149,28 @@ def _train(args: argparse.Namespace, context: Any) -> int:
     )
     # Rank 0 is the only writer: it alone creates and locks the run folder.
     with prepare_out(out) if context.is_main else contextlib.nullcontext():
-        trainer, outcome = drive_trainer(
-            lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit, distributed=context),
-            on_event=_progress_printer() if context.is_main else None,
-            on_interrupt=lambda: print("\nstopping after the current batch (the checkpoint is saved)...", file=sys.stderr),
-        )
+        saved: List[str] = []
+        printer = _progress_printer(config) if context.is_main else None
+
+        def on_event(trainer: Any, event: Any) -> None:
+            if isinstance(event, msg.CheckpointSaved):
+                saved.append(event.path)
+            if printer is not None:
+                printer(trainer, event)
+
+        try:
+            trainer, outcome = drive_trainer(
+                lambda emit: Trainer(config, FinetuneConfig(), paths, emit=emit, distributed=context),
+                on_event=on_event,
+                on_interrupt=lambda: print(
+                    "\nstopping after the current batch and saving (a second Ctrl+C does not cut the save short)...",
+                    file=sys.stderr,
+                ),
+            )
+        except RunInterrupted as stop:
+            if context.is_main:
+                _report_interrupted(out, config, stop, saved)
+            raise
         if isinstance(outcome, msg.TrainingFailed):
             rank = f"rank {context.rank}: " if context.enabled else ""
             if outcome.user_error:
@@ -166,6 +206,19 @@ def guidance_verdict(change: Any) -> str:
     if change.rose(BROKEN_NOISE):
         return f"better than before on the shortcut-broken validation: {numbers}"
     return f"no clear change on the shortcut-broken validation: {numbers}"
+
+
+def _report_interrupted(out: Path, config: TrainConfig, stop: Any, saved: List[str]) -> None:
+    """After a stop signal: metrics.json with the epochs done, and where the checkpoint went."""
+    trainer = stop.trainer
+    with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone; a full disk: said below
+        write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "history": trainer.history, "stopped": True})
+    failed = isinstance(stop.outcome, msg.TrainingFailed)
+    where = f"the checkpoint is in {saved[-1]}" if saved else "no checkpoint was written"
+    with contextlib.suppress(OSError):
+        if failed:
+            print(f"error: {stop.outcome.message}", file=sys.stderr)
+        print(f"stopped after {len(trainer.history)} complete epochs; {where}", file=sys.stderr)
 
 
 # -------------------------------------------------------------------------- evaluate
@@ -344,8 +397,15 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
         )
     if not context.is_main:
         return None  # rank 0 writes the candidate and the report
-    _save_finetuned(out, result, checkpoint, config)
+    candidate = candidate_path(out, args.checkpoint)
+    _save_finetuned(candidate, result, checkpoint, config)
+    if candidate.name != "model.pt":
+        print(
+            f"the candidate is in {candidate}: {out / 'model.pt'} is the --checkpoint it came from, left unchanged",
+            file=sys.stderr,
+        )
     report = {
+        "candidate": str(candidate),
         **result.report.to_dict(),
         "stop_text": result.report.stop_text,
         "verdict_text": result.report.verdict_text,
@@ -356,11 +416,23 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     return report
 
 
-def _save_finetuned(out: Path, result: Any, checkpoint: Any, config: FinetuneConfig) -> None:
+def candidate_path(out: Path, source: str) -> Path:
+    """Where a round's candidate goes: `out/model.pt`, unless that file is the round's own
+    --checkpoint (`finetune --checkpoint r/model.pt --out r` once replaced the model it came
+    from without a word); then `out/model.candidate.pt` beside it."""
+    target = out / "model.pt"
+    try:
+        same = target.exists() and os.path.samefile(target, source)
+    except OSError:
+        same = False
+    return out / "model.candidate.pt" if same else target
+
+
+def _save_finetuned(candidate: Path, result: Any, checkpoint: Any, config: FinetuneConfig) -> None:
     from app.engine.checkpoint import save_checkpoint
 
     save_checkpoint(
-        out / "model.pt",
+        candidate,
         result.candidate,
         model_name=checkpoint.model_name,
         classes=checkpoint.classes,
@@ -377,9 +449,10 @@ def _save_finetuned(out: Path, result: Any, checkpoint: Any, config: FinetuneCon
 
 # ------------------------------------------------------------------------- demo-data
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from datasets import make_demo_data
+    from datasets import build_demo_data
 
-    info = make_demo_data(args.out, seed=args.seed, shortcut=args.shortcut, vary_size=args.vary_size)
+    # Built beside --out and renamed when complete: a kill never leaves a partial data set.
+    info = build_demo_data(args.out, seed=check_seed(args.seed), shortcut=args.shortcut, vary_size=args.vary_size)
     print(json.dumps(dataclasses.asdict(info) if dataclasses.is_dataclass(info) else str(info), indent=2, default=str))
     return EXIT_OK
 

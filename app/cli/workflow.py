@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from app.cli.common import EXIT_OK, add_device_argument
+from app.cli.common import EXIT_OK, add_device_argument, check_seed
 from app.cli.training import load_model_and_data
 from app.errors import UserError
+from app.explain.mask_audit import check_masks_folder
+from datasets import check_masks_outside
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -27,8 +30,8 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}")
-    if args.masks is not None and not Path(args.masks).is_dir():
-        raise UserError(f"the mask folder {args.masks} does not exist")
+    check_seed(args.seed)
+    check_masks_folder(args.masks)  # "is a file", not "does not exist", for a file
     model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     exclude = []
     if data.masks is not None and not args.include_annotated:
@@ -49,9 +52,13 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     from datasets import MaskStore
     from datasets.atomic_files import remove_stale_temp_files
 
-    if not Path(args.masks).is_dir():
-        raise UserError(f"the mask folder {args.masks} does not exist")
-    if Path(args.out).is_dir():  # temp masks of a killed earlier run
+    check_masks_folder(args.masks)
+    check_masks_folder(args.not_this, "--not-this")
+    for option, value in (("--similar-share", args.similar_share), ("--similar-lift", args.similar_lift)):
+        if not math.isfinite(value):  # before the model and the data scan: nan planned 0 images
+            raise UserError(f"{option} must be a finite number, got {value}")
+    check_masks_outside(Path(args.out), Path(args.data), "--out")  # masks written among the images
+    if Path(args.out).is_dir() and not args.dry_run:  # temp masks of a killed earlier run (a dry run writes nothing)
         remove_stale_temp_files(args.out, recursive=True)
     model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     source_store = data.masks
@@ -61,8 +68,6 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         raise UserError(f"{args.masks} has no hand-painted mask to propagate; paint one or name it with --source")
     negative_store = None
     if args.not_this is not None:
-        if not Path(args.not_this).is_dir():
-            raise UserError(f"the 'not this' mask folder {args.not_this} does not exist")
         negative_store = MaskStore(args.not_this, data.relpaths)
     plan = plan_propagation(
         data,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -17,8 +18,33 @@ MAX_INPUT_SIZE = 2048  # largest square input side accepted: beyond it memory ru
 MAX_WORKERS = 64  # DataLoader worker processes
 
 
+MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; a bigger --seed overflowed deep in a trainer
+
+
 def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+_KINDS = {"int": (numbers.Integral,), "float": (numbers.Real,), "str": (str,), "bool": (bool,)}
+_KIND_WORDS = {"int": "a whole number", "float": "a number", "str": "text", "bool": "true or false"}
+
+
+def check_field_types(config: Any) -> None:
+    """UserError naming the first field whose value is not of its declared type (`int`,
+    `float`, `str`, `bool`, optionally `Optional[...]`). Configs also come from checkpoints and
+    session files a user can edit: a string input size or seed got as far as a TypeError in
+    the trainer."""
+    for spec in dataclasses.fields(config):
+        declared = str(spec.type)
+        optional = declared.startswith("Optional[")
+        kind = declared[len("Optional[") : -1] if optional else declared
+        if kind not in _KINDS:
+            continue
+        value = getattr(config, spec.name)
+        if value is None and optional:
+            continue
+        if isinstance(value, bool) and kind != "bool" or not isinstance(value, _KINDS[kind]):
+            raise UserError(f"{spec.name} must be {_KIND_WORDS[kind]}{' or empty' if optional else ''}, got {value!r}"[:300])
 
 
 @dataclass(frozen=True)
@@ -52,6 +78,7 @@ class TrainConfig:
     head_scale: float = 0.1
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
         for name, value in positive.items():
             if not (_finite_number(value) and value > 0):
@@ -72,6 +99,10 @@ class TrainConfig:
             raise UserError(f"head_scale must be in (0, 1], got {self.head_scale}")
         if self.input_size is not None and not 16 <= self.input_size <= MAX_INPUT_SIZE:
             raise UserError(f"input_size must be between 16 and {MAX_INPUT_SIZE} pixels, got {self.input_size}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
+        if not (_finite_number(self.cache_images_gb) and self.cache_images_gb >= 0):
+            raise UserError(f"cache_images_gb (--cache-images) must be a finite number >= 0, got {self.cache_images_gb}")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -114,6 +145,7 @@ class FinetuneConfig:
     broken_accuracy_drop: float = 0.02  # "saliency": stop when shortcut-broken accuracy falls more than this
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if not (_finite_number(self.lr) and self.lr > 0):
             raise UserError(f"the fine-tune learning rate must be a positive number, got {self.lr}")
         if self.patience < 1:

@@ -26,6 +26,7 @@ REMEDIES: Dict[str, str] = {
     "frozen_batchnorm": "freeze BatchNorm (keep its statistics fixed), or train with larger "
     "batches / more images so its running statistics settle",
     "smaller_model": "a smaller model (small_cnn), which needs far fewer images",
+    "lower_lambda": "a smaller guidance weight (lambda, --lam), so that classifying still counts",
 }
 
 BATCHNORM_MODELS = ("small_cnn", "resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0")
@@ -35,6 +36,7 @@ MIN_IMAGES_PER_CLASS = 20  # fewer training images in a class: train-mode statis
 EXPLODING_FACTOR = 3.0  # val loss above this x the best so far (and 4 x ln C) is exploding
 GAP = 0.4  # train accuracy this far above a validation accuracy near chance: modes disagree
 NEAR_CHANCE = 0.15  # validation accuracy within this of chance counts as chance
+GUIDANCE_DOMINATES = 100.0  # training loss this many times its classification part (or ln C): lambda swamps it
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class DataSizes:
 
 @dataclass(frozen=True)
 class TrustWarning:
-    code: str  # "val_loss_exploding" | "modes_disagree" | "stuck_at_chance" | "few_steps" | "few_images"
+    code: str  # "val_loss_exploding" | "modes_disagree" | "stuck_at_chance" | "guidance_dominates" | "few_steps" | "few_images"
     title: str  # one line for a banner
     detail: str  # the numbers behind it
     remedies: Tuple[str, ...]  # keys of REMEDIES, in the order worth trying
@@ -79,10 +81,13 @@ def _flat(record: Mapping[str, Any]) -> Dict[str, float]:
         return {
             "epoch": _number(record.get("epoch")),
             "train_accuracy": _number(train.get("accuracy")),
+            "train_loss": _number(train.get("loss")),
+            "train_ce": _number(train.get("ce")),
             "val_loss": _number(val.get("loss")),
             "val_accuracy": _number(val.get("accuracy")),
         }
-    return {key: _number(record.get(key)) for key in ("epoch", "train_accuracy", "val_loss", "val_accuracy")}
+    keys = ("epoch", "train_accuracy", "train_loss", "train_ce", "val_loss", "val_accuracy")
+    return {key: _number(record.get(key)) for key in keys}
 
 
 def _percent(value: float) -> str:
@@ -158,6 +163,20 @@ def trust_warnings(
                     f"validation {_percent(val_acc)} with loss {last['val_loss']:.2f} (= ln "
                     f"{classes}, a uniform guess) for {len(stuck)} epochs",
                     ("pretrained", "smaller_model"),
+                )
+            )
+
+        train_loss, train_ce = last["train_loss"], last["train_ce"]
+        if math.isfinite(train_loss) and train_loss > GUIDANCE_DOMINATES * max(
+            train_ce if math.isfinite(train_ce) else 0.0, ln_c
+        ):
+            found.append(  # --lam 1e30: a loss of 1.6e26 printed, validation at chance, no word
+                TrustWarning(
+                    "guidance_dominates",
+                    "The guidance term swamps the classification loss",
+                    f"training loss {train_loss:.3g} against a classification loss of {train_ce:.3g} (a uniform "
+                    f"guess scores {ln_c:.2f}): the model is trained on its explanations, hardly on the labels",
+                    ("lower_lambda",),
                 )
             )
 

@@ -342,7 +342,7 @@ def plan_propagation(
     target_store = target_store if target_store is not None else source_store
     if not 0.0 < similar_share <= 1.0:
         raise UserError(f"the similarity threshold must be in (0, 1], got {similar_share}")
-    if similar_lift is not None and similar_lift <= 1.0:
+    if similar_lift is not None and not (math.isfinite(similar_lift) and similar_lift > 1.0):  # nan planned 0 images
         raise UserError(f"the similarity lift must be above 1 (above the average), got {similar_lift}")
     sources = _check_sources(dataset, source_store, sources, include_green)
     source_set = set(sources)

@@ -8,15 +8,28 @@ desktop app does the same through Tk's event loop (`ui.event_pump`) instead.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from typing import Any, Callable, Optional, Tuple
 
 from app.run import messages as msg
+from app.run.stop_signals import signal_number, stop_signals_once
 from app.run.trainer import Trainer
 
 EventCallback = Callable[[Trainer, Any], None]  # (the trainer, one of app.run.messages' events)
 POLL_SECONDS = 0.2  # how often a quiet queue checks that the trainer thread is still alive
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised by `drive_trainer` after a stop signal, once the trainer has saved and ended:
+    `trainer`, its final event (`outcome`, None when it sent none) and `signum`."""
+
+    def __init__(self, trainer: Trainer, outcome: Any, signum: int):
+        super().__init__(f"stopped by signal {signum}")
+        self.trainer = trainer
+        self.outcome = outcome
+        self.signum = signum
 
 
 def drive_trainer(
@@ -28,39 +41,43 @@ def drive_trainer(
     `on_event(trainer, event)` here; returns (trainer, the final event, or None when the thread
     died without one).
 
-    Ctrl+C (KeyboardInterrupt) asks the trainer to stop after the current batch, calls
-    `on_interrupt()`, waits until the thread has saved and ended (a second Ctrl+C, or torchrun's
-    SIGTERM after the first, does not cut the save short), and re-raises.
+    Ctrl+C, SIGTERM or SIGHUP (`app.run.stop_signals`) asks the trainer to stop after the
+    current batch, calls `on_interrupt()`, feeds the remaining events until the thread has
+    saved and ended (further stop signals are ignored meanwhile, so a second Ctrl+C never cuts
+    the save short), and raises RunInterrupted (a KeyboardInterrupt).
     """
     events: "queue.Queue[Any]" = queue.Queue()
     trainer = make_trainer(events.put)
-    thread = trainer.start()
-    outcome = None
-    try:
-        while outcome is None:
-            try:
-                event = events.get(timeout=POLL_SECONDS)
-            except queue.Empty:
-                if not thread.is_alive() and events.empty():
-                    break
-                continue
-            if on_event is not None:
-                on_event(trainer, event)
-            if isinstance(event, (msg.TrainingFinished, msg.TrainingFailed)):
-                outcome = event
-    except KeyboardInterrupt:
-        trainer.stop()
-        if on_interrupt is not None:
-            on_interrupt()
-        _join_through_interrupts(thread)
-        raise
-    thread.join()
+    thread: Optional[threading.Thread] = None
+    with stop_signals_once():  # one handler throughout: a second Ctrl+C raises nothing
+        try:
+            thread = trainer.start()
+            outcome = _pump(trainer, thread, events, on_event)
+        except KeyboardInterrupt as interrupt:
+            trainer.stop()
+            if on_interrupt is not None:
+                with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                    on_interrupt()
+            outcome = _pump(trainer, thread, events, on_event) if thread is not None else None
+            if thread is not None:
+                thread.join()
+            raise RunInterrupted(trainer, outcome, signal_number(interrupt)) from None
+        thread.join()  # past its final event: the thread only releases its lock now
     return trainer, outcome
 
 
-def _join_through_interrupts(thread: threading.Thread) -> None:
-    while thread.is_alive():
+def _pump(trainer: Trainer, thread: threading.Thread, events: "queue.Queue[Any]", on_event: Optional[EventCallback]) -> Any:
+    """Feed events to `on_event` until the final one (or the thread died without one); never
+    calls `Thread.join`, whose interruption corrupts the thread's state (see stop_signals)."""
+    while True:
         try:
-            thread.join()
-        except KeyboardInterrupt:
-            pass
+            event = events.get(timeout=POLL_SECONDS)
+        except queue.Empty:
+            if not thread.is_alive() and events.empty():
+                return None
+            continue
+        if on_event is not None:
+            with contextlib.suppress(OSError):  # a closed terminal must not stop the save
+                on_event(trainer, event)
+        if isinstance(event, (msg.TrainingFinished, msg.TrainingFailed)):
+            return event

@@ -25,8 +25,10 @@ On systems without `fcntl` (Windows) locking is skipped with a log line.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -117,6 +119,31 @@ def _message(folder: Path, kind: str, pid: Optional[int]) -> str:
     return f"another run is writing to {folder} ({who}); wait for it to finish or choose another --out folder"
 
 
+def _open_lock_file(path: Path, folder: Path) -> int:
+    """Open (create) the lock file without ever following a link: a `.lock` planted as a
+    symbolic or hard link to another file would have had that file's contents replaced by a
+    pid (anyone who can write in a shared run folder could make the user overwrite any file the
+    user can write). UserError for such a lock file or an unwritable folder."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        handle = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP or path.is_symlink():
+            raise UserError(
+                f"{path} is a symbolic link, not this program's lock file; it was not followed or "
+                f"changed: remove the link (or choose another folder)"
+            ) from error
+        raise UserError(f"cannot write in {folder}: {error.strerror}") from error
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(handle)
+        what = "not a regular file" if not stat.S_ISREG(info.st_mode) else "a hard link to another file"
+        raise UserError(
+            f"{path} is {what}, not this program's lock file; it was not changed: remove it (or choose another folder)"
+        )
+    return handle
+
+
 def acquire_folder_lock(folder: os.PathLike | str, kind: str = RUN) -> FolderLock:
     """Lock `folder` (created if missing) for writing by this process.
 
@@ -135,10 +162,7 @@ def acquire_folder_lock(folder: os.PathLike | str, kind: str = RUN) -> FolderLoc
             held.count += 1
             return FolderLock(key, folder, kind)
         path = Path(key) / LOCK_FILE
-        try:
-            handle = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
-        except OSError as error:
-            raise UserError(f"cannot write in {folder}: {error.strerror}") from error
+        handle = _open_lock_file(path, folder)
         if fcntl is None:  # pragma: no cover - Windows
             logger.info("no fcntl here: %s is not locked", folder)
         else:

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
@@ -23,7 +24,7 @@ from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
 from app.errors import CheckpointError, UserError
 from app.run.run_lock import LOCK_FILE, FolderLock, acquire_session_lock
 from datasets import MaskStore
-from datasets.atomic_files import finite_or_none, remove_stale_temp_files, write_json_atomic
+from datasets.atomic_files import FILE_MODE, finite_or_none, remove_stale_temp_files, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Session:
         self.finetune_config = finetune_config
         self.created = created
         self.masks = MaskStore(self.masks_dir)
+        self._folder_lock: Optional[FolderLock] = None
 
     # ------------------------------------------------------------------ paths
     @property
@@ -125,6 +127,7 @@ class Session:
         folder = Path(folder)
         if folder.exists() and (not folder.is_dir() or any(p.name != LOCK_FILE for p in folder.iterdir())):
             raise UserError(f"cannot start a session in {folder}: it exists and is not an empty folder")
+        lock = acquire_session_lock(folder)  # created, and held like an opened one
         (folder / MASKS_DIR).mkdir(parents=True, exist_ok=True)
         session = cls(
             folder,
@@ -135,6 +138,7 @@ class Session:
             time.strftime("%Y-%m-%dT%H:%M:%S"),
             _resolved(test_dir),
         )
+        session._hold(lock)
         session.save()
         return session
 
@@ -145,6 +149,7 @@ class Session:
         path = folder / SESSION_FILE
         if not path.is_file():
             raise UserError(f"{folder} is not a session folder (no {SESSION_FILE} in it)")
+        lock = acquire_session_lock(folder)  # FolderLockedError: open in another window
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
             session = cls(
@@ -157,12 +162,26 @@ class Session:
                 payload.get("test_dir"),
             )
         except (ValueError, KeyError, TypeError) as error:
+            lock.release()
             raise UserError(f"{path} is damaged: {error}") from error
+        session._hold(lock)
         session.masks_dir.mkdir(parents=True, exist_ok=True)
         removed = remove_stale_temp_files(folder, recursive=True)  # left by a killed writer
         if removed:
             logger.info("removed %d temp files of interrupted writes in %s", removed, folder)
         return session
+
+    def _hold(self, lock: FolderLock) -> None:
+        """Keep the session's lock while this object lives: released by `close()`, or when the
+        last reference goes (a window that forgets its session need not remember to)."""
+        self._folder_lock = lock
+        weakref.finalize(self, lock.release)
+
+    def close(self) -> None:
+        """Give this object's hold on the folder back (other windows may open it then)."""
+        if self._folder_lock is not None:
+            self._folder_lock.release()
+            self._folder_lock = None
 
     def save(self) -> None:
         write_json_atomic(
@@ -215,6 +234,7 @@ class Session:
         empty session behind); True when removed. Never deletes a file it did not write."""
         if not self.is_empty():
             return False
+        self.close()
         try:
             (self.folder / SESSION_FILE).unlink(missing_ok=True)
             (self.folder / LOCK_FILE).unlink(missing_ok=True)  # the trainer's lock, released with it
@@ -235,10 +255,11 @@ class Session:
 
     # --------------------------------------------------------------- history
     def lock(self) -> FolderLock:
-        """Hold this session for this process (the UI calls it when opening a session, and
-        `release()`s it on close; the trainer takes it too while it runs). Raises
-        `app.run.run_lock.FolderLockedError` (a UserError): "this session is open in another window
-        (pid N): ..." when another process has it."""
+        """Hold this session for this process once more (`create` and `open` already hold it
+        for the object's life: opening a session in the desktop app did not lock it; the
+        trainer takes it too while it runs). Raises `app.run.run_lock.FolderLockedError` (a
+        UserError): "this session is open in another window (pid N): ..." when another
+        process has it."""
         return acquire_session_lock(self.folder)
 
     def append_history(self, record: Mapping[str, Any]) -> None:
@@ -247,7 +268,14 @@ class Session:
         A line cut short by a crash is terminated first, so it cannot swallow this record.
         """
         line = json.dumps(finite_or_none(dict(record)), sort_keys=True, default=float, allow_nan=False)
-        with open(self.history_path, "a+b") as stream:
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:  # never through a link planted in the folder: the user's file at its end would grow
+            handle = os.open(self.history_path, flags, FILE_MODE)
+        except OSError as error:
+            if self.history_path.is_symlink():
+                raise UserError(f"{self.history_path} is a symbolic link; not appending through it: remove it") from error
+            raise
+        with os.fdopen(handle, "a+b") as stream:
             stream.seek(0, os.SEEK_END)
             prefix = b""
             if stream.tell() > 0:

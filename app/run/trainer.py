@@ -30,8 +30,8 @@ from torch.utils.data import DataLoader
 
 from app.engine.accuracy_change import AccuracyChange
 from app.engine.amp import AmpPolicy
-from app.engine.batchnorm_recalibration import recalibrate_batchnorm
-from app.engine.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+from app.engine.batchnorm_recalibration import RECALIBRATION_BATCH, RECALIBRATION_IMAGES, recalibrate_batchnorm
+from app.engine.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, partial_checkpoint_path, save_checkpoint
 from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, FinetuneConfig, RunPaths, TrainConfig
 from app.engine.distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
 from app.engine.finite_guard import weights_problem
@@ -39,7 +39,7 @@ from app.engine.guided_step import TrainingStep
 from app.engine.loops import TrainingDiverged, evaluate, train_one_epoch
 from app.engine.oversampling import AnnotatedOversampler
 from app.engine.rank_sampler import RankShareSampler
-from app.errors import UserError, user_error_types
+from app.errors import UserError, out_of_memory_message, user_error_types
 from app.explain.mask_audit import warn_about_masks
 from app.run import messages as msg
 from app.run.command_inbox import CommandInbox, RunStopped
@@ -134,10 +134,10 @@ class Trainer:
         except RunStopped:
             self._finish(stopped=True)
         except Exception as error:  # noqa: BLE001 -- the thread must report, not die silently
-            if isinstance(error, user_error_types()):
+            if isinstance(error, user_error_types()) or out_of_memory_message(error):
                 logger.info("training stopped: %s", error)  # the consumer shows it
                 self._set_state(RunState.FAILED)
-                self._emit(msg.TrainingFailed(str(error), user_error=True))
+                self._emit(msg.TrainingFailed(out_of_memory_message(error) or str(error), user_error=True))
                 return
             logger.exception("training failed")
             self._set_state(RunState.FAILED)
@@ -431,7 +431,10 @@ class Trainer:
         # Eval mode must compute what was trained: before validation, the checkpoint,
         # selection and the chooser (app.engine.batchnorm_recalibration says why). Every rank
         # recalibrates on the same seeded images, so the statistics agree across ranks.
-        recalibrate_batchnorm(self.model, self.data.train, device=self.device, seed=self.config.seed + epoch)
+        # A stop recalibrates from one batch, not the usual 256 images: on resnet18 those took
+        # 26 s, and Ctrl+C should stop between batches (the partial checkpoint goes beside).
+        sample = RECALIBRATION_BATCH if train_metrics["stopped"] else RECALIBRATION_IMAGES
+        recalibrate_batchnorm(self.model, self.data.train, device=self.device, seed=self.config.seed + epoch, max_images=sample)
         if train_metrics["stopped"]:  # on every rank at the same batch
             sync_buffers(self.model, self.distributed)
             self._save_checkpoint(partial=True)
@@ -472,8 +475,9 @@ class Trainer:
         self._emit(msg.CheckpointSaved(str(path), self.epoch))
 
     def _write_checkpoint(self, last: Dict[str, Any], partial: bool) -> Any:
+        out = self.paths.checkpoint_out
         return save_checkpoint(
-            self.paths.checkpoint_out,
+            partial_checkpoint_path(out) if partial else out,  # never over a complete epoch's
             self.model,
             model_name=self.config.model,
             classes=self.data.train.classes,
