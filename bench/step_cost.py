@@ -33,7 +33,14 @@ import time
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from loss import DEFAULT_LAMBDAS, GUIDANCE_NAMES, build_guidance, guided_loss  # noqa: E402
+from loss import (  # noqa: E402
+    DEFAULT_LAMBDAS,
+    DEFAULT_PENALTY_GRADIENT,
+    GUIDANCE_NAMES,
+    PENALTY_GRADIENTS,
+    build_guidance,
+    guided_loss,
+)
 from models import build_model, device_label, pick_device  # noqa: E402
 
 NUM_CLASSES = 10
@@ -80,13 +87,16 @@ def timed_step(
     device,
     clock=time.perf_counter,
     shared_forward=None,
+    penalty_gradient="exact",
 ) -> float:
     """One training step; returns its duration in milliseconds on ``clock``."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = clock()
     optimizer.zero_grad(set_to_none=True)
-    result = guided_loss(model, images, targets, masks, has_mask, guidance, lam, shared_forward)
+    result = guided_loss(
+        model, images, targets, masks, has_mask, guidance, lam, shared_forward, penalty_gradient=penalty_gradient
+    )
     result.total.backward()
     optimizer.step()
     if device.type == "cuda":
@@ -126,6 +136,7 @@ def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float
             device,
             clock,
             shared_forward,
+            args.penalty_gradient,
         )
         if step >= args.warmup:
             plain.append(plain_ms)
@@ -161,6 +172,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "from loss.SHARED_FORWARD_FROM annotated), always shared, or always a second forward",
     )
     parser.add_argument(
+        "--penalty-gradient",
+        choices=PENALTY_GRADIENTS,
+        default=DEFAULT_PENALTY_GRADIENT,
+        help="how input-gradient losses take their parameter gradient: exact (double backward) or "
+        "finite_difference (loss.finite_difference)",
+    )
+    parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
         default="wall",
@@ -179,7 +197,7 @@ def main(argv=None) -> int:
     print(
         f"device: {device_label(device)}, torch {torch.__version__}, "
         f"threads {torch.get_num_threads()}, {args.clock} clock, {args.warmup} warm-up + "
-        f"{args.steps} timed steps (median); {args.forward} forward; "
+        f"{args.steps} timed steps (median); {args.forward} forward; {args.penalty_gradient} penalty gradient; "
         f"lambdas {dict(DEFAULT_LAMBDAS)}"
     )
     header = f"{'model':<10} {'shape':>10} {'loss':<9} {'annot.':>7} {'plain ms':>9} {'guided ms':>10} {'ratio':>6}"

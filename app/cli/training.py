@@ -20,6 +20,7 @@ from app.cli.common import (
     EXIT_OK,
     add_amp_argument,
     add_device_argument,
+    add_penalty_gradient_argument,
     dumps,
     prepare_out,
     write_json,
@@ -113,6 +114,7 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         oversample_annotated=args.oversample,
         amp=args.amp,
         cache_images_gb=args.cache_images,
+        penalty_gradient=args.penalty_gradient,
     )
     out = Path(args.out)
     paths = RunPaths(
@@ -405,6 +407,7 @@ def add_commands(commands: Any) -> None:
     train.add_argument("--test", help="a shortcut-free test folder, evaluated after every epoch (test_accuracy)")
     add_device_argument(train)
     add_amp_argument(train)
+    add_penalty_gradient_argument(train)
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy (and saliency on masks) of a checkpoint, as JSON")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from app.errors import UserError
+from loss import DEFAULT_PENALTY_GRADIENT, PENALTY_GRADIENTS
 
 MAX_INPUT_SIZE = 2048  # largest square input side accepted: beyond it memory runs out, not training
 MAX_WORKERS = 64  # DataLoader worker processes
@@ -46,6 +47,7 @@ class TrainConfig:
     saliency_method: str = "saliency"  # captum method for display (app.explain.saliency.SALIENCY_METHODS)
     amp: str = "off"  # mixed precision of training steps: off | bf16 | fp16 (app.engine.amp)
     cache_images_gb: float = 0.0  # keep decoded, resized images in RAM up to this many GB (0 = decode every epoch)
+    penalty_gradient: str = DEFAULT_PENALTY_GRADIENT  # exact (double backward) | finite_difference (loss.finite_difference)
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
@@ -64,6 +66,8 @@ class TrainConfig:
             raise UserError(f"val_fraction must be between 0 and 1, got {self.val_fraction}")
         if self.feedback_every < 0 or self.images_per_round < 1:
             raise UserError("feedback_every must be >= 0 and images_per_round >= 1")
+        if self.penalty_gradient not in PENALTY_GRADIENTS:
+            raise UserError(f"penalty_gradient must be one of {', '.join(PENALTY_GRADIENTS)}, got {self.penalty_gradient!r}")
         if self.input_size is not None and not 16 <= self.input_size <= MAX_INPUT_SIZE:
             raise UserError(f"input_size must be between 16 and {MAX_INPUT_SIZE} pixels, got {self.input_size}")
 

@@ -51,7 +51,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from app.engine.amp import MAX_OVERFLOW_STREAK, AmpPolicy
 from app.engine.distributed import SINGLE_PROCESS, DistributedContext, all_reduce_sum
-from loss import GuidedLoss, guided_loss
+from loss import DEFAULT_PENALTY_GRADIENT, GuidedLoss, check_penalty_gradient, guided_loss
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,13 @@ class GuidedStep(nn.Module):
     """``guided_loss`` of ``model`` as one module call: what DistributedDataParallel wraps, so
     both forwards of a step and the input-gradient pass sit inside one DDP forward."""
 
-    def __init__(self, model: nn.Module, guidance: Optional[nn.Module], lam: float) -> None:
+    def __init__(
+        self, model: nn.Module, guidance: Optional[nn.Module], lam: float, penalty_gradient: str = DEFAULT_PENALTY_GRADIENT
+    ) -> None:
         super().__init__()
+        check_penalty_gradient(penalty_gradient)
         self.model = model
+        self.penalty_gradient = penalty_gradient
         # Not a submodule: a Grad-CAM loss refers to a layer of `model`, which must not be
         # registered (and synchronised) twice.
         self.__dict__["guidance"] = guidance
@@ -91,6 +95,7 @@ class GuidedStep(nn.Module):
             ce_weight=ce_weight,
             guidance_weight=guidance_weight,
             score_scale=score_scale,
+            penalty_gradient=self.penalty_gradient,
         )
 
 
@@ -127,6 +132,8 @@ class TrainingStep:
         device: this process's device.
         context: ``app.engine.distributed``'s context; several processes wrap the model in DDP.
         amp: ``app.engine.amp.AmpPolicy``; fp16 adds a GradScaler whose state lives here.
+        penalty_gradient: how the guidance penalty's parameter gradient is taken, ``"exact"``
+            (double backward) or ``"finite_difference"`` (``loss.finite_difference``).
     """
 
     def __init__(
@@ -138,6 +145,7 @@ class TrainingStep:
         device: torch.device,
         context: DistributedContext = SINGLE_PROCESS,
         amp: AmpPolicy = AmpPolicy(),
+        penalty_gradient: str = DEFAULT_PENALTY_GRADIENT,
     ) -> None:
         self.model = model
         self.guidance = guidance
@@ -146,7 +154,7 @@ class TrainingStep:
         self.amp = amp
         self.scaler = amp.make_scaler()
         self._overflow_streak = 0
-        module: nn.Module = GuidedStep(model, guidance, lam)
+        module: nn.Module = GuidedStep(model, guidance, lam, penalty_gradient)
         if context.enabled:
             # Each rank keeps its own BatchNorm running averages between evaluations, which
             # `app.engine.distributed.sync_buffers` then averages (DDP's default, copying rank 0's at

@@ -269,6 +269,7 @@ class Trainer:
             device=self.device,
             context=self.distributed,
             amp=amp,
+            penalty_gradient=config.penalty_gradient,
         )
 
     def _build_loaders(self) -> None:
