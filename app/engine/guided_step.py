@@ -114,13 +114,15 @@ class StepOutcome:
     n_annotated: int = 0  # annotated rows in the global batch
 
 
-# torch 2.14 renamed DDP's `broadcast_buffers` to `forward_sync_buffers` (the old name warns);
-# older releases (the GPU image this was checked on had 2.11) know only the old one.
-_NO_FORWARD_BUFFER_SYNC = (
-    {"forward_sync_buffers": False}
-    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
-    else {"broadcast_buffers": False}
-)
+def no_forward_buffer_sync(ddp_class: type = DistributedDataParallel) -> dict:
+    """The keyword that stops ``ddp_class`` from copying rank 0's buffers at every forward.
+
+    torch 2.14 renamed DDP's ``broadcast_buffers`` to ``forward_sync_buffers`` (the old name
+    warns); older releases (the GPU image of 2026-11-29 had 2.11, where passing the new name
+    failed all four DDP tests) know only the old one. Read from the signature, not the version.
+    """
+    parameters = inspect.signature(ddp_class.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in parameters else {"broadcast_buffers": False}
 
 
 class TrainingStep:
@@ -162,7 +164,7 @@ class TrainingStep:
             module = DistributedDataParallel(
                 module,
                 device_ids=[device.index] if device.type == "cuda" else None,
-                **_NO_FORWARD_BUFFER_SYNC,
+                **no_forward_buffer_sync(),
             )
         self.module = module
 
