@@ -11,8 +11,9 @@ normalises with the whole batch's statistics, ``loss.batch_statistics``):
   backward runs over the annotated rows only, so 5 % annotated costs little more than a plain
   step.
 - **shared forward** (at least ``SHARED_FORWARD_FROM`` of the rows annotated, input-gradient
-  losses, no dropout in train mode): one forward of the batch with the input as a leaf; the
-  CE and the annotated rows' input gradients both come from it. One double backward over the
+  losses or Grad-CAM, no dropout in train mode): one forward of the batch with the input as a
+  leaf; the CE and the annotated rows' input gradients (Grad-CAM: activation gradients) both
+  come from it. One double backward over the
   whole batch instead of a plain step plus a double backward of nearly the whole batch.
   Train-mode BatchNorm needs care: through the shared statistics, the gradient of the summed
   scores with respect to one image picks up ``1/N`` times the sum of *every* row's sensitivity
@@ -60,6 +61,7 @@ from loss.finite_difference import (
     perturbation,
 )
 from loss.frozen_gates import GatePattern, recording_gates, replaying_gates
+from loss.gradcam import GradCAMLoss
 from loss.input_gradient_loss import InputGradientLoss
 
 logger = logging.getLogger(__name__)
@@ -131,7 +133,8 @@ def guided_loss(
         shared_forward: force (True) or forbid (False) taking the input gradients from the CE
             forward; None shares it when that is both cheaper and the same quantity (see the
             module docstring; a forced share with dropout on draws dropout into the penalty).
-            Only input-gradient losses (``InputGradientLoss``) can share it.
+            Input-gradient losses (``InputGradientLoss``) and Grad-CAM (``GradCAMLoss``, whose
+            double backward then only crosses the layers after its conv layer) can share it.
         painted: N x C x H x W, the batch as painted when ``images`` are counterexamples
             (``loss.swap_red_regions``). A second forward then computes the penalty on the
             painted annotated rows, where the shortcut the user marked is still in the image;
@@ -164,15 +167,21 @@ def guided_loss(
         total = ce if ce_weight == 1.0 else ce_weight * ce
         return GuidedLoss(total=total, ce=ce.detach(), guidance=ce.new_zeros(()), logits=logits.detach())
 
-    can_share = isinstance(guidance, InputGradientLoss)
+    can_share = isinstance(guidance, (InputGradientLoss, GradCAMLoss))
     if shared_forward and not can_share:
         raise ValueError(f"{type(guidance).__name__} cannot share the cross-entropy forward")
     if shared_forward is None:
         shared_forward = can_share and float(annotated.float().mean()) >= SHARED_FORWARD_FROM and not has_active_dropout(model)
     masks = masks.to(images.device)
-    finite = penalty_gradient == "finite_difference" and can_share
+    finite = penalty_gradient == "finite_difference" and isinstance(guidance, InputGradientLoss)
 
-    if shared_forward:
+    if shared_forward and isinstance(guidance, GradCAMLoss):
+        with sharing_batch_statistics(model) as statistics_gate, guidance.capturing() as captured:
+            logits = model(images)
+        ce = F.cross_entropy(logits, targets)
+        with statistics_gate.closed(), scaling_scores(guidance, score_scale):  # each row's own activation gradient
+            penalty = guidance.penalty_from_forward(captured, logits, targets, masks, annotated)
+    elif shared_forward:
         inputs = images.detach().requires_grad_(True)
         recording = recording_gates(model) if finite else contextlib.nullcontext()
         with sharing_batch_statistics(model) as statistics_gate, recording as gates:
