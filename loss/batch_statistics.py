@@ -187,10 +187,12 @@ def _fused_recording_forward(module: _BatchNorm, statistics: BatchStatistics, in
 
 
 def _fusable(module: _BatchNorm, inputs: Tensor) -> bool:
-    """The fused recording computes what ``_BatchNorm.forward`` would: float32 (or float64) input
-    outside autocast, running averages tracked or not, more than one value per channel."""
+    """The fused recording computes what ``_BatchNorm.forward`` would: a plain BatchNorm (not
+    SyncBatchNorm), float32 (or float64) input outside autocast, running averages tracked or not,
+    more than one value per channel."""
     return (
-        inputs.dtype in (torch.float32, torch.float64)
+        not isinstance(module, nn.SyncBatchNorm)  # its forward synchronises across processes
+        and inputs.dtype in (torch.float32, torch.float64)
         and not torch.is_autocast_enabled(inputs.device.type)
         and inputs.numel() // inputs.shape[1] > 1
     )
