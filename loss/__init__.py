@@ -7,6 +7,7 @@ whole batch.
 
 from loss.counterexamples import swap_red_regions
 from loss.factory import DEFAULT_LAMBDAS, GUIDANCE_NAMES, build_guidance
+from loss.finite_difference import DEFAULT_PENALTY_GRADIENT, PENALTY_GRADIENTS, check_penalty_gradient
 from loss.gradcam import GradCAMLoss
 from loss.guided import SHARED_FORWARD_FROM, GuidedLoss, guided_loss
 from loss.input_gradient_loss import InputGradientLoss
@@ -22,15 +23,18 @@ from loss.rrr import RRRLoss
 
 __all__ = [
     "DEFAULT_LAMBDAS",
+    "DEFAULT_PENALTY_GRADIENT",
     "GUIDANCE_NAMES",
     "GradCAMLoss",
     "GuidedLoss",
     "InputGradientLoss",
+    "PENALTY_GRADIENTS",
     "PunisherLoss",
     "RRRLoss",
     "SHARED_FORWARD_FROM",
     "abs_sum_over_channels",
     "build_guidance",
+    "check_penalty_gradient",
     "guided_loss",
     "input_gradients",
     "labelled_logit",

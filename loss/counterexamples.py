@@ -89,4 +89,9 @@ def swap_red_regions(images: Tensor, masks: Tensor, has_mask: Tensor, generator:
     offsets = torch.randint(1, n, (n,), generator=generator)
     donors = ((torch.arange(n) + offsets) % n).to(images.device)
     red = red.to(images.device)
-    return fill_from_surround(images, red, images[donors], red[donors])
+    # Only the rows with red paint change: filling just those (3 of 64 rows at 5 % annotated) cost
+    # 43 ms per batch on the demo when the whole batch was filled, a third of a guided step.
+    rows = red.flatten(1).any(dim=1).nonzero().squeeze(1)
+    swapped = images.clone()
+    swapped[rows] = fill_from_surround(images[rows], red[rows], images[donors[rows]], red[donors[rows]])
+    return swapped

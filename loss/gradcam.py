@@ -12,12 +12,18 @@ is needed, not with respect to the input, which makes this far cheaper than inpu
 penalties.
 
 The forward hook that captures ``A`` is registered for the duration of one call and removed
-afterwards (also on error), so it never fires during ordinary training forward passes.
+afterwards (also on error), so it never fires during ordinary training forward passes. The loss
+can also be taken from the cross-entropy's own forward (``capturing`` around it, then
+``penalty_from_forward``): the double backward only crosses the layers after ``layer``, so on
+the CE forward it costs little, where a forward of the annotated rows of their own costs a pass
+through the whole network (``loss.guided_loss``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from typing import Iterator, Optional
 
 import torch
 from torch import Tensor, nn
@@ -59,6 +65,29 @@ class GradCAMLoss(nn.Module):
         """The hooked conv layer."""
         return self.__dict__["_layer"]
 
+    @contextlib.contextmanager
+    def capturing(self) -> Iterator[list]:
+        """Within the block, each forward through ``self.layer`` appends its output (N x K x h x w,
+        in the graph) to the yielded list, and the rest of the network gets a copy, so an
+        in-place op after the layer (e.g. ReLU(inplace=True)) cannot overwrite the activations
+        that are differentiated. The hook is removed on exit, also on error."""
+        captured: list[Tensor] = []
+
+        def capture(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor:
+            if not isinstance(output, Tensor):
+                raise TypeError(f"Grad-CAM layer {type(module).__name__} must return a tensor, got {type(output).__name__}")
+            if not output.requires_grad:
+                # Frozen backbone: make the activations a leaf so d s / d A still exists.
+                output = output.detach().requires_grad_(True)
+            captured.append(output)
+            return output.clone()
+
+        handle = self.layer.register_forward_hook(capture)
+        try:
+            yield captured
+        finally:
+            handle.remove()
+
     def cam(self, model: nn.Module, images: Tensor, targets: Tensor) -> Tensor:
         """Differentiable, normalised Grad-CAM of the labelled class.
 
@@ -70,42 +99,63 @@ class GradCAMLoss(nn.Module):
         Returns:
             N x H x W in [0, 1], part of the autograd graph.
         """
-        captured: list[Tensor] = []
-
-        def capture(module: nn.Module, inputs: tuple, output: Tensor) -> Tensor:
-            if not isinstance(output, Tensor):
-                raise TypeError(f"Grad-CAM layer {type(module).__name__} must return a tensor, got {type(output).__name__}")
-            if not output.requires_grad:
-                # Frozen backbone: make the activations a leaf so d s / d A still exists.
-                output = output.detach().requires_grad_(True)
-            captured.append(output)
-            # Hand the rest of the network a copy, so an in-place op after the layer
-            # (e.g. ReLU(inplace=True)) cannot overwrite the activations we differentiate.
-            return output.clone()
-
-        height, width = images.shape[-2:]
         with torch.enable_grad():
-            handle = self.layer.register_forward_hook(capture)
-            try:
+            with self.capturing() as captured:
                 logits = model(images)
-            finally:
-                handle.remove()
-            if len(captured) != 1:
-                raise RuntimeError(
-                    f"the Grad-CAM layer ran {len(captured)} times in one forward pass, expected "
-                    "once; is it part of this model? (build the loss with build_guidance(name, "
-                    "model) for the model you train)"
-                )
-            activations = captured[0]
-            if activations.dim() != 4:
-                raise ValueError(f"Grad-CAM layer output must be N x K x h x w, got shape {tuple(activations.shape)}")
-            scores = labelled_logit(logits, targets)
+            return self.cam_from_forward(captured, logits, targets, images.shape[-2:])
+
+    def cam_from_forward(self, captured: list, logits: Tensor, targets: Tensor, size, rows: Optional[Tensor] = None) -> Tensor:
+        """Grad-CAM of the ``rows`` (N bool, None: all) of a forward that ran under ``capturing``.
+
+        Args:
+            captured: the list ``capturing`` filled (one N x K x h x w tensor).
+            logits: N x K, attached to the graph; targets: N long.
+            size: (H, W) of the images.
+
+        Returns:
+            A x H x W in [0, 1] for the A selected rows, part of the autograd graph. Rows other
+            than these get a zero gradient, so the activations' gradient is each row's own as
+            long as nothing after the layer mixes rows (train-mode BatchNorm there must run under
+            ``loss.batch_statistics.sharing_batch_statistics`` with its gate closed).
+        """
+        if len(captured) != 1:
+            raise RuntimeError(
+                f"the Grad-CAM layer ran {len(captured)} times in one forward pass, expected "
+                "once; is it part of this model? (build the loss with build_guidance(name, "
+                "model) for the model you train)"
+            )
+        activations = captured[0]
+        if activations.dim() != 4:
+            raise ValueError(f"Grad-CAM layer output must be N x K x h x w, got shape {tuple(activations.shape)}")
+        with torch.enable_grad():
+            chosen_logits = logits if rows is None else logits[rows]
+            chosen_targets = targets if rows is None else targets[rows]
+            scores = labelled_logit(chosen_logits, chosen_targets)
             grads = differentiable_gradient(scores, activations, self.score_scale)
-        weights = grads.mean(dim=(2, 3), keepdim=True)  # N x K x 1 x 1
-        cam = F.relu((weights * activations).sum(dim=1, keepdim=True))  # N x 1 x h x w
-        cam = F.interpolate(cam, size=(height, width), mode="bilinear", align_corners=False)
+        if rows is not None:
+            grads, activations = grads[rows], activations[rows]
+        weights = grads.mean(dim=(2, 3), keepdim=True)  # A x K x 1 x 1
+        cam = F.relu((weights * activations).sum(dim=1, keepdim=True))  # A x 1 x h x w
+        cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)
         cam = cam.squeeze(1)
         return cam / (cam.amax(dim=(1, 2), keepdim=True) + self.eps)
+
+    def penalty_from_cam(self, cam: Tensor, masks: Tensor) -> Tensor:
+        """Mean over rows of (mean cam on red + mean (1 - cam) on green); cam and masks A x H x W."""
+        masks = masks.to(device=cam.device)
+        red = (masks == 1).to(cam.dtype)
+        green = (masks == -1).to(cam.dtype)
+        red_term = (red * cam).sum(dim=(1, 2)) / red.sum(dim=(1, 2)).clamp(min=1.0)
+        green_term = (green * (1.0 - cam)).sum(dim=(1, 2)) / green.sum(dim=(1, 2)).clamp(min=1.0)
+        return (red_term + green_term).mean()
+
+    def penalty_from_forward(self, captured: list, logits: Tensor, targets: Tensor, masks: Tensor, annotated: Tensor) -> Tensor:
+        """The loss on the ``annotated`` rows (N bool) of a forward that ran under ``capturing``
+        (``logits`` N x K, ``targets`` N, ``masks`` N x H x W): what ``forward`` computes on those
+        rows, without a forward of their own (``loss.guided_loss``'s shared forward)."""
+        check_guidance_inputs(logits.new_empty(masks.shape[0], 1, *masks.shape[1:]), targets, masks)
+        cam = self.cam_from_forward(captured, logits, targets, masks.shape[-2:], rows=annotated)
+        return self.penalty_from_cam(cam, masks[annotated])
 
     def forward(self, model: nn.Module, images: Tensor, targets: Tensor, masks: Tensor) -> Tensor:
         """Compute the loss.
@@ -123,13 +173,7 @@ class GradCAMLoss(nn.Module):
         check_guidance_inputs(images, targets, masks)
         if images.shape[0] == 0:
             return zero_loss(model, images)
-        cam = self.cam(model, images, targets)
-        masks = masks.to(device=cam.device)
-        red = (masks == 1).to(cam.dtype)
-        green = (masks == -1).to(cam.dtype)
-        red_term = (red * cam).sum(dim=(1, 2)) / red.sum(dim=(1, 2)).clamp(min=1.0)
-        green_term = (green * (1.0 - cam)).sum(dim=(1, 2)) / green.sum(dim=(1, 2)).clamp(min=1.0)
-        return (red_term + green_term).mean()
+        return self.penalty_from_cam(self.cam(model, images, targets), masks)
 
     def extra_repr(self) -> str:
         return f"layer={type(self.layer).__name__}, eps={self.eps}"

@@ -11,8 +11,9 @@ normalises with the whole batch's statistics, ``loss.batch_statistics``):
   backward runs over the annotated rows only, so 5 % annotated costs little more than a plain
   step.
 - **shared forward** (at least ``SHARED_FORWARD_FROM`` of the rows annotated, input-gradient
-  losses, no dropout in train mode): one forward of the batch with the input as a leaf; the
-  CE and the annotated rows' input gradients both come from it. One double backward over the
+  losses or Grad-CAM, no dropout in train mode): one forward of the batch with the input as a
+  leaf; the CE and the annotated rows' input gradients (Grad-CAM: activation gradients) both
+  come from it. One double backward over the
   whole batch instead of a plain step plus a double backward of nearly the whole batch.
   Train-mode BatchNorm needs care: through the shared statistics, the gradient of the summed
   scores with respect to one image picks up ``1/N`` times the sum of *every* row's sensitivity
@@ -24,6 +25,13 @@ normalises with the whole batch's statistics, ``loss.batch_statistics``):
 
 When nothing is annotated (or ``guidance is None`` or ``lam == 0``) there is one forward and no
 double backward: the step costs the same as a plain step.
+
+How the penalty's parameter gradient is taken (``penalty_gradient``, input-gradient losses only):
+``"exact"`` by double backpropagation (``create_graph=True``), ``"finite_difference"`` by two
+first-order passes (``loss.finite_difference``: an input-gradient backward without a graph, one
+forward at a shifted point; no double backward). Either way the penalty's value is exact and the
+forwards normalise with the same statistics. Grad-CAM's second-order pass only crosses the layers
+after its conv layer and stays exact.
 """
 
 from __future__ import annotations
@@ -32,15 +40,28 @@ import contextlib
 import logging
 from typing import Iterator, NamedTuple, Optional
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from loss.affine_batchnorm import affine_batchnorm
 from loss.batch_statistics import (
+    StatisticsGate,
     has_active_dropout,
     normalising_with,
     recording_batch_statistics,
     sharing_batch_statistics,
 )
+from loss.finite_difference import (
+    DEFAULT_PENALTY_GRADIENT,
+    check_penalty_gradient,
+    finite_difference_penalty,
+    first_order_gradient,
+    penalty_and_direction,
+    perturbation,
+)
+from loss.frozen_gates import GatePattern, recording_gates, replaying_gates
+from loss.gradcam import GradCAMLoss
 from loss.input_gradient_loss import InputGradientLoss
 
 logger = logging.getLogger(__name__)
@@ -95,6 +116,7 @@ def guided_loss(
     ce_weight: float = 1.0,
     guidance_weight: float = 1.0,
     score_scale: float = 1.0,
+    penalty_gradient: str = DEFAULT_PENALTY_GRADIENT,
 ) -> GuidedLoss:
     """Cross-entropy over the batch plus ``lam`` times the guidance loss on the annotated rows.
 
@@ -111,7 +133,8 @@ def guided_loss(
         shared_forward: force (True) or forbid (False) taking the input gradients from the CE
             forward; None shares it when that is both cheaper and the same quantity (see the
             module docstring; a forced share with dropout on draws dropout into the penalty).
-            Only input-gradient losses (``InputGradientLoss``) can share it.
+            Input-gradient losses (``InputGradientLoss``) and Grad-CAM (``GradCAMLoss``, whose
+            double backward then only crosses the layers after its conv layer) can share it.
         painted: N x C x H x W, the batch as painted when ``images`` are counterexamples
             (``loss.swap_red_regions``). A second forward then computes the penalty on the
             painted annotated rows, where the shortcut the user marked is still in the image;
@@ -124,12 +147,15 @@ def guided_loss(
             global batch's means (a shard's row count and annotated count over the global ones,
             times the number of processes). 1 for a whole batch.
         score_scale: fp16 loss scale for the input-gradient backward (``scaling_scores``).
+        penalty_gradient: ``"exact"`` (double backward) or ``"finite_difference"``
+            (``loss.finite_difference``; input-gradient losses only, others stay exact).
 
     Returns:
         ``GuidedLoss(total, ce, guidance, logits)``.
     """
     if lam < 0:
         raise ValueError(f"lam must be >= 0, got {lam}")
+    check_penalty_gradient(penalty_gradient)
     if painted is not None and painted.shape != images.shape:
         raise ValueError(f"painted must have the images' shape {tuple(images.shape)}, got {tuple(painted.shape)}")
     if has_mask.shape != (images.shape[0],):
@@ -141,30 +167,108 @@ def guided_loss(
         total = ce if ce_weight == 1.0 else ce_weight * ce
         return GuidedLoss(total=total, ce=ce.detach(), guidance=ce.new_zeros(()), logits=logits.detach())
 
-    can_share = isinstance(guidance, InputGradientLoss)
+    can_share = isinstance(guidance, (InputGradientLoss, GradCAMLoss))
     if shared_forward and not can_share:
         raise ValueError(f"{type(guidance).__name__} cannot share the cross-entropy forward")
     if shared_forward is None:
         shared_forward = can_share and float(annotated.float().mean()) >= SHARED_FORWARD_FROM and not has_active_dropout(model)
     masks = masks.to(images.device)
+    finite = penalty_gradient == "finite_difference" and isinstance(guidance, InputGradientLoss)
 
-    if shared_forward:
+    if shared_forward and isinstance(guidance, GradCAMLoss):
+        with sharing_batch_statistics(model) as statistics_gate, guidance.capturing() as captured:
+            logits = model(images)
+        ce = F.cross_entropy(logits, targets)
+        with statistics_gate.closed(), scaling_scores(guidance, score_scale):  # each row's own activation gradient
+            penalty = guidance.penalty_from_forward(captured, logits, targets, masks, annotated)
+    elif shared_forward:
         inputs = images.detach().requires_grad_(True)
-        with sharing_batch_statistics(model) as statistics_gate:
+        recording = recording_gates(model) if finite else contextlib.nullcontext()
+        with sharing_batch_statistics(model) as statistics_gate, recording as gates:
             logits = model(inputs)
         ce = F.cross_entropy(logits, targets)
-        with statistics_gate.closed(), scaling_scores(guidance, score_scale):  # each row's own input gradient
-            penalty = guidance.penalty_from_forward(inputs, logits, targets, masks, annotated)
+        if finite:
+            penalty = _finite_difference_from_forward(
+                model, guidance, inputs, logits, targets, masks, annotated, statistics_gate, gates, score_scale
+            )
+        else:
+            with statistics_gate.closed(), scaling_scores(guidance, score_scale):  # each row's own input gradient
+                penalty = guidance.penalty_from_forward(inputs, logits, targets, masks, annotated)
     else:
         with recording_batch_statistics(model) as statistics:
             logits = model(images)
         ce = F.cross_entropy(logits, targets)
         penalised = images if painted is None else painted.to(images.device)
         with normalising_with(model, statistics), scaling_scores(guidance, score_scale):
-            penalty = guidance(model, penalised[annotated], targets[annotated], masks[annotated])
+            if finite:
+                # The score at the penalised rows is the CE forward's own when they are its rows
+                # and the same function of the parameters (no counterexamples, no dropout).
+                same_rows = painted is None and not has_active_dropout(model)
+                base_logits = logits[annotated] if same_rows else None
+                penalty = _finite_difference_second_forward(
+                    model, guidance, penalised[annotated], targets[annotated], masks[annotated], base_logits, score_scale
+                )
+            else:
+                penalty = guidance(model, penalised[annotated], targets[annotated], masks[annotated])
     return GuidedLoss(
         total=ce_weight * ce + (guidance_weight * lam) * penalty,
         ce=ce.detach(),
         guidance=penalty.detach(),
         logits=logits.detach(),
     )
+
+
+def _finite_difference_second_forward(
+    model: nn.Module,
+    guidance: InputGradientLoss,
+    images: Tensor,
+    targets: Tensor,
+    masks: Tensor,
+    base_logits: Optional[Tensor],
+    score_scale: float,
+) -> Tensor:
+    """The annotated rows' penalty with a finite-difference gradient, inside ``normalising_with``.
+
+    images: A x C x H x W (the annotated rows as penalised); targets A; masks A x H x W.
+    base_logits: A x K logits of the same rows from the CE forward, or None to take them from
+    this function's own forward at ``images`` (its graph is then kept for the step's backward).
+    """
+    with torch.enable_grad():
+        inputs = images.detach().requires_grad_(True)
+        with affine_batchnorm(model), recording_gates(model) as gates:  # eval-mode BatchNorm as the exact path has it
+            own_logits = model(inputs)
+        own_scores = guidance.score_fn(own_logits, targets)
+        grads = first_order_gradient(own_scores, inputs, score_scale, retain_graph=base_logits is None)
+        value, direction = penalty_and_direction(guidance.penalty_from_gradients, grads, masks)
+        shifted, weights = perturbation(images, direction)
+        with affine_batchnorm(model), replaying_gates(model, gates):  # the same linear piece
+            shifted_logits = model(shifted)
+    base = own_logits if base_logits is None else base_logits
+    return finite_difference_penalty(value, base, shifted_logits, weights, guidance.score_fn, targets)
+
+
+def _finite_difference_from_forward(
+    model: nn.Module,
+    guidance: InputGradientLoss,
+    inputs: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    masks: Tensor,
+    annotated: Tensor,
+    gate: StatisticsGate,
+    gates: GatePattern,
+    score_scale: float,
+) -> Tensor:
+    """The annotated rows' penalty with a finite-difference gradient, from a forward that ran
+    under ``sharing_batch_statistics`` and ``recording_gates`` (``inputs`` its N x C x H x W leaf,
+    ``logits`` N x K, ``gates`` its ReLU and max-pool pattern): the input gradient with the
+    statistics gate closed (each row's own), the shifted forward normalised with the gate's
+    statistics and the annotated rows' pattern."""
+    with gate.closed():
+        scores = guidance.score_fn(logits[annotated], targets[annotated])
+        grads = first_order_gradient(scores, inputs, score_scale, retain_graph=True)[annotated]
+    value, direction = penalty_and_direction(guidance.penalty_from_gradients, grads, masks[annotated])
+    shifted, weights = perturbation(inputs[annotated], direction)
+    with normalising_with(model, gate.statistics), replaying_gates(model, gates, annotated):
+        shifted_logits = model(shifted)
+    return finite_difference_penalty(value, logits[annotated], shifted_logits, weights, guidance.score_fn, targets[annotated])

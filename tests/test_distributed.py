@@ -8,6 +8,7 @@ raises.
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -133,7 +134,8 @@ def test_a_rank_that_raises_ends_the_run_with_its_message(two_process_run):
     output = completed.stdout + completed.stderr
     assert completed.returncode != 0
     assert f"injected fault on rank {FAULT_RANK}" in output
-    assert "Root Cause" in output  # torchrun's summary names the rank that failed first
+    # torchrun's summary names the rank that failed first (its wording: "Root Cause" since 1.10)
+    assert "Root Cause" in output or "ChildFailedError" in output
     assert not list(out.glob("finished_rank*")), "a rank carried on past the fault"
     assert seconds < LAUNCH_TIMEOUT_S - 30  # nobody hung until a timeout
 
@@ -219,3 +221,24 @@ def test_one_process_step_is_the_plain_guided_step():
             device=torch.device("cpu"),
             step=TrainingStep(stepped, None, 0.0, device=torch.device("cpu")),
         )
+
+
+def test_buffer_sync_keyword_follows_the_installed_ddp():
+    """torch < 2.14 has only ``broadcast_buffers``; 2.14 renamed it ``forward_sync_buffers``. The
+    keyword comes from DDP's signature, so either release gets the one it knows."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from app.engine.guided_step import no_forward_buffer_sync
+
+    class OldDDP:
+        def __init__(self, module, device_ids=None, broadcast_buffers=True):
+            pass
+
+    class NewDDP:
+        def __init__(self, module, device_ids=None, broadcast_buffers=True, forward_sync_buffers=True):
+            pass
+
+    assert no_forward_buffer_sync(OldDDP) == {"broadcast_buffers": False}
+    assert no_forward_buffer_sync(NewDDP) == {"forward_sync_buffers": False}
+    (keyword,) = no_forward_buffer_sync()
+    assert keyword in inspect.signature(DistributedDataParallel.__init__).parameters

@@ -191,6 +191,51 @@ def tanh_net() -> nn.Module:
     return nn.Sequential(nn.Conv2d(C, 4, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(4 * H * W, K))
 
 
+class BatchNormAfterTheLayer(nn.Module):
+    """conv -> ReLU -> [Grad-CAM layer] conv -> BatchNorm -> ReLU -> pool -> linear: train-mode
+    statistics after the Grad-CAM layer mix the rows' activation gradients unless gated."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.first = nn.Sequential(nn.Conv2d(C, 4, 3, padding=1), nn.ReLU())
+        self.second = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.head = nn.Linear(4, K)
+
+    def forward(self, images):
+        return self.head(self.second(self.first(images)).mean(dim=(2, 3)))
+
+
+def gradcam_of(layer_name):
+    return lambda model: GradCAMLoss(getattr(model, layer_name))
+
+
+@pytest.mark.parametrize(
+    "make_model, make_guidance",
+    [
+        (lambda: TinyBN().train(), gradcam_of("relu")),
+        (lambda: BatchNormAfterTheLayer().train(), gradcam_of("first")),
+    ],
+    ids=["batchnorm-before-the-layer", "batchnorm-after-the-layer"],
+)
+def test_gradcam_from_the_cross_entropy_forward_equals_its_own_forward(make_model, make_guidance):
+    """The same penalty and parameter gradients as a forward of the annotated rows of their own
+    normalised with the batch's statistics (where the statistics come after the layer too)."""
+    model = make_model()
+    twin = copy.deepcopy(model)
+    images, targets, masks, has_mask = batch()
+    counter = ForwardCounter(model)
+    shared = guided_loss(model, images, targets, masks, has_mask, make_guidance(model), 2.0, shared_forward=True)
+    assert counter.calls == 1
+    second = guided_loss(twin, images, targets, masks, has_mask, make_guidance(twin), 2.0, shared_forward=False)
+    assert second.guidance.abs().item() > 0
+    torch.testing.assert_close(shared.guidance, second.guidance)
+    shared.total.backward()
+    second.total.backward()
+    for got, want in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(got.grad, want.grad)
+
+
 @pytest.mark.parametrize("make_model", [tanh_net, lambda: TinyBN().train()], ids=["no-batchnorm", "train-batchnorm"])
 @pytest.mark.parametrize("guidance_class", [PunisherLoss, RRRLoss])
 def test_shared_forward_equals_second_forward(guidance_class, make_model):
@@ -236,9 +281,11 @@ def test_shared_forward_when_most_rows_are_annotated_and_no_dropout_is_on():
     guided_loss(model, images, targets, masks, *few_annotated()[3:], RRRLoss(), 1.0)
     assert counter.calls == 3  # few rows: a second forward is cheaper
     guided_loss(model, images, targets, masks, most, GradCAMLoss(model.conv), 1.0)
-    assert counter.calls == 5  # Grad-CAM always runs its own forward
+    assert counter.calls == 4  # Grad-CAM takes its activations' gradients from the CE forward too
+    guided_loss(model, images, targets, masks, *few_annotated()[3:], GradCAMLoss(model.conv), 1.0)
+    assert counter.calls == 6
     with pytest.raises(ValueError, match="cannot share"):
-        guided_loss(model, images, targets, masks, most, GradCAMLoss(model.conv), 1.0, shared_forward=True)
+        guided_loss(model, images, targets, masks, most, Spy(), 1.0, shared_forward=True)
 
     dropping = nn.Sequential(TinyBN(), nn.Dropout(0.5)).train()
     counter = ForwardCounter(dropping)

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from app.explain import shortcut_broken
 from app.explain.shortcut_broken import BrokenValidation
 from datasets import ImageFolderData, MaskStore
 
@@ -63,7 +64,7 @@ class ReadsTheObject(nn.Module):
         return torch.stack([vertical, -vertical], dim=1) * 20
 
 
-def test_broken_validation_exposes_a_shortcut_reader_and_spares_an_object_reader(tmp_path):
+def test_broken_validation_exposes_a_shortcut_reader_and_spares_an_object_reader(tmp_path, monkeypatch):
     train = ImageFolderData(
         _folder(tmp_path / "train", 10, 0, tmp_path / "masks", painted=2),
         SIDE,
@@ -95,6 +96,17 @@ def test_broken_validation_exposes_a_shortcut_reader_and_spares_an_object_reader
     spared = broken.evaluate(honest, torch.device("cpu"))["accuracy"]
     assert fooled <= 0.7
     assert spared >= 0.85 and spared - fooled >= 0.2
+    # The filled images are kept after the first evaluation; without the memory the same numbers
+    # come from filling every batch again, also for a prefix of the images.
+    assert broken._filled is not None
+    again = broken.evaluate(shortcut, torch.device("cpu"), per_image=True)
+    first = broken.evaluate(shortcut, torch.device("cpu"), max_images=7, per_image=True)
+    uncached = BrokenValidation(broken.dataset, broken.regions, broken.found)
+    monkeypatch.setattr(shortcut_broken, "BROKEN_CACHE_BYTES", 0)
+    assert uncached.evaluate(shortcut, torch.device("cpu"))["accuracy"] == again["accuracy"] == fooled
+    assert uncached._filled is None
+    short = uncached.evaluate(shortcut, torch.device("cpu"), max_images=7, per_image=True)
+    assert np.array_equal(short["correct"], first["correct"]) and len(first["correct"]) == 7
 
 
 def test_nothing_painted_red_means_no_broken_validation(tmp_path):

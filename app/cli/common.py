@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from app.engine.amp import AMP_MODES
+from app.engine.config import TrainConfig
 from app.errors import UserError
+from loss import PENALTY_GRADIENTS
 
 EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 # File-system failures that are the machine's or the user's to fix (disk full, read-only or
@@ -98,6 +100,18 @@ def add_amp_argument(parser: argparse.ArgumentParser) -> None:
         choices=AMP_MODES,
         default="off",
         help="mixed precision: bf16 (GPU or CPU), fp16 (GPU, with loss scaling) or off (float32)",
+    )
+
+
+def add_penalty_gradient_argument(parser: argparse.ArgumentParser) -> None:
+    """--penalty-gradient, for the commands that train guided steps."""
+    parser.add_argument(
+        "--penalty-gradient",
+        choices=PENALTY_GRADIENTS,
+        default=TrainConfig.penalty_gradient,
+        help="how the guidance penalty's parameter gradient is taken: exact (double backward) or "
+        "finite_difference (two first-order passes, the same gradient for ReLU networks; "
+        "Grad-CAM stays exact) (default %(default)s)",
     )
 
 

@@ -21,6 +21,7 @@ from app.cli.common import (
     EXIT_OK,
     add_amp_argument,
     add_device_argument,
+    add_penalty_gradient_argument,
     check_seed,
     dumps,
     prepare_out,
@@ -137,6 +138,7 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         amp=args.amp,
         cache_images_gb=args.cache_images,
         head_scale=args.head_scale,
+        penalty_gradient=args.penalty_gradient,
     )
     out = Path(args.out)
     paths = RunPaths(
@@ -507,6 +509,7 @@ def add_commands(commands: Any) -> None:
     train.add_argument("--test", help="a shortcut-free test folder, evaluated after every epoch (test_accuracy)")
     add_device_argument(train)
     add_amp_argument(train)
+    add_penalty_gradient_argument(train)
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy (and saliency on masks) of a checkpoint, as JSON")

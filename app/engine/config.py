@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from app.errors import UserError
+from loss import DEFAULT_PENALTY_GRADIENT, PENALTY_GRADIENTS
 
 MAX_INPUT_SIZE = 2048  # largest square input side accepted: beyond it memory runs out, not training
 MAX_WORKERS = 64  # DataLoader worker processes
@@ -76,6 +77,7 @@ class TrainConfig:
     # its classifier head is scaled by this first: same predictions, a penalty that starts
     # head_scale^2 smaller (models.classifier_head says why; 1 = off).
     head_scale: float = 0.1
+    penalty_gradient: str = DEFAULT_PENALTY_GRADIENT  # exact (double backward) | finite_difference (loss.finite_difference)
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -97,6 +99,8 @@ class TrainConfig:
             raise UserError("feedback_every must be >= 0 and images_per_round >= 1")
         if not (_finite_number(self.head_scale) and 0.0 < self.head_scale <= 1.0):
             raise UserError(f"head_scale must be in (0, 1], got {self.head_scale}")
+        if self.penalty_gradient not in PENALTY_GRADIENTS:
+            raise UserError(f"penalty_gradient must be one of {', '.join(PENALTY_GRADIENTS)}, got {self.penalty_gradient!r}")
         if self.input_size is not None and not 16 <= self.input_size <= MAX_INPUT_SIZE:
             raise UserError(f"input_size must be between 16 and {MAX_INPUT_SIZE} pixels, got {self.input_size}")
         if not 0 <= self.seed <= MAX_SEED:

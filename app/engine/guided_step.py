@@ -51,7 +51,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from app.engine.amp import MAX_OVERFLOW_STREAK, AmpPolicy
 from app.engine.distributed import SINGLE_PROCESS, DistributedContext, all_reduce_sum
-from loss import GuidedLoss, guided_loss
+from loss import DEFAULT_PENALTY_GRADIENT, GuidedLoss, check_penalty_gradient, guided_loss
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,13 @@ class GuidedStep(nn.Module):
     """``guided_loss`` of ``model`` as one module call: what DistributedDataParallel wraps, so
     both forwards of a step and the input-gradient pass sit inside one DDP forward."""
 
-    def __init__(self, model: nn.Module, guidance: Optional[nn.Module], lam: float) -> None:
+    def __init__(
+        self, model: nn.Module, guidance: Optional[nn.Module], lam: float, penalty_gradient: str = DEFAULT_PENALTY_GRADIENT
+    ) -> None:
         super().__init__()
+        check_penalty_gradient(penalty_gradient)
         self.model = model
+        self.penalty_gradient = penalty_gradient
         # Not a submodule: a Grad-CAM loss refers to a layer of `model`, which must not be
         # registered (and synchronised) twice.
         self.__dict__["guidance"] = guidance
@@ -91,6 +95,7 @@ class GuidedStep(nn.Module):
             ce_weight=ce_weight,
             guidance_weight=guidance_weight,
             score_scale=score_scale,
+            penalty_gradient=self.penalty_gradient,
         )
 
 
@@ -109,13 +114,15 @@ class StepOutcome:
     n_annotated: int = 0  # annotated rows in the global batch
 
 
-# torch 2.14 renamed DDP's `broadcast_buffers` to `forward_sync_buffers` (the old name warns);
-# older releases (the GPU image this was checked on had 2.11) know only the old one.
-_NO_FORWARD_BUFFER_SYNC = (
-    {"forward_sync_buffers": False}
-    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
-    else {"broadcast_buffers": False}
-)
+def no_forward_buffer_sync(ddp_class: type = DistributedDataParallel) -> dict:
+    """The keyword that stops ``ddp_class`` from copying rank 0's buffers at every forward.
+
+    torch 2.14 renamed DDP's ``broadcast_buffers`` to ``forward_sync_buffers`` (the old name
+    warns); older releases (the GPU image of 2026-11-29 had 2.11, where passing the new name
+    failed all four DDP tests) know only the old one. Read from the signature, not the version.
+    """
+    parameters = inspect.signature(ddp_class.__init__).parameters
+    return {"forward_sync_buffers": False} if "forward_sync_buffers" in parameters else {"broadcast_buffers": False}
 
 
 class TrainingStep:
@@ -127,6 +134,8 @@ class TrainingStep:
         device: this process's device.
         context: ``app.engine.distributed``'s context; several processes wrap the model in DDP.
         amp: ``app.engine.amp.AmpPolicy``; fp16 adds a GradScaler whose state lives here.
+        penalty_gradient: how the guidance penalty's parameter gradient is taken, ``"exact"``
+            (double backward) or ``"finite_difference"`` (``loss.finite_difference``).
     """
 
     def __init__(
@@ -138,6 +147,7 @@ class TrainingStep:
         device: torch.device,
         context: DistributedContext = SINGLE_PROCESS,
         amp: AmpPolicy = AmpPolicy(),
+        penalty_gradient: str = DEFAULT_PENALTY_GRADIENT,
     ) -> None:
         self.model = model
         self.guidance = guidance
@@ -146,7 +156,7 @@ class TrainingStep:
         self.amp = amp
         self.scaler = amp.make_scaler()
         self._overflow_streak = 0
-        module: nn.Module = GuidedStep(model, guidance, lam)
+        module: nn.Module = GuidedStep(model, guidance, lam, penalty_gradient)
         if context.enabled:
             # Each rank keeps its own BatchNorm running averages between evaluations, which
             # `app.engine.distributed.sync_buffers` then averages (DDP's default, copying rank 0's at
@@ -154,7 +164,7 @@ class TrainingStep:
             module = DistributedDataParallel(
                 module,
                 device_ids=[device.index] if device.type == "cuda" else None,
-                **_NO_FORWARD_BUFFER_SYNC,
+                **no_forward_buffer_sync(),
             )
         self.module = module
 

@@ -14,8 +14,8 @@ there; a model that reads the shortcut loses it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -29,6 +29,11 @@ from loss.counterexamples import fill_from_surround
 
 logger = logging.getLogger(__name__)
 
+# The filled validation images are the same at every evaluation (fixed regions, fixed donors), so
+# they are kept in memory after the first, up to this size: re-decoding and re-filling them took
+# 0.55 s of every demo epoch with masks, more than the plain validation (docs/step_cost.md).
+BROKEN_CACHE_BYTES = 512 * 2**20
+
 
 @dataclass
 class BrokenValidation:
@@ -38,6 +43,8 @@ class BrokenValidation:
     regions: torch.Tensor  # N x h x w bool, the found content per validation image (working resolution)
     found: int  # validation images where the content was found
     batch_size: int = 128
+    # (filled images, targets) per batch, on the CPU, once built (None: not yet, or too large)
+    _filled: Optional[List[Tuple[torch.Tensor, torch.Tensor]]] = field(default=None, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -74,18 +81,15 @@ class BrokenValidation:
         n = len(self.dataset) if max_images is None else min(len(self.dataset), max_images)
         loss_sum, right = 0.0, []
         try:
-            for start in range(0, n, self.batch_size):
-                indices = list(range(start, min(n, start + self.batch_size)))
-                samples = [self.dataset[i] for i in indices]
-                images = torch.stack([s.image for s in samples]).to(device)
-                targets = torch.tensor([int(s.target) for s in samples], device=device)
-                region = self.regions[indices].unsqueeze(1).float()
-                region = F.interpolate(region, size=images.shape[-2:], mode="nearest")[:, 0].bool().to(device)
-                donors = images.roll(1, dims=0) if images.shape[0] > 1 else images
-                broken = fill_from_surround(images, region, donors)
+            seen = 0
+            for broken, targets in self._batches(n):
+                broken, targets = broken[: n - seen].to(device), targets[: n - seen].to(device)
+                seen += targets.shape[0]
                 logits = model(broken)
                 loss_sum += float(F.cross_entropy(logits, targets, reduction="sum"))
                 right.append((logits.argmax(1) == targets).cpu())
+                if seen >= n:
+                    break
         finally:
             model.train(was_training)
         correct = torch.cat(right).numpy() if right else np.zeros(0, dtype=bool)
@@ -94,3 +98,35 @@ class BrokenValidation:
         if per_image:
             metrics["correct"] = correct
         return metrics
+
+    def _filled_batch(self, start: int) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Validation images ``start .. start + batch_size`` with their found content filled
+        (only the rows with a finding are filled; the donor is the previous image), and targets."""
+        indices = list(range(start, min(len(self.dataset), start + self.batch_size)))
+        samples = [self.dataset[i] for i in indices]
+        images = torch.stack([s.image for s in samples])
+        targets = torch.tensor([int(s.target) for s in samples])
+        region = self.regions[indices].unsqueeze(1).float()
+        region = F.interpolate(region, size=images.shape[-2:], mode="nearest")[:, 0].bool()
+        donors = images.roll(1, dims=0) if images.shape[0] > 1 else images
+        rows = region.flatten(1).any(dim=1).nonzero().squeeze(1)
+        broken = images.clone()
+        if rows.numel():
+            broken[rows] = fill_from_surround(images[rows], region[rows], donors[rows])
+        return broken, targets
+
+    def _batches(self, n: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """The filled batches covering the first ``n`` images: from memory once all have been
+        filled, when they fit in ``BROKEN_CACHE_BYTES``."""
+        if self._filled is not None:
+            yield from self._filled
+            return
+        first = self._filled_batch(0) if len(self.dataset) else None
+        fits = first is not None and first[0].element_size() * first[0][0].numel() * len(self.dataset) <= BROKEN_CACHE_BYTES
+        if not fits:
+            for start in range(0, n, self.batch_size):
+                yield first if start == 0 else self._filled_batch(start)
+            return
+        batches = [first] + [self._filled_batch(start) for start in range(self.batch_size, len(self.dataset), self.batch_size)]
+        self._filled = batches
+        yield from batches

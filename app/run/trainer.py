@@ -291,6 +291,7 @@ class Trainer:
             device=self.device,
             context=self.distributed,
             amp=amp,
+            penalty_gradient=config.penalty_gradient,
         )
 
     def _masks_start_guiding(self, checkpoint: Optional[Checkpoint]) -> bool:
