@@ -3,6 +3,7 @@
 ```
 <session>/session.json    paths and configs (rewritten atomically when they change)
 <session>/masks/          painted and propagated masks (datasets.MaskStore)
+<session>/negatives/      "not this" corrections of content propagation (red = wrongly found)
 <session>/checkpoint.pt   the current committed model, saved after every epoch and round
 <session>/history.jsonl   one line per feedback round: images, decision, report
 ```
@@ -31,6 +32,7 @@ SESSION_FILE = "session.json"
 HISTORY_FILE = "history.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 MASKS_DIR = "masks"
+NEGATIVES_DIR = "negatives"
 
 
 def _record_at_end(line: str) -> Optional[Dict[str, Any]]:
@@ -203,6 +205,7 @@ class Session:
             checkpoint_out=str(self.checkpoint_path),
             resume=has_checkpoint,
             test_dir=self.test_dir,
+            negatives_dir=str(self.folder / NEGATIVES_DIR),
         )
 
     def is_empty(self) -> bool:
