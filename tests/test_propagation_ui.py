@@ -513,3 +513,32 @@ def test_content_is_the_default_scope_and_its_preview_opens_the_finds(brush):
     assert "Found in 1 of 30 images" in window.summary_label.cget("text")
     window.apply_button.invoke()
     assert brush.sent[-1] == msg.ApplyPropagation(("3/a.png",), "content", ())
+
+
+@pytest.mark.gui
+def test_panel_comes_back_after_a_preview_learnt_from_several_images_and_cancels(brush):
+    """Issue 21: with 2+ painted images the answer named more sources than asked, and the panel
+    stayed greyed out for the rest of the round."""
+    panel = brush.propagation
+    _paint_red(brush)
+    panel.scope_buttons["all"].invoke()
+    panel.preview_button.invoke()
+    assert panel.preview_button.instate(["disabled"]) and panel.cancel_button.instate(["!disabled"])
+    panel.show_progress(msg.PropagationProgress(("3/a.png",), "all", "finding", 1, 4))
+    assert panel.status_label.cget("text") == "Looking through the images: 1 of 4..."
+    assert panel.progress_bar.cget("value") == pytest.approx(0.25)
+    preview = msg.PropagationPreview(("3/a.png",), "all", 1, ("5/b.png",), plan_id=3, learned_from=("3/a.png", "5/b.png"))
+    panel.show_preview(preview)
+    assert panel.preview_button.instate(["!disabled"]) and panel.apply_button.instate(["!disabled"])
+    assert all(b.instate(["!disabled"]) for b in panel.scope_buttons.values())
+    panel.apply_button.invoke()
+    assert brush.sent[-1] == msg.ApplyPropagation(("3/a.png",), "all", plan_id=3)  # the reviewed plan
+    panel.show_progress(msg.PropagationProgress(("3/a.png",), "all", "writing", 1, 2))
+    assert panel.status_label.cget("text") == "Writing the masks: 1 of 2..."
+    panel.cancel_button.invoke()
+    assert brush.sent[-1] == msg.CancelPropagation()
+    panel.show_failed(
+        msg.PropagationFailed(("3/a.png",), "all", "Cancelled: 1 of 2 masks were written, the others not.", cancelled=True)
+    )
+    assert panel.status_label.cget("foreground") == "" and panel.preview_button.instate(["!disabled"])
+    assert panel.cancel_button.instate(["disabled"])

@@ -666,8 +666,21 @@ class MainWindow(ttk.Frame):
         if panel is not None:
             panel.show_applied(event)
 
+    def _on_propagation_progress(self, event: msg.PropagationProgress) -> None:
+        panel = self.rounds.propagation_panel()
+        if panel is not None:
+            panel.show_progress(event)
+
+    def _on_preview_page(self, event: msg.PreviewPageItems) -> None:
+        panel = self.rounds.propagation_panel()
+        if panel is not None:
+            panel.show_page(event)
+
     def _on_propagation_failed(self, event: msg.PropagationFailed) -> None:
-        self.log.append(f"Propagation ({event.scope}) failed: {event.message}", "warning" if event.user_error else "error")
+        if event.cancelled:
+            self.log.append(f"Propagation ({event.scope}): {event.message}")
+        else:
+            self.log.append(f"Propagation ({event.scope}) failed: {event.message}", "warning" if event.user_error else "error")
         if event.details:
             self.log.append(event.details, "error")
         panel = self.rounds.propagation_panel()
@@ -760,6 +773,8 @@ class MainWindow(ttk.Frame):
         msg.PropagationPreview: _on_propagation_preview,
         msg.PropagationApplied: _on_propagation_applied,
         msg.PropagationFailed: _on_propagation_failed,
+        msg.PropagationProgress: _on_propagation_progress,
+        msg.PreviewPageItems: _on_preview_page,
         msg.FinetuneStarted: _on_finetune_started,
         msg.FinetuneProgress: _on_finetune_progress,
         msg.FinetuneStep: _on_finetune_step,
