@@ -801,3 +801,98 @@ def test_continuing_a_session_with_another_model_is_refused_with_a_message(windo
     assert window.on_train() is False
     assert "This session trains small_cnn" in window.error_dialog.message_label.cget("text")
     assert len(FakeTrainer.instances) == 1
+
+
+def _feedback_item(relpath, seed=0, side=16):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return msg.FeedbackItem(
+        relpath=relpath,
+        image=rng.integers(0, 256, (side, side, 3), dtype=np.uint8),
+        saliency=rng.random((8, 8)).astype("float32"),
+        true_label="a",
+        predicted_label="a",
+        confidence=0.9,
+        reason="entropy 1.00",
+    )
+
+
+def test_stop_ends_a_fine_tune_round_into_the_chooser_and_asks_while_painting(window_factory, data_folder):
+    """Issue 21: Stop threw a 26-minute round away, and while painting it dropped the round
+    without asking."""
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: "BatchFinished" in window.event_counts)
+    trainer = FakeTrainer.instances[-1]
+    # a round: the brush window opens; Stop asks first, and "Keep painting" keeps it
+    window.events.put(msg.FeedbackNeeded(1, 1, (_feedback_item("a/1.png"),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    window.stop_button.invoke()
+    dialog = window.stop_dialog
+    assert dialog is not None and "what you painted is saved" in dialog.message_label.cget("text")
+    dialog.no_button.invoke()
+    assert "stop" not in trainer.calls and window.brush_window is not None
+    window.brush_window.done_button.invoke()
+    # the round fine-tunes: Stop ends the round (the chooser will open), not the run
+    window.events.put(msg.StateChanged("finetuning"))
+    wait_until(window, lambda: window.state == "finetuning")
+    window.stop_button.invoke()
+    sent = []
+    while not trainer.commands.empty():
+        sent.append(trainer.commands.get())
+    assert msg.StopRound() in sent and "stop" not in trainer.calls
+    assert "Ending the fine-tune round: the chooser opens with the candidate so far" in window.log.lines()
+    window.events.put(msg.StateChanged("training"))
+    wait_until(window, lambda: window.state == "training")
+    # a Stop "Stop the run" while painting stops it
+    window.events.put(msg.FeedbackNeeded(2, 2, (_feedback_item("a/2.png", 1),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    window.stop_button.invoke()
+    window.stop_dialog.yes_button.invoke()
+    assert trainer.calls[-1] == "stop"
+    wait_until(window, lambda: window.finished is not None)
+
+
+def test_the_brush_window_says_what_the_round_costs_and_offers_a_shorter_one(window_factory, data_folder):
+    """Issue 21: a resnet18 round on a CPU never reached the chooser; say the cost first."""
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: window.event_counts.get("BatchFinished", 0) >= 3)
+    window.pause_button.invoke()
+    wait_until(window, lambda: window.state == "paused")
+    window.progress.eta._durations.clear()
+    window.progress.eta._durations.extend([20.0] * 5)  # a slow device: 20 s per batch of 64 (the default)
+    window.events.put(msg.FeedbackNeeded(1, 1, (_feedback_item("a/1.png"),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    brush = window.brush_window
+    assert brush.round_cost_label.cget("text").startswith("Done starts a fine-tune round on FakeCPU: about 60.0 s per step")
+    full, short = brush.round_buttons[150], brush.round_buttons[30]
+    assert full.cget("text") == "Full round: up to 150 steps, at most about 2:30:00"
+    assert short.cget("text") == "Shorter round: up to 30 steps, at most about 30:00"
+    assert brush.round_steps == 30  # a round of hours: the shorter one is chosen for the user
+    full.invoke()
+    assert brush.round_steps is None
+    short.invoke()
+    brush.mask[2:6, 2:6] = 1
+    brush.done_button.invoke()
+    trainer = FakeTrainer.instances[-1]
+    sent = []
+    while not trainer.commands.empty():
+        sent.append(trainer.commands.get())
+    assert sent[-1] == msg.StartFinetune(("a/1.png",), max_steps=30)
+    assert "Painted 1 image; fine-tuning (30 steps at most)..." in window.log.lines()
+
+
+def test_a_measured_step_beats_the_estimate_from_training_batches():
+    from ui.round_cost import GUIDED_STEP_FACTOR, round_cost, step_seconds
+
+    assert step_seconds(None, 2.0, 64, 32) == pytest.approx(2.0 * 64 / 64 * GUIDED_STEP_FACTOR)
+    assert step_seconds(0.5, 2.0, 64, 32) == 0.5  # the last round's median step
+    assert step_seconds(None, None, 64, 32) is None
+    unknown = round_cost(150, None, "CPU")
+    assert unknown.summary() == "Done starts a fine-tune round on CPU: its cost is not measured yet."
+    assert not unknown.suggest_short and unknown.choice_text(150) == "up to 150 steps"
+    assert not round_cost(150, 0.01, "GPU").suggest_short  # 1.5 s: no reason to cut it short

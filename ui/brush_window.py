@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import tkinter as tk
 from tkinter import messagebox, ttk
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageTk
@@ -60,6 +60,7 @@ from .brush_tools import (
 from .geometry import ZOOM_STEP, Fit, View, pan_view, radius_to_canvas, to_canvas, to_image, zoom_view
 from .mask_autosave import MaskAutosaver
 from .propagation_panel import PropagationPanel
+from .round_cost import RoundCost
 from .scrollable import ScrollableFrame
 from .strokes import Box, flood_region, polygon_region, rectangle_region, union
 from .window_placement import restore_and_remember
@@ -117,6 +118,7 @@ class BrushWindow(tk.Toplevel):
         on_gallery: Optional[Callable[[], None]] = None,
         on_open_images: Optional[Callable[[Sequence[str]], None]] = None,
         geometry_store: Any = None,
+        round_cost: Optional[RoundCost] = None,
     ) -> None:
         self.paint_round = PaintRound(items, masks)  # the masks and their saving; raises on no items
         try:
@@ -132,6 +134,7 @@ class BrushWindow(tk.Toplevel):
         self.trust_note = trust_note  # "the numbers may mean nothing" (app.engine.trust_checks)
         self.on_gallery = on_gallery  # "Gallery...": paint any training image
         self.on_open_images = on_open_images  # double-click in the propagation preview
+        self.round_cost = round_cost  # what Done will cost on this device (ui.round_cost), or None
         self._save_poll: Optional[str] = None
         self.propagation = None  # the "Apply to..." panel, built when `submit` is given
         self.result: Optional[Tuple[str, Tuple[str, ...]]] = None
@@ -352,6 +355,7 @@ class BrushWindow(tk.Toplevel):
         self.next_button = ttk.Button(navigation, text="Next ▶", command=self.next, takefocus=False)
         for button in (self.prev_button, self.skip_button, self.next_button):
             button.pack(side="left", expand=True, fill="x", padx=1)
+        self._build_round_length(side, wrap)
         finish = ttk.Frame(side)
         finish.pack(fill="x", pady=(8, 0))
         self.cancel_button = ttk.Button(finish, text="Cancel", command=self.cancel, takefocus=False)
@@ -364,6 +368,34 @@ class BrushWindow(tk.Toplevel):
             self.gallery_button.pack(fill="x", pady=(8, 0))
         self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap, foreground="#666666", justify="left")
         self.help_label.pack(anchor="w", pady=(16, 0))
+
+    def _build_round_length(self, side: ttk.Frame, wrap: int) -> None:
+        """What Done will cost on this device, and the choice of a shorter round (`round_steps`)."""
+        cost = self.round_cost
+        self.round_steps_var = tk.IntVar(self, value=0)
+        self.round_buttons: Dict[int, ttk.Radiobutton] = {}
+        self.round_cost_label: Optional[ttk.Label] = None
+        if cost is None:
+            return
+        self.round_cost_label = ttk.Label(side, text=cost.summary(), wraplength=wrap, justify="left")
+        self.round_cost_label.pack(anchor="w", pady=(12, 0))
+        lengths = [cost.max_steps] if cost.short_steps >= cost.max_steps else [cost.max_steps, cost.short_steps]
+        self.round_steps_var.set(cost.short_steps if cost.suggest_short else cost.max_steps)
+        for steps in lengths:
+            label = "Full round: " if steps == cost.max_steps else "Shorter round: "
+            button = ttk.Radiobutton(
+                side, text=label + cost.choice_text(steps), value=steps, variable=self.round_steps_var, takefocus=False
+            )
+            button.pack(anchor="w")
+            self.round_buttons[steps] = button
+
+    @property
+    def round_steps(self) -> Optional[int]:
+        """The round length chosen (None: as configured)."""
+        steps = int(self.round_steps_var.get() or 0)
+        if self.round_cost is None or steps <= 0 or steps >= self.round_cost.max_steps:
+            return None
+        return steps
 
     def _build_propagation(self) -> None:
         """The "Apply to..." panel in a third column (with `submit`)."""

@@ -52,13 +52,14 @@ from app.run import messages as msg
 from app.run.run_state import RunState
 
 from .demo_preparation import DemoFailed, DemoReady, demo_folders, demo_is_ready, demo_target, start_demo_preparation
-from .dialogs import ErrorDialog, MoreEpochsDialog
+from .dialogs import ConfirmDialog, ErrorDialog, MoreEpochsDialog
 from .event_pump import EventPump
 from .gallery_filter import list_folder
 from .log_pane import LogLine, LogPane, QueueLogHandler
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
 from .quiet_teardown import destroy, quietly
+from .round_cost import RoundCost, round_cost, step_seconds
 from .round_windows import RoundWindows
 from .run_controller import (
     AskMoreEpochs,
@@ -159,6 +160,7 @@ class MainWindow(ttk.Frame):
         self.closing = False
         self.closed = False
         self.device = ""
+        self.stop_dialog: Optional[ConfirmDialog] = None  # "Stop the run?" while painting
         self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
         self.error_dialog: Optional[ErrorDialog] = None
         self.more_epochs_dialog: Optional[MoreEpochsDialog] = None
@@ -426,8 +428,35 @@ class MainWindow(ttk.Frame):
             self.log.append("Pausing after the current batch")
             self._set_state(self.state)
 
-    def on_stop(self) -> None:
-        """Stop the run (the trainer saves its checkpoint); windows of a round are closed."""
+    def on_stop(self) -> Any:
+        """Stop. While a fine-tune round runs: end the round now, and the chooser opens with the
+        candidate so far (the run goes on after the decision). While the brush window is open:
+        ask first (the round would end unfinished; the paint is kept). Else stop the run (the
+        trainer saves its checkpoint); the round's windows are closed. Returns the dialog asked,
+        if any."""
+        if self.trainer is None or not self.running:
+            return None
+        if self.state is RunState.FINETUNING:
+            self.trainer.submit(msg.StopRound())
+            self.log.append("Ending the fine-tune round: the chooser opens with the candidate so far")
+            self.status_var.set("Ending the round after the current step; the chooser follows...")
+            return None
+        if self.rounds.brush_is_open():
+            self.stop_dialog = ConfirmDialog(
+                self.root,
+                "Stop the run?",
+                "The brush window is open. Stopping ends this round without fine-tuning; what you "
+                "painted is saved and used when you press Train again.",
+                "Stop the run",
+                "Keep painting",
+                self.stop_run,
+            )
+            return self.stop_dialog
+        self.stop_run()
+        return None
+
+    def stop_run(self) -> None:
+        """Stop the run now (the trainer saves its checkpoint); windows of a round are closed."""
         if self.trainer is None or not self.running:
             return
         self.trainer.stop()
@@ -533,11 +562,11 @@ class MainWindow(ttk.Frame):
         trainer = self.trainer
         masks = self.session.masks
 
-        def answer(relpaths: Optional[Sequence[str]]) -> None:  # the painted images; None: cancelled
+        def answer(relpaths: Optional[Sequence[str]], steps: Optional[int] = None) -> None:  # None: cancelled
             self.rounds.brush = None
             if trainer.stopping:
                 return
-            reply = paint_cancelled() if relpaths is None else paint_done(relpaths, masks)
+            reply = paint_cancelled() if relpaths is None else paint_done(relpaths, masks, steps)
             self._log(reply.note)
             if reply.status:
                 self.status_var.set(reply.status)
@@ -547,8 +576,9 @@ class MainWindow(ttk.Frame):
             self.rounds.open_brush(
                 event,
                 masks,
-                on_done=answer,
+                on_done=lambda relpaths: answer(relpaths, getattr(self.rounds.brush, "round_steps", None)),
                 on_cancel=lambda: answer(None),
+                round_cost=self._round_cost(),
                 submit=trainer.submit,
                 on_save_failed=self._mask_save_failed,
                 trust_note=self.controller.trust_note(),
@@ -566,6 +596,15 @@ class MainWindow(ttk.Frame):
             self.show_error(
                 f"Cannot open the brush window: {error}", details=traceback.format_exc(), title="Feedback round skipped"
             )
+
+    def _round_cost(self) -> RoundCost:
+        """What the next fine-tune round will cost here (shown beside Done, with a shorter round)."""
+        config = self.session.finetune_config if self.session is not None else self.finetune_config
+        batch_size = self.controller.sizes.batch_size if self.controller.sizes is not None else 0
+        step_s = step_seconds(
+            self.progress.step_timer.seconds_per_step, self.progress.eta.seconds_per_batch, batch_size, config.replay_batch
+        )
+        return round_cost(config.max_steps, step_s, getattr(self, "device", "") or "this device")
 
     def _mask_save_failed(self, message: str) -> None:
         """The brush window was closed from outside and could not save: tell the user (the

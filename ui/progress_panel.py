@@ -53,10 +53,14 @@ class StepTimer:
             self._durations.append(now - self._last[1])
         self._last = (step, now)
 
+    @property
+    def seconds_per_step(self) -> Optional[float]:
+        """The median of the recent step times (None before two steps)."""
+        return statistics.median(self._durations) if self._durations else None
+
     def remaining(self, step: int, max_steps: int) -> Optional[float]:
-        if not self._durations:
-            return None
-        return statistics.median(self._durations) * max(0, max_steps - step)
+        per_step = self.seconds_per_step
+        return None if per_step is None else per_step * max(0, max_steps - step)
 
 
 class EtaEstimator:

@@ -24,6 +24,7 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from app.engine.config import FinetuneConfig, TrainConfig
 from app.engine.trust_checks import DataSizes, TrustWarning, trust_warnings
+from app.explain.propagation import is_hand_painted
 from app.run import messages as msg
 from app.run.run_state import ENDED_STATES, RunState
 from app.run.session import Session, default_sessions_root, new_session_folder
@@ -104,17 +105,24 @@ def round_can_open(closing: bool, trainer: Any) -> bool:
     return not closing and trainer is not None and not trainer.stopping
 
 
-def paint_done(relpaths: Sequence[str], masks: Any) -> RoundAnswer:
-    """The brush window's Done on `relpaths` (painted in this round): fine-tune; with nothing
-    painted now and no mask in `masks` (datasets.MaskStore) from earlier rounds, skip instead
-    (a 0-step round would open a chooser comparing nothing)."""
+def paint_done(relpaths: Sequence[str], masks: Any, max_steps: Optional[int] = None) -> RoundAnswer:
+    """The brush window's Done on `relpaths` (this round's images with a mask): fine-tune,
+    `max_steps` long (None: the configured round); with nothing painted now and no mask in
+    `masks` (datasets.MaskStore) from earlier rounds, skip instead (a 0-step round would open a
+    chooser comparing nothing). The log counts the images painted by hand apart from those that
+    only got a propagated mask (which also have a mask, but were not painted)."""
     if not relpaths and not masks.annotated():
         return RoundAnswer(
             msg.SkipFeedback(),
             Note("Nothing painted, so nothing to fine-tune; training resumes"),
             "Nothing painted: nothing to fine-tune. Training resumes.",
         )
-    return RoundAnswer(msg.StartFinetune(tuple(relpaths)), Note(f"Painted {plural(len(relpaths), 'image')}; fine-tuning..."))
+    painted = [r for r in relpaths if is_hand_painted(masks, r)]
+    text = f"Painted {plural(len(painted), 'image')}"
+    if len(relpaths) > len(painted):
+        text += f" ({len(relpaths) - len(painted)} more of this round's images got a propagated mask)"
+    text += f"; fine-tuning ({max_steps} steps at most)..." if max_steps else "; fine-tuning..."
+    return RoundAnswer(msg.StartFinetune(tuple(relpaths), max_steps=max_steps), Note(text))
 
 
 def paint_cancelled() -> RoundAnswer:
