@@ -896,3 +896,39 @@ def test_a_measured_step_beats_the_estimate_from_training_batches():
     assert unknown.summary() == "Done starts a fine-tune round on CPU: its cost is not measured yet."
     assert not unknown.suggest_short and unknown.choice_text(150) == "up to 150 steps"
     assert not round_cost(150, 0.01, "GPU").suggest_short  # 1.5 s: no reason to cut it short
+
+
+def test_the_run_never_ends_before_its_epoch_nor_hides_a_round():
+    """Issue 21: "time left" of the run shorter than the current epoch's in the last epoch
+    (0:52 vs 1:32), and "Run: 67 %, 0:03 left" during a round of hours."""
+    from ui.progress_panel import EtaEstimator
+
+    eta = EtaEstimator()
+    eta.start(1, 3, 10)
+    now = 0.0
+    for epoch, pace in ((1, 1.0), (2, 1.0), (3, 4.0)):  # the last epoch is 4x slower (guided)
+        for batch in range(1, 11):
+            now += pace
+            eta.batch_done(epoch, batch, 10, now=now)
+            shown = eta.shown_run_remaining(now)
+            if shown is None:  # the first batch: nothing measured yet
+                continue
+            assert shown >= eta.epoch_remaining()  # never less than this epoch still needs
+            if epoch == 3:
+                assert shown == eta.epoch_remaining()
+        eta.epoch_done(epoch, pace * 10)
+
+
+def test_during_a_round_the_run_line_says_training_waits_and_adds_the_round(window_factory):
+    window = window_factory()
+    progress = window.progress
+    progress.run_started(1, 3, 10)
+    progress.eta._durations.extend([2.0] * 5)
+    progress.eta.batch = 5
+    window.events.put(msg.FinetuneStarted(1, 3, 150))
+    wait_until(window, lambda: "FinetuneStarted" in window.event_counts)
+    assert progress.run_text.get().startswith("Run: 17%; training waits for this round, then 0:50")
+    progress.step_timer._durations.extend([60.0] * 3)
+    window.events.put(msg.FinetuneStep(1, 10, 150))
+    wait_until(window, lambda: "FinetuneStep" in window.event_counts)
+    assert "training waits for this round, then 0:50 (at most 2:20:50 in all)" in progress.run_text.get()
