@@ -932,3 +932,41 @@ def test_during_a_round_the_run_line_says_training_waits_and_adds_the_round(wind
     window.events.put(msg.FinetuneStep(1, 10, 150))
     wait_until(window, lambda: "FinetuneStep" in window.event_counts)
     assert "training waits for this round, then 0:50 (at most 2:20:50 in all)" in progress.run_text.get()
+
+
+def test_the_app_reopens_the_last_session_and_lists_recent_ones(window_factory, data_folder, tmp_path):
+    """Issue 21: reopening the app said "New session on Train" (Train started over), and Open
+    session was a bare folder picker listing timestamps."""
+    import os
+
+    from app.engine.config import TrainConfig
+    from app.run.session import Session
+
+    root = tmp_path / "sessions"
+    older = Session.create(root / "20260101-090000", data_folder, None, TrainConfig(model="small_cnn", epochs=4))
+    older.record_epochs(2)
+    newer = Session.create(root / "20260102-090000", data_folder, None, TrainConfig(model="resnet18", epochs=6))
+    newer.record_epochs(3)
+    newer.append_history({"round": 1, "decision": "commit"})
+    newer.masks.save("a/1.png", __import__("numpy").ones((4, 4), "int8"))
+    os.utime(older.folder / "session.json", (1_700_000_000, 1_700_000_000))  # used long ago
+
+    window = window_factory(sessions_root=str(root), reopen_last=True)
+    assert window.session is not None and Path(window.session.folder) == newer.folder
+    assert window.session_var.get().startswith(f"{newer.folder}\n(Train continues this session")
+    assert window.settings.vars["model"].get() == "resnet18"
+    assert any(line.startswith(f"Opened session {newer.folder}") for line in window.log.lines())
+
+    window.open_session_button.invoke()
+    dialog = window.sessions_dialog
+    rows = [dialog.tree.item(item, "values") for item in dialog.tree.get_children()]
+    assert [row[1:] for row in rows] == [
+        (str(data_folder.resolve()), "resnet18", "3/6", "1", "1"),
+        (str(data_folder.resolve()), "small_cnn", "2/4", "0", "0"),
+    ]
+    second = dialog.tree.get_children()[1]
+    dialog.tree.selection_set(second)
+    dialog.update()
+    assert dialog.folder_label.cget("text") == f"Session folder: {older.folder}"
+    dialog.open_button.invoke()
+    assert Path(window.session.folder) == older.folder and window.settings.vars["model"].get() == "small_cnn"

@@ -42,7 +42,6 @@ import time
 import tkinter as tk
 import traceback
 from collections import Counter
-from pathlib import Path
 from tkinter import filedialog, ttk
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -50,6 +49,7 @@ from app.engine.config import FinetuneConfig, TrainConfig
 from app.errors import UserError
 from app.run import messages as msg
 from app.run.run_state import RunState
+from app.run.session import recent_sessions
 
 from .demo_preparation import DemoFailed, DemoReady, demo_folders, demo_is_ready, demo_target, start_demo_preparation
 from .dialogs import ConfirmDialog, ErrorDialog, MoreEpochsDialog
@@ -76,6 +76,7 @@ from .run_controller import (
 )
 from .run_controls import controls_for
 from .scrollable import ScrollableFrame
+from .sessions_dialog import SessionsDialog
 from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
 from .trust_banner import TrustBanner
 from .wording import plural
@@ -139,7 +140,10 @@ class MainWindow(ttk.Frame):
         join_timeout_s: float = JOIN_TIMEOUT_S,
         destroy_root_on_close: bool = True,
         geometry_store: Any = None,
+        reopen_last: bool = False,
     ) -> None:
+        """`reopen_last`: with no session or data folder given, reopen the most recently used
+        session (the desktop app does; tests choose)."""
         super().__init__(master, padding=6)
         self.root = master
         self.demo_dir = demo_dir
@@ -161,6 +165,7 @@ class MainWindow(ttk.Frame):
         self.closed = False
         self.device = ""
         self.stop_dialog: Optional[ConfirmDialog] = None  # "Stop the run?" while painting
+        self.sessions_dialog: Any = None  # ui.sessions_dialog.SessionsDialog while open
         self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
         self.error_dialog: Optional[ErrorDialog] = None
         self.more_epochs_dialog: Optional[MoreEpochsDialog] = None
@@ -189,6 +194,8 @@ class MainWindow(ttk.Frame):
             self.open_session(session_dir)
         elif data_dir:
             self.settings.vars["train_dir"].set(data_dir)
+        elif reopen_last:
+            self.reopen_last_session()
 
     # ------------------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -473,13 +480,26 @@ class MainWindow(ttk.Frame):
         return self.rounds.show_reasonability(self.reasonability, self.paint_images)
 
     # ------------------------------------------------------------------------------ sessions
-    def on_open_session(self) -> None:
+    def on_open_session(self) -> Any:
+        """Open session...: the recent sessions (data folder, model, epochs, rounds, masks),
+        or any other session folder. Returns the dialog."""
         root = self.controller.sessions_folder()
-        folder = filedialog.askdirectory(
-            parent=self, title="Open a session folder", initialdir=str(root if root.is_dir() else Path.home()), mustexist=True
-        )
-        if folder:
-            self.open_session(folder)
+        self.sessions_dialog = SessionsDialog(self.root, recent_sessions(root), root, self.open_session)
+        return self.sessions_dialog
+
+    def reopen_last_session(self) -> bool:
+        """At start: reopen the most recently used session, so Train continues it (New session
+        starts over). False when there is none or it cannot be opened (logged)."""
+        recent = recent_sessions(self.controller.sessions_folder(), limit=1)
+        if not recent:
+            return False
+        try:
+            session, epochs, rounds = self.controller.open_session(recent[0].folder)
+        except (UserError, OSError, ValueError) as error:
+            self.log.append(f"The last session could not be reopened: {error}", "warning")
+            return False
+        self._show_opened(session, epochs, rounds)
+        return True
 
     def open_session(self, folder: str) -> bool:
         """Load a session folder: its settings into the form, its curves and rounds into the
@@ -491,12 +511,16 @@ class MainWindow(ttk.Frame):
         except (UserError, OSError, ValueError) as error:
             self.show_error(str(error), user_error=True, title="Cannot open the session")
             return False
+        self._show_opened(session, epochs, rounds)
+        return True
+
+    def _show_opened(self, session: Any, epochs: Sequence[dict], rounds: Sequence[dict]) -> None:
+        """An opened session's settings into the form, its curves and rounds into the plots."""
         self.trust_banner.show(())
         self.settings.load(session.train_dir, session.val_dir, session.train_config, session.test_dir)
         self.plots.set_history(epochs, rounds)
         self._update_session_label()
         self._log(self.controller.opened_note(session, rounds))
-        return True
 
     def on_new_session(self) -> None:
         """Forget the opened session: the next Train starts a fresh one."""
@@ -548,6 +572,11 @@ class MainWindow(ttk.Frame):
 
     def _on_epoch(self, event: msg.EpochFinished) -> None:
         note = self.controller.on_epoch(event)
+        if self.session is not None:
+            try:
+                self.session.record_epochs(event.epoch)  # for the recent-sessions list
+            except OSError as error:
+                log.warning("cannot note the epoch in %s: %s", self.session.folder, error)
         self.progress.epoch_done(event.epoch, event.epochs, event.seconds)
         self.plots.add_epoch(event.epoch, event.train, event.val)
         self._check_trust()
