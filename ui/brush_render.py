@@ -46,9 +46,7 @@ def scale_visible(image: np.ndarray, fit: Fit, rows: np.ndarray, cols: np.ndarra
         min((x0 + len(cols)) / scale, width),
         min((y0 + len(rows)) / scale, height),
     )
-    return np.asarray(
-        Image.fromarray(image).resize((max(1, len(cols)), max(1, len(rows))), Image.Resampling.LANCZOS, box=box)
-    )
+    return np.asarray(Image.fromarray(image).resize((max(1, len(cols)), max(1, len(rows))), Image.Resampling.LANCZOS, box=box))
 
 
 class BrushRender:

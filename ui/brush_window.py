@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BrushWindow", "tool_text", "DEFAULT_OPACITY", "DEFAULT_PAINT_OPACITY", "SAVE_TIMEOUT_S", "MIN_RADIUS", "MAX_RADIUS"]
 
+TOOL_FONT = ("TkDefaultFont", 10)
+TOOL_FONT_SELECTED = ("TkDefaultFont", 10, "bold")
 DEFAULT_CANVAS = 768  # canvas side in screen pixels (smaller on small screens)
 SCREEN_MARGIN_H = 150  # screen pixels kept free above and below: title bar, status line, panels
 SIDE_WIDTH = 360  # screen pixels the side panel and margins take beside the canvas
@@ -172,9 +174,10 @@ class BrushWindow(tk.Toplevel):
         self._bind_keys()
         self.protocol("WM_DELETE_WINDOW", self.cancel)
         self.bind("<Destroy>", self._on_destroy, add="+")
-        self.tool_var.trace_add("write", lambda *_: self._update_status())
+        self.tool_var.trace_add("write", lambda *_: (self._show_tool(), self._update_status()))
         self.shape_var.trace_add("write", lambda *_: self._shape_changed())
         self.radius_var.trace_add("write", lambda *_: self._radius_changed())
+        self._show_tool()
         self.show(0)
         self.canvas.focus_set()
 
@@ -211,9 +214,16 @@ class BrushWindow(tk.Toplevel):
     def _build_side(self) -> None:
         """Labels of the image on screen, the brush and view panels, the buttons, the key help."""
         # The side panel scrolls when the screen is short (1280 x 720): its status and key
-        # help stay reachable instead of falling off the bottom.
-        self.side_scroll = ScrollableFrame(self)
-        self.side_scroll.grid(row=0, column=1, sticky="ns")
+        # help stay reachable instead of falling off the bottom. The way out of the round
+        # (navigation, the round's length, Cancel / Done) sits below it, never scrolled away:
+        # Done needed scrolling even at 1600 x 1000.
+        column = ttk.Frame(self)
+        column.grid(row=0, column=1, sticky="ns")
+        column.rowconfigure(0, weight=1)
+        self.side_scroll = ScrollableFrame(column)
+        self.side_scroll.grid(row=0, column=0, sticky="nsew")
+        self.side_fixed = ttk.Frame(column, padding=(12, 0, 12, 8))
+        self.side_fixed.grid(row=1, column=0, sticky="ew")
         side = self.side_scroll.body
         side.configure(padding=(12, 10))
         wrap = 250
@@ -238,6 +248,7 @@ class BrushWindow(tk.Toplevel):
         self._build_brush_panel(side)
         self._build_view_panel(side)
         self._build_navigation(side, wrap)
+        self._build_finish(self.side_fixed, wrap)
 
     def _build_brush_panel(self, side: ttk.Frame) -> None:
         """Tools, shapes, radius, undo / redo / clear."""
@@ -247,7 +258,7 @@ class BrushWindow(tk.Toplevel):
         for name, text, colour in (
             ("red", "Red — not here (R)", "#ff8080"),
             ("green", "Green — look here (G)", "#80e080"),
-            ("eraser", "Eraser (E)", "#d0d0d0"),
+            ("eraser", "Eraser (E)", "#9cc3ff"),  # not grey: selected, it looked unselected
         ):
             button = tk.Radiobutton(
                 brush,
@@ -346,28 +357,35 @@ class BrushWindow(tk.Toplevel):
             widget.pack(side="left", padx=1)
         self.zoom_label.pack(side="left", padx=(6, 0))
 
-    def _build_navigation(self, side: ttk.Frame, wrap: int) -> None:
-        """Previous / skip / next, cancel / done, the gallery, the key help."""
-        navigation = ttk.Frame(side)
-        navigation.pack(fill="x", pady=(16, 0))
+    def _build_finish(self, fixed: ttk.Frame, wrap: int) -> None:
+        """Previous / skip / next, the round's length, Cancel / Done: always in view."""
+        navigation = ttk.Frame(fixed)
+        navigation.pack(fill="x", pady=(8, 0))
         self.prev_button = ttk.Button(navigation, text="◀ Previous", command=self.previous, takefocus=False)
         self.skip_button = ttk.Button(navigation, text="Skip", command=self.skip, takefocus=False)
         self.next_button = ttk.Button(navigation, text="Next ▶", command=self.next, takefocus=False)
         for button in (self.prev_button, self.skip_button, self.next_button):
             button.pack(side="left", expand=True, fill="x", padx=1)
-        self._build_round_length(side, wrap)
-        finish = ttk.Frame(side)
+        self._build_round_length(fixed, wrap)
+        finish = ttk.Frame(fixed)
         finish.pack(fill="x", pady=(8, 0))
         self.cancel_button = ttk.Button(finish, text="Cancel", command=self.cancel, takefocus=False)
         self.done_button = ttk.Button(finish, text="Done — fine-tune", command=self.done, takefocus=False)
         self.cancel_button.pack(side="left", expand=True, fill="x", padx=1)
         self.done_button.pack(side="left", expand=True, fill="x", padx=1)
 
+    def _build_navigation(self, side: ttk.Frame, wrap: int) -> None:
+        """The gallery and the key help (the way out is in `_build_finish`)."""
         if self.on_gallery is not None:
             self.gallery_button = ttk.Button(side, text="Gallery... (paint any image)", command=self.on_gallery, takefocus=False)
             self.gallery_button.pack(fill="x", pady=(8, 0))
         self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap, foreground="#666666", justify="left")
         self.help_label.pack(anchor="w", pady=(16, 0))
+
+    def _show_tool(self) -> None:
+        """The selected tool's button in bold (its fill colour alone was easy to miss)."""
+        for name, button in self.tool_buttons.items():
+            button.configure(font=TOOL_FONT_SELECTED if name == self.tool_var.get() else TOOL_FONT)
 
     def _build_round_length(self, side: ttk.Frame, wrap: int) -> None:
         """What Done will cost on this device, and the choice of a shorter round (`round_steps`)."""
@@ -378,7 +396,7 @@ class BrushWindow(tk.Toplevel):
         if cost is None:
             return
         self.round_cost_label = ttk.Label(side, text=cost.summary(), wraplength=wrap, justify="left")
-        self.round_cost_label.pack(anchor="w", pady=(12, 0))
+        self.round_cost_label.pack(anchor="w", pady=(8, 0))
         lengths = [cost.max_steps] if cost.short_steps >= cost.max_steps else [cost.max_steps, cost.short_steps]
         self.round_steps_var.set(cost.short_steps if cost.suggest_short else cost.max_steps)
         for steps in lengths:
@@ -434,7 +452,10 @@ class BrushWindow(tk.Toplevel):
         side = int(self.canvas["width"])
         if room < side:
             side = max(200, room)
-            self.canvas.configure(width=side, height=min(side, int(self.canvas["height"])))
+        # As tall as the screen allows, not square: the side panel (whose way out, Done, is
+        # always in view) gets the room, and a landscape screen's height is not wasted.
+        height = max(200, self.winfo_screenheight() - SCREEN_MARGIN_H)
+        self.canvas.configure(width=side, height=height)
         self.maxsize(self.winfo_screenwidth(), self.winfo_screenheight())
 
     def _bind_keys(self) -> None:

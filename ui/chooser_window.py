@@ -30,7 +30,9 @@ from .overlay import RED_RGB, blend, mask_overlay, paint_outline
 from .window_geometry import GeometryStore
 from .window_placement import restore_and_remember
 
-PANEL_SIZE = 280  # canvas side of each image panel, in pixels (the window fits 1280 x 720)
+PANEL_SIZE = 280  # canvas side of each image panel, in pixels (less when the screen is short)
+MIN_PANEL_SIZE = 160
+SCREEN_MARGIN_H = 70  # screen pixels kept free for the title bar and a panel
 OUTLINE_RED = RED_RGB
 OUTLINE_GREEN = (0, 200, 0)
 OUTLINE_PX = 2  # rim of painted regions in screen pixels, as in the brush window
@@ -138,6 +140,7 @@ class ChooserWindow(tk.Toplevel):
         # the Commit / Reject row (the chooser reopens at the size the user left it at)
         self._build_buttons(outer).pack(side="bottom", fill="x", pady=(10, 0))
         self._build_images(outer).pack(fill="both", expand=True, pady=(10, 0))
+        self._fit_screen_height()
         restore_and_remember(self, "chooser", geometry_store)  # the size the user left it at
 
         for key in ("<Return>", "<KP_Enter>", "<Key-c>", "<Key-C>"):
@@ -292,6 +295,17 @@ class ChooserWindow(tk.Toplevel):
         )
         self.fill_check.pack(side="left", padx=(12, 0))
         return frame
+
+    def _fit_screen_height(self) -> None:
+        """Shrink the image panels until the whole window fits the screen's height: at 1280 x
+        720 the bottom of the images, their captions and the view controls were cut off."""
+        self.update_idletasks()
+        excess = self.winfo_reqheight() - (self.winfo_screenheight() - SCREEN_MARGIN_H)
+        if excess <= 0:
+            return
+        self.panel_size = max(MIN_PANEL_SIZE, self.panel_size - excess)
+        for canvas in self.canvases:
+            canvas.configure(width=self.panel_size, height=self.panel_size)
 
     def _build_buttons(self, parent: tk.Misc) -> ttk.Frame:
         frame = ttk.Frame(parent)

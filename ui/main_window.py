@@ -210,16 +210,20 @@ class MainWindow(ttk.Frame):
         top = ttk.Frame(self)
         top.pack(fill="both", expand=True)
 
-        # The settings column scrolls when the screen is short (1280 x 720); the progress
-        # bars live under the plots, always in view.
-        self.left_column = ScrollableFrame(top)
-        self.left_column.pack(side="left", fill="y", padx=(0, 8))
-        left = self.left_column.body
-        self.settings = SettingsPanel(left, base_config=DEFAULT_CONFIG)
+        # The settings form scrolls when the screen is short (1280 x 720); the run buttons and
+        # the session box stay below it, always in view (they were half cut at 720 px), and the
+        # progress bars live under the plots.
+        column = ttk.Frame(top)
+        column.pack(side="left", fill="y", padx=(0, 8))
+        session_frame = ttk.LabelFrame(column, text="Session", padding=6)
+        session_frame.pack(side="bottom", fill="x")
+        buttons = ttk.Frame(column, padding=(0, 8))
+        buttons.pack(side="bottom", fill="x")
+        self.left_column = ScrollableFrame(column)
+        self.left_column.pack(side="top", fill="both", expand=True)
+        self.settings = SettingsPanel(self.left_column.body, base_config=DEFAULT_CONFIG)
         self.settings.pack(fill="x")
 
-        buttons = ttk.Frame(left, padding=(0, 8))
-        buttons.pack(fill="x")
         self.train_button = ttk.Button(buttons, text="\u25b6 Train", command=self.on_train)
         self.pause_button = ttk.Button(buttons, text=PAUSE_TEXT, command=self.on_pause)
         self.stop_button = ttk.Button(buttons, text="\u25a0 Stop", command=self.on_stop)
@@ -232,8 +236,6 @@ class MainWindow(ttk.Frame):
         self.gallery_button.state(["disabled"])  # until there is a session
         self.reasonability_button.state(["disabled"])  # until the first matrix arrives
 
-        session_frame = ttk.LabelFrame(left, text="Session", padding=6)
-        session_frame.pack(fill="x")
         self.session_var = tk.StringVar(self, value="New session on Train")
         self.session_label = ttk.Label(session_frame, textvariable=self.session_var, wraplength=420, justify="left")
         self.session_label.pack(fill="x")
