@@ -970,3 +970,30 @@ def test_the_app_reopens_the_last_session_and_lists_recent_ones(window_factory, 
     assert dialog.folder_label.cget("text") == f"Session folder: {older.folder}"
     dialog.open_button.invoke()
     assert Path(window.session.folder) == older.folder and window.settings.vars["model"].get() == "small_cnn"
+
+
+def test_the_trust_banner_says_why_its_buttons_wait_and_offers_only_what_the_app_has(window_factory, data_folder):
+    """Issue 21: the banner's buttons were disabled during training without a word, and it
+    advised "freeze BatchNorm", which no setting offers."""
+    from app.engine.trust_checks import TrustWarning
+    from ui.trust_banner import BUSY_NOTE
+
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    banner = window.trust_banner
+    banner.show(
+        (
+            TrustWarning(
+                "few_steps", "Too few steps for BatchNorm's statistics", "1 step per epoch", ("frozen_batchnorm", "pretrained")
+            ),
+        )
+    )
+    window.update()
+    assert "freeze BatchNorm (" not in banner.text() and "no setting to freeze BatchNorm" in banner.text()
+    assert banner.busy_label.cget("text") == ""
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: "BatchFinished" in window.event_counts)
+    assert banner.weights_button.instate(["disabled"]) and banner.busy_label.cget("text") == BUSY_NOTE
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    assert banner.weights_button.instate(["!disabled"]) and banner.busy_label.cget("text") == ""

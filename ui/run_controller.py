@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from app.engine.config import FinetuneConfig, TrainConfig
-from app.engine.trust_checks import DataSizes, TrustWarning, trust_warnings
+from app.engine.trust_checks import REMEDIES, DataSizes, TrustWarning, trust_warnings
 from app.explain.propagation import is_hand_painted
 from app.run import messages as msg
 from app.run.run_state import ENDED_STATES, RunState
@@ -98,6 +98,20 @@ class RoundAnswer:
     command: Any  # msg.StartFinetune or msg.SkipFeedback
     note: Note
     status: str = ""  # a status-line message, when the log line is not enough
+
+
+# The engine's remedies as this app can follow them: it has no setting to freeze BatchNorm, so
+# neither the banner nor the log tells the user to (issue 21).
+UI_REMEDIES = {
+    **REMEDIES,
+    "frozen_batchnorm": "more training images per class (or pretrained weights), so BatchNorm's running statistics "
+    "settle; the app has no setting to freeze BatchNorm",
+}
+
+
+def ui_advice(warning: TrustWarning) -> str:
+    """'Try: ...' for a trust warning, in the app's remedies."""
+    return "Try: " + "; ".join(UI_REMEDIES[key] for key in warning.remedies) + "."
 
 
 def round_can_open(closing: bool, trainer: Any) -> bool:
@@ -346,7 +360,7 @@ class RunController:
         self.trust_warnings = warnings
         if not (warnings and changed):
             return warnings, []
-        return warnings, [Note(f"Warning: {w.title}: {w.detail}. {w.advice}", "warning") for w in warnings]
+        return warnings, [Note(f"Warning: {w.title}: {w.detail}. {ui_advice(w)}", "warning") for w in warnings]
 
     def trust_note(self) -> str:
         """One line for the brush window when the predictions it shows may mean nothing."""
