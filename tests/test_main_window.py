@@ -997,3 +997,25 @@ def test_the_trust_banner_says_why_its_buttons_wait_and_offers_only_what_the_app
     window.stop_button.invoke()
     wait_until(window, lambda: window.finished is not None)
     assert banner.weights_button.instate(["!disabled"]) and banner.busy_label.cget("text") == ""
+
+
+def test_the_brush_view_carries_over_to_the_next_round(window_factory, data_folder):
+    """Issue 21: the view settings (heatmap, opacities) reset every round."""
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: "BatchFinished" in window.event_counts)
+    window.events.put(msg.FeedbackNeeded(1, 1, (_feedback_item("a/1.png"),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    brush = window.brush_window
+    brush.heatmap_check.invoke()  # off
+    brush.opacity_scale.set(70)
+    brush.paint_opacity_scale.set(30)
+    brush.update()
+    brush.done_button.invoke()
+    window.events.put(msg.FeedbackNeeded(2, 2, (_feedback_item("a/2.png", 1),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    again = window.brush_window
+    assert again is not brush
+    assert (again.show_heatmap_var.get(), again.opacity_var.get(), again.paint_opacity_var.get()) == (False, 70, 30)
+    assert "1 image pixel = " in again.scale_label.cget("text")  # the zoom's scale on its own line

@@ -121,6 +121,7 @@ class BrushWindow(tk.Toplevel):
         on_open_images: Optional[Callable[[Sequence[str]], None]] = None,
         geometry_store: Any = None,
         round_cost: Optional[RoundCost] = None,
+        view_settings: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.paint_round = PaintRound(items, masks)  # the masks and their saving; raises on no items
         try:
@@ -158,6 +159,7 @@ class BrushWindow(tk.Toplevel):
         self.paint_opacity_var = tk.IntVar(self, value=DEFAULT_PAINT_OPACITY)
         self.shape_var = tk.StringVar(self, value="brush")
         self.show_heatmap_var = tk.BooleanVar(self, value=True)
+        self._restore_view_settings(view_settings or {})
 
         fit_screen = canvas_size is None
         if canvas_size is None:
@@ -356,6 +358,9 @@ class BrushWindow(tk.Toplevel):
         for widget in (self.zoom_out_button, self.zoom_in_button, self.zoom_fit_button):
             widget.pack(side="left", padx=1)
         self.zoom_label.pack(side="left", padx=(6, 0))
+        # on its own line: beside the buttons "(37.5 px per pixel)" was cut off
+        self.scale_label = ttk.Label(heat, text="", foreground="#555555")
+        self.scale_label.pack(anchor="w", pady=(2, 0))
 
     def _build_finish(self, fixed: ttk.Frame, wrap: int) -> None:
         """Previous / skip / next, the round's length, Cancel / Done: always in view."""
@@ -381,6 +386,24 @@ class BrushWindow(tk.Toplevel):
             self.gallery_button.pack(fill="x", pady=(8, 0))
         self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap, foreground="#666666", justify="left")
         self.help_label.pack(anchor="w", pady=(16, 0))
+
+    def view_settings(self) -> Dict[str, Any]:
+        """The view as the user left it (heatmap on/off, its opacity, the paint's): the next
+        round's brush window opens with it (`view_settings=`) instead of the defaults."""
+        return {
+            "show_heatmap": bool(self.show_heatmap_var.get()),
+            "opacity": int(self.opacity_var.get()),
+            "paint_opacity": int(self.paint_opacity_var.get()),
+        }
+
+    def _restore_view_settings(self, settings: Dict[str, Any]) -> None:
+        for key, var in (
+            ("show_heatmap", self.show_heatmap_var),
+            ("opacity", self.opacity_var),
+            ("paint_opacity", self.paint_opacity_var),
+        ):
+            if key in settings:
+                var.set(settings[key])
 
     def _show_tool(self) -> None:
         """The selected tool's button in bold (its fill colour alone was easy to miss)."""
@@ -941,7 +964,8 @@ class BrushWindow(tk.Toplevel):
         fit, (x0, y0) = self.fit, self.render.origin
         self.canvas.coords(self._image_item, fit.offset_x + x0, fit.offset_y + y0)
         zoom = self.render.zoom(image.shape, canvas)
-        self.zoom_label.configure(text=f"{zoom * 100:.0f} %  ({fit.scale:.3g} px per pixel)")
+        self.zoom_label.configure(text=f"{zoom * 100:.0f} %")
+        self.scale_label.configure(text=f"1 image pixel = {fit.scale:.3g} screen pixels")
         self._pending = None
         self._move_cursor()
         self._update_status()

@@ -166,6 +166,7 @@ class MainWindow(ttk.Frame):
         self.device = ""
         self.stop_dialog: Optional[ConfirmDialog] = None  # "Stop the run?" while painting
         self.sessions_dialog: Any = None  # ui.sessions_dialog.SessionsDialog while open
+        self.brush_view: Dict[str, Any] = {}  # the brush window's view as the last round left it
         self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
         self.error_dialog: Optional[ErrorDialog] = None
         self.more_epochs_dialog: Optional[MoreEpochsDialog] = None
@@ -594,6 +595,8 @@ class MainWindow(ttk.Frame):
         masks = self.session.masks
 
         def answer(relpaths: Optional[Sequence[str]], steps: Optional[int] = None) -> None:  # None: cancelled
+            if self.rounds.brush is not None:
+                self.brush_view = self.rounds.brush.view_settings()  # the next round opens with it
             self.rounds.brush = None
             if trainer.stopping:
                 return
@@ -610,6 +613,7 @@ class MainWindow(ttk.Frame):
                 on_done=lambda relpaths: answer(relpaths, getattr(self.rounds.brush, "round_steps", None)),
                 on_cancel=lambda: answer(None),
                 round_cost=self._round_cost(),
+                view_settings=self.brush_view,
                 submit=trainer.submit,
                 on_save_failed=self._mask_save_failed,
                 trust_note=self.controller.trust_note(),
