@@ -1,5 +1,10 @@
 """Open every window of the app on the current display and print, as JSON, where each window
-and its must-see widgets lie: run under a 1280 x 720 Xvfb by test_window_fit.py."""
+and its must-see widgets lie: run under a 1280 x 720 Xvfb by test_window_fit.py.
+
+A widget's box is the part of it that is *visible*: clipped by every widget it sits in (a
+scrolled frame, a squeezed panel) up to its window, and by the screen; and a label whose text
+needs more room than it got counts as cut (`fits` false). The window's own size says nothing
+about this: a window that fits the screen can still clip its bottom rows."""
 
 import json
 import sys
@@ -24,14 +29,23 @@ report = {"screen": [root.winfo_screenwidth(), root.winfo_screenheight()], "wind
 
 
 def box(widget):
+    """[x, y, width, height, viewable] of the visible part of `widget` on screen."""
     widget.update_idletasks()
-    return [
-        widget.winfo_rootx(),
-        widget.winfo_rooty(),
-        widget.winfo_width(),
-        widget.winfo_height(),
-        bool(widget.winfo_viewable()),
-    ]
+    x0, y0 = widget.winfo_rootx(), widget.winfo_rooty()
+    x1, y1 = x0 + widget.winfo_width(), y0 + widget.winfo_height()
+    full = (x1 - x0) * (y1 - y0)
+    parent = widget
+    while parent.winfo_toplevel() is not parent:
+        parent = parent.master
+        px, py = parent.winfo_rootx(), parent.winfo_rooty()
+        x0, y0 = max(x0, px), max(y0, py)
+        x1, y1 = min(x1, px + parent.winfo_width()), min(y1, py + parent.winfo_height())
+    x0, y0 = max(x0, 0), max(y0, 0)
+    x1, y1 = min(x1, widget.winfo_screenwidth()), min(y1, widget.winfo_screenheight())
+    visible = max(0, x1 - x0) * max(0, y1 - y0)
+    fits = widget.winfo_reqheight() <= widget.winfo_height() + 1 and widget.winfo_reqwidth() <= widget.winfo_width() + 1
+    whole = visible >= full and (fits or widget.winfo_class() not in ("TLabel", "Label"))
+    return [x0, y0, max(0, x1 - x0), max(0, y1 - y0), bool(widget.winfo_viewable()) and whole]
 
 
 def record(name, toplevel, **widgets):
@@ -39,14 +53,30 @@ def record(name, toplevel, **widgets):
     report["windows"][name] = {"window": box(toplevel), "widgets": {k: box(w) for k, w in widgets.items()}}
 
 
+def label_of(frame, variable):
+    """The label in `frame` that shows `variable`."""
+    return next(
+        w for w in frame.winfo_children() if str(w.cget("textvariable") if "textvariable" in w.keys() else "") == str(variable)
+    )
+
+
+window.progress.finetune_text.set(
+    "Fine-tune round 1: step 14/150, at most 3:41:25 left\ncheck at step 10: guidance 1.48, val loss 0.532"
+)
+window.session_var.set(
+    str(work / "sessions" / "20261207-190000") + "\n(Train continues this session; New session starts another)"
+)
 record(
     "main",
     root,
     status=window.status_var and window.device_var and window.children[next(iter(window.children))],
     log=window.log,
     progress=window.progress.finetune_bar,
+    finetune_status=label_of(window.progress, window.progress.finetune_text),
     plots=window.plots,
     train=window.train_button,
+    open_session=window.open_session_button,
+    new_session=window.new_session_button,
 )
 
 rng = np.random.default_rng(0)
@@ -73,8 +103,7 @@ brush = BrushWindow(
     trust_note="Predictions may mean nothing: test",
 )
 brush.update()
-brush.side_scroll.see(brush.done_button)
-record("brush", brush, status=brush.status_label, canvas=brush.canvas, done=brush.done_button, help=brush.help_label)
+record("brush", brush, status=brush.status_label, canvas=brush.canvas, done=brush.done_button, cancel=brush.cancel_button)
 brush.side_scroll.see(brush.help_label)
 record("brush_scrolled", brush, help=brush.help_label)
 brush.destroy()
@@ -82,13 +111,29 @@ brush.destroy()
 from ui.chooser_window import ChooserWindow  # noqa: E402
 
 chooser = ChooserWindow(root, make_done(3), lambda: None, lambda: None)
-record("chooser", chooser, commit=chooser.commit_button, reject=chooser.reject_button)
+record(
+    "chooser",
+    chooser,
+    commit=chooser.commit_button,
+    reject=chooser.reject_button,
+    before=chooser.canvases[0],
+    after=chooser.canvases[1],
+    caption=chooser.caption_labels[1],
+    heatmap=chooser.heatmap_check,
+    opacity=chooser.opacity_scale,
+)
 chooser.destroy()
 
 from ui.reasonability_window import ReasonabilityWindow  # noqa: E402
 
 matrix = ReasonabilityWindow(root, reasonability_event(), on_paint=lambda r: None)
-record("reasonability", matrix, paint=matrix.paint_buttons["inaccurate_unreasonable"])
+record(
+    "reasonability",
+    matrix,
+    paint=matrix.paint_buttons["inaccurate_unreasonable"],
+    footnote=matrix.judged_label,
+    close=matrix.close_button,
+)
 matrix.destroy()
 
 from ui.gallery_window import GalleryWindow  # noqa: E402

@@ -110,3 +110,19 @@ def test_a_shrunk_image_is_resampled_not_sampled():
     composite = render.render(0, image, _saliency(), np.zeros((side, side), np.int8), CANVAS, View(), 0.0, 0.5)
     assert composite.shape == (320, 320, 3) and render.fit.scale == 0.5
     assert 100 < composite[160, 160, 0] < 155  # averaged to grey
+
+
+def test_a_shrunk_image_renders_at_every_canvas_size():
+    """The visible box in image pixels could pass the image's edge by a rounding error, and PIL
+    refused it: the brush window did not open on a 900 x 600 image at 1280 x 720."""
+    import numpy as np
+
+    from ui.brush_render import BrushRender
+    from ui.geometry import View
+
+    image = np.zeros((600, 900, 3), np.uint8)
+    saliency, mask = np.zeros((32, 32), np.float32), np.zeros((600, 900), np.int8)
+    for width in range(200, 420):
+        for height in (width, width - 37):
+            composite = BrushRender().render(0, image, saliency, mask, (width, height), View(), 0.5, 0.5)
+            assert composite.shape[1] <= width and composite.shape[0] <= height

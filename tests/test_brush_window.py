@@ -571,3 +571,26 @@ def test_paint_opacity_and_a_faint_heatmap_by_default(make_window):
     window.paint_opacity_var.set(20)
     window._render_all()
     assert red_at() < strong == 255
+
+
+def test_the_selected_eraser_looks_selected(make_window):
+    """Issue 21: the selected Eraser looked unselected (its fill was the buttons' grey)."""
+    window, _ = make_window()
+    eraser = window.tool_buttons["eraser"]
+    background = window.winfo_rgb(eraser.cget("background"))
+    assert window.winfo_rgb(eraser.cget("selectcolor")) != background
+    assert "bold" in str(window.tool_buttons["red"].cget("font"))  # the start tool
+    _key(window, "KeyPress-e")
+    assert window.tool == "eraser"
+    assert "bold" in str(eraser.cget("font")) and "bold" not in str(window.tool_buttons["red"].cget("font"))
+
+
+def test_done_is_in_view_without_scrolling(make_window):
+    """Issue 21: Done needed scrolling even at 1600 x 1000; it lies below the scrolled panel."""
+    window, _ = make_window()
+    window.update()
+    done = window.done_button
+    assert done.winfo_viewable()
+    top = window.winfo_rooty()
+    assert top <= done.winfo_rooty() and done.winfo_rooty() + done.winfo_height() <= top + window.winfo_height()
+    assert not str(done).startswith(str(window.side_scroll))  # not inside the scrolled panel

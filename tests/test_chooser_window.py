@@ -253,3 +253,71 @@ def test_the_chooser_reopens_at_the_size_the_user_left_it(tk_root, tmp_path):
     tk_root.update()
     assert second.winfo_width() == 760 and second.winfo_height() == 540
     second.destroy()
+
+
+def _no_green(done):
+    import dataclasses
+
+    comparisons = []
+    for c in done.comparisons:
+        mask = c.mask.copy()
+        mask[mask < 0] = 0
+        comparisons.append(dataclasses.replace(c, mask=mask))
+    report = dataclasses.replace(done.report, green_share_before=0.0, green_share_after=0.0)
+    return dataclasses.replace(done, report=report, comparisons=tuple(comparisons))
+
+
+@pytest.mark.gui
+def test_the_numbers_do_not_contradict_each_other(tk_root):
+    """Issue 21: guidance loss drawn green (1.477 -> 0.75) while saliency on red rose
+    (4.0 % -> 4.1 %), and "saliency on green 0.0 % -> 0.0 %" with nothing painted green."""
+    import dataclasses
+
+    done = _no_green(make_done())
+    report = dataclasses.replace(
+        done.report, guidance_before=1.477, guidance_after=0.75, red_share_before=0.040, red_share_after=0.041
+    )
+    window, _ = open_chooser(tk_root, dataclasses.replace(done, report=report))
+    before, after = window.summary_labels["Guidance loss (annotated)"]
+    assert str(after.cget("foreground")) == "#000000"  # not green
+    hints = [w.cget("text") for w in after.master.grid_slaves(column=3)]
+    assert "fell, but the share on red below did not: judge by that" in hints
+    assert str(window.summary_labels["Saliency on red"][1].cget("foreground")) == "#c00000"
+    assert "Saliency on green" not in window.summary_labels  # nothing green was painted
+    window.reject()
+    agreeing, _ = open_chooser(tk_root)  # loss and red share both fell; green painted
+    assert str(agreeing.summary_labels["Guidance loss (annotated)"][1].cget("foreground")) == "#1a7f1a"
+    assert "Saliency on green" in agreeing.summary_labels
+    agreeing.reject()
+
+
+@pytest.mark.gui
+def test_commit_on_a_worse_round_asks_first(tk_root):
+    import dataclasses
+
+    done = make_done()
+    worse = dataclasses.replace(done.report, broken_accuracy_before=0.62, broken_accuracy_after=0.48)
+    window, calls = open_chooser(tk_root, dataclasses.replace(done, report=worse))
+    window.commit_button.invoke()
+    assert calls.commits == 0 and window.result is None
+    dialog = window.confirm
+    assert dialog.title() == "Commit a WORSE round?" and dialog.message_label.cget("text").startswith("WORSE:")
+    dialog.no_button.invoke()  # go back: still deciding
+    assert calls.commits == 0 and window.winfo_exists()
+    window.commit_button.invoke()
+    window.confirm.yes_button.invoke()
+    assert calls.commits == 1 and window.result == "commit"
+
+
+@pytest.mark.gui
+def test_a_round_ended_by_the_user_says_it_is_the_candidate_so_far(tk_root):
+    import dataclasses
+
+    from app.engine.finetune_report import STOP_CANCELLED
+
+    done = make_done()
+    ended = dataclasses.replace(done.report, stop_reason=STOP_CANCELLED, steps=14)
+    window, calls = open_chooser(tk_root, dataclasses.replace(done, report=ended))
+    assert window.stop_label.cget("text").startswith("You ended the round after 14 steps")
+    window.commit_button.invoke()  # not WORSE: no question
+    assert calls.commits == 1

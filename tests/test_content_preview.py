@@ -16,9 +16,21 @@ def _item(relpath, confidence, side=40):
     return msg.PreviewItem(relpath, thumbnail, region, confidence)
 
 
-def _preview():
+def _preview(plan_id=0, corrections=0):
     items = (_item("1/a.png", 0.97), _item("2/b.png", 0.9), _item("3/c.png", 0.52))
-    return msg.PropagationPreview(("0/src.png",), "content", 3, tuple(i.relpath for i in items), (), items, 40, 0.5)
+    return msg.PropagationPreview(
+        ("0/src.png",),
+        "content",
+        3,
+        tuple(i.relpath for i in items),
+        (),
+        items,
+        40,
+        0.5,
+        plan_id=plan_id,
+        learned_from=("0/src.png", "0/other.png"),
+        corrections=corrections,
+    )
 
 
 def test_choices_drop_and_correct_images_and_build_the_commands():
@@ -75,3 +87,75 @@ def test_preview_window_drops_corrects_and_applies(tk_root):
     assert window.keep_vars["2/b.png"].get() is False and window.keep_vars["1/a.png"].get() is True
     window.apply_button.invoke()
     assert sent[-1] == msg.ApplyPropagation(("0/src.png",), "content", ("2/b.png", "3/c.png"))
+
+
+def _enabled(button):
+    return button.instate(["!disabled"])
+
+
+@pytest.mark.gui
+def test_preview_again_shows_progress_waits_and_learns_then_apply_writes_the_reviewed_plan(tk_root):
+    from ui.content_preview_window import ContentPreviewWindow
+
+    sent = []
+    window = ContentPreviewWindow(tk_root, ("0/src.png",), sent.append)
+    window.show(_preview(plan_id=1))
+    tk_root.update()
+    summary = window.summary_label.cget("text")
+    assert "at least 0.50 sure" in summary and "Learnt from 2 painted images." in summary  # the threshold explained
+    not_this = window.not_this_buttons["3/c.png"]
+    not_this.invoke()  # the real button
+    assert isinstance(sent[-1], msg.MarkNotThis) and "Preview again to learn from it" in window.progress_label.cget("text")
+    window.rerun_button.invoke()
+    tk_root.update()
+    # while the trainer looks again, nothing can be applied from the old answer
+    assert not _enabled(window.apply_button) and not _enabled(window.rerun_button) and _enabled(window.cancel_button)
+    assert not _enabled(window.not_this_buttons["1/a.png"])
+    window.show_progress(msg.PropagationProgress(("0/src.png",), "content", "finding", 10, 40))
+    tk_root.update()
+    assert window.progress_label.cget("text") == "Looking through the images: 10 of 40"
+    assert window.progress_bar.cget("value") == pytest.approx(0.25)
+    window.show(_preview(plan_id=2, corrections=1))
+    tk_root.update()
+    assert "and 1 'not this' correction." in window.summary_label.cget("text")  # it learnt from it
+    assert _enabled(window.apply_button) and not _enabled(window.cancel_button)
+    window.apply_button.invoke()
+    assert sent[-1] == msg.ApplyPropagation(("0/src.png",), "content", ("3/c.png",), plan_id=2)
+    assert window.winfo_exists() and not _enabled(window.apply_button)  # stays, showing the writing
+    window.show_progress(msg.PropagationProgress(("0/src.png",), "content", "writing", 1, 2))
+    assert window.progress_label.cget("text") == "Writing the masks: 1 of 2"
+    window.cancel_button.invoke()
+    assert sent[-1] == msg.CancelPropagation()
+    window.show_failed(msg.PropagationFailed(("0/src.png",), "content", "Cancelled: 1 of 2 masks were written.", cancelled=True))
+    assert _enabled(window.apply_button) and window.progress_label.cget("text").startswith("Cancelled")
+    window.destroy()
+
+
+@pytest.mark.gui
+def test_every_find_can_be_paged_to(tk_root):
+    from ui.content_preview_window import PAGE, ContentPreviewWindow
+
+    count = PAGE + 5
+    first = tuple(_item(f"1/{k:03d}.png", 0.99 - k / 200) for k in range(PAGE))
+    event = msg.PropagationPreview(
+        ("0/src.png",), "content", count, tuple(f"1/{k:03d}.png" for k in range(count)), (), first, 200, 0.5, plan_id=7
+    )
+    sent = []
+    window = ContentPreviewWindow(tk_root, ("0/src.png",), sent.append)
+    window.show(event)
+    tk_root.update()
+    assert window.page_label.cget("text") == "page 1 of 2" and f"Showing finds 1-{PAGE} of {count}" in window.summary_label.cget(
+        "text"
+    )
+    assert not _enabled(window.previous_button)
+    window.next_button.invoke()
+    assert sent[-1] == msg.PreviewPage(7, PAGE)
+    rest = tuple(_item(f"1/{k:03d}.png", 0.5) for k in range(PAGE, count))
+    window.show_page(msg.PreviewPageItems(7, PAGE, rest, count))
+    tk_root.update()
+    assert sorted(window.tiles) == [f"1/{k:03d}.png" for k in range(PAGE, count)]
+    assert window.page_label.cget("text") == "page 2 of 2" and not _enabled(window.next_button)
+    assert f"Showing finds {PAGE + 1}-{count} of {count}" in window.summary_label.cget("text")
+    window.previous_button.invoke()
+    assert sent[-1] == msg.PreviewPage(7, 0)
+    window.destroy()

@@ -146,11 +146,11 @@ def test_comparisons_fall_back_to_the_images_the_finetune_used():
     assert display_items.comparisons(pixel_model(), nothing, train, [], device=CPU, saliency_method="saliency") == ()
 
 
-def test_preview_choice_keeps_the_best_and_the_most_borderline_halves():
+def test_preview_pages_reach_every_find():
     ranked = [f"r{k}" for k in range(10)]
-    assert display_items.preview_choice(ranked, limit=4) == ["r0", "r1", "r8", "r9"]
-    assert display_items.preview_choice(ranked[:3], limit=4) == ["r0", "r1", "r2"]
-    assert display_items.preview_choice([], limit=4) == []
+    pages = [display_items.preview_page_relpaths(ranked, start, limit=4) for start in (0, 4, 8, 12)]
+    assert pages == [["r0", "r1", "r2", "r3"], ["r4", "r5", "r6", "r7"], ["r8", "r9"], []]
+    assert display_items.preview_page_relpaths([], 0, limit=4) == []
 
 
 def test_preview_items_only_for_content_plans_that_found_something():

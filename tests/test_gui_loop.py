@@ -146,6 +146,8 @@ def run_round(window, decide: str):
     window.pause_button.invoke()
     button = chooser.commit_button if decide == "commit" else chooser.reject_button
     button.invoke()
+    if decide == "commit" and chooser.confirm is not None:  # a WORSE round asks first
+        chooser.confirm.yes_button.invoke()
     assert chooser.result == decide
     wait_until(window, lambda: "RoundDecided" in window.event_counts and window.state == "paused")
     after_round = snapshot(trainer.model)

@@ -801,3 +801,221 @@ def test_continuing_a_session_with_another_model_is_refused_with_a_message(windo
     assert window.on_train() is False
     assert "This session trains small_cnn" in window.error_dialog.message_label.cget("text")
     assert len(FakeTrainer.instances) == 1
+
+
+def _feedback_item(relpath, seed=0, side=16):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return msg.FeedbackItem(
+        relpath=relpath,
+        image=rng.integers(0, 256, (side, side, 3), dtype=np.uint8),
+        saliency=rng.random((8, 8)).astype("float32"),
+        true_label="a",
+        predicted_label="a",
+        confidence=0.9,
+        reason="entropy 1.00",
+    )
+
+
+def test_stop_ends_a_fine_tune_round_into_the_chooser_and_asks_while_painting(window_factory, data_folder):
+    """Issue 21: Stop threw a 26-minute round away, and while painting it dropped the round
+    without asking."""
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: "BatchFinished" in window.event_counts)
+    trainer = FakeTrainer.instances[-1]
+    # a round: the brush window opens; Stop asks first, and "Keep painting" keeps it
+    window.events.put(msg.FeedbackNeeded(1, 1, (_feedback_item("a/1.png"),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    window.stop_button.invoke()
+    dialog = window.stop_dialog
+    assert dialog is not None and "what you painted is saved" in dialog.message_label.cget("text")
+    dialog.no_button.invoke()
+    assert "stop" not in trainer.calls and window.brush_window is not None
+    window.brush_window.done_button.invoke()
+    # the round fine-tunes: Stop ends the round (the chooser will open), not the run
+    window.events.put(msg.StateChanged("finetuning"))
+    wait_until(window, lambda: window.state == "finetuning")
+    window.stop_button.invoke()
+    sent = []
+    while not trainer.commands.empty():
+        sent.append(trainer.commands.get())
+    assert msg.StopRound() in sent and "stop" not in trainer.calls
+    assert "Ending the fine-tune round: the chooser opens with the candidate so far" in window.log.lines()
+    window.events.put(msg.StateChanged("training"))
+    wait_until(window, lambda: window.state == "training")
+    # a Stop "Stop the run" while painting stops it
+    window.events.put(msg.FeedbackNeeded(2, 2, (_feedback_item("a/2.png", 1),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    window.stop_button.invoke()
+    window.stop_dialog.yes_button.invoke()
+    assert trainer.calls[-1] == "stop"
+    wait_until(window, lambda: window.finished is not None)
+
+
+def test_the_brush_window_says_what_the_round_costs_and_offers_a_shorter_one(window_factory, data_folder):
+    """Issue 21: a resnet18 round on a CPU never reached the chooser; say the cost first."""
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: window.event_counts.get("BatchFinished", 0) >= 3)
+    window.pause_button.invoke()
+    wait_until(window, lambda: window.state == "paused")
+    window.progress.eta._durations.clear()
+    window.progress.eta._durations.extend([20.0] * 5)  # a slow device: 20 s per batch of 64 (the default)
+    window.events.put(msg.FeedbackNeeded(1, 1, (_feedback_item("a/1.png"),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    brush = window.brush_window
+    assert brush.round_cost_label.cget("text").startswith("Done starts a fine-tune round on FakeCPU: about 60.0 s per step")
+    full, short = brush.round_buttons[150], brush.round_buttons[30]
+    assert full.cget("text") == "Full round: up to 150 steps, at most about 2:30:00"
+    assert short.cget("text") == "Shorter round: up to 30 steps, at most about 30:00"
+    assert brush.round_steps == 30  # a round of hours: the shorter one is chosen for the user
+    full.invoke()
+    assert brush.round_steps is None
+    short.invoke()
+    brush.mask[2:6, 2:6] = 1
+    brush.done_button.invoke()
+    trainer = FakeTrainer.instances[-1]
+    sent = []
+    while not trainer.commands.empty():
+        sent.append(trainer.commands.get())
+    assert sent[-1] == msg.StartFinetune(("a/1.png",), max_steps=30)
+    assert "Painted 1 image; fine-tuning (30 steps at most)..." in window.log.lines()
+
+
+def test_a_measured_step_beats_the_estimate_from_training_batches():
+    from ui.round_cost import GUIDED_STEP_FACTOR, round_cost, step_seconds
+
+    assert step_seconds(None, 2.0, 64, 32) == pytest.approx(2.0 * 64 / 64 * GUIDED_STEP_FACTOR)
+    assert step_seconds(0.5, 2.0, 64, 32) == 0.5  # the last round's median step
+    assert step_seconds(None, None, 64, 32) is None
+    unknown = round_cost(150, None, "CPU")
+    assert unknown.summary() == "Done starts a fine-tune round on CPU: its cost is not measured yet."
+    assert not unknown.suggest_short and unknown.choice_text(150) == "up to 150 steps"
+    assert not round_cost(150, 0.01, "GPU").suggest_short  # 1.5 s: no reason to cut it short
+
+
+def test_the_run_never_ends_before_its_epoch_nor_hides_a_round():
+    """Issue 21: "time left" of the run shorter than the current epoch's in the last epoch
+    (0:52 vs 1:32), and "Run: 67 %, 0:03 left" during a round of hours."""
+    from ui.progress_panel import EtaEstimator
+
+    eta = EtaEstimator()
+    eta.start(1, 3, 10)
+    now = 0.0
+    for epoch, pace in ((1, 1.0), (2, 1.0), (3, 4.0)):  # the last epoch is 4x slower (guided)
+        for batch in range(1, 11):
+            now += pace
+            eta.batch_done(epoch, batch, 10, now=now)
+            shown = eta.shown_run_remaining(now)
+            if shown is None:  # the first batch: nothing measured yet
+                continue
+            assert shown >= eta.epoch_remaining()  # never less than this epoch still needs
+            if epoch == 3:
+                assert shown == eta.epoch_remaining()
+        eta.epoch_done(epoch, pace * 10)
+
+
+def test_during_a_round_the_run_line_says_training_waits_and_adds_the_round(window_factory):
+    window = window_factory()
+    progress = window.progress
+    progress.run_started(1, 3, 10)
+    progress.eta._durations.extend([2.0] * 5)
+    progress.eta.batch = 5
+    window.events.put(msg.FinetuneStarted(1, 3, 150))
+    wait_until(window, lambda: "FinetuneStarted" in window.event_counts)
+    assert progress.run_text.get().startswith("Run: 17%; training waits for this round, then 0:50")
+    progress.step_timer._durations.extend([60.0] * 3)
+    window.events.put(msg.FinetuneStep(1, 10, 150))
+    wait_until(window, lambda: "FinetuneStep" in window.event_counts)
+    assert "training waits for this round, then 0:50 (at most 2:20:50 in all)" in progress.run_text.get()
+
+
+def test_the_app_reopens_the_last_session_and_lists_recent_ones(window_factory, data_folder, tmp_path):
+    """Issue 21: reopening the app said "New session on Train" (Train started over), and Open
+    session was a bare folder picker listing timestamps."""
+    import os
+
+    from app.engine.config import TrainConfig
+    from app.run.session import Session
+
+    root = tmp_path / "sessions"
+    older = Session.create(root / "20260101-090000", data_folder, None, TrainConfig(model="small_cnn", epochs=4))
+    older.record_epochs(2)
+    newer = Session.create(root / "20260102-090000", data_folder, None, TrainConfig(model="resnet18", epochs=6))
+    newer.record_epochs(3)
+    newer.append_history({"round": 1, "decision": "commit"})
+    newer.masks.save("a/1.png", __import__("numpy").ones((4, 4), "int8"))
+    os.utime(older.folder / "session.json", (1_700_000_000, 1_700_000_000))  # used long ago
+
+    window = window_factory(sessions_root=str(root), reopen_last=True)
+    assert window.session is not None and Path(window.session.folder) == newer.folder
+    assert window.session_var.get().startswith(f"{newer.folder}\n(Train continues this session")
+    assert window.settings.vars["model"].get() == "resnet18"
+    assert any(line.startswith(f"Opened session {newer.folder}") for line in window.log.lines())
+
+    window.open_session_button.invoke()
+    dialog = window.sessions_dialog
+    rows = [dialog.tree.item(item, "values") for item in dialog.tree.get_children()]
+    assert [row[1:] for row in rows] == [
+        (str(data_folder.resolve()), "resnet18", "3/6", "1", "1"),
+        (str(data_folder.resolve()), "small_cnn", "2/4", "0", "0"),
+    ]
+    second = dialog.tree.get_children()[1]
+    dialog.tree.selection_set(second)
+    dialog.update()
+    assert dialog.folder_label.cget("text") == f"Session folder: {older.folder}"
+    dialog.open_button.invoke()
+    assert Path(window.session.folder) == older.folder and window.settings.vars["model"].get() == "small_cnn"
+
+
+def test_the_trust_banner_says_why_its_buttons_wait_and_offers_only_what_the_app_has(window_factory, data_folder):
+    """Issue 21: the banner's buttons were disabled during training without a word, and it
+    advised "freeze BatchNorm", which no setting offers."""
+    from app.engine.trust_checks import TrustWarning
+    from ui.trust_banner import BUSY_NOTE
+
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    banner = window.trust_banner
+    banner.show(
+        (
+            TrustWarning(
+                "few_steps", "Too few steps for BatchNorm's statistics", "1 step per epoch", ("frozen_batchnorm", "pretrained")
+            ),
+        )
+    )
+    window.update()
+    assert "freeze BatchNorm (" not in banner.text() and "no setting to freeze BatchNorm" in banner.text()
+    assert banner.busy_label.cget("text") == ""
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: "BatchFinished" in window.event_counts)
+    assert banner.weights_button.instate(["disabled"]) and banner.busy_label.cget("text") == BUSY_NOTE
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    assert banner.weights_button.instate(["!disabled"]) and banner.busy_label.cget("text") == ""
+
+
+def test_the_brush_view_carries_over_to_the_next_round(window_factory, data_folder):
+    """Issue 21: the view settings (heatmap, opacities) reset every round."""
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.on_train()
+    wait_until(window, lambda: "BatchFinished" in window.event_counts)
+    window.events.put(msg.FeedbackNeeded(1, 1, (_feedback_item("a/1.png"),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    brush = window.brush_window
+    brush.heatmap_check.invoke()  # off
+    brush.opacity_scale.set(70)
+    brush.paint_opacity_scale.set(30)
+    brush.update()
+    brush.done_button.invoke()
+    window.events.put(msg.FeedbackNeeded(2, 2, (_feedback_item("a/2.png", 1),), "entropy"))
+    wait_until(window, lambda: window.brush_window is not None)
+    again = window.brush_window
+    assert again is not brush
+    assert (again.show_heatmap_var.get(), again.opacity_var.get(), again.paint_opacity_var.get()) == (False, 70, 30)
+    assert "1 image pixel = " in again.scale_label.cget("text")  # the zoom's scale on its own line

@@ -31,11 +31,14 @@ def test_heatmap_uses_the_colour_map_table():
     assert (rgba[..., 3] == 255).all()
 
 
-def test_heatmap_of_jet_runs_from_blue_to_red():
-    rgba = heatmap_rgba(np.array([[0.0, 1.0]], np.float32))
-    low, high = rgba[0, 0], rgba[0, 1]
-    assert low[2] > 100 and low[0] == 0  # blue
-    assert high[0] > 100 and high[2] == 0  # red
+def test_the_heatmap_has_no_red_to_confuse_with_red_paint():
+    """Issue 21: jet's red (decisive) clashed with the red paint (discourage)."""
+    rgba = heatmap_rgba(np.linspace(0.0, 1.0, 256, dtype=np.float32)[None, :])[0, :, :3].astype(int)
+    red, green, blue = rgba[:, 0], rgba[:, 1], rgba[:, 2]
+    assert not ((red > 180) & (green < 100) & (blue < 100)).any()  # nowhere paint-like red
+    low, high = rgba[0], rgba[-1]
+    assert low[2] > low[1] and sum(low) < 250  # dark purple: ignored
+    assert high[0] > 200 and high[1] > 200 and high[2] < 100  # yellow: decisive
 
 
 def test_heatmap_is_resized_to_the_image_size():

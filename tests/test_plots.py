@@ -104,3 +104,28 @@ def test_plots_without_broken_accuracy_show_no_such_series(tk_root):
     assert "test, shortcut-free" not in labels
     assert panel.train_loss == [1.0]  # no CE key: the total stands in
     panel.destroy()
+
+
+def test_a_series_that_appears_mid_run_gets_its_legend_entry_without_a_forced_redraw(tk_root):
+    """Issue 21: the test line was unlabelled until the first commit, the shortcut-broken line and
+    the penalty until the session was reopened (the legend only changed when the axes did)."""
+    from tk_wait import wait_until
+
+    from ui.plots import PlotsPanel
+
+    panel = PlotsPanel(tk_root, min_update_s=0.0)
+    panel.pack()
+    panel.set_run_range(4)
+    panel.add_epoch(1, {"loss": 1.0, "accuracy": 0.5}, {"loss": 1.2, "accuracy": 0.6})
+    panel.flush()  # the first draw; from here on only the live updates run
+
+    def legend(axes):
+        return [t.get_text() for t in axes.get_legend().get_texts()]
+
+    assert "test, shortcut-free" not in legend(panel.accuracy_axes)
+    val = {"loss": 1.1, "accuracy": 0.7, "test_accuracy": 0.3, "test_loss": 2.0, "broken_accuracy": 0.4, "broken_loss": 1.5}
+    panel.add_epoch(2, {"loss": 0.9, "accuracy": 0.6, "guidance": 0.2}, val)  # same axis limits as before
+    wait_until(panel, lambda: panel._pending is None and "test, shortcut-free" in legend(panel.accuracy_axes))
+    for axes in (panel.loss_axes, panel.accuracy_axes):
+        assert {"test, shortcut-free", "val, shortcut broken"} <= set(legend(axes))
+    panel.destroy()

@@ -157,6 +157,175 @@ def test_reasonability_ready_counts_the_whole_small_training_set(image_folder, t
     assert all(matrix.counts[cell] == len(matrix.members[cell]) for cell in matrix.counts)
 
 
+class ScriptedUser:
+    """On FeedbackNeeded: paint a red corner on every offered image, then send `script`'s
+    commands one after another (each a callable of this user, sent when the previous command's
+    answer arrives), then StartFinetune (`finetune` its options); Commit the candidate.
+    `on_progress(user, event)` may answer PropagationProgress / FinetuneStep (e.g. Cancel)."""
+
+    def __init__(self, make_trainer, masks_dir, script, finetune=None, on_progress=None):
+        self.events = []
+        self.masks = MaskStore(masks_dir)
+        self.script = list(script)
+        self.finetune = finetune or {}
+        self.on_progress = on_progress
+        self.painted = []
+        self.trainer = make_trainer(self.on_event)
+
+    def on_event(self, event):
+        self.events.append(event)
+        if isinstance(event, msg.FeedbackNeeded):
+            for item in event.items:
+                height, width = item.image.shape[:2]
+                mask = np.zeros((height, width), np.int8)
+                mask[height - 6 :, width - 6 :] = RED
+                self.masks.save(item.relpath, mask)
+                self.painted.append(item.relpath)
+            self._next()
+        elif isinstance(event, (msg.PropagationPreview, msg.PropagationApplied, msg.PropagationFailed)):
+            self._next()
+        elif isinstance(event, (msg.PropagationProgress, msg.FinetuneStep)) and self.on_progress is not None:
+            self.on_progress(self, event)
+        elif isinstance(event, msg.FinetuneDone):
+            self.trainer.submit(msg.Commit())
+
+    def _next(self):
+        while self.script:
+            command = self.script.pop(0)(self)
+            self.trainer.submit(command)
+            if not isinstance(command, msg.MarkNotThis):  # answered only when it fails
+                return
+        self.trainer.submit(msg.StartFinetune(tuple(self.painted), **self.finetune))
+
+    @property
+    def source(self):
+        return self.painted[0]
+
+    def last(self, kind):
+        return self.of(kind)[-1]
+
+    def of(self, kind):
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+def _scripted(image_folder, tmp_path, script, *, session=True, finetune_config=FAST_FINETUNE, **options):
+    """Run a two-epoch trainer with a ScriptedUser, in a session or (session=False) in a bare run
+    with no negatives folder; returns (user, masks folder)."""
+    if session:
+        made = Session.create(tmp_path / "session", image_folder, None, CONFIG, finetune_config)
+        paths, masks_dir = made.run_paths(), made.masks_dir
+    else:
+        from app.engine.config import RunPaths
+
+        masks_dir = tmp_path / "masks"
+        paths, made = RunPaths(train_dir=str(image_folder), masks_dir=str(masks_dir)), None
+    assert (paths.negatives_dir is None) == (not session)
+    user = ScriptedUser(
+        lambda emit: Trainer(CONFIG, finetune_config, paths, emit=emit, session=made), masks_dir, script, **options
+    )
+    user.trainer.run()
+    return user, masks_dir
+
+
+def _not_this_corner(user):
+    """A "not this" correction on an image nobody painted: its top-left corner."""
+    other = next(r for r in user.trainer.data.train.relpaths if r not in user.painted)
+    region = np.zeros((8, 8), bool)
+    region[:3, :3] = True
+    user.not_this = other
+    return msg.MarkNotThis(other, region)
+
+
+@pytest.mark.parametrize("session", [True, False], ids=["session", "no-negatives-folder"])
+def test_not_this_is_kept_and_the_next_preview_learns_from_it(image_folder, tmp_path, session):
+    user, _ = _scripted(
+        image_folder,
+        tmp_path,
+        [
+            lambda u: msg.PreviewPropagation((u.source,), "content"),
+            _not_this_corner,
+            lambda u: msg.PreviewPropagation((u.source,), "content"),
+        ],
+        session=session,
+    )
+    assert not user.of(msg.PropagationFailed) and not user.of(msg.TrainingFailed)
+    first, second = user.of(msg.PropagationPreview)
+    # the answers name the request's sources, though the locator learnt from both painted images
+    assert first.sources == second.sources == (user.source,)
+    assert set(first.learned_from) == set(user.painted) and len(user.painted) == 2
+    assert (first.corrections, second.corrections) == (0, 1)
+    assert user.trainer.validation.negative_store().annotated() == [user.not_this]
+    if session:
+        assert (tmp_path / "session" / "negatives").is_dir()
+
+
+def test_apply_writes_the_reviewed_plan_without_searching_again(image_folder, tmp_path):
+    def apply_reviewed(u):
+        preview = u.last(msg.PropagationPreview)
+        u.dropped = preview.relpaths[0]
+        u.events_before_apply = len(u.events)
+        return msg.ApplyPropagation((u.source,), "class", (u.dropped,), plan_id=preview.plan_id)
+
+    user, masks_dir = _scripted(
+        image_folder,
+        tmp_path,
+        [lambda u: msg.PreviewPropagation((u.source,), "class"), apply_reviewed],
+    )
+    preview, applied = user.last(msg.PropagationPreview), user.last(msg.PropagationApplied)
+    assert preview.plan_id > 0 and preview.count >= 2
+    assert not applied.searched
+    assert applied.written == preview.count - 1 and user.dropped not in applied.relpaths
+    assert not MaskStore(masks_dir).has(user.dropped)
+    after = user.events[user.events_before_apply :]
+    stages = {e.stage for e in after if isinstance(e, msg.PropagationProgress)}
+    assert stages == {"writing"}  # no "finding": the images were not looked through again
+    assert [e.done for e in after if isinstance(e, msg.PropagationProgress)][-1] == applied.written
+
+
+def test_cancel_stops_an_apply_between_images(image_folder, tmp_path):
+    def cancel_at_first_write(u, event):
+        if isinstance(event, msg.PropagationProgress) and event.stage == "writing" and event.done == 1:
+            u.trainer.submit(msg.CancelPropagation())
+
+    user, masks_dir = _scripted(
+        image_folder,
+        tmp_path,
+        [
+            lambda u: msg.PreviewPropagation((u.source,), "all"),
+            lambda u: msg.ApplyPropagation((u.source,), "all", plan_id=u.last(msg.PropagationPreview).plan_id),
+        ],
+        on_progress=cancel_at_first_write,
+    )
+    failed = user.last(msg.PropagationFailed)
+    total = user.last(msg.PropagationPreview).count
+    assert failed.cancelled and failed.message == f"Cancelled: 1 of {total} masks were written, the others not."
+    assert not user.of(msg.PropagationApplied)
+    assert len(MaskStore(masks_dir).annotated()) == len(user.painted) + 1
+    assert user.of(msg.RoundDecided)[0].finetuned  # the round went on
+
+
+def test_a_shorter_round_and_stop_round_keep_the_candidate_for_the_chooser(image_folder, tmp_path):
+    def stop_round_at_step_2(u, event):
+        if isinstance(event, msg.FinetuneStep) and event.step == 2:
+            u.trainer.submit(msg.StopRound())
+
+    long_round = FinetuneConfig(max_steps=400, check_every=100, val_loss_rise=100.0, guidance_drop=1.0, red_share_drop=1.0)
+    user, _ = _scripted(
+        image_folder,
+        tmp_path,
+        [],
+        finetune_config=long_round,
+        finetune={"max_steps": 40},
+        on_progress=stop_round_at_step_2,
+    )
+    assert user.of(msg.FinetuneStarted)[0].max_steps == 40  # the shorter round chosen
+    done = user.last(msg.FinetuneDone)
+    assert done.report.steps == 2 and done.report.stop_reason == "cancelled"
+    assert user.last(msg.RoundDecided).committed  # the chooser's decision counted
+    finished = user.last(msg.TrainingFinished)
+    assert not finished.stopped and finished.epoch == 2  # the run went on
+
+
 # ------------------------------------------------------------------------ the panel (Tk)
 SIDE = 16
 
@@ -344,3 +513,32 @@ def test_content_is_the_default_scope_and_its_preview_opens_the_finds(brush):
     assert "Found in 1 of 30 images" in window.summary_label.cget("text")
     window.apply_button.invoke()
     assert brush.sent[-1] == msg.ApplyPropagation(("3/a.png",), "content", ())
+
+
+@pytest.mark.gui
+def test_panel_comes_back_after_a_preview_learnt_from_several_images_and_cancels(brush):
+    """Issue 21: with 2+ painted images the answer named more sources than asked, and the panel
+    stayed greyed out for the rest of the round."""
+    panel = brush.propagation
+    _paint_red(brush)
+    panel.scope_buttons["all"].invoke()
+    panel.preview_button.invoke()
+    assert panel.preview_button.instate(["disabled"]) and panel.cancel_button.instate(["!disabled"])
+    panel.show_progress(msg.PropagationProgress(("3/a.png",), "all", "finding", 1, 4))
+    assert panel.status_label.cget("text") == "Looking through the images: 1 of 4..."
+    assert panel.progress_bar.cget("value") == pytest.approx(0.25)
+    preview = msg.PropagationPreview(("3/a.png",), "all", 1, ("5/b.png",), plan_id=3, learned_from=("3/a.png", "5/b.png"))
+    panel.show_preview(preview)
+    assert panel.preview_button.instate(["!disabled"]) and panel.apply_button.instate(["!disabled"])
+    assert all(b.instate(["!disabled"]) for b in panel.scope_buttons.values())
+    panel.apply_button.invoke()
+    assert brush.sent[-1] == msg.ApplyPropagation(("3/a.png",), "all", plan_id=3)  # the reviewed plan
+    panel.show_progress(msg.PropagationProgress(("3/a.png",), "all", "writing", 1, 2))
+    assert panel.status_label.cget("text") == "Writing the masks: 1 of 2..."
+    panel.cancel_button.invoke()
+    assert brush.sent[-1] == msg.CancelPropagation()
+    panel.show_failed(
+        msg.PropagationFailed(("3/a.png",), "all", "Cancelled: 1 of 2 masks were written, the others not.", cancelled=True)
+    )
+    assert panel.status_label.cget("foreground") == "" and panel.preview_button.instate(["!disabled"])
+    assert panel.cancel_button.instate(["disabled"])

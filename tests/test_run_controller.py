@@ -303,11 +303,18 @@ def test_after_stop_only_an_ended_state_replaces_stopping():
 
 # ----------------------------------------------------------------------------- feedback rounds
 class Masks:
-    def __init__(self, annotated=()):
-        self._annotated = list(annotated)
+    def __init__(self, annotated=(), propagated=()):
+        self._annotated = list(annotated) + list(propagated)
+        self._propagated = set(propagated)
 
     def annotated(self):
         return list(self._annotated)
+
+    def has(self, relpath):
+        return relpath in self._annotated
+
+    def meta(self, relpath):
+        return {"source": "propagated"} if relpath in self._propagated else {}
 
 
 def test_nothing_painted_and_no_earlier_mask_skips_the_fine_tune():
@@ -317,9 +324,20 @@ def test_nothing_painted_and_no_earlier_mask_skips_the_fine_tune():
     assert answer.status == "Nothing painted: nothing to fine-tune. Training resumes."
     # masks from earlier rounds still guide a fine-tune
     assert paint_done((), Masks(["a/1.png"])).command == msg.StartFinetune(())
-    answer = paint_done(["a/1.png", "b/2.png"], Masks())
+    answer = paint_done(["a/1.png", "b/2.png"], Masks(["a/1.png", "b/2.png"]))
     assert answer.command == msg.StartFinetune(("a/1.png", "b/2.png")) and answer.status == ""
     assert answer.note.text == "Painted 2 images; fine-tuning..."
+
+
+def test_painted_counts_only_what_was_painted_and_carries_the_shorter_round():
+    """Issue 21: "Painted 6 images" when 3 were painted and 3 more got a propagated mask."""
+    round_images = ["a/1.png", "a/2.png", "a/3.png", "b/4.png", "b/5.png", "b/6.png"]
+    masks = Masks(round_images[:3], propagated=round_images[3:])
+    answer = paint_done(round_images, masks, 30)
+    assert answer.note.text == (
+        "Painted 3 images (3 more of this round's images got a propagated mask); fine-tuning (30 steps at most)..."
+    )
+    assert answer.command == msg.StartFinetune(tuple(round_images), max_steps=30)
     assert paint_cancelled().command == msg.SkipFeedback()
 
 

@@ -1,4 +1,4 @@
-"""Every window fits a 1280 x 720 screen: opened under a private Xvfb of that size, each
+"""Every window fits a 1280 x 720 and a 1600 x 1000 screen: opened under a private Xvfb of that size, each
 window lies on the screen and its must-see widgets (status lines, Done, Commit, the log)
 are on screen too."""
 
@@ -19,16 +19,17 @@ pytestmark = pytest.mark.gui
 APP = Path(__file__).with_name("fit_check_app.py")
 
 
-@pytest.fixture
-def small_display():
-    """A private 1280 x 720 Xvfb on a display number it picks itself (-displayfd), so it never
-    lands on another test session's server."""
+@pytest.fixture(params=[(1280, 720), (1600, 1000)], ids=["1280x720", "1600x1000"])
+def small_display(request):
+    """A private Xvfb of the screen size asked for, on a display number it picks itself
+    (-displayfd), so it never lands on another test session's server. Yields (display, size)."""
+    width, height = request.param
     xvfb = shutil.which("Xvfb")
     if xvfb is None:
         pytest.fail("needs Xvfb")
     read_end, write_end = os.pipe()
     proc = subprocess.Popen(
-        [xvfb, "-displayfd", str(write_end), "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+        [xvfb, "-displayfd", str(write_end), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
         pass_fds=(write_end,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -49,29 +50,31 @@ def small_display():
             proc.kill()
             pytest.fail("Xvfb did not start")
         time.sleep(0.2)
-    yield display
+    yield display, (width, height)
     proc.terminate()
     proc.wait(timeout=10)
 
 
-def test_every_window_fits_1280x720(small_display, tmp_path):
+def test_every_window_fits_and_shows_its_must_see_widgets(small_display, tmp_path):
+    """At 1280 x 720 and at 1600 x 1000 (issue 21: Done needed scrolling even there)."""
+    display, (screen_w, screen_h) = small_display
     result = subprocess.run(
         [sys.executable, str(APP), str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=240,
-        env=dict(os.environ, DISPLAY=small_display),
+        env=dict(os.environ, DISPLAY=display),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert report["screen"] == [1280, 720]
+    assert report["screen"] == [screen_w, screen_h]
     problems = []
     for name, shown in report["windows"].items():
         x, y, width, height, _ = shown["window"]
-        if x < 0 or y < 0 or x + width > 1280 or y + height > 720:
+        if x < 0 or y < 0 or x + width > screen_w or y + height > screen_h:
             problems.append(f"{name}: window {width}x{height}+{x}+{y} leaves the screen")
         for widget, (wx, wy, ww, wh, viewable) in shown["widgets"].items():
-            if not viewable or wx < 0 or wy < 0 or wx + ww > 1280 or wy + wh > 720:
+            if not viewable or wx < 0 or wy < 0 or wx + ww > screen_w or wy + wh > screen_h:
                 problems.append(f"{name}.{widget}: {ww}x{wh}+{wx}+{wy} viewable={viewable}")
     assert not problems, "\n".join(problems)
     # the size of the main window is remembered for the next launch

@@ -36,13 +36,17 @@ def scale_visible(image: np.ndarray, fit: Fit, rows: np.ndarray, cols: np.ndarra
         # is painted on.
         return image[rows][:, cols]
     scale = fit.scale
-    return np.asarray(
-        Image.fromarray(image).resize(
-            (max(1, len(cols)), max(1, len(rows))),
-            Image.Resampling.LANCZOS,
-            box=(x0 / scale, y0 / scale, (x0 + len(cols)) / scale, (y0 + len(rows)) / scale),
-        )
+    height, width = image.shape[:2]
+    # The box in image pixels; clamped, since (x0 + n) / scale may pass the edge by a rounding
+    # error, which PIL refuses ("box can't exceed original image size": the brush window did not
+    # open on a 900 x 600 image at 1280 x 720).
+    box = (
+        min(x0 / scale, width),
+        min(y0 / scale, height),
+        min((x0 + len(cols)) / scale, width),
+        min((y0 + len(rows)) / scale, height),
     )
+    return np.asarray(Image.fromarray(image).resize((max(1, len(cols)), max(1, len(rows))), Image.Resampling.LANCZOS, box=box))
 
 
 class BrushRender:

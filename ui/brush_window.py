@@ -35,7 +35,7 @@ from __future__ import annotations
 import logging
 import tkinter as tk
 from tkinter import messagebox, ttk
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageTk
@@ -60,6 +60,7 @@ from .brush_tools import (
 from .geometry import ZOOM_STEP, Fit, View, pan_view, radius_to_canvas, to_canvas, to_image, zoom_view
 from .mask_autosave import MaskAutosaver
 from .propagation_panel import PropagationPanel
+from .round_cost import RoundCost
 from .scrollable import ScrollableFrame
 from .strokes import Box, flood_region, polygon_region, rectangle_region, union
 from .window_placement import restore_and_remember
@@ -68,6 +69,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BrushWindow", "tool_text", "DEFAULT_OPACITY", "DEFAULT_PAINT_OPACITY", "SAVE_TIMEOUT_S", "MIN_RADIUS", "MAX_RADIUS"]
 
+TOOL_FONT = ("TkDefaultFont", 10)
+TOOL_FONT_SELECTED = ("TkDefaultFont", 10, "bold")
 DEFAULT_CANVAS = 768  # canvas side in screen pixels (smaller on small screens)
 SCREEN_MARGIN_H = 150  # screen pixels kept free above and below: title bar, status line, panels
 SIDE_WIDTH = 360  # screen pixels the side panel and margins take beside the canvas
@@ -117,6 +120,8 @@ class BrushWindow(tk.Toplevel):
         on_gallery: Optional[Callable[[], None]] = None,
         on_open_images: Optional[Callable[[Sequence[str]], None]] = None,
         geometry_store: Any = None,
+        round_cost: Optional[RoundCost] = None,
+        view_settings: Optional[Dict[str, Any]] = None,
     ) -> None:
         self.paint_round = PaintRound(items, masks)  # the masks and their saving; raises on no items
         try:
@@ -132,6 +137,7 @@ class BrushWindow(tk.Toplevel):
         self.trust_note = trust_note  # "the numbers may mean nothing" (app.engine.trust_checks)
         self.on_gallery = on_gallery  # "Gallery...": paint any training image
         self.on_open_images = on_open_images  # double-click in the propagation preview
+        self.round_cost = round_cost  # what Done will cost on this device (ui.round_cost), or None
         self._save_poll: Optional[str] = None
         self.propagation = None  # the "Apply to..." panel, built when `submit` is given
         self.result: Optional[Tuple[str, Tuple[str, ...]]] = None
@@ -153,6 +159,7 @@ class BrushWindow(tk.Toplevel):
         self.paint_opacity_var = tk.IntVar(self, value=DEFAULT_PAINT_OPACITY)
         self.shape_var = tk.StringVar(self, value="brush")
         self.show_heatmap_var = tk.BooleanVar(self, value=True)
+        self._restore_view_settings(view_settings or {})
 
         fit_screen = canvas_size is None
         if canvas_size is None:
@@ -169,9 +176,10 @@ class BrushWindow(tk.Toplevel):
         self._bind_keys()
         self.protocol("WM_DELETE_WINDOW", self.cancel)
         self.bind("<Destroy>", self._on_destroy, add="+")
-        self.tool_var.trace_add("write", lambda *_: self._update_status())
+        self.tool_var.trace_add("write", lambda *_: (self._show_tool(), self._update_status()))
         self.shape_var.trace_add("write", lambda *_: self._shape_changed())
         self.radius_var.trace_add("write", lambda *_: self._radius_changed())
+        self._show_tool()
         self.show(0)
         self.canvas.focus_set()
 
@@ -208,9 +216,16 @@ class BrushWindow(tk.Toplevel):
     def _build_side(self) -> None:
         """Labels of the image on screen, the brush and view panels, the buttons, the key help."""
         # The side panel scrolls when the screen is short (1280 x 720): its status and key
-        # help stay reachable instead of falling off the bottom.
-        self.side_scroll = ScrollableFrame(self)
-        self.side_scroll.grid(row=0, column=1, sticky="ns")
+        # help stay reachable instead of falling off the bottom. The way out of the round
+        # (navigation, the round's length, Cancel / Done) sits below it, never scrolled away:
+        # Done needed scrolling even at 1600 x 1000.
+        column = ttk.Frame(self)
+        column.grid(row=0, column=1, sticky="ns")
+        column.rowconfigure(0, weight=1)
+        self.side_scroll = ScrollableFrame(column)
+        self.side_scroll.grid(row=0, column=0, sticky="nsew")
+        self.side_fixed = ttk.Frame(column, padding=(12, 0, 12, 8))
+        self.side_fixed.grid(row=1, column=0, sticky="ew")
         side = self.side_scroll.body
         side.configure(padding=(12, 10))
         wrap = 250
@@ -235,6 +250,7 @@ class BrushWindow(tk.Toplevel):
         self._build_brush_panel(side)
         self._build_view_panel(side)
         self._build_navigation(side, wrap)
+        self._build_finish(self.side_fixed, wrap)
 
     def _build_brush_panel(self, side: ttk.Frame) -> None:
         """Tools, shapes, radius, undo / redo / clear."""
@@ -244,7 +260,7 @@ class BrushWindow(tk.Toplevel):
         for name, text, colour in (
             ("red", "Red — not here (R)", "#ff8080"),
             ("green", "Green — look here (G)", "#80e080"),
-            ("eraser", "Eraser (E)", "#d0d0d0"),
+            ("eraser", "Eraser (E)", "#9cc3ff"),  # not grey: selected, it looked unselected
         ):
             button = tk.Radiobutton(
                 brush,
@@ -342,28 +358,85 @@ class BrushWindow(tk.Toplevel):
         for widget in (self.zoom_out_button, self.zoom_in_button, self.zoom_fit_button):
             widget.pack(side="left", padx=1)
         self.zoom_label.pack(side="left", padx=(6, 0))
+        # on its own line: beside the buttons "(37.5 px per pixel)" was cut off
+        self.scale_label = ttk.Label(heat, text="", foreground="#555555")
+        self.scale_label.pack(anchor="w", pady=(2, 0))
 
-    def _build_navigation(self, side: ttk.Frame, wrap: int) -> None:
-        """Previous / skip / next, cancel / done, the gallery, the key help."""
-        navigation = ttk.Frame(side)
-        navigation.pack(fill="x", pady=(16, 0))
+    def _build_finish(self, fixed: ttk.Frame, wrap: int) -> None:
+        """Previous / skip / next, the round's length, Cancel / Done: always in view."""
+        navigation = ttk.Frame(fixed)
+        navigation.pack(fill="x", pady=(8, 0))
         self.prev_button = ttk.Button(navigation, text="◀ Previous", command=self.previous, takefocus=False)
         self.skip_button = ttk.Button(navigation, text="Skip", command=self.skip, takefocus=False)
         self.next_button = ttk.Button(navigation, text="Next ▶", command=self.next, takefocus=False)
         for button in (self.prev_button, self.skip_button, self.next_button):
             button.pack(side="left", expand=True, fill="x", padx=1)
-        finish = ttk.Frame(side)
+        self._build_round_length(fixed, wrap)
+        finish = ttk.Frame(fixed)
         finish.pack(fill="x", pady=(8, 0))
         self.cancel_button = ttk.Button(finish, text="Cancel", command=self.cancel, takefocus=False)
         self.done_button = ttk.Button(finish, text="Done — fine-tune", command=self.done, takefocus=False)
         self.cancel_button.pack(side="left", expand=True, fill="x", padx=1)
         self.done_button.pack(side="left", expand=True, fill="x", padx=1)
 
+    def _build_navigation(self, side: ttk.Frame, wrap: int) -> None:
+        """The gallery and the key help (the way out is in `_build_finish`)."""
         if self.on_gallery is not None:
             self.gallery_button = ttk.Button(side, text="Gallery... (paint any image)", command=self.on_gallery, takefocus=False)
             self.gallery_button.pack(fill="x", pady=(8, 0))
         self.help_label = ttk.Label(side, text=KEY_HELP, wraplength=wrap, foreground="#666666", justify="left")
         self.help_label.pack(anchor="w", pady=(16, 0))
+
+    def view_settings(self) -> Dict[str, Any]:
+        """The view as the user left it (heatmap on/off, its opacity, the paint's): the next
+        round's brush window opens with it (`view_settings=`) instead of the defaults."""
+        return {
+            "show_heatmap": bool(self.show_heatmap_var.get()),
+            "opacity": int(self.opacity_var.get()),
+            "paint_opacity": int(self.paint_opacity_var.get()),
+        }
+
+    def _restore_view_settings(self, settings: Dict[str, Any]) -> None:
+        for key, var in (
+            ("show_heatmap", self.show_heatmap_var),
+            ("opacity", self.opacity_var),
+            ("paint_opacity", self.paint_opacity_var),
+        ):
+            if key in settings:
+                var.set(settings[key])
+
+    def _show_tool(self) -> None:
+        """The selected tool's button in bold (its fill colour alone was easy to miss)."""
+        for name, button in self.tool_buttons.items():
+            button.configure(font=TOOL_FONT_SELECTED if name == self.tool_var.get() else TOOL_FONT)
+
+    def _build_round_length(self, side: ttk.Frame, wrap: int) -> None:
+        """What Done will cost on this device, and the choice of a shorter round (`round_steps`)."""
+        cost = self.round_cost
+        self.round_steps_var = tk.IntVar(self, value=0)
+        self.round_buttons: Dict[int, ttk.Radiobutton] = {}
+        self.round_cost_label: Optional[ttk.Label] = None
+        if cost is None:
+            return
+        self.round_cost_label = ttk.Label(side, text=cost.summary(), wraplength=wrap, justify="left")
+        self.round_cost_label.pack(anchor="w", pady=(8, 0))
+        lengths = [cost.max_steps] if cost.short_steps >= cost.max_steps else [cost.max_steps, cost.short_steps]
+        self.round_steps_var.set(cost.short_steps if cost.suggest_short else cost.max_steps)
+        for steps in lengths:
+            label = "Full round: " if steps == cost.max_steps else "Shorter round: "
+            button = ttk.Radiobutton(
+                side, text=label + cost.choice_text(steps), value=steps, variable=self.round_steps_var, takefocus=False
+            )
+            button.pack(anchor="w")
+            self.round_buttons[steps] = button
+
+    @property
+    def round_steps(self) -> Optional[int]:
+        """The round length chosen (None: as configured)."""
+        steps = int(self.round_steps_var.get() or 0)
+        if self.round_cost is None or steps <= 0 or steps >= self.round_cost.max_steps:
+            return None
+        return steps
 
     def _build_propagation(self) -> None:
         """The "Apply to..." panel in a third column (with `submit`)."""
@@ -402,7 +475,10 @@ class BrushWindow(tk.Toplevel):
         side = int(self.canvas["width"])
         if room < side:
             side = max(200, room)
-            self.canvas.configure(width=side, height=min(side, int(self.canvas["height"])))
+        # As tall as the screen allows, not square: the side panel (whose way out, Done, is
+        # always in view) gets the room, and a landscape screen's height is not wasted.
+        height = max(200, self.winfo_screenheight() - SCREEN_MARGIN_H)
+        self.canvas.configure(width=side, height=height)
         self.maxsize(self.winfo_screenwidth(), self.winfo_screenheight())
 
     def _bind_keys(self) -> None:
@@ -888,7 +964,8 @@ class BrushWindow(tk.Toplevel):
         fit, (x0, y0) = self.fit, self.render.origin
         self.canvas.coords(self._image_item, fit.offset_x + x0, fit.offset_y + y0)
         zoom = self.render.zoom(image.shape, canvas)
-        self.zoom_label.configure(text=f"{zoom * 100:.0f} %  ({fit.scale:.3g} px per pixel)")
+        self.zoom_label.configure(text=f"{zoom * 100:.0f} %")
+        self.scale_label.configure(text=f"1 image pixel = {fit.scale:.3g} screen pixels")
         self._pending = None
         self._move_cursor()
         self._update_status()

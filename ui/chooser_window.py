@@ -20,15 +20,19 @@ from typing import Callable, List, Optional
 import numpy as np
 from PIL import Image, ImageTk
 
+from app.engine.finetune_report import STOP_CANCELLED, VERDICT_WORSE, FinetuneReport
 from app.run.messages import Comparison, FinetuneDone
 from datasets.masks import resize_mask
 
+from .dialogs import ConfirmDialog
 from .geometry import display_indices, fit_image
 from .overlay import RED_RGB, blend, mask_overlay, paint_outline
 from .window_geometry import GeometryStore
 from .window_placement import restore_and_remember
 
-PANEL_SIZE = 280  # canvas side of each image panel, in pixels (the window fits 1280 x 720)
+PANEL_SIZE = 280  # canvas side of each image panel, in pixels (less when the screen is short)
+MIN_PANEL_SIZE = 160
+SCREEN_MARGIN_H = 70  # screen pixels kept free for the title bar and a panel
 OUTLINE_RED = RED_RGB
 OUTLINE_GREEN = (0, 200, 0)
 OUTLINE_PX = 2  # rim of painted regions in screen pixels, as in the brush window
@@ -65,6 +69,38 @@ def compose(
     return shown
 
 
+def painted_green(done: FinetuneDone) -> bool:
+    """Whether the round had anything painted green (else its green share is 0 % -> 0 % by
+    construction and says nothing)."""
+    report = done.report
+    if report.green_share_before > 0 or report.green_share_after > 0:
+        return True
+    return any(c.mask is not None and bool((np.asarray(c.mask) < 0).any()) for c in done.comparisons)
+
+
+def guidance_agrees(report: FinetuneReport) -> bool:
+    """Whether the guidance loss moved the way the saliency on red did. The loss measures input
+    gradients under the masks (a surrogate the round minimises), the share the saliency the
+    chooser shows; when the loss fell while the share on red did not, colouring the loss green
+    would contradict the row below it."""
+    loss_down = report.guidance_after < report.guidance_before
+    red_down = report.red_share_after < report.red_share_before
+    return loss_down == red_down or report.red_share_before <= 0
+
+
+def stop_sentence(report: FinetuneReport) -> str:
+    """How the round ended, in the chooser's words."""
+    if report.stop_reason == STOP_CANCELLED:
+        return (
+            f"You ended the round after {report.steps} steps on {report.n_annotated} annotated images "
+            f"({report.seconds:.1f} s): this is the candidate so far."
+        )
+    return (
+        f"Stopped after {report.steps} steps on {report.n_annotated} annotated "
+        f"images ({report.seconds:.1f} s): {report.stop_text}."
+    )
+
+
 class ChooserWindow(tk.Toplevel):
     """Compare the model before and after a fine-tune round; commit or reject it."""
 
@@ -86,6 +122,7 @@ class ChooserWindow(tk.Toplevel):
         self.on_reject = on_reject
         self.panel_size = panel_size
         self.result: Optional[str] = None
+        self.confirm: Optional[ConfirmDialog] = None  # "Commit a WORSE round?" while asked
         self.index = 0
         self.opacity = tk.DoubleVar(self, value=0.5)
         self.show_heatmap = tk.BooleanVar(self, value=True)
@@ -103,6 +140,7 @@ class ChooserWindow(tk.Toplevel):
         # the Commit / Reject row (the chooser reopens at the size the user left it at)
         self._build_buttons(outer).pack(side="bottom", fill="x", pady=(10, 0))
         self._build_images(outer).pack(fill="both", expand=True, pady=(10, 0))
+        self._fit_screen_height()
         restore_and_remember(self, "chooser", geometry_store)  # the size the user left it at
 
         for key in ("<Return>", "<KP_Enter>", "<Key-c>", "<Key-C>"):
@@ -162,17 +200,25 @@ class ChooserWindow(tk.Toplevel):
                 report.guidance_before,
                 report.guidance_after,
                 "{:.4g}",
-                -1,
-                "lower: saliency follows the masks",
+                -1 if guidance_agrees(report) else 0,
+                "what the round minimised (gradients under the paint)"
+                if guidance_agrees(report)
+                else "fell, but the share on red below did not: judge by that",
             ),
             ("Saliency on red", report.red_share_before, report.red_share_after, "{:.1%}", -1, "lower is better (discouraged)"),
-            (
-                "Saliency on green",
-                report.green_share_before,
-                report.green_share_after,
-                "{:.1%}",
-                +1,
-                "higher is better (encouraged)",
+            *(
+                (
+                    (
+                        "Saliency on green",
+                        report.green_share_before,
+                        report.green_share_after,
+                        "{:.1%}",
+                        +1,
+                        "higher is better (encouraged)",
+                    ),
+                )
+                if painted_green(self.done)
+                else ()
             ),
         )
         self.summary_labels = {}
@@ -189,11 +235,7 @@ class ChooserWindow(tk.Toplevel):
             self.summary_labels[name] = (b, a)
         self.stop_label = ttk.Label(
             frame,
-            text=(
-                f"Stopped after {report.steps} steps on {report.n_annotated} annotated "
-                f"images ({report.seconds:.1f} s): {report.stop_text}. Either way your masks "
-                "are kept: Reject only discards this round's weights."
-            ),
+            text=f"{stop_sentence(report)} Either way your masks are kept: Reject only discards this round's weights.",
             wraplength=700,
             justify="left",
         )
@@ -254,6 +296,17 @@ class ChooserWindow(tk.Toplevel):
         self.fill_check.pack(side="left", padx=(12, 0))
         return frame
 
+    def _fit_screen_height(self) -> None:
+        """Shrink the image panels until the whole window fits the screen's height: at 1280 x
+        720 the bottom of the images, their captions and the view controls were cut off."""
+        self.update_idletasks()
+        excess = self.winfo_reqheight() - (self.winfo_screenheight() - SCREEN_MARGIN_H)
+        if excess <= 0:
+            return
+        self.panel_size = max(MIN_PANEL_SIZE, self.panel_size - excess)
+        for canvas in self.canvases:
+            canvas.configure(width=self.panel_size, height=self.panel_size)
+
     def _build_buttons(self, parent: tk.Misc) -> ttk.Frame:
         frame = ttk.Frame(parent)
         ttk.Label(frame, text="Keys: \u2190 \u2192 browse, Enter/C commit, Esc/R reject", foreground="#666666").pack(side="left")
@@ -313,6 +366,21 @@ class ChooserWindow(tk.Toplevel):
 
     # ---------------------------------------------------------------------------- decision
     def commit(self) -> None:
+        """Commit; a round judged WORSE asks first (Reject is the default answer there)."""
+        if self.result is not None:
+            return
+        if self.report.verdict == VERDICT_WORSE:
+            if self.confirm is None or not self.confirm.winfo_exists():
+                self.confirm = ConfirmDialog(
+                    self,
+                    "Commit a WORSE round?",
+                    f"{self.report.verdict_text}\n\nCommitting keeps these weights for the rest of the run. "
+                    "Your masks are kept either way.",
+                    "Commit anyway",
+                    "Go back",
+                    lambda: self._decide("commit", self.on_commit),
+                )
+            return
         self._decide("commit", self.on_commit)
 
     def reject(self) -> None:

@@ -45,5 +45,6 @@ class ContentPlanChoices:
     def preview_command(self) -> msg.PreviewPropagation:
         return msg.PreviewPropagation(self.sources, "content", tuple(sorted(self.dropped)))
 
-    def apply_command(self) -> msg.ApplyPropagation:
-        return msg.ApplyPropagation(self.sources, "content", tuple(sorted(self.dropped)))
+    def apply_command(self, plan_id: int = 0) -> msg.ApplyPropagation:
+        """Apply the reviewed plan `plan_id` less the dropped images (0: plan afresh)."""
+        return msg.ApplyPropagation(self.sources, "content", tuple(sorted(self.dropped)), plan_id=plan_id)

@@ -50,7 +50,12 @@ def build_app(
     except tk.TclError:
         pass
     return MainWindow(
-        root, data_dir=data_dir, session_dir=session_dir, sessions_root=sessions_root, geometry_store=store, **options
+        root,
+        data_dir=data_dir,
+        session_dir=session_dir,
+        sessions_root=sessions_root,
+        geometry_store=store,
+        **{"reopen_last": True, **options},
     )
 
 

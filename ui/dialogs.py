@@ -144,3 +144,52 @@ class MoreEpochsDialog(tk.Toplevel):
     def cancel(self) -> None:
         self.destroy()
         self._on_cancel()
+
+
+class ConfirmDialog(tk.Toplevel):
+    """A question with two answers (Commit a WORSE candidate? Stop while painting?), not blocking.
+
+    `on_yes()` runs after the yes button, `on_no()` (may be None) after the no button, Escape or
+    closing. `self.result` is True, False, or None while open. The buttons are attributes
+    (`yes_button`, `no_button`), so a test presses them as a user would.
+    """
+
+    def __init__(
+        self,
+        master: tk.Misc,
+        title: str,
+        message: str,
+        yes_text: str,
+        no_text: str,
+        on_yes: Callable[[], None],
+        on_no: Optional[Callable[[], None]] = None,
+    ) -> None:
+        super().__init__(master)
+        self.title(title)
+        self.transient(master.winfo_toplevel())
+        self.result: Optional[bool] = None
+        self._on_yes, self._on_no = on_yes, on_no
+        body = ttk.Frame(self, padding=12)
+        body.pack(fill="both", expand=True)
+        self.message_label = ttk.Label(body, text=message, wraplength=440, justify="left")
+        self.message_label.pack(anchor="w")
+        buttons = ttk.Frame(body)
+        buttons.pack(anchor="e", pady=(12, 0))
+        self.no_button = ttk.Button(buttons, text=no_text, command=self.no, default="active")
+        self.yes_button = ttk.Button(buttons, text=yes_text, command=self.yes)
+        self.no_button.pack(side="right")
+        self.yes_button.pack(side="right", padx=(0, 6))
+        self.bind("<Escape>", lambda _e: self.no())
+        self.protocol("WM_DELETE_WINDOW", self.no)
+        self.no_button.focus_set()
+
+    def yes(self) -> None:
+        self.result = True
+        self.destroy()
+        self._on_yes()
+
+    def no(self) -> None:
+        self.result = False
+        self.destroy()
+        if self._on_no is not None:
+            self._on_no()

@@ -42,7 +42,6 @@ import time
 import tkinter as tk
 import traceback
 from collections import Counter
-from pathlib import Path
 from tkinter import filedialog, ttk
 from typing import Any, Callable, Dict, Optional, Sequence
 
@@ -50,9 +49,10 @@ from app.engine.config import FinetuneConfig, TrainConfig
 from app.errors import UserError
 from app.run import messages as msg
 from app.run.run_state import RunState
+from app.run.session import recent_sessions
 
 from .demo_preparation import DemoFailed, DemoReady, demo_folders, demo_is_ready, demo_target, start_demo_preparation
-from .dialogs import ErrorDialog, MoreEpochsDialog
+from .dialogs import ConfirmDialog, ErrorDialog, MoreEpochsDialog
 from .event_pump import EventPump
 from .gallery_filter import list_folder
 from .log_pane import LogLine, LogPane, QueueLogHandler
@@ -60,6 +60,7 @@ from .mask_import_dialog import add_session_buttons
 from .plots import PlotsPanel
 from .progress_panel import ProgressPanel
 from .quiet_teardown import destroy, quietly
+from .round_cost import RoundCost, round_cost, step_seconds
 from .round_windows import RoundWindows
 from .run_controller import (
     AskMoreEpochs,
@@ -76,6 +77,7 @@ from .run_controller import (
 )
 from .run_controls import controls_for
 from .scrollable import ScrollableFrame
+from .sessions_dialog import SessionsDialog
 from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
 from .trust_banner import TrustBanner
 from .wording import plural
@@ -139,7 +141,10 @@ class MainWindow(ttk.Frame):
         join_timeout_s: float = JOIN_TIMEOUT_S,
         destroy_root_on_close: bool = True,
         geometry_store: Any = None,
+        reopen_last: bool = False,
     ) -> None:
+        """`reopen_last`: with no session or data folder given, reopen the most recently used
+        session (the desktop app does; tests choose)."""
         super().__init__(master, padding=6)
         self.root = master
         self.demo_dir = demo_dir
@@ -160,6 +165,9 @@ class MainWindow(ttk.Frame):
         self.closing = False
         self.closed = False
         self.device = ""
+        self.stop_dialog: Optional[ConfirmDialog] = None  # "Stop the run?" while painting
+        self.sessions_dialog: Any = None  # ui.sessions_dialog.SessionsDialog while open
+        self.brush_view: Dict[str, Any] = {}  # the brush window's view as the last round left it
         self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
         self.error_dialog: Optional[ErrorDialog] = None
         self.more_epochs_dialog: Optional[MoreEpochsDialog] = None
@@ -188,6 +196,8 @@ class MainWindow(ttk.Frame):
             self.open_session(session_dir)
         elif data_dir:
             self.settings.vars["train_dir"].set(data_dir)
+        elif reopen_last:
+            self.reopen_last_session()
 
     # ------------------------------------------------------------------------------ layout
     def _build(self) -> None:
@@ -202,16 +212,20 @@ class MainWindow(ttk.Frame):
         top = ttk.Frame(self)
         top.pack(fill="both", expand=True)
 
-        # The settings column scrolls when the screen is short (1280 x 720); the progress
-        # bars live under the plots, always in view.
-        self.left_column = ScrollableFrame(top)
-        self.left_column.pack(side="left", fill="y", padx=(0, 8))
-        left = self.left_column.body
-        self.settings = SettingsPanel(left, base_config=DEFAULT_CONFIG)
+        # The settings form scrolls when the screen is short (1280 x 720); the run buttons and
+        # the session box stay below it, always in view (they were half cut at 720 px), and the
+        # progress bars live under the plots.
+        column = ttk.Frame(top)
+        column.pack(side="left", fill="y", padx=(0, 8))
+        session_frame = ttk.LabelFrame(column, text="Session", padding=6)
+        session_frame.pack(side="bottom", fill="x")
+        buttons = ttk.Frame(column, padding=(0, 8))
+        buttons.pack(side="bottom", fill="x")
+        self.left_column = ScrollableFrame(column)
+        self.left_column.pack(side="top", fill="both", expand=True)
+        self.settings = SettingsPanel(self.left_column.body, base_config=DEFAULT_CONFIG)
         self.settings.pack(fill="x")
 
-        buttons = ttk.Frame(left, padding=(0, 8))
-        buttons.pack(fill="x")
         self.train_button = ttk.Button(buttons, text="\u25b6 Train", command=self.on_train)
         self.pause_button = ttk.Button(buttons, text=PAUSE_TEXT, command=self.on_pause)
         self.stop_button = ttk.Button(buttons, text="\u25a0 Stop", command=self.on_stop)
@@ -224,8 +238,6 @@ class MainWindow(ttk.Frame):
         self.gallery_button.state(["disabled"])  # until there is a session
         self.reasonability_button.state(["disabled"])  # until the first matrix arrives
 
-        session_frame = ttk.LabelFrame(left, text="Session", padding=6)
-        session_frame.pack(fill="x")
         self.session_var = tk.StringVar(self, value="New session on Train")
         self.session_label = ttk.Label(session_frame, textvariable=self.session_var, wraplength=420, justify="left")
         self.session_label.pack(fill="x")
@@ -428,8 +440,35 @@ class MainWindow(ttk.Frame):
             self.log.append("Pausing after the current batch")
             self._set_state(self.state)
 
-    def on_stop(self) -> None:
-        """Stop the run (the trainer saves its checkpoint); windows of a round are closed."""
+    def on_stop(self) -> Any:
+        """Stop. While a fine-tune round runs: end the round now, and the chooser opens with the
+        candidate so far (the run goes on after the decision). While the brush window is open:
+        ask first (the round would end unfinished; the paint is kept). Else stop the run (the
+        trainer saves its checkpoint); the round's windows are closed. Returns the dialog asked,
+        if any."""
+        if self.trainer is None or not self.running:
+            return None
+        if self.state is RunState.FINETUNING:
+            self.trainer.submit(msg.StopRound())
+            self.log.append("Ending the fine-tune round: the chooser opens with the candidate so far")
+            self.status_var.set("Ending the round after the current step; the chooser follows...")
+            return None
+        if self.rounds.brush_is_open():
+            self.stop_dialog = ConfirmDialog(
+                self.root,
+                "Stop the run?",
+                "The brush window is open. Stopping ends this round without fine-tuning; what you "
+                "painted is saved and used when you press Train again.",
+                "Stop the run",
+                "Keep painting",
+                self.stop_run,
+            )
+            return self.stop_dialog
+        self.stop_run()
+        return None
+
+    def stop_run(self) -> None:
+        """Stop the run now (the trainer saves its checkpoint); windows of a round are closed."""
         if self.trainer is None or not self.running:
             return
         self.trainer.stop()
@@ -446,13 +485,26 @@ class MainWindow(ttk.Frame):
         return self.rounds.show_reasonability(self.reasonability, self.paint_images)
 
     # ------------------------------------------------------------------------------ sessions
-    def on_open_session(self) -> None:
+    def on_open_session(self) -> Any:
+        """Open session...: the recent sessions (data folder, model, epochs, rounds, masks),
+        or any other session folder. Returns the dialog."""
         root = self.controller.sessions_folder()
-        folder = filedialog.askdirectory(
-            parent=self, title="Open a session folder", initialdir=str(root if root.is_dir() else Path.home()), mustexist=True
-        )
-        if folder:
-            self.open_session(folder)
+        self.sessions_dialog = SessionsDialog(self.root, recent_sessions(root), root, self.open_session)
+        return self.sessions_dialog
+
+    def reopen_last_session(self) -> bool:
+        """At start: reopen the most recently used session, so Train continues it (New session
+        starts over). False when there is none or it cannot be opened (logged)."""
+        recent = recent_sessions(self.controller.sessions_folder(), limit=1)
+        if not recent:
+            return False
+        try:
+            session, epochs, rounds = self.controller.open_session(recent[0].folder)
+        except (UserError, OSError, ValueError) as error:
+            self.log.append(f"The last session could not be reopened: {error}", "warning")
+            return False
+        self._show_opened(session, epochs, rounds)
+        return True
 
     def open_session(self, folder: str) -> bool:
         """Load a session folder: its settings into the form, its curves and rounds into the
@@ -464,12 +516,16 @@ class MainWindow(ttk.Frame):
         except (UserError, OSError, ValueError) as error:
             self.show_error(str(error), user_error=True, title="Cannot open the session")
             return False
+        self._show_opened(session, epochs, rounds)
+        return True
+
+    def _show_opened(self, session: Any, epochs: Sequence[dict], rounds: Sequence[dict]) -> None:
+        """An opened session's settings into the form, its curves and rounds into the plots."""
         self.trust_banner.show(())
         self.settings.load(session.train_dir, session.val_dir, session.train_config, session.test_dir)
         self.plots.set_history(epochs, rounds)
         self._update_session_label()
         self._log(self.controller.opened_note(session, rounds))
-        return True
 
     def on_new_session(self) -> None:
         """Forget the opened session: the next Train starts a fresh one."""
@@ -521,6 +577,11 @@ class MainWindow(ttk.Frame):
 
     def _on_epoch(self, event: msg.EpochFinished) -> None:
         note = self.controller.on_epoch(event)
+        if self.session is not None:
+            try:
+                self.session.record_epochs(event.epoch)  # for the recent-sessions list
+            except OSError as error:
+                log.warning("cannot note the epoch in %s: %s", self.session.folder, error)
         self.progress.epoch_done(event.epoch, event.epochs, event.seconds)
         self.plots.add_epoch(event.epoch, event.train, event.val)
         self._check_trust()
@@ -535,11 +596,13 @@ class MainWindow(ttk.Frame):
         trainer = self.trainer
         masks = self.session.masks
 
-        def answer(relpaths: Optional[Sequence[str]]) -> None:  # the painted images; None: cancelled
+        def answer(relpaths: Optional[Sequence[str]], steps: Optional[int] = None) -> None:  # None: cancelled
+            if self.rounds.brush is not None:
+                self.brush_view = self.rounds.brush.view_settings()  # the next round opens with it
             self.rounds.brush = None
             if trainer.stopping:
                 return
-            reply = paint_cancelled() if relpaths is None else paint_done(relpaths, masks)
+            reply = paint_cancelled() if relpaths is None else paint_done(relpaths, masks, steps)
             self._log(reply.note)
             if reply.status:
                 self.status_var.set(reply.status)
@@ -549,8 +612,10 @@ class MainWindow(ttk.Frame):
             self.rounds.open_brush(
                 event,
                 masks,
-                on_done=answer,
+                on_done=lambda relpaths: answer(relpaths, getattr(self.rounds.brush, "round_steps", None)),
                 on_cancel=lambda: answer(None),
+                round_cost=self._round_cost(),
+                view_settings=self.brush_view,
                 submit=trainer.submit,
                 on_save_failed=self._mask_save_failed,
                 trust_note=self.controller.trust_note(),
@@ -568,6 +633,15 @@ class MainWindow(ttk.Frame):
             self.show_error(
                 f"Cannot open the brush window: {error}", details=traceback.format_exc(), title="Feedback round skipped"
             )
+
+    def _round_cost(self) -> RoundCost:
+        """What the next fine-tune round will cost here (shown beside Done, with a shorter round)."""
+        config = self.session.finetune_config if self.session is not None else self.finetune_config
+        batch_size = self.controller.sizes.batch_size if self.controller.sizes is not None else 0
+        step_s = step_seconds(
+            self.progress.step_timer.seconds_per_step, self.progress.eta.seconds_per_batch, batch_size, config.replay_batch
+        )
+        return round_cost(config.max_steps, step_s, getattr(self, "device", "") or "this device")
 
     def _mask_save_failed(self, message: str) -> None:
         """The brush window was closed from outside and could not save: tell the user (the
@@ -668,8 +742,21 @@ class MainWindow(ttk.Frame):
         if panel is not None:
             panel.show_applied(event)
 
+    def _on_propagation_progress(self, event: msg.PropagationProgress) -> None:
+        panel = self.rounds.propagation_panel()
+        if panel is not None:
+            panel.show_progress(event)
+
+    def _on_preview_page(self, event: msg.PreviewPageItems) -> None:
+        panel = self.rounds.propagation_panel()
+        if panel is not None:
+            panel.show_page(event)
+
     def _on_propagation_failed(self, event: msg.PropagationFailed) -> None:
-        self.log.append(f"Propagation ({event.scope}) failed: {event.message}", "warning" if event.user_error else "error")
+        if event.cancelled:
+            self.log.append(f"Propagation ({event.scope}): {event.message}")
+        else:
+            self.log.append(f"Propagation ({event.scope}) failed: {event.message}", "warning" if event.user_error else "error")
         if event.details:
             self.log.append(event.details, "error")
         panel = self.rounds.propagation_panel()
@@ -762,6 +849,8 @@ class MainWindow(ttk.Frame):
         msg.PropagationPreview: _on_propagation_preview,
         msg.PropagationApplied: _on_propagation_applied,
         msg.PropagationFailed: _on_propagation_failed,
+        msg.PropagationProgress: _on_propagation_progress,
+        msg.PreviewPageItems: _on_preview_page,
         msg.FinetuneStarted: _on_finetune_started,
         msg.FinetuneProgress: _on_finetune_progress,
         msg.FinetuneStep: _on_finetune_step,

@@ -16,7 +16,9 @@ from PIL import Image
 
 from .strokes import GREEN, RED
 
-DEFAULT_CMAP = "jet"  # the usual Grad-CAM look: blue = ignored, red = decisive
+# viridis: dark purple = ignored, yellow = decisive. Not jet, the usual Grad-CAM look: its red
+# (decisive) is the colour of the red paint ("not here"), so heat and paint could not be told apart.
+DEFAULT_CMAP = "viridis"
 RED_RGB = (255, 0, 0)  # colour of "discourage" paint
 GREEN_RGB = (0, 255, 0)  # colour of "encourage" paint
 

@@ -133,6 +133,7 @@ class PlotsPanel(ttk.Frame):
         self._last_update = 0.0
         self._backgrounds: Dict[Any, Any] = {}
         self._shown_limits: tuple = ()
+        self._shown_legend: tuple = ()  # _legend_key() of the legends on screen
 
         # constrained layout: the legends right of the axes and the epoch label always fit,
         # however short the window (a 1280 x 720 screen leaves the plots about 350 px)
@@ -356,7 +357,14 @@ class PlotsPanel(ttk.Frame):
     def _update_now(self) -> None:
         self._pending = None
         self._last_update = time.monotonic()
-        full = self._pending_full or self._limits() != self._shown_limits or not self._backgrounds
+        # A series that appears (the test line's first point, the shortcut-broken validation or
+        # the penalty after a round) needs its legend entry now: a legend change is a full redraw.
+        full = (
+            self._pending_full
+            or self._limits() != self._shown_limits
+            or self._legend_key() != self._shown_legend
+            or not self._backgrounds
+        )
         self._pending_full = False
         self._set_line_data()
         if full:
@@ -383,11 +391,23 @@ class PlotsPanel(ttk.Frame):
         for name, (xs, ys) in data.items():
             self.lines[name].set_data(list(xs), list(ys))
 
+    def _legend_key(self) -> tuple:
+        """Which optional series have data (what the legends list besides the fixed entries)."""
+        return (
+            bool(_finite(self.broken_loss)),
+            bool(_finite(self.broken_accuracy)),
+            bool(_finite(self.test_loss)),
+            bool(_finite(self.test_accuracy)),
+            any(v > 0 for v in _finite(self.penalty)),
+            tuple((r.committed, r.finetuned) for r in self.rounds),
+        )
+
     def _apply_static(self) -> None:
         """Limits, round marks and legends: the part drawn only by a full redraw."""
         limits = self._limits()
         x_max, loss_top, outliers = limits
         self._shown_limits = limits
+        self._shown_legend = self._legend_key()
         for artist in self._round_artists:
             artist.remove()
         self._round_artists = []

@@ -53,10 +53,14 @@ class StepTimer:
             self._durations.append(now - self._last[1])
         self._last = (step, now)
 
+    @property
+    def seconds_per_step(self) -> Optional[float]:
+        """The median of the recent step times (None before two steps)."""
+        return statistics.median(self._durations) if self._durations else None
+
     def remaining(self, step: int, max_steps: int) -> Optional[float]:
-        if not self._durations:
-            return None
-        return statistics.median(self._durations) * max(0, max_steps - step)
+        per_step = self.seconds_per_step
+        return None if per_step is None else per_step * max(0, max_steps - step)
 
 
 class EtaEstimator:
@@ -146,6 +150,18 @@ class EtaEstimator:
         per_epoch = self.batches_per_epoch * (self.seconds_per_batch or 0.0) + self.epoch_overhead
         return this_epoch + later_epochs * per_epoch
 
+    def shown_run_remaining(self, now: Optional[float] = None) -> Optional[float]:
+        """The run's time left as the window shows it: the smoothed estimate, but never less than
+        what the current epoch still needs, and in the last epoch exactly that (issue 21: "Run:
+        0:52 left" beside "Epoch: 1:32 left" in the last epoch)."""
+        this_epoch = self.epoch_remaining()
+        if this_epoch is None:
+            return self.smoothed_run_remaining(now)
+        if self.epoch >= self.epochs:
+            return this_epoch
+        smoothed = self.smoothed_run_remaining(now)
+        return this_epoch if smoothed is None else max(smoothed, this_epoch)
+
     def run_fraction(self) -> float:
         """Share of the run's batches done, in [0, 1]."""
         total_epochs = max(1, self.epochs - self.first_epoch + 1)
@@ -204,7 +220,7 @@ class ProgressPanel(ttk.Frame):
         self.epoch_text.set(
             f"Epoch {epoch}/{epochs}: batch {batch}/{batches}, {format_duration(self.eta.epoch_remaining())} left"
         )
-        self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, {format_duration(self.eta.smoothed_run_remaining())} left")
+        self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, {format_duration(self.eta.shown_run_remaining())} left")
 
     def epoch_done(self, epoch: int, epochs: int, seconds: float) -> None:
         self.eta.epoch_done(epoch, seconds)
@@ -214,7 +230,7 @@ class ProgressPanel(ttk.Frame):
         if epoch >= epochs:
             self.run_text.set("Run: 100%")
         else:
-            self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, {format_duration(self.eta.smoothed_run_remaining())} left")
+            self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, {format_duration(self.eta.shown_run_remaining())} left")
 
     def _show_finetune(self, round_number: int, step: int, max_steps: int) -> None:
         left = self.step_timer.remaining(step, max_steps)
@@ -223,6 +239,18 @@ class ProgressPanel(ttk.Frame):
         if self._last_check:
             text += f"\n{self._last_check}"
         self.finetune_text.set(text)
+        self._show_run_during_round(left)
+
+    def _show_run_during_round(self, round_left: Optional[float]) -> None:
+        """While a round runs the training waits: the run line says so and adds the round's
+        time, instead of "Run: 67 %, 0:03 left" during a round of hours."""
+        training_left = self.eta.shown_run_remaining()
+        text = f"Run: {self.eta.run_fraction():.0%}; training waits for this round"
+        if round_left is not None and training_left is not None:
+            text += f", then {format_duration(training_left)} (at most {format_duration(round_left + training_left)} in all)"
+        elif training_left is not None:
+            text += f", then {format_duration(training_left)}"
+        self.run_text.set(text)
 
     def finetune_step(self, round_number: int, step: int, max_steps: int) -> None:
         """Every optimizer step: the bar moves and the time left (an upper bound) updates."""
@@ -250,9 +278,12 @@ class ProgressPanel(ttk.Frame):
         self.finetune_text.set(
             f"Fine-tune round {round_number}: measuring the model before the round (then up to {max_steps} steps)..."
         )
+        self._show_run_during_round(None)
 
     def finetune_finished(self, round_number: int, steps: int, stop_text: str) -> None:
         self.finetune_bar.stop()
         self.finetune_bar.configure(mode="determinate")
         self.finetune_bar.configure(value=1.0)
         self.finetune_text.set(f"Fine-tune round {round_number}: {steps} steps, {stop_text}")
+        left = self.eta.shown_run_remaining()
+        self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, {format_duration(left)} of training left after the round")

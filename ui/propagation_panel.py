@@ -90,6 +90,12 @@ class PropagationPanel(ttk.LabelFrame):
             self, wraplength=WRAP, justify="left", text="Paint red, then Preview: which images would get it."
         )
         self.status_label.pack(anchor="w", fill="x", pady=(6, 2))
+        work = ttk.Frame(self)  # shown while the trainer works on a preview or apply
+        work.pack(fill="x")
+        self.progress_bar = ttk.Progressbar(work, mode="determinate", maximum=1.0)
+        self.cancel_button = ttk.Button(work, text="Cancel", command=self.request_cancel, takefocus=False)
+        self.progress_bar.pack(side="left", fill="x", expand=True, padx=(0, 4))
+        self.cancel_button.pack(side="left")
         box = ttk.Frame(self)
         box.pack(fill="both", expand=True)
         self.listbox = tk.Listbox(box, height=LIST_HEIGHT, width=30, activestyle="none", takefocus=False, exportselection=False)
@@ -142,6 +148,9 @@ class PropagationPanel(ttk.LabelFrame):
         self.apply_button.state(["!disabled"] if can_apply else ["disabled"])
         for button in self.scope_buttons.values():
             button.state(["disabled"] if busy else ["!disabled"])
+        self.cancel_button.state(["!disabled"] if busy else ["disabled"])
+        if not busy:
+            self.progress_bar.configure(value=0.0)
 
     def _set_status(self, text: str, error: bool = False) -> None:
         self.status_label.configure(text=text, foreground=ERROR_COLOUR if error else "")
@@ -159,7 +168,10 @@ class PropagationPanel(ttk.LabelFrame):
             return False
         self.relpath = relpath
         sources, scope = (relpath,), self.scope
-        command = (msg.PreviewPropagation if kind == "preview" else msg.ApplyPropagation)(sources, scope)
+        if kind == "preview":
+            command: Any = msg.PreviewPropagation(sources, scope)
+        else:  # the plan just reviewed, written as shown (no second search)
+            command = msg.ApplyPropagation(sources, scope, plan_id=self.preview.plan_id if self.preview else 0)
         try:
             self.submit(command)
         except Exception as error:  # noqa: BLE001 -- shown in the panel, the window stays usable
@@ -182,7 +194,31 @@ class PropagationPanel(ttk.LabelFrame):
             return False
         return self._send("apply")
 
+    def request_cancel(self) -> None:
+        """Cancel: stop the preview or apply under way (between images)."""
+        self.submit(msg.CancelPropagation())
+        self._set_status("Cancelling...")
+
     # ------------------------------------------------------------------------ answers
+    def _content_window(self) -> Optional[Any]:
+        window = self.content_window
+        return window if window is not None and window.winfo_exists() else None
+
+    def show_progress(self, event: msg.PropagationProgress) -> None:
+        """A preview or apply under way: the bar, and the content window's bar when it asked."""
+        if self.pending is not None and self.pending[1:] == (tuple(event.sources), event.scope):
+            self.progress_bar.configure(value=event.done / event.total if event.total else 0.0)
+            what = "Looking through the images" if event.stage == "finding" else "Writing the masks"
+            self._set_status(f"{what}: {event.done} of {event.total}...")
+        window = self._content_window()
+        if window is not None and window.busy is not None and window.choices.sources == tuple(event.sources):
+            window.show_progress(event)
+
+    def show_page(self, event: msg.PreviewPageItems) -> None:
+        window = self._content_window()
+        if window is not None:
+            window.show_page(event)
+
     def _answered(self, sources: Tuple[str, ...], scope: str) -> None:
         if self.pending is not None and self.pending[1:] == (tuple(sources), scope):
             self.pending = None
@@ -204,6 +240,10 @@ class PropagationPanel(ttk.LabelFrame):
             count = len(event.skipped_hand_painted)
             text += f" {_plural(count, 'image')} you painted {'keeps its' if count == 1 else 'keep their'} own mask."
         if event.count and event.scope == "content":
+            learnt = len(event.learned_from)
+            if learnt > 1:
+                text += f" Learnt from your {learnt} painted images"
+                text += f" and {_plural(event.corrections, 'correction')}." if event.corrections else "."
             text += " See where in the preview window; Apply there."
         elif event.count:
             text += " Apply writes them."
@@ -231,6 +271,10 @@ class PropagationPanel(ttk.LabelFrame):
 
     def show_applied(self, event: msg.PropagationApplied) -> None:
         self._answered(event.sources, event.scope)
+        window = self._content_window()
+        if window is not None and event.scope == "content" and window.choices.sources == tuple(event.sources):
+            window.destroy()  # its plan is written; the panel says what was
+            self.content_window = None
         self.preview = None  # applied: Apply again only after a new preview
         text = f"Wrote {_plural(event.written, 'propagated mask')}{self._about(event.sources)}."
         if event.skipped_hand_painted:
@@ -245,5 +289,8 @@ class PropagationPanel(ttk.LabelFrame):
 
     def show_failed(self, event: msg.PropagationFailed) -> None:
         self._answered(event.sources, event.scope)
-        self._set_status(event.message, error=True)
+        self._set_status(event.message, error=not event.cancelled)
         self._update_buttons()
+        window = self._content_window()
+        if window is not None and window.busy is not None:
+            window.show_failed(event)

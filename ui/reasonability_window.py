@@ -86,6 +86,12 @@ class ReasonabilityWindow(tk.Toplevel):
         self.rule_label = ttk.Label(outer, wraplength=WRAP, justify="left", foreground="#555555")
         self.rule_label.pack(anchor="w", pady=(4, 8))
 
+        # The footnote and Close first, from the bottom: a short screen squeezes the table (its
+        # lists scroll), never them (the footnote was clipped at 1280 x 720).
+        self.close_button = ttk.Button(outer, text="Close", command=self.destroy)
+        self.close_button.pack(side="bottom", anchor="e", pady=(8, 0))
+        self.judged_label = ttk.Label(outer, wraplength=WRAP, justify="left", foreground="#555555")
+        self.judged_label.pack(side="bottom", anchor="w", pady=(8, 0))
         table = ttk.Frame(outer)
         table.pack(fill="both", expand=True)
         for column, (_, title, _) in enumerate(COLUMNS, start=1):
@@ -99,10 +105,6 @@ class ReasonabilityWindow(tk.Toplevel):
             for column, (column_key, _, _) in enumerate(COLUMNS, start=1):
                 cell = f"{row_key}_{column_key}"
                 self._build_cell(table, cell).grid(row=row, column=column, sticky="nsew", padx=4, pady=4)
-
-        self.judged_label = ttk.Label(outer, wraplength=WRAP, justify="left", foreground="#555555")
-        self.judged_label.pack(anchor="w", pady=(8, 0))
-        ttk.Button(outer, text="Close", command=self.destroy).pack(anchor="e", pady=(8, 0))
 
     def _build_cell(self, master: tk.Misc, cell: str) -> ttk.Frame:
         frame = ttk.Frame(master, relief="groove", padding=6)

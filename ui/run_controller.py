@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from app.engine.config import FinetuneConfig, TrainConfig
-from app.engine.trust_checks import DataSizes, TrustWarning, trust_warnings
+from app.engine.trust_checks import REMEDIES, DataSizes, TrustWarning, trust_warnings
+from app.explain.propagation import is_hand_painted
 from app.run import messages as msg
 from app.run.run_state import ENDED_STATES, RunState
 from app.run.session import Session, default_sessions_root, new_session_folder
@@ -99,22 +100,43 @@ class RoundAnswer:
     status: str = ""  # a status-line message, when the log line is not enough
 
 
+# The engine's remedies as this app can follow them: it has no setting to freeze BatchNorm, so
+# neither the banner nor the log tells the user to (issue 21).
+UI_REMEDIES = {
+    **REMEDIES,
+    "frozen_batchnorm": "more training images per class (or pretrained weights), so BatchNorm's running statistics "
+    "settle; the app has no setting to freeze BatchNorm",
+}
+
+
+def ui_advice(warning: TrustWarning) -> str:
+    """'Try: ...' for a trust warning, in the app's remedies."""
+    return "Try: " + "; ".join(UI_REMEDIES[key] for key in warning.remedies) + "."
+
+
 def round_can_open(closing: bool, trainer: Any) -> bool:
     """Open a round's window (brush, chooser) only for a trainer that still waits for it."""
     return not closing and trainer is not None and not trainer.stopping
 
 
-def paint_done(relpaths: Sequence[str], masks: Any) -> RoundAnswer:
-    """The brush window's Done on `relpaths` (painted in this round): fine-tune; with nothing
-    painted now and no mask in `masks` (datasets.MaskStore) from earlier rounds, skip instead
-    (a 0-step round would open a chooser comparing nothing)."""
+def paint_done(relpaths: Sequence[str], masks: Any, max_steps: Optional[int] = None) -> RoundAnswer:
+    """The brush window's Done on `relpaths` (this round's images with a mask): fine-tune,
+    `max_steps` long (None: the configured round); with nothing painted now and no mask in
+    `masks` (datasets.MaskStore) from earlier rounds, skip instead (a 0-step round would open a
+    chooser comparing nothing). The log counts the images painted by hand apart from those that
+    only got a propagated mask (which also have a mask, but were not painted)."""
     if not relpaths and not masks.annotated():
         return RoundAnswer(
             msg.SkipFeedback(),
             Note("Nothing painted, so nothing to fine-tune; training resumes"),
             "Nothing painted: nothing to fine-tune. Training resumes.",
         )
-    return RoundAnswer(msg.StartFinetune(tuple(relpaths)), Note(f"Painted {plural(len(relpaths), 'image')}; fine-tuning..."))
+    painted = [r for r in relpaths if is_hand_painted(masks, r)]
+    text = f"Painted {plural(len(painted), 'image')}"
+    if len(relpaths) > len(painted):
+        text += f" ({len(relpaths) - len(painted)} more of this round's images got a propagated mask)"
+    text += f"; fine-tuning ({max_steps} steps at most)..." if max_steps else "; fine-tuning..."
+    return RoundAnswer(msg.StartFinetune(tuple(relpaths), max_steps=max_steps), Note(text))
 
 
 def paint_cancelled() -> RoundAnswer:
@@ -338,7 +360,7 @@ class RunController:
         self.trust_warnings = warnings
         if not (warnings and changed):
             return warnings, []
-        return warnings, [Note(f"Warning: {w.title}: {w.detail}. {w.advice}", "warning") for w in warnings]
+        return warnings, [Note(f"Warning: {w.title}: {w.detail}. {ui_advice(w)}", "warning") for w in warnings]
 
     def trust_note(self) -> str:
         """One line for the brush window when the predictions it shows may mean nothing."""

@@ -2,8 +2,10 @@
 
 Shows the `app.engine.trust_checks.TrustWarning`s of the run (most serious first) and the remedies
 they offer as buttons where the app can act: "Use small_cnn" and "Weights file..." set the
-form (the change takes a new session: the model changes), frozen BatchNorm is advice. Hidden
-while there is nothing to say; "Hide" hides it until the warnings change.
+form (the change takes a new session: the model changes). The advice is worded for this app
+(`UI_REMEDIES`): it has no setting to freeze BatchNorm, so it never tells the user to. While a
+run goes on the buttons wait, and a line says why. Hidden while there is nothing to say; "Hide"
+hides it until the warnings change.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import tkinter as tk
 from tkinter import ttk
 from typing import Callable, Optional, Sequence
 
-from app.engine.trust_checks import REMEDIES, TrustWarning
+from app.engine.trust_checks import TrustWarning
 
+from .run_controller import UI_REMEDIES
+
+BUSY_NOTE = "Stop the run to use these: the model changes with a new session."
 BANNER_BG = "#fff3cd"
 BANNER_FG = "#5c4400"
 
@@ -42,6 +47,8 @@ class TrustBanner(tk.Frame):
         self.smaller_button.pack(side="left")
         self.weights_button.pack(side="left", padx=(6, 0))
         self.hide_button.pack(side="right")
+        self.busy_label = tk.Label(buttons, background=BANNER_BG, foreground=BANNER_FG, text="")
+        self.busy_label.pack(side="right", padx=(0, 8))
         self.bind("<Configure>", lambda e: self.detail_label.configure(wraplength=max(200, e.width - 24)))
 
     @property
@@ -71,7 +78,7 @@ class TrustBanner(tk.Frame):
             for key in warning.remedies:
                 if key not in remedies:
                     remedies.append(key)
-        lines.append("Try: " + "; ".join(REMEDIES[key] for key in remedies) + ".")
+        lines.append("Try: " + "; ".join(UI_REMEDIES[key] for key in remedies) + ".")
         self.detail_label.configure(text="\n".join(lines))
         for key, button in (("smaller_model", self.smaller_button), ("pretrained", self.weights_button)):
             if key in remedies:
@@ -86,5 +93,7 @@ class TrustBanner(tk.Frame):
         self.pack_forget()
 
     def set_actions_enabled(self, enabled: bool) -> None:
+        """The remedies' buttons act only between runs; while one goes on a line says why."""
         for button in (self.smaller_button, self.weights_button):
             button.state(["!disabled"] if enabled else ["disabled"])
+        self.busy_label.configure(text="" if enabled else BUSY_NOTE)

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -107,6 +107,20 @@ class PropagationPlan:
         """Targets best first ("content": by confidence; else by share, else by name)."""
         score = self.confidence or self.shares
         return sorted(self.targets, key=lambda r: (-score.get(r, 0.0), r))
+
+    def without(self, excluded: Sequence[str]) -> "PropagationPlan":
+        """This plan less the `excluded` targets (the user dropped them after the preview): what
+        Apply writes of a reviewed plan, so it is applied as shown, with no second search."""
+        dropped = set(excluded)
+        if not dropped.intersection(self.targets):
+            return self
+        return replace(
+            self,
+            targets={r: s for r, s in self.targets.items() if r not in dropped},
+            shares={r: v for r, v in self.shares.items() if r not in dropped},
+            found={r: v for r, v in self.found.items() if r not in dropped},
+            confidence={r: v for r, v in self.confidence.items() if r not in dropped},
+        )
 
     @property
     def count(self) -> int:

@@ -22,7 +22,7 @@ from datasets.display import DISPLAY_MAX_SIDE
 
 COMPARISONS_MAX = 12  # annotated images shown in the chooser
 PREVIEW_SIDE = 160  # long side of a content-propagation preview thumbnail
-PREVIEW_ITEMS = 48  # thumbnails per preview: the best half and the most borderline half
+PREVIEW_ITEMS = 48  # thumbnails per page of a content preview (every find can be paged to)
 GALLERY_MAX = 5000  # training images the gallery lists with predictions
 GALLERY_CHUNK = 128  # images per forward when predicting for the gallery
 GALLERY_PAINT_MAX = 48  # images added to the brush window at once
@@ -120,26 +120,29 @@ def comparisons(
     return tuple(panels)
 
 
-def preview_choice(ranked: Sequence[str], limit: int = PREVIEW_ITEMS) -> List[str]:
-    """The finds a preview shows: all of `ranked` (best first) when they fit in `limit`, else
-    the best half and the most borderline half."""
-    if len(ranked) <= limit:
-        return list(ranked)
-    half = limit // 2
-    return list(ranked[:half]) + list(ranked[len(ranked) - half :])
+def preview_page_relpaths(ranked: Sequence[str], start: int = 0, limit: int = PREVIEW_ITEMS) -> List[str]:
+    """The finds on the page that begins at `start` of `ranked` (best first): every find can be
+    looked at a page at a time, as review queues do; [] past the end."""
+    start = max(0, int(start))
+    return list(ranked[start : start + limit])
 
 
-def preview_items(train, plan: PropagationPlan) -> Tuple[msg.PreviewItem, ...]:
-    """Thumbnails of a content plan's best and most borderline finds, each with its found
-    region at the thumbnail's size; () for the other scopes and for a plan that found nothing."""
+def preview_items(train, plan: PropagationPlan, start: int = 0) -> Tuple[msg.PreviewItem, ...]:
+    """Thumbnails of a content plan's finds on the page from `start` (best first), each with its
+    found region at the thumbnail's size; () for the other scopes and for a plan that found nothing."""
     if plan.scope != "content" or not plan.targets:
         return ()
     items = []
-    for relpath in preview_choice(plan.ranked()):
+    for relpath in preview_page_relpaths(plan.ranked(), start):
         thumbnail = train.display_image(train.index_of(relpath), max_side=PREVIEW_SIDE)
         region = plan.found_mask(relpath, thumbnail.shape[:2])
         items.append(msg.PreviewItem(relpath, thumbnail, region, plan.confidence.get(relpath, 0.0)))
     return tuple(items)
+
+
+def preview_page(train, plan: PropagationPlan, start: int) -> Tuple[msg.PreviewItem, ...]:
+    """The page of `plan`'s finds from `start` (`PreviewPage`'s answer)."""
+    return preview_items(train, plan, start)
 
 
 def describe_images(model: torch.nn.Module, train, *, device: torch.device) -> msg.ImagesDescribed:

@@ -10,6 +10,7 @@ end a run.
 from __future__ import annotations
 
 import logging
+import tempfile
 from typing import Any, Dict, Optional
 
 import torch
@@ -34,16 +35,22 @@ class ExtraValidation:
         self.test_loader = test_loader
         self._broken: Optional[BrokenValidation] = None
         self._stale = True
+        self._scratch: Optional[tempfile.TemporaryDirectory] = None  # corrections of a run without a folder
 
     def invalidate(self) -> None:
         """The hand-painted masks changed: rebuild the shortcut-broken validation when next asked."""
         self._stale = True
 
-    def negative_store(self) -> Optional[MaskStore]:
-        """The "not this" corrections of content propagation, if this run has a folder for them."""
-        if not self.negatives_dir:
-            return None
-        return MaskStore(self.negatives_dir, self.data.train.relpaths)
+    def negative_store(self) -> MaskStore:
+        """The "not this" corrections of content propagation: in the run's negatives folder, or,
+        for a run without one, in a temporary folder that lives as long as this run (a correction
+        must always reach the next preview; it is only not kept for later runs)."""
+        folder = self.negatives_dir
+        if not folder:
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="not-this-")
+            folder = self._scratch.name
+        return MaskStore(folder, self.data.train.relpaths)
 
     def broken(self) -> Optional[BrokenValidation]:
         """The shortcut-broken validation for the current masks (None when nothing is painted

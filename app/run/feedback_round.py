@@ -94,7 +94,7 @@ class FeedbackRound:
             self._record(epoch, (), "skipped", None)
             trainer._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
             return
-        result = self._finetune(round_number, n_annotated)
+        result = self._finetune(round_number, n_annotated, command.max_steps)
         self._decide(round_number, epoch, command.relpaths, result)
 
     def _items(self, epoch: int) -> List[msg.FeedbackItem]:
@@ -133,11 +133,19 @@ class FeedbackRound:
             if isinstance(command, PROPAGATION_COMMANDS):
                 trainer._set_state(RunState.WAITING_FOR_FEEDBACK)
 
-    def _finetune(self, round_number: int, n_annotated: int) -> FinetuneResult:
-        """Fine-tune a candidate on the painted masks, reporting progress and every step."""
+    def _finetune(self, round_number: int, n_annotated: int, max_steps: Optional[int] = None) -> FinetuneResult:
+        """Fine-tune a candidate on the painted masks, reporting progress and every step.
+
+        `max_steps`: the shorter round the user chose (None: the configured one). StopRound
+        (`trainer.stop_round`) ends the steps early; the candidate so far then goes to the chooser
+        like any other, while Stop (`trainer.stopping`) ends the run."""
         trainer = self.trainer
+        config = dataclasses.replace(trainer.finetune_config, counterexamples=trainer.config.counterexamples)
+        if max_steps is not None and 1 <= max_steps < config.max_steps:
+            config = dataclasses.replace(config, max_steps=int(max_steps))
+        trainer.stop_round.clear()
         trainer._set_state(RunState.FINETUNING)
-        trainer._emit(msg.FinetuneStarted(round_number, n_annotated, trainer.finetune_config.max_steps))
+        trainer._emit(msg.FinetuneStarted(round_number, n_annotated, config.max_steps))
 
         def on_progress(step: int, max_steps: int, guidance: float, val_loss: float) -> None:
             trainer._emit(msg.FinetuneProgress(round_number, step, max_steps, guidance, val_loss))
@@ -151,11 +159,11 @@ class FeedbackRound:
             guidance_name=trainer.finetune_guidance,
             lam=trainer.lam,
             # one switch for the run: the round swaps red regions when the epochs do
-            config=dataclasses.replace(trainer.finetune_config, counterexamples=trainer.config.counterexamples),
+            config=config,
             device=trainer.device,
             seed=trainer.config.seed + 1000 * round_number,
             on_progress=on_progress,
-            should_stop=lambda: trainer.stopping,
+            should_stop=lambda: trainer.stopping or trainer.stop_round.is_set(),
             on_step=lambda step, max_steps: trainer._emit(msg.FinetuneStep(round_number, step, max_steps)),
             test_loader=trainer.test_loader,
             head_scale=trainer.config.head_scale,

@@ -187,15 +187,40 @@ class PreviewItem:
 class PropagationPreview:
     """Answer to `PreviewPropagation`: the images a propagation would write; nothing written."""
 
-    sources: Tuple[str, ...]
+    sources: Tuple[str, ...]  # as the request named them (how the asker recognises its answer)
     scope: str  # "content" | "all" | "class" | "similar"
     count: int  # images that would get a propagated mask
     relpaths: Tuple[str, ...]  # those images, best first for "content" (by confidence), else sorted
     skipped_hand_painted: Tuple[str, ...] = ()  # selected, but they keep their painted mask
-    # "content": the best and the borderline finds, with thumbnails (at most PREVIEW_ITEMS)
+    # "content": the first page of finds, best first, with thumbnails (at most PREVIEW_ITEMS);
+    # `PreviewPage` fetches the others
     items: Tuple[PreviewItem, ...] = ()
     examined: int = 0  # images looked at
     threshold: float = 0.0  # "content": the locator's calibrated probability threshold
+    plan_id: int = 0  # names this plan for `ApplyPropagation.plan_id` / `PreviewPage` (0: none kept)
+    learned_from: Tuple[str, ...] = ()  # "content": the hand-painted images the locator learnt from
+    corrections: int = 0  # "content": "not this" corrections the locator learnt from
+
+
+@dataclass(frozen=True)
+class PropagationProgress:
+    """A preview or apply under way: `done` of `total` images (the bar and Cancel show meanwhile)."""
+
+    sources: Tuple[str, ...]  # as the request named them
+    scope: str
+    stage: str  # "finding" (looking through the images) | "writing" (writing the masks)
+    done: int
+    total: int
+
+
+@dataclass(frozen=True)
+class PreviewPageItems:
+    """Answer to `PreviewPage`: thumbnails of finds `start`.. of a kept content plan, best first."""
+
+    plan_id: int
+    start: int  # index of the first item in the plan's ranking (0-based)
+    items: Tuple[PreviewItem, ...]
+    count: int  # finds in the plan (the pages' total)
 
 
 @dataclass(frozen=True)
@@ -208,6 +233,7 @@ class PropagationApplied:
     skipped_hand_painted: int  # selected images that kept their own painted mask
     relpaths: Tuple[str, ...] = ()  # the images that got a propagated mask
     removed: int = 0  # earlier propagated masks of these sources that no longer apply
+    searched: bool = False  # True: no reviewed plan was kept, so the images were searched again
 
 
 @dataclass(frozen=True)
@@ -219,6 +245,7 @@ class PropagationFailed:
     message: str  # one line for the user
     details: str = ""  # traceback when it is a bug, not a mistake in the input
     user_error: bool = True
+    cancelled: bool = False  # the user pressed Cancel (not an error)
 
 
 @dataclass(frozen=True)
@@ -253,6 +280,7 @@ class StartFinetune:
     """The user finished painting; masks are already saved in the mask store."""
 
     relpaths: Tuple[str, ...]  # images annotated in this round (the round uses all masks)
+    max_steps: Optional[int] = None  # a shorter round than FinetuneConfig.max_steps (None: as configured)
 
 
 @dataclass(frozen=True)
@@ -281,11 +309,36 @@ class PreviewPropagation:
 
 @dataclass(frozen=True)
 class ApplyPropagation:
-    """While painting: write the propagated masks (`PropagationApplied`)."""
+    """While painting: write the propagated masks (`PropagationApplied`). With the `plan_id` of
+    the preview the user reviewed, that plan is written as it was shown (less `excluded`),
+    without searching the images again; without one (0, or a plan no longer kept) it is planned
+    afresh."""
 
     sources: Tuple[str, ...]
     scope: str
     excluded: Tuple[str, ...] = ()  # images the user dropped from the plan
+    plan_id: int = 0  # PropagationPreview.plan_id of the reviewed plan
+
+
+@dataclass(frozen=True)
+class CancelPropagation:
+    """Stop the preview or apply under way (acted on at once, between images: `Trainer.submit`
+    sets an event rather than queueing it). Answered by `PropagationFailed(cancelled=True)`."""
+
+
+@dataclass(frozen=True)
+class PreviewPage:
+    """While painting: thumbnails of finds `start`..`start + PREVIEW_ITEMS` of a kept content
+    plan (`PreviewPageItems`), so every find can be looked at, a page at a time."""
+
+    plan_id: int
+    start: int
+
+
+@dataclass(frozen=True)
+class StopRound:
+    """End the fine-tune round now and show the candidate so far in the chooser (acted on at the
+    next step: `Trainer.submit` sets an event). The run goes on after the decision."""
 
 
 @dataclass(frozen=True)
@@ -328,6 +381,8 @@ EVENT_TYPES = (
     PropagationPreview,
     PropagationApplied,
     PropagationFailed,
+    PropagationProgress,
+    PreviewPageItems,
     ImagesDescribed,
     ImagesPrepared,
 )
@@ -341,4 +396,7 @@ COMMAND_TYPES = (
     MarkNotThis,
     DescribeImages,
     PrepareImages,
+    CancelPropagation,
+    PreviewPage,
+    StopRound,
 )

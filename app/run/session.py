@@ -3,6 +3,7 @@
 ```
 <session>/session.json    paths and configs (rewritten atomically when they change)
 <session>/masks/          painted and propagated masks (datasets.MaskStore)
+<session>/negatives/      "not this" corrections of content propagation (red = wrongly found)
 <session>/checkpoint.pt   the current committed model, saved after every epoch and round
 <session>/history.jsonl   one line per feedback round: images, decision, report
 ```
@@ -32,6 +33,7 @@ SESSION_FILE = "session.json"
 HISTORY_FILE = "history.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 MASKS_DIR = "masks"
+NEGATIVES_DIR = "negatives"
 
 
 def _record_at_end(line: str) -> Optional[Dict[str, Any]]:
@@ -74,6 +76,38 @@ def new_session_folder(root: Optional[os.PathLike | str] = None) -> Path:
     return candidate
 
 
+@dataclasses.dataclass(frozen=True)
+class SessionSummary:
+    """One line of the recent-sessions list."""
+
+    folder: str
+    train_dir: str  # the data folder
+    model: str
+    epochs_done: int  # as last recorded by the app
+    epochs: int  # the session's planned epochs
+    rounds: int  # fine-tune rounds decided (committed or rejected)
+    masks: int  # masks in the session (painted and propagated)
+    last_used: float  # seconds since the epoch
+
+
+def recent_sessions(root: Optional[os.PathLike | str] = None, limit: int = 12) -> List[SessionSummary]:
+    """The sessions under `root` (default: `default_sessions_root()`), most recently used first,
+    at most `limit`; folders that are not (readable) sessions are left out."""
+    root = Path(root) if root is not None else default_sessions_root()
+    if not root.is_dir():
+        return []
+    found = []
+    for folder in root.iterdir():
+        if not (folder / SESSION_FILE).is_file():
+            continue
+        try:
+            found.append(Session.open(folder).summary())
+        except (UserError, OSError) as error:
+            logger.info("not listed: %s (%s)", folder, error)
+    found.sort(key=lambda summary: summary.last_used, reverse=True)
+    return found[:limit]
+
+
 class Session:
     """One session folder; create with `Session.create`, reopen with `Session.open`."""
 
@@ -86,8 +120,12 @@ class Session:
         finetune_config: FinetuneConfig,
         created: str,
         test_dir: Optional[str] = None,
+        epochs_recorded: int = 0,
     ):
         self.folder = Path(folder)
+        # The last epoch the app saw finish (kept in session.json so the recent-sessions list
+        # need not load every checkpoint); `epochs_done()` reads the checkpoint itself.
+        self.epochs_recorded = epochs_recorded
         self.train_dir = train_dir
         self.val_dir = val_dir
         # An optional shortcut-free test folder, evaluated after every epoch: unlike the training
@@ -160,6 +198,7 @@ class Session:
                 FinetuneConfig.from_dict(payload.get("finetune_config", {})),
                 payload.get("created", ""),
                 payload.get("test_dir"),
+                int(payload.get("epochs_done", 0) or 0),
             )
         except (ValueError, KeyError, TypeError) as error:
             lock.release()
@@ -192,6 +231,7 @@ class Session:
                 "train_dir": self.train_dir,
                 "val_dir": self.val_dir,
                 "test_dir": self.test_dir,
+                "epochs_done": self.epochs_recorded,
                 "train_config": dataclasses.asdict(self.train_config),
                 "finetune_config": dataclasses.asdict(self.finetune_config),
             },
@@ -203,6 +243,35 @@ class Session:
         if finetune_config is not None:
             self.finetune_config = finetune_config
         self.save()
+
+    def record_epochs(self, epochs_done: int) -> None:
+        """Note the last finished epoch in session.json (what the recent-sessions list shows)."""
+        if int(epochs_done) != self.epochs_recorded:
+            self.epochs_recorded = int(epochs_done)
+            self.save()
+
+    def last_used(self) -> float:
+        """When anything of the session was last written (seconds since the epoch)."""
+        times = [
+            path.stat().st_mtime
+            for path in (self.folder / SESSION_FILE, self.checkpoint_path, self.history_path)
+            if path.is_file()
+        ]
+        return max(times, default=0.0)
+
+    def summary(self) -> "SessionSummary":
+        """What the recent-sessions list shows of this session (no checkpoint is loaded)."""
+        rounds = self.history()
+        return SessionSummary(
+            folder=str(self.folder),
+            train_dir=self.train_dir,
+            model=self.train_config.model,
+            epochs_done=self.epochs_recorded,
+            epochs=self.train_config.epochs,
+            rounds=sum(1 for r in rounds if r.get("decision") in ("commit", "reject")),
+            masks=len(self.masks.annotated()),
+            last_used=self.last_used(),
+        )
 
     def set_test_dir(self, test_dir: Optional[os.PathLike | str]) -> None:
         """Measure on another shortcut-free test folder (None: none) from the next run on."""
@@ -222,6 +291,7 @@ class Session:
             checkpoint_out=str(self.checkpoint_path),
             resume=has_checkpoint,
             test_dir=self.test_dir,
+            negatives_dir=str(self.folder / NEGATIVES_DIR),
         )
 
     def is_empty(self) -> bool:

@@ -83,6 +83,10 @@ class Trainer:
         self._emit = emit
         self._stop = threading.Event()
         self._inbox = CommandInbox(self._stop)
+        # Acted on between images or steps while the thread is busy, so they cannot wait in the
+        # inbox: Cancel of a propagation, the end of a fine-tune round (`submit` sets them).
+        self.cancel_propagation = threading.Event()
+        self.stop_round = threading.Event()
         self._running = threading.Event()
         self._running.set()  # set = not paused
         self._thread: Optional[threading.Thread] = None
@@ -121,7 +125,15 @@ class Trainer:
 
     def submit(self, command: Any) -> None:
         """Hand a command (StartFinetune, SkipFeedback, Commit, Reject, PreviewPropagation,
-        ApplyPropagation, MarkNotThis, DescribeImages, PrepareImages) to the training thread."""
+        ApplyPropagation, MarkNotThis, DescribeImages, PrepareImages, PreviewPage) to the training
+        thread. CancelPropagation and StopRound act on the work under way, so they set an event
+        that work polls instead of waiting in the queue behind it."""
+        if isinstance(command, msg.CancelPropagation):
+            self.cancel_propagation.set()
+            return
+        if isinstance(command, msg.StopRound):
+            self.stop_round.set()
+            return
         self._inbox.put(command)
 
     # ------------------------------------------------------------------ thread body
