@@ -296,6 +296,7 @@ def test_plateau_rule_runs_through_a_dip_and_keeps_the_best_state(splits, monkey
     report = result.report
     assert report.stop_reason == STOP_PLATEAU
     assert report.kept_step == 4 and report.steps == 7  # best at step 4, then 3 checks without a new best
+    assert report.stop_text.endswith("the candidate is the state of step 4, its best on the shortcut-broken validation")
     for name, tensor in kept[4].items():  # state after the 4th check (index 0 is the start)
         assert torch.equal(result.candidate.state_dict()[name], tensor), name
 
