@@ -28,10 +28,14 @@ class CountingBuild:
         return self.result
 
 
-def test_no_negatives_folder_means_no_negative_store(tmp_path):
-    assert ExtraValidation(DATA, CPU, None).negative_store() is None
+def test_without_a_negatives_folder_corrections_go_to_a_folder_of_the_run(tmp_path):
+    """A bare run has no negatives folder; "not this" must still reach the next preview, so its
+    corrections live in a temporary folder as long as the run (the same one every time)."""
+    validation = ExtraValidation(DATA, CPU, None)
+    scratch = validation.negative_store()
+    assert isinstance(scratch, MaskStore) and scratch.masks_dir == validation.negative_store().masks_dir
     store = ExtraValidation(DATA, CPU, str(tmp_path / "negatives")).negative_store()
-    assert isinstance(store, MaskStore)
+    assert isinstance(store, MaskStore) and str(store.masks_dir) == str(tmp_path / "negatives")
 
 
 def test_broken_validation_is_rebuilt_only_after_invalidate(monkeypatch):
