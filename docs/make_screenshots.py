@@ -16,6 +16,11 @@ Screenshots are taken with ImageMagick's `import -window <id>` into docs/screens
 Sessions go to a temporary folder, so the user's session list is left alone.
 With `--trust`, it trains small_cnn on a folder of 32 images (made in a temporary folder) and
 shoots the main window with its warning that the numbers cannot be trusted.
+With `--walk`, it walks the correction loop on a cut demo (12 training images per digit) and shoots
+the whole screen at each stage into docs/screenshot_<stage>_<W>x<H>.png, for the screen size of the
+display it runs on (run it under a 1280x720 and a 1600x1000 Xvfb):
+
+    Xvfb :58 -screen 0 1280x720x24 &  DISPLAY=:58 .venv/bin/python docs/make_screenshots.py --walk
 """
 
 from __future__ import annotations
@@ -223,6 +228,7 @@ def main(argv=None) -> int:
         "--max-steps", type=int, default=FinetuneConfig().max_steps, help="fine-tune step cap (lower for a quicker run)"
     )
     parser.add_argument("--trust", action="store_true", help="only the trust warning on a small folder (screenshot_trust.png)")
+    parser.add_argument("--walk", action="store_true", help="the correction loop at this screen's size (screenshot_*_WxH.png)")
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         parser.error("needs an X display: run under Xvfb, e.g. DISPLAY=:57")
@@ -232,6 +238,8 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.trust:
         return trust_screenshot(out_dir)
+    if args.walk:
+        return walk_screenshots(out_dir)
     demo_root = ensure_demo_data(args.demo_dir) if args.demo_dir else ensure_demo_data()
     sessions = tempfile.mkdtemp(prefix="screenshot-sessions-")
     window = build_app(
@@ -248,6 +256,112 @@ def main(argv=None) -> int:
     if driver.error is not None:
         raise driver.error
     say("done")
+    return 0
+
+
+def run_until(widget, predicate, timeout: float = 300.0) -> None:
+    """Run the Tk main loop until `predicate()` holds (TimeoutError after `timeout` s)."""
+    deadline = time.monotonic() + timeout
+
+    def poll() -> None:
+        if predicate() or time.monotonic() > deadline:
+            widget.quit()
+        else:
+            widget.after(50, poll)
+
+    if not predicate():
+        widget.after(50, poll)
+        widget.mainloop()
+    if not predicate():
+        raise TimeoutError("the app did not get there in time")
+
+
+def shoot_screen(root, name: str, out_dir: Path) -> Path:
+    """The whole screen (every window as the user sees them) into out_dir/name."""
+    root.update()
+    time.sleep(0.4)
+    root.update()
+    path = out_dir / name
+    subprocess.run(["import", "-window", "root", str(path)], check=True)
+    say(f"saved {path}")
+    return path
+
+
+def cut_demo(full: Path, out: Path, per_class: int = 12, val_per_class: int = 4) -> Path:
+    """The demo with a few images per digit (and their truth masks): a walk of about a minute."""
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(full / "demo.json", out / "demo.json")
+    for split, count in (("train", per_class), ("val", val_per_class)):
+        for class_dir in sorted((full / split).iterdir()):
+            for folder in (split, f"truth/{split}"):
+                (out / folder / class_dir.name).mkdir(parents=True, exist_ok=True)
+            for image in sorted(class_dir.glob("*.png"))[:count]:
+                shutil.copy(image, out / split / class_dir.name / image.name)
+                shutil.copy(
+                    full / "truth" / split / class_dir.name / image.name, out / "truth" / split / class_dir.name / image.name
+                )
+    return out
+
+
+def walk_screenshots(out_dir: Path) -> int:
+    """The correction loop at this display's size: brush (with the round's cost), the content
+    preview after a "not this" correction, the chooser, the main window after the round."""
+    work = Path(tempfile.mkdtemp(prefix="screenshot-walk-"))
+    demo = cut_demo(ensure_demo_data(), work / "demo")
+    window = build_app(
+        sessions_root=str(work / "sessions"),
+        demo_dir=str(demo),
+        finetune_config=FinetuneConfig(max_steps=20, check_every=5),
+        geometry_store=GeometryStore(work / "windows.json"),
+    )
+    root = window.root
+    size = f"{root.winfo_screenwidth()}x{root.winfo_screenheight()}"
+    form = window.settings.vars
+    for key, value in (("epochs", "4"), ("feedback_every", "1"), ("images_per_round", "4"), ("model", "small_cnn")):
+        form[key].set(value)
+    root.update()
+    try:
+        window.train_button.invoke()
+        run_until(root, lambda: window.brush_window is not None and window.brush_window.fit is not None)
+        brush = window.brush_window
+        for index in range(3):
+            if index:
+                brush.next_button.invoke()
+            brush.update()
+            truth = read_mask(demo / "truth" / "train" / brush.item.relpath, size=brush.item.image.shape[:2]).numpy()
+            rows, cols = np.nonzero(truth == RED)
+            brush.event_generate("<KeyPress-m>")
+            Driver.drag(brush, [(cols.min() + 0.2, rows.min() + 0.2), (cols.max() + 0.8, rows.max() + 0.8)])
+        brush.event_generate("<KeyPress-b>")
+        shoot_screen(root, f"screenshot_brush_{size}.png", out_dir)
+        panel = brush.propagation
+        panel.preview_button.invoke()
+        run_until(root, lambda: panel.content_window is not None and panel.content_window.preview is not None)
+        preview = panel.content_window
+        preview.geometry("+20+20")
+        preview.not_this_buttons[preview.items[-1].relpath].invoke()
+        first = preview.preview
+        preview.rerun_button.invoke()
+        run_until(root, lambda: preview.busy is None and preview.preview is not first)
+        shoot_screen(root, f"screenshot_content_preview_{size}.png", out_dir)
+        preview.apply_button.invoke()
+        run_until(root, lambda: "PropagationApplied" in window.event_counts)
+        brush.done_button.invoke()
+        run_until(root, lambda: window.chooser_window is not None)
+        shoot_screen(root, f"screenshot_chooser_{size}.png", out_dir)
+        chooser = window.chooser_window
+        chooser.commit_button.invoke()
+        if chooser.confirm is not None:
+            chooser.confirm.yes_button.invoke()
+        run_until(root, lambda: "RoundDecided" in window.event_counts)
+        batches = window.event_counts["BatchFinished"]
+        run_until(root, lambda: window.event_counts["BatchFinished"] >= batches + 2)
+        window.plots.flush()
+        shoot_screen(root, f"screenshot_main_{size}.png", out_dir)
+    finally:
+        window.on_close()
+        run_until(root, lambda: window.closed, 120)
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

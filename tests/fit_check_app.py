@@ -66,9 +66,26 @@ window.progress.finetune_text.set(
 window.session_var.set(
     str(work / "sessions" / "20261207-190000") + "\n(Train continues this session; New session starts another)"
 )
+from app.engine.trust_checks import TrustWarning  # noqa: E402
+
+window.trust_banner.show(
+    (
+        TrustWarning(
+            "few_steps",
+            "Too few steps for BatchNorm's statistics",
+            "120 training images make 2 steps " * 3,
+            ("frozen_batchnorm", "pretrained"),
+        ),
+        TrustWarning("few_images", "Few images per class", "as few as 12 training images in a class " * 2, ("smaller_model",)),
+    )
+)
+window.trust_banner.set_actions_enabled(False)  # as during a run
 record(
     "main",
     root,
+    banner_title=window.trust_banner.title_label,
+    banner_busy=window.trust_banner.busy_label,
+    banner_hide=window.trust_banner.hide_button,
     status=window.status_var and window.device_var and window.children[next(iter(window.children))],
     log=window.log,
     progress=window.progress.finetune_bar,

@@ -171,7 +171,11 @@ class PropagationPanel(ttk.LabelFrame):
         if kind == "preview":
             command: Any = msg.PreviewPropagation(sources, scope)
         else:  # the plan just reviewed, written as shown (no second search)
-            command = msg.ApplyPropagation(sources, scope, plan_id=self.preview.plan_id if self.preview else 0)
+            plan_id = self.preview.plan_id if self.preview else 0
+            command = msg.ApplyPropagation(sources, scope, plan_id=plan_id)
+            window = self._content_window()
+            if scope == "content" and window is not None and window.choices.sources == sources:
+                command = window.choices.apply_command(plan_id)  # less what was unticked there
         try:
             self.submit(command)
         except Exception as error:  # noqa: BLE001 -- shown in the panel, the window stays usable

@@ -39,6 +39,10 @@ class TrustBanner(tk.Frame):
         self.title_label.pack(fill="x")
         self.detail_label = tk.Label(self, background=BANNER_BG, foreground=BANNER_FG, anchor="w", justify="left", wraplength=700)
         self.detail_label.pack(fill="x")
+        # On a short screen the reasons stay folded behind "Why?" (the advice shows), so the
+        # plots keep their room (at 720 px they collapsed under the banner).
+        self.compact = self.winfo_screenheight() < 900
+        self.expanded = not self.compact
         buttons = tk.Frame(self, background=BANNER_BG)
         buttons.pack(fill="x", pady=(4, 0))
         self.smaller_button = ttk.Button(buttons, text="Use small_cnn", command=on_smaller_model)
@@ -47,17 +51,27 @@ class TrustBanner(tk.Frame):
         self.smaller_button.pack(side="left")
         self.weights_button.pack(side="left", padx=(6, 0))
         self.hide_button.pack(side="right")
-        self.busy_label = tk.Label(buttons, background=BANNER_BG, foreground=BANNER_FG, text="")
-        self.busy_label.pack(side="right", padx=(0, 8))
-        self.bind("<Configure>", lambda e: self.detail_label.configure(wraplength=max(200, e.width - 24)))
+        self.why_button = ttk.Button(buttons, text="Why?", command=self.toggle_details)
+        if self.compact:
+            self.why_button.pack(side="right", padx=(0, 6))
+        self.busy_label = tk.Label(self, background=BANNER_BG, foreground=BANNER_FG, text="", anchor="w", justify="left")
+        self.bind("<Configure>", self._wrap)
+
+    def _wrap(self, event: tk.Event) -> None:
+        """Every line wraps to the banner's width (the title and the busy note were cut off)."""
+        width = max(200, event.width - 24)
+        for label in (self.title_label, self.detail_label, self.busy_label):
+            label.configure(wraplength=width)
+
+    def toggle_details(self) -> None:
+        """Show or fold the reasons behind the warning (the advice always shows)."""
+        self.expanded = not self.expanded
+        self.why_button.configure(text="Less" if self.expanded else "Why?")
+        self._show_text()
 
     @property
     def shown(self) -> bool:
         return bool(self.winfo_manager())
-
-    def text(self) -> str:
-        """The banner's words (tests, screenshots)."""
-        return f"{self.title_label.cget('text')}\n{self.detail_label.cget('text')}"
 
     def show(self, warnings: Sequence[TrustWarning]) -> None:
         """Show these warnings (hide when none); `place()` packs it when it was hidden."""
@@ -72,14 +86,12 @@ class TrustBanner(tk.Frame):
         self.title_label.configure(
             text=f"\u26a0 These numbers may not mean anything: {first.title.lower()}" + (f" (+{more} more)" if more else "")
         )
-        lines = [f"\u2022 {w.title}: {w.detail}." for w in self.warnings]
         remedies = []
         for warning in self.warnings:
             for key in warning.remedies:
                 if key not in remedies:
                     remedies.append(key)
-        lines.append("Try: " + "; ".join(UI_REMEDIES[key] for key in remedies) + ".")
-        self.detail_label.configure(text="\n".join(lines))
+        self._show_text()
         for key, button in (("smaller_model", self.smaller_button), ("pretrained", self.weights_button)):
             if key in remedies:
                 button.pack(side="left", padx=(0, 6))
@@ -87,6 +99,20 @@ class TrustBanner(tk.Frame):
                 button.pack_forget()
         if not self.shown:
             self._place()
+
+    def _show_text(self) -> None:
+        """The reasons (unless folded) and the advice."""
+        lines = [f"\u2022 {w.title}: {w.detail}." for w in self.warnings] if self.expanded else []
+        remedies: list = []
+        for warning in self.warnings:
+            remedies += [key for key in warning.remedies if key not in remedies]
+        lines.append("Try: " + "; ".join(UI_REMEDIES[key] for key in remedies) + ".")
+        self.detail_label.configure(text="\n".join(lines))
+
+    def text(self) -> str:
+        """The banner's words, reasons included even when folded (tests, screenshots)."""
+        reasons = "\n".join(f"\u2022 {w.title}: {w.detail}." for w in self.warnings)
+        return f"{self.title_label.cget('text')}\n{reasons}\n{self.detail_label.cget('text')}"
 
     def hide(self) -> None:
         self._hidden_for = tuple(w.code for w in self.warnings)
@@ -97,3 +123,7 @@ class TrustBanner(tk.Frame):
         for button in (self.smaller_button, self.weights_button):
             button.state(["!disabled"] if enabled else ["disabled"])
         self.busy_label.configure(text="" if enabled else BUSY_NOTE)
+        if enabled:
+            self.busy_label.pack_forget()
+        else:
+            self.busy_label.pack(fill="x")
