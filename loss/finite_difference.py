@@ -15,10 +15,10 @@ single ordinary ``backward()`` of the step then delivers the approximate paramet
 
 ``finite_difference_penalty`` returns a scalar whose *value* is the exact penalty ``P(g)`` (for
 logging and the stop rules) and whose *gradient* is the finite difference. With piecewise-linear
-networks (ReLU, max-pooling) the score is piecewise linear in ``x``, so the difference is exact
-up to the kinks that the step ``t`` crosses and float32 rounding; ``t`` is relative to the
-image's norm (``FINITE_DIFFERENCE_STEP``). The error against the double backward, per loss, is
-checked in ``tests/test_finite_difference.py`` and stated in ``docs/step_cost.md``.
+networks (ReLU, max-pooling) and the forward's gates replayed at the shifted point
+(``loss.frozen_gates``), the difference is the double backward's gradient up to float32 rounding;
+``loss.guided_loss`` uses it only for such networks. The error against the double backward, per
+loss, is checked in ``tests/test_finite_difference.py`` and stated in ``docs/step_cost.md``.
 
 Batch statistics: both forwards must compute the same function of the parameters as the exact
 penalty's forward, so they normalise with the same statistics (``loss.batch_statistics``) and the
@@ -41,9 +41,8 @@ PENALTY_GRADIENTS = ("exact", "finite_difference")
 DEFAULT_PENALTY_GRADIENT = "exact"
 # Finite-difference step as a share of each image's L2 norm (normalised pixels). With the ReLU and
 # max-pool gates replayed (loss.frozen_gates) the difference is exact for any step; 1e-3 already
-# loses digits to float32 rounding (gradient cosine 0.998 on the small CNN), so the step is as
-# large as networks with smooth activations (error proportional to the step) allow
-# (docs/step_cost.md).
+# loses digits to float32 rounding (gradient cosine 0.998 on the small CNN). Kept small all the
+# same, so that a kink the replay does not cover costs little (docs/step_cost.md).
 FINITE_DIFFERENCE_STEP = 1e-2
 # The step under mixed precision (autocast on): a logit change of 1 % is within a few roundings
 # of bfloat16 (8 bits), which measured a gradient cosine of 0.75-0.85 to float32 on small_cnn

@@ -30,8 +30,11 @@ How the penalty's parameter gradient is taken (``penalty_gradient``, input-gradi
 ``"exact"`` by double backpropagation (``create_graph=True``), ``"finite_difference"`` by two
 first-order passes (``loss.finite_difference``: an input-gradient backward without a graph, one
 forward at a shifted point; no double backward). Either way the penalty's value is exact and the
-forwards normalise with the same statistics. Grad-CAM's second-order pass only crosses the layers
-after its conv layer and stays exact.
+forwards normalise with the same statistics. The finite difference is taken only for networks
+of linear layers, BatchNorm, pooling, dropout and ReLU / max-pool gates
+(``loss.frozen_gates.is_piecewise_linear``), where it is the double backward's gradient; other
+networks (Hardswish, SiLU with stochastic depth ...) get the exact one. Grad-CAM's second-order
+pass only crosses the layers after its conv layer and stays exact.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from loss.finite_difference import (
     penalty_and_direction,
     perturbation,
 )
-from loss.frozen_gates import GatePattern, recording_gates, replaying_gates
+from loss.frozen_gates import GatePattern, is_piecewise_linear, recording_gates, replaying_gates
 from loss.gradcam import GradCAMLoss
 from loss.input_gradient_loss import InputGradientLoss
 
@@ -148,7 +151,8 @@ def guided_loss(
             times the number of processes). 1 for a whole batch.
         score_scale: fp16 loss scale for the input-gradient backward (``scaling_scores``).
         penalty_gradient: ``"exact"`` (double backward) or ``"finite_difference"``
-            (``loss.finite_difference``; input-gradient losses only, others stay exact).
+            (``loss.finite_difference``; input-gradient losses on piecewise-linear networks
+            only, the rest stays exact).
 
     Returns:
         ``GuidedLoss(total, ce, guidance, logits)``.
@@ -173,7 +177,7 @@ def guided_loss(
     if shared_forward is None:
         shared_forward = can_share and float(annotated.float().mean()) >= SHARED_FORWARD_FROM and not has_active_dropout(model)
     masks = masks.to(images.device)
-    finite = penalty_gradient == "finite_difference" and isinstance(guidance, InputGradientLoss)
+    finite = penalty_gradient == "finite_difference" and isinstance(guidance, InputGradientLoss) and is_piecewise_linear(model)
 
     if shared_forward and isinstance(guidance, GradCAMLoss):
         with sharing_batch_statistics(model) as statistics_gate, guidance.capturing() as captured:

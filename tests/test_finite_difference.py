@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from loss import PENALTY_GRADIENTS, PunisherLoss, RRRLoss, check_penalty_gradient, guided_loss
 from loss.finite_difference import penalty_and_direction, perturbation
-from loss.frozen_gates import recording_gates, replaying_gates
+from loss.frozen_gates import is_piecewise_linear, recording_gates, replaying_gates
 from models import build_model
 
 K = 4
@@ -75,14 +75,21 @@ def test_matches_the_double_backward_on_a_relu_network(guidance, annotated_rows,
 
 
 @pytest.mark.parametrize("guidance", [RRRLoss(), PunisherLoss(clip=None)], ids=["rrr", "punisher"])
-def test_matches_the_double_backward_on_a_smooth_network(guidance):
-    """No gate to replay: the error is the step's (about 1 % at the default step)."""
+def test_networks_with_other_activations_get_the_exact_gradient(guidance):
+    """No gate to replay (Softplus here; Hardswish, SiLU with stochastic depth in the model
+    zoo, where the difference measured cosine -0.03-0.52): the double backward is taken."""
     model = SmoothNet().train()
     images, targets, masks, has_mask = batch(6, 8, 0, 3)
     value, exact = penalty_gradient(model, guidance, images, targets, masks, has_mask, "exact")
     approx_value, approx = penalty_gradient(model, guidance, images, targets, masks, has_mask, "finite_difference")
-    assert approx_value == pytest.approx(value, rel=1e-5)
-    assert F.cosine_similarity(exact, approx, dim=0) > 0.99
+    assert approx_value == value
+    assert torch.equal(approx, exact)
+
+
+@pytest.mark.parametrize("name, expected", [("small_cnn", True), ("resnet18", True), ("mobilenet_v3_small", False)])
+def test_which_networks_are_piecewise_linear(name, expected):
+    assert is_piecewise_linear(build_model(name, K)) is expected
+    assert not is_piecewise_linear(SmoothNet())
 
 
 def test_penalty_on_the_painted_rows_as_the_exact_path_has_it():
