@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     app.set_defaults(handler=None)  # main.py opens the desktop app (ui); the engine never imports Tk
 
     training.add_commands(commands)  # train, evaluate, finetune, demo-data
-    workflow.add_commands(commands)  # select, propagate
+    workflow.add_commands(commands)  # discover, select, propagate
     return parser
 
 
