@@ -5,7 +5,8 @@ engine (`app.explain.discovery.discover`) clusters the training set's explanatio
 is a *shortcut cluster* when at least `--carry` of its members carry the shortcut and its
 members' saliency (the discovery's own maps) lies on the shortcut's pixels (grown by one
 pixel) at least `--lift` times the pixels' area share on average. A draw is a hit when a
-shortcut cluster is ranked first or second (`--top`). Prints per draw the ranked clusters
+shortcut cluster is ranked first or second (`--top`). Clusters are made per class (`--clusters`
+per class). Prints per draw the ranked clusters
 (size, carrying share, lift, score), then the hit count, and writes JSON (`--out`).
 
     PYTHONPATH=. python bench/discovery_hits.py --draws 0 1 2 3 4 5 6 7 8 9

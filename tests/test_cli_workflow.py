@@ -67,7 +67,7 @@ def test_discover_prints_clusters_as_json(capsys, data_dir, checkpoint):
     )
     assert code == 0
     payload = json.loads(out)
-    assert payload["n_images"] == 8 and len(payload["clusters"]) == 2
+    assert payload["n_images"] == 8 and len(payload["clusters"]) == 4  # two per class
     assert sum(c["size"] for c in payload["clusters"]) == 8
     assert all("members" not in c and c["examples"] for c in payload["clusters"])
     assert "explained 8 of 8 images" in err

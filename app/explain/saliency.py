@@ -28,24 +28,25 @@ from torch import nn
 from models import gradcam_layer
 
 SALIENCY_METHODS = (
+    "occlusion",
     "gradcam",
     "gradcam_plus_plus",
-    "occlusion",
     "saliency",
     "smoothgrad",
     "integrated_gradients",
     "deeplift",
     "gradient_shap",
 )
-# The method shown when nobody chose one. Chosen by measurement on plain shortcut models over the
-# shortcut zoo (bench/saliency_pointing.py, docs/saliency_methods.md): the method whose map's
-# maximum lands on the shortcut the model uses most often.
-DEFAULT_SALIENCY_METHOD = "gradcam"
+# The method shown when nobody chose one: on plain shortcut models over the shortcut zoo the only
+# one whose map's maximum lands on the shortcut in >= 85 % of the images (docs/saliency_methods.md,
+# bench/saliency_pointing.py). It costs ~225 forwards per image at any input size (fine for a
+# round's images; discovery and "unreasonable first" use Grad-CAM, one backward per image).
+DEFAULT_SALIENCY_METHOD = "occlusion"
 
 SALIENCY_LABELS = {
+    "occlusion": "Occlusion (score drop when a patch is hidden)",
     "gradcam": "Grad-CAM",
     "gradcam_plus_plus": "Grad-CAM++",
-    "occlusion": "Occlusion (score drop when a patch is hidden)",
     "saliency": "Gradient (vanilla saliency)",
     "smoothgrad": "SmoothGrad (gradients of noisy copies)",
     "integrated_gradients": "Integrated Gradients",
