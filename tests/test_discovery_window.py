@@ -31,10 +31,10 @@ def test_window_shows_groups_and_paints_one(tk_root, image_folder, checkpoint):
     wait_until(window, lambda: window.result is not None or window.error is not None, what="discovery")
     assert window.error is None
     groups = window.result.clusters
-    assert len(groups) == len(window.paint_buttons) == 4  # two per class
+    assert len(groups) == len(window.paint_buttons) == 6  # three per class
     assert sum(group.size for group in groups) == 24
     assert window.group_labels[0].cget("text") == groups[0].describe()
-    assert "24 images in 4 groups" in window.status_var.get()
+    assert "24 images in 6 groups" in window.status_var.get()
     window.paint_buttons[1].invoke()
     assert asked == [[groups[1].relpaths[0]]]
     window.close()

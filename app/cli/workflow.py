@@ -132,7 +132,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 def add_commands(commands: Any) -> None:
     """Register `discover`, `select` and `propagate` on the main parser's subparsers."""
-    from app.explain.discovery import DISCOVERY_METHOD
+    from app.explain.discovery import DEFAULT_CLUSTERS, DISCOVERY_METHOD
     from app.explain.propagation import DEFAULT_SIMILAR_LIFT, DEFAULT_SIMILAR_SHARE, SCOPES
     from app.explain.saliency import SALIENCY_METHODS
     from app.explain.selection import SELECTION_STRATEGIES
@@ -142,7 +142,7 @@ def add_commands(commands: Any) -> None:
     )
     discover.add_argument("--checkpoint", required=True)
     discover.add_argument("--data", required=True, help="training image folder root/<class>/<image>")
-    discover.add_argument("--clusters", type=int, default=2, help="groups per class (k-means)")
+    discover.add_argument("--clusters", type=int, default=DEFAULT_CLUSTERS, help="groups per class (k-means)")
     discover.add_argument("--pool", type=int, default=None, help="explain a seeded random N images at most (default: all)")
     discover.add_argument("--method", choices=SALIENCY_METHODS, default=DISCOVERY_METHOD, help="saliency method")
     discover.add_argument("--masks", help="mask folder: green painted there tells how much saliency sits off the object")
