@@ -1,4 +1,4 @@
-"""The `select` and `propagate` commands end to end on tiny data, and their error messages."""
+"""The `discover`, `select` and `propagate` commands end to end on tiny data, and their error messages."""
 
 from __future__ import annotations
 
@@ -59,6 +59,22 @@ def _run(capsys, *argv):
     code = main([str(a) for a in argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def test_discover_prints_clusters_as_json(capsys, data_dir, checkpoint):
+    code, out, err = _run(
+        capsys, "discover", "--checkpoint", checkpoint, "--data", data_dir, "--clusters", 2, "--device", "cpu", "--progress"
+    )
+    assert code == 0
+    payload = json.loads(out)
+    assert payload["n_images"] == 8 and len(payload["clusters"]) == 4  # two per class
+    assert sum(c["size"] for c in payload["clusters"]) == 8
+    assert all("members" not in c and c["examples"] for c in payload["clusters"])
+    assert "explained 8 of 8 images" in err
+    code, out, _ = _run(capsys, "discover", "--checkpoint", checkpoint, "--data", data_dir, "--members", "--pool", 4)
+    assert code == 0 and sum(len(c["members"]) for c in json.loads(out)["clusters"]) == 4
+    code, _, err = _run(capsys, "discover", "--checkpoint", checkpoint, "--data", data_dir, "--clusters", 0)
+    assert code == 2 and "--clusters" in err
 
 
 @pytest.mark.parametrize("strategy", SELECTION_STRATEGIES)

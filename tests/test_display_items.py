@@ -84,7 +84,9 @@ def test_feedback_items_carry_prediction_saliency_mask_and_reason():
     )
     assert [i.relpath for i in items] == ["right/2.png", "left/0.png"]
     assert [(i.true_label, i.predicted_label) for i in items] == [("right", "right"), ("left", "left")]
-    assert [i.reason for i in items] == ["first reason", "second"]
+    assert [i.reason.split("; ")[0] for i in items] == ["first reason", "second"]
+    # each reason ends with the map's faithfulness hint (app.explain.faithfulness)
+    assert all("; hiding the top 5 % of the map" in i.reason for i in items)
     assert items[0].mask is mask and items[1].mask is None
     assert items[0].saliency.shape == (2, 2)
     assert items[0].image.shape == (3, 5, 3) and items[0].image[0, 0, 0] == 2
@@ -100,7 +102,7 @@ def test_prepare_images_keeps_known_relpaths_in_order_and_lists_the_missing(monk
     assert isinstance(prepared, msg.ImagesPrepared)
     assert [i.relpath for i in prepared.items] == ["right/3.png", "left/0.png"]  # the first 2 known
     assert prepared.missing == ("no/such.png",)
-    assert all(i.reason == "chosen by you" for i in prepared.items)
+    assert all(i.reason.startswith("chosen by you; hiding the top") for i in prepared.items)
     nothing = display_items.prepare_images(pixel_model(), train, ("gone.png",), device=CPU, saliency_method="saliency")
     assert nothing.items == () and nothing.missing == ("gone.png",)
 

@@ -90,7 +90,7 @@ def test_paint_any_image_from_the_gallery_and_the_reasonability_window(tk_root, 
         assert gallery.selected == [target]
         gallery.paint_button.invoke()
         wait_until(window, lambda: len(brush.items) == 3, timeout=60)
-        assert brush.item.relpath == target and brush.item.reason == "chosen by you"
+        assert brush.item.relpath == target and brush.item.reason.startswith("chosen by you; hiding the top")
         assert brush.counter_label.cget("text") == "Image 3 of 3"
         # the reasonability window's "Paint these" (the cell's images) lands in the brush too
         matrix_window = window.on_reasonability()

@@ -192,3 +192,22 @@ def test_picks_are_spread_over_the_classes():
     # More picks than classes allow: at most ceil(k / classes) per class, then topped up.
     assert [c.index for c in spread_over_classes(ranked, targets, 6)] == [0, 1, 4, 5, 6, 7]
     assert [c.index for c in spread_over_classes(ranked, [0] * 8, 3)] == [0, 1, 2]
+
+
+def test_unreasonable_before_any_paint_picks_the_images_a_conv_model_decides_by_a_patch(tmp_path):
+    """A conv model (Grad-CAM exists): the score is the drop when the top of the Grad-CAM map is
+    hidden; the position heuristics step aside. The patch images (8 of 48, class b) come first."""
+    from app.explain.reasonability import decisive_drops
+    from tests.shortcut_images import make_shortcut_data, shortcut_model
+
+    data, carrying = make_shortcut_data(tmp_path)
+    model = shortcut_model()
+    choices = select_images(model, data, 4, "unreasonable")
+    # spread over the classes: two of class b (both carry the patch), two of class a (none does)
+    assert choices[0].relpath in carrying
+    assert [c.relpath in carrying for c in choices if c.relpath.startswith("b/")] == [True, True]
+    assert choices[0].reason.startswith("hiding the top 5 % of the Grad-CAM map drops the class by")
+    drops = decisive_drops(model, data, list(range(len(data))), torch.device("cpu"))
+    carries = torch.tensor([r in carrying for r in data.relpaths])
+    assert float(drops[carries].min()) > float(drops[~carries].max())
+    assert decisive_drops(InkModel(), data, [0, 1], torch.device("cpu")) is None  # no convolution: no Grad-CAM

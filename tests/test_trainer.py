@@ -265,7 +265,7 @@ def test_gallery_commands_are_answered_while_the_round_waits(image_folder, tmp_p
     prepared = [e for e in events if isinstance(e, msg.ImagesPrepared)][0]
     assert [i.relpath for i in prepared.items] == [entry.relpath]
     assert prepared.missing == ("no/such.png",)
-    assert prepared.items[0].saliency.ndim == 2 and prepared.items[0].reason == "chosen by you"
+    assert prepared.items[0].saliency.ndim == 2 and prepared.items[0].reason.startswith("chosen by you; hiding the top")
     steps = [e for e in events if isinstance(e, msg.FinetuneStep)]
     assert steps == []  # the round was skipped: no fine-tune ran
 

@@ -53,6 +53,7 @@ from app.run.session import recent_sessions
 
 from .demo_preparation import DemoFailed, DemoReady, demo_folders, demo_is_ready, demo_target, start_demo_preparation
 from .dialogs import ConfirmDialog, ErrorDialog, MoreEpochsDialog
+from .discovery_window import DiscoveryWindow
 from .event_pump import EventPump
 from .gallery_filter import list_folder
 from .log_pane import LogLine, LogPane, QueueLogHandler
@@ -235,6 +236,8 @@ class MainWindow(ttk.Frame):
         self.reasonability_button.pack(side="right")
         self.gallery_button = ttk.Button(buttons, text="Gallery...", command=self.on_main_gallery)
         self.gallery_button.pack(side="right", padx=(0, 6))
+        self.discover_button = ttk.Button(buttons, text="Discover...", command=self.on_discover)
+        self.discover_button.pack(side="right", padx=(0, 6))
         self.gallery_button.state(["disabled"])  # until there is a session
         self.reasonability_button.state(["disabled"])  # until the first matrix arrives
 
@@ -689,6 +692,17 @@ class MainWindow(ttk.Frame):
             masked=session.masks.annotated,
             on_paint=self.paint_images,
         )
+
+    def on_discover(self) -> Any:
+        """The "Discover..." button: the discovery window on the session's committed model (issue 20)."""
+        session = self.session
+        if session is None or not session.checkpoint_path.is_file():
+            self.status_var.set("Discovery needs a trained model: train, or open a session.")
+            return None
+        return DiscoveryWindow(
+            self.master, str(session.checkpoint_path), session.train_dir, on_paint=self.paint_images,
+            device_name="auto", geometry_store=self.geometry_store,
+        )  # fmt: skip
 
     def paint_images(self, relpaths: Sequence[str]) -> bool:
         """Open these training images in the brush window (gallery, reasonability window,

@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     app.set_defaults(handler=None)  # main.py opens the desktop app (ui); the engine never imports Tk
 
     training.add_commands(commands)  # train, evaluate, finetune, demo-data
-    workflow.add_commands(commands)  # select, propagate
+    workflow.add_commands(commands)  # discover, select, propagate
     masks.add_commands(commands)  # masks import, masks export
     report.add_commands(commands)  # report
     return parser

@@ -1,5 +1,6 @@
-"""The `select` and `propagate` commands: the feedback workflow of the app, without a window.
+"""The `discover`, `select` and `propagate` commands: the feedback workflow of the app, without a window.
 
+    python main.py discover --checkpoint CKPT --data DIR [--clusters K] [--pool N] [--masks DIR]
     python main.py select --checkpoint CKPT --data DIR --k K --strategy NAME [--masks DIR]
     python main.py propagate --checkpoint CKPT --data DIR --masks DIR --scope content|all|class|similar
                              [--source RELPATH ...] [--not-this DIR] [--exclude RELPATH ...] --out DIR
@@ -22,6 +23,35 @@ from app.cli.training import load_model_and_data
 from app.errors import UserError
 from app.explain.mask_audit import check_masks_folder
 from datasets import check_masks_outside
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    """Print the JSON of the training set's explanation clusters, shortcut-like first."""
+    import sys
+
+    from app.cli.common import dumps
+    from app.explain.discovery import discover
+
+    if args.clusters < 1:
+        raise UserError(f"--clusters must be at least 1, got {args.clusters}")
+    if args.masks is not None and not Path(args.masks).is_dir():
+        raise UserError(f"the mask folder {args.masks} does not exist")
+    model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
+
+    def progress(done: int, total: int) -> None:
+        if args.progress:
+            print(f"explained {done} of {total} images", file=sys.stderr, flush=True)
+
+    found = discover(
+        model, data, device=device, method=args.method, n_clusters=args.clusters, pool_size=args.pool, seed=args.seed,
+        progress=progress,
+    )  # fmt: skip
+    payload = found.to_json()
+    if not args.members:
+        for cluster in payload["clusters"]:
+            cluster.pop("members")
+    print(dumps(payload))
+    return EXIT_OK
 
 
 def cmd_select(args: argparse.Namespace) -> int:
@@ -106,9 +136,26 @@ def cmd_propagate(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Any) -> None:
-    """Register `select` and `propagate` on the main parser's subparsers."""
+    """Register `discover`, `select` and `propagate` on the main parser's subparsers."""
+    from app.explain.discovery import DEFAULT_CLUSTERS, DISCOVERY_METHOD
     from app.explain.propagation import DEFAULT_SIMILAR_LIFT, DEFAULT_SIMILAR_SHARE, SCOPES
+    from app.explain.saliency import SALIENCY_METHODS
     from app.explain.selection import SELECTION_STRATEGIES
+
+    discover = commands.add_parser(
+        "discover", help="group the training images by where the model looks, shortcut-like groups first (JSON)"
+    )
+    discover.add_argument("--checkpoint", required=True)
+    discover.add_argument("--data", required=True, help="training image folder root/<class>/<image>")
+    discover.add_argument("--clusters", type=int, default=DEFAULT_CLUSTERS, help="groups per class (k-means)")
+    discover.add_argument("--pool", type=int, default=None, help="explain a seeded random N images at most (default: all)")
+    discover.add_argument("--method", choices=SALIENCY_METHODS, default=DISCOVERY_METHOD, help="saliency method")
+    discover.add_argument("--masks", help="mask folder: green painted there tells how much saliency sits off the object")
+    discover.add_argument("--members", action="store_true", help="list every member of each group, not only examples")
+    discover.add_argument("--progress", action="store_true", help="report progress on stderr")
+    discover.add_argument("--seed", type=int, default=0)
+    add_device_argument(discover)
+    discover.set_defaults(handler=cmd_discover)
 
     select = commands.add_parser("select", help="choose the images worth painting; prints their paths as JSON")
     select.add_argument("--checkpoint", required=True)

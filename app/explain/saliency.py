@@ -9,6 +9,7 @@ their own differentiable input gradients).
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,20 +19,39 @@ from captum.attr import (
     IntegratedGradients,
     LayerAttribution,
     LayerGradCam,
+    NoiseTunnel,
+    Occlusion,
     Saliency,
 )
 from torch import nn
 
 from models import gradcam_layer
 
-SALIENCY_METHODS = ("saliency", "integrated_gradients", "deeplift", "gradient_shap", "gradcam")
+SALIENCY_METHODS = (
+    "occlusion",
+    "gradcam",
+    "gradcam_plus_plus",
+    "saliency",
+    "smoothgrad",
+    "integrated_gradients",
+    "deeplift",
+    "gradient_shap",
+)
+# The method shown when nobody chose one: on plain shortcut models over the shortcut zoo the only
+# one whose map's maximum lands on the shortcut in >= 85 % of the images (docs/saliency_methods.md,
+# bench/saliency_pointing.py). It costs ~225 forwards per image at any input size (fine for a
+# round's images; discovery and "unreasonable first" use Grad-CAM, one backward per image).
+DEFAULT_SALIENCY_METHOD = "occlusion"
 
 SALIENCY_LABELS = {
+    "occlusion": "Occlusion (score drop when a patch is hidden)",
+    "gradcam": "Grad-CAM",
+    "gradcam_plus_plus": "Grad-CAM++",
     "saliency": "Gradient (vanilla saliency)",
+    "smoothgrad": "SmoothGrad (gradients of noisy copies)",
     "integrated_gradients": "Integrated Gradients",
     "deeplift": "DeepLIFT",
     "gradient_shap": "GradientSHAP",
-    "gradcam": "Grad-CAM",
 }
 
 # A map is scaled by this quantile of its values (not its max), so that a few extreme pixels
@@ -42,6 +62,12 @@ NORMALISE_QUANTILE = 0.99
 SHAP_BASELINES = 8
 SHAP_NOISE_STD = 0.1
 SHAP_SEED = 0
+# SmoothGrad: noisy copies per image and the noise's std as a share of the image's value range.
+SMOOTHGRAD_SAMPLES = 8
+SMOOTHGRAD_STDEV = 0.15
+# Occlusion: a square patch of this share of the image side slides with half its side as stride;
+# each position costs one forward per image.
+OCCLUSION_WINDOW = 0.125
 
 
 def normalise_maps(maps: torch.Tensor) -> torch.Tensor:
@@ -67,6 +93,56 @@ def _gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, laye
     cam = LayerGradCam(model, layer).attribute(images, target=targets, relu_attributions=True)
     cam = LayerAttribution.interpolate(cam, tuple(images.shape[-2:]), interpolate_mode="bilinear")
     return cam.sum(dim=1)  # N x 1 x H x W -> N x H x W
+
+
+def _gradcam_plus_plus(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """Grad-CAM++ (Chattopadhay et al. 2018) of `layer`: `N x H x W` >= 0.
+
+    Each channel is weighted by its positive gradients, each position by
+    `g^2 / (2 g^2 + sum_ij A g^3)` (the closed form with the exponential's first-order
+    gradients), so several separate regions of one class each light up instead of the largest.
+    """
+    captured = {}
+
+    def keep(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        captured["activations"] = output
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        scores = model(images).gather(1, targets.view(-1, 1)).sum()
+    finally:
+        handle.remove()
+    activations = captured["activations"]
+    (gradients,) = torch.autograd.grad(scores, activations)
+    squared, cubed = gradients.pow(2), gradients.pow(3)
+    denominator = 2 * squared + (activations * cubed).sum(dim=(2, 3), keepdim=True)
+    alpha = squared / torch.where(denominator != 0, denominator, torch.ones_like(denominator))
+    weights = (alpha * gradients.clamp_min(0)).sum(dim=(2, 3), keepdim=True)
+    cam = (weights * activations).sum(dim=1, keepdim=True).clamp_min(0)
+    return LayerAttribution.interpolate(cam, tuple(images.shape[-2:]), interpolate_mode="bilinear").sum(dim=1)
+
+
+def _occlusion(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The target score's drop when a square patch (`OCCLUSION_WINDOW` of the side, the
+    normalised mean, i.e. zeros) hides each place: `N x H x W` >= 0 (rises count as 0)."""
+    side = max(2, round(OCCLUSION_WINDOW * images.shape[-1]))
+    stride = max(1, side // 2)
+    attributions = Occlusion(model).attribute(
+        images, target=targets, sliding_window_shapes=(images.shape[1], side, side), strides=(images.shape[1], stride, stride)
+    )
+    return attributions.sum(dim=1).clamp_min(0)
+
+
+def _smoothgrad(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """SmoothGrad (Smilkov et al. 2017): |gradient| averaged over `SMOOTHGRAD_SAMPLES` noisy
+    copies (noise std `SMOOTHGRAD_STDEV` x the batch's value range), seeded like GradientSHAP."""
+    stdev = SMOOTHGRAD_STDEV * float(images.detach().max() - images.detach().min())
+    devices = [images.device] if images.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(SHAP_SEED)
+        return NoiseTunnel(Saliency(model)).attribute(
+            images, target=targets, nt_type="smoothgrad", nt_samples=SMOOTHGRAD_SAMPLES, stdevs=stdev, abs=True
+        )
 
 
 def _gradient_shap(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, n_samples: int):
@@ -103,10 +179,17 @@ def _raw_maps(
 
     `internal_batch_size` caps how many interpolated images Integrated Gradients runs at once.
     """
-    if method == "gradcam":
-        return _gradcam(model, images, targets, gradcam_layer(model) if layer is None else layer)
+    if method in ("gradcam", "gradcam_plus_plus"):
+        chosen = gradcam_layer(model) if layer is None else layer
+        if method == "gradcam":
+            return _gradcam(model, images, targets, chosen)
+        return _gradcam_plus_plus(model, images, targets, chosen)
+    if method == "occlusion":
+        return _occlusion(model, images, targets)
     if method == "saliency":
         attributions = Saliency(model).attribute(images, target=targets, abs=True)
+    elif method == "smoothgrad":
+        attributions = _smoothgrad(model, images, targets)
     elif method == "integrated_gradients":
         attributions = IntegratedGradients(model).attribute(
             images,
@@ -126,11 +209,12 @@ def saliency_maps(
     model: nn.Module,
     images: torch.Tensor,
     targets: torch.Tensor,
-    method: str = "saliency",
+    method: str = DEFAULT_SALIENCY_METHOD,
     *,
     layer: nn.Module | None = None,
     n_steps: int = 16,
     batch_size: int = 32,
+    normalise: bool = True,
 ) -> torch.Tensor:
     """Saliency of each image for its target class, for display.
 
@@ -138,7 +222,9 @@ def saliency_maps(
     method: one of `SALIENCY_METHODS`; `layer` overrides Grad-CAM's layer (default
     `gradcam_layer(model)`); `n_steps` is the number of integration steps (Integrated
     Gradients) or samples (GradientSHAP); images are processed `batch_size` at a time.
-    Returns `N x H x W` float32 in [0, 1] on the CPU (see `normalise_maps`).
+    Returns `N x H x W` float32 in [0, 1] on the CPU (see `normalise_maps`); with
+    `normalise=False` the raw non-negative maps (any scale), e.g. to find a map's maximum, which
+    the clipped display map ties at 1 over its top percent.
 
     The model runs in eval mode; each module's train/eval mode and every parameter's `.grad`
     are restored afterwards, so this can be called between optimizer steps.
@@ -175,4 +261,5 @@ def saliency_maps(
         # should appear; restoring them anyway guarantees the optimizer sees what it left.
         for param, grad in grads:
             param.grad = grad
-    return normalise_maps(torch.cat(chunks))
+    raw = torch.cat(chunks)
+    return normalise_maps(raw) if normalise else torch.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0)

@@ -5,8 +5,9 @@ Strategies rank a pool of training images and return the top k:
 - entropy: highest predictive entropy first (the model is unsure; the poster);
 - misclassified: wrong predictions first, most confident mistakes first, then by entropy;
 - unreasonable: explanations first whose saliency sits where it should not (GRADIA, DeepFuse):
-  on the painted red content found in this image (wherever it sits), on a region salient across
-  classes, off the object, focused on one small spot. The score of an image is the largest of those
+  on the painted red content found in this image (wherever it sits), off the object, or (conv
+  models) a decision that rests on the few pixels its Grad-CAM map lights up (hiding them drops
+  the class); for other models on a region salient across classes or one small spot. The score of an image is the largest of those
   shares of its saliency mass
   (`app.explain.reasonability` defines them); the reason names the dominant cause, e.g. "saliency on a
   region salient across classes: 62 %". The ranking is diversified, so that one round shows
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from app.errors import UserError
-from app.explain.reasonability import build_priors, pool_saliency, saliency_distribution, unreasonable_scores
+from app.explain.reasonability import build_priors, decisive_drops, pool_saliency, saliency_distribution, unreasonable_scores
 
 logger = logging.getLogger(__name__)
 
@@ -146,7 +147,8 @@ def _rank_unreasonable(context: Dict[str, Any]) -> List[Choice]:
     saliency, targets, _ = pool_saliency(context["model"], dataset, scored, context["device"])
     distributions = saliency_distribution(saliency)
     priors = build_priors(dataset, distributions, targets, pool=scored, device=context["device"])
-    result = unreasonable_scores(distributions, targets, priors)
+    decisive = decisive_drops(context["model"], dataset, scored, context["device"])
+    result = unreasonable_scores(distributions, targets, priors, decisive)
     order, adjusted = diversified_order(result.score, distributions, context.get("k", 1))
     choices = [Choice(scored[i], relpaths[scored[i]], float(adjusted[rank]), result.reason(i)) for rank, i in enumerate(order)]
     # Images of the pool left out of the saliency pool follow, unscored, in random order.

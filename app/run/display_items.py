@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from app.engine.finetune import FinetuneResult
+from app.explain.faithfulness import hiding_effect
 from app.explain.propagation import PropagationPlan
-from app.explain.saliency import saliency_maps
+from app.explain.saliency import normalise_maps, saliency_maps
 from app.run import messages as msg
 from datasets import stack_samples
 from datasets.display import DISPLAY_MAX_SIDE
@@ -53,13 +54,19 @@ def feedback_items(
     saliency_method: str,
 ) -> List[msg.FeedbackItem]:
     """One `FeedbackItem` per training index (its display image, saliency, prediction and any
-    saved mask), `reasons[k]` saying why image k is shown."""
+    saved mask), `reasons[k]` saying why image k is shown, followed by the map's faithfulness
+    hint (`app.explain.faithfulness`: what hiding the map's top region does to the class)."""
     if not indices:
         return []
     images, targets, _, _ = stack_samples(train, indices, device)
     predicted, confidence = predictions(model, images)
-    maps = saliency(model, images, targets, saliency_method)
+    raw = saliency_maps(model, images, targets, saliency_method, normalise=False)
+    effect = hiding_effect(model, images, targets, raw.to(images.device))
+    maps = normalise_maps(raw).numpy()
     classes = train.classes
+    target_list = [int(t) for t in targets]
+    hints = [effect.hint(row, classes, target_list[row]) for row in range(len(indices))]
+    reasons = [f"{reason}; {hint}" if reason else hint for reason, hint in zip(reasons, hints)]
     items = []
     for row, (index, reason) in enumerate(zip(indices, reasons)):
         relpath = train.relpaths[index]
