@@ -50,7 +50,7 @@ from app.cli.main import main as cli
 from app.engine import FinetuneConfig, RunPaths, TrainConfig
 from app.engine.loops import evaluate
 from app.run import messages as msg
-from datasets import ImageFolderData, MaskStore
+from datasets import RED, ImageFolderData, MaskStore
 from datasets.zoo import draw_zoo, make_zoo_data
 from models import model_spec
 
@@ -133,21 +133,10 @@ class ZooRun:
         chosen = run_cli(["select", "--checkpoint", str(model), "--data", train, "--k", str(self.args.k), "--device", "cpu"])
         user = SimulatedUser(self.data / "truth" / "train")
         user.paint(MaskStore(masks), chosen)
-        propagated = run_cli(
-            [
-                "propagate",
-                "--checkpoint",
-                str(model),
-                "--data",
-                train,
-                "--masks",
-                str(masks),
-                "--out",
-                str(masks),
-                "--device",
-                "cpu",
-            ]
-        )
+        propagated = {"written": 0}  # none of the chosen images shows the shortcut: nothing red to propagate
+        if any((user.mask_for(relpath) == RED).any() for relpath in chosen):
+            argv = ["propagate", "--checkpoint", str(model), "--data", train, "--masks", str(masks), "--out", str(masks)]
+            propagated = run_cli(argv + ["--device", "cpu"])
         others = [r for r in ImageFolderData(train, self.size, (0.5,) * 3, (0.5,) * 3).relpaths if r not in set(chosen)]
         quality = mask_quality(MaskStore(masks), self.data / "truth" / "train", others)
         run = folder / "run"
