@@ -142,6 +142,8 @@ class ZooRun:
         run = folder / "run"
         argv = ["train", "--init", str(model), "--data", train, "--val", str(self.data / "val"), "--masks", str(masks)]
         argv += ["--epochs", str(self.args.epochs), "--device", "cpu", "--out", str(run), "--test", str(self.data / "test")]
+        if self.args.before_issue19:
+            argv += ["--head-scale", "1"]
         run_cli(argv)
         history = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["history"]
         return {
@@ -184,7 +186,10 @@ class ZooRun:
                 curve.append(round(float(event.val["test_accuracy"]), 3))
             scripted(trainer, event)
 
-        trainer = run_trainer(config, paths, FinetuneConfig(), on_event=on_event)
+        if self.args.before_issue19:
+            config = config.replace(head_scale=1.0)
+        finetune = FinetuneConfig(stop_rule="saliency") if self.args.before_issue19 else FinetuneConfig()
+        trainer = run_trainer(config, paths, finetune, on_event=on_event)
         first = scripted.rounds[0] if scripted.rounds else {}
         return {
             "accuracy": self.accuracy(trainer.model),
@@ -262,6 +267,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--work", help="scratch folder (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep each draw's folders")
+    parser.add_argument(
+        "--before-issue19",
+        action="store_true",
+        help="the engine as it was: no head cooling (head_scale 1), the round's old 'saliency' stop rule",
+    )
     parser.add_argument("--out", help="write the records and the table as JSON here")
     args = parser.parse_args(argv)
     if max(args.paint_after) > args.epochs:
