@@ -210,17 +210,23 @@ def run_draw(seed: int, work: Path, args: argparse.Namespace) -> Dict[str, Any]:
     zoo.plain()
     zoo.oracle()
     print(f"  draw {seed} plain {zoo.results['plain']:.3f} oracle {zoo.results['oracle']:.3f}", flush=True)
-    for paint_after in args.paint_after:
-        for path in args.paths:
-            try:
-                outcome = getattr(zoo, path)(paint_after)
-            except Exception as error:  # noqa: BLE001 -- a failed path is a result; the draw's others still count
-                outcome = {"accuracy": float("nan"), "error": f"{type(error).__name__}: {error}"}
-            zoo.results[f"{path}@{paint_after}"] = outcome
-            print(f"  draw {seed} {path}@{paint_after} {outcome['accuracy']:.3f} {json.dumps(outcome)}", flush=True)
+    for path, paint_after in runs_of(args):
+        try:
+            outcome = getattr(zoo, path)(paint_after)
+        except Exception as error:  # noqa: BLE001 -- a failed path is a result; the draw's others still count
+            outcome = {"accuracy": float("nan"), "error": f"{type(error).__name__}: {error}"}
+        zoo.results[f"{path}@{paint_after}"] = outcome
+        print(f"  draw {seed} {path}@{paint_after} {outcome['accuracy']:.3f} {json.dumps(outcome)}", flush=True)
     if not args.keep:
         shutil.rmtree(zoo.work, ignore_errors=True)
     return zoo.results
+
+
+def runs_of(args: argparse.Namespace) -> List[tuple]:
+    """(path, paint_after) pairs: --runs when given (e.g. app@6), else every path at every time."""
+    if args.runs:
+        return [(run.split("@")[0], int(run.split("@")[1])) for run in args.runs]
+    return [(path, paint_after) for paint_after in args.paint_after for path in args.paths]
 
 
 def summarise(records: List[Dict[str, Any]], args: argparse.Namespace) -> List[str]:
@@ -229,7 +235,7 @@ def summarise(records: List[Dict[str, Any]], args: argparse.Namespace) -> List[s
         "| run | median test acc | worst | median share of oracle | worst share | draws >= 90 % of oracle | draws below plain |"
     ]
     lines.append("|---|---|---|---|---|---|---|")
-    keys = ["plain", "oracle"] + [f"{p}@{t}" for t in args.paint_after for p in args.paths]
+    keys = ["plain", "oracle"] + [f"{p}@{t}" for p, t in runs_of(args)]
     for key in keys:
         accs, shares, below = [], [], 0
         failed = 0
@@ -261,6 +267,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 48], help="image sides the zoo draws from")
     parser.add_argument("--paint-after", type=int, nargs="+", default=[1, 8], help="epochs of plain training before painting")
     parser.add_argument("--paths", nargs="+", default=["headless", "app"], choices=("headless", "app"))
+    parser.add_argument("--runs", nargs="+", help="path@epoch pairs instead of every path at every time, e.g. app@6 headless@1")
     parser.add_argument("--epochs", type=int, default=10, help="plain/oracle epochs, and guided epochs after painting")
     parser.add_argument("--k", type=int, default=K_DEFAULT, help="images the user paints")
     parser.add_argument("--jobs", type=int, default=2, help="draws in parallel (worker processes)")
@@ -274,6 +281,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--out", help="write the records and the table as JSON here")
     args = parser.parse_args(argv)
+    if args.runs:
+        args.paint_after = sorted({int(run.split("@")[1]) for run in args.runs})
     if max(args.paint_after) > args.epochs:
         parser.error("--paint-after must not exceed --epochs (the plain run provides the models to paint on)")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="zoo-"))
