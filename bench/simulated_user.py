@@ -207,7 +207,12 @@ class ScriptedUser:
             trainer.submit(msg.Commit())
 
     def _propagate_and_start(self, trainer: Trainer, relpaths: List[str]) -> None:
-        if self.scope is not None and self.store is not None:
+        painted_red = self.store is not None and any(
+            (self.store.load_array(relpath) == RED).any() for relpath in hand_painted(self.store)
+        )
+        if not painted_red and self.rounds:  # none of the offered images showed the shortcut: nothing to apply
+            self.rounds[-1]["propagated"] = 0
+        if self.scope is not None and painted_red:
             # Commands are handled in order: the propagation is written before the round starts.
             trainer.submit(msg.ApplyPropagation(tuple(hand_painted(self.store)), self.scope))
         trainer.submit(msg.StartFinetune(tuple(relpaths)))

@@ -50,7 +50,7 @@ from app.cli.main import main as cli
 from app.engine import FinetuneConfig, RunPaths, TrainConfig
 from app.engine.loops import evaluate
 from app.run import messages as msg
-from datasets import ImageFolderData, MaskStore
+from datasets import RED, ImageFolderData, MaskStore
 from datasets.zoo import draw_zoo, make_zoo_data
 from models import model_spec
 
@@ -133,26 +133,17 @@ class ZooRun:
         chosen = run_cli(["select", "--checkpoint", str(model), "--data", train, "--k", str(self.args.k), "--device", "cpu"])
         user = SimulatedUser(self.data / "truth" / "train")
         user.paint(MaskStore(masks), chosen)
-        propagated = run_cli(
-            [
-                "propagate",
-                "--checkpoint",
-                str(model),
-                "--data",
-                train,
-                "--masks",
-                str(masks),
-                "--out",
-                str(masks),
-                "--device",
-                "cpu",
-            ]
-        )
+        propagated = {"written": 0}  # none of the chosen images shows the shortcut: nothing red to propagate
+        if any((user.mask_for(relpath) == RED).any() for relpath in chosen):
+            argv = ["propagate", "--checkpoint", str(model), "--data", train, "--masks", str(masks), "--out", str(masks)]
+            propagated = run_cli(argv + ["--device", "cpu"])
         others = [r for r in ImageFolderData(train, self.size, (0.5,) * 3, (0.5,) * 3).relpaths if r not in set(chosen)]
         quality = mask_quality(MaskStore(masks), self.data / "truth" / "train", others)
         run = folder / "run"
         argv = ["train", "--init", str(model), "--data", train, "--val", str(self.data / "val"), "--masks", str(masks)]
         argv += ["--epochs", str(self.args.epochs), "--device", "cpu", "--out", str(run), "--test", str(self.data / "test")]
+        if self.args.before_issue19:
+            argv += ["--head-scale", "1"]
         run_cli(argv)
         history = json.loads((run / "metrics.json").read_text(encoding="utf-8"))["history"]
         return {
@@ -195,7 +186,10 @@ class ZooRun:
                 curve.append(round(float(event.val["test_accuracy"]), 3))
             scripted(trainer, event)
 
-        trainer = run_trainer(config, paths, FinetuneConfig(), on_event=on_event)
+        if self.args.before_issue19:
+            config = config.replace(head_scale=1.0)
+        finetune = FinetuneConfig(stop_rule="saliency") if self.args.before_issue19 else FinetuneConfig()
+        trainer = run_trainer(config, paths, finetune, on_event=on_event)
         first = scripted.rounds[0] if scripted.rounds else {}
         return {
             "accuracy": self.accuracy(trainer.model),
@@ -216,17 +210,23 @@ def run_draw(seed: int, work: Path, args: argparse.Namespace) -> Dict[str, Any]:
     zoo.plain()
     zoo.oracle()
     print(f"  draw {seed} plain {zoo.results['plain']:.3f} oracle {zoo.results['oracle']:.3f}", flush=True)
-    for paint_after in args.paint_after:
-        for path in args.paths:
-            try:
-                outcome = getattr(zoo, path)(paint_after)
-            except Exception as error:  # noqa: BLE001 -- a failed path is a result; the draw's others still count
-                outcome = {"accuracy": float("nan"), "error": f"{type(error).__name__}: {error}"}
-            zoo.results[f"{path}@{paint_after}"] = outcome
-            print(f"  draw {seed} {path}@{paint_after} {outcome['accuracy']:.3f} {json.dumps(outcome)}", flush=True)
+    for path, paint_after in runs_of(args):
+        try:
+            outcome = getattr(zoo, path)(paint_after)
+        except Exception as error:  # noqa: BLE001 -- a failed path is a result; the draw's others still count
+            outcome = {"accuracy": float("nan"), "error": f"{type(error).__name__}: {error}"}
+        zoo.results[f"{path}@{paint_after}"] = outcome
+        print(f"  draw {seed} {path}@{paint_after} {outcome['accuracy']:.3f} {json.dumps(outcome)}", flush=True)
     if not args.keep:
         shutil.rmtree(zoo.work, ignore_errors=True)
     return zoo.results
+
+
+def runs_of(args: argparse.Namespace) -> List[tuple]:
+    """(path, paint_after) pairs: --runs when given (e.g. app@6), else every path at every time."""
+    if args.runs:
+        return [(run.split("@")[0], int(run.split("@")[1])) for run in args.runs]
+    return [(path, paint_after) for paint_after in args.paint_after for path in args.paths]
 
 
 def summarise(records: List[Dict[str, Any]], args: argparse.Namespace) -> List[str]:
@@ -235,7 +235,7 @@ def summarise(records: List[Dict[str, Any]], args: argparse.Namespace) -> List[s
         "| run | median test acc | worst | median share of oracle | worst share | draws >= 90 % of oracle | draws below plain |"
     ]
     lines.append("|---|---|---|---|---|---|---|")
-    keys = ["plain", "oracle"] + [f"{p}@{t}" for t in args.paint_after for p in args.paths]
+    keys = ["plain", "oracle"] + [f"{p}@{t}" for p, t in runs_of(args)]
     for key in keys:
         accs, shares, below = [], [], 0
         failed = 0
@@ -267,14 +267,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 48], help="image sides the zoo draws from")
     parser.add_argument("--paint-after", type=int, nargs="+", default=[1, 8], help="epochs of plain training before painting")
     parser.add_argument("--paths", nargs="+", default=["headless", "app"], choices=("headless", "app"))
+    parser.add_argument("--runs", nargs="+", help="path@epoch pairs instead of every path at every time, e.g. app@6 headless@1")
     parser.add_argument("--epochs", type=int, default=10, help="plain/oracle epochs, and guided epochs after painting")
     parser.add_argument("--k", type=int, default=K_DEFAULT, help="images the user paints")
     parser.add_argument("--jobs", type=int, default=2, help="draws in parallel (worker processes)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--work", help="scratch folder (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep each draw's folders")
+    parser.add_argument(
+        "--before-issue19",
+        action="store_true",
+        help="the engine as it was: no head cooling (head_scale 1), the round's old 'saliency' stop rule",
+    )
     parser.add_argument("--out", help="write the records and the table as JSON here")
     args = parser.parse_args(argv)
+    if args.runs:
+        args.paint_after = sorted({int(run.split("@")[1]) for run in args.runs})
     if max(args.paint_after) > args.epochs:
         parser.error("--paint-after must not exceed --epochs (the plain run provides the models to paint on)")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="zoo-"))
