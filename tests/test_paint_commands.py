@@ -40,7 +40,7 @@ def test_not_this_mask_ignores_an_earlier_correction_of_another_size():
 
 
 def test_the_paint_commands_are_the_propagation_correction_and_gallery_ones():
-    assert set(PAINT_COMMANDS) == set(PROPAGATION_COMMANDS) | {msg.MarkNotThis} | set(GALLERY_COMMANDS)
+    assert set(PAINT_COMMANDS) == set(PROPAGATION_COMMANDS) | {msg.MarkNotThis, msg.PreviewPage} | set(GALLERY_COMMANDS)
     assert msg.StartFinetune not in PAINT_COMMANDS and msg.SkipFeedback not in PAINT_COMMANDS
     assert set(PAINT_COMMANDS) <= set(msg.COMMAND_TYPES)
 
