@@ -220,7 +220,11 @@ class MainWindow(ttk.Frame):
         column.pack(side="left", fill="y", padx=(0, 8))
         session_frame = ttk.LabelFrame(column, text="Session", padding=6)
         session_frame.pack(side="bottom", fill="x")
-        buttons = ttk.Frame(column, padding=(0, 8))
+        # Two rows: the run's buttons, then the windows that look at the data (one row was too
+        # wide for 1280 px once Discover... joined: the plots' column lost the fine-tune status).
+        tools = ttk.Frame(column, padding=(0, 0, 0, 8))
+        tools.pack(side="bottom", fill="x")
+        buttons = ttk.Frame(column, padding=(0, 8, 0, 4))
         buttons.pack(side="bottom", fill="x")
         self.left_column = ScrollableFrame(column)
         self.left_column.pack(side="top", fill="both", expand=True)
@@ -232,12 +236,12 @@ class MainWindow(ttk.Frame):
         self.stop_button = ttk.Button(buttons, text="\u25a0 Stop", command=self.on_stop)
         for button in (self.train_button, self.pause_button, self.stop_button):
             button.pack(side="left", padx=(0, 6))
-        self.reasonability_button = ttk.Button(buttons, text="Reasonability...", command=self.on_reasonability)
-        self.reasonability_button.pack(side="right")
-        self.gallery_button = ttk.Button(buttons, text="Gallery...", command=self.on_main_gallery)
-        self.gallery_button.pack(side="right", padx=(0, 6))
-        self.discover_button = ttk.Button(buttons, text="Discover...", command=self.on_discover)
-        self.discover_button.pack(side="right", padx=(0, 6))
+        self.gallery_button = ttk.Button(tools, text="Gallery...", command=self.on_main_gallery)
+        self.gallery_button.pack(side="left", padx=(0, 6))
+        self.discover_button = ttk.Button(tools, text="Discover...", command=self.on_discover)
+        self.discover_button.pack(side="left", padx=(0, 6))
+        self.reasonability_button = ttk.Button(tools, text="Reasonability...", command=self.on_reasonability)
+        self.reasonability_button.pack(side="left")
         self.gallery_button.state(["disabled"])  # until there is a session
         self.reasonability_button.state(["disabled"])  # until the first matrix arrives
 
@@ -250,7 +254,9 @@ class MainWindow(ttk.Frame):
         self.open_session_button.pack(side="left")
         self.new_session_button = ttk.Button(session_buttons, text="New session", command=self.on_new_session)
         self.new_session_button.pack(side="left", padx=(6, 0))
-        self.import_masks_button, self.report_button = add_session_buttons(session_buttons, self)  # issue 24
+        session_tools = ttk.Frame(session_frame)
+        session_tools.pack(fill="x", pady=(4, 0))
+        self.import_masks_button, self.report_button = add_session_buttons(session_tools, self)  # issue 24
 
         right = ttk.Frame(top)
         right.pack(side="left", fill="both", expand=True)
