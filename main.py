@@ -10,14 +10,15 @@ import sys
 from typing import Optional, Sequence
 
 from app.cli.main import main as run_command
+from app.errors import UserError
 
 
 def open_desktop_app(args: argparse.Namespace) -> int:
+    # Imported here, not above: only the `app` command needs Tk (and torch), and a Python
+    # without tkinter must still run the command line.
     try:
         from ui.desktop import open_desktop_app as open_app
     except ImportError as error:  # tkinter missing from this Python
-        from app.errors import UserError
-
         raise UserError(f"the desktop app needs Tk ({error}); install python3-tk or use the CLI commands") from error
     return open_app(args)
 

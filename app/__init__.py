@@ -11,5 +11,6 @@ Subpackages, each importing only those before it (tests/test_architecture.py che
 - `app.cli`: the command line.
 
 `app.errors` (what counts as the user's mistake) is shared by all of them. Below `app` lie
-`datasets`, `models` and `loss`, in that order.
+`datasets`, `models` and `loss`, in that order. Each package face imports a public name's module
+on first use (PEP 562), so the torch-free modules (configs, messages, the parser) stay quick.
 """

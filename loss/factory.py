@@ -8,12 +8,11 @@ from types import MappingProxyType
 from torch import nn
 
 from loss.gradcam import GradCAMLoss
+from loss.options import GUIDANCE_NAMES
 from loss.punisher import PunisherLoss
 from loss.rrr import RRRLoss
 
 logger = logging.getLogger(__name__)
-
-GUIDANCE_NAMES = ("punisher", "rrr", "gradcam")
 
 # Default lambda per loss, calibrated on the demo data (small_cnn, Adam 1e-3, 8-10 epochs,
 # guidance from epoch 1, decoy-free test accuracy; plain training 0.56-0.59, a model trained

@@ -34,11 +34,10 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
+from loss.options import PENALTY_GRADIENTS
+
 logger = logging.getLogger(__name__)
 
-PENALTY_GRADIENTS = ("exact", "finite_difference")
-# Where the trainer, the fine-tune round and the command line take the default from.
-DEFAULT_PENALTY_GRADIENT = "exact"
 # Finite-difference step as a share of each image's L2 norm (normalised pixels). With the ReLU and
 # max-pool gates replayed (loss.frozen_gates) the difference is exact for any step; 1e-3 already
 # loses digits to float32 rounding (gradient cosine 0.998 on the small CNN). Kept small all the

@@ -56,7 +56,6 @@ from loss.batch_statistics import (
     sharing_batch_statistics,
 )
 from loss.finite_difference import (
-    DEFAULT_PENALTY_GRADIENT,
     check_penalty_gradient,
     finite_difference_penalty,
     first_order_gradient,
@@ -66,6 +65,7 @@ from loss.finite_difference import (
 from loss.frozen_gates import GatePattern, is_piecewise_linear, recording_gates, replaying_gates
 from loss.gradcam import GradCAMLoss
 from loss.input_gradient_loss import InputGradientLoss
+from loss.options import DEFAULT_PENALTY_GRADIENT
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """What every command shares: exit codes, JSON out, the --out folder, argument helpers.
 
 User mistakes print one `error:` line and exit 2 (EXIT_USER_ERROR); a bug prints its traceback
-and exits 1 (EXIT_BUG).
+and exits 1 (EXIT_BUG). Torch-free: the parser and `--help` are built with it.
 """
 
 from __future__ import annotations
@@ -10,12 +10,15 @@ import argparse
 import errno
 import json
 import os
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
-from app.engine.amp import AMP_MODES
-from app.engine.config import TrainConfig
+from app.engine.config import AMP_MODES, MAX_SEED, TrainConfig
 from app.errors import UserError
+from app.run.run_lock import acquire_folder_lock
+from datasets.atomic_files import finite_or_none, remove_stale_temp_files, write_json_atomic
 from loss import PENALTY_GRADIENTS
 
 EXIT_OK, EXIT_BUG, EXIT_USER_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -41,24 +44,17 @@ USER_OS_ERRORS = frozenset(
 
 
 def write_json(path: Path, payload: Any) -> None:
-    from datasets.atomic_files import write_json_atomic
-
     write_json_atomic(path, payload)
 
 
 def dumps(payload: Any) -> str:
     """JSON for stdout: NaN/inf become null (json.dumps would print the invalid token NaN)."""
-    from datasets.atomic_files import finite_or_none
-
     return json.dumps(finite_or_none(payload), indent=2, allow_nan=False)
 
 
 def prepare_out(out: Path) -> Any:
     """Create the output folder, lock it against a second writer and clear temp files of a
     killed run; returns the lock (release it when done). UserError when it cannot be used."""
-    from app.run.run_lock import acquire_folder_lock
-    from datasets.atomic_files import remove_stale_temp_files
-
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder (it is created when missing)")
     try:
@@ -81,11 +77,21 @@ COUNTEREXAMPLES_HELP = (
 def check_seed(seed: int) -> int:
     """`seed` when it is a valid --seed (0..MAX_SEED: numpy's seeds are 32-bit; a negative or
     huge seed was a traceback deep in numpy), else UserError."""
-    from app.engine.config import MAX_SEED
-
     if not 0 <= seed <= MAX_SEED:
         raise UserError(f"--seed must be between 0 and {MAX_SEED}, got {seed}")
     return seed
+
+
+@dataclass(frozen=True)
+class LazyHandler:
+    """A command's handler, `module.function`, imported when the command runs: the modules that
+    run commands import torch, and building the parser (every `--help`) must not."""
+
+    module: str  # e.g. "app.cli.workflow"
+    function: str  # e.g. "cmd_select": takes the parsed arguments, returns the exit code
+
+    def __call__(self, args: argparse.Namespace) -> int:
+        return getattr(import_module(self.module), self.function)(args)
 
 
 def add_device_argument(parser: argparse.ArgumentParser) -> None:

@@ -2,6 +2,8 @@
 
 `python main.py --help` lists the commands. The desktop app's command (`app`, the default) is
 parsed here and handed back to `main.py`, which opens it; nothing in `app` imports tkinter.
+Building the parser imports no torch (tests/test_light_imports.py): a command's module loads it
+when the command runs.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 import sys
 from typing import Callable, Optional, Sequence
 
-from app.cli import masks, report, training, workflow
+from app.cli import arguments, training
 from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, USER_OS_ERRORS, one_line
 from app.errors import UserError, out_of_memory_message, user_error_types
 from app.run.stop_signals import signal_number, stop_signals_once
@@ -42,9 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     app.set_defaults(handler=None)  # main.py opens the desktop app (ui); the engine never imports Tk
 
     training.add_commands(commands)  # train, evaluate, finetune, demo-data
-    workflow.add_commands(commands)  # discover, select, propagate
-    masks.add_commands(commands)  # masks import, masks export
-    report.add_commands(commands)  # report
+    arguments.add_workflow_commands(commands)  # discover, select, propagate
+    arguments.add_masks_commands(commands)  # masks import, masks export
+    arguments.add_report_commands(commands)  # report
     return parser
 
 

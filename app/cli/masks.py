@@ -10,7 +10,7 @@ SOURCE is a folder of binary masks (white = the region; `--as` says which colour
 file or a Label Studio JSON export (`--red`/`--green` name the categories or labels). Every
 annotation is read and checked before the first mask is written; hand-painted masks are kept
 unless `--overwrite` or `--merge`. Each command prints one JSON value on stdout; progress bars go
-to stderr.
+to stderr. Their arguments are in `app.cli.arguments`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,27 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from tqdm import tqdm
+
 from app.cli.common import EXIT_OK
 from app.errors import UserError
+from app.run.session import Session
+from datasets.mask_formats import (
+    DataImages,
+    apply_import,
+    detect_format,
+    existing_hand_painted,
+    export_binary_folders,
+    export_coco,
+    read_binary_folder,
+    read_coco,
+    read_label_studio,
+)
+from datasets.masks import GREEN, RED, MaskStore
 
 
 def _bar(description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
     """(progress(done, total), close()) drawing a tqdm bar on stderr."""
-    from tqdm import tqdm
-
     state: dict = {"bar": None}
 
     def progress(done: int, total: int) -> None:
@@ -49,8 +62,6 @@ def _bar(description: str) -> tuple[Callable[[int, int], None], Callable[[], Non
 def _target(args: argparse.Namespace) -> tuple[Path, Path, Any]:
     """(data folder, mask folder, the session's lock or None) from --session or --data/--masks."""
     if args.session:
-        from app.run.session import Session
-
         if args.data or args.masks:
             raise UserError("give either --session or --data with --masks, not both")
         session = Session.open(args.session)
@@ -64,9 +75,6 @@ def _target(args: argparse.Namespace) -> tuple[Path, Path, Any]:
 
 def read_plan(args: argparse.Namespace, images: Any, progress: Optional[Callable[[int, int], None]] = None) -> Any:
     """The ImportPlan of SOURCE (nothing written)."""
-    from datasets.mask_formats import detect_format, read_binary_folder, read_coco, read_label_studio
-    from datasets.masks import GREEN, RED
-
     fmt = detect_format(args.source) if args.format == "auto" else args.format
     if fmt == "binary":
         if args.red or args.green:
@@ -85,9 +93,6 @@ def read_plan(args: argparse.Namespace, images: Any, progress: Optional[Callable
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from datasets.mask_formats import DataImages, apply_import, existing_hand_painted
-    from datasets.masks import MaskStore
-
     data, masks_dir, lock = _target(args)
     try:
         images = DataImages.scan(data, strip_suffix=args.strip_suffix)
@@ -124,9 +129,6 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from datasets.mask_formats import DataImages, export_binary_folders, export_coco
-    from datasets.masks import MaskStore
-
     data, masks_dir, lock = _target(args)
     out = Path(args.out)
     try:
@@ -156,40 +158,3 @@ def cmd_export(args: argparse.Namespace) -> int:
     result.update({"format": args.format, "out": str(out)})
     print(json.dumps(result, indent=2))
     return EXIT_OK
-
-
-def _add_target(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--session", help="a session folder (its training folder and masks/)")
-    parser.add_argument("--data", help="the training image folder root/<class>/<image> (without --session)")
-    parser.add_argument("--masks", help="the mask folder (without --session)")
-
-
-def add_commands(commands: Any) -> None:
-    """Register `masks import` and `masks export` on the main parser's subparsers."""
-    masks = commands.add_parser("masks", help="import masks from other annotation tools, or export them")
-    actions = masks.add_subparsers(dest="masks_command", metavar="ACTION", required=True)
-
-    importer = actions.add_parser(
-        "import",
-        help="binary mask folders, COCO JSON (RLE, polygons), Label Studio exports (brush, polygons) -> red/green masks",
-    )
-    importer.add_argument("source", help="a folder of binary masks, a COCO JSON file or a Label Studio JSON export")
-    _add_target(importer)
-    importer.add_argument("--format", choices=("auto", "binary", "coco", "label-studio"), default="auto")
-    importer.add_argument("--as", dest="colour", choices=("red", "green"), help="binary masks: the colour of their white")
-    importer.add_argument("--red", nargs="+", metavar="NAME", help="COCO categories / Label Studio labels painted red")
-    importer.add_argument("--green", nargs="+", metavar="NAME", help="COCO categories / Label Studio labels painted green")
-    importer.add_argument("--strip-suffix", default="", metavar="TEXT", help="an ending of mask file names to ignore (_mask)")
-    existing = importer.add_mutually_exclusive_group()
-    existing.add_argument("--overwrite", action="store_true", help="replace hand-painted masks (kept by default)")
-    existing.add_argument("--merge", action="store_true", help="paint the import where hand-painted masks are unmarked")
-    importer.add_argument("--skip-unmatched", action="store_true", help="import the rest when some names match no image")
-    importer.add_argument("--dry-run", action="store_true", help="read and check everything, write nothing")
-    importer.set_defaults(handler=cmd_import)
-
-    exporter = actions.add_parser("export", help="masks -> COCO JSON (RLE) or binary PNG folders red/ and green/")
-    _add_target(exporter)
-    exporter.add_argument("--format", choices=("coco", "binary"), required=True)
-    exporter.add_argument("--out", required=True, help="the JSON file (coco) or folder (binary) to write")
-    exporter.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    exporter.set_defaults(handler=cmd_export)

@@ -1,46 +1,56 @@
 """The engine that trains and fine-tunes: configs, the guided training step (single process or
 DistributedDataParallel, float32 or mixed precision), epoch loops, fine-tune rounds and their
-reports, checkpoints, finite-weight guards, trust checks. Imports `app.explain` and below."""
+reports, checkpoints, finite-weight guards, trust checks. Imports `app.explain` and below.
 
-from app.engine.amp import AMP_MODES, AmpPolicy
-from app.engine.batchnorm_recalibration import recalibrate_batchnorm
-from app.engine.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
-from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
-from app.engine.distributed import SINGLE_PROCESS, DistributedContext, process_group
-from app.engine.finetune import FinetuneResult, commit_candidate, finetune_round
-from app.engine.finetune_report import FinetuneReport
-from app.engine.finite_guard import NonFiniteModelError
-from app.engine.guided_step import StepOutcome, TrainingStep
-from app.engine.loops import TrainingDiverged, evaluate, train_one_epoch
-from app.engine.rank_sampler import RankShareSampler
-from app.engine.trust_checks import DataSizes, TrustWarning, trust_warnings
+The names below are loaded on first use (PEP 562): `from app.engine import TrainConfig` reads the
+torch-free `config`, `from app.engine import finetune_round` imports torch with `finetune`.
+"""
 
-__all__ = [
-    "AMP_MODES",
-    "AmpPolicy",
-    "Checkpoint",
-    "DataSizes",
-    "DistributedContext",
-    "FinetuneConfig",
-    "FinetuneReport",
-    "FinetuneResult",
-    "NonFiniteModelError",
-    "RankShareSampler",
-    "RunPaths",
-    "SINGLE_PROCESS",
-    "StepOutcome",
-    "TrainConfig",
-    "TrainingDiverged",
-    "TrainingStep",
-    "TrustWarning",
-    "commit_candidate",
-    "evaluate",
-    "finetune_round",
-    "load_checkpoint",
-    "model_from_checkpoint",
-    "process_group",
-    "recalibrate_batchnorm",
-    "save_checkpoint",
-    "train_one_epoch",
-    "trust_warnings",
-]
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_HOME = {
+    "AMP_MODES": "config",
+    "AmpPolicy": "amp",
+    "Checkpoint": "checkpoint",
+    "DataSizes": "trust_checks",
+    "DistributedContext": "distributed",
+    "FinetuneConfig": "config",
+    "FinetuneReport": "finetune_report",
+    "FinetuneResult": "finetune",
+    "NonFiniteModelError": "finite_guard",
+    "RankShareSampler": "rank_sampler",
+    "RunPaths": "config",
+    "SINGLE_PROCESS": "distributed",
+    "StepOutcome": "guided_step",
+    "TrainConfig": "config",
+    "TrainingDiverged": "loops",
+    "TrainingStep": "guided_step",
+    "TrustWarning": "trust_checks",
+    "commit_candidate": "finetune",
+    "evaluate": "loops",
+    "finetune_round": "finetune",
+    "load_checkpoint": "checkpoint",
+    "model_from_checkpoint": "checkpoint",
+    "process_group": "distributed",
+    "recalibrate_batchnorm": "batchnorm_recalibration",
+    "save_checkpoint": "checkpoint",
+    "train_one_epoch": "loops",
+    "trust_warnings": "trust_checks",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    """The public `name`, imported from its module on first use and kept."""
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -22,9 +22,9 @@ from typing import ContextManager, Optional
 
 import torch
 
+from app.engine.config import AMP_MODES
 from app.errors import UserError
 
-AMP_MODES = ("off", "bf16", "fp16")
 # A run whose fp16 steps keep overflowing this many times in a row has diverged (the scale has
 # fallen by 2^this); a healthy run overflows once now and then while the scale settles.
 MAX_OVERFLOW_STREAK = 12

@@ -20,6 +20,7 @@ MAX_WORKERS = 64  # DataLoader worker processes
 
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; a bigger --seed overflowed deep in a trainer
+AMP_MODES = ("off", "bf16", "fp16")  # TrainConfig.amp (app.engine.amp acts on it; here torch-free)
 
 
 def _finite_number(value: Any) -> bool:

@@ -47,18 +47,17 @@ import torch
 from torch import nn
 
 from app.explain.faithfulness import TOP_SHARE, hiding_effect, top_region
+from app.explain.options import DEFAULT_CLUSTERS, DISCOVERY_METHOD
 from app.explain.reasonability import annotated_masks, focus_share, mask_priors, saliency_distribution, weighted_share
 from app.explain.saliency import saliency_maps
 from models import gradcam_layer
 
 logger = logging.getLogger(__name__)
 
-DISCOVERY_METHOD = "gradcam"  # one backward per image: 10,000 images stay cheap (occlusion: ~225 forwards)
 GRID = 8  # side of the shrunk map that `where` clusters
 MAP_SIDE = 32  # side of the per-image maps kept (mean heatmaps, JSON)
 WHERE_WEIGHT = 1.0  # weight of `where` against `what` (both unit length)
 DROP_WEIGHT = 2.0  # weight of the drop (in [-1, 1]) against them
-DEFAULT_CLUSTERS = 3  # per class (2 missed the 30 %-share text and texture draws: docs/discovery.md)
 MIN_CLUSTER_SHARE = 0.02  # smaller clusters are listed last, whatever their score
 BATCH = 64
 EXAMPLES = 12  # member relpaths listed per cluster, the most typical first

@@ -59,6 +59,7 @@ from torch import nn
 from app.errors import UserError
 from app.explain.content_locator import ContentLocator, FoundContent, LocatorConfig
 from app.explain.explanation_metrics import gradient_saliency
+from app.explain.options import DEFAULT_SIMILAR_LIFT, DEFAULT_SIMILAR_SHARE, SCOPES
 from datasets import GREEN, RED, MaskStore
 from datasets.display import DISPLAY_MAX_SIDE, display_size
 from datasets.masks import resize_bool, resize_mask
@@ -66,12 +67,9 @@ from datasets.masks import resize_bool, resize_mask
 logger = logging.getLogger(__name__)
 
 PROPAGATED = "propagated"  # meta["source"] of a propagated mask
-SCOPES = ("content", "all", "class", "similar")
 POSITIONAL_SCOPES = ("all", "class", "similar")  # copy the painted pixels to the same place
 LOCATE_CHUNK = 256  # images per locator batch
 MAX_LOCATOR_SOURCES = 64  # painted images a locator learns from (spread evenly over the sources given)
-DEFAULT_SIMILAR_SHARE = 0.3  # "similar": share of the image's saliency inside the source's red region
-DEFAULT_SIMILAR_LIFT = 1.2  # ... or this many times that region's mean share over the candidates
 SIMILAR_GROW = 1 / 32  # the red region is grown by this fraction of the input side (1 px at 32)
 SALIENCY_CHUNK = 64  # images per saliency batch
 

@@ -25,18 +25,9 @@ from captum.attr import (
 )
 from torch import nn
 
+from app.explain.options import SALIENCY_METHODS
 from models import gradcam_layer
 
-SALIENCY_METHODS = (
-    "occlusion",
-    "gradcam",
-    "gradcam_plus_plus",
-    "saliency",
-    "smoothgrad",
-    "integrated_gradients",
-    "deeplift",
-    "gradient_shap",
-)
 # The method shown when nobody chose one: on plain shortcut models over the shortcut zoo the only
 # one whose map's maximum lands on the shortcut in >= 85 % of the images (docs/saliency_methods.md,
 # bench/saliency_pointing.py). It costs ~225 forwards per image at any input size (fine for a

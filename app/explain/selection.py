@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from app.errors import UserError
+from app.explain.options import SELECTION_STRATEGIES
 from app.explain.reasonability import build_priors, decisive_drops, pool_saliency, saliency_distribution, unreasonable_scores
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,6 @@ RANKERS: Dict[str, Callable[[Dict[str, Any]], List[Choice]]] = {
     "misclassified": _rank_misclassified,
     "unreasonable": _rank_unreasonable,
 }
-SELECTION_STRATEGIES = tuple(RANKERS)
 
 
 def select_images(
