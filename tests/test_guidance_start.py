@@ -73,7 +73,7 @@ def test_the_round_and_train_init_share_one_default(monkeypatch):
 
     assert build_parser().parse_args(["train", "--data", "d", "--out", "o"]).head_scale == TrainConfig.head_scale
     source = inspect.getsource(feedback_round.FeedbackRound._finetune)
-    assert "head_scale=trainer.config.head_scale" in source
+    assert "head_scale=ctx.config.head_scale" in source
 
 
 def test_guidance_verdict_says_worse_only_beyond_noise():
