@@ -51,6 +51,7 @@ from app.run import messages as msg
 from app.run.command_inbox import RunStopped
 from app.run.extra_validation import ExtraValidation
 from app.run.feedback_round import FeedbackRound
+from app.run.mask_folder import MaskFolder
 from app.run.round_context import RoundContext
 from app.run.run_control import RunControl
 from app.run.run_lock import acquire_folder_lock, acquire_session_lock
@@ -166,8 +167,22 @@ class Trainer(RunControl):
         self.data, self.test_data = run_data.splits, run_data.test
         self.input_size, self.mean, self.std = run_data.input_size, run_data.mean, run_data.std
         cache_decoded_images(self.data, self.config)
+        self._own_masks()
         if paths.masks_dir and self.session is None:  # a session starts unpainted on purpose
             warn_about_masks(self.data.train)
+
+    def _own_masks(self) -> None:
+        """Put the splits' masks behind the one owner of the mask folder (`app.run.mask_folder`):
+        the session's, which the brush window writes through too, or one of this run's own."""
+        store = self.data.train.masks
+        if store is None:
+            return
+        shared = self.session is not None and self.session.masks.serves(store.masks_dir)
+        owner = self.session.masks if shared else MaskFolder(store.masks_dir)
+        owner.adopt(store)
+        for part in (self.data.train, self.data.val):
+            if part.masks is store:
+                part.masks = owner
 
     def _build_model(self, checkpoint: Optional[Checkpoint], amp: AmpPolicy) -> None:
         """The model (the checkpoint's, or a new one), its optimizer, guidance and training step."""
