@@ -5,13 +5,13 @@ It never touches a widget. Events go out through the `emit` callback (the app pa
 Everything that can fail is reported as a `TrainingFailed` event, never as an exception that
 silently kills the thread.
 
-This module holds the run's setup and the epoch loop; the thread control (start, pause, stop,
-commands, states) is `app.run.run_control.RunControl`, and the data and model are set up as
-every path sets them up (`app.engine.run_setup`). Every
-`feedback_every` epochs the loop hands over to `app.run.feedback_round` (select, paint, fine-tune,
-commit or reject), which answers the brush window's commands with `app.run.paint_commands` and
-builds what the windows show with `app.run.display_items`; `app.run.extra_validation` measures
-the shortcut-broken and test sets after each epoch.
+This module holds the run's setup and the epoch loop. The thread control (start, pause, stop,
+commands, states) is `app.run.run_control.RunControl`; the data and model are set up as every
+path sets them up (`app.engine.run_setup`). Every `feedback_every` epochs the loop hands over to
+`app.run.feedback_round` (select, paint, fine-tune, commit or reject) with a narrow view of the
+run (`app.run.round_context.RoundContext`); the round answers the brush window's commands with
+`app.run.paint_commands` and builds what the windows show with `app.run.display_items`;
+`app.run.extra_validation` measures the shortcut-broken and test sets after each epoch.
 """
 
 from __future__ import annotations
