@@ -41,11 +41,6 @@ class RoundContext:
     stop_round: threading.Event  # StopRound: end the fine-tune steps now
     cancel_propagation: threading.Event  # CancelPropagation: end the propagation under way
 
-    @property
-    def train(self) -> Any:
-        """The training split (an ImageFolderData; `.masks` is the run's mask folder or None)."""
-        return self.data.train
-
     def stopped_or_round_ended(self) -> bool:
         """Polled by the fine-tune steps: the run stops, or the user ended the round."""
         return self.stopping() or self.stop_round.is_set()
