@@ -34,19 +34,10 @@ from app.engine.checkpoint import Checkpoint, load_checkpoint, partial_checkpoin
 from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
 from app.engine.distributed import SINGLE_PROCESS, DistributedContext, sync_buffers
 from app.engine.finite_guard import weights_problem
-from app.engine.guided_step import TrainingStep
 from app.engine.loops import TrainingDiverged, evaluate, train_one_epoch
 from app.engine.run_loaders import build_loaders
-from app.engine.run_setup import (
-    cache_decoded_images,
-    check_distributed,
-    load_run_data,
-    masks_start_guiding,
-    model_for_run,
-    seed_everything,
-)
+from app.engine.run_setup import build_run_model, cache_decoded_images, check_distributed, load_run_data, seed_everything
 from app.errors import UserError, out_of_memory_message, user_error_types
-from app.explain.mask_audit import warn_about_masks
 from app.run import messages as msg
 from app.run.command_inbox import RunStopped
 from app.run.extra_validation import ExtraValidation
@@ -56,8 +47,7 @@ from app.run.round_context import RoundContext
 from app.run.run_control import RunControl
 from app.run.run_lock import acquire_folder_lock, acquire_session_lock
 from app.run.run_state import RunState
-from loss import build_guidance
-from models import device_label, scale_head
+from models import device_label
 
 logger = logging.getLogger(__name__)
 
@@ -163,13 +153,12 @@ class Trainer(RunControl):
             val_dir=paths.val_dir,
             masks_dir=paths.masks_dir,
             test_dir=paths.test_dir,
+            warn_masks=self.session is None,  # a session starts unpainted on purpose
         )
         self.data, self.test_data = run_data.splits, run_data.test
         self.input_size, self.mean, self.std = run_data.input_size, run_data.mean, run_data.std
         cache_decoded_images(self.data, self.config)
         self._own_masks()
-        if paths.masks_dir and self.session is None:  # a session starts unpainted on purpose
-            warn_about_masks(self.data.train)
 
     def _own_masks(self) -> None:
         """Put the splits' masks behind the one owner of the mask folder (`app.run.mask_folder`):
@@ -186,34 +175,17 @@ class Trainer(RunControl):
 
     def _build_model(self, checkpoint: Optional[Checkpoint], amp: AmpPolicy) -> None:
         """The model (the checkpoint's, or a new one), its optimizer, guidance and training step."""
-        config = self.config
-        self.model = model_for_run(config, checkpoint, len(self.data.train.classes), self.device)
-        self.guidance_starts = masks_start_guiding(config, checkpoint, self.paths.resume, self.data.train)
-        if self.guidance_starts:
-            # The same cooling a fine-tune round gives its candidate (app.engine.finetune): a model
-            # that learnt the shortcut would be flattened by the penalty's first steps.
-            scale_head(self.model, config.head_scale)
-            logger.info("masks start guiding a trained model: its classifier head is scaled by %g", config.head_scale)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        if checkpoint is not None and self.paths.resume and checkpoint.optimizer_state:
-            try:
-                self.optimizer.load_state_dict(checkpoint.optimizer_state)
-            except (ValueError, KeyError) as error:
-                logger.warning("optimizer state not restored (%s); starting it fresh", error)
-
-        self.guidance_name = config.guidance
-        self.guidance = build_guidance(config.guidance, self.model) if config.guidance else None
-        self.lam = config.round_lambda()  # the epochs' weight too, when they are guided
-        self.finetune_guidance = config.round_guidance
-        self.step = TrainingStep(
-            self.model,
-            self.guidance,
-            self.lam if self.guidance is not None else 0.0,
-            device=self.device,
-            context=self.distributed,
+        built = build_run_model(
+            self.config,
+            checkpoint,
+            self.data.train,
+            self.device,
+            resume=self.paths.resume,
             amp=amp,
-            penalty_gradient=config.penalty_gradient,
+            distributed=self.distributed,
         )
+        self.model, self.optimizer, self.guidance, self.step = built.model, built.optimizer, built.guidance, built.step
+        self.lam, self.finetune_guidance, self.guidance_starts = built.lam, self.config.round_guidance, built.guidance_starts
 
     def _build_loaders(self) -> None:
         """The training, validation and (with a test folder) test loaders (`app.engine.run_loaders`)."""
