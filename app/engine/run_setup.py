@@ -5,8 +5,8 @@ runs and rounds, `train`, `train --init --masks`) and the `finetune` command.
 starts from (or of the model's spec), checks the checkpoint's classes against them and opens the
 optional shortcut-free test folder before anything costly is built; `model_for_run` is the
 checkpoint's model or a new one, and `build_run_model` adds what the trainer's epochs train it
-with. The guidance and lambda of a round come from the config's own
-rule (`TrainConfig.round_guidance`, `TrainConfig.round_lambda`).
+with. The guidance and lambda of a round come from the config's own rule
+(`TrainConfig.round_guidance`, `TrainConfig.round_lambda`).
 """
 
 from __future__ import annotations
