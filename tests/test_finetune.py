@@ -250,6 +250,24 @@ def test_a_shortcut_broken_dip_within_sampling_noise_does_not_end_the_round(spli
     assert (report.broken_gained, report.broken_lost) == (40, 43)
     assert report.broken_accuracy_after == pytest.approx(report.broken_accuracy_before - 0.03)
     assert report.verdict != "worse" and "within noise" in report.verdict_text
+    assert report.broken_within_noise
+
+
+def test_the_report_owns_the_within_noise_rule_the_chooser_colours_by():
+    """One home for "within noise": the verdict text and the chooser's uncoloured row read
+    `FinetuneReport.broken_within_noise`."""
+    from app.engine.finetune_report import FinetuneReport
+
+    numbers = dict(stop_reason="step_cap", steps=1, n_annotated=2, val_loss_before=1.0, val_loss_after=1.0)
+    numbers.update(val_accuracy_before=0.5, val_accuracy_after=0.5, guidance_before=1.0, guidance_after=0.5)
+    numbers.update(red_share_before=0.5, red_share_after=0.2, green_share_before=0.0, green_share_after=0.0, seconds=1.0)
+    broken = dict(broken_accuracy_before=0.4, broken_accuracy_after=0.43, broken_images=100)
+    noise = FinetuneReport(**numbers, **broken, broken_gained=40, broken_lost=37)
+    clear = FinetuneReport(**numbers, **broken, broken_gained=40, broken_lost=5)
+    unknown = FinetuneReport(**numbers, broken_accuracy_before=0.4, broken_accuracy_after=0.43)
+    assert noise.broken_within_noise and "within noise" in noise.verdict_text
+    assert not clear.broken_within_noise and "within noise" not in clear.verdict_text
+    assert not unknown.broken_within_noise  # no per-image counts: nothing to call noise
 
 
 class ClimbingBroken:

@@ -73,7 +73,7 @@ def test_the_round_and_train_init_share_one_default(monkeypatch):
 
     assert build_parser().parse_args(["train", "--data", "d", "--out", "o"]).head_scale == TrainConfig.head_scale
     source = inspect.getsource(feedback_round.FeedbackRound._finetune)
-    assert "head_scale=trainer.config.head_scale" in source
+    assert "head_scale=ctx.config.head_scale" in source
 
 
 def test_guidance_verdict_says_worse_only_beyond_noise():
@@ -102,3 +102,60 @@ def test_train_init_with_masks_puts_its_verdict_first(demo_data, tmp_path, capsy
     assert result["verdict"].split(" ")[0] in ("worse", "better", "no")
     change = result["shortcut_broken_change"]
     assert change["n"] > 100 and change["gained"] + change["lost"] <= change["n"]
+
+
+def test_one_default_lambda_rule():
+    """TrainConfig.round_lambda is the one rule: lam goes with the rounds' guidance (the run's own,
+    rrr for a run without one, as the settings form's hint says); any other loss gets its default."""
+    from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED
+    from loss import DEFAULT_LAMBDAS
+
+    assert TrainConfig(guidance=None).round_guidance == ROUND_GUIDANCE_WHEN_UNGUIDED
+    assert TrainConfig(guidance="punisher").round_lambda() == DEFAULT_LAMBDAS["punisher"]
+    assert TrainConfig(guidance="punisher", lam=0.5).round_lambda() == 0.5
+    assert TrainConfig(guidance="punisher", lam=0.5).round_lambda("gradcam") == DEFAULT_LAMBDAS["gradcam"]
+    assert TrainConfig(guidance=None, lam=0.5).round_lambda() == 0.5
+
+
+def test_the_app_train_init_and_finetune_set_up_through_one_function(image_folder, tmp_path, monkeypatch, capsys):
+    """The Trainer (the app's runs and rounds, `train`, `train --init --masks`) and `finetune`
+    load their data with app.engine.run_setup.load_run_data, build the model with model_for_run,
+    and take the rounds' guidance and lambda from the same TrainConfig rule."""
+    import json
+
+    import app.engine.run_setup as run_setup
+    import app.run.trainer as trainer_module
+    from app.cli.main import main
+
+    calls = []
+    for name in ("load_run_data", "model_for_run"):
+        real = getattr(run_setup, name)
+
+        def spy(config, checkpoint, *args, _name=name, _real=real, **kwargs):
+            calls.append((_name, config, checkpoint is not None))
+            return _real(config, checkpoint, *args, **kwargs)
+
+        monkeypatch.setattr(run_setup, name, spy)  # finetune imports it when it runs
+        if hasattr(trainer_module, name):  # the trainer's build_run_model calls run_setup's own
+            monkeypatch.setattr(trainer_module, name, spy)
+    data, masks = str(image_folder), str(tmp_path / "masks")
+    assert main(["train", "--data", data, "--epochs", "1", "--guidance", "none", "--out", str(tmp_path / "plain")]) == 0
+    _paint(masks, sorted(p.relative_to(image_folder).as_posix() for p in image_folder.rglob("*.png"))[:3])
+    guided = ["train", "--data", data, "--masks", masks, "--init", str(tmp_path / "plain" / "model.pt"), "--lam", "2"]
+    assert main(guided + ["--epochs", "1", "--out", str(tmp_path / "guided")]) == 0
+    finetune = ["finetune", "--checkpoint", str(tmp_path / "guided" / "model.pt"), "--data", data, "--masks", masks]
+    capsys.readouterr()
+    assert main(finetune + ["--max-steps", "2", "--out", str(tmp_path / "round")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(name, from_checkpoint) for name, _, from_checkpoint in calls] == [
+        ("load_run_data", False),
+        ("model_for_run", False),
+        ("load_run_data", True),  # train --init --masks
+        ("model_for_run", True),
+        ("load_run_data", True),  # finetune
+        ("model_for_run", True),
+    ]
+    trained, rounded = calls[2][1], calls[4][1]  # the guided run's config, and finetune's (read from its checkpoint)
+    assert (rounded.val_fraction, rounded.seed) == (trained.val_fraction, trained.seed)  # the same split
+    assert (report["guidance"], report["lam"]) == (trained.round_guidance, trained.round_lambda()) == ("rrr", 2.0)
+    assert "config.round_lambda()" in inspect.getsource(run_setup.build_run_model)  # the trainer's lambda

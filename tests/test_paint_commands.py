@@ -47,7 +47,7 @@ def test_the_paint_commands_are_the_propagation_correction_and_gallery_ones():
 
 def test_a_command_not_answered_while_painting_is_refused():
     with pytest.raises(TypeError):
-        PaintCommands(trainer=None).answer(msg.Commit())
+        PaintCommands(None).answer(msg.Commit())
 
 
 def test_a_refused_propagation_answers_the_users_mistake_without_a_traceback():

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from app.errors import UserError
-from loss import DEFAULT_PENALTY_GRADIENT, PENALTY_GRADIENTS
+from loss import DEFAULT_LAMBDAS, DEFAULT_PENALTY_GRADIENT, PENALTY_GRADIENTS
 
 MAX_INPUT_SIZE = 2048  # largest square input side accepted: beyond it memory runs out, not training
 MAX_WORKERS = 64  # DataLoader worker processes
 
+
+# A fine-tune round needs a guidance loss even when training used none (guidance=None).
+ROUND_GUIDANCE_WHEN_UNGUIDED = "rrr"
 
 MAX_SEED = 2**32 - 1  # numpy's seeds are 32-bit; a bigger --seed overflowed deep in a trainer
 AMP_MODES = ("off", "bf16", "fp16")  # TrainConfig.amp (app.engine.amp acts on it; here torch-free)
@@ -109,6 +112,21 @@ class TrainConfig:
         if not (_finite_number(self.cache_images_gb) and self.cache_images_gb >= 0):
             raise UserError(f"cache_images_gb (--cache-images) must be a finite number >= 0, got {self.cache_images_gb}")
 
+    @property
+    def round_guidance(self) -> str:
+        """The guidance loss of this run's fine-tune rounds: its own, ROUND_GUIDANCE_WHEN_UNGUIDED
+        when it trains without one."""
+        return self.guidance or ROUND_GUIDANCE_WHEN_UNGUIDED
+
+    def round_lambda(self, guidance: Optional[str] = None) -> float:
+        """The one default-lambda rule (the trainer, `finetune` and the settings form's blank
+        Lambda): the weight of a round with `guidance` (None: `round_guidance`) is `lam` when it
+        was set for that loss, else the loss's default (`loss.DEFAULT_LAMBDAS`)."""
+        guidance = guidance or self.round_guidance
+        if self.lam is not None and guidance == self.round_guidance:
+            return self.lam
+        return DEFAULT_LAMBDAS[guidance]
+
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
@@ -120,10 +138,6 @@ class TrainConfig:
 
 
 STOP_RULES = ("plateau", "saliency", "thesis")  # FinetuneConfig.stop_rule
-
-
-# A fine-tune round needs a guidance loss even when training used none (guidance=None).
-ROUND_GUIDANCE_WHEN_UNGUIDED = "rrr"
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,14 @@ class FinetuneReport:
         return AccuracyChange(self.broken_gained, self.broken_lost, self.broken_images)
 
     @property
+    def broken_within_noise(self) -> bool:
+        """True when the shortcut-broken change is known per image and is within sampling noise
+        (`AccuracyChange.beyond_noise`): the verdict's "within noise", which the chooser leaves
+        uncoloured. False when there are no per-image counts to judge by."""
+        paired = self.broken_change
+        return paired is not None and not paired.beyond_noise()
+
+    @property
     def verdict_text(self) -> str:
         """One line for the chooser and the CLI report."""
         red = f"saliency on red {100 * self.red_share_before:.1f} % -> {100 * self.red_share_after:.1f} %"
@@ -127,8 +135,7 @@ class FinetuneReport:
             )
             paired = self.broken_change
             if paired is not None:
-                noise = "" if paired.beyond_noise() else ", within noise"
-                broken += f" ({paired.text()}{noise})"
+                broken += f" ({paired.text()}{', within noise' if self.broken_within_noise else ''})"
         head = {VERDICT_BETTER: "Better", VERDICT_WORSE: "WORSE", VERDICT_UNCLEAR: "Unclear"}[self.verdict]
         return f"{head}: {broken}; {red}"
 

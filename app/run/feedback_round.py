@@ -34,6 +34,7 @@ from app.run import display_items
 from app.run import messages as msg
 from app.run.command_inbox import RunStopped
 from app.run.paint_commands import PAINT_COMMANDS, PROPAGATION_COMMANDS, PaintCommands
+from app.run.round_context import RoundContext
 from app.run.round_strips import save_round_strip
 from app.run.run_state import RunState
 
@@ -57,135 +58,135 @@ def reasonability_pool(device: torch.device, input_size: int) -> int:
 
 
 class FeedbackRound:
-    """The feedback rounds of the trainer that owns it (one object for the run, `run` per round)."""
+    """The feedback rounds of one run (one object for the run, `run` per round)."""
 
-    def __init__(self, trainer: Any):
-        """`trainer`: the `app.run.trainer.Trainer` that owns this (not imported: it imports this
-        module). The round reads its model, data, configs and loaders, and speaks through its
-        `_emit`, `_set_state` and command inbox; `trainer.rounds` counts the rounds."""
-        self.trainer = trainer
-        self.paint = PaintCommands(trainer)
+    def __init__(self, context: RoundContext, rounds_done: int = 0):
+        """`context`: what the round may use of the run (`app.run.round_context`); `rounds_done`:
+        the rounds of this session before this run (the next one is numbered after them)."""
+        self.context = context
+        self.rounds = rounds_done
+        self.paint = PaintCommands(context)
 
     def run(self, epoch: int) -> None:
         """Select, wait for paint, fine-tune, wait for the decision, apply it. Raises RunStopped
         when the run is stopped while it waits."""
-        trainer = self.trainer
-        trainer.rounds += 1
-        round_number = trainer.rounds
-        if trainer.data.train.masks is None:
+        ctx = self.context
+        self.rounds += 1
+        round_number = self.rounds
+        if ctx.data.train.masks is None:
             logger.warning("feedback round skipped: this run has no mask folder")
             return
-        trainer._set_state(RunState.SELECTING)
+        ctx.set_state(RunState.SELECTING)
         items = self._items(epoch)
         if not items:
             logger.info("feedback round %d skipped: no unannotated images left", round_number)
             return
         self._emit_reasonability(round_number, epoch)
-        trainer._set_state(RunState.WAITING_FOR_FEEDBACK)
-        trainer._emit(msg.FeedbackNeeded(round_number, epoch, tuple(items), trainer.config.selection))
+        ctx.set_state(RunState.WAITING_FOR_FEEDBACK)
+        ctx.emit(msg.FeedbackNeeded(round_number, epoch, tuple(items), ctx.config.selection))
         command = self._wait_for_paint()
         if isinstance(command, msg.SkipFeedback):
             self._record(epoch, (), "cancelled", None)
-            trainer._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
+            ctx.emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
             return
-        n_annotated = len(trainer.data.train.masks.annotated())
+        n_annotated = len(ctx.data.train.masks.annotated())
         if n_annotated == 0:  # Done with nothing painted: a 0-step round would compare nothing
             logger.info("round %d: nothing painted, nothing to fine-tune", round_number)
             self._record(epoch, (), "skipped", None)
-            trainer._emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
+            ctx.emit(msg.RoundDecided(round_number, epoch, committed=False, finetuned=False))
             return
         result = self._finetune(round_number, n_annotated, command.max_steps)
         self._decide(round_number, epoch, command.relpaths, result)
 
     def _items(self, epoch: int) -> List[msg.FeedbackItem]:
         """The images shown for painting, chosen by the run's selection strategy."""
-        trainer = self.trainer
-        train = trainer.data.train
+        ctx = self.context
+        train = ctx.data.train
         # Only hand-painted images are left out: an image with a propagated mask still deserves
         # a look (propagating to "all" would otherwise leave no image for the next round).
         annotated = hand_painted(train.masks) if train.masks is not None else []
         choices = select_images(
-            trainer.model,
+            ctx.model,
             train,
-            trainer.config.images_per_round,
-            trainer.config.selection,
-            device=trainer.device,
-            seed=trainer.config.seed + epoch,
+            ctx.config.images_per_round,
+            ctx.config.selection,
+            device=ctx.device,
+            seed=ctx.config.seed + epoch,
             exclude=annotated,
         )
         return display_items.feedback_items(
-            trainer.model,
+            ctx.model,
             train,
             [c.index for c in choices],
             [c.reason for c in choices],
-            device=trainer.device,
-            saliency_method=trainer.config.saliency_method,
+            device=ctx.device,
+            saliency_method=ctx.config.saliency_method,
         )
 
     def _wait_for_paint(self) -> Any:
         """Answer paint-time commands until StartFinetune or SkipFeedback, which is returned."""
-        trainer = self.trainer
+        ctx = self.context
         while True:
-            command = trainer._inbox.wait(PAINT_DONE_COMMANDS + PAINT_COMMANDS)
+            command = ctx.wait(PAINT_DONE_COMMANDS + PAINT_COMMANDS)
             if not isinstance(command, PAINT_COMMANDS):
                 return command
             self.paint.answer(command)
             if isinstance(command, PROPAGATION_COMMANDS):
-                trainer._set_state(RunState.WAITING_FOR_FEEDBACK)
+                ctx.set_state(RunState.WAITING_FOR_FEEDBACK)
 
     def _finetune(self, round_number: int, n_annotated: int, max_steps: Optional[int] = None) -> FinetuneResult:
         """Fine-tune a candidate on the painted masks, reporting progress and every step.
 
         `max_steps`: the shorter round the user chose (None: the configured one). StopRound
-        (`trainer.stop_round`) ends the steps early; the candidate so far then goes to the chooser
-        like any other, while Stop (`trainer.stopping`) ends the run."""
-        trainer = self.trainer
-        config = dataclasses.replace(trainer.finetune_config, counterexamples=trainer.config.counterexamples)
+        (`context.stop_round`) ends the steps early; the candidate so far then goes to the chooser
+        like any other, while Stop (`context.stopping`) ends the run."""
+        ctx = self.context
+        config = dataclasses.replace(ctx.finetune_config, counterexamples=ctx.config.counterexamples)
         if max_steps is not None and 1 <= max_steps < config.max_steps:
             config = dataclasses.replace(config, max_steps=int(max_steps))
-        trainer.stop_round.clear()
-        trainer._set_state(RunState.FINETUNING)
-        trainer._emit(msg.FinetuneStarted(round_number, n_annotated, config.max_steps))
+        ctx.stop_round.clear()
+        ctx.set_state(RunState.FINETUNING)
+        ctx.emit(msg.FinetuneStarted(round_number, n_annotated, config.max_steps))
 
         def on_progress(step: int, max_steps: int, guidance: float, val_loss: float) -> None:
-            trainer._emit(msg.FinetuneProgress(round_number, step, max_steps, guidance, val_loss))
+            ctx.emit(msg.FinetuneProgress(round_number, step, max_steps, guidance, val_loss))
 
-        trainer.validation.invalidate()  # the round's paint is saved now
+        ctx.validation.invalidate()  # the round's paint is saved now
         return finetune_round(
-            trainer.model,
-            train_data=trainer.data.train,
-            val_loader=trainer.val_loader,
-            broken=trainer.validation.broken(),
-            guidance_name=trainer.finetune_guidance,
-            lam=trainer.lam,
+            ctx.model,
+            train_data=ctx.data.train,
+            val_loader=ctx.val_loader,
+            broken=ctx.validation.broken(),
+            guidance_name=ctx.guidance,
+            lam=ctx.lam,
             # one switch for the run: the round swaps red regions when the epochs do
             config=config,
-            device=trainer.device,
-            seed=trainer.config.seed + 1000 * round_number,
+            device=ctx.device,
+            seed=ctx.config.seed + 1000 * round_number,
             on_progress=on_progress,
-            should_stop=lambda: trainer.stopping or trainer.stop_round.is_set(),
-            on_step=lambda step, max_steps: trainer._emit(msg.FinetuneStep(round_number, step, max_steps)),
-            test_loader=trainer.test_loader,
-            head_scale=trainer.config.head_scale,
+            should_stop=ctx.stopped_or_round_ended,
+            on_step=lambda step, max_steps: ctx.emit(msg.FinetuneStep(round_number, step, max_steps)),
+            test_loader=ctx.test_loader,
+            head_scale=ctx.config.head_scale,
         )
 
     def _decide(self, round_number: int, epoch: int, relpaths: Sequence[str], result: FinetuneResult) -> None:
         """Show the candidate (FinetuneDone), wait for Commit or Reject and apply it."""
-        trainer = self.trainer
+        ctx = self.context
         comparisons = display_items.comparisons(
-            trainer.model,
+            ctx.model,
             result,
-            trainer.data.train,
+            ctx.data.train,
             relpaths,
-            device=trainer.device,
-            saliency_method=trainer.config.saliency_method,
+            device=ctx.device,
+            saliency_method=ctx.config.saliency_method,
         )
-        if trainer.session is not None:  # the report's before/after strip (the "before" model goes)
-            save_round_strip(trainer.session.folder, round_number, comparisons, trainer.data.train.masks)
-        trainer._set_state(RunState.WAITING_FOR_DECISION)
-        trainer._emit(msg.FinetuneDone(round_number, result.report, comparisons))
+        if ctx.session is not None:  # the report's before/after strip (the "before" model goes)
+            save_round_strip(ctx.session.folder, round_number, comparisons, ctx.data.train.masks)
+        ctx.set_state(RunState.WAITING_FOR_DECISION)
+        ctx.emit(msg.FinetuneDone(round_number, result.report, comparisons))
         try:
-            decision = trainer._inbox.wait((msg.Commit, msg.Reject))
+            decision = ctx.wait((msg.Commit, msg.Reject))
         except RunStopped:
             self._record(epoch, relpaths, "stopped", result.report.to_dict())
             raise
@@ -195,20 +196,20 @@ class FeedbackRound:
             logger.error("commit refused: the candidate's weights are broken (%s)", problem)
             committed = False
         if committed:
-            commit_candidate(trainer.model, result.candidate)
-            trainer._save_checkpoint()
+            commit_candidate(ctx.model, result.candidate)
+            ctx.save_checkpoint()
         self._record(epoch, relpaths, "commit" if committed else "reject", result.report.to_dict())
-        trainer._emit(msg.RoundDecided(round_number, epoch, committed=committed, finetuned=True))
+        ctx.emit(msg.RoundDecided(round_number, epoch, committed=committed, finetuned=True))
 
     def _record(self, epoch: int, relpaths: Sequence[str], decision: str, report: Optional[Dict[str, Any]]) -> None:
         """Append the round to the session's history (nothing without a session)."""
-        trainer = self.trainer
-        if trainer.session is None:
+        ctx = self.context
+        if ctx.session is None:
             return
-        masks = trainer.data.train.masks
-        trainer.session.append_history(
+        masks = ctx.data.train.masks
+        ctx.session.append_history(
             {
-                "round": trainer.rounds,
+                "round": self.rounds,
                 "epoch": epoch,
                 "images": list(relpaths),
                 "decision": decision,
@@ -220,17 +221,17 @@ class FeedbackRound:
 
     def _emit_reasonability(self, round_number: int, epoch: int) -> None:
         """Emit ReasonabilityReady for the current model; a failure only logs (the round goes on)."""
-        trainer = self.trainer
-        train = trainer.data.train
-        trainer._set_state(RunState.JUDGING)
+        ctx = self.context
+        train = ctx.data.train
+        ctx.set_state(RunState.JUDGING)
         try:
             matrix = reasonability_matrix(
-                trainer.model,
+                ctx.model,
                 train,
-                device=trainer.device,
-                pool_size=reasonability_pool(trainer.device, trainer.input_size),
-                seed=trainer.config.seed + epoch,
-                should_stop=lambda: trainer.stopping,
+                device=ctx.device,
+                pool_size=reasonability_pool(ctx.device, ctx.input_size),
+                seed=ctx.config.seed + epoch,
+                should_stop=ctx.stopping,
             )
         except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round
             logger.exception("reasonability matrix not computed")
@@ -239,4 +240,4 @@ class FeedbackRound:
             return
         members = {cell: tuple(relpaths[:REASONABILITY_MEMBERS]) for cell, relpaths in matrix.members.items()}
         matrix = dataclasses.replace(matrix, counts=dict(matrix.counts), members=members)
-        trainer._emit(msg.ReasonabilityReady(round_number, epoch, matrix, len(train)))
+        ctx.emit(msg.ReasonabilityReady(round_number, epoch, matrix, len(train)))

@@ -22,6 +22,7 @@ from app.errors import user_error_types
 from app.explain.propagation import PropagationPlan, apply_propagation, painted_red_sources, plan_propagation
 from app.run import display_items
 from app.run import messages as msg
+from app.run.round_context import RoundContext
 from app.run.run_state import RunState
 from datasets.display import DISPLAY_MAX_SIDE
 from datasets.masks import resize_bool
@@ -60,17 +61,17 @@ def propagation_failed(sources: Tuple[str, ...], scope: str, error: Exception) -
 
 
 class PaintCommands:
-    """Answers PAINT_COMMANDS for the trainer that owns it, with its current model and data."""
+    """Answers PAINT_COMMANDS with the run's current model and data."""
 
-    def __init__(self, trainer: Any):
-        """`trainer`: the `app.run.trainer.Trainer` that owns this (not imported: it imports this
-        module); its model, data, device, config and `validation` are read when a command comes."""
-        self.trainer = trainer
+    def __init__(self, context: Optional[RoundContext]):
+        """`context`: what the answers may use of the run (`app.run.round_context`): its model,
+        data, device, config and `validation`, read when a command comes."""
+        self.context = context
         self._plan_id = 0
         self._plan: Optional[Tuple[int, Tuple[str, ...], PropagationPlan]] = None  # the last preview's
 
     def answer(self, command: Any) -> None:
-        """Answer one of PAINT_COMMANDS through the trainer's events."""
+        """Answer one of PAINT_COMMANDS through the run's events."""
         if isinstance(command, PROPAGATION_COMMANDS):
             self.propagate(command)
         elif isinstance(command, msg.MarkNotThis):
@@ -90,25 +91,25 @@ class PaintCommands:
         kept (`plan_id`): an Apply that names it writes it as reviewed, with no second search.
         Progress goes out as PropagationProgress; CancelPropagation ends either between images.
         """
-        trainer = self.trainer
-        train = trainer.data.train
+        ctx = self.context
+        train = ctx.data.train
         requested, scope = tuple(command.sources), command.scope
         sources = requested
         if scope == "content" and train.masks is not None:
             # The content is learnt from every image painted red by hand, not only this one.
             sources = tuple(dict.fromkeys(sources + tuple(painted_red_sources(train))))
-        trainer.cancel_propagation.clear()
-        trainer._set_state(RunState.PROPAGATING)
+        ctx.cancel_propagation.clear()
+        ctx.set_state(RunState.PROPAGATING)
         try:
             kept = self._kept_plan(command)
             if kept is None:
-                negative_store = trainer.validation.negative_store()
+                negative_store = ctx.validation.negative_store()
                 plan = plan_propagation(
                     train,
                     sources,
                     scope,
-                    model=trainer.model,
-                    device=trainer.device,
+                    model=ctx.model,
+                    device=ctx.device,
                     negative_store=negative_store,
                     excluded=tuple(command.excluded),
                     on_progress=self._progress(requested, scope, "finding"),
@@ -118,7 +119,7 @@ class PaintCommands:
             if isinstance(command, msg.PreviewPropagation):
                 self._plan_id += 1
                 self._plan = (self._plan_id, requested, plan)
-                trainer._emit(
+                ctx.emit(
                     msg.PropagationPreview(
                         requested,
                         scope,
@@ -136,8 +137,8 @@ class PaintCommands:
                 return
             result = apply_propagation(train, plan, on_progress=self._progress(requested, scope, "writing"))
             self._plan = None  # written: the masks changed, the reviewed plan is spent
-            trainer.validation.invalidate()
-            trainer._emit(
+            ctx.validation.invalidate()
+            ctx.emit(
                 msg.PropagationApplied(
                     requested,
                     scope,
@@ -149,9 +150,9 @@ class PaintCommands:
                 )
             )
         except PropagationCancelled as cancelled:
-            trainer._emit(msg.PropagationFailed(requested, scope, str(cancelled), cancelled=True))
+            ctx.emit(msg.PropagationFailed(requested, scope, str(cancelled), cancelled=True))
         except Exception as error:  # noqa: BLE001 -- the round must go on whatever happened
-            trainer._emit(propagation_failed(requested, scope, error))
+            ctx.emit(propagation_failed(requested, scope, error))
 
     def _kept_plan(self, command: Any) -> Optional[PropagationPlan]:
         """The reviewed plan an ApplyPropagation names, when it is still the one kept."""
@@ -164,11 +165,11 @@ class PaintCommands:
 
     def _progress(self, requested: Tuple[str, ...], scope: str, stage: str) -> Callable[[int, int], None]:
         """A progress callback that reports and raises PropagationCancelled after Cancel."""
-        trainer = self.trainer
+        ctx = self.context
 
         def report(done: int, total: int) -> None:
-            trainer._emit(msg.PropagationProgress(requested, scope, stage, done, total))
-            if trainer.cancel_propagation.is_set():
+            ctx.emit(msg.PropagationProgress(requested, scope, stage, done, total))
+            if ctx.cancel_propagation.is_set():
                 if stage == "writing":
                     raise PropagationCancelled(f"Cancelled: {done} of {total} masks were written, the others not.")
                 raise PropagationCancelled("Cancelled: nothing was written.")
@@ -181,42 +182,42 @@ class PaintCommands:
             logger.info("preview page of plan %d asked for, which is no longer kept", command.plan_id)
             return
         plan = self._plan[2]
-        train = self.trainer.data.train
+        train = self.context.data.train
         try:
             items = display_items.preview_page(train, plan, command.start)
         except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round
             logger.exception("preview page failed")
             return
-        self.trainer._emit(msg.PreviewPageItems(command.plan_id, command.start, items, plan.count))
+        self.context.emit(msg.PreviewPageItems(command.plan_id, command.start, items, plan.count))
 
     def mark_not_this(self, command: msg.MarkNotThis) -> None:
         """Save a "not this" correction (red = wrongly found) in the negatives folder."""
-        trainer = self.trainer
-        store = trainer.validation.negative_store()
-        train = trainer.data.train
+        ctx = self.context
+        store = ctx.validation.negative_store()
+        train = ctx.data.train
         try:
             height, width = train.display_image(train.index_of(command.relpath), max_side=DISPLAY_MAX_SIDE).shape[:2]
             mask = not_this_mask(command.region, (height, width), store.load_array(command.relpath))
             store.save(command.relpath, mask, meta={"source": "not-this"})
         except Exception as error:  # noqa: BLE001 -- the round goes on
             logger.exception("'not this' correction not saved")
-            trainer._emit(msg.PropagationFailed((command.relpath,), "content", f"correction not saved: {error}"))
+            ctx.emit(msg.PropagationFailed((command.relpath,), "content", f"correction not saved: {error}"))
 
     def gallery(self, command: Any) -> None:
         """Answer DescribeImages / PrepareImages; a failure only logs (the round goes on)."""
-        trainer = self.trainer
-        train = trainer.data.train
+        ctx = self.context
+        train = ctx.data.train
         try:
             if isinstance(command, msg.DescribeImages):
-                trainer._emit(display_items.describe_images(trainer.model, train, device=trainer.device))
+                ctx.emit(display_items.describe_images(ctx.model, train, device=ctx.device))
             else:
-                trainer._emit(
+                ctx.emit(
                     display_items.prepare_images(
-                        trainer.model,
+                        ctx.model,
                         train,
                         command.relpaths,
-                        device=trainer.device,
-                        saliency_method=trainer.config.saliency_method,
+                        device=ctx.device,
+                        saliency_method=ctx.config.saliency_method,
                     )
                 )
         except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round

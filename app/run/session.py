@@ -2,7 +2,7 @@
 
 ```
 <session>/session.json    paths and configs (rewritten atomically when they change)
-<session>/masks/          painted and propagated masks (datasets.MaskStore)
+<session>/masks/          painted and propagated masks (`Session.masks`, their one owner: app.run.mask_folder)
 <session>/negatives/      "not this" corrections of content propagation (red = wrongly found)
 <session>/checkpoint.pt   the current committed model, saved after every epoch and round
 <session>/history.jsonl   one line per feedback round: images, decision, report
@@ -23,8 +23,8 @@ from typing import Any, Dict, List, Mapping, Optional
 from app.engine.checkpoint import load_checkpoint
 from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
 from app.errors import CheckpointError, UserError
+from app.run.mask_folder import MaskFolder
 from app.run.run_lock import LOCK_FILE, FolderLock, acquire_session_lock
-from datasets import MaskStore
 from datasets.atomic_files import FILE_MODE, finite_or_none, remove_stale_temp_files, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -134,7 +134,9 @@ class Session:
         self.train_config = train_config
         self.finetune_config = finetune_config
         self.created = created
-        self.masks = MaskStore(self.masks_dir)
+        # The one owner of the mask folder: the brush window's autosaver and the trainer both write
+        # through it (app.run.mask_folder).
+        self.masks = MaskFolder(self.masks_dir)
         self._folder_lock: Optional[FolderLock] = None
 
     # ------------------------------------------------------------------ paths
