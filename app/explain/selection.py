@@ -9,7 +9,7 @@ Strategies rank a pool of training images and return the top k:
   models) a decision that rests on the few pixels its Grad-CAM map lights up (hiding them drops
   the class); for other models on a region salient across classes or one small spot. The score of an image is the largest of those
   shares of its saliency mass
-  (`app.explain.reasonability` defines them); the reason names the dominant cause, e.g. "saliency on a
+  (`app.explain.unreasonable_score` defines them); the reason names the dominant cause, e.g. "saliency on a
   region salient across classes: 62 %". The ranking is diversified, so that one round shows
   different problems rather than the same shortcut k times: picking greedily, each remaining
   image's score is multiplied by `1 - DIVERSITY x (the largest cosine similarity between its
@@ -30,7 +30,9 @@ import torch
 from torch import nn
 
 from app.errors import UserError
-from app.explain.reasonability import build_priors, decisive_drops, pool_saliency, saliency_distribution, unreasonable_scores
+from app.explain.explanation_priors import build_priors
+from app.explain.pool_saliency import decisive_drops, pool_saliency
+from app.explain.unreasonable_score import saliency_distribution, unreasonable_scores
 
 logger = logging.getLogger(__name__)
 
