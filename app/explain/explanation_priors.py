@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from app.explain.dataset_locator import fit_locator, locate_content
+from app.explain.locator_config import LocatorConfig
 from app.explain.mask_provenance import painted_red_sources
 from app.explain.unreasonable_score import ExplanationPriors, class_agnostic_map
 
@@ -72,13 +73,15 @@ def annotated_masks(dataset: Any, limit: int = MAX_PRIOR_MASKS) -> Tuple[List[in
     return [i for i, _ in kept], torch.stack([m for _, m in kept])
 
 
-def located_red(dataset: Any, pool: Sequence[int], device: torch.device = torch.device("cpu")) -> Optional[torch.Tensor]:
+def located_red(
+    dataset: Any, pool: Sequence[int], device: torch.device = torch.device("cpu"), config: LocatorConfig = LocatorConfig()
+) -> Optional[torch.Tensor]:
     """N x S x S in {0, 1}: the hand-painted red content found in each of dataset[pool] (the
-    content locator), or None when nothing is painted red by hand."""
+    content locator, with `config`), or None when nothing is painted red by hand."""
     sources = painted_red_sources(dataset, MAX_PRIOR_MASKS) if len(pool) else []
     if not sources:
         return None
-    locator = fit_locator(dataset, sources, dataset.masks, device=device)
+    locator = fit_locator(dataset, sources, dataset.masks, device=device, config=config)
     size = (dataset.input_size, dataset.input_size)
     found = locate_content(locator, dataset, list(pool))
     maps = [torch.from_numpy(np.asarray(f.mask, dtype=np.float32)) for f in found]
@@ -92,14 +95,16 @@ def build_priors(
     targets: torch.Tensor,
     pool: Optional[Sequence[int]] = None,
     device: torch.device = torch.device("cpu"),
+    locator_config: LocatorConfig = LocatorConfig(),
 ) -> ExplanationPriors:
     """Priors for a pool (its distributions and targets; `pool` its dataset indices) and
-    `dataset`'s annotated masks. With `pool`, `forbidden` is each image's own located red."""
+    `dataset`'s annotated masks. With `pool`, `forbidden` is each image's own located red
+    (the content locator, with `locator_config`)."""
     indices, masks = annotated_masks(dataset)
     forbidden, objects = mask_priors(masks, [dataset.targets[i] for i in indices], len(dataset.classes))
     if pool is not None and forbidden is not None:
         try:
-            located = located_red(dataset, pool, device)
+            located = located_red(dataset, pool, device, locator_config)
         except Exception:  # noqa: BLE001 -- a missing prior must not cost the round
             logger.exception("red content not located; using the painted positions")
             located = None

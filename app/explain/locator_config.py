@@ -86,24 +86,24 @@ LOCATOR_SETTINGS: Tuple[LocatorSetting, ...] = (
     LocatorSetting(
         "rim",
         "--locator-rim",
-        "Painted rim left out",
-        "px at 32 px: brush overshoot not learnt as content (0: none)",
+        "Locator rim",
+        "painted edge not learnt, px at 32 px",
         0.0,
         8.0,
     ),
     LocatorSetting(
         "weak_find_mass",
         "--locator-weak-find",
-        "Weak finds dropped below",
-        "share of the strongest find's mass (0: keep every find)",
+        "Locator weak finds",
+        "dropped below x best find (0: keep)",
         0.0,
         1.0,
     ),
     LocatorSetting(
         "recall_beta",
         "--locator-recall-beta",
-        "Locator recall weight",
-        "beta of the threshold's F-beta (higher: find more, looser)",
+        "Locator recall",
+        "threshold's F-beta (higher: finds more)",
         0.0,
         10.0,
         low_open=True,
@@ -112,10 +112,11 @@ LOCATOR_SETTINGS: Tuple[LocatorSetting, ...] = (
 
 
 def check_locator_settings(settings: Any) -> None:
-    """UserError naming the first `locator_*` attribute of `settings` (e.g. a TrainConfig)
-    whose value is out of its range."""
+    """UserError naming the first `locator_*` attribute of `settings` (a TrainConfig, or the
+    command line's namespace) whose value is out of its range; a missing or None one is not set."""
     for setting in LOCATOR_SETTINGS:
-        problem = setting.problem(getattr(settings, setting.config_field, setting.default))
+        value = getattr(settings, setting.config_field, None)
+        problem = setting.problem(value) if value is not None else ""
         if problem:
             raise UserError(f"{setting.config_field} ({setting.option}) {problem}")
 

@@ -23,6 +23,7 @@ from torch import nn
 
 from app.explain.explanation_metrics import mass_share
 from app.explain.explanation_priors import MAX_PRIOR_MASKS, annotated_masks, build_priors, located_red, mask_priors
+from app.explain.locator_config import LocatorConfig
 from app.explain.pool_saliency import CHUNK, decisive_drops, pool_saliency
 from app.explain.unreasonable_score import (
     CAUSE_TEXT,
@@ -172,6 +173,7 @@ def reasonability_matrix(
     seed: int = 0,
     thresholds: ReasonabilityThresholds = ReasonabilityThresholds(),
     should_stop: Optional[Callable[[], bool]] = None,
+    locator_config: LocatorConfig = LocatorConfig(),
 ) -> Optional[ReasonabilityMatrix]:
     """GRADIA's matrix for `dataset` (an ImageFolderData, with or without a mask store).
 
@@ -179,6 +181,7 @@ def reasonability_matrix(
     Images with a mask are judged against it; the others by the unreasonable score, whose
     priors come from this pool and the data set's annotated masks. Returns None when
     `should_stop()` turned True (checked between batches), so a UI can cancel it.
+    `locator_config`: the content locator's settings (the painted red found in each image).
     Costs one forward and one backward per judged image.
     """
     chosen = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
@@ -191,7 +194,7 @@ def reasonability_matrix(
         return None
     saliency, targets, predicted = computed
     distributions = saliency_distribution(saliency)
-    priors = build_priors(dataset, distributions, targets, pool=chosen, device=device)
+    priors = build_priors(dataset, distributions, targets, pool=chosen, device=device, locator_config=locator_config)
     decisive = decisive_drops(model, dataset, chosen, device, should_stop)
     if decisive is None and should_stop is not None and should_stop():
         return None

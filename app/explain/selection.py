@@ -31,6 +31,7 @@ from torch import nn
 
 from app.errors import UserError
 from app.explain.explanation_priors import build_priors
+from app.explain.locator_config import LocatorConfig
 from app.explain.pool_saliency import decisive_drops, pool_saliency
 from app.explain.unreasonable_score import saliency_distribution, unreasonable_scores
 
@@ -148,7 +149,9 @@ def _rank_unreasonable(context: Dict[str, Any]) -> List[Choice]:
         scored = [scored[i] for i in keep]
     saliency, targets, _ = pool_saliency(context["model"], dataset, scored, context["device"])
     distributions = saliency_distribution(saliency)
-    priors = build_priors(dataset, distributions, targets, pool=scored, device=context["device"])
+    priors = build_priors(
+        dataset, distributions, targets, pool=scored, device=context["device"], locator_config=context["locator_config"]
+    )
     decisive = decisive_drops(context["model"], dataset, scored, context["device"])
     result = unreasonable_scores(distributions, targets, priors, decisive)
     order, adjusted = diversified_order(result.score, distributions, context.get("k", 1))
@@ -181,11 +184,13 @@ def select_images(
     seed: int = 0,
     exclude: Sequence[str] = (),
     pool_size: Optional[int] = DEFAULT_POOL,
+    locator_config: LocatorConfig = LocatorConfig(),
 ) -> List[Choice]:
     """The k images of `dataset` (ImageFolderData) to show, best first, skipping `exclude` relpaths.
 
     Only a seeded random pool of `pool_size` images is scored, so a round on a large folder
-    costs a bounded number of forward passes.
+    costs a bounded number of forward passes. `locator_config`: the content locator's settings
+    ("unreasonable" finds the painted red in each image).
     """
     if strategy not in RANKERS:
         raise UserError(f"unknown selection strategy '{strategy}'; choose one of {', '.join(SELECTION_STRATEGIES)}")
@@ -217,6 +222,7 @@ def select_images(
         "device": device,
         "probabilities": probabilities,
         "k": k,
+        "locator_config": locator_config,
     }
     ranked = RANKERS[strategy](context)
     return spread_over_classes(ranked, dataset.targets, k)
