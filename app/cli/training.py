@@ -27,6 +27,7 @@ from app.cli.common import (
     prepare_out,
     write_json,
 )
+from app.cli.locator_options import add_locator_options, locator_options
 from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, STOP_RULES, FinetuneConfig, RunPaths, TrainConfig
 from app.errors import UserError
 from app.run import messages as msg
@@ -139,6 +140,7 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         cache_images_gb=args.cache_images,
         head_scale=args.head_scale,
         penalty_gradient=args.penalty_gradient,
+        **locator_options(args),
     )
     out = Path(args.out)
     paths = RunPaths(
@@ -298,6 +300,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     )
     if args.head_scale is not None:
         TrainConfig(head_scale=args.head_scale)  # refuses a scale outside (0, 1]
+    locator_options(args)  # refuses a --locator-* value out of range before the data scan
     if args.lam is not None and not (math.isfinite(args.lam) and args.lam >= 0):
         raise UserError(f"--lam must be a finite number >= 0, got {args.lam}")
     check_masks_folder(args.masks)
@@ -366,7 +369,8 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
         else (stored.lam if stored.lam is not None and stored.guidance == guidance else DEFAULT_LAMBDAS[guidance])
     )
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
-    broken = BrokenValidation.build(data.train, data.val, device=device)
+    locator = stored.replace(**locator_options(args)).locator_config()  # the checkpoint's, unless given
+    broken = BrokenValidation.build(data.train, data.val, device=device, config=locator)
     test_loader = DataLoader(test, batch_size=128, shuffle=False) if test is not None else None
 
     def on_progress(step: int, max_steps: int, guidance_value: float, val_loss: float) -> None:
@@ -510,6 +514,7 @@ def add_commands(commands: Any) -> None:
     add_device_argument(train)
     add_amp_argument(train)
     add_penalty_gradient_argument(train)
+    add_locator_options(train)
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser("evaluate", help="accuracy (and saliency on masks) of a checkpoint, as JSON")
@@ -557,6 +562,7 @@ def add_commands(commands: Any) -> None:
     )
     add_device_argument(finetune)
     add_amp_argument(finetune)
+    add_locator_options(finetune)
     finetune.set_defaults(handler=cmd_finetune)
 
     demo = commands.add_parser("demo-data", help="write the shortcut demo data set (scikit-learn digits + decoy swatch)")

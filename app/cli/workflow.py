@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.common import EXIT_OK, add_device_argument, check_seed
+from app.cli.locator_options import add_locator_options, locator_config_of
 from app.cli.training import load_model_and_data
 from app.errors import UserError
 from app.explain.mask_audit import check_masks_folder
@@ -61,6 +62,7 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}")
     check_seed(args.seed)
+    locator = locator_config_of(args)
     check_masks_folder(args.masks)  # "is a file", not "does not exist", for a file
     model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     exclude = []
@@ -68,7 +70,9 @@ def cmd_select(args: argparse.Namespace) -> int:
         from app.explain.propagation import hand_painted
 
         exclude = hand_painted(data.masks)
-    choices = select_images(model, data, args.k, args.strategy, device=device, seed=args.seed, exclude=exclude)
+    choices = select_images(
+        model, data, args.k, args.strategy, device=device, seed=args.seed, exclude=exclude, locator_config=locator
+    )
     if args.reasons:
         print(json.dumps([{"relpath": c.relpath, "score": c.score, "reason": c.reason} for c in choices], indent=2))
     else:
@@ -87,6 +91,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     for option, value in (("--similar-share", args.similar_share), ("--similar-lift", args.similar_lift)):
         if not math.isfinite(value):  # before the model and the data scan: nan planned 0 images
             raise UserError(f"{option} must be a finite number, got {value}")
+    locator = locator_config_of(args)
     check_masks_outside(Path(args.out), Path(args.data), "--out")  # masks written among the images
     if Path(args.out).is_dir() and not args.dry_run:  # temp masks of a killed earlier run (a dry run writes nothing)
         remove_stale_temp_files(args.out, recursive=True)
@@ -111,6 +116,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         similar_lift=args.similar_lift,
         include_green=args.include_green,
         negative_store=negative_store,
+        locator_config=locator,
         excluded=args.exclude or (),
     )
     if args.dry_run:
@@ -173,6 +179,7 @@ def add_commands(commands: Any) -> None:
     select.add_argument("--reasons", action="store_true", help="print relpath, score and reason per image")
     select.add_argument("--seed", type=int, default=0)
     add_device_argument(select)
+    add_locator_options(select)
     select.set_defaults(handler=cmd_select)
 
     propagate = commands.add_parser("propagate", help="apply painted masks to more images; prints how many (JSON)")
@@ -210,4 +217,5 @@ def add_commands(commands: Any) -> None:
     propagate.add_argument("--include-green", action="store_true", help="propagate green as well (off by default)")
     propagate.add_argument("--dry-run", action="store_true", help="only print which images would get a mask")
     add_device_argument(propagate)
+    add_locator_options(propagate)
     propagate.set_defaults(handler=cmd_propagate)
