@@ -112,6 +112,7 @@ class FeedbackRound:
             device=trainer.device,
             seed=trainer.config.seed + epoch,
             exclude=annotated,
+            locator_config=trainer.config.locator_config(),
         )
         return display_items.feedback_items(
             trainer.model,
@@ -231,6 +232,7 @@ class FeedbackRound:
                 pool_size=reasonability_pool(trainer.device, trainer.input_size),
                 seed=trainer.config.seed + epoch,
                 should_stop=lambda: trainer.stopping,
+                locator_config=trainer.config.locator_config(),
             )
         except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round
             logger.exception("reasonability matrix not computed")

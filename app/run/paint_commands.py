@@ -110,6 +110,7 @@ class PaintCommands:
                     model=trainer.model,
                     device=trainer.device,
                     negative_store=negative_store,
+                    locator_config=trainer.config.locator_config(),
                     excluded=tuple(command.excluded),
                     on_progress=self._progress(requested, scope, "finding"),
                 )
