@@ -234,9 +234,8 @@ def spread_over_classes(ranked: Sequence[Choice], targets: Sequence[int], k: int
 
     A round of six images that all show one class teaches propagation one look of the painted
     thing (a shortcut that encodes the class looks different in every class: a shade, a glyph)
-    and, propagated, marks one class's shortcut only, which is itself a new shortcut. Measured on
-    the moving demo: six "unreasonable" picks were five of class 0; the content locator then
-    found 41 % of the swatches and the workflow ended below plain training (37.9 % vs about 50 %).
+    and, propagated, marks one class's shortcut only, which is itself a new shortcut
+    (docs/reasonability.md has the run that showed it).
     """
     classes = {targets[c.index] for c in ranked}
     cap = max(1, math.ceil(k / max(1, len(classes))))
