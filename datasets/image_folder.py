@@ -1,6 +1,6 @@
 """An image folder in torchvision's layout (`root/<class>/<image>`), checked and ready to train on.
 
-Folder scanning is torchvision's (`find_classes`, `make_dataset`, `IMG_EXTENSIONS`); this
+Folder scanning is torchvision's (`find_classes`, `IMG_EXTENSIONS`; `datasets.folder_scan`); this
 module adds what an interactive tool needs on top: every image is decoded once when the folder
 is scanned, so a broken file is reported up front (skipped, with the reason, in `skipped`)
 instead of crashing an epoch; user mistakes in the folder layout raise DatasetError with a

@@ -3,8 +3,8 @@
 `LocatorConfig` holds every setting (the defaults are not tuned to any one data set;
 docs/content_locator.md says how the rim, the weak-find rule and the threshold rule were chosen).
 `LOCATOR_SETTINGS` names the ones a user can reach: `TrainConfig`'s `locator_*` fields, the
-`--locator-*` options of `train`, `finetune` and `propagate`, and the settings form all read
-this table, and `locator_config_from` turns any of them into a `LocatorConfig`.
+`--locator-*` options of `train`, `finetune`, `propagate` and `select`, and the settings form all
+read this table, and `locator_config_from` turns any of them into a `LocatorConfig`.
 """
 
 from __future__ import annotations

@@ -71,6 +71,33 @@ def _sample(pixels: Tensor, limit: int, generator: torch.Generator) -> Tensor:
     return torch.randperm(pixels.shape[0], generator=generator)[:limit].to(pixels.device)
 
 
+def _correction_pixels(
+    negatives: Optional[Sequence[Tuple[Tensor, np.ndarray]]],
+    generator: torch.Generator,
+    config: LocatorConfig,
+    size: Tuple[int, int],
+    features_of: Features,
+) -> Tuple[List[Tensor], List[Tensor]]:
+    """(the red pixels' feature rows of each "not this" correction and its recoloured copies,
+    each correction's look as painted: its mean feature row, for the region veto)."""
+    corrections: List[Tensor] = []
+    wrong_looks: List[Tensor] = []
+    for image, mask in negatives or ():
+        mask_small = resize_bool(np.asarray(mask, dtype=bool), size)
+        if not mask_small.any():
+            continue
+        # Recoloured like the painted images, so a correction holds for other colours too.
+        copies, _, _ = recoloured(image[None], [mask_small], None, generator, config.jitter_copies, config)
+        picked = torch.from_numpy(mask_small.ravel())
+        for number, copy in enumerate(copies):
+            features = features_of(copy[None])[0]
+            flat = features.reshape(features.shape[0], -1).T
+            corrections.append(flat[picked.to(flat.device)])
+            if number == 0:
+                wrong_looks.append(corrections[-1].mean(0))
+    return corrections, wrong_looks
+
+
 def labelled_pixels(
     images: Tensor,
     red: Sequence[np.ndarray],
@@ -109,19 +136,7 @@ def labelled_pixels(
             away |= green_i & ~painted
         not_pixels.append(flat[torch.from_numpy(away.ravel()).to(flat.device)])
         not_weights.append(torch.from_numpy(weight.ravel()[away.ravel()]))
-    corrections, wrong_looks = [], []
-    for image, mask in negatives or ():
-        mask_small = resize_bool(np.asarray(mask, dtype=bool), size)
-        if not mask_small.any():
-            continue
-        # Recoloured like the painted images, so a correction holds for other colours too.
-        copies, _, _ = recoloured(image[None], [mask_small], None, generator, config.jitter_copies, config)
-        picked = torch.from_numpy(mask_small.ravel())
-        for number, copy in enumerate(copies):
-            flat = features_of(copy[None])[0].reshape(n_features, -1).T
-            corrections.append(flat[picked.to(flat.device)])
-            if number == 0:  # the correction as painted: its look, for the region veto
-                wrong_looks.append(corrections[-1].mean(0))
+    corrections, wrong_looks = _correction_pixels(negatives, generator, config, size, features_of)
     right_looks = [p.mean(0) for p in positives[:n_painted] if p.shape[0]]
     content = torch.cat(positives)
     not_content = torch.cat(not_pixels)

@@ -251,6 +251,20 @@ def _similar_targets(
     return targets, best, skipped
 
 
+def _class_targets(
+    dataset: Any, source_class: Dict[str, int], candidates: List[int], skipped: List[str]
+) -> Tuple[Dict[str, Tuple[str, ...]], List[str]]:
+    """Scope "class": (target -> the sources of its class, the hand-painted images of the
+    sources' classes, the only ones the rule would have selected)."""
+    targets: Dict[str, Tuple[str, ...]] = {}
+    for i in candidates:
+        chosen = tuple(s for s in source_class if source_class[s] == dataset.targets[i])
+        if chosen:
+            targets[dataset.relpaths[i]] = chosen
+    wanted = set(source_class.values())
+    return targets, [r for r in skipped if dataset.targets[dataset.index_of(r)] in wanted]
+
+
 def plan_propagation(
     dataset: Any,
     sources: Sequence[str],
@@ -308,14 +322,7 @@ def plan_propagation(
     if scope == "all":
         targets = {dataset.relpaths[i]: tuple(sources) for i in candidates}
     elif scope == "class":
-        targets = {}
-        for i in candidates:
-            chosen = tuple(s for s in sources if source_class[s] == dataset.targets[i])
-            if chosen:
-                targets[dataset.relpaths[i]] = chosen
-        # only hand-painted images of the sources' classes would have been selected
-        wanted = set(source_class.values())
-        skipped = [r for r in skipped if dataset.targets[dataset.index_of(r)] in wanted]
+        targets, skipped = _class_targets(dataset, source_class, candidates, skipped)
     else:
         if model is None:
             raise UserError("scope 'similar' needs a model (its saliency decides which images are similar)")
