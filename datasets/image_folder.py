@@ -1,6 +1,6 @@
 """An image folder in torchvision's layout (`root/<class>/<image>`), checked and ready to train on.
 
-Folder scanning is torchvision's (`find_classes`, `make_dataset`, `IMG_EXTENSIONS`); this
+Folder scanning is torchvision's (`find_classes`, `IMG_EXTENSIONS`; `datasets.folder_scan`); this
 module adds what an interactive tool needs on top: every image is decoded once when the folder
 is scanned, so a broken file is reported up front (skipped, with the reason, in `skipped`)
 instead of crashing an epoch; user mistakes in the folder layout raise DatasetError with a
@@ -15,203 +15,45 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from pathlib import Path, PurePosixPath
-from typing import NamedTuple, Sequence
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
+from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from .decoded_cache import DecodedImageCache, cache_bytes
 from .display import capped_size
 from .errors import DatasetError
+from .folder_scan import (
+    EXTENSIONS_TEXT,
+    check_masks_outside,
+    class_folders,
+    class_mismatch,
+    examples,
+    find_images,
+    is_hidden,
+    scan_classes,
+)
 from .image_loading import DEFAULT_MAX_PIXELS, check_image, load_rgb
 from .masks import MaskStore, _mask_key
+from .samples import Sample, SampleBatch, stack_samples
+
+# The names callers import from here, wherever they live now.
+__all__ = [
+    "ImageFolderData",
+    "Sample",
+    "SampleBatch",
+    "check_masks_outside",
+    "class_folders",
+    "class_mismatch",
+    "stack_samples",
+]
 
 log = logging.getLogger(__name__)
-
-# Printed in messages so a person knows which files count as images.
-_EXTENSIONS_TEXT = ", ".join(IMG_EXTENSIONS)
-# How many example names a message lists before "and N more".
-_EXAMPLES = 5
-
-
-class Sample(NamedTuple):
-    """One item of an ImageFolderData (or, after default collate, a batch of N of them)."""
-
-    image: torch.Tensor  # 3 x H x W float32, normalised with the model's mean/std (N x 3 x H x W)
-    target: int  # class index (N int64)
-    mask: torch.Tensor  # H x W float32 in {-1, 0, +1}, zeros when there is no mask (N x H x W)
-    has_mask: bool  # whether the image has a mask on disk (N bool)
-    index: int  # position of the image in its data set (N int64)
-
-
-class SampleBatch(NamedTuple):
-    """N samples of a data set stacked on a device (`stack_samples`)."""
-
-    images: torch.Tensor  # N x 3 x H x W float32, normalised
-    targets: torch.Tensor  # N int64 class indices
-    masks: torch.Tensor  # N x H x W float32 in {-1, 0, +1}
-    has_mask: torch.Tensor  # N bool
-
-
-def stack_samples(dataset: Dataset, indices: Sequence[int], device: torch.device) -> SampleBatch:
-    """`dataset[i]` for each of `indices` (Sample-like items), stacked into one batch on `device`."""
-    samples = [dataset[i] for i in indices]
-    return SampleBatch(
-        images=torch.stack([s[0] for s in samples]).to(device),
-        targets=torch.tensor([int(s[1]) for s in samples], dtype=torch.long, device=device),
-        masks=torch.stack([torch.as_tensor(s[2]) for s in samples]).to(device),
-        has_mask=torch.tensor([bool(s[3]) for s in samples], dtype=torch.bool, device=device),
-    )
-
-
-def _examples(names: Sequence[str]) -> str:
-    """'a, b, c' or 'a, b, c, d, e and 7 more'."""
-    shown = ", ".join(str(n) for n in names[:_EXAMPLES])
-    return shown if len(names) <= _EXAMPLES else f"{shown} and {len(names) - _EXAMPLES} more"
-
-
-def _is_hidden(relpath: str) -> bool:
-    return any(part.startswith(".") for part in PurePosixPath(relpath).parts)
-
-
-def _check_root(root: Path, what: str) -> None:
-    """DatasetError unless `root` is an existing, non-empty folder."""
-    if not root.exists():
-        raise DatasetError(f"The {what} {root} does not exist. Check the path.")
-    if not root.is_dir():
-        raise DatasetError(f"The {what} {root} is a file, not a folder. Give the folder that holds one sub-folder per class.")
-    try:
-        entries = [e.name for e in os.scandir(root) if not e.name.startswith(".")]
-    except OSError as error:
-        raise DatasetError(f"The {what} {root} cannot be read: {error.strerror}.") from None
-    if not entries:
-        raise DatasetError(
-            f"The {what} {root} is empty. Put the images in one sub-folder per class, e.g. root/cat/1.jpg, root/dog/2.jpg."
-        )
-
-
-def _scan_classes(root: Path, what: str) -> list[str]:
-    """Class folder names under `root` (sorted, hidden folders left out)."""
-    _check_root(root, what)
-    try:
-        found, _ = find_classes(root)
-    except FileNotFoundError:
-        found = []
-    classes = [c for c in found if not c.startswith(".")]
-    if not classes:
-        files = sorted(e.name for e in os.scandir(root) if not e.name.startswith("."))
-        raise DatasetError(
-            f"The {what} {root} has no class sub-folders, only files ({_examples(files)}). "
-            "Put each class's images in its own sub-folder, e.g. root/cat/1.jpg, root/dog/2.jpg."
-        )
-    return classes
-
-
-def class_folders(root: str | os.PathLike, what: str = "image folder") -> list[str]:
-    """The class sub-folder names of `root`, sorted, without reading any image (a cheap check
-    before a long scan). Raises DatasetError when `root` is missing, empty or has none."""
-    return _scan_classes(Path(root).expanduser(), what)
-
-
-def class_mismatch(expected: Sequence[str], found: Sequence[str]) -> str:
-    """'' when `found` has exactly the class names `expected`, else 'missing a, b; unexpected c'."""
-    missing = sorted(set(expected) - set(found))
-    extra = sorted(set(found) - set(expected))
-    parts = ([f"missing {_examples(missing)}"] if missing else []) + ([f"unexpected {_examples(extra)}"] if extra else [])
-    return "; ".join(parts)
-
-
-def check_masks_outside(masks_dir: Path, root: Path, what: str = "mask folder") -> None:
-    """DatasetError if the mask folder (`what`: how the user named it, e.g. "--out") would be
-    scanned as (part of) the images: `propagate --out` the image folder itself wrote mask PNGs
-    among the images, and the next training saw 51 images instead of 30."""
-    masks, images = masks_dir.expanduser().resolve(), root.expanduser().resolve()
-    if masks == images or (
-        masks.is_relative_to(images) and not any(part.startswith(".") for part in masks.relative_to(images).parts)
-    ):
-        raise DatasetError(
-            f"The {what} {masks_dir} is inside the image folder {root}, so "
-            "its masks would be read as images of a class. Choose a mask folder "
-            "outside it."
-        )
-
-
-def _check_distinct_classes(root: Path, classes: Sequence[str]) -> None:
-    """DatasetError when one class folder is (a link to) another or lies inside it: a class
-    `dog -> cat` labelled the same files twice, once per class."""
-    reals = {name: os.path.realpath(root / name) for name in classes}
-    for name, real in reals.items():
-        for other, other_real in reals.items():
-            if other != name and (real == other_real or real.startswith(other_real + os.sep)):
-                raise DatasetError(
-                    f"The class folder {root / name} is the same folder as {root / other} (a link: it leads to "
-                    f"{real}), so its images would be labelled as both classes. Remove the link or copy the images."
-                )
-
-
-def _find_images(
-    root: Path, classes: Sequence[str], class_to_idx: dict[str, int], is_image, links: list[tuple[str, str]]
-) -> list[tuple[str, int]]:
-    """(path, class index) of every image under root/<class>/, in torchvision's order.
-
-    torchvision's `make_dataset` walks with `followlinks=True`: a link `cat/loop -> ..` turned
-    45 images into 1,845, most of them under the wrong class and the same files in training and
-    validation. Here a folder link is followed only when it leads out of the image folder to a
-    folder not visited yet; every other one is reported in `links` as (relpath, reason).
-    """
-    root_real = os.path.realpath(root)
-    _check_distinct_classes(root, classes)
-    visited: set[str] = set()
-    found: list[tuple[str, int]] = []
-    for name in classes:
-        class_dir = root / name
-        if not class_dir.is_dir():
-            continue
-        walked: list[tuple[str, list[str]]] = []
-        stack = [str(class_dir)]
-        visited.add(os.path.realpath(class_dir))
-        while stack:
-            folder = stack.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError as error:
-                log.warning("Cannot read %s: %s", folder, error.strerror)
-                continue
-            files = []
-            for entry in entries:
-                try:
-                    is_dir = entry.is_dir()  # follows links
-                except OSError:
-                    continue
-                if not is_dir:
-                    files.append(entry.name)
-                    continue
-                real = os.path.realpath(entry.path)
-                if entry.is_symlink():
-                    relpath = Path(entry.path).relative_to(root).as_posix()
-                    inside = real == root_real or real.startswith(root_real + os.sep) or root_real.startswith(real + os.sep)
-                    if inside:
-                        links.append((relpath, "a folder link back into the image folder (not followed)"))
-                        continue
-                    if real in visited:
-                        links.append((relpath, "a folder link to a folder already scanned (not followed)"))
-                        continue
-                if real in visited:
-                    continue
-                visited.add(real)
-                stack.append(entry.path)
-            walked.append((folder, files))
-        for folder, files in sorted(walked):
-            for file_name in sorted(files):
-                path = os.path.join(folder, file_name)
-                if is_image(path):
-                    found.append((path, class_to_idx[name]))
-    return found
 
 
 class ImageFolderData(Dataset):
@@ -256,7 +98,7 @@ class ImageFolderData(Dataset):
 
         if masks_dir is not None:
             check_masks_outside(Path(masks_dir).expanduser(), self.root)
-        found = _scan_classes(self.root, what)
+        found = scan_classes(self.root, what)
         if classes is None:
             self.classes = found
         else:
@@ -265,7 +107,7 @@ class ImageFolderData(Dataset):
             if mismatch:
                 raise DatasetError(
                     f"The {what} {self.root} must have the class folders "
-                    f"{_examples(self.classes)}; it has {mismatch}. Give it one "
+                    f"{examples(self.classes)}; it has {mismatch}. Give it one "
                     "sub-folder per class, with the same names."
                 )
         if len(self.classes) < 2:
@@ -306,18 +148,18 @@ class ImageFolderData(Dataset):
 
         def is_image(path: str) -> bool:
             relpath = Path(path).relative_to(self.root).as_posix()
-            if _is_hidden(relpath) or not path.lower().endswith(IMG_EXTENSIONS):
+            if is_hidden(relpath) or not path.lower().endswith(IMG_EXTENSIONS):
                 ignored.append(relpath)
                 return False
             return True
 
         links: list[tuple[str, str]] = []
-        candidates = _find_images(self.root, self.classes, self.class_to_idx, is_image, links)
+        candidates = find_images(self.root, self.classes, self.class_to_idx, is_image, links)
         for relpath, reason in links:
             log.warning("Not following %s/%s: %s", self.root, relpath, reason)
         if ignored:
             log.info(
-                "%s: ignored %d files that are not images by their extension (%s)", self.root, len(ignored), _examples(ignored)
+                "%s: ignored %d files that are not images by their extension (%s)", self.root, len(ignored), examples(ignored)
             )
         relpaths, targets, skipped = [], [], list(links)
         for path, target in candidates:
@@ -333,13 +175,13 @@ class ImageFolderData(Dataset):
             log.warning("%s: skipped %d of %d images (see the warnings above)", self.root, len(skipped), len(candidates))
         if not relpaths:
             detail = f" All {len(skipped)} images were unusable, e.g. {skipped[0][0]}: {skipped[0][1]}." if skipped else ""
-            raise DatasetError(f"The {what} {self.root} has no usable images.{detail} Image files end in {_EXTENSIONS_TEXT}.")
+            raise DatasetError(f"The {what} {self.root} has no usable images.{detail} Image files end in {EXTENSIONS_TEXT}.")
         present = set(targets)
         empty = [c for i, c in enumerate(self.classes) if i not in present]
         if empty:
             raise DatasetError(
-                f"In the {what} {self.root}, the class folders {_examples(empty)} hold no "
-                f"usable images (image files end in {_EXTENSIONS_TEXT}; broken ones are "
+                f"In the {what} {self.root}, the class folders {examples(empty)} hold no "
+                f"usable images (image files end in {EXTENSIONS_TEXT}; broken ones are "
                 "skipped). Add images to them, or remove the folders."
             )
         return relpaths, targets, skipped

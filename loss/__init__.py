@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import Any
 
 _HOME = {
-    "DEFAULT_LAMBDAS": "factory",
+    "DEFAULT_LAMBDAS": "options",
     "DEFAULT_PENALTY_GRADIENT": "options",
     "GUIDANCE_NAMES": "options",
     "GradCAMLoss": "gradcam",

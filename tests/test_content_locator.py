@@ -14,7 +14,8 @@ import torch
 from scipy import ndimage
 
 from app.errors import UserError
-from app.explain.content_locator import ContentLocator, LocatorConfig, _core, feature_count, pixel_features
+from app.explain.content_locator import ContentLocator, LocatorConfig, feature_count, pixel_features
+from app.explain.locator_regions import core as _core
 
 SIDE = 32
 

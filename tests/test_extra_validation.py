@@ -21,8 +21,9 @@ class CountingBuild:
     def __init__(self, result=None, error=None):
         self.calls, self.result, self.error = [], result, error
 
-    def __call__(self, train, val, *, device, negative_store):
+    def __call__(self, train, val, *, device, negative_store, config=None):
         self.calls.append(negative_store)
+        self.config = config
         if self.error is not None:
             raise self.error
         return self.result
@@ -47,6 +48,16 @@ def test_broken_validation_is_rebuilt_only_after_invalidate(monkeypatch):
     validation.invalidate()
     validation.broken()
     assert len(build.calls) == 2
+
+
+def test_the_runs_locator_settings_reach_the_build(monkeypatch):
+    from app.explain.locator_config import LocatorConfig
+
+    build = CountingBuild(result="built")
+    monkeypatch.setattr(extra_validation.BrokenValidation, "build", build)
+    locator = LocatorConfig(rim=2.0)
+    ExtraValidation(DATA, CPU, None, locator=locator).broken()
+    assert build.config is locator
 
 
 def test_a_failed_build_is_logged_and_gives_no_broken_metrics(monkeypatch, caplog):

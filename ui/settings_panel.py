@@ -18,6 +18,7 @@ from typing import Dict, Optional, Sequence
 
 from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, TrainConfig
 from app.errors import UserError
+from app.explain.locator_config import LOCATOR_SETTINGS
 from app.explain.saliency import SALIENCY_METHODS
 from app.explain.selection import SELECTION_STRATEGIES
 from datasets import DatasetError, class_folders, class_mismatch
@@ -100,6 +101,7 @@ FIELD_LABELS = {
     "images_per_round": "Images per round",
     "selection": "Choose images by",
     "lr": "Learning rate",
+    **{setting.config_field: setting.label for setting in LOCATOR_SETTINGS},  # the content locator's
     "config": "Settings",
 }
 
@@ -165,6 +167,8 @@ class SettingsPanel(ttk.LabelFrame):
         self.images_spin = self._spin_row("images_per_round", 1, 200, "")
         self.selection_box = self._combo_row("selection", selection_choices(), "")
         self.lr_entry = self._entry_row("lr", "", "Adam")
+        # The content locator's settings (propagation, shortcut-broken validation), from their one home.
+        self.locator_entries = {s.config_field: self._entry_row(s.config_field, "", s.hint) for s in LOCATOR_SETTINGS}
         self.config_error = ttk.Label(self, text="", foreground="#c00000", wraplength=440)
         self.config_error.grid(row=self._row, column=0, columnspan=4, sticky="w")
         self.config_error.hint = ""  # type: ignore[attr-defined]
@@ -271,6 +275,7 @@ class SettingsPanel(ttk.LabelFrame):
             "images_per_round": str(config.images_per_round),
             "selection": config.selection,
             "lr": f"{config.lr:g}",
+            **{s.config_field: f"{getattr(config, s.config_field):g}" for s in LOCATOR_SETTINGS},
         }
         for name, value in values.items():
             self.vars[name].set(value)
@@ -384,6 +389,12 @@ class SettingsPanel(ttk.LabelFrame):
         images = integer("images_per_round", 1)
         selection = choice("selection", selection_choices())
         lr = number("lr", blank_ok=False, positive=True)
+        locator = {s.config_field: number(s.config_field, blank_ok=False, positive=False) for s in LOCATOR_SETTINGS}
+        for setting in LOCATOR_SETTINGS:
+            if setting.config_field not in errors:
+                problem = setting.problem(locator[setting.config_field])
+                if problem:
+                    errors[setting.config_field] = problem.split(", got")[0]
         if errors:
             self.show_errors(errors)
             raise FormError(errors)
@@ -401,6 +412,7 @@ class SettingsPanel(ttk.LabelFrame):
                 counterexamples=get("counterexamples") == "1",
                 oversample_annotated=oversample,
                 weights_path=weights_path,
+                **locator,
             )
         except (UserError, ValueError, TypeError) as error:
             errors["config"] = str(error)

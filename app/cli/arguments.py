@@ -11,6 +11,7 @@ import argparse
 from typing import Any
 
 from app.cli.common import LazyHandler, add_device_argument
+from app.cli.locator_options import add_locator_options
 from app.explain.options import (
     DEFAULT_CLUSTERS,
     DEFAULT_SIMILAR_LIFT,
@@ -55,6 +56,7 @@ def add_workflow_commands(commands: Any) -> None:
     select.add_argument("--reasons", action="store_true", help="print relpath, score and reason per image")
     select.add_argument("--seed", type=int, default=0)
     add_device_argument(select)
+    add_locator_options(select)
     select.set_defaults(handler=LazyHandler("app.cli.workflow", "cmd_select"))
 
     propagate = commands.add_parser("propagate", help="apply painted masks to more images; prints how many (JSON)")
@@ -92,6 +94,7 @@ def add_workflow_commands(commands: Any) -> None:
     propagate.add_argument("--include-green", action="store_true", help="propagate green as well (off by default)")
     propagate.add_argument("--dry-run", action="store_true", help="only print which images would get a mask")
     add_device_argument(propagate)
+    add_locator_options(propagate)
     propagate.set_defaults(handler=LazyHandler("app.cli.workflow", "cmd_propagate"))
 
 

@@ -22,6 +22,7 @@ from app.cli.common import (
     prepare_out,
     write_json,
 )
+from app.cli.locator_options import add_locator_options, locator_options
 from app.engine.config import STOP_RULES, FinetuneConfig, TrainConfig
 from app.errors import UserError
 
@@ -43,6 +44,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     )
     if args.head_scale is not None:
         TrainConfig(head_scale=args.head_scale)  # refuses a scale outside (0, 1]
+    locator_options(args)  # refuses a --locator-* value out of range before the data scan
     if args.lam is not None and not (math.isfinite(args.lam) and args.lam >= 0):
         raise UserError(f"--lam must be a finite number >= 0, got {args.lam}")
     check_masks_folder(args.masks)
@@ -100,7 +102,8 @@ def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, conte
     guidance = stored.round_guidance if args.guidance == "checkpoint" else args.guidance
     lam = args.lam if args.lam is not None else stored.round_lambda(guidance)
     val_loader = DataLoader(data.val, batch_size=128, shuffle=False)
-    broken = BrokenValidation.build(data.train, data.val, device=device)
+    locator = stored.replace(**locator_options(args)).locator_config()  # the checkpoint's, unless given
+    broken = BrokenValidation.build(data.train, data.val, device=device, config=locator)
     test_loader = DataLoader(test, batch_size=128, shuffle=False) if test is not None else None
 
     def on_progress(step: int, max_steps: int, guidance_value: float, val_loss: float) -> None:
@@ -225,4 +228,5 @@ def add_finetune_command(commands: Any) -> None:
     )
     add_device_argument(finetune)
     add_amp_argument(finetune)
+    add_locator_options(finetune)
     finetune.set_defaults(handler=cmd_finetune)

@@ -27,6 +27,7 @@ from app.cli.common import (
 from app.cli.demo_command import add_demo_command
 from app.cli.evaluate_command import add_evaluate_command, load_model_and_data
 from app.cli.finetune_command import add_finetune_command
+from app.cli.locator_options import add_locator_options, locator_options
 from app.cli.progress_printer import progress_printer
 from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
 from app.errors import UserError
@@ -79,6 +80,7 @@ def _train(args: argparse.Namespace, context: Any) -> int:
         cache_images_gb=args.cache_images,
         head_scale=args.head_scale,
         penalty_gradient=args.penalty_gradient,
+        **locator_options(args),
     )
     out = Path(args.out)
     paths = RunPaths(
@@ -222,4 +224,5 @@ def add_train_command(commands: Any) -> None:
     add_device_argument(train)
     add_amp_argument(train)
     add_penalty_gradient_argument(train)
+    add_locator_options(train)
     train.set_defaults(handler=cmd_train)

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from app.cli.common import EXIT_OK, check_seed, dumps
+from app.cli.locator_options import locator_config_of
 from app.cli.training import load_model_and_data
 from app.errors import UserError
 from app.explain.discovery import discover
@@ -59,12 +60,15 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.k < 1:
         raise UserError(f"--k must be at least 1, got {args.k}")
     check_seed(args.seed)
+    locator = locator_config_of(args)
     check_masks_folder(args.masks)  # "is a file", not "does not exist", for a file
     model, data, device = load_model_and_data(args.checkpoint, args.data, args.masks, args.device)
     exclude = []
     if data.masks is not None and not args.include_annotated:
         exclude = hand_painted(data.masks)
-    choices = select_images(model, data, args.k, args.strategy, device=device, seed=args.seed, exclude=exclude)
+    choices = select_images(
+        model, data, args.k, args.strategy, device=device, seed=args.seed, exclude=exclude, locator_config=locator
+    )
     if args.reasons:
         print(json.dumps([{"relpath": c.relpath, "score": c.score, "reason": c.reason} for c in choices], indent=2))
     else:
@@ -79,6 +83,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
     for option, value in (("--similar-share", args.similar_share), ("--similar-lift", args.similar_lift)):
         if not math.isfinite(value):  # before the model and the data scan: nan planned 0 images
             raise UserError(f"{option} must be a finite number, got {value}")
+    locator = locator_config_of(args)
     check_masks_outside(Path(args.out), Path(args.data), "--out")  # masks written among the images
     if Path(args.out).is_dir() and not args.dry_run:  # temp masks of a killed earlier run (a dry run writes nothing)
         remove_stale_temp_files(args.out, recursive=True)
@@ -103,6 +108,7 @@ def cmd_propagate(args: argparse.Namespace) -> int:
         similar_lift=args.similar_lift,
         include_green=args.include_green,
         negative_store=negative_store,
+        locator_config=locator,
         excluded=args.exclude or (),
     )
     if args.dry_run:

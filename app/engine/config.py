@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from app.errors import UserError
-from loss import DEFAULT_LAMBDAS, DEFAULT_PENALTY_GRADIENT, PENALTY_GRADIENTS
+from app.explain.locator_config import LocatorConfig, check_locator_settings, locator_config_from
+from loss.options import DEFAULT_LAMBDAS, DEFAULT_PENALTY_GRADIENT, PENALTY_GRADIENTS
 
 MAX_INPUT_SIZE = 2048  # largest square input side accepted: beyond it memory runs out, not training
 MAX_WORKERS = 64  # DataLoader worker processes
@@ -82,6 +83,11 @@ class TrainConfig:
     # head_scale^2 smaller (models.classifier_head says why; 1 = off).
     head_scale: float = 0.1
     penalty_gradient: str = DEFAULT_PENALTY_GRADIENT  # exact (double backward) | finite_difference (loss.finite_difference)
+    # The content locator's settings a user may change, each LocatorConfig's field of the same name
+    # after "locator_" (app.explain.locator_config.LOCATOR_SETTINGS: ranges, --locator-* options, form rows).
+    locator_rim: float = LocatorConfig.rim  # painted rim not learnt as content, px at 32 px
+    locator_weak_find_mass: float = LocatorConfig.weak_find_mass  # weak side-finds dropped below this mass share
+    locator_recall_beta: float = LocatorConfig.recall_beta  # beta of the threshold's F-beta
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -111,6 +117,7 @@ class TrainConfig:
             raise UserError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
         if not (_finite_number(self.cache_images_gb) and self.cache_images_gb >= 0):
             raise UserError(f"cache_images_gb (--cache-images) must be a finite number >= 0, got {self.cache_images_gb}")
+        check_locator_settings(self)
 
     @property
     def round_guidance(self) -> str:
@@ -129,6 +136,10 @@ class TrainConfig:
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+    def locator_config(self) -> LocatorConfig:
+        """The content locator's settings for this run (its `locator_*` fields over the defaults)."""
+        return locator_config_from(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> "TrainConfig":

@@ -12,7 +12,7 @@ image of a pool (the whole training set up to `pool_size`) gets:
   (`C x h x w`) averaged with the map (shrunk to `h x w`, its top `TOP_SHARE` kept) as
   weights, L2-normalised, so a cluster gathers images that look at the same *thing* wherever
   it sits (a moving stamp, a tag);
-- `focus`: the share of its saliency in one small window (`reasonability.focus_share`);
+- `focus`: the share of its saliency in one small window (`unreasonable_score.focus_share`);
 - `drop`: how much hiding the map's top region lowers the class probability
   (`app.explain.faithfulness`): whether the model decides by those few pixels.
 
@@ -46,10 +46,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from app.explain.explanation_priors import annotated_masks, mask_priors
 from app.explain.faithfulness import TOP_SHARE, hiding_effect, top_region
 from app.explain.options import DEFAULT_CLUSTERS, DISCOVERY_METHOD
-from app.explain.reasonability import annotated_masks, focus_share, mask_priors, saliency_distribution, weighted_share
 from app.explain.saliency import saliency_maps
+from app.explain.unreasonable_score import focus_share, saliency_distribution, weighted_share
 from models import gradcam_layer
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ Strategies rank a pool of training images and return the top k:
   models) a decision that rests on the few pixels its Grad-CAM map lights up (hiding them drops
   the class); for other models on a region salient across classes or one small spot. The score of an image is the largest of those
   shares of its saliency mass
-  (`app.explain.reasonability` defines them); the reason names the dominant cause, e.g. "saliency on a
+  (`app.explain.unreasonable_score` defines them); the reason names the dominant cause, e.g. "saliency on a
   region salient across classes: 62 %". The ranking is diversified, so that one round shows
   different problems rather than the same shortcut k times: picking greedily, each remaining
   image's score is multiplied by `1 - DIVERSITY x (the largest cosine similarity between its
@@ -30,8 +30,11 @@ import torch
 from torch import nn
 
 from app.errors import UserError
+from app.explain.explanation_priors import build_priors
+from app.explain.locator_config import LocatorConfig
 from app.explain.options import SELECTION_STRATEGIES
-from app.explain.reasonability import build_priors, decisive_drops, pool_saliency, saliency_distribution, unreasonable_scores
+from app.explain.pool_saliency import decisive_drops, pool_saliency
+from app.explain.unreasonable_score import saliency_distribution, unreasonable_scores
 
 logger = logging.getLogger(__name__)
 
@@ -147,7 +150,9 @@ def _rank_unreasonable(context: Dict[str, Any]) -> List[Choice]:
         scored = [scored[i] for i in keep]
     saliency, targets, _ = pool_saliency(context["model"], dataset, scored, context["device"])
     distributions = saliency_distribution(saliency)
-    priors = build_priors(dataset, distributions, targets, pool=scored, device=context["device"])
+    priors = build_priors(
+        dataset, distributions, targets, pool=scored, device=context["device"], locator_config=context["locator_config"]
+    )
     decisive = decisive_drops(context["model"], dataset, scored, context["device"])
     result = unreasonable_scores(distributions, targets, priors, decisive)
     order, adjusted = diversified_order(result.score, distributions, context.get("k", 1))
@@ -179,11 +184,13 @@ def select_images(
     seed: int = 0,
     exclude: Sequence[str] = (),
     pool_size: Optional[int] = DEFAULT_POOL,
+    locator_config: LocatorConfig = LocatorConfig(),
 ) -> List[Choice]:
     """The k images of `dataset` (ImageFolderData) to show, best first, skipping `exclude` relpaths.
 
     Only a seeded random pool of `pool_size` images is scored, so a round on a large folder
-    costs a bounded number of forward passes.
+    costs a bounded number of forward passes. `locator_config`: the content locator's settings
+    ("unreasonable" finds the painted red in each image).
     """
     if strategy not in RANKERS:
         raise UserError(f"unknown selection strategy '{strategy}'; choose one of {', '.join(SELECTION_STRATEGIES)}")
@@ -215,6 +222,7 @@ def select_images(
         "device": device,
         "probabilities": probabilities,
         "k": k,
+        "locator_config": locator_config,
     }
     ranked = RANKERS[strategy](context)
     return spread_over_classes(ranked, dataset.targets, k)
@@ -226,9 +234,8 @@ def spread_over_classes(ranked: Sequence[Choice], targets: Sequence[int], k: int
 
     A round of six images that all show one class teaches propagation one look of the painted
     thing (a shortcut that encodes the class looks different in every class: a shade, a glyph)
-    and, propagated, marks one class's shortcut only, which is itself a new shortcut. Measured on
-    the moving demo: six "unreasonable" picks were five of class 0; the content locator then
-    found 41 % of the swatches and the workflow ended below plain training (37.9 % vs about 50 %).
+    and, propagated, marks one class's shortcut only, which is itself a new shortcut
+    (docs/reasonability.md has the run that showed it).
     """
     classes = {targets[c.index] for c in ranked}
     cap = max(1, math.ceil(k / max(1, len(classes))))

@@ -22,8 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.explain.content_locator import LocatorConfig
-from app.explain.propagation import fit_locator, locate_content, painted_red_sources
+from app.explain.dataset_locator import fit_locator, locate_content
+from app.explain.locator_config import LocatorConfig
+from app.explain.mask_provenance import painted_red_sources
 from datasets import MaskStore
 from loss.counterexamples import fill_from_surround
 

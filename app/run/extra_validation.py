@@ -16,6 +16,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from app.engine.loops import evaluate
+from app.explain.locator_config import LocatorConfig
 from app.explain.shortcut_broken import BrokenValidation
 from datasets import MaskStore
 
@@ -25,11 +26,20 @@ logger = logging.getLogger(__name__)
 class ExtraValidation:
     """The run's extra validation sets, and the "not this" corrections they respect."""
 
-    def __init__(self, data: Any, device: torch.device, negatives_dir: Optional[str], test_loader: Any = None):
+    def __init__(
+        self,
+        data: Any,
+        device: torch.device,
+        negatives_dir: Optional[str],
+        test_loader: Any = None,
+        locator: LocatorConfig = LocatorConfig(),
+    ):
         """`data`: the run's splits (`.train`, `.val`); `negatives_dir`: where content
         propagation's "not this" corrections live (RunPaths.negatives_dir; None: nowhere);
-        `test_loader`: the shortcut-free test folder's loader, if any."""
+        `test_loader`: the shortcut-free test folder's loader, if any; `locator`: the content
+        locator's settings (`TrainConfig.locator_config()`)."""
         self.data = data
+        self.locator = locator
         self.device = device
         self.negatives_dir = negatives_dir
         self.test_loader = test_loader
@@ -59,7 +69,11 @@ class ExtraValidation:
             self._stale = False
             try:
                 self._broken = BrokenValidation.build(
-                    self.data.train, self.data.val, device=self.device, negative_store=self.negative_store()
+                    self.data.train,
+                    self.data.val,
+                    device=self.device,
+                    negative_store=self.negative_store(),
+                    config=self.locator,
                 )
             except Exception:  # noqa: BLE001 -- a missing extra metric must not end the run
                 logger.exception("shortcut-broken validation not built")

@@ -113,6 +113,7 @@ class FeedbackRound:
             device=ctx.device,
             seed=ctx.config.seed + epoch,
             exclude=annotated,
+            locator_config=ctx.config.locator_config(),
         )
         return display_items.feedback_items(
             ctx.model,
@@ -232,6 +233,7 @@ class FeedbackRound:
                 pool_size=reasonability_pool(ctx.device, ctx.input_size),
                 seed=ctx.config.seed + epoch,
                 should_stop=ctx.stopping,
+                locator_config=ctx.config.locator_config(),
             )
         except Exception:  # noqa: BLE001 -- a view for the user; never worth losing the round
             logger.exception("reasonability matrix not computed")

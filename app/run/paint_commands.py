@@ -111,6 +111,7 @@ class PaintCommands:
                     model=ctx.model,
                     device=ctx.device,
                     negative_store=negative_store,
+                    locator_config=ctx.config.locator_config(),
                     excluded=tuple(command.excluded),
                     on_progress=self._progress(requested, scope, "finding"),
                 )

@@ -125,7 +125,9 @@ class Trainer(RunControl):
         self._load_data(checkpoint)
         self._build_model(checkpoint, amp)
         self._build_loaders()
-        self.validation = ExtraValidation(self.data, self.device, self.paths.negatives_dir, self.test_loader)
+        self.validation = ExtraValidation(
+            self.data, self.device, self.paths.negatives_dir, self.test_loader, locator=self.config.locator_config()
+        )
         first_epoch, last_epoch = self._epoch_range(checkpoint)
         broken = self.validation.broken() if self.guidance_starts and self.distributed.is_main else None
         if broken is not None:  # the cooled head predicts what the checkpoint did
