@@ -2,7 +2,7 @@
 
 A mask is an `H x W` int8 array in {-1, 0, +1} (`RED = 1` discourage, `GREEN = -1` encourage,
 `0` unmarked) at the resolution of the displayed image. Points are continuous image
-coordinates: pixel `(col, row)` covers `[col, col + 1) x [row, row + 1)` (see `ui.geometry`).
+coordinates: pixel `(col, row)` covers `[col, col + 1) x [row, row + 1)` (see `ui.helpers.geometry`).
 A brush of radius `r` paints every pixel whose centre lies within `r` of the brush centre,
 and always the pixel under the centre itself, so even a tiny brush leaves a mark. Between two
 mouse positions the brush paints the whole capsule (the disc swept along the segment), so a

@@ -21,10 +21,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageTk
 
-from .overlay import blend, heatmap_rgba
-from .scrollable import ScrollableFrame
-from .window_geometry import GeometryStore
-from .window_placement import restore_and_remember
+from ui.helpers.overlay import blend, heatmap_rgba
+from ui.helpers.window_geometry import GeometryStore
+from ui.tk_support.window_placement import restore_and_remember
+from ui.widgets.scrollable import ScrollableFrame
 
 POLL_MS = 40
 THUMB = 72  # thumbnail side in pixels

@@ -2,7 +2,7 @@
 the gallery, and the reasonability window; which are open, opening them, closing them.
 
 `RoundWindows` only builds and closes windows: what their buttons send to the trainer is
-decided by the caller (`MainWindow`, with `ui.run_controller`), which passes the callbacks in.
+decided by the caller (`MainWindow`, with `ui.main_window.run_controller`), which passes the callbacks in.
 A round's windows close together when the run stops, ends or fails (`close_round`); the
 reasonability window outlives rounds and closes with the app (`close_all`).
 """
@@ -13,9 +13,8 @@ import tkinter as tk
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from app.run import messages as msg
-
-from .chooser_window import ChooserWindow
-from .quiet_teardown import destroy, exists, quietly
+from ui.tk_support.quiet_teardown import destroy, exists, quietly
+from ui.windows.chooser_window import ChooserWindow
 
 
 class RoundWindows:
@@ -23,11 +22,11 @@ class RoundWindows:
 
     def __init__(self, root: tk.Misc, geometry_store: Any = None) -> None:
         self.root = root
-        self.geometry_store = geometry_store  # ui.window_geometry.GeometryStore, or None
-        self.brush: Any = None  # ui.brush_window.BrushWindow
+        self.geometry_store = geometry_store  # ui.helpers.window_geometry.GeometryStore, or None
+        self.brush: Any = None  # ui.brush.window.BrushWindow
         self.chooser: Optional[ChooserWindow] = None
-        self.gallery: Any = None  # ui.gallery_window.GalleryWindow
-        self.reasonability: Any = None  # ui.reasonability_window.ReasonabilityWindow
+        self.gallery: Any = None  # ui.windows.gallery_window.GalleryWindow
+        self.reasonability: Any = None  # ui.windows.reasonability_window.ReasonabilityWindow
 
     # -------------------------------------------------------------------- brush and chooser
     def brush_is_open(self) -> bool:
@@ -40,7 +39,7 @@ class RoundWindows:
 
     def open_brush(self, event: msg.FeedbackNeeded, masks: Any, **options: Any) -> Any:
         """The brush window on a round's images; `options`: BrushWindow's callbacks and notes."""
-        from .brush_window import BrushWindow  # imported late: it is a sibling's module
+        from ui.brush.window import BrushWindow  # imported late: it is a sibling's module
 
         self.brush = BrushWindow(
             self.root, event.items, masks, round_number=event.round, geometry_store=self.geometry_store, **options
@@ -66,7 +65,7 @@ class RoundWindows:
         replace: bool = False,
     ) -> Any:
         """A gallery of `entries`; `replace` closes the one open first (a newer listing)."""
-        from .gallery_window import GalleryWindow
+        from ui.windows.gallery_window import GalleryWindow
 
         if replace and exists(self.gallery):
             quietly(self.gallery.destroy)
@@ -85,7 +84,7 @@ class RoundWindows:
     # -------------------------------------------------------------------- reasonability
     def show_reasonability(self, event: msg.ReasonabilityReady, on_paint: Callable[[Sequence[str]], Any]) -> Any:
         """Open the reasonability window on `event`, or raise and refresh the open one."""
-        from .reasonability_window import ReasonabilityWindow
+        from ui.windows.reasonability_window import ReasonabilityWindow
 
         window = self.reasonability
         if exists(window):

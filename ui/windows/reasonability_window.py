@@ -18,9 +18,8 @@ from tkinter import ttk
 from typing import Callable, Dict, Optional, Sequence
 
 from app.run import messages as msg
-
-from .window_geometry import GeometryStore
-from .window_placement import restore_and_remember
+from ui.helpers.window_geometry import GeometryStore
+from ui.tk_support.window_placement import restore_and_remember
 
 ROWS = (("accurate", "Accurate", True), ("inaccurate", "Inaccurate", False))
 COLUMNS = (("reasonable", "Reasonable", True), ("unreasonable", "Unreasonable", False))

@@ -15,7 +15,7 @@ and in a dialog when leaving, and, when the window is destroyed from outside, pa
 `on_save_failed(message)` so it reaches the user, not only the log.
 
 With a `submit` callable (the trainer's), a third column holds the "Apply to..." panel
-(`ui.propagation_panel`): it saves the image's mask, then asks the trainer to preview or apply
+(`ui.brush.propagation_panel`): it saves the image's mask, then asks the trainer to preview or apply
 propagating its red; after an apply, this round's other images reload their (now propagated)
 masks unless the user has changed them here.
 
@@ -25,9 +25,9 @@ this visit (the cleared mask is deleted), exactly like leaving the image any oth
 
 This class is the widget skin: it builds the widgets, binds the keys and the mouse, keeps the
 view (zoom, pan, tool, shape, radius) and draws. The rules live in pure modules, tested without
-a display: `ui.brush_state.PaintRound` (the images, their masks and undo, the save policy, what
-Done returns, the propagation link), `ui.brush_render.BrushRender` (the composite and its
-caches) and `ui.brush_tools` (tools, shapes, radius steps, the status wording).
+a display: `ui.brush.state.PaintRound` (the images, their masks and undo, the save policy, what
+Done returns, the propagation link), `ui.brush.render.BrushRender` (the composite and its
+caches) and `ui.brush.tools` (tools, shapes, radius steps, the status wording).
 """
 
 from __future__ import annotations
@@ -41,10 +41,17 @@ import numpy as np
 from PIL import Image, ImageTk
 
 from app.run.messages import FeedbackItem, PropagationApplied
+from ui.helpers.geometry import ZOOM_STEP, Fit, View, pan_view, radius_to_canvas, to_canvas, to_image, zoom_view
+from ui.helpers.round_cost import RoundCost
+from ui.tk_support.window_placement import restore_and_remember
+from ui.widgets.scrollable import ScrollableFrame
 
-from .brush_render import BrushRender
-from .brush_state import SAVE_TIMEOUT_S, PaintRound
-from .brush_tools import (
+from .autosave import MaskAutosaver
+from .propagation_panel import PropagationPanel
+from .render import BrushRender
+from .state import SAVE_TIMEOUT_S, PaintRound
+from .strokes import Box, flood_region, polygon_region, rectangle_region, union
+from .tools import (
     MAX_RADIUS,
     MIN_RADIUS,
     SHAPE_KEYS,
@@ -57,13 +64,6 @@ from .brush_tools import (
     stepped_radius,
     tool_text,
 )
-from .geometry import ZOOM_STEP, Fit, View, pan_view, radius_to_canvas, to_canvas, to_image, zoom_view
-from .mask_autosave import MaskAutosaver
-from .propagation_panel import PropagationPanel
-from .round_cost import RoundCost
-from .scrollable import ScrollableFrame
-from .strokes import Box, flood_region, polygon_region, rectangle_region, union
-from .window_placement import restore_and_remember
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class BrushWindow(tk.Toplevel):
         self.trust_note = trust_note  # "the numbers may mean nothing" (app.engine.trust_checks)
         self.on_gallery = on_gallery  # "Gallery...": paint any training image
         self.on_open_images = on_open_images  # double-click in the propagation preview
-        self.round_cost = round_cost  # what Done will cost on this device (ui.round_cost), or None
+        self.round_cost = round_cost  # what Done will cost on this device (ui.helpers.round_cost), or None
         self._save_poll: Optional[str] = None
         self.propagation = None  # the "Apply to..." panel, built when `submit` is given
         self.result: Optional[Tuple[str, Tuple[str, ...]]] = None
@@ -534,7 +534,7 @@ class BrushWindow(tk.Toplevel):
 
     @property
     def fit(self) -> Optional[Fit]:
-        """Where the image lies on the canvas (`ui.geometry.to_canvas(window.fit, x, y)`)."""
+        """Where the image lies on the canvas (`ui.helpers.geometry.to_canvas(window.fit, x, y)`)."""
         return self.render.fit
 
     @property

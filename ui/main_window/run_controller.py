@@ -28,8 +28,7 @@ from app.explain.propagation import is_hand_painted
 from app.run import messages as msg
 from app.run.run_state import ENDED_STATES, RunState
 from app.run.session import Session, default_sessions_root, new_session_folder
-
-from .wording import plural
+from ui.helpers.wording import plural
 
 MAX_SUGGESTED_MORE_EPOCHS = 20  # "as many again" is suggested, within reason
 SKIPPED_LISTED = 20  # unreadable images named one by one in the log; the rest are counted
@@ -186,7 +185,7 @@ class RunController:
 
     # -------------------------------------------------------------------- Train
     def plan_train(self, values: Any) -> TrainPlan:
-        """What Train does with the form's `values` (ui.settings_panel.FormValues)."""
+        """What Train does with the form's `values` (ui.main_window.settings_panel.FormValues)."""
         session = self.resume_session
         if session is not None and not (
             same_folder(values.train_dir, session.train_dir) and same_folder(values.val_dir, session.val_dir)

@@ -2,7 +2,7 @@
 
 Opened from the brush window ("Gallery...") while a round waits for paint: the trainer lists
 the training images with the current model's predictions (`ImagesDescribed`); the filters
-(`ui.gallery_filter`) narrow them by class, prediction, reasonability cell (of the latest
+(`ui.helpers.gallery_filter`) narrow them by class, prediction, reasonability cell (of the latest
 matrix) and mask. Click selects (Ctrl/Shift-click adds), double-click or "Paint selected" hands
 the relpaths to `on_paint`, which adds them to the brush window. Thumbnails are read from the
 image files on disk (no model here), a page at a time, so a large folder opens at once.
@@ -19,12 +19,11 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 from PIL import Image, ImageTk
 
 from app.run import messages as msg
-
-from .gallery_filter import ANY, MASKS, GalleryFilter, filter_entries, prediction_choices
-from .scrollable import ScrollableFrame
-from .window_geometry import GeometryStore
-from .window_placement import place
-from .wording import plural
+from ui.helpers.gallery_filter import ANY, MASKS, GalleryFilter, filter_entries, prediction_choices
+from ui.helpers.window_geometry import GeometryStore
+from ui.helpers.wording import plural
+from ui.tk_support.window_placement import place
+from ui.widgets.scrollable import ScrollableFrame
 
 log = logging.getLogger(__name__)
 

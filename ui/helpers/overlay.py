@@ -14,7 +14,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from .strokes import GREEN, RED
+from ui.brush.strokes import GREEN, RED
 
 # viridis: dark purple = ignored, yellow = decisive. Not jet, the usual Grad-CAM look: its red
 # (decisive) is the colour of the red paint ("not here"), so heat and paint could not be told apart.

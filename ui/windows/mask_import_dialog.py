@@ -35,7 +35,7 @@ from datasets.mask_formats import (
 )
 from datasets.mask_formats.coco import load_json
 from datasets.masks import GREEN, RED, resize_mask
-from ui.overlay import mask_overlay
+from ui.helpers.overlay import mask_overlay
 
 POLL_MS = 40
 PREVIEW_COUNT = 6

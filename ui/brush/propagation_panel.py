@@ -2,7 +2,7 @@
 
 A red stroke usually marks a thing (a watermark, a tag) and sometimes a place ("never the
 bottom-right corner"). The panel offers the scopes of `app.explain.propagation`: the same content
-wherever it sits (the default; its preview opens `ui.content_preview_window` with the finds
+wherever it sits (the default; its preview opens `ui.windows.content_preview_window` with the finds
 outlined, to drop or correct), and the positional ones -- every training image, the images of
 this image's class, the images where the model looks at the same spot -- with a preview first
 (how many images and which), then Apply. It never runs the model: Preview and Apply become the trainer commands
@@ -70,7 +70,7 @@ class PropagationPanel(ttk.LabelFrame):
         self.pending: Optional[Tuple[str, Tuple[str, ...], str]] = None  # (kind, sources, scope)
         self.preview: Optional[msg.PropagationPreview] = None  # last preview answered
         self.scope_var = tk.StringVar(self, value="content")
-        self.content_window: Optional[Any] = None  # ui.content_preview_window.ContentPreviewWindow
+        self.content_window: Optional[Any] = None  # ui.windows.content_preview_window.ContentPreviewWindow
         self.on_open_images: Optional[Callable[[tuple], None]] = None  # set by the brush window
 
         self.scope_buttons = {}
@@ -262,7 +262,7 @@ class PropagationPanel(ttk.LabelFrame):
             self._show_content_preview(event)
 
     def _show_content_preview(self, event: msg.PropagationPreview) -> None:
-        from .content_preview_window import ContentPreviewWindow
+        from ui.windows.content_preview_window import ContentPreviewWindow
 
         window = self.content_window
         if window is None or not window.winfo_exists() or window.choices.sources != tuple(event.sources):

@@ -19,8 +19,9 @@ from typing import Hashable, Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from .geometry import Fit, View, display_span, view_fit, visible_indices
-from .overlay import heatmap_rgba, mask_overlay, mix, paint_outline
+from ui.helpers.geometry import Fit, View, display_span, view_fit, visible_indices
+from ui.helpers.overlay import heatmap_rgba, mask_overlay, mix, paint_outline
+
 from .strokes import Box
 
 OUTLINE_PX = 2  # solid rim of painted regions, in screen pixels (tells paint from heatmap)

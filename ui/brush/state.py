@@ -32,7 +32,7 @@ import numpy as np
 from app.run.messages import FeedbackItem
 from datasets.masks import resize_mask
 
-from .mask_autosave import MaskAutosaver
+from .autosave import MaskAutosaver
 from .strokes import GREEN, RED, Box, StrokeHistory
 
 log = logging.getLogger(__name__)

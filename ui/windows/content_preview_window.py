@@ -22,10 +22,9 @@ from PIL import Image, ImageTk
 
 from app.run import messages as msg
 from app.run.display_items import PREVIEW_ITEMS
-
-from .content_plan import ContentPlanChoices
-from .overlay import paint_outline
-from .scrollable import ScrollableFrame
+from ui.helpers.content_plan import ContentPlanChoices
+from ui.helpers.overlay import paint_outline
+from ui.widgets.scrollable import ScrollableFrame
 
 TILE = 120  # thumbnail side on screen, pixels
 COLUMNS = 5

@@ -1,7 +1,7 @@
 """The brush window's tools, shapes and radius, and the status line's wording: pure rules.
 
 A tool says what is put down (red = discourage, green = encourage, the eraser = unmarked: the
-mask values of `ui.strokes`); a shape says how (a round brush, a rectangle dragged out, a lasso
+mask values of `ui.brush.strokes`); a shape says how (a round brush, a rectangle dragged out, a lasso
 whose outline is filled when released, or a fill of the connected area of the same paint). The
 radius is in pixels of the image, not of the screen. No tkinter here: tested without a display.
 """

@@ -1,6 +1,6 @@
 """Open a window at its remembered size (clamped to the screen) and remember it on close.
 
-The Tk side of `ui.window_geometry`: `place(window, name, width, height, store)` sets the
+The Tk side of `ui.helpers.window_geometry`: `place(window, name, width, height, store)` sets the
 geometry (the remembered one when `store` knows it, else `width x height` fitted to the
 screen) and records the window's geometry in `store` when it is destroyed. `store=None`
 (tests) only fits to the screen.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import tkinter as tk
 from typing import Optional
 
-from .window_geometry import GeometryStore, fit_geometry
+from ui.helpers.window_geometry import GeometryStore, fit_geometry
 
 
 def place(window: tk.Misc, name: str, width: int, height: int, store: Optional[GeometryStore] = None) -> str:

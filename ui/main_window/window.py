@@ -1,12 +1,12 @@
 """The main window: settings, Train / Pause / Stop, progress, live plots, log and status bar.
 
 A thin widget class: it builds the widgets and applies to them what its parts decide.
-- `ui.run_controls`: which buttons work in each run state, and the status text;
-- `ui.run_controller`: the session lifecycle (what Train does, New / Open session, more
+- `ui.main_window.run_controls`: which buttons work in each run state, and the status text;
+- `ui.main_window.run_controller`: the session lifecycle (what Train does, New / Open session, more
   epochs) and the bookkeeping and log lines of the trainer's events;
-- `ui.round_windows`: opening and closing the brush window, chooser, gallery and
+- `ui.main_window.round_windows`: opening and closing the brush window, chooser, gallery and
   reasonability window;
-- `ui.demo_preparation`: the demo data behind a blank data folder, made in a background thread.
+- `ui.main_window.demo_preparation`: the demo data behind a blank data folder, made in a background thread.
 
 The training runs in the engine's background thread (`app.Trainer`); this window never touches
 the model. Every engine event arrives on `self.events` (the trainer's `emit` is
@@ -50,18 +50,21 @@ from app.errors import UserError
 from app.run import messages as msg
 from app.run.run_state import RunState
 from app.run.session import recent_sessions
+from ui.helpers.gallery_filter import list_folder
+from ui.helpers.round_cost import RoundCost, round_cost, step_seconds
+from ui.helpers.wording import plural
+from ui.tk_support.event_pump import EventPump
+from ui.tk_support.quiet_teardown import destroy, quietly
+from ui.widgets.log_pane import LogLine, LogPane, QueueLogHandler
+from ui.widgets.plots import PlotsPanel
+from ui.widgets.progress_panel import ProgressPanel
+from ui.widgets.scrollable import ScrollableFrame
+from ui.windows.dialogs import ConfirmDialog, ErrorDialog, MoreEpochsDialog
+from ui.windows.discovery_window import DiscoveryWindow
+from ui.windows.mask_import_dialog import add_session_buttons
+from ui.windows.sessions_dialog import SessionsDialog
 
 from .demo_preparation import DemoFailed, DemoReady, demo_folders, demo_is_ready, demo_target, start_demo_preparation
-from .dialogs import ConfirmDialog, ErrorDialog, MoreEpochsDialog
-from .discovery_window import DiscoveryWindow
-from .event_pump import EventPump
-from .gallery_filter import list_folder
-from .log_pane import LogLine, LogPane, QueueLogHandler
-from .mask_import_dialog import add_session_buttons
-from .plots import PlotsPanel
-from .progress_panel import ProgressPanel
-from .quiet_teardown import destroy, quietly
-from .round_cost import RoundCost, round_cost, step_seconds
 from .round_windows import RoundWindows
 from .run_controller import (
     AskMoreEpochs,
@@ -77,11 +80,8 @@ from .run_controller import (
     shown_state,
 )
 from .run_controls import controls_for
-from .scrollable import ScrollableFrame
-from .sessions_dialog import SessionsDialog
 from .settings_panel import DEFAULT_CONFIG, FormError, SettingsPanel
 from .trust_banner import TrustBanner
-from .wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class MainWindow(ttk.Frame):
         self.trainer_factory = trainer_factory
         self.join_timeout_s = join_timeout_s
         self.destroy_root_on_close = destroy_root_on_close
-        self.geometry_store = geometry_store  # ui.window_geometry.GeometryStore, or None
+        self.geometry_store = geometry_store  # ui.helpers.window_geometry.GeometryStore, or None
 
         self.controller = RunController(sessions_root=sessions_root, default_config=DEFAULT_CONFIG)
         self.rounds = RoundWindows(master, geometry_store)
@@ -167,7 +167,7 @@ class MainWindow(ttk.Frame):
         self.closed = False
         self.device = ""
         self.stop_dialog: Optional[ConfirmDialog] = None  # "Stop the run?" while painting
-        self.sessions_dialog: Any = None  # ui.sessions_dialog.SessionsDialog while open
+        self.sessions_dialog: Any = None  # ui.windows.sessions_dialog.SessionsDialog while open
         self.brush_view: Dict[str, Any] = {}  # the brush window's view as the last round left it
         self.reasonability: Optional[msg.ReasonabilityReady] = None  # the latest matrix
         self.error_dialog: Optional[ErrorDialog] = None

@@ -23,12 +23,12 @@ from PIL import Image, ImageTk
 from app.engine.finetune_report import STOP_CANCELLED, VERDICT_WORSE, FinetuneReport
 from app.run.messages import Comparison, FinetuneDone
 from datasets.masks import resize_mask
+from ui.helpers.geometry import display_indices, fit_image
+from ui.helpers.overlay import RED_RGB, blend, mask_overlay, paint_outline
+from ui.helpers.window_geometry import GeometryStore
+from ui.tk_support.window_placement import restore_and_remember
 
 from .dialogs import ConfirmDialog
-from .geometry import display_indices, fit_image
-from .overlay import RED_RGB, blend, mask_overlay, paint_outline
-from .window_geometry import GeometryStore
-from .window_placement import restore_and_remember
 
 PANEL_SIZE = 280  # canvas side of each image panel, in pixels (less when the screen is short)
 MIN_PANEL_SIZE = 160

@@ -1,6 +1,6 @@
 """What the user decided in a content-propagation preview: pure state, tested without a display.
 
-The preview (`ui.content_preview_window`) shows where the painted content was found. The user
+The preview (`ui.windows.content_preview_window`) shows where the painted content was found. The user
 drops images from the plan (their find is wrong or unwanted) and marks finds as "not this" (a
 correction the locator learns from on the next preview). `ContentPlanChoices` keeps both and
 builds the commands for the trainer.
