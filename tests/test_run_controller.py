@@ -23,6 +23,7 @@ from app.engine.trust_checks import DataSizes
 from app.errors import UserError
 from app.run import messages as msg
 from app.run.run_state import RunState
+from ui.main_window.round_rules import paint_cancelled, paint_done, round_can_open
 from ui.main_window.run_controller import (
     AskMoreEpochs,
     Note,
@@ -31,9 +32,6 @@ from ui.main_window.run_controller import (
     RunController,
     StartRun,
     more_epochs,
-    paint_cancelled,
-    paint_done,
-    round_can_open,
     same_folder,
     shown_state,
 )

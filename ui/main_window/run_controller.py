@@ -24,7 +24,6 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from app.engine.config import FinetuneConfig, TrainConfig
 from app.engine.trust_checks import REMEDIES, DataSizes, TrustWarning, trust_warnings
-from app.explain.propagation import is_hand_painted
 from app.run import messages as msg
 from app.run.run_state import ENDED_STATES, RunState
 from app.run.session import Session, default_sessions_root, new_session_folder
@@ -90,15 +89,6 @@ def more_epochs(done: int, more: int) -> Tuple[int, Note]:
 
 
 # ------------------------------------------------------------------------------ feedback rounds
-@dataclass(frozen=True)
-class RoundAnswer:
-    """What a closed brush window sends the trainer, and what the window says about it."""
-
-    command: Any  # msg.StartFinetune or msg.SkipFeedback
-    note: Note
-    status: str = ""  # a status-line message, when the log line is not enough
-
-
 # The engine's remedies as this app can follow them: it has no setting to freeze BatchNorm, so
 # neither the banner nor the log tells the user to (issue 21).
 UI_REMEDIES = {
@@ -111,35 +101,6 @@ UI_REMEDIES = {
 def ui_advice(warning: TrustWarning) -> str:
     """'Try: ...' for a trust warning, in the app's remedies."""
     return "Try: " + "; ".join(UI_REMEDIES[key] for key in warning.remedies) + "."
-
-
-def round_can_open(closing: bool, trainer: Any) -> bool:
-    """Open a round's window (brush, chooser) only for a trainer that still waits for it."""
-    return not closing and trainer is not None and not trainer.stopping
-
-
-def paint_done(relpaths: Sequence[str], masks: Any, max_steps: Optional[int] = None) -> RoundAnswer:
-    """The brush window's Done on `relpaths` (this round's images with a mask): fine-tune,
-    `max_steps` long (None: the configured round); with nothing painted now and no mask in
-    `masks` (datasets.MaskStore) from earlier rounds, skip instead (a 0-step round would open a
-    chooser comparing nothing). The log counts the images painted by hand apart from those that
-    only got a propagated mask (which also have a mask, but were not painted)."""
-    if not relpaths and not masks.annotated():
-        return RoundAnswer(
-            msg.SkipFeedback(),
-            Note("Nothing painted, so nothing to fine-tune; training resumes"),
-            "Nothing painted: nothing to fine-tune. Training resumes.",
-        )
-    painted = [r for r in relpaths if is_hand_painted(masks, r)]
-    text = f"Painted {plural(len(painted), 'image')}"
-    if len(relpaths) > len(painted):
-        text += f" ({len(relpaths) - len(painted)} more of this round's images got a propagated mask)"
-    text += f"; fine-tuning ({max_steps} steps at most)..." if max_steps else "; fine-tuning..."
-    return RoundAnswer(msg.StartFinetune(tuple(relpaths), max_steps=max_steps), Note(text))
-
-
-def paint_cancelled() -> RoundAnswer:
-    return RoundAnswer(msg.SkipFeedback(), Note("Painting cancelled; training continues unchanged"))
 
 
 def shown_state(current: RunState, reported: RunState) -> Optional[RunState]:
@@ -424,12 +385,3 @@ class RunController:
         """The queued images, to open with this round's brush window (the queue empties)."""
         queued, self.paint_queue = tuple(self.paint_queue), []
         return queued
-
-
-def reasonability_note(event: msg.ReasonabilityReady) -> Note:
-    matrix = event.matrix
-    bad = matrix.counts.get("accurate_unreasonable", 0)
-    return Note(
-        f"Reasonability before round {event.round}: {bad} of {matrix.n_images} judged "
-        f"images are right for the wrong reason (Reasonability... shows them)"
-    )

@@ -5,57 +5,34 @@ blank), small_cnn, 6 epochs, a feedback round every 2 epochs with 6 images, RRR 
 `read()` checks every field and, when something is wrong, puts a message next to each bad field
 and raises `FormError` (the main window shows a dialog); it never lets a traceback through.
 Settings the form does not show (batch size, seed, device, ...) come from `base_config`, which is
-`TrainConfig()` or the configuration of an opened session.
+`TrainConfig()` or the configuration of an opened session. The rules without widgets (defaults,
+choices, hints, the test folder's checks) are `ui.main_window.settings_form`.
 """
 
 from __future__ import annotations
 
 import os
 import tkinter as tk
-from dataclasses import dataclass
 from tkinter import filedialog, ttk
 from typing import Dict, Optional, Sequence
 
-from app.engine.config import ROUND_GUIDANCE_WHEN_UNGUIDED, TrainConfig
+from app.engine.config import TrainConfig
 from app.errors import UserError
-from app.explain.saliency import SALIENCY_METHODS
-from app.explain.selection import SELECTION_STRATEGIES
-from datasets import DatasetError, class_folders, class_mismatch
-from loss import DEFAULT_LAMBDAS, GUIDANCE_NAMES
-from models import MODEL_NAMES
 
-NO_GUIDANCE = "none"
-
-# What a newcomer gets: small and quick on a laptop CPU, with two feedback rounds.
-DEFAULT_CONFIG = TrainConfig(model="small_cnn", epochs=6, feedback_every=2, images_per_round=6, guidance="rrr", lr=1e-3)
-
-
-def model_choices() -> tuple[str, ...]:
-    return tuple(MODEL_NAMES)
-
-
-def saliency_choices() -> tuple[str, ...]:
-    return tuple(SALIENCY_METHODS)
-
-
-def guidance_choices() -> tuple[str, ...]:
-    return tuple(GUIDANCE_NAMES) + (NO_GUIDANCE,)
-
-
-def default_lambdas() -> Dict[str, float]:
-    """Guidance name -> the lambda a blank Lambda field means."""
-    return dict(DEFAULT_LAMBDAS)
-
-
-def lambda_hint(guidance: str, defaults: Dict[str, float]) -> str:
-    """The Lambda field's hint: what blank means for this guidance loss."""
-    if guidance in defaults:
-        return f"blank: {defaults[guidance]:g} ({guidance} default)"
-    if guidance == NO_GUIDANCE:
-        rounds = ROUND_GUIDANCE_WHEN_UNGUIDED
-        return f"blank: {defaults[rounds]:g} (rounds use {rounds})" if rounds in defaults else "unused"
-    return "blank: the loss's default"
-
+from .settings_form import (
+    DEFAULT_CONFIG,
+    FIELD_LABELS,
+    NO_GUIDANCE,
+    FormError,
+    FormValues,
+    default_lambdas,
+    guidance_choices,
+    lambda_hint,
+    model_choices,
+    saliency_choices,
+    selection_choices,
+    test_folder_problem,
+)
 
 DISABLED_FIELD = "#e6e6e6"  # background of a locked field: it must look locked
 DISABLED_TEXT = "#8a8a8a"
@@ -69,71 +46,6 @@ def style_disabled_fields(widget: tk.Misc) -> None:
             kind, fieldbackground=[("disabled", DISABLED_FIELD), ("readonly", "white")], foreground=[("disabled", DISABLED_TEXT)]
         )
     style.map("TCheckbutton", foreground=[("disabled", DISABLED_TEXT)])
-
-
-def selection_choices() -> tuple[str, ...]:
-    return tuple(SELECTION_STRATEGIES)
-
-
-class FormError(ValueError):
-    """Some fields are invalid; `errors` maps field name -> message (also shown in the form)."""
-
-    def __init__(self, errors: Dict[str, str]) -> None:
-        self.errors = dict(errors)
-        lines = [f"{FIELD_LABELS.get(k, k)}: {v}" for k, v in self.errors.items()]
-        super().__init__("\n".join(lines))
-
-
-FIELD_LABELS = {
-    "train_dir": "Data folder",
-    "val_dir": "Validation folder",
-    "test_dir": "Test folder",
-    "model": "Model",
-    "weights_path": "Weights file",
-    "saliency_method": "Saliency method",
-    "guidance": "Guidance loss",
-    "lam": "Lambda",
-    "counterexamples": "Counterexamples",
-    "oversample_annotated": "Masked images drawn",
-    "epochs": "Epochs",
-    "feedback_every": "Paint every N epochs",
-    "images_per_round": "Images per round",
-    "selection": "Choose images by",
-    "lr": "Learning rate",
-    "config": "Settings",
-}
-
-
-def test_folder_problem(test_dir: str, train_dir: Optional[str], val_dir: Optional[str]) -> str:
-    """Why `test_dir` cannot be the test folder of a run on `train_dir` / `val_dir`, or ''.
-
-    Checked from the folder names alone (no image is read), so a wrong folder is said before a
-    long data scan: it must be another folder than the data and validation folders, and hold the
-    data folder's class sub-folders, no more and no fewer. The demo (train_dir None) is not checked."""
-    same = lambda other: other and os.path.realpath(test_dir) == os.path.realpath(other)  # noqa: E731
-    if same(train_dir):
-        return "must hold other images than the data folder"
-    if same(val_dir):
-        return "must differ from the validation folder (which carries the shortcut)"
-    if not train_dir:
-        return ""
-    try:
-        mismatch = class_mismatch(class_folders(train_dir, "data folder"), class_folders(test_dir, "test folder"))
-    except DatasetError:
-        return ""  # the data folder's own problem is said by the scan, in its words
-    return f"needs the data folder's class folders: {mismatch}" if mismatch else ""
-
-
-@dataclass(frozen=True)
-class FormValues:
-    """What the form describes: the folders and the training configuration."""
-
-    train_dir: Optional[str]  # None: use the built-in demo data
-    val_dir: Optional[str]
-    config: TrainConfig
-    # A shortcut-free test folder (the same classes), measured after every epoch; None: none
-    # (the demo's own test split, when training on the demo).
-    test_dir: Optional[str] = None
 
 
 class SettingsPanel(ttk.LabelFrame):
