@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ui.widgets.progress_panel import format_duration
+from .wording import format_duration
 
 GUIDED_STEP_FACTOR = 3.0  # a guided step / a plain training batch of the same rows
 ROWS_PAINTED_PER_STEP = 32  # app.engine.finetune.CHUNK: painted rows per step (fewer when fewer are painted)

@@ -19,20 +19,10 @@ from collections import deque
 from tkinter import ttk
 from typing import Deque, Optional
 
+from ui.helpers.wording import format_duration
+
 BAR_STYLE = "Run.Horizontal.TProgressbar"
 FINETUNE_BAR_STYLE = "Finetune.Horizontal.TProgressbar"
-
-
-def format_duration(seconds: Optional[float]) -> str:
-    """`75.4` -> "1:15", `3725` -> "1:02:05", None -> "--:--"."""
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "--:--"
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{minutes}:{secs:02d}"
 
 
 SMOOTHING = 0.15  # share of the gap to a new raw estimate the shown run estimate closes per batch
