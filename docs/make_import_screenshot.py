@@ -3,7 +3,7 @@
     Xvfb :58 -screen 0 1600x1000x24 &
     DISPLAY=:58 PYTHONPATH=. .venv/bin/python docs/make_import_screenshot.py --coco masks.json --data demo/train
 
-Opens `ui.mask_import_dialog.MaskImportDialog` for `--data` with a throwaway mask folder, picks
+Opens `ui.windows.mask_import_dialog.MaskImportDialog` for `--data` with a throwaway mask folder, picks
 `--coco` (e.g. a session's `masks export --format coco`), presses Check, waits for the preview
 and shoots the dialog with ImageMagick's `import` into docs/screenshot_import.png.
 """
@@ -17,7 +17,7 @@ import tkinter as tk
 from pathlib import Path
 
 from datasets import MaskStore
-from ui.mask_import_dialog import MaskImportDialog
+from ui.windows.mask_import_dialog import MaskImportDialog
 
 ROOT = Path(__file__).resolve().parents[1]
 

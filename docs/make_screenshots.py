@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parents[1]
 from app.engine.config import FinetuneConfig  # noqa: E402
 from datasets import RED, ensure_demo_data, read_mask  # noqa: E402
 from ui.desktop import build_app  # noqa: E402
-from ui.geometry import to_canvas  # noqa: E402
-from ui.window_geometry import GeometryStore  # noqa: E402
+from ui.helpers.geometry import to_canvas  # noqa: E402
+from ui.helpers.window_geometry import GeometryStore  # noqa: E402
 
 DOCS = ROOT / "docs"
 

@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from app.run.messages import FeedbackItem  # noqa: E402
 from datasets.masks import MaskStore  # noqa: E402
-from ui.brush_window import BrushWindow  # noqa: E402
+from ui.brush.window import BrushWindow  # noqa: E402
 
 root = tk.Tk()
 root.geometry("40x40+1500+900")  # a withdrawn master would hide its transient window

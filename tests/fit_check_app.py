@@ -19,7 +19,7 @@ from test_reasonability_window import _event as reasonability_event  # noqa: E40
 from app.run import messages as msg  # noqa: E402
 from datasets.masks import MaskStore  # noqa: E402
 from ui.desktop import build_app  # noqa: E402
-from ui.window_geometry import GeometryStore  # noqa: E402
+from ui.helpers.window_geometry import GeometryStore  # noqa: E402
 
 work = Path(sys.argv[1])
 window = build_app(sessions_root=str(work / "sessions"), geometry_store=GeometryStore(work / "windows.json"))
@@ -109,7 +109,7 @@ items = [
     )
     for i in range(3)
 ]
-from ui.brush_window import BrushWindow  # noqa: E402
+from ui.brush.window import BrushWindow  # noqa: E402
 
 brush = BrushWindow(
     root,
@@ -125,7 +125,7 @@ brush.side_scroll.see(brush.help_label)
 record("brush_scrolled", brush, help=brush.help_label)
 brush.destroy()
 
-from ui.chooser_window import ChooserWindow  # noqa: E402
+from ui.windows.chooser_window import ChooserWindow  # noqa: E402
 
 chooser = ChooserWindow(root, make_done(3), lambda: None, lambda: None)
 record(
@@ -141,7 +141,7 @@ record(
 )
 chooser.destroy()
 
-from ui.reasonability_window import ReasonabilityWindow  # noqa: E402
+from ui.windows.reasonability_window import ReasonabilityWindow  # noqa: E402
 
 matrix = ReasonabilityWindow(root, reasonability_event(), on_paint=lambda r: None)
 record(
@@ -153,14 +153,14 @@ record(
 )
 matrix.destroy()
 
-from ui.gallery_window import GalleryWindow  # noqa: E402
+from ui.windows.gallery_window import GalleryWindow  # noqa: E402
 
 entries = [msg.GalleryEntry(f"a/{i}.png", "a", "a", 0.9) for i in range(100)]
 gallery = GalleryWindow(root, entries, str(work), on_paint=lambda r: None)
 record("gallery", gallery, paint=gallery.paint_button, close=gallery.close_button)
 gallery.destroy()
 
-from ui.dialogs import ErrorDialog, MoreEpochsDialog  # noqa: E402
+from ui.windows.dialogs import ErrorDialog, MoreEpochsDialog  # noqa: E402
 
 more = MoreEpochsDialog(root, 6, 6, lambda n: None, lambda: None)
 record("more_epochs", more, accept=more.accept_button)

@@ -1,4 +1,4 @@
-"""The brush window's picture (`ui.brush_render`): image, heatmap and paint in numpy, no display.
+"""The brush window's picture (`ui.brush.render`): image, heatmap and paint in numpy, no display.
 
 A 16 x 16 image on a 320 x 320 canvas is drawn at 20 screen pixels per image pixel, so every
 image pixel is a 20 x 20 block of the composite.
@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from datasets.masks import GREEN, RED
-from ui.brush_render import OUTLINE_PX, BrushRender
-from ui.geometry import View
-from ui.overlay import heatmap_rgba
-from ui.strokes import Box, paint_disc
+from ui.brush.render import OUTLINE_PX, BrushRender
+from ui.brush.strokes import Box, paint_disc
+from ui.helpers.geometry import View
+from ui.helpers.overlay import heatmap_rgba
 
 SIDE = 16
 CANVAS = (320, 320)
@@ -117,8 +117,8 @@ def test_a_shrunk_image_renders_at_every_canvas_size():
     refused it: the brush window did not open on a 900 x 600 image at 1280 x 720."""
     import numpy as np
 
-    from ui.brush_render import BrushRender
-    from ui.geometry import View
+    from ui.brush.render import BrushRender
+    from ui.helpers.geometry import View
 
     image = np.zeros((600, 900, 3), np.uint8)
     saliency, mask = np.zeros((32, 32), np.float32), np.zeros((600, 900), np.int8)

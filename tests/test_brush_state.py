@@ -1,4 +1,4 @@
-"""The brush window's round state and save policy (`ui.brush_state`), without a display.
+"""The brush window's round state and save policy (`ui.brush.state`), without a display.
 
 Images are 16 x 16; masks are written by a real `MaskStore` under tmp_path, and the store
 records every save and delete, so "not written" is checked, not assumed.
@@ -15,8 +15,8 @@ import pytest
 
 from app.run.messages import FeedbackItem
 from datasets.masks import GREEN, RED, MaskStore, write_mask
-from ui.brush_state import PaintRound, as_rgb
-from ui.strokes import ERASE
+from ui.brush.state import PaintRound, as_rgb
+from ui.brush.strokes import ERASE
 
 SIDE = 16
 
@@ -91,7 +91,7 @@ def _stored(store, relpath):
 
 
 def test_the_pure_modules_import_no_tkinter():
-    code = "import sys, ui.brush_state, ui.brush_render, ui.brush_tools\nassert 'tkinter' not in sys.modules\nprint('clean')"
+    code = "import sys, ui.brush.state, ui.brush.render, ui.brush.tools\nassert 'tkinter' not in sys.modules\nprint('clean')"
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(root))
     assert result.returncode == 0, result.stderr

@@ -1,9 +1,9 @@
-"""The brush window's tool, shape and radius rules and its status line (`ui.brush_tools`)."""
+"""The brush window's tool, shape and radius rules and its status line (`ui.brush.tools`)."""
 
 from __future__ import annotations
 
 from datasets.masks import GREEN, RED
-from ui.brush_tools import (
+from ui.brush.tools import (
     MAX_RADIUS,
     MIN_RADIUS,
     SHAPE_KEYS,

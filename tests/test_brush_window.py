@@ -16,7 +16,7 @@ import pytest
 
 from app.run.messages import FeedbackItem
 from datasets.masks import GREEN, RED, MaskStore, read_mask, read_mask_array, write_mask
-from ui.geometry import to_canvas
+from ui.helpers.geometry import to_canvas
 
 pytestmark = pytest.mark.gui
 
@@ -45,7 +45,7 @@ def store(tmp_path):
 @pytest.fixture
 def make_window(tk_root, store):
     """Build a BrushWindow on two 16x16 items; returns (window, calls)."""
-    from ui.brush_window import BrushWindow
+    from ui.brush.window import BrushWindow
 
     made = []
 
@@ -554,7 +554,7 @@ def test_rectangle_lasso_and_fill_tools(make_window, store):
 
 
 def test_paint_opacity_and_a_faint_heatmap_by_default(make_window):
-    from ui.brush_window import DEFAULT_OPACITY
+    from ui.brush.window import DEFAULT_OPACITY
 
     window, _ = make_window()
     assert window.opacity_var.get() == DEFAULT_OPACITY <= 25

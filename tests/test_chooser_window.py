@@ -7,7 +7,7 @@ import pytest
 
 from app.engine.finetune_report import STOP_GUIDANCE, FinetuneReport
 from app.run.messages import Comparison, FinetuneDone
-from ui.chooser_window import ChooserWindow, compose
+from ui.windows.chooser_window import ChooserWindow, compose
 
 
 def make_done(n: int = 2) -> FinetuneDone:
@@ -241,7 +241,7 @@ def test_a_change_within_sampling_noise_reads_unclear_with_its_counts(tk_root):
 def test_the_chooser_reopens_at_the_size_the_user_left_it(tk_root, tmp_path):
     import json
 
-    from ui.window_geometry import GeometryStore
+    from ui.helpers.window_geometry import GeometryStore
 
     store = GeometryStore(tmp_path / "windows.json")
     first = ChooserWindow(tk_root, make_done(), lambda: None, lambda: None, geometry_store=store)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.run import messages as msg
-from ui.content_plan import ContentPlanChoices
+from ui.helpers.content_plan import ContentPlanChoices
 
 
 def _item(relpath, confidence, side=40):
@@ -49,7 +49,7 @@ def test_choices_drop_and_correct_images_and_build_the_commands():
 
 
 def test_outlined_thumbnail_draws_the_found_region_in_red():
-    from ui.content_preview_window import OUTLINE_RGB, TILE, outlined_thumbnail
+    from ui.windows.content_preview_window import OUTLINE_RGB, TILE, outlined_thumbnail
 
     shown = outlined_thumbnail(_item("1/a.png", 0.9))
     assert max(shown.shape[:2]) == TILE
@@ -62,7 +62,7 @@ def test_outlined_thumbnail_draws_the_found_region_in_red():
 
 @pytest.mark.gui
 def test_preview_window_drops_corrects_and_applies(tk_root):
-    from ui.content_preview_window import ContentPreviewWindow
+    from ui.windows.content_preview_window import ContentPreviewWindow
 
     sent, opened = [], []
     window = ContentPreviewWindow(tk_root, ("0/src.png",), sent.append, on_open=opened.append)
@@ -95,7 +95,7 @@ def _enabled(button):
 
 @pytest.mark.gui
 def test_preview_again_shows_progress_waits_and_learns_then_apply_writes_the_reviewed_plan(tk_root):
-    from ui.content_preview_window import ContentPreviewWindow
+    from ui.windows.content_preview_window import ContentPreviewWindow
 
     sent = []
     window = ContentPreviewWindow(tk_root, ("0/src.png",), sent.append)
@@ -133,7 +133,7 @@ def test_preview_again_shows_progress_waits_and_learns_then_apply_writes_the_rev
 
 @pytest.mark.gui
 def test_every_find_can_be_paged_to(tk_root):
-    from ui.content_preview_window import PAGE, ContentPreviewWindow
+    from ui.windows.content_preview_window import PAGE, ContentPreviewWindow
 
     count = PAGE + 5
     first = tuple(_item(f"1/{k:03d}.png", 0.99 - k / 200) for k in range(PAGE))

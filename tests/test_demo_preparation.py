@@ -6,7 +6,14 @@ from __future__ import annotations
 import queue
 from pathlib import Path
 
-from ui.demo_preparation import DemoFailed, DemoReady, demo_folders, demo_is_ready, demo_target, start_demo_preparation
+from ui.main_window.demo_preparation import (
+    DemoFailed,
+    DemoReady,
+    demo_folders,
+    demo_is_ready,
+    demo_target,
+    start_demo_preparation,
+)
 
 
 def test_the_target_is_the_given_folder_or_the_cache(tmp_path, monkeypatch):

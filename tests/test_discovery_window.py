@@ -24,7 +24,7 @@ def checkpoint(tmp_path):
 
 
 def test_window_shows_groups_and_paints_one(tk_root, image_folder, checkpoint):
-    from ui.discovery_window import DiscoveryWindow
+    from ui.windows.discovery_window import DiscoveryWindow
 
     asked = []
     window = DiscoveryWindow(tk_root, str(checkpoint), str(image_folder), on_paint=asked.append)
@@ -42,7 +42,7 @@ def test_window_shows_groups_and_paints_one(tk_root, image_folder, checkpoint):
 
 
 def test_a_bad_checkpoint_is_reported_in_the_window(tk_root, image_folder, tmp_path):
-    from ui.discovery_window import DiscoveryWindow
+    from ui.windows.discovery_window import DiscoveryWindow
 
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"not a checkpoint")
@@ -55,8 +55,8 @@ def test_a_bad_checkpoint_is_reported_in_the_window(tk_root, image_folder, tmp_p
 def test_main_window_button_opens_discovery_on_the_session_model(tk_root, image_folder, checkpoint, tmp_path):
     from types import SimpleNamespace
 
-    from ui.discovery_window import DiscoveryWindow
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
+    from ui.windows.discovery_window import DiscoveryWindow
 
     main = MainWindow(tk_root, sessions_root=str(tmp_path / "sessions"), destroy_root_on_close=False)
     main.discover_button.invoke()  # no session yet: it says so

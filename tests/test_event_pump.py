@@ -8,7 +8,7 @@ import tkinter as tk
 
 import pytest
 
-from ui.event_pump import EventPump
+from ui.tk_support.event_pump import EventPump
 
 pytestmark = pytest.mark.gui
 

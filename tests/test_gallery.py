@@ -10,7 +10,7 @@ from tk_wait import wait_until
 
 from app.engine.config import FinetuneConfig
 from app.run import messages as msg
-from ui.gallery_filter import ANY, GalleryFilter, filter_entries, prediction_choices
+from ui.helpers.gallery_filter import ANY, GalleryFilter, filter_entries, prediction_choices
 
 
 def _entries():
@@ -59,7 +59,7 @@ def mini_demo(tmp_path_factory):
 
 @pytest.mark.gui
 def test_paint_any_image_from_the_gallery_and_the_reasonability_window(tk_root, tmp_path, mini_demo):
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
 
     window = MainWindow(
         tk_root,
@@ -126,7 +126,7 @@ def test_paint_any_image_from_the_gallery_and_the_reasonability_window(tk_root, 
 
 @pytest.mark.gui
 def test_images_chosen_between_rounds_open_at_the_next_round(tk_root, tmp_path, mini_demo):
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
 
     window = MainWindow(tk_root, sessions_root=str(tmp_path / "s"), demo_dir=str(mini_demo), destroy_root_on_close=False)
     try:

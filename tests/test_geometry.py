@@ -1,11 +1,11 @@
-"""Canvas <-> image coordinates of `ui.geometry` (no display needed)."""
+"""Canvas <-> image coordinates of `ui.helpers.geometry` (no display needed)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ui.geometry import (
+from ui.helpers.geometry import (
     Fit,
     display_indices,
     display_span,
@@ -114,7 +114,7 @@ def test_display_span_finds_the_display_rows_of_an_image_range():
 
 # ----------------------------------------------------------------------------- zoom and pan
 def test_zoom_keeps_the_point_under_the_pointer_and_pan_stays_on_the_image():
-    from ui.geometry import View, pan_view, to_image, view_fit, visible_indices, zoom_view
+    from ui.helpers.geometry import View, pan_view, to_image, view_fit, visible_indices, zoom_view
 
     assert view_fit(100, 50, 400, 400, View()) == view_fit(100, 50, 400, 400, View(1.0, 3, 3))
     view = zoom_view(View(), 100, 50, 400, 400, 100, 200, 2.0)
@@ -131,7 +131,7 @@ def test_zoom_keeps_the_point_under_the_pointer_and_pan_stays_on_the_image():
 
 
 def test_visible_span():
-    from ui.geometry import visible_span
+    from ui.helpers.geometry import visible_span
 
     assert visible_span(10, 100, 400) == (0, 100)
     assert visible_span(-50, 1000, 400) == (50, 450)

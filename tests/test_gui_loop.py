@@ -54,7 +54,7 @@ def mini_demo(tmp_path_factory):
 
 @pytest.fixture
 def window(tk_root, tmp_path, mini_demo):
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
 
     made = MainWindow(
         tk_root,
@@ -100,7 +100,7 @@ def drag(canvas, points) -> None:
 
 def canvas_point(brush, col: float, row: float):
     """Canvas pixel of the image point (col, row) in image pixels."""
-    from ui.geometry import to_canvas
+    from ui.helpers.geometry import to_canvas
 
     x, y = to_canvas(brush.fit, col, row)
     return int(round(x)), int(round(y))

@@ -18,7 +18,7 @@ from tk_wait import wait_until
 
 from app.engine.config import FinetuneConfig
 from app.run import messages as msg
-from ui.settings_panel import FormError
+from ui.main_window.settings_panel import FormError
 
 pytestmark = pytest.mark.gui
 
@@ -119,7 +119,7 @@ def fake_factory(**options):
 
 @pytest.fixture
 def window_factory(tk_root, tmp_path):
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
 
     made = []
 
@@ -333,7 +333,7 @@ def test_training_failed_shows_a_dialog(window_factory, data_folder, user_error)
 
 
 def test_closing_mid_training_stops_and_joins_the_thread(tk_root, tmp_path, data_folder, capfd):
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
 
     errors = []
     tk_root.report_callback_exception = lambda *exc: errors.append(exc)
@@ -478,7 +478,7 @@ def test_resuming_with_other_data_is_refused_with_a_message(window_factory, data
 
 # ----------------------------------------------------------------------------- pure helpers
 def test_eta_uses_the_median_batch_time_and_the_epoch_overhead():
-    from ui.progress_panel import EtaEstimator, format_duration
+    from ui.widgets.progress_panel import EtaEstimator, format_duration
 
     eta = EtaEstimator()
     eta.start(first_epoch=1, epochs=3, batches_per_epoch=10)
@@ -497,7 +497,7 @@ def test_eta_uses_the_median_batch_time_and_the_epoch_overhead():
 
 
 def test_round_marks_from_history_records():
-    from ui.plots import round_mark_from_record
+    from ui.widgets.plots import round_mark_from_record
 
     rows = [
         {"round": 1, "epoch": 2, "decision": "commit"},
@@ -636,7 +636,7 @@ def test_a_failed_train_leaves_no_empty_session_folder(window_factory, tmp_path,
 def test_run_estimate_glides_when_the_pace_changes():
     """Batches slow from 1 s to 2 s (guided batches after a round): the shown estimate never
     jumps by more than a few percent between batches, yet converges to the new pace."""
-    from ui.progress_panel import EtaEstimator
+    from ui.widgets.progress_panel import EtaEstimator
 
     eta = EtaEstimator()
     eta.start(first_epoch=1, epochs=10, batches_per_epoch=50)
@@ -658,7 +658,7 @@ def test_run_estimate_glides_when_the_pace_changes():
 
 
 def test_step_timer_gives_the_time_left_of_a_round():
-    from ui.progress_panel import StepTimer
+    from ui.widgets.progress_panel import StepTimer
 
     timer = StepTimer()
     assert timer.remaining(0, 40) is None
@@ -887,7 +887,7 @@ def test_the_brush_window_says_what_the_round_costs_and_offers_a_shorter_one(win
 
 
 def test_a_measured_step_beats_the_estimate_from_training_batches():
-    from ui.round_cost import GUIDED_STEP_FACTOR, round_cost, step_seconds
+    from ui.helpers.round_cost import GUIDED_STEP_FACTOR, round_cost, step_seconds
 
     assert step_seconds(None, 2.0, 64, 32) == pytest.approx(2.0 * 64 / 64 * GUIDED_STEP_FACTOR)
     assert step_seconds(0.5, 2.0, 64, 32) == 0.5  # the last round's median step
@@ -901,7 +901,7 @@ def test_a_measured_step_beats_the_estimate_from_training_batches():
 def test_the_run_never_ends_before_its_epoch_nor_hides_a_round():
     """Issue 21: "time left" of the run shorter than the current epoch's in the last epoch
     (0:52 vs 1:32), and "Run: 67 %, 0:03 left" during a round of hours."""
-    from ui.progress_panel import EtaEstimator
+    from ui.widgets.progress_panel import EtaEstimator
 
     eta = EtaEstimator()
     eta.start(1, 3, 10)
@@ -976,7 +976,7 @@ def test_the_trust_banner_says_why_its_buttons_wait_and_offers_only_what_the_app
     """Issue 21: the banner's buttons were disabled during training without a word, and it
     advised "freeze BatchNorm", which no setting offers."""
     from app.engine.trust_checks import TrustWarning
-    from ui.trust_banner import BUSY_NOTE
+    from ui.main_window.trust_banner import BUSY_NOTE
 
     window = window_factory(trainer_factory=fake_factory(endless=True))
     banner = window.trust_banner

@@ -1,4 +1,4 @@
-"""The import dialog (ui.mask_import_dialog): its pure parts, and the dialog driven on a real Tk
+"""The import dialog (ui.windows.mask_import_dialog): its pure parts, and the dialog driven on a real Tk
 under Xvfb: pick a source, map labels, check (preview, what is in the way), import."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datasets import MaskStore
 from datasets.mask_formats import DataImages, read_coco
 from datasets.mask_formats.coco_rle import encode_rle
 from datasets.masks import GREEN, RED
-from ui.mask_import_dialog import MaskImportDialog, labels_in, plan_text, preview_composites
+from ui.windows.mask_import_dialog import MaskImportDialog, labels_in, plan_text, preview_composites
 
 SIDE = 24
 
@@ -89,9 +89,9 @@ def test_the_dialog_checks_then_imports_keeping_hand_painted(tk_root, data, coco
 
 @pytest.mark.gui
 def test_the_main_window_buttons_import_into_the_open_session_and_write_its_report(tk_root, data, coco, tmp_path, monkeypatch):
-    import ui.mask_import_dialog as dialog_module
+    import ui.windows.mask_import_dialog as dialog_module
     from app.run.session import Session
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
 
     window = MainWindow(tk_root, sessions_root=str(tmp_path / "sessions"), destroy_root_on_close=False)
     tk_root.update()

@@ -72,7 +72,7 @@ class Walk:
 
 
 def _make_window(tk_root, sessions, demo):
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
 
     window = MainWindow(
         tk_root,
@@ -107,7 +107,7 @@ def _watch_errors(window):
 
 def _drag(brush, points):
     """Press, move, release on the canvas through image points (col, row)."""
-    from ui.geometry import to_canvas
+    from ui.helpers.geometry import to_canvas
 
     canvas = brush.canvas
     spots = [tuple(int(round(v)) for v in to_canvas(brush.fit, col, row)) for col, row in points]

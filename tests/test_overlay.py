@@ -1,4 +1,4 @@
-"""Heatmaps and paint overlays of `ui.overlay` (no display needed)."""
+"""Heatmaps and paint overlays of `ui.helpers.overlay` (no display needed)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import matplotlib
 import numpy as np
 import pytest
 
-from ui.overlay import (
+from ui.brush.strokes import GREEN, RED
+from ui.helpers.overlay import (
     GREEN_RGB,
     RED_RGB,
     blend,
@@ -16,7 +17,6 @@ from ui.overlay import (
     paint_outline,
     resize_saliency,
 )
-from ui.strokes import GREEN, RED
 
 
 def test_heatmap_uses_the_colour_map_table():

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.gui
 
 
 def test_loss_range_ignores_an_exploding_validation_loss():
-    from ui.plots import loss_range
+    from ui.widgets.plots import loss_range
 
     assert loss_range([]) == 2.5
     assert loss_range([0.7, 0.6, 0.5, 1.1, 1.2]) == 2.5  # the default floor
@@ -22,7 +22,7 @@ def test_loss_range_ignores_an_exploding_validation_loss():
 
 
 def test_plots_show_ce_penalty_broken_validation_and_the_round_star(tk_root):
-    from ui.plots import PlotsPanel
+    from ui.widgets.plots import PlotsPanel
 
     panel = PlotsPanel(tk_root)
     panel.pack(fill="both", expand=True)
@@ -72,7 +72,7 @@ def test_plots_show_ce_penalty_broken_validation_and_the_round_star(tk_root):
 
 
 def test_plots_show_the_shortcut_free_test_folder_live_and_from_a_stored_run(tk_root):
-    from ui.plots import PlotsPanel
+    from ui.widgets.plots import PlotsPanel
 
     panel = PlotsPanel(tk_root)
     panel.pack()
@@ -93,7 +93,7 @@ def test_plots_show_the_shortcut_free_test_folder_live_and_from_a_stored_run(tk_
 
 
 def test_plots_without_broken_accuracy_show_no_such_series(tk_root):
-    from ui.plots import PlotsPanel
+    from ui.widgets.plots import PlotsPanel
 
     panel = PlotsPanel(tk_root)
     panel.pack()
@@ -111,7 +111,7 @@ def test_a_series_that_appears_mid_run_gets_its_legend_entry_without_a_forced_re
     the penalty until the session was reopened (the legend only changed when the axes did)."""
     from tk_wait import wait_until
 
-    from ui.plots import PlotsPanel
+    from ui.widgets.plots import PlotsPanel
 
     panel = PlotsPanel(tk_root, min_update_s=0.0)
     panel.pack()

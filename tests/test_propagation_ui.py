@@ -346,7 +346,7 @@ def _item(relpath, seed, label="3"):
 @pytest.fixture
 def brush(tk_root, tmp_path):
     """A BrushWindow with the panel, on two images; commands land in `window.sent`."""
-    from ui.brush_window import BrushWindow
+    from ui.brush.window import BrushWindow
 
     store = MaskStore(tmp_path / "masks")
     sent = []
@@ -450,7 +450,7 @@ def test_applied_masks_reach_the_rounds_other_images(brush):
 
 @pytest.mark.gui
 def test_main_window_routes_answers_to_the_open_panel(tk_root, tmp_path):
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
 
     window = MainWindow(tk_root, sessions_root=str(tmp_path / "sessions"), destroy_root_on_close=False)
     try:

@@ -27,7 +27,7 @@ def _event(round_number=1, n_train=40):
 
 
 def test_window_shows_counts_shares_and_images(tk_root):
-    from ui.reasonability_window import ReasonabilityWindow
+    from ui.windows.reasonability_window import ReasonabilityWindow
 
     window = ReasonabilityWindow(tk_root, _event())
     window.update()
@@ -56,7 +56,7 @@ def test_window_shows_counts_shares_and_images(tk_root):
 
 
 def test_main_window_button_enabled_after_reasonability_ready(tk_root, tmp_path):
-    from ui.main_window import MainWindow
+    from ui.main_window.window import MainWindow
 
     window = MainWindow(tk_root, sessions_root=str(tmp_path / "sessions"), destroy_root_on_close=False)
     try:
@@ -81,8 +81,8 @@ def test_main_window_button_enabled_after_reasonability_ready(tk_root, tmp_path)
 def test_the_window_reopens_at_the_size_the_user_left_it(tk_root, tmp_path):
     import json
 
-    from ui.reasonability_window import ReasonabilityWindow
-    from ui.window_geometry import GeometryStore
+    from ui.helpers.window_geometry import GeometryStore
+    from ui.windows.reasonability_window import ReasonabilityWindow
 
     store = GeometryStore(tmp_path / "windows.json")
     first = ReasonabilityWindow(tk_root, _event(), geometry_store=store)

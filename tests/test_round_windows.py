@@ -9,8 +9,8 @@ from tkinter import ttk
 import pytest
 from test_reasonability_window import _event as reasonability_event
 
-from ui.quiet_teardown import destroy, exists, quietly
-from ui.round_windows import RoundWindows
+from ui.main_window.round_windows import RoundWindows
+from ui.tk_support.quiet_teardown import destroy, exists, quietly
 
 pytestmark = pytest.mark.gui
 

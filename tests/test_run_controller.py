@@ -23,7 +23,8 @@ from app.engine.trust_checks import DataSizes
 from app.errors import UserError
 from app.run import messages as msg
 from app.run.run_state import RunState
-from ui.run_controller import (
+from ui.main_window.round_rules import paint_cancelled, paint_done, round_can_open
+from ui.main_window.run_controller import (
     AskMoreEpochs,
     Note,
     PrepareDemo,
@@ -31,9 +32,6 @@ from ui.run_controller import (
     RunController,
     StartRun,
     more_epochs,
-    paint_cancelled,
-    paint_done,
-    round_can_open,
     same_folder,
     shown_state,
 )
@@ -43,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Values:
-    """What ui.settings_panel.SettingsPanel.read() gives Train."""
+    """What ui.main_window.settings_panel.SettingsPanel.read() gives Train."""
 
     train_dir: Optional[str]
     val_dir: Optional[str]
@@ -76,7 +74,7 @@ def epoch(number, epochs=2, val_loss=1.0):
 
 
 def test_the_controller_imports_no_tkinter():
-    code = "import sys, ui.run_controller, ui.demo_preparation; print('tkinter' in sys.modules)"
+    code = "import sys, ui.main_window.run_controller, ui.main_window.demo_preparation; print('tkinter' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -3,7 +3,7 @@
 import pytest
 
 from app.run.run_state import ENDED_STATES, RunState
-from ui.run_controls import STATE_TEXT, controls_for
+from ui.main_window.run_controls import STATE_TEXT, controls_for
 
 
 def test_every_state_has_a_status_text():

@@ -1,11 +1,11 @@
-"""Stroke rasterisation and undo/redo of `ui.strokes` (no display needed)."""
+"""Stroke rasterisation and undo/redo of `ui.brush.strokes` (no display needed)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from ui.strokes import ERASE, GREEN, RED, Box, StrokeHistory, paint_disc, paint_segment, union
+from ui.brush.strokes import ERASE, GREEN, RED, Box, StrokeHistory, paint_disc, paint_segment, union
 
 
 def _grid(rows):
@@ -234,7 +234,7 @@ def test_history_needs_an_int8_mask():
 def test_rectangle_lasso_and_fill_regions_are_one_undoable_edit_each():
     import numpy as np
 
-    from ui.strokes import GREEN, RED, StrokeHistory, flood_region, polygon_region, rectangle_region
+    from ui.brush.strokes import GREEN, RED, StrokeHistory, flood_region, polygon_region, rectangle_region
 
     mask = np.zeros((8, 10), np.int8)
     history = StrokeHistory(mask)

@@ -84,7 +84,7 @@ def test_every_window_fits_and_shows_its_must_see_widgets(small_display, tmp_pat
 def test_a_short_scrollable_frame_scrolls_with_the_wheel_over_its_children(tk_root):
     from tkinter import ttk
 
-    from ui.scrollable import ScrollableFrame
+    from ui.widgets.scrollable import ScrollableFrame
 
     frame = ScrollableFrame(tk_root)
     frame.pack(fill="both", expand=True)

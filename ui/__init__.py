@@ -1,7 +1,7 @@
 """The Tk desktop app: main window, brush window, chooser, and the pure helpers they draw with.
 
 Only this package imports tkinter; the engine (`app/`, `models/`, `loss/`, `datasets/`) never
-does. Window classes are imported lazily so `import ui.geometry` stays cheap and display-free.
+does. Window classes are imported lazily so `import ui.helpers.geometry` stays cheap and display-free.
 """
 
 from __future__ import annotations
@@ -29,20 +29,20 @@ __all__ = [
 ]
 
 _WHERE = {
-    "BrushWindow": "brush_window",
-    "ChooserWindow": "chooser_window",
-    "ErrorDialog": "dialogs",
-    "EventPump": "event_pump",
-    "GalleryWindow": "gallery_window",
-    "LogPane": "log_pane",
-    "MainWindow": "main_window",
-    "MoreEpochsDialog": "dialogs",
-    "PlotsPanel": "plots",
-    "ProgressPanel": "progress_panel",
-    "PropagationPanel": "propagation_panel",
-    "ReasonabilityWindow": "reasonability_window",
-    "SettingsPanel": "settings_panel",
-    "TrustBanner": "trust_banner",
+    "BrushWindow": "brush.window",
+    "ChooserWindow": "windows.chooser_window",
+    "ErrorDialog": "windows.dialogs",
+    "EventPump": "tk_support.event_pump",
+    "GalleryWindow": "windows.gallery_window",
+    "LogPane": "widgets.log_pane",
+    "MainWindow": "main_window.window",
+    "MoreEpochsDialog": "windows.dialogs",
+    "PlotsPanel": "widgets.plots",
+    "ProgressPanel": "widgets.progress_panel",
+    "PropagationPanel": "brush.propagation_panel",
+    "ReasonabilityWindow": "windows.reasonability_window",
+    "SettingsPanel": "main_window.settings_panel",
+    "TrustBanner": "main_window.trust_banner",
     "build_app": "desktop",
     "open_desktop_app": "desktop",
     "run_app": "desktop",

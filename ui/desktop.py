@@ -11,9 +11,9 @@ import logging
 import tkinter as tk
 from typing import Optional
 
-from .main_window import MainWindow
-from .window_geometry import GeometryStore
-from .window_placement import fit_minsize, place
+from ui.helpers.window_geometry import GeometryStore
+from ui.main_window.window import MainWindow
+from ui.tk_support.window_placement import fit_minsize, place
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The command line (progress on the terminal) and the benchmarks (a scripted user answering the
 feedback rounds) drive a `Trainer` the same way: start its thread, hand every
 event to a callback on the calling thread, stop at `TrainingFinished` or `TrainingFailed`. The
-desktop app does the same through Tk's event loop (`ui.event_pump`) instead.
+desktop app does the same through Tk's event loop (`ui.tk_support.event_pump`) instead.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The states of a run, as the trainer thread reports them and the UI shows them.
 
 One list: the trainer emits `StateChanged(RunState.X)`; the desktop app maps every state to a
-status text and to which buttons are enabled (`ui.run_controls`), and a test checks that every
+status text and to which buttons are enabled (`ui.main_window.run_controls`), and a test checks that every
 state has its text. A `str` enum, so a state prints, logs and compares as its plain name.
 """
 

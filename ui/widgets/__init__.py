@@ -1,0 +1,3 @@
+"""Widgets the windows are built from: live plots, progress bars, the log pane, a scrolling
+frame.
+"""
