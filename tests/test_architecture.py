@@ -124,3 +124,12 @@ def test_the_walk_sees_imports_inside_functions(tmp_path):
     module.write_text("def f():\n    from .session import Session\n    import app.cli.main\n")
     found = set(imported_modules("app.run.m", module, {"app.run.session", "app.cli.main", "app"}))
     assert found == {"app.run.session", "app.cli.main"}
+
+
+MAX_MODULE_LINES = 400  # issue 25: a module a reader takes in at one sitting; split by concept beyond
+
+
+def test_no_module_is_longer_than_a_reader_takes_in():
+    files = [ROOT / "main.py"] + [path for package in PACKAGES for path in (ROOT / package).rglob("*.py")]
+    long = {str(p.relative_to(ROOT)): n for p in files if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert long == {}

@@ -162,8 +162,7 @@ class ChooserWindow(tk.Toplevel):
         # (name, before, after, format, +1 if higher is better / -1 if lower is / 0 uncoloured,
         # hint); the accuracies measured only when there is a test folder / painted red come first.
         # A shortcut-broken change within sampling noise is not coloured, as the verdict says.
-        change = report.broken_change
-        broken_direction = 0 if change is not None and not change.beyond_noise() else +1
+        broken_direction = 0 if report.broken_within_noise else +1
         measured = (
             (
                 "Shortcut-free test accuracy",
