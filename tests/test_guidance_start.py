@@ -123,6 +123,7 @@ def test_the_app_train_init_and_finetune_set_up_through_one_function(image_folde
     and take the rounds' guidance and lambda from the same TrainConfig rule."""
     import json
 
+    import app.cli.finetune_command as finetune_command
     import app.engine.run_setup as run_setup
     import app.run.trainer as trainer_module
     from app.cli.main import main
@@ -135,9 +136,10 @@ def test_the_app_train_init_and_finetune_set_up_through_one_function(image_folde
             calls.append((_name, config, checkpoint is not None))
             return _real(config, checkpoint, *args, **kwargs)
 
-        monkeypatch.setattr(run_setup, name, spy)  # finetune imports it when it runs
-        if hasattr(trainer_module, name):  # the trainer's build_run_model calls run_setup's own
-            monkeypatch.setattr(trainer_module, name, spy)
+        monkeypatch.setattr(run_setup, name, spy)  # the trainer's build_run_model calls run_setup's own
+        for module in (trainer_module, finetune_command):  # and the names they imported
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, spy)
     data, masks = str(image_folder), str(tmp_path / "masks")
     assert main(["train", "--data", data, "--epochs", "1", "--guidance", "none", "--out", str(tmp_path / "plain")]) == 0
     _paint(masks, sorted(p.relative_to(image_folder).as_posix() for p in image_folder.rglob("*.png"))[:3])

@@ -78,18 +78,17 @@ def test_every_locator_command_parses_the_flags_into_the_train_config_names(comm
 
 
 def test_train_flags_reach_the_trainers_config(tmp_path, monkeypatch):
-    import app.run.driver as driver
-    import app.run.trainer as trainer_module
+    import app.cli.training as training
     from app.run import messages as msg
 
     made = []
-    monkeypatch.setattr(trainer_module, "Trainer", lambda config, *args, **options: made.append(config))
+    monkeypatch.setattr(training, "Trainer", lambda config, *args, **options: made.append(config))
 
     def drive(make_trainer, **options):
         make_trainer(lambda event: None)
         return None, msg.TrainingFailed("stopped by the test", user_error=True)
 
-    monkeypatch.setattr(driver, "drive_trainer", drive)
+    monkeypatch.setattr(training, "drive_trainer", drive)
     code = main(["train", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "run"), *CHANGED_FLAGS])
     assert code == 2 and len(made) == 1
     assert {name: getattr(made[0], name) for name in CHANGED} == CHANGED
@@ -98,7 +97,6 @@ def test_train_flags_reach_the_trainers_config(tmp_path, monkeypatch):
 
 def test_propagate_flags_reach_the_plan(tmp_path, monkeypatch, capsys):
     import app.cli.workflow as workflow
-    import app.explain.propagation as propagation
     from datasets import MaskStore
 
     masks = tmp_path / "masks"
@@ -111,7 +109,7 @@ def test_propagate_flags_reach_the_plan(tmp_path, monkeypatch, capsys):
         planned.append(options)
         raise UserError("stopped by the test")
 
-    monkeypatch.setattr(propagation, "plan_propagation", plan)
+    monkeypatch.setattr(workflow, "plan_propagation", plan)
     argv = ["propagate", "--checkpoint", "c", "--data", str(tmp_path / "data"), "--masks", str(masks)]
     argv += ["--out", str(tmp_path / "out"), "--source", "a/1.png"]
     assert main(argv + CHANGED_FLAGS) == 2
@@ -123,7 +121,7 @@ def test_propagate_flags_reach_the_plan(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.gui
 def test_the_settings_form_shows_and_reads_the_locator_settings(tk_root):
-    from ui.settings_panel import FormError, SettingsPanel
+    from ui.main_window.settings_panel import FormError, SettingsPanel
 
     panel = SettingsPanel(tk_root, base_config=TrainConfig())
     for setting in LOCATOR_SETTINGS:

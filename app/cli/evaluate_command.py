@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import Any, Dict, List, Optional
 
-from app.cli.common import EXIT_OK, add_device_argument, dumps
+from torch.utils.data import DataLoader
+
+from app.cli.common import EXIT_OK, dumps
+from app.engine.checkpoint import load_checkpoint, model_from_checkpoint
+from app.engine.loops import evaluate
+from app.explain.explanation_metrics import gradient_saliency, mass_share
+from app.explain.mask_audit import check_masks_folder
+from datasets import ImageFolderData, stack_samples
+from models import pick_device
 
 
 def load_model_and_data(checkpoint_path: str, data_dir: str, masks_dir: Optional[str], device_name: str):
@@ -13,9 +21,6 @@ def load_model_and_data(checkpoint_path: str, data_dir: str, masks_dir: Optional
 
     CheckpointError when the folder's classes are not the checkpoint's.
     """
-    from app.engine.checkpoint import load_checkpoint, model_from_checkpoint
-    from datasets import ImageFolderData
-    from models import pick_device
 
     checkpoint = load_checkpoint(checkpoint_path)
     device = pick_device(device_name)
@@ -30,11 +35,6 @@ def evaluate_checkpoint(
     checkpoint_path: str, data_dir: str, masks_dir: Optional[str] = None, device_name: str = "auto"
 ) -> Dict[str, Any]:
     """accuracy, loss, n_images, per_class_accuracy (+ saliency_on_red/green with masks)."""
-    from torch.utils.data import DataLoader
-
-    from app.engine.loops import evaluate
-    from app.explain.explanation_metrics import gradient_saliency, mass_share
-    from datasets import stack_samples
 
     model, data, device = load_model_and_data(checkpoint_path, data_dir, masks_dir, device_name)
     loader = DataLoader(data, batch_size=128, shuffle=False)
@@ -56,19 +56,8 @@ def evaluate_checkpoint(
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from app.explain.mask_audit import check_masks_folder
 
     check_masks_folder(args.masks)
     result = evaluate_checkpoint(args.checkpoint, args.data, args.masks, args.device)
     print(dumps(result))
     return EXIT_OK
-
-
-def add_evaluate_command(commands: Any) -> None:
-    """Register `evaluate` on the main parser's subparsers."""
-    evaluate = commands.add_parser("evaluate", help="accuracy (and saliency on masks) of a checkpoint, as JSON")
-    evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--data", required=True, help="image folder with the checkpoint's classes")
-    evaluate.add_argument("--masks", help="mask folder: adds saliency_on_red / saliency_on_green")
-    add_device_argument(evaluate)
-    evaluate.set_defaults(handler=cmd_evaluate)

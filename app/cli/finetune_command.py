@@ -13,23 +13,30 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from torch.utils.data import DataLoader
+
 from app.cli.common import (
-    COUNTEREXAMPLES_HELP,
     EXIT_OK,
-    add_amp_argument,
-    add_device_argument,
     dumps,
     prepare_out,
     write_json,
 )
-from app.cli.locator_options import add_locator_options, locator_options
-from app.engine.config import STOP_RULES, FinetuneConfig, TrainConfig
+from app.cli.locator_options import locator_options
+from app.engine.amp import AmpPolicy
+from app.engine.batchnorm_recalibration import recalibrate_batchnorm
+from app.engine.checkpoint import load_checkpoint, save_checkpoint
+from app.engine.config import FinetuneConfig, TrainConfig
+from app.engine.distributed import process_group
+from app.engine.finetune import finetune_round
+from app.engine.finetune_report import STOP_NON_FINITE
+from app.engine.run_setup import load_run_data, model_for_run
 from app.errors import UserError
+from app.explain.mask_audit import check_masks_folder, warn_about_masks
+from app.explain.shortcut_broken import BrokenValidation
+from datasets import class_folders
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from app.engine.distributed import process_group
-    from app.explain.mask_audit import check_masks_folder
 
     # Settings first (a typo should not cost a data scan); None means "the default", 0 is a value.
     defaults = FinetuneConfig()
@@ -49,8 +56,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise UserError(f"--lam must be a finite number >= 0, got {args.lam}")
     check_masks_folder(args.masks)
     if args.test:
-        from datasets import class_folders
-
         class_folders(args.test, "test folder")  # names only: a wrong --test costs no data scan
     out = Path(args.out)
     with process_group(args.device) as context:  # one process, or one rank under torchrun
@@ -67,16 +72,6 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def _finetune(args: argparse.Namespace, config: FinetuneConfig, out: Path, context: Any) -> Optional[Dict[str, Any]]:
     """Run the round; rank 0 writes the candidate and report.json and returns the report
     (other ranks return None)."""
-    from torch.utils.data import DataLoader
-
-    from app.engine.amp import AmpPolicy
-    from app.engine.batchnorm_recalibration import recalibrate_batchnorm
-    from app.engine.checkpoint import load_checkpoint
-    from app.engine.finetune import finetune_round
-    from app.engine.finetune_report import STOP_NON_FINITE
-    from app.engine.run_setup import load_run_data, model_for_run
-    from app.explain.mask_audit import warn_about_masks
-    from app.explain.shortcut_broken import BrokenValidation
 
     checkpoint = load_checkpoint(args.checkpoint)
     stored = (
@@ -168,7 +163,6 @@ def candidate_path(out: Path, source: str) -> Path:
 
 
 def _save_finetuned(candidate: Path, result: Any, checkpoint: Any, config: FinetuneConfig) -> None:
-    from app.engine.checkpoint import save_checkpoint
 
     save_checkpoint(
         candidate,
@@ -184,49 +178,3 @@ def _save_finetuned(candidate: Path, result: Any, checkpoint: Any, config: Finet
         metrics={"val_loss": result.report.val_loss_after, "val_accuracy": result.report.val_accuracy_after},
         history=checkpoint.history,
     )
-
-
-def add_finetune_command(commands: Any) -> None:
-    """Register `finetune` on the main parser's subparsers."""
-    from loss import GUIDANCE_NAMES
-
-    finetune = commands.add_parser("finetune", help="one fine-tune round on the masked images; writes a candidate")
-    finetune.add_argument("--checkpoint", required=True)
-    finetune.add_argument("--data", required=True, help="training folder the masks belong to")
-    finetune.add_argument("--val", help="validation folder (default: the same split as training)")
-    finetune.add_argument("--masks", required=True)
-    finetune.add_argument(
-        "--test", help="a shortcut-free test folder: its accuracy before and after goes into the report (only shown)"
-    )
-    finetune.add_argument("--out", required=True, help="writes model.pt (candidate) and report.json")
-    finetune.add_argument(
-        "--guidance",
-        choices=GUIDANCE_NAMES + ("checkpoint",),
-        default="checkpoint",
-        help="guidance loss of the round (default: the checkpoint's, rrr when it had none)",
-    )
-    finetune.add_argument("--lam", type=float)
-    finetune.add_argument("--no-counterexamples", action="store_true", help=COUNTEREXAMPLES_HELP)
-    finetune.add_argument("--lr", type=float)
-    finetune.add_argument("--max-steps", type=int)
-    finetune.add_argument(
-        "--head-scale",
-        type=float,
-        metavar="S",
-        help="scale the candidate's classifier head by S first (default: the checkpoint's run, 0.1)",
-    )
-    finetune.add_argument("--patience", type=int, help="plateau rule: checks without a new best before stopping (default 8)")
-    finetune.add_argument("--val-loss-rise", type=float, help="stop when val loss >= this x before (default 1.2)")
-    finetune.add_argument("--guidance-drop", type=float, help="stop when guidance <= L0 - this x |L0| (default 0.5)")
-    finetune.add_argument(
-        "--stop-rule",
-        choices=STOP_RULES,
-        default=FinetuneConfig.stop_rule,
-        help="plateau (default): train while shortcut-broken validation accuracy keeps rising, keep the best "
-        "state; saliency: stop when saliency on red halved or the shortcut-broken validation got worse; "
-        "thesis: guidance halved or val loss rose",
-    )
-    add_device_argument(finetune)
-    add_amp_argument(finetune)
-    add_locator_options(finetune)
-    finetune.set_defaults(handler=cmd_finetune)

@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import Callable, Optional, Sequence
 
-from app.cli import arguments, training
+from app.cli import arguments, training_arguments
 from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, USER_OS_ERRORS, one_line
 from app.errors import UserError, out_of_memory_message, user_error_types
 from app.run.stop_signals import signal_number, stop_signals_once
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     app.set_defaults(handler=None)  # main.py opens the desktop app (ui); the engine never imports Tk
 
-    training.add_commands(commands)  # train, evaluate, finetune, demo-data
+    training_arguments.add_training_commands(commands)  # train, evaluate, finetune, demo-data
     arguments.add_workflow_commands(commands)  # discover, select, propagate
     arguments.add_masks_commands(commands)  # masks import, masks export
     arguments.add_report_commands(commands)  # report

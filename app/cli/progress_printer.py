@@ -6,16 +6,16 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Dict, Optional
 
+from tqdm import tqdm
+
 from app.engine.config import TrainConfig
+from app.engine.trust_checks import DataSizes, trust_warnings
 from app.run import messages as msg
 
 
 def progress_printer(config: Optional[TrainConfig] = None) -> Callable[[Any, Any], None]:
     """(trainer, event) -> None: a tqdm bar per epoch and one summary line per epoch, on stderr,
     and each trust warning (`app.engine.trust_checks`) once, when it first holds."""
-    from tqdm import tqdm
-
-    from app.engine.trust_checks import DataSizes, trust_warnings
 
     state: Dict[str, Any] = {"bar": None, "sizes": None, "epochs": [], "warned": set()}
 

@@ -20,8 +20,8 @@ import sys
 from pathlib import Path
 
 from app.cli.common import EXIT_OK, check_seed, dumps
+from app.cli.evaluate_command import load_model_and_data
 from app.cli.locator_options import locator_config_of
-from app.cli.training import load_model_and_data
 from app.errors import UserError
 from app.explain.discovery import discover
 from app.explain.mask_audit import check_masks_folder
