@@ -32,6 +32,10 @@ PAINTED_META = {"source": "painted", "by": "simulated user"}
 BRUSH_MARGIN = 1  # pixels of red beyond the swatch on every side (at the image's own size)
 
 
+def _rounded(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(value, 3)
+
+
 def grow(region: np.ndarray, pixels: int) -> np.ndarray:
     """bool H x W region grown by `pixels` in all 8 directions."""
     grown = region.copy()
@@ -203,6 +207,8 @@ class ScriptedUser:
                 "steps": event.report.steps,
                 "red_share": [round(event.report.red_share_before, 3), round(event.report.red_share_after, 3)],
                 "val_accuracy": [round(event.report.val_accuracy_before, 3), round(event.report.val_accuracy_after, 3)],
+                "broken_accuracy": [_rounded(event.report.broken_accuracy_before), _rounded(event.report.broken_accuracy_after)],
+                "verdict": event.report.verdict,
             }
             trainer.submit(msg.Commit())
 
