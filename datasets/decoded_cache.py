@@ -6,7 +6,7 @@ fast GPU that, not the model, sets the pace. The cache holds each image after th
 before normalisation (uint8), so cached and freshly decoded samples are bit-identical. It is one
 preallocated ``N x 3 x S x S`` tensor, moved to shared memory when DataLoader workers fill it,
 so all workers (forked after it is made) read and write the same copy: 10,000 images at 224 px
-take 1.5 GB. Measured by ``bench/data_loading.py``.
+take 1.5 GB. docs/scaling.md has the measured speed-up (``bench/data_loading.py``).
 """
 
 from __future__ import annotations

@@ -16,9 +16,8 @@ never touches the digit. Three kinds of shortcut (`SHORTCUTS`):
   pixels; a person's brush covers them with a margin.
 
 The faint, noisy digit and the larger swatch are chosen so that a plain small CNN clearly learns
-the shortcut (measured: about 42 % decoy-free test accuracy against about 83 % for the same CNN
-trained without swatches; with the RRR paper's bright 24-pixel digit and 4x4 swatch it reached
-89 %, i.e. barely used the swatch). In `train` and `val` the swatch shade is `255 - 25*y`
+the shortcut, which with the RRR paper's bright digit and 4x4 swatch it barely did
+(docs/demo_data.md has the measurements). In `train` and `val` the swatch shade is `255 - 25*y`
 (y the digit): a perfect shortcut. In `test` it is `255 - 25*r`, r random per image, so a model
 that learnt the shortcut fails there. The recipe is the RRR paper's Decoy MNIST; the digits ship
 inside scikit-learn (1,797 images), so nothing is downloaded.
@@ -353,10 +352,10 @@ def build_demo_data(
     out_dir: str | os.PathLike, seed: int = 0, shortcut: str = "corner", vary_size: bool = False, exist_ok: bool = False
 ) -> DemoInfo:
     """`make_demo_data` into a hidden temporary folder beside `out_dir`, renamed into place
-    once complete: `demo-data` killed midway left 165 images that the next run trained on
-    without noticing. A kill now leaves only the hidden `.<name>.building-*` folder (never
-    read as data; delete it at leisure). With `exist_ok`, another process that made the same
-    folder first wins; otherwise DatasetError when `out_dir` holds anything."""
+    once complete, so a half-made folder is never read as data (docs/demo_data.md). A kill
+    leaves only the hidden `.<name>.building-*` folder (never read as data; delete it at
+    leisure). With `exist_ok`, another process that made the same folder first wins; otherwise
+    DatasetError when `out_dir` holds anything."""
     target = Path(out_dir).expanduser()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise DatasetError(f"Cannot make the demo data in {target}: it is not an empty folder. Choose a new folder.")

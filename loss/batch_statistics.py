@@ -2,23 +2,12 @@
 statistics, no dropout.
 
 When only some rows of a batch are annotated, the guidance penalty needs a second forward of
-just those rows. Which BatchNorm statistics that forward normalises with decides whether
-training works (measured on the demo data, small CNN, RRR on 5 % of the images):
-
-- eval mode (running averages): the optimiser satisfies CE and guidance by making the
-  train-mode and eval-mode networks diverge: train accuracy 0.95, validation 0.13 on the same
-  distribution.
-- the CE forward's batch statistics, *detached*: shrinking the conv weights then shrinks the
-  penalty while the CE (which renormalises) does not see it; the model collapses to chance
-  (0.10 at every lambda tried).
-- the annotated rows' own statistics: scale-invariant, no collapse, but with the 1-3 annotated
-  rows of a typical batch the statistics are noise: one image's penalty measured 0.0009 with 1
-  row and 2.56 with 64, so the penalty steered a different network from the one being trained.
-- the CE forward's batch statistics, *kept in the graph* (this module): the guidance forward
-  computes exactly the function the CE trains on that batch, and shrinking the weights shrinks
-  the statistics with them, so there is nothing to game. The input gradient of an annotated
-  row stays its own (the statistics are constants of the other forward's inputs), i.e. exact
-  per-sample gradients.
+just those rows. That forward normalises with the CE forward's batch statistics (per channel,
+mean C and biased variance C), *kept in the graph*: it computes exactly the function the CE
+trains on that batch, and shrinking the weights shrinks the statistics with them, so there is
+nothing to game. The input gradient of an annotated row stays its own (the statistics are
+constants of the other forward's inputs): exact per-sample gradients. Eval-mode statistics,
+detached ones and the annotated rows' own were tried and fail; docs/batch_statistics.md says how.
 
 Usage::
 
@@ -87,11 +76,9 @@ class StatisticsGate:
 
 
 class _MeanAndVariance(torch.autograd.Function):
-    """Per-channel mean and biased variance with a one-pass forward and a fused backward.
-
-    On a CPU ``torch.var_mean`` over dims (0, 2, 3) took 12 ms for 64 x 32 x 32 x 32 and the
-    autograd graph of ``mean(x * x) - mean(x)^2`` about 9 ms per layer to backpropagate, a third
-    of a small CNN's step; this takes about 1.5 ms each way. The backward is not itself
+    """Per-channel mean and biased variance with a one-pass forward and a fused backward
+    (cheaper than ``torch.var_mean`` and autograd's graph; docs/batch_statistics.md). The
+    backward is not itself
     differentiable: the input gradient a guidance loss differentiates again never passes through
     the statistics (they are another forward's, or the gate is closed), so no double backward
     reaches them.
@@ -135,12 +122,10 @@ class _BatchNormWithStatistics(torch.autograd.Function):
     """Train-mode BatchNorm by the native fused kernels that also returns the batch's mean and
     biased variance, all three differentiable (once).
 
-    The statistics a guidance forward normalises with (``normalising_with``) used to be computed a
-    second time by a forward hook (``mean_and_variance``): on a CPU that was 8 % of a plain step of
-    the small CNN and 5 % of resnet18's, paid on every guided step however few rows were
-    annotated (docs/step_cost.md). Here they come from the kernel that normalises the batch; the
-    gradient reaching them (the penalty's dependence on the statistics) is added to the native
-    backward's input gradient.
+    The statistics a guidance forward normalises with (``normalising_with``) come from the kernel
+    that normalises the batch instead of a second computation (``mean_and_variance``), which every
+    guided step paid (docs/step_cost.md); the gradient reaching them (the penalty's dependence on
+    the statistics) is added to the native backward's input gradient.
     """
 
     @staticmethod

@@ -1,25 +1,16 @@
 """Counterexamples from red paint: make what the user painted red uninformative.
 
 A gradient penalty makes the model locally insensitive to the red pixels of the images it is
-shown; a network can meet that and still read the region (measured on the demo: RRR with every
-image masked keeps about 10 % of the swatch's saliency and reaches 90 % of the oracle's
-accuracy). Counterexamples (CAIPI, Teso & Kersting, AIES 2019; the "CE" method of the
-shortcut-mitigation typology benchmark, Nature MI 2023) attack the shortcut in the data instead:
-each annotated image's red pixels are replaced by the same pixels of another image of the batch
-before the step, with the label kept. Whatever sits under the red paint then no longer predicts
-the label, so there is nothing left to learn from it, and the penalty is evaluated at these new
-points too, not only at the painted image.
+shown, and a network can meet that and still read the region. Counterexamples (CAIPI, Teso &
+Kersting, AIES 2019) attack the shortcut in the data instead: each annotated image's red pixels
+are replaced before the step, with the label kept, so whatever sits under the red paint no longer
+predicts the label.
 
-What fills the region matters. Pasting another image's pixels as they are leaves the *outline*
-of the red region visible wherever the two images' surroundings differ (another brightness,
-another texture), and that outline is the painted thing's own silhouette: when the shortcut is a
-shape whose form gives the class away (a tag, a letter, a glyph), the pasted silhouette still
-gives it away, and the cross-entropy learns it from the counterexamples themselves. So the region
-is filled with the image's *own* surroundings, smoothed into it (a normalised convolution that
-ignores the red pixels), plus the donor's fine texture (the donor minus its own smoothing): level
-and colour match the surround, texture matches real images, and no outline is left. A shortcut
-that stands still (the same corner in every image) still gets the donor's content there, since the
-donor's texture is what fills it.
+The region is filled with the image's *own* surroundings, smoothed into it (a normalised
+convolution that ignores the red pixels), plus another batch image's fine texture: pasting the
+other image's pixels as they are would leave the region's outline, the painted thing's own
+silhouette, for the cross-entropy to learn. docs/losses.md ("Counterexamples") has the
+measurements and the variants tried.
 """
 
 from __future__ import annotations
@@ -89,8 +80,7 @@ def swap_red_regions(images: Tensor, masks: Tensor, has_mask: Tensor, generator:
     offsets = torch.randint(1, n, (n,), generator=generator)
     donors = ((torch.arange(n) + offsets) % n).to(images.device)
     red = red.to(images.device)
-    # Only the rows with red paint change: filling just those (3 of 64 rows at 5 % annotated) cost
-    # 43 ms per batch on the demo when the whole batch was filled, a third of a guided step.
+    # Only the rows with red paint change, so only those are filled (docs/step_cost.md, section 3).
     rows = red.flatten(1).any(dim=1).nonzero().squeeze(1)
     swapped = images.clone()
     swapped[rows] = fill_from_surround(images[rows], red[rows], images[donors[rows]], red[donors[rows]])

@@ -39,14 +39,13 @@ from loss.options import PENALTY_GRADIENTS
 logger = logging.getLogger(__name__)
 
 # Finite-difference step as a share of each image's L2 norm (normalised pixels). With the ReLU and
-# max-pool gates replayed (loss.frozen_gates) the difference is exact for any step; 1e-3 already
-# loses digits to float32 rounding (gradient cosine 0.998 on the small CNN). Kept small all the
-# same, so that a kink the replay does not cover costs little (docs/step_cost.md).
+# max-pool gates replayed (loss.frozen_gates) the difference is exact for any step, but smaller
+# steps lose digits to float32 rounding; kept small all the same, so that a kink the replay does
+# not cover costs little (docs/step_cost.md, section 1).
 FINITE_DIFFERENCE_STEP = 1e-2
 # The step under mixed precision (autocast on): a logit change of 1 % is within a few roundings
-# of bfloat16 (8 bits), which measured a gradient cosine of 0.75-0.85 to float32 on small_cnn
-# where the exact bf16 path has 0.97-1.00; at a step of 1 (a shift as large as the image, exact
-# with the gates replayed) the finite difference matches the exact bf16 path (docs/step_cost.md).
+# of bfloat16 (8 bits); a step of 1 (a shift as large as the image, exact with the gates
+# replayed) matches the exact bf16 path (docs/step_cost.md, section 1).
 LOW_PRECISION_STEP = 1.0
 
 

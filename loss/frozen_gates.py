@@ -5,8 +5,7 @@ window picks one input. The finite-difference penalty gradient (``loss.finite_di
 differences the parameter gradients of two forwards, at ``x`` and at ``x + t u``. When the step
 crosses a kink, a unit's gate flips and its incoming weights' gradient jumps by a finite amount;
 divided by ``t`` that is an error that does not shrink with ``t`` (the number of flips shrinks as
-fast as ``1/t`` grows). Measured on the small CNN, 32 rows at 32 px, RRR: gradient cosine to the
-double backward 0.08-0.78 whatever the step from 1e-1 to 1e-6 (docs/step_cost.md).
+fast as ``1/t`` grows): far off at every step size (docs/step_cost.md, section 1).
 
 With the gates of the forward at ``x`` replayed at ``x + t u``, both forwards lie in the same
 linear piece, where the double backward also lives (it takes ReLU'' = 0): the difference is then
@@ -56,11 +55,10 @@ _LINEAR = (
 def is_piecewise_linear(model: nn.Module) -> bool:
     """True when every leaf module of ``model`` is linear, BatchNorm, pooling, dropout or a
     replayable gate (``nn.ReLU``, ``nn.MaxPool2d``): then the finite difference is the double
-    backward's gradient (``loss.finite_difference``). Other activations break it: measured on
-    mobilenet_v3_small (Hardswish, Hardsigmoid kinks) gradient cosine 0.01-0.52, and on
-    efficientnet_b0 (stochastic depth draws other blocks in each forward) -0.03-0.03, whatever
-    the step. Functional calls inside ``forward`` cannot be seen here; the models in ``models``
-    use modules."""
+    backward's gradient (``loss.finite_difference``). Other activations break it (Hardswish and
+    Hardsigmoid kinks, stochastic depth drawing other blocks in each forward; measured in
+    docs/step_cost.md, section 1). Functional calls inside ``forward`` cannot be seen here; the
+    models in ``models`` use modules."""
     leaves = [module for module in model.modules() if not any(True for _ in module.children())]
     return all(isinstance(module, GATED + _LINEAR) for module in leaves)
 

@@ -17,9 +17,8 @@ normalises with the whole batch's statistics, ``loss.batch_statistics``):
   whole batch instead of a plain step plus a double backward of nearly the whole batch.
   Train-mode BatchNorm needs care: through the shared statistics, the gradient of the summed
   scores with respect to one image picks up ``1/N`` times the sum of *every* row's sensitivity
-  to the statistics, a term of the same size as the image's own gradient (measured on the demo,
-  small CNN, RRR, every image masked, seed 0: 53.5 % decoy-free test accuracy against 70 % with
-  the second forward). ``loss.batch_statistics.sharing_batch_statistics`` closes that path for
+  to the statistics, a term of the same size as the image's own gradient (docs/batch_statistics.md
+  has what that cost). ``loss.batch_statistics.sharing_batch_statistics`` closes that path for
   the input-gradient pass only, which makes the two ways compute the same penalty and the same
   parameter gradients (tested).
 
@@ -141,9 +140,8 @@ def guided_loss(
         painted: N x C x H x W, the batch as painted when ``images`` are counterexamples
             (``loss.swap_red_regions``). A second forward then computes the penalty on the
             painted annotated rows, where the shortcut the user marked is still in the image;
-            the CE (and a shared forward's penalty) sees ``images``. Measured on the demo with
-            5 % of the images masked (small CNN, 6 epochs, seeds 0-2, decoy-free test): penalty
-            on the counterexamples 0.51, on the painted images 0.61, no counterexamples 0.54.
+            the CE (and a shared forward's penalty) sees ``images``. Why the painted images:
+            docs/losses.md, "Counterexamples".
         ce_weight, guidance_weight: ``total = ce_weight * ce + guidance_weight * lam * guidance``.
             Data-parallel training (``app.engine.distributed``) computes this on one shard of a global
             batch and sets them so that the gradients the processes average are those of the

@@ -1,15 +1,11 @@
 """Recompute BatchNorm running statistics so that eval mode computes what training trained.
 
 A train-mode BatchNorm normalises with the statistics of the batch in front of it and keeps an
-exponential average (momentum 0.1) for eval mode. In a short run on a small folder that
-average lags far behind the weights: resnet18, 144 images of 300x200 px in 3 classes, 4
-epochs (12 optimiser steps), reached training accuracy 0.97-1.00 and validation accuracy 0.33
-(chance) in eval mode, while `torch.optim.swa_utils.update_bn` over the training images
-afterwards turned the same weights into a 1.000 (plain) / 0.989 (guided) model. Guided runs
-make it worse: the sampler draws masked images 10x as often (a few images fill a third of
-every batch) and the fine-tune round's steps are mostly annotated images, so the average is
-taken over unrepresentative batches. (The guidance forward itself updates nothing:
-`loss.batch_statistics.normalising_with` normalises with the CE forward's statistics.)
+exponential average (momentum 0.1) for eval mode. In a short run on a small folder, and more so
+in guided runs whose batches oversample the annotated images, that average lags far behind the
+weights: an eval-mode model at chance with a training accuracy near 1
+(docs/batchnorm_recalibration.md has the measurements). The guidance forward itself updates
+nothing (`loss.batch_statistics.normalising_with`).
 
 `recalibrate_batchnorm` is the fix: every BatchNorm's running mean and variance are reset and
 recomputed as a cumulative average (momentum None) over a bounded, seeded, uniform sample of
@@ -17,11 +13,7 @@ clean training images (no counterexamples, no oversampling), under `no_grad`, wi
 off, then momentum and modes are restored. The trainer calls it after every epoch (before
 validation, the checkpoint, selection and the chooser) and the fine-tune round before every
 evaluation of its candidate, so every model that is evaluated, saved or offered runs in eval
-mode as it trained.
-
-Cost: one forward of `max_images` images (256 by default), about a tenth of a training epoch
-of the demo for the small CNN, and less than the validation pass it precedes for resnet18 at
-224 px on a CPU (measured figures in the report of issue 11).
+mode as it trained. It costs one forward of `max_images` images (256 by default).
 """
 
 from __future__ import annotations

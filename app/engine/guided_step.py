@@ -118,8 +118,8 @@ def no_forward_buffer_sync(ddp_class: type = DistributedDataParallel) -> dict:
     """The keyword that stops ``ddp_class`` from copying rank 0's buffers at every forward.
 
     torch 2.14 renamed DDP's ``broadcast_buffers`` to ``forward_sync_buffers`` (the old name
-    warns); older releases (the GPU image of 2026-11-29 had 2.11, where passing the new name
-    failed all four DDP tests) know only the old one. Read from the signature, not the version.
+    warns); older releases know only the old one. Read from the signature, not the version
+    (docs/distributed.md).
     """
     parameters = inspect.signature(ddp_class.__init__).parameters
     return {"forward_sync_buffers": False} if "forward_sync_buffers" in parameters else {"broadcast_buffers": False}
