@@ -409,7 +409,7 @@ class _BrokenStore(MaskStore):
 
 
 def test_a_failed_autosave_is_shown_at_once_and_on_leaving(tk_root, tmp_path, monkeypatch):
-    from ui import brush_window as module
+    from ui.brush import window as module
 
     shown = []
     monkeypatch.setattr(module.messagebox, "showerror", lambda title, text, **_: shown.append(text))
