@@ -9,6 +9,7 @@ hand it commands, and tell the consumer its state.
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Any, Callable, Optional
 
 from app.run import messages as msg
@@ -16,7 +17,7 @@ from app.run.command_inbox import CommandInbox
 from app.run.run_state import RunState
 
 
-class RunControl:
+class RunControl(ABC):
     """Start, pause, resume, stop and commands of a run whose body is `run()`."""
 
     def __init__(self, emit: Callable[[Any], None]):
@@ -33,9 +34,9 @@ class RunControl:
         self._thread: Optional[threading.Thread] = None
         self.state = RunState.IDLE  # until the thread starts (never emitted)
 
+    @abstractmethod
     def run(self) -> None:
         """The run's body, blocking (the subclass's)."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------ control (any thread)
     def start(self) -> threading.Thread:
