@@ -22,7 +22,7 @@ import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -48,6 +48,8 @@ _RGBA_OF_VALUE = np.array([_GREEN_RGBA, _UNMARKED_RGBA, _RED_RGBA], dtype=np.uin
 _ON = 128
 # Masks at the model's input size kept in memory by one MaskStore (int8, so 224x224 is 49 KiB).
 _CACHE_ENTRIES = 4096
+
+Keep = Callable[[dict], bool]  # the meta of a mask on disk -> whether that mask must stay
 
 
 def mask_path(masks_dir: str | os.PathLike, relpath: str) -> Path:
@@ -321,6 +323,21 @@ class MaskStore:
         self.path_for(relpath).unlink(missing_ok=True)
         with self._lock:
             self._forget(relpath)
+
+    def save_unless(self, relpath: str, mask: np.ndarray, meta: Mapping[str, object] | None = None, *, keep: Keep) -> bool:
+        """`save`, unless `relpath` has a mask whose meta `keep` says must stay; whether it wrote.
+        The check and the write are one step only under a writers' lock (`app.run.mask_folder.MaskFolder`)."""
+        if self.has(relpath) and keep(self.meta(relpath)):
+            return False
+        self.save(relpath, mask, meta)
+        return True
+
+    def delete_unless(self, relpath: str, *, keep: Keep) -> bool:
+        """`delete`, unless the mask's meta `keep` says it must stay; whether it deleted one."""
+        if not self.has(relpath) or keep(self.meta(relpath)):
+            return False
+        self.delete(relpath)
+        return True
 
     def annotated(self) -> list[str]:
         """Relpaths of the images that have a mask on disk, sorted.

@@ -153,3 +153,19 @@ def test_nothing_red_is_a_user_error():
     images, patches, _ = scenes(2, 0)
     with pytest.raises(UserError, match="nothing is painted red"):
         ContentLocator().fit(images, [np.zeros_like(p) for p in patches])
+
+
+def test_a_not_this_correction_is_learnt_without_recoloured_copies():
+    # jitter_copies=0 (no recoloured copies) once crashed fit as soon as a "not this" correction
+    # was given: the correction's copies were made with zero copies (an empty torch.stack).
+    images, patches, bars = scenes(4, 5, distractor=True)
+    config = LocatorConfig(jitter_copies=0, steps=20)
+    locator = ContentLocator(config).fit(images[:2], patches[:2], negatives=[(images[2], bars[2])])
+    assert locator._wrong_looks is not None and locator._wrong_looks.shape == (1, feature_count(config))
+    found = locator.locate(images[3:])
+    assert len(found) == 1 and found[0].mask.shape == (SIDE, SIDE)
+
+
+def test_negative_recoloured_copies_are_refused_at_construction():
+    with pytest.raises(ValueError, match="jitter_copies"):
+        LocatorConfig(jitter_copies=-1)

@@ -2,6 +2,7 @@
 autosaver and the trainer both write (issue 25, item 5)."""
 
 import pickle
+import threading
 
 import numpy as np
 import pytest
@@ -60,3 +61,57 @@ def test_a_sessions_trainer_writes_through_the_sessions_own_mask_folder(image_fo
     relpath = trainer.data.train.relpaths[0]
     session.masks.save(relpath, _mask(1, size=32))  # as the autosaver does
     assert trainer.data.train.annotated_indices() == [0]
+
+
+def _by_hand(meta):
+    return meta.get("source") != "propagated"
+
+
+def test_conditional_writes_keep_what_keep_says(tmp_path):
+    folder = MaskFolder(tmp_path / "masks")
+    assert folder.save_unless("cat/a.png", _mask(1), {"source": "propagated"}, keep=_by_hand)  # no mask yet
+    assert folder.save_unless("cat/a.png", _mask(-1), {"source": "propagated"}, keep=_by_hand)  # replaced
+    folder.save("cat/a.png", _mask(1))  # painted by hand
+    assert not folder.save_unless("cat/a.png", _mask(-1), {"source": "propagated"}, keep=_by_hand)
+    assert not folder.delete_unless("cat/a.png", keep=_by_hand)
+    assert folder.load_array("cat/a.png")[0, 0] == 1 and folder.meta("cat/a.png") == {}
+    assert not folder.delete_unless("cat/b.png", keep=_by_hand)  # nothing to delete
+    folder.save("cat/b.png", _mask(1), {"source": "propagated"})
+    assert folder.delete_unless("cat/b.png", keep=_by_hand) and not folder.has("cat/b.png")
+
+
+def test_a_conditional_write_checks_and_writes_under_the_folders_lock(tmp_path):
+    """The autosaver's save takes the same lock, so it cannot land between the check and the
+    write: while either runs, no other thread can take the lock."""
+    folder = MaskFolder(tmp_path / "masks")
+    inner = folder._store
+    free_during = []
+
+    def lock_free_elsewhere():
+        answer = []
+
+        def try_lock():  # as the autosaver's thread would, without waiting
+            answer.append(folder._lock.acquire(blocking=False))
+            if answer[0]:
+                folder._lock.release()
+
+        other = threading.Thread(target=try_lock)
+        other.start()
+        other.join()
+        return answer[0]
+
+    def keep(meta):
+        free_during.append(("check", lock_free_elsewhere()))
+        return _by_hand(meta)
+
+    save = inner.save
+
+    def recording_save(*args, **kwargs):
+        free_during.append(("write", lock_free_elsewhere()))
+        return save(*args, **kwargs)
+
+    inner.save = recording_save
+    inner.save("cat/a.png", _mask(1), {"source": "propagated"})
+    free_during.clear()
+    assert folder.save_unless("cat/a.png", _mask(-1), {"source": "propagated"}, keep=keep)
+    assert free_during == [("check", False), ("write", False)]

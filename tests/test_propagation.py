@@ -17,6 +17,7 @@ from app.explain.propagation import (
     plan_propagation,
     propagate,
 )
+from app.run.mask_folder import MaskFolder
 from datasets import ImageFolderData, MaskStore
 from datasets.display import display_size
 from datasets.masks import resize_mask
@@ -233,3 +234,50 @@ def test_bad_input(folder, store, tmp_path):
     assert plan.sources == ("a/source.png",) or list(plan.sources) == ["a/source.png"]
     with pytest.raises(ValueError, match="not in this data set"):
         plan_propagation(data, ["c/nothing.png"], "all")
+
+
+def _stroke():
+    """A hand-painted mask as the brush's autosaver writes it (no meta)."""
+    mask = np.zeros((SIDE, SIDE), np.int8)
+    mask[8, 8] = 1
+    return mask
+
+
+def test_a_stroke_saved_between_the_check_and_the_write_is_not_overwritten(folder, store, tmp_path):
+    """The autosaver (another thread) saves a stroke just after propagation found no hand-painted
+    mask there: the propagated write must not replace it."""
+    data = _data(folder, tmp_path / "masks")
+    plan = plan_propagation(data, ["a/source.png"], "all")
+
+    class StrokeAfterCheck(MaskFolder):
+        armed = True
+
+        def has(self, relpath):
+            answer = super().has(relpath)
+            if relpath == "b/middle.png" and self.armed:  # the pre-write check has just answered
+                self.armed = False
+                self.save(relpath, _stroke())
+            return answer
+
+    target = StrokeAfterCheck(tmp_path / "masks")
+    result = apply_propagation(data, plan, source_store=store, target_store=target)
+    assert np.array_equal(target.load_array("b/middle.png"), _stroke())
+    assert "source" not in target.meta("b/middle.png")
+    assert result.written == 3  # a/corner, a/wide, b/corner
+
+
+def test_a_stroke_saved_before_a_stale_mask_is_deleted_survives(folder, store, tmp_path):
+    """Re-propagation deletes the masks no source selects any more, found by a scan before the
+    targets are written; one painted by hand since the scan stays (a plain MaskStore here)."""
+    data = _data(folder, tmp_path / "masks")
+    propagate(data, ["a/source.png"], "all")
+    plan = plan_propagation(data, ["a/source.png"], "class")  # b/corner and b/middle are stale
+
+    def paint_while_writing(done, total):
+        if done == 1:
+            store.save("b/middle.png", _stroke())
+
+    result = apply_propagation(data, plan, on_progress=paint_while_writing)
+    assert np.array_equal(store.load_array("b/middle.png"), _stroke())
+    assert not store.has("b/corner.png")
+    assert result.removed == 1

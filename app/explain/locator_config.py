@@ -50,6 +50,10 @@ class LocatorConfig:
     batch_images: int = 128  # images per feature batch
     seed: int = 0  # seeds the recolourings, the pixel samples and the perceptron's weights
 
+    def __post_init__(self) -> None:
+        if self.jitter_copies < 0:  # 0 is allowed: no recoloured copies
+            raise ValueError(f"jitter_copies must be at least 0, got {self.jitter_copies}")
+
 
 @dataclass(frozen=True)
 class LocatorSetting:

@@ -37,7 +37,10 @@ def recoloured(
     """The images (N x 3 x H x W in [0, 1]) followed by `copies` recoloured copies of them:
     channels shuffled, and per channel a random contrast around the image's mean
     (`config.jitter_range`) and a random shift (`config.jitter_shift`), clipped to [0, 1];
-    masks repeated to match. What stays is the content's look relative to its surround."""
+    masks repeated to match. What stays is the content's look relative to its surround.
+    `copies` 0: the images alone (`LocatorConfig.jitter_copies` 0 turns recolouring off)."""
+    if copies == 0:  # torch.stack of no permutations would fail below
+        return images.float(), list(red), None if green is None else list(green)
     n = images.shape[0]
     low, high = config.jitter_range
     base = images.repeat(copies, 1, 1, 1).float()
@@ -116,8 +119,7 @@ def labelled_pixels(
     bool mask) pairs), at the working resolution `side`; `margin` and `rim` in its pixels."""
     size = (side, side)
     n_painted = len(red)
-    if config.jitter_copies > 0:
-        images, red, green = recoloured(images, red, green, generator, config.jitter_copies, config)
+    images, red, green = recoloured(images, red, green, generator, config.jitter_copies, config)
     features = features_of(images)  # S x F x h x w
     n_features = features.shape[1]
     positives, not_pixels, not_weights, areas = [], [], [], []

@@ -7,11 +7,18 @@ separated by newlines) so propagating a source again can replace what it wrote b
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
+
+import numpy as np
 
 from datasets import RED, MaskStore
 
 PROPAGATED = "propagated"  # meta["source"] of a propagated mask
+
+
+def _by_hand(meta: Mapping[str, str]) -> bool:
+    """Whether a mask with this meta was painted by a person (anything not propagated)."""
+    return meta.get("source") != PROPAGATED
 
 
 def is_propagated(store: MaskStore, relpath: str) -> bool:
@@ -21,12 +28,27 @@ def is_propagated(store: MaskStore, relpath: str) -> bool:
 
 def is_hand_painted(store: Optional[MaskStore], relpath: str) -> bool:
     """Whether `relpath` has a mask in `store` that a person painted (not propagated)."""
-    return store is not None and store.has(relpath) and store.meta(relpath).get("source") != PROPAGATED
+    return store is not None and store.has(relpath) and _by_hand(store.meta(relpath))
+
+
+def save_unless_hand_painted(
+    store: MaskStore, relpath: str, mask: np.ndarray, meta: Optional[Mapping[str, object]] = None
+) -> bool:
+    """Write a propagated mask unless `relpath` has a hand-painted one; whether it wrote. On a
+    `MaskFolder` the check and the write hold its lock, so the brush's autosaver cannot slip a
+    stroke in between and have it overwritten."""
+    return store.save_unless(relpath, mask, meta, keep=_by_hand)
+
+
+def delete_unless_hand_painted(store: MaskStore, relpath: str) -> bool:
+    """Delete `relpath`'s mask unless it is hand-painted (atomically on a `MaskFolder`); whether
+    one was deleted."""
+    return store.delete_unless(relpath, keep=_by_hand)
 
 
 def hand_painted(store: MaskStore) -> List[str]:
     """Relpaths of the hand-painted masks in `store`, sorted (what a feedback round should skip)."""
-    return [relpath for relpath in store.annotated() if store.meta(relpath).get("source") != PROPAGATED]
+    return [relpath for relpath in store.annotated() if _by_hand(store.meta(relpath))]
 
 
 def painted_red_sources(dataset: Any, limit: Optional[int] = None) -> List[str]:

@@ -16,7 +16,13 @@ import numpy as np
 
 from app.errors import UserError
 from app.explain.dataset_locator import ProgressCallback
-from app.explain.mask_provenance import PROPAGATED, is_hand_painted, propagated_sources
+from app.explain.mask_provenance import (
+    PROPAGATED,
+    delete_unless_hand_painted,
+    is_hand_painted,
+    propagated_sources,
+    save_unless_hand_painted,
+)
 from app.explain.propagation_plan import PropagationPlan, PropagationResult
 from datasets import GREEN, RED, MaskStore
 from datasets.display import DISPLAY_MAX_SIDE, display_size
@@ -106,17 +112,16 @@ def _withdraw(
             continue
         remaining = earlier.kept_sources(relpath, current, source_store)
         if not remaining:
-            target_store.delete(relpath)
-            removed += 1
+            # painted by hand since the scan: the user's mask stays
+            removed += delete_unless_hand_painted(target_store, relpath)
             continue
         try:
             dataset.index_of(relpath)
         except ValueError:
             continue
         mask = _compose(dataset, relpath, remaining, source_store, plan.include_green, cache)
-        meta = dict(target_store.meta(relpath), **{"from": "\n".join(remaining)})
-        target_store.save(relpath, mask, meta=meta)
-        written += 1
+        meta = dict(target_store.meta(relpath), source=PROPAGATED, **{"from": "\n".join(remaining)})
+        written += save_unless_hand_painted(target_store, relpath, mask, meta)
     return written, removed
 
 
@@ -147,14 +152,17 @@ def apply_propagation(
     total = len(plan.targets)
     for done, (relpath, sources) in enumerate(sorted(plan.targets.items()), start=1):
         if is_hand_painted(target_store, relpath):
-            continue  # painted by hand since the preview: the user's mask wins
+            continue  # painted by hand since the preview: the user's mask wins (no mask to make)
         if plan.scope == "content":
             mask, meta = _content_mask(dataset, plan, relpath, sources)
         else:
             contributing = list(dict.fromkeys(list(sources) + earlier.kept_sources(relpath, current, source_store)))
             mask = _compose(dataset, relpath, contributing, source_store, plan.include_green, cache)
             meta = {"source": PROPAGATED, "from": "\n".join(contributing), "scope": plan.scope}
-        target_store.save(relpath, mask, meta=meta)
+        # Checked again with the write, atomically on a MaskFolder: a stroke the autosaver saved
+        # while the mask was made wins as well.
+        if not save_unless_hand_painted(target_store, relpath, mask, meta):
+            continue
         written += 1
         if on_progress is not None:
             on_progress(done, total)

@@ -10,7 +10,8 @@ images' names). One object, hence one cache: a save forgets the cached mask at o
 saved it, instead of waiting for the file's modification time to give it away; and one lock
 that takes the writes one at a time. (The lock is held per mask, never over a whole
 propagation: the brush window waits for its stroke's write when the user leaves an image, and
-must not wait for a thousand propagated masks.)
+must not wait for a thousand propagated masks.) `save_unless` and `delete_unless` check a mask
+and write it under one hold of that lock, so propagation cannot overwrite a stroke saved between.
 
 A `MaskFolder` offers `datasets.MaskStore`'s interface, so everything that takes a store (the
 dataset, propagation, the importers, the autosaver) takes it unchanged.
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 
 from datasets import MaskStore
+from datasets.masks import Keep
 
 
 class MaskFolder:
@@ -73,6 +75,16 @@ class MaskFolder:
         """Remove the mask of image `relpath`; nothing happens when it has none."""
         with self._lock:
             self._store.delete(relpath)
+
+    def save_unless(self, relpath: str, mask: np.ndarray, meta: Optional[Mapping[str, object]] = None, *, keep: Keep) -> bool:
+        """`MaskStore.save_unless` under the lock: no stroke can land between check and write."""
+        with self._lock:
+            return self._store.save_unless(relpath, mask, meta, keep=keep)
+
+    def delete_unless(self, relpath: str, *, keep: Keep) -> bool:
+        """`MaskStore.delete_unless` under the lock."""
+        with self._lock:
+            return self._store.delete_unless(relpath, keep=keep)
 
     # ------------------------------------------------------------------ reads
     def path_for(self, relpath: str) -> Path:
