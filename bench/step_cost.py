@@ -30,12 +30,14 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import time
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from app.engine.allocator import keep_freed_memory  # noqa: E402
 from loss import (  # noqa: E402
     DEFAULT_LAMBDAS,
     DEFAULT_PENALTY_GRADIENT,
@@ -107,9 +109,14 @@ def timed_step(
     return (clock() - start) * 1000.0
 
 
-def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float, float]:
-    """Median plain and guided step times (ms) for one configuration, and the guided steps'
-    interquartile range over their median."""
+def minor_faults() -> int:
+    """Minor page faults of this process so far (pages the kernel had to map in again)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float, float, float]:
+    """Median plain and guided step times (ms) for one configuration, the guided steps'
+    interquartile range over their median, and the minor page faults per timed guided step."""
     default_batch, default_size = DEFAULT_SHAPES.get(model_name, (32, 64))
     batch = args.batch or default_batch
     size = args.size or default_size
@@ -125,9 +132,10 @@ def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float
     shared_forward = {"auto": None, "shared": True, "second": False}[args.forward]
     if shared_forward and loss_name == "gradcam":
         shared_forward = None  # Grad-CAM always runs its own forward
-    plain, guided = [], []
+    plain, guided, faults = [], [], 0
     for step in range(args.warmup + args.steps):
         plain_ms = timed_step(model, optimizer, images, targets, masks, nothing, guidance, lam, device, clock)
+        faults_before = minor_faults()
         guided_ms = timed_step(
             model,
             optimizer,
@@ -145,8 +153,10 @@ def measure(model_name, loss_name, fraction, args, device) -> tuple[float, float
         if step >= args.warmup:
             plain.append(plain_ms)
             guided.append(guided_ms)
+            faults += minor_faults() - faults_before
     quartiles = statistics.quantiles(guided, n=4) if len(guided) >= 2 else [guided[0]] * 3
-    return statistics.median(plain), statistics.median(guided), (quartiles[2] - quartiles[0]) / statistics.median(guided)
+    spread = (quartiles[2] - quartiles[0]) / statistics.median(guided)
+    return statistics.median(plain), statistics.median(guided), spread, faults / len(guided)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -184,6 +194,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         "finite_difference (loss.finite_difference)",
     )
     parser.add_argument(
+        "--allocator",
+        choices=("keep", "default"),
+        default="keep",
+        help="keep: glibc keeps freed memory, as training runs do (app.engine.allocator); default: glibc's own thresholds",
+    )
+    parser.add_argument(
         "--clock",
         choices=("wall", "cpu"),
         default="wall",
@@ -196,6 +212,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    kept = keep_freed_memory() if args.allocator == "keep" else False
     device = pick_device(args.device)
     if args.clock == "cpu" and device.type != "cpu":
         raise SystemExit("--clock cpu measures CPU time; use it with --device cpu")
@@ -203,10 +220,13 @@ def main(argv=None) -> int:
         f"device: {device_label(device)}, torch {torch.__version__}, "
         f"threads {torch.get_num_threads()}, {args.clock} clock, {args.warmup} warm-up + "
         f"{args.steps} timed steps (median); {args.forward} forward; {args.penalty_gradient} penalty gradient; "
-        f"lambdas {dict(DEFAULT_LAMBDAS)}"
+        f"lambdas {dict(DEFAULT_LAMBDAS)}; allocator {args.allocator}{' (thresholds set)' if kept else ''}"
     )
     print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    header = f"{'model':<10} {'shape':>10} {'loss':<9} {'annot.':>7} {'plain ms':>9} {'guided ms':>10} {'spread':>7} {'ratio':>6}"
+    header = (
+        f"{'model':<10} {'shape':>10} {'loss':<9} {'annot.':>7} {'plain ms':>9} {'guided ms':>10} "
+        f"{'spread':>7} {'ratio':>6} {'faults':>7}"
+    )
     print(header)
     print("-" * len(header))
     ratios: dict[float, list[tuple[float, str]]] = {fraction: [] for fraction in args.fractions}
@@ -215,12 +235,12 @@ def main(argv=None) -> int:
         shape = f"{args.batch or default_batch}x{args.size or default_size}"
         for loss_name in args.losses:
             for fraction in args.fractions:
-                plain_ms, guided_ms, guided_spread = measure(model_name, loss_name, fraction, args, device)
+                plain_ms, guided_ms, guided_spread, faults = measure(model_name, loss_name, fraction, args, device)
                 ratio = guided_ms / plain_ms
                 ratios[fraction].append((ratio, f"{model_name}/{loss_name}"))
                 print(
                     f"{model_name:<10} {shape:>10} {loss_name:<9} {fraction:>6.0%} "
-                    f"{plain_ms:>9.1f} {guided_ms:>10.1f} {guided_spread:>6.0%} {ratio:>5.2f}x",
+                    f"{plain_ms:>9.1f} {guided_ms:>10.1f} {guided_spread:>6.0%} {ratio:>5.2f}x {faults:>7.0f}",
                     flush=True,
                 )
     verdicts = []
