@@ -21,6 +21,7 @@ _HOME = {
     "build_model": "factory",
     "classifier_head": "classifier_head",
     "device_label": "device",
+    "finer_gradcam_layer": "gradcam_layer",
     "gradcam_layer": "gradcam_layer",
     "load_matching_weights": "weights",
     "model_spec": "specs",

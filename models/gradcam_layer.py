@@ -1,7 +1,9 @@
-"""Which block of a model Grad-CAM explains: the last convolutional stage."""
+"""Which block of a model Grad-CAM explains: the last convolutional stage, or the one before it
+at twice the resolution (the fine Grad-CAM of `app.explain.saliency`)."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torchvision.models import EfficientNet, MobileNetV3, ResNet
 
@@ -24,3 +26,36 @@ def gradcam_layer(model: nn.Module) -> nn.Module:
     if not convs:
         raise ValueError(f"{type(model).__name__} has no Conv2d layer for Grad-CAM")
     return convs[-1]
+
+
+def finer_gradcam_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:
+    """The stage before `gradcam_layer(model)`, at twice (or more) its output resolution.
+
+    SmallCNN: its second conv block; ResNet: `layer3`; any other model: the last of its
+    `features` stages (or else of its Conv2d layers) whose output side is at least twice the
+    Grad-CAM layer's, found by one forward of `sample` (`1 x C x H x W`, any normalised image);
+    the Grad-CAM layer itself when there is none.
+    """
+    if isinstance(model, SmallCNN):
+        return model.features[2]
+    if isinstance(model, ResNet):
+        return model.layer3
+    last = gradcam_layer(model)
+    features = getattr(model, "features", None)
+    if isinstance(features, nn.Sequential):
+        candidates = list(features)
+    else:
+        candidates = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
+    sides: dict = {}
+    handles = [
+        module.register_forward_hook(lambda module, _inputs, output: sides.__setitem__(module, output.shape[-1]))
+        for module in {*candidates, last}
+    ]
+    try:
+        with torch.no_grad():
+            model(sample[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    finer = [module for module in candidates if sides.get(module, 0) >= 2 * sides[last]]
+    return finer[-1] if finer else last

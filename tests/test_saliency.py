@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from app.explain.saliency import SALIENCY_LABELS, SALIENCY_METHODS, normalise_maps, saliency_maps
-from models import build_model
+from models import MODEL_NAMES, build_model, finer_gradcam_layer, gradcam_layer
 
 
 @pytest.fixture
@@ -191,3 +191,30 @@ def test_bad_arguments(small_cnn):
         saliency_maps(small_cnn, images[0], torch.tensor([0]))
     no_targets = torch.tensor([], dtype=torch.long)
     assert saliency_maps(small_cnn, images[:0], no_targets).shape == (0, 32, 32)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_fine_gradcam_explains_a_stage_at_twice_the_resolution(name):
+    model = build_model(name, num_classes=3).eval()
+    images = torch.randn(1, 3, 64, 64)
+    sides = {}
+    layers = {"last": gradcam_layer(model), "finer": finer_gradcam_layer(model, images)}
+    handles = [
+        layer.register_forward_hook(lambda m, i, out, key=key: sides.__setitem__(key, out.shape[-1]))
+        for key, layer in layers.items()
+    ]
+    with torch.no_grad():
+        model(images)
+    for handle in handles:
+        handle.remove()
+    assert sides["finer"] >= 2 * sides["last"]
+    maps = saliency_maps(model, images, torch.tensor([1]), "fine_gradcam")
+    assert maps.shape == (1, 64, 64) and torch.isfinite(maps).all()
+    assert 0.0 <= float(maps.min()) <= float(maps.max()) <= 1.0  # an untrained net's CAM may be all negative: 0
+    assert no_hooks_left(model)
+
+
+def test_fine_gradcam_falls_back_to_the_last_convolution_without_a_finer_one():
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    assert finer_gradcam_layer(model, torch.randn(1, 3, 16, 16)) is model[0]
+    assert saliency_maps(model, torch.randn(2, 3, 16, 16), torch.tensor([0, 1]), "fine_gradcam").shape == (2, 16, 16)

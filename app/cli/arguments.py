@@ -16,6 +16,7 @@ from app.explain.options import (
     DEFAULT_CLUSTERS,
     DEFAULT_SIMILAR_LIFT,
     DEFAULT_SIMILAR_SHARE,
+    DISCOVERY_DISPLAY_METHOD,
     DISCOVERY_METHOD,
     SALIENCY_METHODS,
     SCOPES,
@@ -32,7 +33,15 @@ def add_workflow_commands(commands: Any) -> None:
     discover.add_argument("--data", required=True, help="training image folder root/<class>/<image>")
     discover.add_argument("--clusters", type=int, default=DEFAULT_CLUSTERS, help="groups per class (k-means)")
     discover.add_argument("--pool", type=int, default=None, help="explain a seeded random N images at most (default: all)")
-    discover.add_argument("--method", choices=SALIENCY_METHODS, default=DISCOVERY_METHOD, help="saliency method")
+    discover.add_argument(
+        "--method", choices=SALIENCY_METHODS, default=DISCOVERY_METHOD, help="saliency method the groups are formed by"
+    )
+    discover.add_argument(
+        "--display-method",
+        choices=SALIENCY_METHODS,
+        default=DISCOVERY_DISPLAY_METHOD,
+        help="saliency method of the maps shown (the groups' mean_map)",
+    )
     discover.add_argument("--masks", help="mask folder: green painted there tells how much saliency sits off the object")
     discover.add_argument("--members", action="store_true", help="list every member of each group, not only examples")
     discover.add_argument("--progress", action="store_true", help="report progress on stderr")

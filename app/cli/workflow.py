@@ -44,8 +44,8 @@ def cmd_discover(args: argparse.Namespace) -> int:
             print(f"explained {done} of {total} images", file=sys.stderr, flush=True)
 
     found = discover(
-        model, data, device=device, method=args.method, n_clusters=args.clusters, pool_size=args.pool, seed=args.seed,
-        progress=progress,
+        model, data, device=device, method=args.method, display_method=args.display_method, n_clusters=args.clusters,
+        pool_size=args.pool, seed=args.seed, progress=progress,
     )  # fmt: skip
     payload = found.to_json()
     if not args.members:

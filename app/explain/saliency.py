@@ -26,7 +26,7 @@ from captum.attr import (
 from torch import nn
 
 from app.explain.options import SALIENCY_METHODS
-from models import gradcam_layer
+from models import finer_gradcam_layer, gradcam_layer
 
 # The method shown when nobody chose one: on plain shortcut models over the shortcut zoo the only
 # one whose map's maximum lands on the shortcut in >= 85 % of the images (docs/saliency_methods.md,
@@ -38,6 +38,7 @@ SALIENCY_LABELS = {
     "occlusion": "Occlusion (score drop when a patch is hidden)",
     "gradcam": "Grad-CAM",
     "gradcam_plus_plus": "Grad-CAM++",
+    "fine_gradcam": "Fine Grad-CAM (a stage earlier, times the gradient)",
     "saliency": "Gradient (vanilla saliency)",
     "smoothgrad": "SmoothGrad (gradients of noisy copies)",
     "integrated_gradients": "Integrated Gradients",
@@ -113,6 +114,39 @@ def _gradcam_plus_plus(model: nn.Module, images: torch.Tensor, targets: torch.Te
     return LayerAttribution.interpolate(cam, tuple(images.shape[-2:]), interpolate_mode="bilinear").sum(dim=1)
 
 
+def _fine_gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM of the stage before the last (`models.finer_gradcam_layer`: twice the resolution)
+    times the input gradient's magnitude, each scaled to peak 1: `N x H x W` >= 0.
+
+    One forward and one backward. The coarse last-stage Grad-CAM spreads a small stamp over a
+    quarter of a 32 px image; a stage earlier and gated by the gradient (as Guided Grad-CAM gates
+    by guided backpropagation) it stays on the stamp (docs/discovery.md).
+    """
+    layer = finer_gradcam_layer(model, images.detach())
+    captured = {}
+
+    def keep(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        captured["activations"] = output
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        scores = model(images).gather(1, targets.view(-1, 1)).sum()
+    finally:
+        handle.remove()
+    activations = captured["activations"]
+    layer_gradients, input_gradients = torch.autograd.grad(scores, [activations, images])
+    weights = layer_gradients.mean(dim=(2, 3), keepdim=True)
+    cam = (weights * activations).sum(dim=1, keepdim=True).clamp_min(0)
+    cam = LayerAttribution.interpolate(cam, tuple(images.shape[-2:]), interpolate_mode="bilinear")[:, 0]
+    gradient = input_gradients.abs().sum(dim=1)
+    return _peak_scaled(cam.detach()) * _peak_scaled(gradient)
+
+
+def _peak_scaled(maps: torch.Tensor) -> torch.Tensor:
+    """Each of `N x H x W` maps divided by its maximum (an all-zero map stays zero)."""
+    return maps / maps.flatten(1).amax(1).clamp_min(1e-30).view(-1, 1, 1)
+
+
 def _occlusion(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The target score's drop when a square patch (`OCCLUSION_WINDOW` of the side, the
     normalised mean, i.e. zeros) hides each place: `N x H x W` >= 0 (rises count as 0)."""
@@ -177,6 +211,8 @@ def _raw_maps(
         return _gradcam_plus_plus(model, images, targets, chosen)
     if method == "occlusion":
         return _occlusion(model, images, targets)
+    if method == "fine_gradcam":
+        return _fine_gradcam(model, images, targets)
     if method == "saliency":
         attributions = Saliency(model).attribute(images, target=targets, abs=True)
     elif method == "smoothgrad":
