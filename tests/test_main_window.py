@@ -516,6 +516,20 @@ def test_round_marks_from_history_records():
     assert marks[4] is None
 
 
+def test_an_epoch_run_again_after_stop_replaces_its_batch_curve():
+    # Stop in epoch 2 after 3 of 4 batches, Train: epoch 2 runs again from its first batch;
+    # the stopped batches go, so the faint curve does not run back over them
+    from ui.widgets.plot_data import PlotData
+
+    data = PlotData()
+    data._init_data()
+    for epoch, batch in [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 1), (2, 2)]:
+        data.add_batch(epoch, batch, 4, loss=float(10 * epoch + batch), accuracy=0.5)
+    assert data.batch_x == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
+    assert data.batch_loss == [11.0, 12.0, 13.0, 14.0, 21.0, 22.0]
+    assert len(data.batch_accuracy) == 6
+
+
 # ----------------------------------------------------------------------------- sessions continue
 def test_train_after_stop_continues_the_same_session(window_factory, data_folder, tmp_path):
     window = window_factory(trainer_factory=fake_factory(endless=True))
