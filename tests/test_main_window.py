@@ -986,6 +986,20 @@ def test_the_app_reopens_the_last_session_and_lists_recent_ones(window_factory, 
     assert Path(window.session.folder) == older.folder and window.settings.vars["model"].get() == "small_cnn"
 
 
+def test_the_recent_sessions_columns_fit_their_longest_values(tk_root):
+    # at 1280 x 720 the list cut "2026-12-08 01:04" to "01:0" and the heading "Rounds" to "Round"
+    import tkinter.font as tkfont
+
+    from models import MODEL_NAMES
+    from ui.windows.sessions_dialog import COLUMNS
+
+    cell, heading = tkfont.nametofont("TkDefaultFont"), tkfont.nametofont("TkHeadingFont")
+    longest = {"used": "2026-12-08 01:04", "model": max(MODEL_NAMES, key=cell.measure), "epochs": "120/120", "masks": "10000"}
+    for key, title, width in COLUMNS:
+        assert heading.measure(title) + 12 <= width, key
+        assert cell.measure(longest.get(key, "")) + 12 <= width, key
+
+
 def test_the_trust_banner_says_why_its_buttons_wait_and_offers_only_what_the_app_has(window_factory, data_folder):
     """Issue 21: the banner's buttons were disabled during training without a word, and it
     advised "freeze BatchNorm", which no setting offers."""
