@@ -540,6 +540,9 @@ def test_train_after_stop_continues_the_same_session(window_factory, data_folder
     window.stop_button.invoke()
     wait_until(window, lambda: window.finished is not None)
     assert "Train continues this session" in window.session_var.get()
+    # stopped: the progress lines no longer promise a time left
+    assert window.progress.run_text.get().startswith("Run: stopped at ")
+    assert " left" not in window.progress.epoch_text.get()
     plotted = list(window.plots.epochs)
     window.train_button.invoke()
     wait_until(window, lambda: len(FakeTrainer.instances) == 2)
@@ -982,8 +985,10 @@ def test_the_app_reopens_the_last_session_and_lists_recent_ones(window_factory, 
     dialog.tree.selection_set(second)
     dialog.update()
     assert dialog.folder_label.cget("text") == f"Session folder: {older.folder}"
+    window.progress.run_text.set("Run: 40%, 1:00 left")  # what a run before left there
     dialog.open_button.invoke()
     assert Path(window.session.folder) == older.folder and window.settings.vars["model"].get() == "small_cnn"
+    assert window.progress.run_text.get() == "Run: not started"
 
 
 def test_the_recent_sessions_columns_fit_their_longest_values(tk_root):

@@ -314,6 +314,8 @@ class EngineEvents:
     def _on_finished(self, event: msg.TrainingFinished) -> None:
         state, note = self.controller.on_finished(event)
         self._log(note)
+        if event.stopped:
+            self.progress.run_stopped()
         self.rounds.close_round()
         self._set_state(state)
         self._update_session_label()

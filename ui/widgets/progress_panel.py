@@ -234,6 +234,16 @@ class ProgressPanel(ttk.Frame):
         else:
             self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, {format_duration(self.eta.shown_run_remaining())} left")
 
+    def run_stopped(self) -> None:
+        """Stop: the bars stay where the run got to, but no time left is promised any more
+        (after Stop the lines still said "0:15 left")."""
+        eta = self.eta
+        if eta.batch <= 0:
+            return  # stopped before its first batch: the texts say "starting" / "not started"
+        if eta.batch < eta.batches_per_epoch:
+            self.epoch_text.set(f"Epoch {eta.epoch}/{eta.epochs}: stopped at batch {eta.batch}/{eta.batches_per_epoch}")
+        self.run_text.set(f"Run: stopped at {eta.run_fraction():.0%}")
+
     def _show_finetune(self, round_number: int, step: int, max_steps: int) -> None:
         left = self.step_timer.remaining(step, max_steps)
         text = f"Fine-tune round {round_number}: step {step}/{max_steps}"
