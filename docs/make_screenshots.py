@@ -18,7 +18,8 @@ With `--trust`, it trains small_cnn on a folder of 32 images (made in a temporar
 shoots the main window with its warning that the numbers cannot be trusted.
 With `--walk`, it walks the correction loop on a cut demo (12 training images per digit) and shoots
 the whole screen at each stage into docs/screenshot_<stage>_<W>x<H>.png, for the screen size of the
-display it runs on (run it under a 1280x720 and a 1600x1000 Xvfb):
+display it runs on (run it under a 1280x720 and a 1600x1000 Xvfb; at 1600x1000 it also shoots the
+content preview window alone, docs/screenshot_content_preview.png):
 
     Xvfb :58 -screen 0 1280x720x24 &  DISPLAY=:58 .venv/bin/python docs/make_screenshots.py --walk
 """
@@ -344,6 +345,8 @@ def walk_screenshots(out_dir: Path) -> int:
         preview.rerun_button.invoke()
         run_until(root, lambda: preview.busy is None and preview.preview is not first)
         shoot_screen(root, f"screenshot_content_preview_{size}.png", out_dir)
+        if size == "1600x1000":  # the README's picture of the preview window alone
+            shoot(preview, "screenshot_content_preview.png", out_dir)
         preview.apply_button.invoke()
         run_until(root, lambda: "PropagationApplied" in window.event_counts)
         brush.done_button.invoke()

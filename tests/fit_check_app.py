@@ -60,8 +60,9 @@ def label_of(frame, variable):
     )
 
 
-window.progress.finetune_text.set(
-    "Fine-tune round 1: step 14/150, at most 3:41:25 left\ncheck at step 10: guidance 1.48, val loss 0.532"
+window.progress.finetune_text.set(  # the longest line the round shows: it was cut off at 1280 px
+    "Fine-tune round 1: measuring the model before the round (then up to 150 steps)..."
+    "\ncheck at step 10: guidance 1.48, val loss 0.532"
 )
 window.session_var.set(
     str(work / "sessions" / "20261207-190000") + "\n(Train continues this session; New session starts another)"

@@ -321,3 +321,16 @@ def test_a_round_ended_by_the_user_says_it_is_the_candidate_so_far(tk_root):
     assert window.stop_label.cget("text").startswith("You ended the round after 14 steps")
     window.commit_button.invoke()  # not WORSE: no question
     assert calls.commits == 1
+
+
+def test_the_stop_sentence_counts_one_annotated_image_in_the_singular():
+    # a round on one painted image read "on 1 annotated images"
+    import dataclasses
+
+    from app.engine.finetune_report import STOP_CANCELLED
+    from ui.windows.chooser_window import stop_sentence
+
+    one = make_done(1).report
+    assert " on 1 annotated image (" in stop_sentence(one)
+    assert " on 1 annotated image (" in stop_sentence(dataclasses.replace(one, stop_reason=STOP_CANCELLED))
+    assert " on 2 annotated images (" in stop_sentence(make_done(2).report)

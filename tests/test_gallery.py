@@ -163,3 +163,16 @@ def test_images_chosen_between_rounds_open_at_the_next_round(tk_root, tmp_path, 
         if window.thread is not None:
             window.thread.join(30)
         window.teardown()
+
+
+def test_a_caption_is_red_only_when_the_prediction_is_wrong(tk_root, tmp_path):
+    # between rounds the gallery lists the folder without predictions: every caption was red
+    from ui.windows.gallery_window import CAPTION_RIGHT, CAPTION_UNKNOWN, CAPTION_WRONG, GalleryWindow
+
+    gallery = GalleryWindow(tk_root, _entries(), str(tmp_path), on_paint=lambda relpaths: None)
+    try:
+        colours = {relpath: tile.winfo_children()[-1].cget("foreground") for relpath, tile in gallery.tiles.items()}
+        assert colours["a/1.png"] == colours["b/1.png"] == CAPTION_RIGHT
+        assert (colours["a/2.png"], colours["b/2.png"]) == (CAPTION_WRONG, CAPTION_UNKNOWN)
+    finally:
+        gallery.destroy()

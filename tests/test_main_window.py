@@ -516,6 +516,20 @@ def test_round_marks_from_history_records():
     assert marks[4] is None
 
 
+def test_an_epoch_run_again_after_stop_replaces_its_batch_curve():
+    # Stop in epoch 2 after 3 of 4 batches, Train: epoch 2 runs again from its first batch;
+    # the stopped batches go, so the faint curve does not run back over them
+    from ui.widgets.plot_data import PlotData
+
+    data = PlotData()
+    data._init_data()
+    for epoch, batch in [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3), (2, 1), (2, 2)]:
+        data.add_batch(epoch, batch, 4, loss=float(10 * epoch + batch), accuracy=0.5)
+    assert data.batch_x == [0.25, 0.5, 0.75, 1.0, 1.25, 1.5]
+    assert data.batch_loss == [11.0, 12.0, 13.0, 14.0, 21.0, 22.0]
+    assert len(data.batch_accuracy) == 6
+
+
 # ----------------------------------------------------------------------------- sessions continue
 def test_train_after_stop_continues_the_same_session(window_factory, data_folder, tmp_path):
     window = window_factory(trainer_factory=fake_factory(endless=True))
@@ -526,6 +540,9 @@ def test_train_after_stop_continues_the_same_session(window_factory, data_folder
     window.stop_button.invoke()
     wait_until(window, lambda: window.finished is not None)
     assert "Train continues this session" in window.session_var.get()
+    # stopped: the progress lines no longer promise a time left
+    assert window.progress.run_text.get().startswith("Run: stopped at ")
+    assert " left" not in window.progress.epoch_text.get()
     plotted = list(window.plots.epochs)
     window.train_button.invoke()
     wait_until(window, lambda: len(FakeTrainer.instances) == 2)
@@ -968,8 +985,24 @@ def test_the_app_reopens_the_last_session_and_lists_recent_ones(window_factory, 
     dialog.tree.selection_set(second)
     dialog.update()
     assert dialog.folder_label.cget("text") == f"Session folder: {older.folder}"
+    window.progress.run_text.set("Run: 40%, 1:00 left")  # what a run before left there
     dialog.open_button.invoke()
     assert Path(window.session.folder) == older.folder and window.settings.vars["model"].get() == "small_cnn"
+    assert window.progress.run_text.get() == "Run: not started"
+
+
+def test_the_recent_sessions_columns_fit_their_longest_values(tk_root):
+    # at 1280 x 720 the list cut "2026-12-08 01:04" to "01:0" and the heading "Rounds" to "Round"
+    import tkinter.font as tkfont
+
+    from models import MODEL_NAMES
+    from ui.windows.sessions_dialog import COLUMNS
+
+    cell, heading = tkfont.nametofont("TkDefaultFont"), tkfont.nametofont("TkHeadingFont")
+    longest = {"used": "2026-12-08 01:04", "model": max(MODEL_NAMES, key=cell.measure), "epochs": "120/120", "masks": "10000"}
+    for key, title, width in COLUMNS:
+        assert heading.measure(title) + 12 <= width, key
+        assert cell.measure(longest.get(key, "")) + 12 <= width, key
 
 
 def test_the_trust_banner_says_why_its_buttons_wait_and_offers_only_what_the_app_has(window_factory, data_folder):

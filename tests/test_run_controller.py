@@ -188,6 +188,9 @@ def test_open_new_session_and_the_session_line(controller, data, tmp_path):
     assert controller.opened_note(opened, rounds) == Note(
         f"Opened session {session.folder}: 0 epochs done, 0 feedback rounds, 0 masks"
     )
+    controller.epochs_done = 1  # "1 epochs done, 1 feedback rounds" read wrong
+    assert controller.opened_note(opened, [{"round": 1}]).text.endswith(": 1 epoch done, 1 feedback round, 0 masks")
+    controller.epochs_done = 0
     with pytest.raises(UserError, match="is not a session folder"):
         controller.open_session(str(tmp_path))
     assert controller.resume_session is opened  # a failed open changes nothing
@@ -282,6 +285,8 @@ def test_the_end_of_a_run(controller):
     state, note = controller.on_finished(msg.TrainingFinished(3, stopped=True))
     assert state is RunState.STOPPED and note.text == "Stopped after epoch 3; session saved"
     assert controller.finished.epoch == 3
+    state, note = controller.on_finished(msg.TrainingFinished(0, stopped=True))  # Stop in epoch 1
+    assert note.text == "Stopped before epoch 1 ended; session saved (Train runs epoch 1 again)"
     state, note = controller.on_finished(msg.TrainingFinished(6, stopped=False))
     assert state is RunState.FINISHED and note.text.startswith("Training finished: 6 epochs. Train adds more epochs")
     notes, title = controller.on_failed(msg.TrainingFailed("no classes", user_error=True))

@@ -264,7 +264,8 @@ class EngineEvents:
     # ------------------------------------------------------------------------------ fine-tune rounds
     def _on_finetune_started(self, event: msg.FinetuneStarted) -> None:
         self.progress.finetune_started(event.round, event.max_steps)
-        self.log.append(f"Fine-tune round {event.round}: {event.n_annotated} annotated images, at most {event.max_steps} steps")
+        annotated = plural(event.n_annotated, "annotated image")
+        self.log.append(f"Fine-tune round {event.round}: {annotated}, at most {event.max_steps} steps")
 
     def _on_finetune_step(self, event: msg.FinetuneStep) -> None:
         self.progress.finetune_step(event.round, event.step, event.max_steps)
@@ -307,11 +308,14 @@ class EngineEvents:
             self._set_state(state)
 
     def _on_checkpoint(self, event: msg.CheckpointSaved) -> None:
-        self.log.append(f"Checkpoint saved (epoch {event.epoch})", "debug")
+        done = f"epoch {event.epoch}" if event.epoch else "no epoch ended yet"
+        self.log.append(f"Checkpoint saved ({done})", "debug")
 
     def _on_finished(self, event: msg.TrainingFinished) -> None:
         state, note = self.controller.on_finished(event)
         self._log(note)
+        if event.stopped:
+            self.progress.run_stopped()
         self.rounds.close_round()
         self._set_state(state)
         self._update_session_label()

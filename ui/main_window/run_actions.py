@@ -260,6 +260,7 @@ class RunActions:
         self.trust_banner.show(())
         self.settings.load(session.train_dir, session.val_dir, session.train_config, session.test_dir)
         self.plots.set_history(epochs, rounds)
+        self.progress.reset()  # the bars and times of whatever ran before belong to no opened session
         self._update_session_label()
         self._log(self.controller.opened_note(session, rounds))
 

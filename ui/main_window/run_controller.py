@@ -224,10 +224,8 @@ class RunController:
         return session, epochs, rounds
 
     def opened_note(self, session: Any, rounds: Sequence[dict]) -> Note:
-        return Note(
-            f"Opened session {session.folder}: {self.epochs_done} epochs done, {len(rounds)} "
-            f"feedback rounds, {len(session.masks.annotated())} masks"
-        )
+        epochs, masks = plural(self.epochs_done, "epoch"), plural(len(session.masks.annotated()), "mask")
+        return Note(f"Opened session {session.folder}: {epochs} done, {plural(len(rounds), 'feedback round')}, {masks}")
 
     def forget_session(self) -> None:
         """ "New session": the next Train starts a fresh one."""
@@ -358,6 +356,8 @@ class RunController:
 
     def on_finished(self, event: msg.TrainingFinished) -> Tuple[RunState, Note]:
         self.finished = event
+        if event.stopped and event.epoch == 0:  # not "after epoch 0": no epoch had ended
+            return RunState.STOPPED, Note("Stopped before epoch 1 ended; session saved (Train runs epoch 1 again)")
         if event.stopped:
             return RunState.STOPPED, Note(f"Stopped after epoch {event.epoch}; session saved")
         return RunState.FINISHED, Note(

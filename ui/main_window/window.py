@@ -229,6 +229,8 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
         self.session_var = tk.StringVar(self, value="New session on Train")
         self.session_label = ttk.Label(session_frame, textvariable=self.session_var, wraplength=420, justify="left")
         self.session_label.pack(fill="x")
+        # the folder's path wraps at the box's width, not mid-name at a fixed 420 px
+        self.session_label.bind("<Configure>", lambda e: self.session_label.configure(wraplength=max(200, e.width - 4)))
         session_buttons = ttk.Frame(session_frame)
         session_buttons.pack(fill="x", pady=(4, 0))
         self.open_session_button = ttk.Button(session_buttons, text="Open session...", command=self.on_open_session)

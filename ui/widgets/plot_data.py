@@ -151,8 +151,17 @@ class PlotData:
             self.update_plot(full=True)
 
     def add_batch(self, epoch: int, batch: int, batches: int, loss: float, accuracy: float, ce: float = math.nan) -> None:
-        """A finished batch: extends the faint running curves (its CE when given)."""
-        self.batch_x.append(epoch - 1 + batch / max(1, batches))
+        """A finished batch: extends the faint running curves (its CE when given).
+
+        A batch at or before the last one shown starts an epoch again (Train after a Stop
+        mid-epoch reruns that epoch): the stopped epoch's batches go, else the curve would
+        run back to its start over them."""
+        x = epoch - 1 + batch / max(1, batches)
+        while self.batch_x and self.batch_x[-1] >= x:
+            self.batch_x.pop()
+            self.batch_loss.pop()
+            self.batch_accuracy.pop()
+        self.batch_x.append(x)
         ce = _number(ce)
         self.batch_loss.append(ce if math.isfinite(ce) else _number(loss))
         self.batch_accuracy.append(_number(accuracy))

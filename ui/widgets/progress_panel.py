@@ -23,6 +23,7 @@ from ui.helpers.wording import format_duration
 
 BAR_STYLE = "Run.Horizontal.TProgressbar"
 FINETUNE_BAR_STYLE = "Finetune.Horizontal.TProgressbar"
+BAR_LENGTH = 160  # each bar's least width; the texts beside them wrap in the rest
 
 
 SMOOTHING = 0.15  # share of the gap to a new raw estimate the shown run estimate closes per batch
@@ -169,21 +170,32 @@ class ProgressPanel(ttk.Frame):
         # a coloured fill: in some themes (clam) the default fill is hard to tell from the trough
         style.configure(BAR_STYLE, background="#3b7dd8", troughcolor="#e4e4e4")
         style.configure(FINETUNE_BAR_STYLE, background="#2ca02c", troughcolor="#e4e4e4")
-        self.epoch_bar = ttk.Progressbar(self, maximum=1.0, length=240, style=BAR_STYLE)
-        self.run_bar = ttk.Progressbar(self, maximum=1.0, length=240, style=BAR_STYLE)
-        self.finetune_bar = ttk.Progressbar(self, maximum=1.0, length=240, style=FINETUNE_BAR_STYLE)
+        self.epoch_bar = ttk.Progressbar(self, maximum=1.0, length=BAR_LENGTH, style=BAR_STYLE)
+        self.run_bar = ttk.Progressbar(self, maximum=1.0, length=BAR_LENGTH, style=BAR_STYLE)
+        self.finetune_bar = ttk.Progressbar(self, maximum=1.0, length=BAR_LENGTH, style=FINETUNE_BAR_STYLE)
         self.epoch_text = tk.StringVar(value="Epoch: not started")
         self.run_text = tk.StringVar(value="Run: not started")
         self.finetune_text = tk.StringVar(value="Fine-tune: none yet")
         rows = ((self.epoch_bar, self.epoch_text), (self.run_bar, self.run_text), (self.finetune_bar, self.finetune_text))
+        self.labels = []
         for row, (bar, var) in enumerate(rows):
             # the bar left, its text right of it: three rows, compact enough for 720 px screens
             bar.grid(row=row, column=0, sticky="ew", pady=2)
-            ttk.Label(self, textvariable=var, anchor="w", justify="left").grid(row=row, column=1, sticky="w", padx=(8, 0))
-        self.columnconfigure(0, weight=1, minsize=160)
+            label = ttk.Label(self, textvariable=var, anchor="w", justify="left")
+            label.grid(row=row, column=1, sticky="w", padx=(8, 0))
+            self.labels.append(label)
+        self.columnconfigure(0, weight=1, minsize=BAR_LENGTH)
         self.columnconfigure(1, weight=2)
+        self.bind("<Configure>", self._wrap)
         self.step_timer = StepTimer()
         self._last_check = ""
+
+    def _wrap(self, event: tk.Event) -> None:
+        """The texts wrap in what the bars leave: a long one (the round's stop reason, "measuring
+        the model before the round") was cut off at the window's edge at 1280 px."""
+        width = max(120, event.width - BAR_LENGTH - 12)
+        for label in self.labels:
+            label.configure(wraplength=width)
 
     def reset(self) -> None:
         self.eta = EtaEstimator()
@@ -221,6 +233,16 @@ class ProgressPanel(ttk.Frame):
             self.run_text.set("Run: 100%")
         else:
             self.run_text.set(f"Run: {self.eta.run_fraction():.0%}, {format_duration(self.eta.shown_run_remaining())} left")
+
+    def run_stopped(self) -> None:
+        """Stop: the bars stay where the run got to, but no time left is promised any more
+        (after Stop the lines still said "0:15 left")."""
+        eta = self.eta
+        if eta.batch <= 0:
+            return  # stopped before its first batch: the texts say "starting" / "not started"
+        if eta.batch < eta.batches_per_epoch:
+            self.epoch_text.set(f"Epoch {eta.epoch}/{eta.epochs}: stopped at batch {eta.batch}/{eta.batches_per_epoch}")
+        self.run_text.set(f"Run: stopped at {eta.run_fraction():.0%}")
 
     def _show_finetune(self, round_number: int, step: int, max_steps: int) -> None:
         left = self.step_timer.remaining(step, max_steps)

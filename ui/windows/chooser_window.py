@@ -26,6 +26,7 @@ from datasets.masks import resize_mask
 from ui.helpers.geometry import display_indices, fit_image
 from ui.helpers.overlay import RED_RGB, blend, mask_overlay, paint_outline
 from ui.helpers.window_geometry import GeometryStore
+from ui.helpers.wording import plural
 from ui.tk_support.window_placement import restore_and_remember
 
 from .dialogs import ConfirmDialog
@@ -90,15 +91,13 @@ def guidance_agrees(report: FinetuneReport) -> bool:
 
 def stop_sentence(report: FinetuneReport) -> str:
     """How the round ended, in the chooser's words."""
+    annotated = plural(report.n_annotated, "annotated image")
     if report.stop_reason == STOP_CANCELLED:
         return (
-            f"You ended the round after {report.steps} steps on {report.n_annotated} annotated images "
-            f"({report.seconds:.1f} s): this is the candidate so far."
+            f"You ended the round after {report.steps} steps on {annotated} ({report.seconds:.1f} s): "
+            "this is the candidate so far."
         )
-    return (
-        f"Stopped after {report.steps} steps on {report.n_annotated} annotated "
-        f"images ({report.seconds:.1f} s): {report.stop_text}."
-    )
+    return f"Stopped after {report.steps} steps on {annotated} ({report.seconds:.1f} s): {report.stop_text}."
 
 
 class ChooserWindow(tk.Toplevel):

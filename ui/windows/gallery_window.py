@@ -36,6 +36,7 @@ CELL_NAMES = {
     "inaccurate_reasonable": "wrong, right place",
     "inaccurate_unreasonable": "wrong, wrong place",
 }
+CAPTION_RIGHT, CAPTION_WRONG, CAPTION_UNKNOWN = "#1a7f1a", "#c00000", "#444444"  # prediction right / wrong / none
 
 
 class GalleryWindow(tk.Toplevel):
@@ -166,10 +167,12 @@ class GalleryWindow(tk.Toplevel):
             picture.pack()
             right = entry.predicted_label == entry.true_label
             text = f"{entry.true_label} → {entry.predicted_label}" if entry.predicted_label else entry.true_label
+            # no prediction (the folder as on disk, between rounds): the class alone, not red as if wrong
+            colour = (CAPTION_RIGHT if right else CAPTION_WRONG) if entry.predicted_label else CAPTION_UNKNOWN
             caption = tk.Label(
                 tile,
                 text=text + (" ●" if entry.relpath in masked else ""),
-                foreground="#1a7f1a" if right else "#c00000",
+                foreground=colour,
                 font=("TkDefaultFont", 8),
             )
             caption.pack()

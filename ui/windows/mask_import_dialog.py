@@ -375,7 +375,7 @@ def add_session_buttons(frame: ttk.Frame, window: Any) -> Tuple[ttk.Button, ttk.
         window.after(POLL_MS * 5, poll)
 
     import_button = ttk.Button(frame, text="Import masks...", command=import_masks)
-    import_button.pack(side="left", padx=(6, 0))
+    import_button.pack(side="left")  # under "Open session...", not 6 px right of it
     report_button = ttk.Button(frame, text="Report...", command=report)
     report_button.pack(side="left", padx=(6, 0))
     return import_button, report_button

@@ -17,13 +17,15 @@ from typing import Callable, Dict, Optional, Sequence
 
 from app.run.session import SessionSummary
 
+# widths in pixels: the date, the longest model name and the headings fit whole (the date lost
+# its minutes, "mobilenet_v3_small" its tail, "Rounds" its s)
 COLUMNS = (
-    ("used", "Last used", 130),
-    ("data", "Data folder", 300),
-    ("model", "Model", 90),
-    ("epochs", "Epochs", 70),
-    ("rounds", "Rounds", 60),
-    ("masks", "Masks", 60),
+    ("used", "Last used", 150),
+    ("data", "Data folder", 280),
+    ("model", "Model", 160),
+    ("epochs", "Epochs", 76),
+    ("rounds", "Rounds", 76),
+    ("masks", "Masks", 64),
 )
 
 
