@@ -14,6 +14,7 @@ from typing import Any, Mapping, Optional
 
 from app.errors import UserError
 from app.explain.locator_config import LocatorConfig, check_locator_settings, locator_config_from
+from app.explain.options import DEFAULT_SALIENCY_METHOD
 from loss.options import DEFAULT_LAMBDAS, DEFAULT_PENALTY_GRADIENT, PENALTY_GRADIENTS
 
 MAX_INPUT_SIZE = 2048  # largest square input side accepted: beyond it memory runs out, not training
@@ -75,7 +76,7 @@ class TrainConfig:
     feedback_every: int = 0  # pause for painting every N epochs (0 = never; the CLI never pauses)
     images_per_round: int = 8  # images shown in the brush window per round
     selection: str = "random"  # how those images are chosen (app.explain.selection.SELECTION_STRATEGIES)
-    saliency_method: str = "occlusion"  # method for display (app.explain.saliency.SALIENCY_METHODS; docs/saliency_methods.md)
+    saliency_method: str = DEFAULT_SALIENCY_METHOD  # method for display (SALIENCY_METHODS; docs/saliency_methods.md)
     amp: str = "off"  # mixed precision of training steps: off | bf16 | fp16 (app.engine.amp)
     cache_images_gb: float = 0.0  # keep decoded, resized images in RAM up to this many GB (0 = decode every epoch)
     # When masks start to guide a trained model (train --init with masks, every fine-tune round),

@@ -12,6 +12,7 @@ from importlib import import_module
 from typing import Any
 
 _HOME = {
+    "DEFAULT_SALIENCY_METHOD": "options",
     "SALIENCY_METHODS": "options",
     "SCOPES": "options",
     "SELECTION_STRATEGIES": "options",

@@ -25,20 +25,14 @@ from captum.attr import (
 )
 from torch import nn
 
-from app.explain.options import SALIENCY_METHODS
+from app.explain.options import DEFAULT_SALIENCY_METHOD, SALIENCY_METHODS
 from models import finer_gradcam_layer, gradcam_layer
 
-# The method shown when nobody chose one: on plain shortcut models over the shortcut zoo the only
-# one whose map's maximum lands on the shortcut in >= 85 % of the images (docs/saliency_methods.md,
-# bench/saliency_pointing.py). It costs ~225 forwards per image at any input size (fine for a
-# round's images; discovery and "unreasonable first" use Grad-CAM, one backward per image).
-DEFAULT_SALIENCY_METHOD = "occlusion"
-
 SALIENCY_LABELS = {
+    "fine_gradcam": "Fine Grad-CAM (a stage earlier, times the gradient)",
     "occlusion": "Occlusion (score drop when a patch is hidden)",
     "gradcam": "Grad-CAM",
     "gradcam_plus_plus": "Grad-CAM++",
-    "fine_gradcam": "Fine Grad-CAM (a stage earlier, times the gradient)",
     "saliency": "Gradient (vanilla saliency)",
     "smoothgrad": "SmoothGrad (gradients of noisy copies)",
     "integrated_gradients": "Integrated Gradients",
