@@ -334,3 +334,41 @@ def test_the_stop_sentence_counts_one_annotated_image_in_the_singular():
     assert " on 1 annotated image (" in stop_sentence(one)
     assert " on 1 annotated image (" in stop_sentence(dataclasses.replace(one, stop_reason=STOP_CANCELLED))
     assert " on 2 annotated images (" in stop_sentence(make_done(2).report)
+
+
+@pytest.mark.gui
+def test_a_round_that_kept_the_model_says_no_change_and_colours_nothing(tk_root):
+    """A "plateau" round that kept its start: the candidate is the model, every after is its before
+    (`FinetuneReport.unchanged`), and the chooser says so plainly instead of showing differences."""
+    import dataclasses
+
+    done = make_done()
+    same = {f"{name}_after": getattr(done.report, f"{name}_before") for name in ("val_loss", "val_accuracy", "guidance")}
+    same.update(red_share_after=done.report.red_share_before, green_share_after=done.report.green_share_before)
+    report = dataclasses.replace(
+        done.report,
+        **same,
+        broken_accuracy_before=0.5,
+        broken_accuracy_after=0.5,
+        broken_gained=0,
+        broken_lost=0,
+        broken_images=100,
+        kept_step=0,
+        steps=2,
+        unchanged=True,
+    )
+    panels = tuple(
+        dataclasses.replace(c, saliency_new=c.saliency_old, predicted_new=c.predicted_old, confidence_new=c.confidence_old)
+        for c in done.comparisons
+    )
+    window, calls = open_chooser(tk_root, dataclasses.replace(done, report=report, comparisons=panels))
+    text = window.verdict_label.cget("text")
+    assert text == "No change: the candidate is the model before the round, so Commit and Reject keep the same weights"
+    assert str(window.verdict_label.cget("foreground")) == "#000000"
+    assert "the candidate is the model before the round" in window.stop_label.cget("text")
+    for name, (before, after) in window.summary_labels.items():
+        assert before.cget("text") == after.cget("text"), name
+        assert str(after.cget("foreground")) == "#000000", name
+    assert window.caption_labels[0].cget("text") == window.caption_labels[1].cget("text")
+    window.commit()  # no "Commit a WORSE round?" question: it is the same model
+    assert calls.commits == 1
