@@ -57,7 +57,8 @@ def add_session_buttons(frame: ttk.Frame, window: Any) -> Tuple[ttk.Button, ttk.
 
         results: "queue.Queue[Any]" = queue.Queue()
         window.log.append(f"Writing the session report to {path}...")
-        threading.Thread(target=lambda: results.put(_report_or_error(write_report, session.folder, path)), name="report", daemon=True).start()
+        work = lambda: results.put(_report_or_error(write_report, session.folder, path))  # noqa: E731
+        threading.Thread(target=work, name="report", daemon=True).start()
 
         def poll() -> None:
             try:
