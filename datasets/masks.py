@@ -22,14 +22,16 @@ import stat
 import threading
 from collections import OrderedDict
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 
 import numpy as np
-import torch
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from .atomic_files import atomic_open
 from .errors import DatasetError
+
+if TYPE_CHECKING:  # torch itself is imported where a tensor is made: the desktop app's window
+    import torch  # (brush strokes, the demo, a session's masks) starts without it
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +174,8 @@ def read_mask_array(path: str | os.PathLike, size: tuple[int, int] | None = None
 
 def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> torch.Tensor:
     """The mask at `path` as a float32 HxW tensor in {-1, 0, +1}; size=(H, W) resizes (nearest)."""
+    import torch
+
     return torch.from_numpy(read_mask_array(path, size).astype(np.float32))
 
 
@@ -304,6 +308,8 @@ class MaskStore:
                 self._cache.move_to_end(key)
                 return hit[1].float() if hit[1] is not None else None
         # Decode outside the lock: the UI thread should never wait for the trainer's reads.
+        import torch
+
         try:
             mask: torch.Tensor | None = torch.from_numpy(read_mask_array(path, size))
         except DatasetError as error:

@@ -9,6 +9,7 @@ and the protocol's messages and states are quick to import. Each check runs a fr
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from importlib import import_module
@@ -100,3 +101,31 @@ def test_every_command_handler_can_be_found():
     assert len(lazy) >= 6  # discover, select, propagate, masks import/export, report
     for handler in lazy:
         assert callable(getattr(import_module(handler.module), handler.function)), handler
+
+
+def test_the_desktop_app_s_modules_import_no_torch():
+    """What `main.py` imports to open the app, the main window's modules included: the window shows
+    before torch (seconds) is loaded; Train, the brush, Discover..., Import masks... and Report...
+    load it when they need it."""
+    modules = imported_modules(["-c", "import main, ui.desktop"])
+    assert "ui.main_window.window" in modules
+    assert not heavy_in(modules)
+
+
+@pytest.mark.gui
+def test_the_desktop_app_s_window_shows_without_torch(x_display, tmp_path):
+    """`main.py` with no command, on a display, up to its window's first update (its main loop
+    replaced): nothing of torch is loaded by then (it opens a session's checkpoint afterwards)."""
+    shown = (
+        "import sys, main\n"
+        "from ui.main_window.window import MainWindow\n"
+        "def shown(window):\n"
+        f"    print('loaded:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
+        "    window.root.destroy()\n"
+        "MainWindow.mainloop = shown\n"
+        "main.main([])\n"
+    )
+    env = {**os.environ, "DISPLAY": x_display, "XDG_DATA_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", shown], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.rsplit("loaded:", 1)[1].strip() == ""

@@ -89,7 +89,7 @@ def test_the_dialog_checks_then_imports_keeping_hand_painted(tk_root, data, coco
 
 @pytest.mark.gui
 def test_the_main_window_buttons_import_into_the_open_session_and_write_its_report(tk_root, data, coco, tmp_path, monkeypatch):
-    import ui.windows.mask_import_dialog as dialog_module
+    import ui.windows.session_buttons as buttons_module
     from app.run.session import Session
     from ui.main_window.window import MainWindow
 
@@ -115,8 +115,8 @@ def test_the_main_window_buttons_import_into_the_open_session_and_write_its_repo
 
         report = tmp_path / "report.html"
         opened = []
-        monkeypatch.setattr(dialog_module.filedialog, "asksaveasfilename", lambda **_options: str(report))
-        monkeypatch.setattr(dialog_module.webbrowser, "open", opened.append)
+        monkeypatch.setattr(buttons_module.filedialog, "asksaveasfilename", lambda **_options: str(report))
+        monkeypatch.setattr(buttons_module.webbrowser, "open", opened.append)
         window.report_button.invoke()
         wait_until(tk_root, lambda: bool(opened), timeout=60)
         assert opened == [report.resolve().as_uri()] and "Session report" in report.read_text(encoding="utf-8")

@@ -18,6 +18,9 @@ from ui.tk_support.window_placement import fit_minsize, place
 log = logging.getLogger(__name__)
 
 DEFAULT_GEOMETRY = "1400x860"  # wanted size; smaller screens get what fits (remembered after)
+# How long after the window's first draw the app opens its session: reading the checkpoint loads
+# torch (seconds), which the window must not wait for; the delay lets the first draw reach the screen.
+OPEN_AFTER_SHOW_MS = 100
 
 
 def _tune_fonts(root: tk.Tk) -> None:
@@ -73,10 +76,25 @@ def run_app(
     `sessions_root`: where new sessions go (default: `app.run.session.default_sessions_root()`).
     `demo_shortcut`: the built-in demo a blank data folder means (`datasets.demo.SHORTCUTS`).
     """
-    window = build_app(data_dir, session_dir, sessions_root=sessions_root, demo_shortcut=demo_shortcut)
+    # The window first, torch-free; the session (given, or the last one) right after it shows.
+    window = build_app(
+        None if session_dir else data_dir, sessions_root=sessions_root, demo_shortcut=demo_shortcut, reopen_last=False
+    )
+    window.root.update()
+    window.after(OPEN_AFTER_SHOW_MS, lambda: _open_first_session(window, session_dir, data_dir))
     window.mainloop()
     failed = window.last_failure is not None and not window.last_failure.user_error
     return 1 if failed else 0
+
+
+def _open_first_session(window: MainWindow, session_dir: Optional[str], data_dir: Optional[str]) -> None:
+    """What `MainWindow(session_dir=..., reopen_last=True)` opens, once the window is on screen."""
+    if window.running or window.session is not None:  # the user was quicker
+        return
+    if session_dir:
+        window.open_session(session_dir)
+    elif not data_dir:
+        window.reopen_last_session()
 
 
 def open_desktop_app(args) -> int:

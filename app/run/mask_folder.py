@@ -22,13 +22,15 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional
 
 import numpy as np
-import torch
 
 from datasets import MaskStore
 from datasets.masks import Keep
+
+if TYPE_CHECKING:  # only named: a session (and the desktop app's window) opens without torch
+    import torch
 
 
 class MaskFolder:

@@ -20,7 +20,6 @@ import weakref
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from app.engine.checkpoint import load_checkpoint
 from app.engine.config import FinetuneConfig, RunPaths, TrainConfig
 from app.errors import CheckpointError, UserError
 from app.run.mask_folder import MaskFolder
@@ -387,6 +386,10 @@ class Session:
         """Per-epoch metrics stored in the checkpoint (empty before the first epoch)."""
         if not self.checkpoint_path.is_file():
             return []
+        # Imported here: reading a checkpoint needs torch, listing and opening sessions does not
+        # (the desktop app's window shows before torch is loaded).
+        from app.engine.checkpoint import load_checkpoint
+
         try:
             return load_checkpoint(self.checkpoint_path).history
         except CheckpointError as error:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from app.explain.propagation import is_hand_painted
+from app.explain.mask_provenance import is_hand_painted
 from app.run import messages as msg
 from ui.helpers.wording import plural
 

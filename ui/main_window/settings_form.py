@@ -14,7 +14,7 @@ from typing import Dict, Optional
 from app.engine.config import TrainConfig
 from app.explain.locator_config import LOCATOR_SETTINGS
 from app.explain.options import SALIENCY_METHODS, SELECTION_STRATEGIES
-from datasets import DatasetError, class_folders, class_mismatch
+from datasets import DatasetError
 from loss.options import GUIDANCE_NAMES
 from models import MODEL_NAMES
 
@@ -108,6 +108,9 @@ def test_folder_problem(test_dir: str, train_dir: Optional[str], val_dir: Option
         return "must differ from the validation folder (which carries the shortcut)"
     if not train_dir:
         return ""
+    # Imported here: the folder scan loads torchvision, which the main window must not wait for.
+    from datasets.folder_scan import class_folders, class_mismatch
+
     try:
         mismatch = class_mismatch(class_folders(train_dir, "data folder"), class_folders(test_dir, "test folder"))
     except DatasetError:

@@ -55,7 +55,7 @@ from ui.widgets.plots import PlotsPanel
 from ui.widgets.progress_panel import ProgressPanel
 from ui.widgets.scrollable import ScrollableFrame
 from ui.windows.dialogs import ConfirmDialog, ErrorDialog, MoreEpochsDialog
-from ui.windows.mask_import_dialog import add_session_buttons
+from ui.windows.session_buttons import add_session_buttons
 
 from .demo_preparation import DemoFailed, DemoReady
 from .engine_events import EngineEvents

@@ -1,5 +1,5 @@
-"""Bring masks from other tools into the open session, and hand its report over: the dialog
-behind "Import masks..." and the "Report..." action, both on the main window's Session box.
+"""Bring masks from other tools into the open session: the dialog behind "Import masks..." on
+the main window's Session box (the button and "Report..." are `ui.windows.session_buttons`).
 
 The dialog reads a source (a folder of binary masks, a COCO JSON file or a Label Studio export:
 `datasets.mask_formats`), shows which labels it has with a red / green / ignore choice each,
@@ -14,7 +14,6 @@ from __future__ import annotations
 import queue
 import threading
 import tkinter as tk
-import webbrowser
 from pathlib import Path
 from tkinter import filedialog, ttk
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -22,7 +21,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 from PIL import Image, ImageTk
 
-from app.report import write_report
 from datasets.mask_formats import (
     DataImages,
     ImportPlan,
@@ -317,72 +315,3 @@ class MaskImportDialog(tk.Toplevel):
             self.after_cancel(self._poll_id)
             self._poll_id = None
         self.destroy()
-
-
-# ------------------------------------------------------------------- the main window's buttons
-def add_session_buttons(frame: ttk.Frame, window: Any) -> Tuple[ttk.Button, ttk.Button]:
-    """ "Import masks..." and "Report..." on the main window's Session box. `window`: the main
-    window (its `session`, `running`, `log`, `show_error`); nothing happens without a session
-    or while a run is going (the trainer reads the masks)."""
-
-    def import_masks() -> None:
-        if window.session is None or window.running:
-            window.show_error(
-                "Open a session, and stop its run, before importing masks into it.", user_error=True, title="Import masks"
-            )
-            return
-        session = window.session
-
-        def done(outcome: Any) -> None:
-            window.log.append(
-                f"Imported {len(outcome.written)} masks into {session.masks_dir} ({len(outcome.kept)} hand-painted kept)"
-            )
-
-        window.mask_import_dialog = MaskImportDialog(window, session.train_dir, session.masks, on_done=done)
-
-    def report() -> None:
-        if window.session is None:
-            window.show_error("Open a session first: the report tells its story.", user_error=True, title="Report")
-            return
-        session = window.session
-        path = filedialog.asksaveasfilename(
-            parent=window,
-            title="Save the session report",
-            initialdir=str(session.folder),
-            initialfile="report.html",
-            defaultextension=".html",
-        )
-        if not path:
-            return
-        results: "queue.Queue[Any]" = queue.Queue()
-        window.log.append(f"Writing the session report to {path}...")
-        threading.Thread(target=lambda: results.put(_report_or_error(session.folder, path)), name="report", daemon=True).start()
-
-        def poll() -> None:
-            try:
-                outcome = results.get_nowait()
-            except queue.Empty:
-                window.after(POLL_MS * 5, poll)
-                return
-            if isinstance(outcome, Exception):
-                window.show_error(
-                    f"The report could not be written: {outcome}", user_error=isinstance(outcome, ValueError), title="Report"
-                )
-            else:
-                window.log.append(f"Report written: {outcome}")
-                webbrowser.open(Path(outcome).resolve().as_uri())
-
-        window.after(POLL_MS * 5, poll)
-
-    import_button = ttk.Button(frame, text="Import masks...", command=import_masks)
-    import_button.pack(side="left")  # under "Open session...", not 6 px right of it
-    report_button = ttk.Button(frame, text="Report...", command=report)
-    report_button.pack(side="left", padx=(6, 0))
-    return import_button, report_button
-
-
-def _report_or_error(folder: Path, path: str) -> Any:
-    try:
-        return write_report(folder, path)
-    except Exception as error:  # noqa: BLE001 -- shown in a dialog, never a dead thread
-        return error
