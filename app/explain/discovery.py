@@ -28,7 +28,10 @@ gather even when their maps sit where the object's do (a tag tied to the object)
 cluster reports its size, class mix, mean heatmap, mean focus and drop, how consistent its
 place is (the mean map's focus over the members' mean focus: near 1 at one place, near 0
 anywhere), and, when some images are painted green, the share of saliency off the object.
-Clusters are sorted by their shortcut score, the mean drop (a group whose decision rests on the
+Each cluster also shows what sets its images apart from the rest of their class: the absolute
+difference of their mean image and the class's other images' mean (`shared_look`), which lights
+a shortcut at a fixed place (a frame, a corner tag) that no saliency map shows
+(docs/discovery.md). Clusters are sorted by their shortcut score, the mean drop (a group whose decision rests on the
 few pixels its maps light up comes first), small clusters (under `MIN_CLUSTER_SHARE` of the
 pool) after the rest. The focus is reported but not scored: on the zoo's plain models Grad-CAM
 on a faint digit is *more* concentrated than on the stamp (docs/discovery.md).
@@ -82,6 +85,8 @@ class Cluster:
     accuracy: float  # share of members the model classifies correctly
     shortcut_score: float  # max(mean drop, 0): high = the decision rests on the few pixels the maps light
     off_object: Optional[float] = None  # mean share of saliency off the green of the class (None: no green painted)
+    shared_look: Optional[np.ndarray] = None  # MAP_SIDE x MAP_SIDE in [0, 1]: |members' mean image - the class's others'|,
+    # on one scale for all clusters of a discovery (1 = the largest difference)
 
     @property
     def size(self) -> int:
@@ -117,6 +122,7 @@ class Cluster:
             "examples": list(self.relpaths[:EXAMPLES]),
             "members": list(self.relpaths),
             "mean_map": np.round(self.mean_map, 3).tolist(),
+            "shared_look": None if self.shared_look is None else np.round(self.shared_look, 3).tolist(),
         }
 
 
@@ -221,7 +227,7 @@ def discover(
         chosen = sorted(chosen[i] for i in torch.randperm(len(chosen), generator=generator)[:pool_size].tolist())
     layer = gradcam_layer(model)
     was_training = model.training
-    maps_kept, what, where, focus, drop, targets, correct = [], [], [], [], [], [], []
+    maps_kept, what, where, focus, drop, targets, correct, looks = [], [], [], [], [], [], [], []
     try:
         for start in range(0, len(chosen), BATCH):
             if should_stop is not None and should_stop():
@@ -241,6 +247,7 @@ def discover(
                 shown = saliency_maps(model, images, labels.to(device), display_method, normalise=False)
             side = min(MAP_SIDE, shown.shape[-1])
             maps_kept.append(saliency_distribution(torch.nn.functional.adaptive_avg_pool2d(shown[:, None], side)[:, 0]))
+            looks.append(torch.nn.functional.adaptive_avg_pool2d(images.detach().float(), side).cpu().half())
             where.append(torch.nn.functional.adaptive_avg_pool2d(distribution[:, None], GRID)[:, 0].flatten(1).sqrt())
             what.append(_features_under(outputs, raw.to(outputs.device)).cpu())
             focus.append(focus_share(distribution))
@@ -266,6 +273,8 @@ def discover(
         labels[rows] = number * n_clusters + kmeans(points[rows], n_clusters, seed=seed)
     off_object = _off_object(dataset, maps, targets_t)
     clusters = _clusters(dataset, chosen, labels, points, maps, focus_t, drop_t, targets_t, correct_t, off_object)
+    looks_t = torch.cat(looks)
+    clusters = _with_shared_looks(clusters, looks_t, targets_t, pool_indices=chosen)
     rank_of = {id(c): rank for rank, c in enumerate(clusters)}
     cluster_rank = torch.zeros(len(chosen), dtype=torch.long)
     position = {index: row for row, index in enumerate(chosen)}
@@ -274,6 +283,35 @@ def discover(
             cluster_rank[position[index]] = rank_of[id(cluster)]
     scores = ImageScores(tuple(chosen), focus_t, drop_t, cluster_rank, maps)
     return Discovery(clusters, scores, method, time.monotonic() - started, list(dataset.classes), display_method)
+
+
+def _with_shared_looks(
+    clusters: List[Cluster], looks: torch.Tensor, targets: torch.Tensor, pool_indices: List[int]
+) -> List[Cluster]:
+    """The clusters with their `shared_look`: |mean of a cluster's images - mean of the other
+    images of its main class| (the pool's when the class has no others), summed over channels,
+    all on one scale (the largest difference of any cluster is 1): a group that lacks what a
+    third of its class has (a frame) differs there too, but about a third as much as the group
+    that has it, so it must not be scaled up to look the same.
+    looks: N x C x s x s images shrunk to the map side, in pool order."""
+    row = {index: r for r, index in enumerate(pool_indices)}
+    differences: List[Optional[torch.Tensor]] = []
+    for cluster in clusters:
+        members = torch.zeros(len(looks), dtype=torch.bool)
+        members[[row[i] for i in cluster.indices]] = True
+        main_class = int(torch.mode(targets[members]).values)
+        others = ~members & (targets == main_class)
+        if not others.any():
+            others = ~members
+        differences.append(
+            (looks[members].float().mean(0) - looks[others].float().mean(0)).abs().sum(0) if others.any() else None
+        )
+    peak = max((float(d.max()) for d in differences if d is not None), default=0.0)
+    scale = peak if peak > 0 else 1.0
+    return [
+        c if d is None else Cluster(**{**c.__dict__, "shared_look": (d / scale).numpy().astype(np.float32)})
+        for c, d in zip(clusters, differences)
+    ]
 
 
 def _off_object(dataset: Any, maps: torch.Tensor, targets: torch.Tensor) -> Optional[torch.Tensor]:

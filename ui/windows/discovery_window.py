@@ -3,7 +3,8 @@
 It loads the session's checkpoint into a model of its own (the trainer's model is never touched)
 and runs `app.explain.discovery.discover` in a background thread, which reports progress and
 the result on a queue; the Tk side drains it every `POLL_MS`. Each group is one row: its mean
-heatmap, a strip of its most typical images with their heatmaps, and one line (size, class mix,
+heatmap, what sets its images apart from the rest of their class (`Cluster.shared_look`), a
+strip of its most typical images with their heatmaps, and one line (size, class mix,
 how much hiding the maps' top region drops the class, how concentrated and where). "Paint one"
 hands the group's most typical image to `on_paint` (the main window opens it in the brush
 window of the round, from where content propagation carries the painted content to the rest).
@@ -167,7 +168,8 @@ class DiscoveryWindow(tk.Toplevel):
             self.progress["value"] = 1.0
             self.status_var.set(
                 f"{len(event.result.images.indices)} images in {len(event.result.clusters)} groups "
-                f"({event.result.method}, {event.result.seconds:.1f} s); most shortcut-like first"
+                f"(formed by {event.result.method} maps, shown by {event.result.display_method}, "
+                f"{event.result.seconds:.1f} s); most shortcut-like first"
             )
             self._show(event.result, event.dataset)
         elif isinstance(event, DiscoveryFailed):
@@ -187,6 +189,9 @@ class DiscoveryWindow(tk.Toplevel):
             strip.pack(fill="x", pady=(4, 0))
             mean = Image.fromarray(heatmap_rgba(cluster.mean_map, (THUMB, THUMB))[..., :3])
             self._image_label(strip, mean, "mean heatmap")
+            if cluster.shared_look is not None:  # lights a shortcut at a fixed place that no heatmap shows
+                look = Image.fromarray(heatmap_rgba(cluster.shared_look, (THUMB, THUMB))[..., :3])
+                self._image_label(strip, look, "unlike its class")
             for index in cluster.indices[:THUMBS_PER_GROUP]:
                 saliency = scores.maps[row_of[index]].numpy()
                 peak = float(saliency.max())
