@@ -13,7 +13,6 @@ from app.run import display_items
 from app.run import messages as msg
 
 CPU = torch.device("cpu")
-CHANGED = SimpleNamespace(unchanged=False)  # the parts of a FinetuneReport the comparisons read
 
 
 class FakeMasks:
@@ -125,7 +124,7 @@ def test_comparisons_show_painted_images_before_and_after(monkeypatch):
     painted = {r: np.zeros((5, 3), np.int8) for r in ("left/0.png", "right/1.png", "left/2.png")}
     train = FakeSplit([0, 1, 0], masks=painted)
     flipped = pixel_model(scale=-1.0)  # the candidate predicts the other class everywhere
-    result = SimpleNamespace(candidate=flipped, annotated_indices=[2], report=CHANGED)
+    result = SimpleNamespace(candidate=flipped, annotated_indices=[2])
     panels = display_items.comparisons(
         pixel_model(),
         result,
@@ -142,26 +141,11 @@ def test_comparisons_show_painted_images_before_and_after(monkeypatch):
 
 def test_comparisons_fall_back_to_the_images_the_finetune_used():
     train = FakeSplit([0, 1, 0], masks={"left/2.png": np.zeros((5, 3), np.int8)})
-    result = SimpleNamespace(candidate=pixel_model(), annotated_indices=[2], report=CHANGED)
+    result = SimpleNamespace(candidate=pixel_model(), annotated_indices=[2])
     panels = display_items.comparisons(pixel_model(), result, train, ["left/0.png"], device=CPU, saliency_method="saliency")
     assert [p.relpath for p in panels] == ["left/2.png"]
-    nothing = SimpleNamespace(candidate=pixel_model(), annotated_indices=[], report=CHANGED)
+    nothing = SimpleNamespace(candidate=pixel_model(), annotated_indices=[])
     assert display_items.comparisons(pixel_model(), nothing, train, [], device=CPU, saliency_method="saliency") == ()
-
-
-def test_comparisons_of_an_unchanged_round_show_the_before_on_both_sides():
-    """A round whose candidate is the model (`FinetuneReport.unchanged`): the after panels are
-    the before ones, not a second pass that a noisy saliency method could make differ."""
-    train = FakeSplit([0, 1], masks={"left/0.png": np.zeros((5, 3), np.int8), "right/1.png": np.zeros((5, 3), np.int8)})
-    model = pixel_model()
-    result = SimpleNamespace(candidate=model, annotated_indices=[0, 1], report=SimpleNamespace(unchanged=True))
-    panels = display_items.comparisons(
-        model, result, train, ["left/0.png", "right/1.png"], device=CPU, saliency_method="smoothgrad"
-    )
-    assert [p.relpath for p in panels] == ["left/0.png", "right/1.png"]
-    for panel in panels:
-        assert (panel.predicted_new, panel.confidence_new) == (panel.predicted_old, panel.confidence_old)
-        assert np.array_equal(panel.saliency_new, panel.saliency_old)
 
 
 def test_preview_pages_reach_every_find():

@@ -87,14 +87,13 @@ def finetune_round(
     shortcut-broken accuracy reaches new bests; stop after config.patience checks without one,
     when the shortcut-broken loss is >= config.val_loss_rise x the round's start, or at
     config.max_steps (also when cancelled); the candidate is the best state seen (the start when
-    none beat it: the model exactly, its head not cooled). Stop rule "saliency": at the first
-    check where the share of saliency on red (as the chooser measures it) is <= (1 -
-    config.red_share_drop) x before (it looks elsewhere), where shortcut-broken accuracy fell by
-    more than config.broken_accuracy_drop, or where the shortcut-broken validation loss (else the
-    plain one) is >= config.val_loss_rise x before (it is forgetting). Rule "thesis": val loss >=
-    config.val_loss_rise x before or guidance <= L0 - config.guidance_drop x |L0|. Either way
-    also at config.max_steps, on a non-finite loss (the candidate keeps its last checked weights)
-    or when `should_stop()` returns True.
+    none beat it). Stop rule "saliency": at the first check where the share of saliency on red
+    (as the chooser measures it) is <= (1 - config.red_share_drop) x before (it looks elsewhere),
+    where shortcut-broken accuracy fell by more than config.broken_accuracy_drop, or where the
+    shortcut-broken validation loss (else the plain one) is >= config.val_loss_rise x before (it
+    is forgetting). Rule "thesis": val loss >= config.val_loss_rise x before or guidance <= L0 -
+    config.guidance_drop x |L0|. Either way also at config.max_steps, on a non-finite loss (the
+    candidate keeps its last checked weights) or when `should_stop()` returns True.
 
     Under torchrun (`distributed`) every rank draws the same steps (same seed), trains its
     rows of each step's batch through DDP, and validates rank 0's model, so all ranks take the
@@ -118,9 +117,7 @@ def finetune_round(
     before = measure(model, build_guidance(guidance_name, model), probe, **where)
     rule = RoundStopRule(config, before)
     steps = CandidateSteps(candidate, train_data, indices, rule, probe, guidance_new, val_loader, broken, config, device, seed)
-    # The start is taken before the head is cooled: a round that keeps it offers the model exactly.
-    start_state = snapshot(candidate)
-    rule.start(steps.start_loss(before, head_scale), start_state)
+    rule.start(steps.start_loss(before, head_scale), snapshot(candidate))
     logger.info(
         "fine-tune round: %d annotated images, L0=%.4g (target <= %.4g), val loss %.4g (limit %.4g)",
         len(indices),
@@ -132,10 +129,7 @@ def finetune_round(
     training_step = TrainingStep(candidate, guidance_new, lam, device=device, context=distributed, amp=amp)
     stop_reason = steps.run(training_step, generator, distributed, should_stop, on_step, on_progress)
     steps.settle(stop_reason, distributed)
-    unchanged = same_state(model, candidate)
-    # The same weights measure the same: reuse `before`, so that no rounding or nondeterministic
-    # kernel shows a change the round did not make.
-    after = before if unchanged else measure(candidate, guidance_new, probe, **where)
+    after = measure(candidate, guidance_new, probe, **where)
     report = round_report(
         before,
         after,
@@ -145,16 +139,9 @@ def finetune_round(
         seconds=time.monotonic() - started,
         broken_found=broken.found if broken is not None else 0,
         kept_step=rule.kept_step,
-        unchanged=unchanged,
     )
     logger.info("fine-tune round done: %s after %d steps; %s", report.stop_text, steps.steps, report.verdict_text)
     return FinetuneResult(candidate, report, indices)
-
-
-def same_state(model: nn.Module, candidate: nn.Module) -> bool:
-    """True when the candidate's parameters and buffers equal the model's exactly."""
-    mine, theirs = model.state_dict(), candidate.state_dict()
-    return mine.keys() == theirs.keys() and all(torch.equal(mine[k].to(theirs[k].device), theirs[k]) for k in mine)
 
 
 def _nothing_annotated(
@@ -172,7 +159,6 @@ def _nothing_annotated(
         seconds=time.monotonic() - started,
         broken_found=0,
         kept_step=None,
-        unchanged=True,  # the candidate is a plain copy
     )
 
 
@@ -305,12 +291,9 @@ class CandidateSteps:
 
     def settle(self, stop_reason: str, distributed: DistributedContext) -> None:
         """Leave the candidate in its kept state, in eval mode: the best ("plateau"), the last
-        checked one after a non-finite value, the start (the model, uncooled) when no step was
-        taken, else the last (recalibrated)."""
+        checked one after a non-finite value, else the last (recalibrated)."""
         candidate = self.candidate
-        if self.steps == 0 and stop_reason != STOP_NON_FINITE:
-            candidate.load_state_dict(self.rule.start_state)  # nothing trained: the model as it was
-        elif self.rule.keeps_best:
+        if self.rule.keeps_best:
             candidate.load_state_dict(self.rule.best_state)  # checked finite and recalibrated when it was kept
             if stop_reason == STOP_NON_FINITE:
                 logger.warning("fine-tune round: values became non-finite at step %d; keeping the best state", self.non_finite_at)

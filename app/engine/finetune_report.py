@@ -26,7 +26,6 @@ VERDICT_UNCLEAR = "unclear"
 # Changes of shortcut-broken accuracy within this count as no change; beyond it the change must
 # also be beyond sampling noise (app.engine.accuracy_change) where the per-image counts are known.
 BROKEN_NOISE = 0.01
-NO_CHANGE = "No change"  # the verdict line's head when the candidate is the model itself
 
 STOP_REASON_TEXT = {
     STOP_VAL_LOSS: "validation loss rose past the limit",
@@ -77,9 +76,6 @@ class FinetuneReport:
     # Stop rule "plateau": the step whose state the candidate is (its best shortcut-broken
     # accuracy; 0 = no step beat the start); None for the other rules.
     kept_step: Optional[int] = None
-    # The candidate's parameters and buffers equal the model's (it kept its start or took no
-    # step): Commit and Reject keep the same weights, and every "after" is the "before".
-    unchanged: bool = False
 
     @property
     def stop_text(self) -> str:
@@ -129,8 +125,6 @@ class FinetuneReport:
     @property
     def verdict_text(self) -> str:
         """One line for the chooser and the CLI report."""
-        if self.unchanged:
-            return f"{NO_CHANGE}: the candidate is the model before the round, so Commit and Reject keep the same weights"
         red = f"saliency on red {100 * self.red_share_before:.1f} % -> {100 * self.red_share_after:.1f} %"
         if self.broken_accuracy_before is None or self.broken_accuracy_after is None:
             broken = "no shortcut-broken validation (nothing painted red)"

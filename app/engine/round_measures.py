@@ -124,10 +124,8 @@ def round_report(
     seconds: float,
     broken_found: int,
     kept_step: Optional[int],
-    unchanged: bool = False,
 ) -> FinetuneReport:
-    """The report of a round from the model's measures before it and the candidate's after;
-    `unchanged`: the candidate's weights are the model's."""
+    """The report of a round from the model's measures before it and the candidate's after."""
     paired = paired_change(before.broken, after.broken)
     return FinetuneReport(
         stop_reason=stop_reason,
@@ -153,5 +151,4 @@ def round_report(
         test_accuracy_before=before.test_accuracy,
         test_accuracy_after=after.test_accuracy,
         kept_step=kept_step,
-        unchanged=unchanged,
     )

@@ -48,7 +48,6 @@ class RoundStopRule:
         self.best_accuracy = before.broken["accuracy"] if before.broken is not None else -math.inf
         self.best_step, self.stale = 0, 0
         self.best_state: Optional[Dict[str, Any]] = None
-        self.start_state: Optional[Dict[str, Any]] = None
 
     @property
     def keeps_best(self) -> bool:
@@ -64,7 +63,7 @@ class RoundStopRule:
         """The watched loss as the round starts (the limit is `val_loss_rise` x it) and the start's
         state, the best until a check beats it."""
         self.val_limit = self.config.val_loss_rise * start_loss
-        self.start_state = self.best_state = state
+        self.best_state = state
 
     def check(
         self,

@@ -95,8 +95,7 @@ def comparisons(
     saliency_method: str,
 ) -> Tuple[msg.Comparison, ...]:
     """Before/after panels of the round's painted images (`relpaths` that have a mask; else the
-    images the fine-tune used), at most COMPARISONS_MAX: `model` before, `result.candidate` after
-    (the "before" again when the report says the round changed nothing)."""
+    images the fine-tune used), at most COMPARISONS_MAX: `model` before, `result.candidate` after."""
     wanted = [r for r in relpaths if train.masks is not None and train.masks.has(r)]
     if not wanted:
         wanted = [train.relpaths[i] for i in result.annotated_indices]
@@ -105,12 +104,9 @@ def comparisons(
         return ()
     images, targets, _, _ = stack_samples(train, indices, device)
     old_pred, old_conf = predictions(model, images)
+    new_pred, new_conf = predictions(result.candidate, images)
     old_saliency = saliency(model, images, targets, saliency_method)
-    if result.report.unchanged:  # the same weights: the same panels, not a second (noisy) pass
-        new_pred, new_conf, new_saliency = old_pred, old_conf, old_saliency
-    else:
-        new_pred, new_conf = predictions(result.candidate, images)
-        new_saliency = saliency(result.candidate, images, targets, saliency_method)
+    new_saliency = saliency(result.candidate, images, targets, saliency_method)
     classes = train.classes
     panels = []
     for row, index in enumerate(indices):

@@ -222,7 +222,7 @@ class ChooserWindow(tk.Toplevel):
         self.summary_labels = {}
         for row, (name, before_value, after_value, fmt, better, hint) in enumerate(rows, start=1):
             before, after = fmt.format(before_value), fmt.format(after_value)
-            change = 0 if report.unchanged else (after_value - before_value) * better  # the same weights
+            change = (after_value - before_value) * better
             colour = "#1a7f1a" if change > 0 and after != before else ("#c00000" if change < 0 and after != before else "#000000")
             ttk.Label(frame, text=name).grid(row=row, column=0, sticky="w", padx=8)
             b = ttk.Label(frame, text=before)
