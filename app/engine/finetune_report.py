@@ -82,7 +82,12 @@ class FinetuneReport:
         """Why the round stopped and, when it kept an earlier state than its last, which."""
         text = STOP_REASON_TEXT.get(self.stop_reason, self.stop_reason)
         if self.kept_step is not None and self.kept_step < self.steps:
-            kept = "the model before the round" if self.kept_step == 0 else f"the state of step {self.kept_step}"
+            kept = (
+                "the model before the round with its head cooled (the same predictions, softer confidences, "
+                "so that guided training can move it)"
+                if self.kept_step == 0
+                else f"the state of step {self.kept_step}"
+            )
             text += f"; the candidate is {kept}, its best on the shortcut-broken validation"
         return text
 
