@@ -334,7 +334,9 @@ def test_plateau_rule_keeps_the_start_when_nothing_beats_it(splits):
 
 def test_the_round_cools_the_candidates_head_and_keeps_its_predictions(splits):
     """head_scale: the candidate starts as the model with its classifier head scaled (the same
-    predictions, softer); the model itself is not touched."""
+    predictions, softer); the model itself is not touched. A kept start stays cooled on purpose:
+    committed, the guided epochs train on from it, and from the uncooled model they collapsed
+    the zoo's app@6 runs to chance (docs/entrenched.md, "A kept start stays cooled")."""
     from models import classifier_head
 
     data, store = splits
