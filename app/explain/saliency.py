@@ -81,13 +81,10 @@ def _gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, laye
     return cam.sum(dim=1)  # N x 1 x H x W -> N x H x W
 
 
-def _gradcam_plus_plus(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: nn.Module) -> torch.Tensor:
-    """Grad-CAM++ (Chattopadhay et al. 2018) of `layer`: `N x H x W` >= 0.
-
-    Each channel is weighted by its positive gradients, each position by
-    `g^2 / (2 g^2 + sum_ij A g^3)` (the closed form with the exponential's first-order
-    gradients), so several separate regions of one class each light up instead of the largest.
-    """
+def _scores_and_activations(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: nn.Module
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The summed target scores (a scalar) and `layer`'s output (`N x C x h x w`) of one forward."""
     captured = {}
 
     def keep(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
@@ -98,7 +95,17 @@ def _gradcam_plus_plus(model: nn.Module, images: torch.Tensor, targets: torch.Te
         scores = model(images).gather(1, targets.view(-1, 1)).sum()
     finally:
         handle.remove()
-    activations = captured["activations"]
+    return scores, captured["activations"]
+
+
+def _gradcam_plus_plus(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """Grad-CAM++ (Chattopadhay et al. 2018) of `layer`: `N x H x W` >= 0.
+
+    Each channel is weighted by its positive gradients, each position by
+    `g^2 / (2 g^2 + sum_ij A g^3)` (the closed form with the exponential's first-order
+    gradients), so several separate regions of one class each light up instead of the largest.
+    """
+    scores, activations = _scores_and_activations(model, images, targets, layer)
     (gradients,) = torch.autograd.grad(scores, activations)
     squared, cubed = gradients.pow(2), gradients.pow(3)
     denominator = 2 * squared + (activations * cubed).sum(dim=(2, 3), keepdim=True)
@@ -117,17 +124,7 @@ def _fine_gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor)
     by guided backpropagation) it stays on the stamp (docs/discovery.md).
     """
     layer = finer_gradcam_layer(model, images.detach())
-    captured = {}
-
-    def keep(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
-        captured["activations"] = output
-
-    handle = layer.register_forward_hook(keep)
-    try:
-        scores = model(images).gather(1, targets.view(-1, 1)).sum()
-    finally:
-        handle.remove()
-    activations = captured["activations"]
+    scores, activations = _scores_and_activations(model, images, targets, layer)
     layer_gradients, input_gradients = torch.autograd.grad(scores, [activations, images])
     weights = layer_gradients.mean(dim=(2, 3), keepdim=True)
     cam = (weights * activations).sum(dim=1, keepdim=True).clamp_min(0)
