@@ -142,6 +142,8 @@ class FinetuneReport:
             if paired is not None:
                 broken += f" ({paired.text()}{', within noise' if self.broken_within_noise else ''})"
         head = {VERDICT_BETTER: "Better", VERDICT_WORSE: "WORSE", VERDICT_UNCLEAR: "Unclear"}[self.verdict]
+        if self.kept_step == 0:  # plainly: the round found nothing better than where it started
+            head = "No change (no step beat the start; the guided epochs go on from it)"
         return f"{head}: {broken}; {red}"
 
     def to_dict(self) -> Dict[str, Any]:
