@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from app.run import messages as msg
 from app.run.run_state import RunState
-from ui.helpers.gallery_filter import list_folder
+from ui.helpers.gallery_filter import scan_folder
 from ui.helpers.round_cost import RoundCost, round_cost, step_seconds
 from ui.helpers.wording import plural
 from ui.widgets.log_pane import LogLine
@@ -169,12 +169,14 @@ class EngineEvents:
         if self.session is None:
             return None
         session = self.session
+        listing = scan_folder(session.train_dir)  # unreadable files left out, and named
         return self.rounds.open_gallery(
-            list_folder(session.train_dir),
+            listing.entries,
             session.train_dir,
             cells=self._cells(),
             masked=session.masks.annotated,
             on_paint=self.paint_images,
+            unreadable=listing.unreadable,
         )
 
     def on_discover(self) -> Any:
