@@ -1052,3 +1052,29 @@ def test_the_brush_view_carries_over_to_the_next_round(window_factory, data_fold
     assert again is not brush
     assert (again.show_heatmap_var.get(), again.opacity_var.get(), again.paint_opacity_var.get()) == (False, 70, 30)
     assert "1 image pixel = " in again.scale_label.cget("text")  # the zoom's scale on its own line
+
+
+@pytest.mark.parametrize("ending", ["stopped", "failed"])
+def test_new_session_resets_the_status_line_and_says_so_in_the_log(window_factory, data_folder, ending):
+    # the status bar kept "Stopped" / "Failed" of the session left behind, and the log said nothing
+    failure = msg.TrainingFailed("the folder has no class subfolders", "", user_error=True) if ending == "failed" else None
+    window = window_factory(trainer_factory=fake_factory(endless=True, fail=failure))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    if failure is None:
+        wait_until(window, lambda: "EpochFinished" in window.event_counts)
+        window.stop_button.invoke()
+        wait_until(window, lambda: window.finished is not None)
+        assert window.status_var.get() == "Stopped"
+        folder = window.session.folder
+    else:
+        wait_until(window, lambda: window.error_dialog is not None)
+        window.error_dialog.destroy()
+        assert window.status_var.get() == "Failed"
+    window.new_session_button.invoke()
+    assert window.status_var.get() == "Ready. Press Train to start."
+    last = window.log.lines()[-1]
+    assert last.startswith("The next Train starts a new session")
+    if failure is None:
+        assert f"{folder} is kept (Open session... reopens it)" in last
+    assert "disabled" not in window.train_button.state()

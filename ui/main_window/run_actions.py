@@ -268,13 +268,15 @@ class RunActions:
         """Forget the opened session: the next Train starts a fresh one."""
         if self.running:
             return
-        self.controller.forget_session()
+        note = self.controller.forget_session()
         self.settings.forget_filled_folders()  # the demo's folders, filled in by its run
         self.trust_banner.show(())
         self.plots.clear()
         self.progress.reset()
         self._forget_reasonability()
         self._update_session_label()
+        self._set_state(RunState.IDLE)  # not "Stopped" / "Failed": that was the other session's run
+        self._log(note)
 
     def _discard_fresh_session(self, session: Any) -> None:
         """Remove the folder of a session this Train made if it holds nothing yet."""
