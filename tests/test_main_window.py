@@ -1078,3 +1078,18 @@ def test_new_session_resets_the_status_line_and_says_so_in_the_log(window_factor
     if failure is None:
         assert f"{folder} is kept (Open session... reopens it)" in last
     assert "disabled" not in window.train_button.state()
+
+
+def test_an_epochs_line_comes_before_its_checkpoint_line(window_factory):
+    # the trainer saves the checkpoint before it reports the epoch: the log read backwards
+    window = window_factory()
+    window.handle_event(msg.RunStarted("FakeCPU", ("a", "b"), 100, 20, 1, 2, 5))
+    window.handle_event(msg.CheckpointSaved("/s/checkpoint.pth", 1))
+    window.handle_event(msg.EpochFinished(1, 2, {"loss": 1.0, "accuracy": 0.5}, {"loss": 2.0, "accuracy": 0.25}, 0.1))
+    window.handle_event(msg.CheckpointSaved("/s/checkpoint.pth", 1))  # a stop mid-epoch 2: at once
+    lines = window.log.lines()
+    epoch = lines.index("Epoch 1/2: train loss 1.0000, acc 50.0%; val loss 2.0000, acc 25.0% (0.1 s)")
+    assert lines[epoch + 1 :] == ["Checkpoint saved (epoch 1)", "Checkpoint saved (epoch 1)"]
+    window.handle_event(msg.CheckpointSaved("/s/checkpoint.pth", 2))  # its epoch never came: the end says it
+    window.handle_event(msg.TrainingFinished(2, True))
+    assert window.log.lines()[-2:] == ["Checkpoint saved (epoch 2)", "Stopped after epoch 2; session saved"]

@@ -158,6 +158,7 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
         self._after_ids: Dict[str, str] = {}
         self._close_started = 0.0
         self._pending_values: Any = None  # the form read by the Train that waits for the demo data
+        self.held_notes: list = []  # log lines waiting for their epoch's line (engine_events)
 
         master.title("Saliency steering")
         master.protocol("WM_DELETE_WINDOW", self.on_close)
