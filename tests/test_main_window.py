@@ -973,6 +973,7 @@ def test_the_app_reopens_the_last_session_and_lists_recent_ones(window_factory, 
     assert window.session_var.get().startswith(f"{newer.folder}\n(Train continues this session")
     assert window.settings.vars["model"].get() == "resnet18"
     assert any(line.startswith(f"Opened session {newer.folder}") for line in window.log.lines())
+    assert window.plots.run_epochs == 6  # the x range is the session's 6 epochs, not the 3 done
 
     window.open_session_button.invoke()
     dialog = window.sessions_dialog

@@ -129,3 +129,20 @@ def test_a_series_that_appears_mid_run_gets_its_legend_entry_without_a_forced_re
     for axes in (panel.loss_axes, panel.accuracy_axes):
         assert {"test, shortcut-free", "val, shortcut broken"} <= set(legend(axes))
     panel.destroy()
+
+
+def test_a_reopened_session_keeps_the_x_range_of_its_total_epochs(tk_root):
+    # after "Open session" the x range shrank to the epochs done (3 of 10)
+    from ui.widgets.plots import PlotsPanel
+
+    panel = PlotsPanel(tk_root)
+    panel.pack()
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "val_accuracy": 0.3 * e} for e in (1, 2, 3)]
+    panel.set_history(rows, [{"round": 1, "epoch": 2, "decision": "commit"}], last_epoch=10)
+    panel.flush()
+    assert panel.run_epochs == 10
+    assert panel.loss_axes.get_xlim() == panel.accuracy_axes.get_xlim() == (0.0, 10.3)
+    panel.set_history(rows)  # no total known: the epochs done, as before
+    panel.flush()
+    assert panel.loss_axes.get_xlim()[1] == 3.3
+    panel.destroy()

@@ -259,7 +259,8 @@ class RunActions:
         """An opened session's settings into the form, its curves and rounds into the plots."""
         self.trust_banner.show(())
         self.settings.load(session.train_dir, session.val_dir, session.train_config, session.test_dir)
-        self.plots.set_history(epochs, rounds)
+        total = getattr(session.train_config, "epochs", 0)  # the x range: the session's epochs, not those done
+        self.plots.set_history(epochs, rounds, last_epoch=total)
         self.progress.reset()  # the bars and times of whatever ran before belong to no opened session
         self._update_session_label()
         self._log(self.controller.opened_note(session, rounds))
