@@ -1094,3 +1094,24 @@ def test_an_epochs_line_comes_before_its_checkpoint_line(window_factory):
     window.handle_event(msg.CheckpointSaved("/s/checkpoint.pth", 2))  # its epoch never came: the end says it
     window.handle_event(msg.TrainingFinished(2, True))
     assert window.log.lines()[-2:] == ["Checkpoint saved (epoch 2)", "Stopped after epoch 2; session saved"]
+
+
+def test_discover_waits_for_a_checkpoint_and_its_tip_says_why(window_factory, data_folder):
+    # "Discover..." was enabled before any session: pressing it could only fail
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    assert window.discover_button.instate(["disabled"])
+    assert window.discover_tip.text().startswith("Discovery needs a trained model")
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    wait_until(window, lambda: "EpochFinished" in window.event_counts)
+    assert window.discover_button.instate(["disabled"])  # the fake trainer writes no checkpoint
+    window.session.checkpoint_path.write_bytes(b"a model")
+    window.handle_event(msg.CheckpointSaved(str(window.session.checkpoint_path), 1))
+    assert window.discover_button.instate(["!disabled"]) and "Discovery needs" not in window.discover_tip.text()
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    folder = window.session.folder
+    window.new_session_button.invoke()
+    assert window.discover_button.instate(["disabled"])
+    assert window.open_session(str(folder))  # a session with a checkpoint: ready at once
+    assert window.discover_button.instate(["!disabled"])

@@ -319,6 +319,7 @@ class EngineEvents:
             self.held_notes.append(note)
         else:
             self._log(note)
+        self.update_discover_button()  # a model to explain now
 
     def _log_held_notes(self) -> None:
         """The lines held back until the epoch they belong to was logged (or the run ended)."""

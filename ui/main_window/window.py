@@ -42,6 +42,7 @@ import threading
 import time
 import tkinter as tk
 from collections import Counter
+from pathlib import Path
 from tkinter import ttk
 from typing import Any, Callable, Dict, Optional
 
@@ -54,6 +55,7 @@ from ui.widgets.log_pane import LogPane, QueueLogHandler
 from ui.widgets.plots import PlotsPanel
 from ui.widgets.progress_panel import ProgressPanel
 from ui.widgets.scrollable import ScrollableFrame
+from ui.widgets.tooltip import Tooltip
 from ui.windows.dialogs import ConfirmDialog, ErrorDialog, MoreEpochsDialog
 from ui.windows.session_buttons import add_session_buttons
 
@@ -225,6 +227,8 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
         self.reasonability_button = ttk.Button(tools, text="Reasonability...", command=self.on_reasonability)
         self.reasonability_button.pack(side="left")
         self.gallery_button.state(["disabled"])  # until there is a session
+        self.discover_button.state(["disabled"])  # until the session has a checkpoint to explain
+        self.discover_tip = Tooltip(self.discover_button, self._discover_tip)
         self.reasonability_button.state(["disabled"])  # until the first matrix arrives
 
         self.session_var = tk.StringVar(self, value="New session on Train")
@@ -285,6 +289,21 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
     def _update_session_label(self) -> None:
         self.gallery_button.state(["!disabled"] if self.session is not None else ["disabled"])
         self.session_var.set(self.controller.session_text())
+        self.update_discover_button()
+
+    def has_checkpoint(self) -> bool:
+        """Does the session have a saved model for "Discover..." to explain?"""
+        path = getattr(self.session, "checkpoint_path", None)
+        return path is not None and Path(path).is_file()
+
+    def update_discover_button(self) -> None:
+        """'Discover...' works once the session has a checkpoint (before, it could only fail)."""
+        self.discover_button.state(["!disabled"] if self.has_checkpoint() else ["disabled"])
+
+    def _discover_tip(self) -> str:
+        if self.has_checkpoint():
+            return "Group the training images by what the session's saved model looks at, to find shortcuts"
+        return "Discovery needs a trained model: train one epoch, or open a session that has a checkpoint."
 
     # ------------------------------------------------------------------------------ trust
     def _place_banner(self) -> None:
