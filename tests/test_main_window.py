@@ -1115,3 +1115,21 @@ def test_discover_waits_for_a_checkpoint_and_its_tip_says_why(window_factory, da
     assert window.discover_button.instate(["disabled"])
     assert window.open_session(str(folder))  # a session with a checkpoint: ready at once
     assert window.discover_button.instate(["!disabled"])
+
+
+def test_on_a_short_window_with_the_trust_banner_the_log_shrinks_before_the_plots(window_factory, tk_root):
+    # at 1280 x 720 with the banner shown the plots were ~60 px an axes and the log kept its lines
+    from app.engine.trust_checks import TrustWarning
+    from ui.main_window.window import PLOTS_MIN_HEIGHT
+
+    window = window_factory()
+    tk_root.geometry("1264x656")
+    long = "a detail that wraps over a few lines of the banner, as the real ones do; " * 3
+    window.trust_banner.show([TrustWarning("few_images", "Too few training images", long, ("smaller_model", "pretrained"))])
+    window.trust_banner.toggle_details()
+    tk_root.update()
+    assert window.trust_banner.winfo_ismapped()
+    assert window.plots.winfo_height() >= PLOTS_MIN_HEIGHT
+    assert window.log.winfo_height() < window.log.winfo_reqheight()  # the log gave up lines first
+    assert window.progress.winfo_height() >= window.progress.winfo_reqheight()  # the bars stay whole
+    assert window.status_var.get()  # the status bar keeps its line

@@ -77,6 +77,7 @@ JOIN_TIMEOUT_S = 60.0  # how long closing waits for the trainer thread before gi
 STOPPING_NOTE_AFTER_MS = 300  # show "Stopping..." when the thread takes longer than this
 CLOSE_POLL_MS = 50  # how often closing checks whether the trainer thread has ended
 ENGINE_LOGGERS = ("app", "datasets", "models", "loss")  # their warnings show in the log pane
+PLOTS_MIN_HEIGHT = 300  # px the plots keep on a short screen: about 110 px an axes
 
 TrainerFactory = Callable[..., Any]
 
@@ -251,15 +252,19 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
         self.trust_banner = TrustBanner(
             right, on_smaller_model=self.on_use_smaller_model, on_weights=self.on_choose_weights, place=self._place_banner
         )
-        # packed from the bottom first, so the plots (last) give up room on a short screen
-        short = self.winfo_screenheight() < 900
-        self.log = LogPane(right, height=5 if short else 8)
-        self.log.pack(side="bottom", fill="both", expand=False)
-        ttk.Label(right, text="Log").pack(side="bottom", anchor="w", pady=(4, 0))
-        self.progress = ProgressPanel(right)
-        self.progress.pack(side="bottom", fill="x", pady=(6, 0))
-        self.plots = PlotsPanel(right)
+        # The plots are packed before the progress bars and the log, asking for PLOTS_MIN_HEIGHT:
+        # on a short screen (1280 x 720 with the trust banner shown) the log gives up its lines
+        # first and the plots keep a readable height (they were squeezed to ~60 px an axes).
+        self.plots = PlotsPanel(right, min_height=PLOTS_MIN_HEIGHT)
         self.plots.pack(fill="both", expand=True)
+        below = ttk.Frame(right)
+        below.pack(fill="x")
+        self.progress = ProgressPanel(below)
+        self.progress.pack(fill="x", pady=(6, 0))
+        ttk.Label(below, text="Log").pack(anchor="w", pady=(4, 0))
+        short = self.winfo_screenheight() < 900
+        self.log = LogPane(below, height=5 if short else 8)
+        self.log.pack(fill="both", expand=True)
 
     # ------------------------------------------------------------------------------ state
     @property

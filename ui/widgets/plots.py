@@ -12,8 +12,9 @@ pyplot, so no global figure state): loss on top, accuracy below. What each shows
 - at each committed round, the fine-tuned model's validation point (a star at the round's
   epoch), so the curve's jump has its cause on the plot.
 Every feedback round is a vertical line at the epoch it followed: solid green = committed,
-dashed red = rejected, dotted grey = painting skipped. Legends sit outside the axes, right of
-them, so they never cover the curves or the R1, R2... labels. The loss range follows the
+dashed red = rejected, dotted grey = painting skipped, named R1, R2... once, above the top axes
+(inside, the label sat on the round's star). Legends sit outside the axes, right of them, so
+they never cover the curves or those labels. The loss range follows the
 typical values (`loss_range`): one validation loss of 61 no longer flattens every other curve;
 it is drawn at the top edge as a triangle with its value written beside it.
 
@@ -60,7 +61,9 @@ __all__ = ["PlotsPanel", "RoundMark", "loss_range", "round_mark_from_record"]
 class PlotsPanel(PlotData, ttk.Frame):
     """Loss and accuracy curves. Data is kept in plain lists (attributes) so tests can read it."""
 
-    def __init__(self, master: tk.Misc, *, min_update_s: float = 0.25, dpi: int = 90) -> None:
+    def __init__(self, master: tk.Misc, *, min_update_s: float = 0.25, dpi: int = 90, min_height: int = 0) -> None:
+        """`min_height`: the height the plots ask for (0: the figure's 450 px); the window
+        packs them first, so what they ask for they keep on a short screen."""
         super().__init__(master)
         self.min_update_s = min_update_s
         self._init_data()  # the series (ui.widgets.plot_data)
@@ -116,6 +119,8 @@ class PlotsPanel(PlotData, ttk.Frame):
         # but then renders wider than the widget (the right edge gets cut off on a 100 DPI
         # screen); Tk pixels are physical pixels, so keep the ratio at 1.
         self.canvas.get_tk_widget().unbind("<Map>")
+        if min_height:
+            self.canvas.get_tk_widget().configure(height=min_height)
         self.canvas.get_tk_widget().pack(fill="both", expand=True)
         self._draw_cid = self.canvas.mpl_connect("draw_event", self._on_full_draw)
         self._apply_static()
@@ -224,16 +229,20 @@ class PlotsPanel(PlotData, ttk.Frame):
             for mark in self.rounds:
                 colour, style, label = mark.style
                 line = axes.axvline(mark.epoch, color=colour, linestyle=style, linewidth=1.5)
-                text = axes.annotate(
-                    f"R{mark.round}",
-                    (mark.epoch, 1.0),
-                    xycoords=("data", "axes fraction"),
-                    xytext=(2, -10),
-                    textcoords="offset points",
-                    color=colour,
-                    fontsize=8,
-                )
-                self._round_artists += [line, text]
+                self._round_artists.append(line)
+                if axes is self.loss_axes:  # named once, above the plots: never over a star or a curve
+                    text = axes.annotate(
+                        f"R{mark.round}",
+                        (mark.epoch, 1.0),
+                        xycoords=("data", "axes fraction"),
+                        xytext=(0, 2),
+                        textcoords="offset points",
+                        ha="center",
+                        va="bottom",
+                        color=colour,
+                        fontsize=8,
+                    )
+                    self._round_artists.append(text)
                 if label not in seen:
                     seen.add(label)
                     handles.append(Line2D([], [], color=colour, linestyle=style, label=f"round {label}"))
