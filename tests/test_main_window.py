@@ -1120,7 +1120,7 @@ def test_discover_waits_for_a_checkpoint_and_its_tip_says_why(window_factory, da
 def test_on_a_short_window_with_the_trust_banner_the_log_shrinks_before_the_plots(window_factory, tk_root):
     # at 1280 x 720 with the banner shown the plots were ~60 px an axes and the log kept its lines
     from app.engine.trust_checks import TrustWarning
-    from ui.main_window.window import PLOTS_MIN_HEIGHT
+    from ui.main_window.plots_room import LOG_MIN_PX, PLOTS_FLOOR, PLOTS_MIN_HEIGHT, plots_height
 
     window = window_factory()
     tk_root.geometry("1264x656")
@@ -1129,7 +1129,11 @@ def test_on_a_short_window_with_the_trust_banner_the_log_shrinks_before_the_plot
     window.trust_banner.toggle_details()
     tk_root.update()
     assert window.trust_banner.winfo_ismapped()
-    assert window.plots.winfo_height() >= PLOTS_MIN_HEIGHT
-    assert window.log.winfo_height() < window.log.winfo_reqheight()  # the log gave up lines first
+    assert window.plots.winfo_height() >= PLOTS_FLOOR
+    assert LOG_MIN_PX - 2 <= window.log.winfo_height() < window.log.winfo_reqheight()  # it gave up lines first
     assert window.progress.winfo_height() >= window.progress.winfo_reqheight()  # the bars stay whole
     assert window.status_var.get()  # the status bar keeps its line
+    # the rule: the plots get what the banner, the bars and two lines of log leave, within bounds
+    assert plots_height(900, 0, 200, 100) == PLOTS_MIN_HEIGHT
+    assert plots_height(613, 190, 240, 106) == 613 - 190 - 134 - LOG_MIN_PX
+    assert plots_height(400, 190, 240, 106) == PLOTS_FLOOR

@@ -61,6 +61,7 @@ from ui.windows.session_buttons import add_session_buttons
 
 from .demo_preparation import DemoFailed, DemoReady
 from .engine_events import EngineEvents
+from .plots_room import PlotsRoom
 from .round_windows import RoundWindows
 from .run_actions import PAUSE_TEXT, RunActions
 from .run_controller import Note, RunController
@@ -77,7 +78,6 @@ JOIN_TIMEOUT_S = 60.0  # how long closing waits for the trainer thread before gi
 STOPPING_NOTE_AFTER_MS = 300  # show "Stopping..." when the thread takes longer than this
 CLOSE_POLL_MS = 50  # how often closing checks whether the trainer thread has ended
 ENGINE_LOGGERS = ("app", "datasets", "models", "loss")  # their warnings show in the log pane
-PLOTS_MIN_HEIGHT = 300  # px the plots keep on a short screen: about 110 px an axes
 
 TrainerFactory = Callable[..., Any]
 
@@ -252,10 +252,10 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
         self.trust_banner = TrustBanner(
             right, on_smaller_model=self.on_use_smaller_model, on_weights=self.on_choose_weights, place=self._place_banner
         )
-        # The plots are packed before the progress bars and the log, asking for PLOTS_MIN_HEIGHT:
-        # on a short screen (1280 x 720 with the trust banner shown) the log gives up its lines
-        # first and the plots keep a readable height (they were squeezed to ~60 px an axes).
-        self.plots = PlotsPanel(right, min_height=PLOTS_MIN_HEIGHT)
+        # The plots are packed before the progress bars and the log: on a short screen (1280 x
+        # 720 with the trust banner) the log gives up its lines first, down to two, and the
+        # plots keep a readable height (they were ~60 px an axes); see PlotsRoom.
+        self.plots = PlotsPanel(right)
         self.plots.pack(fill="both", expand=True)
         below = ttk.Frame(right)
         below.pack(fill="x")
@@ -265,6 +265,7 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
         short = self.winfo_screenheight() < 900
         self.log = LogPane(below, height=5 if short else 8)
         self.log.pack(fill="both", expand=True)
+        self.plots_room = PlotsRoom(right, self.trust_banner, self.plots, below, self.log)
 
     # ------------------------------------------------------------------------------ state
     @property

@@ -61,9 +61,7 @@ __all__ = ["PlotsPanel", "RoundMark", "loss_range", "round_mark_from_record"]
 class PlotsPanel(PlotData, ttk.Frame):
     """Loss and accuracy curves. Data is kept in plain lists (attributes) so tests can read it."""
 
-    def __init__(self, master: tk.Misc, *, min_update_s: float = 0.25, dpi: int = 90, min_height: int = 0) -> None:
-        """`min_height`: the height the plots ask for (0: the figure's 450 px); the window
-        packs them first, so what they ask for they keep on a short screen."""
+    def __init__(self, master: tk.Misc, *, min_update_s: float = 0.25, dpi: int = 90) -> None:
         super().__init__(master)
         self.min_update_s = min_update_s
         self._init_data()  # the series (ui.widgets.plot_data)
@@ -119,8 +117,6 @@ class PlotsPanel(PlotData, ttk.Frame):
         # but then renders wider than the widget (the right edge gets cut off on a 100 DPI
         # screen); Tk pixels are physical pixels, so keep the ratio at 1.
         self.canvas.get_tk_widget().unbind("<Map>")
-        if min_height:
-            self.canvas.get_tk_widget().configure(height=min_height)
         self.canvas.get_tk_widget().pack(fill="both", expand=True)
         self._draw_cid = self.canvas.mpl_connect("draw_event", self._on_full_draw)
         self._apply_static()
