@@ -59,9 +59,14 @@ def test_main_window_button_opens_discovery_on_the_session_model(tk_root, image_
     from ui.windows.discovery_window import DiscoveryWindow
 
     main = MainWindow(tk_root, sessions_root=str(tmp_path / "sessions"), destroy_root_on_close=False)
-    main.discover_button.invoke()  # no session yet: it says so
+    assert main.discover_button.instate(["disabled"])  # no session yet: it waits, and its tip says why
+    assert "Discovery needs a trained model" in main.discover_tip.show().winfo_children()[0].cget("text")
+    main.discover_tip.hide()
+    main.on_discover()  # called anyway: the status line says why
     assert "Discovery needs a trained model" in main.status_var.get()
     main.controller.session = SimpleNamespace(checkpoint_path=checkpoint, train_dir=str(image_folder))
+    main.update_discover_button()  # what a checkpoint saved or a session opened does
+    assert main.discover_button.instate(["!disabled"])
     main.discover_button.invoke()
     (window,) = [w for w in tk_root.winfo_children() if isinstance(w, DiscoveryWindow)]
     wait_until(window, lambda: window.result is not None or window.error is not None, what="discovery")

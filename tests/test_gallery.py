@@ -176,3 +176,54 @@ def test_a_caption_is_red_only_when_the_prediction_is_wrong(tk_root, tmp_path):
         assert (colours["a/2.png"], colours["b/2.png"]) == (CAPTION_WRONG, CAPTION_UNKNOWN)
     finally:
         gallery.destroy()
+
+
+def _folder_with_a_broken_image(root):
+    """Two readable PNGs, `broken.jpg` (random bytes: training skips it) and `cut.png` (a good
+    header, the pixels cut off)."""
+    import io
+
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        Image.new("RGB", (8, 8), "white").save(root / name / "1.png")
+    (root / "a" / "broken.jpg").write_bytes(bytes(range(256)) * 4)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(buffer, format="PNG")
+    (root / "b" / "cut.png").write_bytes(buffer.getvalue()[:60])
+    return root
+
+
+def test_the_folder_listing_leaves_out_a_file_that_is_no_image(tmp_path):
+    from ui.helpers.gallery_filter import scan_folder, unreadable_text
+
+    listing = scan_folder(_folder_with_a_broken_image(tmp_path / "train"))
+    assert _paths(listing.entries) == ["a/1.png", "b/1.png", "b/cut.png"]  # cut.png: its header reads
+    assert [relpath for relpath, _ in listing.unreadable] == ["a/broken.jpg"]
+    assert unreadable_text(listing.unreadable).startswith("1 unreadable file left out")
+    assert "a/broken.jpg" in unreadable_text(listing.unreadable) and unreadable_text([]) == ""
+
+
+def test_the_gallery_between_rounds_counts_and_marks_unreadable_images(tk_root, tmp_path):
+    # a corrupt broken.jpg was a black tile, counted as "41 of 41"
+    from types import SimpleNamespace
+
+    from ui.main_window.window import MainWindow
+    from ui.windows.gallery_window import CAPTION_WRONG
+
+    train = _folder_with_a_broken_image(tmp_path / "train")
+    main = MainWindow(tk_root, sessions_root=str(tmp_path / "s"), destroy_root_on_close=False)
+    try:
+        main.controller.session = SimpleNamespace(train_dir=str(train), masks=SimpleNamespace(annotated=lambda: []))
+        gallery = main.on_main_gallery()
+        assert len(gallery.entries) == 3 and "a/broken.jpg" not in gallery.tiles
+        count = gallery.count_label.cget("text")
+        assert count.startswith("3 images of 3 match; 1 unreadable file left out") and "a/broken.jpg" in count
+        caption = gallery.tiles["b/cut.png"].winfo_children()[-1]
+        assert caption.cget("text") == "b: unreadable" and caption.cget("foreground") == CAPTION_WRONG
+        assert gallery.tiles["a/1.png"].winfo_children()[-1].cget("text") == "a"
+        gallery.destroy()
+    finally:
+        main.controller.session = None
+        main.on_close()

@@ -973,6 +973,7 @@ def test_the_app_reopens_the_last_session_and_lists_recent_ones(window_factory, 
     assert window.session_var.get().startswith(f"{newer.folder}\n(Train continues this session")
     assert window.settings.vars["model"].get() == "resnet18"
     assert any(line.startswith(f"Opened session {newer.folder}") for line in window.log.lines())
+    assert window.plots.run_epochs == 6  # the x range is the session's 6 epochs, not the 3 done
 
     window.open_session_button.invoke()
     dialog = window.sessions_dialog
@@ -1052,3 +1053,87 @@ def test_the_brush_view_carries_over_to_the_next_round(window_factory, data_fold
     assert again is not brush
     assert (again.show_heatmap_var.get(), again.opacity_var.get(), again.paint_opacity_var.get()) == (False, 70, 30)
     assert "1 image pixel = " in again.scale_label.cget("text")  # the zoom's scale on its own line
+
+
+@pytest.mark.parametrize("ending", ["stopped", "failed"])
+def test_new_session_resets_the_status_line_and_says_so_in_the_log(window_factory, data_folder, ending):
+    # the status bar kept "Stopped" / "Failed" of the session left behind, and the log said nothing
+    failure = msg.TrainingFailed("the folder has no class subfolders", "", user_error=True) if ending == "failed" else None
+    window = window_factory(trainer_factory=fake_factory(endless=True, fail=failure))
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    if failure is None:
+        wait_until(window, lambda: "EpochFinished" in window.event_counts)
+        window.stop_button.invoke()
+        wait_until(window, lambda: window.finished is not None)
+        assert window.status_var.get() == "Stopped"
+        folder = window.session.folder
+    else:
+        wait_until(window, lambda: window.error_dialog is not None)
+        window.error_dialog.destroy()
+        assert window.status_var.get() == "Failed"
+    window.new_session_button.invoke()
+    assert window.status_var.get() == "Ready. Press Train to start."
+    last = window.log.lines()[-1]
+    assert last.startswith("The next Train starts a new session")
+    if failure is None:
+        assert f"{folder} is kept (Open session... reopens it)" in last
+    assert "disabled" not in window.train_button.state()
+
+
+def test_an_epochs_line_comes_before_its_checkpoint_line(window_factory):
+    # the trainer saves the checkpoint before it reports the epoch: the log read backwards
+    window = window_factory()
+    window.handle_event(msg.RunStarted("FakeCPU", ("a", "b"), 100, 20, 1, 2, 5))
+    window.handle_event(msg.CheckpointSaved("/s/checkpoint.pth", 1))
+    window.handle_event(msg.EpochFinished(1, 2, {"loss": 1.0, "accuracy": 0.5}, {"loss": 2.0, "accuracy": 0.25}, 0.1))
+    window.handle_event(msg.CheckpointSaved("/s/checkpoint.pth", 1))  # a stop mid-epoch 2: at once
+    lines = window.log.lines()
+    epoch = lines.index("Epoch 1/2: train loss 1.0000, acc 50.0%; val loss 2.0000, acc 25.0% (0.1 s)")
+    assert lines[epoch + 1 :] == ["Checkpoint saved (epoch 1)", "Checkpoint saved (epoch 1)"]
+    window.handle_event(msg.CheckpointSaved("/s/checkpoint.pth", 2))  # its epoch never came: the end says it
+    window.handle_event(msg.TrainingFinished(2, True))
+    assert window.log.lines()[-2:] == ["Checkpoint saved (epoch 2)", "Stopped after epoch 2; session saved"]
+
+
+def test_discover_waits_for_a_checkpoint_and_its_tip_says_why(window_factory, data_folder):
+    # "Discover..." was enabled before any session: pressing it could only fail
+    window = window_factory(trainer_factory=fake_factory(endless=True))
+    assert window.discover_button.instate(["disabled"])
+    assert window.discover_tip.text().startswith("Discovery needs a trained model")
+    window.settings.vars["train_dir"].set(str(data_folder))
+    window.train_button.invoke()
+    wait_until(window, lambda: "EpochFinished" in window.event_counts)
+    assert window.discover_button.instate(["disabled"])  # the fake trainer writes no checkpoint
+    window.session.checkpoint_path.write_bytes(b"a model")
+    window.handle_event(msg.CheckpointSaved(str(window.session.checkpoint_path), 1))
+    assert window.discover_button.instate(["!disabled"]) and "Discovery needs" not in window.discover_tip.text()
+    window.stop_button.invoke()
+    wait_until(window, lambda: window.finished is not None)
+    folder = window.session.folder
+    window.new_session_button.invoke()
+    assert window.discover_button.instate(["disabled"])
+    assert window.open_session(str(folder))  # a session with a checkpoint: ready at once
+    assert window.discover_button.instate(["!disabled"])
+
+
+def test_on_a_short_window_with_the_trust_banner_the_log_shrinks_before_the_plots(window_factory, tk_root):
+    # at 1280 x 720 with the banner shown the plots were ~60 px an axes and the log kept its lines
+    from app.engine.trust_checks import TrustWarning
+    from ui.main_window.plots_room import LOG_MIN_PX, PLOTS_FLOOR, PLOTS_MIN_HEIGHT, plots_height
+
+    window = window_factory()
+    tk_root.geometry("1264x656")
+    long = "a detail that wraps over a few lines of the banner, as the real ones do; " * 3
+    window.trust_banner.show([TrustWarning("few_images", "Too few training images", long, ("smaller_model", "pretrained"))])
+    window.trust_banner.toggle_details()
+    tk_root.update()
+    assert window.trust_banner.winfo_ismapped()
+    assert window.plots.winfo_height() >= PLOTS_FLOOR
+    assert LOG_MIN_PX - 2 <= window.log.winfo_height() < window.log.winfo_reqheight()  # it gave up lines first
+    assert window.progress.winfo_height() >= window.progress.winfo_reqheight()  # the bars stay whole
+    assert window.status_var.get()  # the status bar keeps its line
+    # the rule: the plots get what the banner, the bars and two lines of log leave, within bounds
+    assert plots_height(900, 0, 200, 100) == PLOTS_MIN_HEIGHT
+    assert plots_height(613, 190, 240, 106) == 613 - 190 - 134 - LOG_MIN_PX
+    assert plots_height(400, 190, 240, 106) == PLOTS_FLOOR

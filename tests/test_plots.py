@@ -129,3 +129,45 @@ def test_a_series_that_appears_mid_run_gets_its_legend_entry_without_a_forced_re
     for axes in (panel.loss_axes, panel.accuracy_axes):
         assert {"test, shortcut-free", "val, shortcut broken"} <= set(legend(axes))
     panel.destroy()
+
+
+def test_a_reopened_session_keeps_the_x_range_of_its_total_epochs(tk_root):
+    # after "Open session" the x range shrank to the epochs done (3 of 10)
+    from ui.widgets.plots import PlotsPanel
+
+    panel = PlotsPanel(tk_root)
+    panel.pack()
+    rows = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e, "val_accuracy": 0.3 * e} for e in (1, 2, 3)]
+    panel.set_history(rows, [{"round": 1, "epoch": 2, "decision": "commit"}], last_epoch=10)
+    panel.flush()
+    assert panel.run_epochs == 10
+    assert panel.loss_axes.get_xlim() == panel.accuracy_axes.get_xlim() == (0.0, 10.3)
+    panel.set_history(rows)  # no total known: the epochs done, as before
+    panel.flush()
+    assert panel.loss_axes.get_xlim()[1] == 3.3
+    panel.destroy()
+
+
+def test_a_round_label_sits_above_the_plots_clear_of_its_star(tk_root):
+    # at 1280 x 720 with the trust banner the "R1" label, inside the axes' top, sat on the star
+    from ui.widgets.plots import PlotsPanel
+
+    panel = PlotsPanel(tk_root)
+    panel.pack(fill="both", expand=True)
+    tk_root.geometry("640x260")
+    tk_root.update()
+    panel.set_run_range(6)
+    panel.add_epoch(1, {"loss": 0.5, "accuracy": 0.9}, {"loss": 0.4, "accuracy": 0.95})
+    panel.add_round(1, 1, committed=True, finetuned=True, val_loss_after=0.45, val_accuracy_after=0.99)
+    panel.flush()
+    tk_root.update()
+    renderer = panel.canvas.get_renderer()
+    (label,) = [t for t in panel.loss_axes.texts if t.get_text() == "R1"]
+    assert not [t for t in panel.accuracy_axes.texts if t.get_text() == "R1"]  # named once
+    box = label.get_window_extent(renderer)
+    assert box.y0 >= panel.loss_axes.bbox.y1 - 1  # above the axes, where no marker is drawn
+    for axes in (panel.loss_axes, panel.accuracy_axes):
+        (star,) = [line for line in axes.lines if line.get_marker() == "*"]
+        x, y = axes.transData.transform((1, star.get_ydata()[0]))
+        assert not (box.x0 - 6 <= x <= box.x1 + 6 and box.y0 - 6 <= y <= box.y1 + 6)
+    panel.destroy()

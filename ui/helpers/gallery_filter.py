@@ -3,8 +3,8 @@ cell and mask. Pure (no tkinter), so the rules are tested without a display."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, List, Mapping, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, List, Mapping, Optional, Sequence, Tuple
 
 ANY = "any"
 PREDICTIONS = (ANY, "right", "wrong")  # plus "predicted as <class>"
@@ -59,17 +59,44 @@ def filter_entries(
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 
-def list_folder(root) -> list:
+@dataclass(frozen=True)
+class FolderListing:
+    """An image folder as the gallery lists it between rounds: the images it can show, and
+    the files with an image's name that are no image (`(relpath, reason)`), which training
+    skips too and the gallery leaves out, saying so."""
+
+    entries: List = field(default_factory=list)  # msg.GalleryEntry, without predictions
+    unreadable: List[Tuple[str, str]] = field(default_factory=list)
+
+
+def image_problem(path) -> Optional[str]:
+    """Why the file at `path` is no image, or None. Reads the header only (a folder of
+    thousands lists in a blink): random bytes under a .jpg name are caught here; a file
+    cut short after a good header shows as an unreadable tile when its thumbnail fails."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.size  # noqa: B018 -- the header parsed
+    except UnidentifiedImageError:
+        return "not an image file PIL can read"
+    except (OSError, ValueError, SyntaxError) as error:  # PIL raises SyntaxError on some bad headers
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def scan_folder(root) -> FolderListing:
     """The images of an image folder (`root/<class>/<image>`, any depth below the class) as
-    `GalleryEntry`s without predictions: the gallery between rounds, when no model answers."""
+    `GalleryEntry`s without predictions, and its unreadable files: the gallery between
+    rounds, when no model answers."""
     from pathlib import Path
 
     from app.run.messages import GalleryEntry
 
     root = Path(root)
-    entries = []
+    listing = FolderListing()
     if not root.is_dir():
-        return entries
+        return listing
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for path in sorted(class_dir.rglob("*")):
             relpath = path.relative_to(root).as_posix()
@@ -78,5 +105,19 @@ def list_folder(root) -> list:
                 and not any(part.startswith(".") for part in relpath.split("/"))
                 and path.is_file()
             ):
-                entries.append(GalleryEntry(relpath, class_dir.name, "", float("nan")))
-    return entries
+                problem = image_problem(path)
+                if problem is None:
+                    listing.entries.append(GalleryEntry(relpath, class_dir.name, "", float("nan")))
+                else:
+                    listing.unreadable.append((relpath, problem))
+    return listing
+
+
+def unreadable_text(unreadable: Sequence[Tuple[str, str]], named: int = 3) -> str:
+    """The gallery's note on the files it left out ("" when none)."""
+    if not unreadable:
+        return ""
+    names = ", ".join(relpath for relpath, _ in unreadable[:named])
+    more = f" and {len(unreadable) - named} more" if len(unreadable) > named else ""
+    files = "file" if len(unreadable) == 1 else "files"
+    return f"{len(unreadable)} unreadable {files} left out (training skips them too): {names}{more}"

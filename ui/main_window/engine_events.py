@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, Optional, Sequence
 
 from app.run import messages as msg
 from app.run.run_state import RunState
-from ui.helpers.gallery_filter import list_folder
+from ui.helpers.gallery_filter import scan_folder
 from ui.helpers.round_cost import RoundCost, round_cost, step_seconds
 from ui.helpers.wording import plural
 from ui.widgets.log_pane import LogLine
@@ -26,7 +26,7 @@ from ui.windows.discovery_window import DiscoveryWindow
 
 from .demo_preparation import DemoFailed, DemoReady
 from .round_rules import paint_cancelled, paint_done, reasonability_note, round_can_open
-from .run_controller import shown_state
+from .run_controller import Note, shown_state
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class EngineEvents:
         self.plots.add_epoch(event.epoch, event.train, event.val)
         self._check_trust()
         self._log(note)
+        self._log_held_notes()
 
     def _on_feedback(self, event: msg.FeedbackNeeded) -> None:
         if not round_can_open(self.closing, self.trainer):
@@ -169,12 +170,14 @@ class EngineEvents:
         if self.session is None:
             return None
         session = self.session
+        listing = scan_folder(session.train_dir)  # unreadable files left out, and named
         return self.rounds.open_gallery(
-            list_folder(session.train_dir),
+            listing.entries,
             session.train_dir,
             cells=self._cells(),
             masked=session.masks.annotated,
             on_paint=self.paint_images,
+            unreadable=listing.unreadable,
         )
 
     def on_discover(self) -> Any:
@@ -309,10 +312,23 @@ class EngineEvents:
 
     def _on_checkpoint(self, event: msg.CheckpointSaved) -> None:
         done = f"epoch {event.epoch}" if event.epoch else "no epoch ended yet"
-        self.log.append(f"Checkpoint saved ({done})", "debug")
+        note = Note(f"Checkpoint saved ({done})", "debug")
+        # The trainer saves an epoch's checkpoint before it reports the epoch (the epoch
+        # counts only once saved); the log reads in the user's order: the epoch's line first.
+        if event.epoch and event.epoch > self.controller.epochs_done:
+            self.held_notes.append(note)
+        else:
+            self._log(note)
+        self.update_discover_button()  # a model to explain now
+
+    def _log_held_notes(self) -> None:
+        """The lines held back until the epoch they belong to was logged (or the run ended)."""
+        notes, self.held_notes = self.held_notes, []
+        self._log(*notes)
 
     def _on_finished(self, event: msg.TrainingFinished) -> None:
         state, note = self.controller.on_finished(event)
+        self._log_held_notes()
         self._log(note)
         if event.stopped:
             self.progress.run_stopped()
@@ -322,6 +338,7 @@ class EngineEvents:
 
     def _on_failed(self, event: msg.TrainingFailed) -> None:
         notes, title = self.controller.on_failed(event)
+        self._log_held_notes()
         self._log(*notes)
         self.rounds.close_round()
         self._discard_fresh_session(self.session)

@@ -10,7 +10,7 @@ reasonability window outlives rounds and closes with the app (`close_all`).
 from __future__ import annotations
 
 import tkinter as tk
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Tuple
 
 from app.run import messages as msg
 from ui.tk_support.quiet_teardown import destroy, exists, quietly
@@ -63,6 +63,7 @@ class RoundWindows:
         on_paint: Callable[[Sequence[str]], Any],
         n_train: int = 0,
         replace: bool = False,
+        unreadable: Sequence[Tuple[str, str]] = (),
     ) -> Any:
         """A gallery of `entries`; `replace` closes the one open first (a newer listing)."""
         from ui.windows.gallery_window import GalleryWindow
@@ -78,6 +79,7 @@ class RoundWindows:
             on_paint=on_paint,
             n_train=n_train,
             store=self.geometry_store,
+            unreadable=unreadable,
         )
         return self.gallery
 

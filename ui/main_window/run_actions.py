@@ -259,7 +259,8 @@ class RunActions:
         """An opened session's settings into the form, its curves and rounds into the plots."""
         self.trust_banner.show(())
         self.settings.load(session.train_dir, session.val_dir, session.train_config, session.test_dir)
-        self.plots.set_history(epochs, rounds)
+        total = getattr(session.train_config, "epochs", 0)  # the x range: the session's epochs, not those done
+        self.plots.set_history(epochs, rounds, last_epoch=total)
         self.progress.reset()  # the bars and times of whatever ran before belong to no opened session
         self._update_session_label()
         self._log(self.controller.opened_note(session, rounds))
@@ -268,13 +269,15 @@ class RunActions:
         """Forget the opened session: the next Train starts a fresh one."""
         if self.running:
             return
-        self.controller.forget_session()
+        note = self.controller.forget_session()
         self.settings.forget_filled_folders()  # the demo's folders, filled in by its run
         self.trust_banner.show(())
         self.plots.clear()
         self.progress.reset()
         self._forget_reasonability()
         self._update_session_label()
+        self._set_state(RunState.IDLE)  # not "Stopped" / "Failed": that was the other session's run
+        self._log(note)
 
     def _discard_fresh_session(self, session: Any) -> None:
         """Remove the folder of a session this Train made if it holds nothing yet."""

@@ -227,8 +227,10 @@ class RunController:
         epochs, masks = plural(self.epochs_done, "epoch"), plural(len(session.masks.annotated()), "mask")
         return Note(f"Opened session {session.folder}: {epochs} done, {plural(len(rounds), 'feedback round')}, {masks}")
 
-    def forget_session(self) -> None:
-        """ "New session": the next Train starts a fresh one."""
+    def forget_session(self) -> Note:
+        """ "New session": the next Train starts a fresh one. The log line (the session left
+        behind stays on disk, and Open session... brings it back)."""
+        before = self.resume_session or self.session
         self.resume_session = None
         self.session = None
         self.epochs_done = 0
@@ -237,6 +239,9 @@ class RunController:
         self.epoch_records = []
         self.sizes = None
         self.trust_warnings = []
+        if before is None:
+            return Note("The next Train starts a new session")
+        return Note(f"The next Train starts a new session; {before.folder} is kept (Open session... reopens it)")
 
     def discard_fresh_session(self, session: Any) -> bool:
         """Remove the folder of a session this Train made if it holds nothing yet; True when

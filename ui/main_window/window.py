@@ -42,6 +42,7 @@ import threading
 import time
 import tkinter as tk
 from collections import Counter
+from pathlib import Path
 from tkinter import ttk
 from typing import Any, Callable, Dict, Optional
 
@@ -54,11 +55,13 @@ from ui.widgets.log_pane import LogPane, QueueLogHandler
 from ui.widgets.plots import PlotsPanel
 from ui.widgets.progress_panel import ProgressPanel
 from ui.widgets.scrollable import ScrollableFrame
+from ui.widgets.tooltip import Tooltip
 from ui.windows.dialogs import ConfirmDialog, ErrorDialog, MoreEpochsDialog
 from ui.windows.session_buttons import add_session_buttons
 
 from .demo_preparation import DemoFailed, DemoReady
 from .engine_events import EngineEvents
+from .plots_room import PlotsRoom
 from .round_windows import RoundWindows
 from .run_actions import PAUSE_TEXT, RunActions
 from .run_controller import Note, RunController
@@ -158,6 +161,7 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
         self._after_ids: Dict[str, str] = {}
         self._close_started = 0.0
         self._pending_values: Any = None  # the form read by the Train that waits for the demo data
+        self.held_notes: list = []  # log lines waiting for their epoch's line (engine_events)
 
         master.title("Saliency steering")
         master.protocol("WM_DELETE_WINDOW", self.on_close)
@@ -224,6 +228,8 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
         self.reasonability_button = ttk.Button(tools, text="Reasonability...", command=self.on_reasonability)
         self.reasonability_button.pack(side="left")
         self.gallery_button.state(["disabled"])  # until there is a session
+        self.discover_button.state(["disabled"])  # until the session has a checkpoint to explain
+        self.discover_tip = Tooltip(self.discover_button, self._discover_tip)
         self.reasonability_button.state(["disabled"])  # until the first matrix arrives
 
         self.session_var = tk.StringVar(self, value="New session on Train")
@@ -246,15 +252,20 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
         self.trust_banner = TrustBanner(
             right, on_smaller_model=self.on_use_smaller_model, on_weights=self.on_choose_weights, place=self._place_banner
         )
-        # packed from the bottom first, so the plots (last) give up room on a short screen
-        short = self.winfo_screenheight() < 900
-        self.log = LogPane(right, height=5 if short else 8)
-        self.log.pack(side="bottom", fill="both", expand=False)
-        ttk.Label(right, text="Log").pack(side="bottom", anchor="w", pady=(4, 0))
-        self.progress = ProgressPanel(right)
-        self.progress.pack(side="bottom", fill="x", pady=(6, 0))
+        # The plots are packed before the progress bars and the log: on a short screen (1280 x
+        # 720 with the trust banner) the log gives up its lines first, down to two, and the
+        # plots keep a readable height (they were ~60 px an axes); see PlotsRoom.
         self.plots = PlotsPanel(right)
         self.plots.pack(fill="both", expand=True)
+        below = ttk.Frame(right)
+        below.pack(fill="x")
+        self.progress = ProgressPanel(below)
+        self.progress.pack(fill="x", pady=(6, 0))
+        ttk.Label(below, text="Log").pack(anchor="w", pady=(4, 0))
+        short = self.winfo_screenheight() < 900
+        self.log = LogPane(below, height=5 if short else 8)
+        self.log.pack(fill="both", expand=True)
+        self.plots_room = PlotsRoom(right, self.trust_banner, self.plots, below, self.log)
 
     # ------------------------------------------------------------------------------ state
     @property
@@ -284,6 +295,21 @@ class MainWindow(RunActions, EngineEvents, ttk.Frame):
     def _update_session_label(self) -> None:
         self.gallery_button.state(["!disabled"] if self.session is not None else ["disabled"])
         self.session_var.set(self.controller.session_text())
+        self.update_discover_button()
+
+    def has_checkpoint(self) -> bool:
+        """Does the session have a saved model for "Discover..." to explain?"""
+        path = getattr(self.session, "checkpoint_path", None)
+        return path is not None and Path(path).is_file()
+
+    def update_discover_button(self) -> None:
+        """'Discover...' works once the session has a checkpoint (before, it could only fail)."""
+        self.discover_button.state(["!disabled"] if self.has_checkpoint() else ["disabled"])
+
+    def _discover_tip(self) -> str:
+        if self.has_checkpoint():
+            return "Group the training images by what the session's saved model looks at, to find shortcuts"
+        return "Discovery needs a trained model: train one epoch, or open a session that has a checkpoint."
 
     # ------------------------------------------------------------------------------ trust
     def _place_banner(self) -> None:

@@ -194,8 +194,11 @@ class PlotData:
         )
         self.update_plot(full=True)
 
-    def set_history(self, epochs: Iterable[Mapping[str, Any]], rounds: Iterable[Mapping[str, Any]] = ()) -> None:
-        """Redraw from a stored run: `Session.epoch_history()` and `Session.history()` rows.
+    def set_history(
+        self, epochs: Iterable[Mapping[str, Any]], rounds: Iterable[Mapping[str, Any]] = (), last_epoch: int = 0
+    ) -> None:
+        """Redraw from a stored run: `Session.epoch_history()` and `Session.history()` rows;
+        `last_epoch`: the session's total epochs, so the x range is the run's, as while it ran.
 
         Epoch rows are the checkpoint's flat records (`{"epoch": 3, "train_loss": ...,
         "train_accuracy": ..., "val_loss": ..., "val_accuracy": ...}`) or nested
@@ -226,7 +229,7 @@ class PlotData:
             mark = round_mark_from_record(row, default_round=index)
             if mark is not None:
                 self.rounds.append(mark)
-        self.run_epochs = max([0, *self.epochs])
+        self.run_epochs = max([0, int(last_epoch or 0), *self.epochs])
         self.update_plot(full=True)
 
     # ------------------------------------------------------------------ rules

@@ -12,8 +12,9 @@ pyplot, so no global figure state): loss on top, accuracy below. What each shows
 - at each committed round, the fine-tuned model's validation point (a star at the round's
   epoch), so the curve's jump has its cause on the plot.
 Every feedback round is a vertical line at the epoch it followed: solid green = committed,
-dashed red = rejected, dotted grey = painting skipped. Legends sit outside the axes, right of
-them, so they never cover the curves or the R1, R2... labels. The loss range follows the
+dashed red = rejected, dotted grey = painting skipped, named R1, R2... once, above the top axes
+(inside, the label sat on the round's star). Legends sit outside the axes, right of them, so
+they never cover the curves or those labels. The loss range follows the
 typical values (`loss_range`): one validation loss of 61 no longer flattens every other curve;
 it is drawn at the top edge as a triangle with its value written beside it.
 
@@ -224,16 +225,20 @@ class PlotsPanel(PlotData, ttk.Frame):
             for mark in self.rounds:
                 colour, style, label = mark.style
                 line = axes.axvline(mark.epoch, color=colour, linestyle=style, linewidth=1.5)
-                text = axes.annotate(
-                    f"R{mark.round}",
-                    (mark.epoch, 1.0),
-                    xycoords=("data", "axes fraction"),
-                    xytext=(2, -10),
-                    textcoords="offset points",
-                    color=colour,
-                    fontsize=8,
-                )
-                self._round_artists += [line, text]
+                self._round_artists.append(line)
+                if axes is self.loss_axes:  # named once, above the plots: never over a star or a curve
+                    text = axes.annotate(
+                        f"R{mark.round}",
+                        (mark.epoch, 1.0),
+                        xycoords=("data", "axes fraction"),
+                        xytext=(0, 2),
+                        textcoords="offset points",
+                        ha="center",
+                        va="bottom",
+                        color=colour,
+                        fontsize=8,
+                    )
+                    self._round_artists.append(text)
                 if label not in seen:
                     seen.add(label)
                     handles.append(Line2D([], [], color=colour, linestyle=style, label=f"round {label}"))

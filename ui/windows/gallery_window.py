@@ -6,6 +6,11 @@ the training images with the current model's predictions (`ImagesDescribed`); th
 matrix) and mask. Click selects (Ctrl/Shift-click adds), double-click or "Paint selected" hands
 the relpaths to `on_paint`, which adds them to the brush window. Thumbnails are read from the
 image files on disk (no model here), a page at a time, so a large folder opens at once.
+
+Between rounds the main window lists the folder as it is on disk
+(`ui.helpers.gallery_filter.scan_folder`): a file with an image's name that is no image
+(training skips it with a warning) is left out and named in the count line; one whose header
+reads but whose pixels do not gets a tile captioned "unreadable", never a silent black square.
 """
 
 from __future__ import annotations
@@ -14,12 +19,12 @@ import logging
 import tkinter as tk
 from pathlib import Path
 from tkinter import ttk
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
 
 from PIL import Image, ImageTk
 
 from app.run import messages as msg
-from ui.helpers.gallery_filter import ANY, MASKS, GalleryFilter, filter_entries, prediction_choices
+from ui.helpers.gallery_filter import ANY, MASKS, GalleryFilter, filter_entries, prediction_choices, unreadable_text
 from ui.helpers.window_geometry import GeometryStore
 from ui.helpers.wording import plural
 from ui.tk_support.window_placement import place
@@ -41,7 +46,8 @@ CAPTION_RIGHT, CAPTION_WRONG, CAPTION_UNKNOWN = "#1a7f1a", "#c00000", "#444444" 
 
 class GalleryWindow(tk.Toplevel):
     """entries: `msg.GalleryEntry`s; train_dir: where the images are; cells: reasonability cell
-    -> relpaths; masked(): relpaths with a mask now; on_paint(relpaths)."""
+    -> relpaths; masked(): relpaths with a mask now; on_paint(relpaths); unreadable: the
+    `(relpath, reason)` of files left out of `entries` because they are no image."""
 
     def __init__(
         self,
@@ -54,6 +60,7 @@ class GalleryWindow(tk.Toplevel):
         on_paint: Callable[[Sequence[str]], None],
         n_train: int = 0,
         store: Optional[GeometryStore] = None,
+        unreadable: Sequence[Tuple[str, str]] = (),
     ) -> None:
         super().__init__(master)
         self.title("Gallery of training images")
@@ -63,6 +70,8 @@ class GalleryWindow(tk.Toplevel):
         self.masked = masked
         self.on_paint = on_paint
         self.n_train = n_train or len(self.entries)
+        self.unreadable = list(unreadable)
+        self.broken_thumbnails: Set[str] = set()  # listed, but the pixels would not decode
         self.shown: List[msg.GalleryEntry] = []
         self.selected: List[str] = []
         self.page = 0
@@ -128,7 +137,11 @@ class GalleryWindow(tk.Toplevel):
         self.shown = filter_entries(self.entries, self.filter, self.cells, self.masked())
         self.page = 0
         capped = f" (the first {len(self.entries)} of {self.n_train})" if self.n_train > len(self.entries) else ""
-        self.count_label.configure(text=f"{plural(len(self.shown), 'image')} of {len(self.entries)}{capped} match")
+        left_out = unreadable_text(self.unreadable)
+        self.count_label.configure(
+            text=f"{plural(len(self.shown), 'image')} of {len(self.entries)}{capped} match"
+            + (f"; {left_out}" if left_out else "")
+        )
         self._show_page()
 
     def turn(self, step: int) -> None:
@@ -148,8 +161,11 @@ class GalleryWindow(tk.Toplevel):
                 size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
                 image = image.resize(size, Image.Resampling.NEAREST if factor > 1 else Image.Resampling.LANCZOS)
                 photo = ImageTk.PhotoImage(image, master=self)
-        except (OSError, ValueError) as error:
+        except FileNotFoundError as error:  # gone since the listing: a dark square, as before
             log.info("no thumbnail for %s: %s", relpath, error)
+        except (OSError, ValueError, SyntaxError) as error:
+            log.info("no thumbnail for %s: %s", relpath, error)
+            self.broken_thumbnails.add(relpath)
         self._photos[relpath] = photo
         return photo
 
@@ -169,6 +185,8 @@ class GalleryWindow(tk.Toplevel):
             text = f"{entry.true_label} → {entry.predicted_label}" if entry.predicted_label else entry.true_label
             # no prediction (the folder as on disk, between rounds): the class alone, not red as if wrong
             colour = (CAPTION_RIGHT if right else CAPTION_WRONG) if entry.predicted_label else CAPTION_UNKNOWN
+            if entry.relpath in self.broken_thumbnails:
+                text, colour = f"{entry.true_label}: unreadable", CAPTION_WRONG
             caption = tk.Label(
                 tile,
                 text=text + (" ●" if entry.relpath in masked else ""),
