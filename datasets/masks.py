@@ -241,8 +241,7 @@ class MaskStore:
         on disk). Images saved through the store are learnt as well.
     `load` caches each mask at each requested size and re-reads it as soon as the file changes
     (its modification time, size or inode), so a mask re-painted in the UI is used on the very
-    next batch. The cache is guarded by a lock; the store can be pickled (for DataLoader
-    workers), losing only its cache.
+    next batch. The cache is guarded by a lock; a pickled store loses only its caches.
     """
 
     def __init__(self, masks_dir: str | os.PathLike, relpaths: Iterable[str] | None = None):
@@ -252,21 +251,22 @@ class MaskStore:
                 f"The mask folder {self.masks_dir} is a file. Choose a folder (it is created when the first mask is saved)."
             )
         self._image_for_key = {_mask_key(r): r for r in (relpaths or ())}
+        self._start_caches()
+
+    def _start_caches(self) -> None:
+        """The lock and the caches, which a pickled store (a DataLoader worker's) starts anew."""
         self._lock = threading.Lock()
-        self._cache: OrderedDict[tuple[str, tuple[int, int]], tuple[tuple, torch.Tensor | None]]
-        self._cache = OrderedDict()
+        self._cache: OrderedDict[tuple[str, tuple[int, int]], tuple[tuple, torch.Tensor | None]] = OrderedDict()
         self._read_paths: dict[str, Path] = {}
+        self._inside_folders: dict[PurePosixPath, bool] = {}
 
     def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        del state["_lock"], state["_cache"], state["_read_paths"]
-        return state
+        transient = ("_lock", "_cache", "_read_paths", "_inside_folders")
+        return {key: value for key, value in self.__dict__.items() if key not in transient}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
-        self._cache = OrderedDict()
-        self._read_paths = {}
+        self._start_caches()
 
     def __repr__(self) -> str:
         return f"MaskStore({str(self.masks_dir)!r})"
@@ -276,13 +276,22 @@ class MaskStore:
         return mask_path(self.masks_dir, relpath)
 
     def _read_path(self, relpath: str) -> Path:
-        """The mask file `load` reads, checked by name only and kept: `load` runs for every image
-        of every batch, and resolving the path's links (`path_for`, an lstat per folder level)
-        cost 0.4 s of a 2.2 s demo epoch. A link can only lead a *write* astray, and writes go
-        through `path_for`."""
+        """`path_for` once per file, its folder's links resolved once per folder: `load` runs for
+        every image of every batch (0.4 s of a 2.2 s demo epoch resolving links). A link file, or
+        a folder outside the mask folder, takes `path_for`'s full check and its error."""
         path = self._read_paths.get(relpath)
         if path is None:
-            path = self._read_paths[relpath] = self.masks_dir / relative_mask_path(relpath)
+            relative = relative_mask_path(relpath)
+            if relative.parent not in self._inside_folders:
+                try:
+                    inside = (self.masks_dir / relative.parent).resolve().is_relative_to(self.masks_dir.resolve())
+                except (OSError, ValueError):  # a link loop, a NUL byte: path_for says which
+                    inside = False
+                self._inside_folders[relative.parent] = inside
+            path = self.masks_dir / relative
+            if not self._inside_folders[relative.parent] or path.is_symlink():
+                path = self.path_for(relpath)
+            self._read_paths[relpath] = path
         return path
 
     def has(self, relpath: str) -> bool:

@@ -33,8 +33,8 @@ def finer_gradcam_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:
 
     SmallCNN: its second conv block; ResNet: `layer3`; any other model: the last of its
     `features` stages (or else of its Conv2d layers) whose output side is at least twice the
-    Grad-CAM layer's, found by one forward of `sample` (`1 x C x H x W`, any normalised image);
-    the Grad-CAM layer itself when there is none.
+    Grad-CAM layer's, found by one forward of `sample` (`1 x C x H x W`, any normalised image) in
+    eval mode (each module's mode is restored); the Grad-CAM layer itself when there is none.
     """
     if isinstance(model, SmallCNN):
         return model.features[2]
@@ -47,15 +47,23 @@ def finer_gradcam_layer(model: nn.Module, sample: torch.Tensor) -> nn.Module:
     else:
         candidates = [module for module in model.modules() if isinstance(module, nn.Conv2d)]
     sides: dict = {}
-    handles = [
-        module.register_forward_hook(lambda module, _inputs, output: sides.__setitem__(module, output.shape[-1]))
-        for module in {*candidates, last}
-    ]
+
+    def keep_side(module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor) and output.dim() == 4:  # a feature map N x C x h x w
+            sides[module] = output.shape[-1]
+
+    handles = [module.register_forward_hook(keep_side) for module in {*candidates, last}]
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()  # the probe must not move BatchNorm's running statistics
     try:
         with torch.no_grad():
             model(sample[:1])
     finally:
         for handle in handles:
             handle.remove()
+        for module, training in modes:
+            module.training = training
+    if last not in sides:
+        return last  # the Grad-CAM layer gave no feature map on this input: nothing finer to find
     finer = [module for module in candidates if sides.get(module, 0) >= 2 * sides[last]]
     return finer[-1] if finer else last

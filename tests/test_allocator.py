@@ -17,7 +17,7 @@ glibc_only = pytest.mark.skipif(
 def fresh(monkeypatch):
     """The module as in a new process (nothing set yet), without the user's MALLOC_ settings."""
     monkeypatch.setattr(allocator, "_applied", None)
-    for key in allocator.ENVIRONMENT_KEYS:
+    for key in (*allocator.ENVIRONMENT_KEYS, "GLIBC_TUNABLES"):
         monkeypatch.delenv(key, raising=False)
     return allocator
 
@@ -51,8 +51,11 @@ def test_the_thresholds_are_set_once_per_process(fresh, monkeypatch):
     assert len(calls) in (2, 3)  # a third call only where glibc refused the first mmap threshold
 
 
-def test_a_malloc_setting_in_the_environment_is_left_alone(fresh, monkeypatch):
-    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+@pytest.mark.parametrize(
+    "key, value", [("MALLOC_TRIM_THRESHOLD_", "131072"), ("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=131072")]
+)
+def test_a_malloc_setting_in_the_environment_is_left_alone(fresh, monkeypatch, key, value):
+    monkeypatch.setenv(key, value)
     monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: pytest.fail("mallopt must not be called"))
     assert fresh.keep_freed_memory() is False
 

@@ -227,3 +227,21 @@ def test_the_gallery_between_rounds_counts_and_marks_unreadable_images(tk_root, 
     finally:
         main.controller.session = None
         main.on_close()
+
+
+def test_an_image_too_large_to_open_is_listed_as_unreadable(tmp_path, monkeypatch):
+    """Pillow refuses a decompression bomb with an error of its own (neither OSError nor
+    ValueError); it must not stop the listing (training skips such a file too)."""
+    from PIL import Image
+
+    from ui.helpers.gallery_filter import scan_folder
+
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / label / "1.png")
+    Image.new("RGB", (64, 64)).save(tmp_path / "a" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 64 x 64 > 2 x 1000: a "bomb" here
+    listing = scan_folder(tmp_path)
+    assert [relpath for relpath, _ in listing.unreadable] == ["a/huge.png"]
+    assert "DecompressionBombError" in listing.unreadable[0][1]
+    assert sorted(entry.relpath for entry in listing.entries) == ["a/1.png", "b/1.png"]

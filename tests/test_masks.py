@@ -226,3 +226,22 @@ def test_bool_regions_resize_like_masks():
         assert resized.dtype == bool and resized.shape == size
         assert np.array_equal(resized, resize_mask(region.astype(np.int8), size) > 0)
     assert np.array_equal(resize_bool(region, (8, 12)), np.kron(region, np.ones((2, 2), bool)))
+
+
+def test_load_refuses_a_mask_behind_a_link_out_of_the_mask_folder_as_the_other_reads_do(tmp_path):
+    """`load` checks a path once per folder and file (it runs for every image of every batch),
+    but still refuses what `has` and `load_array` refuse, so training never uses a mask the
+    brush window cannot show."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_mask(elsewhere / "x.png", np.ones((4, 4), dtype=np.int8))
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (masks / "a").symlink_to(elsewhere, target_is_directory=True)
+    store = MaskStore(masks)
+    for read in (lambda: store.has("a/x.jpg"), lambda: store.load_array("a/x.jpg"), lambda: store.load("a/x.jpg", (4, 4))):
+        with pytest.raises(DatasetError, match="outside the mask folder"):
+            read()
+    (masks / "b").mkdir()
+    write_mask(masks / "b" / "y.png", np.ones((4, 4), dtype=np.int8))
+    assert store.load("b/y.jpg", (4, 4)).sum() == 16 and store.load("b/y.jpg", (4, 4)).sum() == 16  # cached path

@@ -218,3 +218,11 @@ def test_fine_gradcam_falls_back_to_the_last_convolution_without_a_finer_one():
     model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     assert finer_gradcam_layer(model, torch.randn(1, 3, 16, 16)) is model[0]
     assert saliency_maps(model, torch.randn(2, 3, 16, 16), torch.tensor([0, 1]), "fine_gradcam").shape == (2, 16, 16)
+
+
+def test_the_finer_layer_probe_leaves_batchnorm_statistics_and_modes_alone():
+    model = build_model("mobilenet_v3_small", num_classes=3).train()  # found by a probe forward
+    buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    finer_gradcam_layer(model, torch.randn(1, 3, 64, 64))
+    assert model.training and all(module.training for module in model.modules())
+    assert all(torch.equal(buffers[name], buffer) for name, buffer in model.named_buffers())

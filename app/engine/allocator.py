@@ -35,12 +35,14 @@ _applied: bool | None = None
 
 def keep_freed_memory() -> bool:
     """Set glibc's trim and mmap thresholds once per process. Returns whether they are set
-    (False off glibc, or when the user set either through the environment)."""
+    (False off glibc, or when the user set malloc's behaviour through the environment:
+    MALLOC_*_ variables or GLIBC_TUNABLES glibc.malloc.*)."""
     global _applied
     if _applied is not None:
         return _applied
     _applied = False
-    if not sys.platform.startswith("linux") or any(key in os.environ for key in ENVIRONMENT_KEYS):
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    if not sys.platform.startswith("linux") or any(key in os.environ for key in ENVIRONMENT_KEYS) or "malloc." in tunables:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -36,7 +36,8 @@ few pixels its maps light up comes first), small clusters (under `MIN_CLUSTER_SH
 pool) after the rest. The focus is reported but not scored: on the zoo's plain models Grad-CAM
 on a faint digit is *more* concentrated than on the stamp (docs/discovery.md).
 
-Costs per image one saliency map (a forward and a backward for Grad-CAM) and three forwards; a
+Costs per image one saliency map (a forward and a backward for Grad-CAM), one more for the map
+shown (fine Grad-CAM) and three forwards; a
 `progress(done, total)` callback and a `should_stop()` check run between batches.
 """
 
@@ -46,7 +47,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -227,7 +228,7 @@ def discover(
         chosen = sorted(chosen[i] for i in torch.randperm(len(chosen), generator=generator)[:pool_size].tolist())
     layer = gradcam_layer(model)
     was_training = model.training
-    maps_kept, what, where, focus, drop, targets, correct, looks = [], [], [], [], [], [], [], []
+    maps_kept, method_kept, what, where, focus, drop, targets, correct, looks = [], [], [], [], [], [], [], [], []
     try:
         for start in range(0, len(chosen), BATCH):
             if should_stop is not None and should_stop():
@@ -247,6 +248,7 @@ def discover(
                 shown = saliency_maps(model, images, labels.to(device), display_method, normalise=False)
             side = min(MAP_SIDE, shown.shape[-1])
             maps_kept.append(saliency_distribution(torch.nn.functional.adaptive_avg_pool2d(shown[:, None], side)[:, 0]))
+            method_kept.append(saliency_distribution(torch.nn.functional.adaptive_avg_pool2d(distribution[:, None], side)[:, 0]))
             looks.append(torch.nn.functional.adaptive_avg_pool2d(images.detach().float(), side).cpu().half())
             where.append(torch.nn.functional.adaptive_avg_pool2d(distribution[:, None], GRID)[:, 0].flatten(1).sqrt())
             what.append(_features_under(outputs, raw.to(outputs.device)).cpu())
@@ -262,6 +264,7 @@ def discover(
         scores = ImageScores((), empty, empty, torch.zeros(0, dtype=torch.long), torch.zeros(0, MAP_SIDE, MAP_SIDE))
         return Discovery([], scores, method, time.monotonic() - started, list(dataset.classes), display_method)
     maps, focus_t, drop_t = torch.cat(maps_kept), torch.cat(focus), torch.cat(drop)
+    method_maps = torch.cat(method_kept)  # the statistics below are the `method` maps', as focus and drop
     targets_t, correct_t = torch.cat(targets), torch.cat(correct)
     where_t = torch.cat(where)
     where_t = where_t / where_t.norm(dim=1, keepdim=True).clamp_min(1e-12)
@@ -271,8 +274,8 @@ def discover(
     for number, label in enumerate(torch.unique(targets_t).tolist()):
         rows = np.flatnonzero(targets_t.numpy() == label)
         labels[rows] = number * n_clusters + kmeans(points[rows], n_clusters, seed=seed)
-    off_object = _off_object(dataset, maps, targets_t)
-    clusters = _clusters(dataset, chosen, labels, points, maps, focus_t, drop_t, targets_t, correct_t, off_object)
+    off_object = _off_object(dataset, method_maps, targets_t)
+    clusters = _clusters(dataset, chosen, labels, points, (maps, method_maps), focus_t, drop_t, targets_t, correct_t, off_object)
     looks_t = torch.cat(looks)
     clusters = _with_shared_looks(clusters, looks_t, targets_t, pool_indices=chosen)
     rank_of = {id(c): rank for rank, c in enumerate(clusters)}
@@ -331,7 +334,7 @@ def _clusters(
     chosen: List[int],
     labels: np.ndarray,
     points: np.ndarray,
-    maps: torch.Tensor,
+    maps: Tuple[torch.Tensor, torch.Tensor],  # (shown, method) distributions, N x s x s each
     focus: torch.Tensor,
     drop: torch.Tensor,
     targets: torch.Tensor,
@@ -349,9 +352,11 @@ def _clusters(
             name = dataset.classes[target]
             counts[name] = counts.get(name, 0) + 1
         counts = dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
-        mean = maps[rows_t].mean(0)
+        shown, method_maps = maps
+        mean = shown[rows_t].mean(0)
         mean_focus = float(focus[rows_t].mean())
-        consistency = float(focus_share(mean[None])[0]) / mean_focus if mean_focus > 0 else 0.0
+        method_mean = method_maps[rows_t].mean(0)
+        consistency = float(focus_share(method_mean[None])[0]) / mean_focus if mean_focus > 0 else 0.0
         mean_drop = float(drop[rows_t].mean())
         peak = float(mean.max())
         built.append(

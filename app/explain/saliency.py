@@ -115,15 +115,14 @@ def _gradcam_plus_plus(model: nn.Module, images: torch.Tensor, targets: torch.Te
     return LayerAttribution.interpolate(cam, tuple(images.shape[-2:]), interpolate_mode="bilinear").sum(dim=1)
 
 
-def _fine_gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Grad-CAM of the stage before the last (`models.finer_gradcam_layer`: twice the resolution)
-    times the input gradient's magnitude, each scaled to peak 1: `N x H x W` >= 0.
+def _fine_gradcam(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """Grad-CAM of `layer` (by default the stage before the last, `models.finer_gradcam_layer`:
+    twice the resolution) times the input gradient's magnitude, each scaled to peak 1: `N x H x W` >= 0.
 
     One forward and one backward. The coarse last-stage Grad-CAM spreads a small stamp over a
     quarter of a 32 px image; a stage earlier and gated by the gradient (as Guided Grad-CAM gates
     by guided backpropagation) it stays on the stamp (docs/discovery.md).
     """
-    layer = finer_gradcam_layer(model, images.detach())
     scores, activations = _scores_and_activations(model, images, targets, layer)
     layer_gradients, input_gradients = torch.autograd.grad(scores, [activations, images])
     weights = layer_gradients.mean(dim=(2, 3), keepdim=True)
@@ -203,7 +202,7 @@ def _raw_maps(
     if method == "occlusion":
         return _occlusion(model, images, targets)
     if method == "fine_gradcam":
-        return _fine_gradcam(model, images, targets)
+        return _fine_gradcam(model, images, targets, layer if layer is not None else finer_gradcam_layer(model, images.detach()))
     if method == "saliency":
         attributions = Saliency(model).attribute(images, target=targets, abs=True)
     elif method == "smoothgrad":
@@ -237,8 +236,9 @@ def saliency_maps(
     """Saliency of each image for its target class, for display.
 
     images: `N x 3 x H x W` normalised, on the model's device. targets: `N` class indices.
-    method: one of `SALIENCY_METHODS`; `layer` overrides Grad-CAM's layer (default
-    `gradcam_layer(model)`); `n_steps` is the number of integration steps (Integrated
+    method: one of `SALIENCY_METHODS`; `layer` overrides the layer of Grad-CAM and Grad-CAM++
+    (default `gradcam_layer(model)`) and of fine Grad-CAM (default `finer_gradcam_layer`, found
+    once per call); `n_steps` is the number of integration steps (Integrated
     Gradients) or samples (GradientSHAP); images are processed `batch_size` at a time.
     Returns `N x H x W` float32 in [0, 1] on the CPU (see `normalise_maps`); with
     `normalise=False` the raw non-negative maps (any scale), e.g. to find a map's maximum, which
@@ -262,6 +262,8 @@ def saliency_maps(
     modes = [(module, module.training) for module in model.modules()]
     grads = [(param, param.grad) for param in model.parameters()]
     model.eval()
+    if method == "fine_gradcam" and layer is None:
+        layer = finer_gradcam_layer(model, images[:1].detach())  # one probe forward per call, not per chunk
     chunks = []
     try:
         with torch.enable_grad(), warnings.catch_warnings():

@@ -80,7 +80,7 @@ def image_problem(path) -> Optional[str]:
             image.size  # noqa: B018 -- the header parsed
     except UnidentifiedImageError:
         return "not an image file PIL can read"
-    except (OSError, ValueError, SyntaxError) as error:  # PIL raises SyntaxError on some bad headers
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:  # SyntaxError: some bad headers
         return f"{type(error).__name__}: {error}"
     return None
 

@@ -163,7 +163,7 @@ class GalleryWindow(tk.Toplevel):
                 photo = ImageTk.PhotoImage(image, master=self)
         except FileNotFoundError as error:  # gone since the listing: a dark square, as before
             log.info("no thumbnail for %s: %s", relpath, error)
-        except (OSError, ValueError, SyntaxError) as error:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:  # a bomb: training skips it too
             log.info("no thumbnail for %s: %s", relpath, error)
             self.broken_thumbnails.add(relpath)
         self._photos[relpath] = photo
