@@ -44,6 +44,7 @@ from typing import Mapping
 import numpy as np
 from PIL import Image
 
+from .demo_options import SHORTCUTS
 from .errors import DatasetError
 from .masks import GREEN, RED, _png_text, mask_to_image
 
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 
 DEMO_VERSION = "demo-v2"
 SPLITS = ("train", "val", "test")
-SHORTCUTS = ("corner", "moving", "shape")  # where and what the shortcut is (module docstring)
 _SPLIT_FRACTIONS = {"val": 0.2, "test": 0.2}  # the rest (about 60%) is train
 CANVAS = 32  # side of each image
 DIGIT_SIDE = 16  # side of the upscaled digit, centred on the canvas

@@ -20,6 +20,7 @@ from app.cli import arguments, training_arguments
 from app.cli.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER_ERROR, USER_OS_ERRORS, one_line
 from app.errors import UserError, out_of_memory_message, user_error_types
 from app.run.stop_signals import signal_number, stop_signals_once
+from datasets.demo_options import SHORTCUTS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     app.add_argument("--session", help="reopen this session folder")
     app.add_argument(
         "--demo",
-        choices=("corner", "moving", "shape"),
+        choices=SHORTCUTS,
         default="corner",
         help="the built-in demo a blank data folder means: corner (a swatch in a corner), moving "
         "(the swatch anywhere in the border, varying size) or shape (a glyph per digit)",

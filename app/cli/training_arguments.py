@@ -17,6 +17,7 @@ from app.cli.common import (
 )
 from app.cli.locator_options import add_locator_options
 from app.engine.config import STOP_RULES, FinetuneConfig, TrainConfig
+from datasets.demo_options import SHORTCUTS
 from loss.options import GUIDANCE_NAMES
 from models.specs import MODEL_NAMES
 
@@ -142,7 +143,7 @@ def add_demo_command(commands: Any) -> None:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
         "--shortcut",
-        choices=("corner", "moving", "shape"),
+        choices=SHORTCUTS,
         default="corner",
         help="corner: a shaded swatch in a random corner (Decoy MNIST); moving: the swatch "
         "anywhere in the border; shape: a glyph per digit anywhere in the border",
