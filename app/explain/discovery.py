@@ -31,8 +31,8 @@ anywhere), and, when some images are painted green, the share of saliency off th
 Each cluster also shows what sets its images apart from the rest of their class: the absolute
 difference of their mean image and the class's other images' mean (`shared_look`), which lights
 a shortcut at a fixed place (a frame, a corner tag) that no saliency map shows
-(docs/discovery.md). Clusters are sorted by their shortcut score, the mean drop (a group whose decision rests on the
-few pixels its maps light up comes first), small clusters (under `MIN_CLUSTER_SHARE` of the
+(docs/discovery.md). Clusters are sorted by their shortcut score, the mean drop (a group whose
+decision rests on the few pixels its maps light up comes first), small clusters (under `MIN_CLUSTER_SHARE` of the
 pool) after the rest. The focus is reported but not scored: on the zoo's plain models Grad-CAM
 on a faint digit is *more* concentrated than on the stamp (docs/discovery.md).
 
@@ -243,12 +243,12 @@ def discover(
                 correct.append((model(images).argmax(1).cpu() == labels).float())
             effect = hiding_effect(model, images, labels, raw)
             distribution = saliency_distribution(raw)
-            shown = raw
-            if display_method != method:
-                shown = saliency_maps(model, images, labels.to(device), display_method, normalise=False)
-            side = min(MAP_SIDE, shown.shape[-1])
-            maps_kept.append(saliency_distribution(torch.nn.functional.adaptive_avg_pool2d(shown[:, None], side)[:, 0]))
-            method_kept.append(saliency_distribution(torch.nn.functional.adaptive_avg_pool2d(distribution[:, None], side)[:, 0]))
+            side = min(MAP_SIDE, distribution.shape[-1])
+            method_kept.append(_shrunk(distribution, side))
+            if display_method == method:
+                maps_kept.append(method_kept[-1])
+            else:
+                maps_kept.append(_shrunk(saliency_maps(model, images, labels.to(device), display_method, normalise=False), side))
             looks.append(torch.nn.functional.adaptive_avg_pool2d(images.detach().float(), side).cpu().half())
             where.append(torch.nn.functional.adaptive_avg_pool2d(distribution[:, None], GRID)[:, 0].flatten(1).sqrt())
             what.append(_features_under(outputs, raw.to(outputs.device)).cpu())
@@ -286,6 +286,11 @@ def discover(
             cluster_rank[position[index]] = rank_of[id(cluster)]
     scores = ImageScores(tuple(chosen), focus_t, drop_t, cluster_rank, maps)
     return Discovery(clusters, scores, method, time.monotonic() - started, list(dataset.classes), display_method)
+
+
+def _shrunk(maps: torch.Tensor, side: int) -> torch.Tensor:
+    """`N x H x W` maps (>= 0) averaged down to `N x side x side` distributions (each sums to 1)."""
+    return saliency_distribution(torch.nn.functional.adaptive_avg_pool2d(maps[:, None].float(), side)[:, 0])
 
 
 def _with_shared_looks(
