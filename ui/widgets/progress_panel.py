@@ -238,7 +238,7 @@ class ProgressPanel(ttk.Frame):
         """Stop: the bars stay where the run got to, but no time left is promised any more
         (after Stop the lines still said "0:15 left")."""
         eta = self.eta
-        if eta.batch <= 0:
+        if eta.batch <= 0 and eta.run_fraction() <= 0:
             return  # stopped before its first batch: the texts say "starting" / "not started"
         if eta.batch < eta.batches_per_epoch:
             self.epoch_text.set(f"Epoch {eta.epoch}/{eta.epochs}: stopped at batch {eta.batch}/{eta.batches_per_epoch}")
